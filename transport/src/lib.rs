@@ -1,0 +1,1 @@
+//! ZooKeeper (jute) client protocol and peer framing.
