@@ -1,1 +1,9 @@
-//! ZooKeeper (jute) client protocol and peer framing.
+//! corekeeper's wire formats.
+//!
+//! - [`jute`]: ZooKeeper's client protocol (the jute records of `zookeeper.jute`), byte
+//!   compatible with ZooKeeper 3.5–3.8 clients.
+//!
+//! This crate knows nothing of the engine or the WAL: it only turns bytes into typed
+//! records and back, within named limits.
+
+pub mod jute;

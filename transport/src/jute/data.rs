@@ -1,0 +1,73 @@
+//! Records shared by the wire codec and the engine's tree.
+
+/// A znode's metadata, as `zookeeper.jute`'s `Stat` (wire order of fields is the
+/// declaration order below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Stat {
+    /// zxid of the txn that created the node.
+    pub czxid: i64,
+    /// zxid of the txn that last changed the node's data.
+    pub mzxid: i64,
+    /// Creation time, ms since the epoch (the leader's clock at prep).
+    pub ctime: i64,
+    /// Last data change time, ms since the epoch.
+    pub mtime: i64,
+    /// Number of data changes.
+    pub version: i32,
+    /// Number of child list changes.
+    pub cversion: i32,
+    /// Number of ACL changes.
+    pub aversion: i32,
+    /// Owning session id for ephemerals, else 0 (also 0 for containers and TTL nodes).
+    pub ephemeral_owner: i64,
+    /// Length of the data (0 for empty or null data).
+    pub data_length: i32,
+    /// Number of children.
+    pub num_children: i32,
+    /// zxid of the txn that last changed the child list.
+    pub pzxid: i64,
+}
+
+/// An identity: `scheme:id`, e.g. `world:anyone`, `digest:user:base64(sha1)`, `ip:10.0.0.1`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id {
+    pub scheme: String,
+    pub id: String,
+}
+
+impl Id {
+    pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Self {
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+    /// `world:anyone`.
+    pub fn anyone() -> Self {
+        Id::new("world", "anyone")
+    }
+}
+
+/// One ACL entry: permission bits (see [`super::perms`]) granted to an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Acl {
+    pub perms: i32,
+    pub id: Id,
+}
+
+impl Acl {
+    /// `OPEN_ACL_UNSAFE`: all permissions to `world:anyone`.
+    pub fn open_unsafe() -> Vec<Acl> {
+        vec![Acl {
+            perms: super::perms::ALL,
+            id: Id::anyone(),
+        }]
+    }
+    /// `READ_ACL_UNSAFE`: read to `world:anyone`.
+    pub fn read_unsafe() -> Vec<Acl> {
+        vec![Acl {
+            perms: super::perms::READ,
+            id: Id::anyone(),
+        }]
+    }
+}
