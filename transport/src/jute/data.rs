@@ -1,8 +1,12 @@
 //! Records shared by the wire codec and the engine's tree.
+//!
+//! They derive rkyv so the engine's txns (archived as-is into the WAL) can embed them.
+
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// A znode's metadata, as `zookeeper.jute`'s `Stat` (wire order of fields is the
 /// declaration order below).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Archive, Serialize, Deserialize)]
 pub struct Stat {
     /// zxid of the txn that created the node.
     pub czxid: i64,
@@ -29,7 +33,7 @@ pub struct Stat {
 }
 
 /// An identity: `scheme:id`, e.g. `world:anyone`, `digest:user:base64(sha1)`, `ip:10.0.0.1`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Archive, Serialize, Deserialize)]
 pub struct Id {
     pub scheme: String,
     pub id: String,
@@ -49,7 +53,7 @@ impl Id {
 }
 
 /// One ACL entry: permission bits (see [`super::perms`]) granted to an identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Archive, Serialize, Deserialize)]
 pub struct Acl {
     pub perms: i32,
     pub id: Id,
