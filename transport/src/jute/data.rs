@@ -75,3 +75,27 @@ impl Acl {
         }]
     }
 }
+
+// Wire order is the field order of `zookeeper.jute`'s `org.apache.zookeeper.data` module.
+super::wire::impl_wire_record!(Stat {
+    czxid: i64,
+    mzxid: i64,
+    ctime: i64,
+    mtime: i64,
+    version: i32,
+    cversion: i32,
+    aversion: i32,
+    ephemeral_owner: i64,
+    data_length: i32,
+    num_children: i32,
+    pzxid: i64,
+});
+super::wire::impl_wire_record!(Id {
+    scheme: String,
+    id: String
+});
+super::wire::impl_wire_record!(Acl { perms: i32, id: Id });
+
+/// Encoded size of a [`Stat`]: 6 longs and 5 ints.
+pub const STAT_BYTES: usize = 6 * 8 + 5 * 4;
+const _: () = assert!(<Stat as super::wire::Wire>::MIN_BYTES == STAT_BYTES);
