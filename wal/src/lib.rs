@@ -1,1 +1,82 @@
-//! Placeholder; filled by the wal issue.
+//! corekeeper's write-ahead log: segmented, pre-written, memory-mapped, with group
+//! commit, a durable-zxid watermark, snapshots and crash recovery.
+//!
+//! Every later piece (Zab acks, CRAQ commits, restart recovery) trusts this crate never to
+//! lose an acknowledged record.
+//!
+//! # Contract
+//! - [`Wal::append`] copies a record into the memory map of the active segment and
+//!   returns; it never waits for the disk, except when rolling to a segment whose
+//!   background pre-write has not finished ([`WalStats::roll_waits`] counts that).
+//! - A record is *durable* once a [`Syncer::flush`] that started after its append has
+//!   returned; then [`Syncer::durable_zxid`] is at least its zxid. Only a zxid at or below
+//!   the durable watermark may be acknowledged to anyone.
+//! - Zxids strictly increase ([`WalError::NonIncreasingZxid`] otherwise); payloads are at
+//!   most `record_bytes_max` bytes ([`WalError::RecordTooLarge`]).
+//! - After a crash, [`Wal::open`] returns every durable record, intact, in order, and
+//!   nothing after a gap: recovery keeps the longest valid prefix.
+//! - A failed flush poisons the log ([`WalError::Poisoned`]): the watermark stops and the
+//!   process must reopen the log (after a failed fsync, a retry proves nothing).
+//!
+//! # Invariants
+//! - Segments have consecutive sequence numbers; each is a complete, pre-written file of
+//!   its header's size; records start at byte 32 and are 8-byte aligned, so payloads are
+//!   8-byte aligned in the map (rkyv archives can be validated in place).
+//! - Everything after the last record of a segment is zero (pre-writing and truncation
+//!   both guarantee it), so "all zeros" means "end".
+//! - Bytes below a segment's published end never change, except through
+//!   [`Wal::truncate_after`] (which needs `&mut Wal`, so no read borrow is alive).
+//!
+//! # Layout on disk
+//! ```text
+//! dir/LOCK                          flock'ed while a Wal is open
+//! dir/00000000000000000001.wal      segment 1 (full)
+//! dir/00000000000000000002.wal      segment 2 (active)
+//! dir/00000000000000000003.wal      segment 3 (pre-written spare, all zeros)
+//! dir/00000000000000000004.wal.tmp  being pre-written (removed on open)
+//! ```
+//! The segment header and record formats are drawn in [`segment`] and [`record`]:
+//! ```text
+//! record: magic u16 | version u8 | kind u8 | payload_len u32 | zxid u64 | crc32c u32 | 0u32 | payload | pad to 8
+//! ```
+//!
+//! # Recovery
+//! Recovery ([`recovery`]) scans to the last valid record. A torn tail in the last
+//! segment holding data (partial record, crc mismatch, zeros in a header) is zeroed and
+//! logged with `tracing::warn`. Damage followed by any valid record, or damage in an
+//! earlier segment, refuses to open with [`WalError::Corrupt`] naming file and offset:
+//! the log never silently drops what may have been acknowledged.
+//!
+//! Known limit: on *power loss* (not a process crash: the page cache survives those) the
+//! kernel may have written back a later page of an unflushed batch without an earlier
+//! one. None of those records was acknowledged, but the log cannot tell this case from
+//! media corruption, so it refuses to open and names the offset; the operator decides.
+//!
+//! # Group commit
+//! [`GroupCommit`] runs a thread that applies a [`FlushPolicy`] (flush at N records, B
+//! bytes or T µs, whichever first; like ZooKeeper's `SyncRequestProcessor`) with a
+//! [`Syncer`], and calls back with the new durable zxid. [`SyncMode`] selects `Always`
+//! (a flush per record), `Batch` (the default) or `Never` (benchmarks only).
+//!
+//! # Modules
+//! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (syncer,
+//! policy, flusher thread), [`snapshot`], [`io`] (the fault-injectable file trait),
+//! [`options`] (limits).
+
+pub mod error;
+pub mod group;
+pub mod io;
+pub mod options;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod snapshot;
+mod wal;
+
+pub use error::{Result, WalError};
+pub use group::{Batch, FlushDecision, FlushPolicy, GroupCommit, OnDurable, Syncer};
+pub use options::{FlushMethod, SyncMode, WalOptions};
+pub use record::RecordRef;
+pub use recovery::Recovery;
+pub use snapshot::SnapshotStore;
+pub use wal::{Appended, LOCK_FILE_NAME, ReadIter, SegmentInfo, Wal, WalStats};

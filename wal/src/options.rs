@@ -1,0 +1,118 @@
+//! Options and limits of the WAL, in one place.
+//!
+//! Every limit is a named constant ending in `_max` (or `_min`), units last. The defaults
+//! are checked against each other at compile time; user-chosen options are checked at
+//! [`crate::Wal::open`] by [`WalOptions::validate`], which returns a clear error instead
+//! of panicking later.
+
+use crate::error::WalError;
+use crate::record::{RECORD_HEADER_BYTES, align8};
+use crate::segment::SEGMENT_HEADER_BYTES;
+
+/// Default size of one segment file: 64 MiB.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Smallest segment allowed (tests use this to roll often).
+pub const SEGMENT_BYTES_MIN: u64 = 64 << 10;
+/// Largest segment allowed: offsets inside a segment stay well within `usize` on 64-bit
+/// targets, and one map stays a reasonable share of the address space.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
+/// Default largest payload of one record: 1 MiB (ZooKeeper's `jute.maxbuffer`).
+pub const RECORD_BYTES_MAX_DEFAULT: u32 = 1 << 20;
+/// Default group-commit batch: flush after this many records...
+pub const FLUSH_RECORDS_MAX_DEFAULT: u32 = 1000;
+/// ...or this many bytes...
+pub const FLUSH_BYTES_MAX_DEFAULT: u64 = 4 << 20;
+/// ...or when the oldest unflushed record has waited this long.
+pub const FLUSH_DELAY_US_MAX_DEFAULT: u64 = 200;
+/// How many snapshots [`crate::snapshot::SnapshotStore::retain`] keeps by default.
+pub const SNAPSHOTS_RETAINED_DEFAULT: usize = 3;
+
+// The default record must fit in a segment with its header, and segments must hold a
+// record of the largest size at all (otherwise an append could never succeed).
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT.is_multiple_of(4096));
+const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(4096));
+const _: () = assert!(
+    SEGMENT_HEADER_BYTES as u64 + RECORD_HEADER_BYTES as u64 + RECORD_BYTES_MAX_DEFAULT as u64
+        <= SEGMENT_BYTES_DEFAULT
+);
+const _: () =
+    assert!(SEGMENT_HEADER_BYTES.is_multiple_of(8) && RECORD_HEADER_BYTES.is_multiple_of(8));
+
+/// How appended records are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Every record is flushed on its own (the group-commit thread flushes per record).
+    Always,
+    /// Records are flushed in groups per [`crate::group::FlushPolicy`]. The default.
+    #[default]
+    Batch,
+    /// Nothing is ever flushed; the durable watermark follows appends. **Benchmarks
+    /// only**: a crash of the machine loses data that was reported durable.
+    Never,
+}
+
+/// Which system call makes a dirty range of the map durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FlushMethod {
+    /// `msync(MS_SYNC)` of exactly the dirty range (page-aligned). The default: it was
+    /// measured at least as fast as `fdatasync` (see the crate docs).
+    #[default]
+    Msync,
+    /// `fdatasync` of the whole segment file.
+    Fdatasync,
+}
+
+/// Options of [`crate::Wal::open`].
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Size of every segment file, a multiple of 4096 in
+    /// [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`].
+    pub segment_bytes: u64,
+    /// Largest payload accepted by [`crate::Wal::append`].
+    pub record_bytes_max: u32,
+    /// Durability mode (see [`SyncMode`]).
+    pub sync: SyncMode,
+    /// System call used by a flush.
+    pub flush_method: FlushMethod,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            record_bytes_max: RECORD_BYTES_MAX_DEFAULT,
+            sync: SyncMode::default(),
+            flush_method: FlushMethod::default(),
+        }
+    }
+}
+
+impl WalOptions {
+    /// Checks the options against the limits and each other.
+    pub fn validate(&self) -> Result<(), WalError> {
+        let bad = |why: String| Err(WalError::InvalidOptions(why));
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return bad(format!(
+                "segment_bytes {} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
+                self.segment_bytes
+            ));
+        }
+        if !self.segment_bytes.is_multiple_of(4096) {
+            return bad(format!(
+                "segment_bytes {} is not a multiple of 4096",
+                self.segment_bytes
+            ));
+        }
+        let largest = SEGMENT_HEADER_BYTES as u64
+            + align8(RECORD_HEADER_BYTES + self.record_bytes_max as usize) as u64;
+        if largest > self.segment_bytes {
+            return bad(format!(
+                "record_bytes_max {} does not fit in a segment of {} bytes with its headers",
+                self.record_bytes_max, self.segment_bytes
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Snapshots: written atomically, tagged with their zxid, checksummed.
+//!
+//! A snapshot is a file `snap-<zxid:016x>.snap`:
+//! ```text
+//!  0          8       16           24            28            32
+//!  +----------+-------+------------+-------------+-------------+-------------+
+//!  | CKSNAP01 | zxid  | payload_len| payload crc | header crc  | payload ... |
+//!  +----------+-------+------------+-------------+-------------+-------------+
+//! ```
+//! (crc32c; the header crc covers bytes `0..28`). [`SnapshotStore::write`] writes
+//! `<name>.tmp`, fsyncs it, renames it into place and fsyncs the directory, so a crash
+//! leaves either the complete snapshot or a temp file that is ignored and cleaned up.
+//! [`SnapshotStore::load_newest`] returns the newest snapshot that validates, skipping
+//! (with a warning) any that do not, so a damaged newest snapshot falls back to the
+//! previous one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Result, WalError};
+use crate::io::{OsStorage, Storage, read_all, write_all_at};
+use crate::options::SNAPSHOTS_RETAINED_DEFAULT;
+
+/// Magic bytes at the start of every snapshot.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CKSNAP01";
+/// Size of the snapshot header.
+pub const SNAPSHOT_HEADER_BYTES: usize = 32;
+const SUFFIX: &str = ".snap";
+const TMP_SUFFIX: &str = ".snap.tmp";
+
+/// The snapshots in one directory.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+}
+
+/// File name of the snapshot at `zxid`.
+pub fn snapshot_file_name(zxid: u64) -> String {
+    format!("snap-{zxid:016x}{SUFFIX}")
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("snap-")?.strip_suffix(SUFFIX)?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Encodes a snapshot file.
+pub fn encode_snapshot(zxid: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&zxid.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let header_crc = crc32c::crc32c(&out[..28]);
+    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Validates a snapshot file; returns its payload.
+pub fn decode_snapshot(bytes: &[u8], zxid: u64) -> std::result::Result<&[u8], String> {
+    if bytes.len() < SNAPSHOT_HEADER_BYTES {
+        return Err(format!("{} bytes is shorter than the header", bytes.len()));
+    }
+    let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let crc_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if &bytes[0..8] != SNAPSHOT_MAGIC {
+        return Err("bad magic".into());
+    }
+    if crc_at(28) != crc32c::crc32c(&bytes[..28]) {
+        return Err("header crc mismatch".into());
+    }
+    if field(8) != zxid {
+        return Err(format!(
+            "header says zxid {:#x}, file name says {zxid:#x}",
+            field(8)
+        ));
+    }
+    let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
+    if field(16) != payload.len() as u64 {
+        return Err(format!(
+            "header says {} payload bytes, file has {}",
+            field(16),
+            payload.len()
+        ));
+    }
+    if crc_at(24) != crc32c::crc32c(payload) {
+        return Err("payload crc mismatch".into());
+    }
+    Ok(payload)
+}
+
+impl SnapshotStore {
+    /// Opens the snapshot directory on the real file system (it must exist).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        SnapshotStore::open_with(dir, Arc::new(OsStorage))
+    }
+
+    /// Opens through `storage`; removes temp files left by an interrupted write.
+    pub fn open_with(dir: impl AsRef<Path>, storage: Arc<dyn Storage>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        storage.check_dir(&dir).map_err(|e| WalError::Dir {
+            path: dir.clone(),
+            reason: e.to_string(),
+            source: Some(e),
+        })?;
+        let store = SnapshotStore { dir, storage };
+        for name in store.names()? {
+            if name.ends_with(TMP_SUFFIX) {
+                let path = store.dir.join(&name);
+                tracing::warn!(path = %path.display(), "removing a snapshot whose write was cut short");
+                store
+                    .storage
+                    .remove(&path)
+                    .map_err(|e| WalError::io("remove temp snapshot", &path, e))?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn names(&self) -> Result<Vec<String>> {
+        self.storage
+            .list_dir(&self.dir)
+            .map_err(|e| WalError::io("list directory", &self.dir, e))
+    }
+
+    /// Zxids of the snapshot files present, newest first (valid or not).
+    pub fn list(&self) -> Result<Vec<u64>> {
+        let mut zxids: Vec<u64> = self.names()?.iter().filter_map(|n| parse_name(n)).collect();
+        zxids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(zxids)
+    }
+
+    /// Path of the snapshot at `zxid`.
+    pub fn path(&self, zxid: u64) -> PathBuf {
+        self.dir.join(snapshot_file_name(zxid))
+    }
+
+    /// Writes a snapshot atomically: temp file, fdatasync, rename, fsync of the directory.
+    pub fn write(&self, zxid: u64, payload: &[u8]) -> Result<PathBuf> {
+        let path = self.path(zxid);
+        let tmp = self.dir.join(format!("snap-{zxid:016x}{TMP_SUFFIX}"));
+        let written = (|| {
+            let file = self
+                .storage
+                .create(&tmp)
+                .map_err(|e| WalError::io("create snapshot", &tmp, e))?;
+            write_all_at(&*file, &encode_snapshot(zxid, payload), 0)
+                .map_err(|e| WalError::io("write snapshot", &tmp, e))?;
+            file.sync_data()
+                .map_err(|e| WalError::io("fdatasync snapshot", &tmp, e))?;
+            self.storage
+                .rename(&tmp, &path)
+                .map_err(|e| WalError::io("rename snapshot", &tmp, e))?;
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync directory", &self.dir, e))
+        })();
+        if written.is_err() {
+            let _ = self.storage.remove(&tmp);
+        }
+        written.map(|()| path)
+    }
+
+    /// Reads and validates the snapshot at `zxid`.
+    pub fn read(&self, zxid: u64) -> Result<Vec<u8>> {
+        let path = self.path(zxid);
+        let file = self
+            .storage
+            .open(&path)
+            .map_err(|e| WalError::io("open snapshot", &path, e))?;
+        let bytes = read_all(&*file).map_err(|e| WalError::io("read snapshot", &path, e))?;
+        match decode_snapshot(&bytes, zxid) {
+            Ok(payload) => Ok(payload.to_vec()),
+            Err(reason) => Err(WalError::BadSnapshot { path, reason }),
+        }
+    }
+
+    /// The newest snapshot that validates, as `(zxid, payload)`; invalid newer ones are
+    /// skipped with a warning. `None` if there is no valid snapshot.
+    pub fn load_newest(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        for zxid in self.list()? {
+            match self.read(zxid) {
+                Ok(payload) => return Ok(Some((zxid, payload))),
+                Err(e) => tracing::warn!(error = %e, "skipping an invalid snapshot"),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps the newest `n` snapshot files (at least one; see
+    /// [`SNAPSHOTS_RETAINED_DEFAULT`]) and deletes the older ones. Returns how many went.
+    pub fn retain(&self, n: usize) -> Result<usize> {
+        let zxids = self.list()?;
+        let doomed = zxids.iter().skip(n.max(1));
+        let mut removed = 0;
+        for &zxid in doomed {
+            let path = self.path(zxid);
+            self.storage
+                .remove(&path)
+                .map_err(|e| WalError::io("remove snapshot", &path, e))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(removed)
+    }
+}
+
+const _: () = assert!(SNAPSHOTS_RETAINED_DEFAULT >= 1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode() {
+        let bytes = encode_snapshot(5, b"tree");
+        assert_eq!(decode_snapshot(&bytes, 5), Ok(&b"tree"[..]));
+        assert!(decode_snapshot(&bytes, 6).is_err());
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_snapshot(&bad, 5).is_err(), "flip at {i} undetected");
+        }
+        assert!(decode_snapshot(&bytes[..bytes.len() - 1], 5).is_err());
+        assert_eq!(parse_name(&snapshot_file_name(0xabc)), Some(0xabc));
+    }
+}
