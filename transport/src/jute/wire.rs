@@ -374,7 +374,6 @@ macro_rules! impl_wire_record {
 }
 
 /// Defines a jute record: a struct whose fields are encoded in declaration order.
-#[allow(unused_macros)] // used by the records module (next slice)
 macro_rules! wire_record {
     ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$m])*
@@ -385,7 +384,6 @@ macro_rules! wire_record {
 }
 
 pub(crate) use impl_wire_record;
-#[allow(unused_imports)] // used by the records module (next slice)
 pub(crate) use wire_record;
 
 #[cfg(test)]
