@@ -1,0 +1,582 @@
+//! Prep: turning a client write into a txn (ZooKeeper's `PrepRequestProcessor`).
+//!
+//! A write is validated against the applied tree *plus* the changes of writes already
+//! prepped but not yet applied (ZooKeeper's `outstandingChanges`), so pipelined writes
+//! see each other: `create /a` then `create /a/b` both succeed before either applies,
+//! and a second `create /a` gets NODEEXISTS. Prep assigns the zxid and time, picks
+//! sequential names (`%010d` of the parent's cversion), fixes up ACLs and checks
+//! permissions before versions (NOAUTH before BADVERSION) in ZooKeeper's order.
+//!
+//! Every write yields exactly one txn: a refused write becomes an error txn that still
+//! consumes a zxid; a refused multi becomes a multi of error steps (`Ok` before the
+//! failing step, its error, `RuntimeInconsistency` after) and changes nothing.
+//!
+//! State: the outstanding changes, dropped by [`Prep::applied`] once the tree holds
+//! them. It is rebuildable: after a restart or leader change, [`Prep::new`] over the
+//! applied `Db` starts empty and is correct again.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use transport::jute::{Acl, CreateMode, ErrorCode, Id, Stat, perms};
+
+use crate::op::Op;
+use crate::tree::acl::{self, AclConfig};
+use crate::tree::{NodeKind, TTL_MS_MAX, is_special_path, path};
+use crate::txn::{CreateTxn, Db, Txn, TxnBody, TxnHeader, TxnOp};
+
+#[cfg(test)]
+mod tests;
+
+/// What prep needs to know beyond the tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrepConfig {
+    pub acl: AclConfig,
+    /// ZooKeeper's `extendedTypesEnabled`: TTL creates answer UNIMPLEMENTED without it.
+    pub ttl_enabled: bool,
+}
+
+/// Who sends the write.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestCtx<'a> {
+    /// The session (0 for the server's own requests, e.g. the container reaper).
+    pub session: i64,
+    pub cxid: i32,
+    /// The connection's authenticated ids (`ip:…`, `digest:…`, `super:`).
+    pub auth: &'a [Id],
+}
+
+/// A node as prep sees it (ZooKeeper's `ChangeRecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NodeRecord {
+    stat: Stat,
+    kind: NodeKind,
+    child_count: i32,
+    acl: Vec<Acl>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Node(String),
+    Session(i64),
+}
+
+/// The prep stage of one shard's leader.
+#[derive(Debug, Clone)]
+pub struct Prep {
+    last_zxid: i64,
+    config: PrepConfig,
+    /// (zxid, what it changed), in zxid order.
+    queue: VecDeque<(i64, Key)>,
+    /// Latest outstanding state per path (`None`: deleted), with its zxid.
+    nodes: HashMap<String, (i64, Option<NodeRecord>)>,
+    /// Latest outstanding session state (`true`: open), with its zxid.
+    sessions: HashMap<i64, (i64, bool)>,
+}
+
+/// The view one request validates against: its own staged changes, then the
+/// outstanding ones, then the tree.
+struct Stage<'a> {
+    db: &'a Db,
+    prep: &'a Prep,
+    staged: HashMap<String, Option<NodeRecord>>,
+    order: Vec<String>,
+}
+
+impl<'a> Stage<'a> {
+    fn new(db: &'a Db, prep: &'a Prep) -> Self {
+        Stage {
+            db,
+            prep,
+            staged: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+
+    fn get(&self, p: &str) -> Option<NodeRecord> {
+        if let Some(r) = self.staged.get(p) {
+            return r.clone();
+        }
+        if let Some((_, r)) = self.prep.nodes.get(p) {
+            return r.clone();
+        }
+        self.db.tree.get(p).map(|n| NodeRecord {
+            stat: n.stat,
+            kind: n.kind,
+            child_count: n.children.len() as i32,
+            acl: n.acl.clone(),
+        })
+    }
+
+    fn put(&mut self, p: &str, r: Option<NodeRecord>) {
+        if self.staged.insert(p.to_string(), r).is_none() {
+            self.order.push(p.to_string());
+        }
+    }
+
+    fn into_changes(mut self) -> Vec<(String, Option<NodeRecord>)> {
+        let staged = &mut self.staged;
+        self.order
+            .into_iter()
+            .map(|p| {
+                let r = staged.remove(&p).flatten();
+                (p, r)
+            })
+            .collect()
+    }
+}
+
+/// The parent of a create/delete path the way ZooKeeper cuts it (up to the last `/`),
+/// after the checks of `validatePathForCreate`/`getParentPathAndValidate`.
+fn cut_parent(p: &str) -> Result<&str, ErrorCode> {
+    if p.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    match p.rfind('/') {
+        Some(0) => Ok("/"),
+        Some(i) => Ok(&p[..i]),
+        None => Err(ErrorCode::BadArguments),
+    }
+}
+
+fn valid(p: &str) -> Result<(), ErrorCode> {
+    path::validate(p, false).map_err(|_| ErrorCode::BadArguments)
+}
+
+fn check_version(expected: i32, current: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+struct Ctx<'c> {
+    req: &'c RequestCtx<'c>,
+    cfg: &'c PrepConfig,
+    zxid: i64,
+    now_ms: i64,
+}
+
+impl Prep {
+    /// A prep stage over a `Db` whose last applied zxid (or the new epoch's base) is
+    /// `last_zxid`; the next txn gets `last_zxid + 1`.
+    pub fn new(last_zxid: i64, config: PrepConfig) -> Self {
+        Prep {
+            last_zxid,
+            config,
+            queue: VecDeque::new(),
+            nodes: HashMap::new(),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// The zxid of the last prepped txn.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn config(&self) -> &PrepConfig {
+        &self.config
+    }
+
+    /// Number of outstanding change records (bounded by the writes in flight).
+    pub fn outstanding(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The tree now holds every txn up to `zxid`: drop their change records.
+    pub fn applied(&mut self, zxid: i64) {
+        while let Some((z, _)) = self.queue.front() {
+            if *z > zxid {
+                break;
+            }
+            let Some((z, key)) = self.queue.pop_front() else {
+                break;
+            };
+            match key {
+                Key::Node(p) => {
+                    if self.nodes.get(&p).is_some_and(|(latest, _)| *latest == z) {
+                        self.nodes.remove(&p);
+                    }
+                }
+                Key::Session(s) => {
+                    if self
+                        .sessions
+                        .get(&s)
+                        .is_some_and(|(latest, _)| *latest == z)
+                    {
+                        self.sessions.remove(&s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn session_active(&self, db: &Db, id: i64) -> bool {
+        match self.sessions.get(&id) {
+            Some((_, open)) => *open,
+            None => db.sessions.is_active(id),
+        }
+    }
+
+    fn set_session(&mut self, id: i64, open: bool) {
+        self.sessions.insert(id, (self.last_zxid, open));
+        self.queue.push_back((self.last_zxid, Key::Session(id)));
+    }
+
+    fn commit(&mut self, changes: Vec<(String, Option<NodeRecord>)>) {
+        let z = self.last_zxid;
+        for (p, r) in changes {
+            self.nodes.insert(p.clone(), (z, r));
+            self.queue.push_back((z, Key::Node(p)));
+        }
+    }
+
+    /// Turns the write `op` from `req` into the next txn, at time `now_ms`.
+    pub fn prep(&mut self, db: &Db, req: &RequestCtx<'_>, op: &Op, now_ms: i64) -> Txn {
+        debug_assert!(op.is_write(), "reads are answered by tree::read::read");
+        self.last_zxid += 1;
+        let zxid = self.last_zxid;
+        let header = TxnHeader {
+            session: match op {
+                Op::CreateSession { session_id, .. } => *session_id,
+                _ => req.session,
+            },
+            cxid: req.cxid,
+            zxid,
+            time_ms: now_ms,
+        };
+        let body = self.prep_body(db, req, op, zxid, now_ms);
+        Txn { header, body }
+    }
+
+    fn prep_body(
+        &mut self,
+        db: &Db,
+        req: &RequestCtx<'_>,
+        op: &Op,
+        zxid: i64,
+        now_ms: i64,
+    ) -> TxnBody {
+        let error = |e: ErrorCode| TxnBody::Op(TxnOp::error(e));
+        match op {
+            Op::CreateSession {
+                session_id,
+                timeout_ms,
+                password,
+            } => {
+                self.set_session(*session_id, true);
+                TxnBody::CreateSession {
+                    timeout_ms: db.sessions.config.negotiate(*timeout_ms),
+                    password: *password,
+                }
+            }
+            Op::CloseSession => {
+                self.close_session(db, req.session, zxid);
+                TxnBody::CloseSession
+            }
+            _ if !op.is_write() => error(ErrorCode::BadArguments),
+            Op::DeleteContainer { .. } => self.single(db, req, op, zxid, now_ms),
+            _ if !self.session_active(db, req.session) => error(ErrorCode::SessionExpired),
+            Op::Multi(ops) => self.multi(db, req, ops, zxid, now_ms),
+            _ => self.single(db, req, op, zxid, now_ms),
+        }
+    }
+
+    fn single(
+        &mut self,
+        db: &Db,
+        req: &RequestCtx<'_>,
+        op: &Op,
+        zxid: i64,
+        now_ms: i64,
+    ) -> TxnBody {
+        let ctx = Ctx {
+            req,
+            cfg: &self.config,
+            zxid,
+            now_ms,
+        };
+        let mut st = Stage::new(db, self);
+        match prep_op(&mut st, &ctx, op) {
+            Ok(t) => {
+                let changes = st.into_changes();
+                self.commit(changes);
+                TxnBody::Op(t)
+            }
+            Err(e) => TxnBody::Op(TxnOp::error(e)),
+        }
+    }
+
+    fn multi(
+        &mut self,
+        db: &Db,
+        req: &RequestCtx<'_>,
+        ops: &[Op],
+        zxid: i64,
+        now_ms: i64,
+    ) -> TxnBody {
+        let ctx = Ctx {
+            req,
+            cfg: &self.config,
+            zxid,
+            now_ms,
+        };
+        let mut st = Stage::new(db, self);
+        let mut steps = Vec::with_capacity(ops.len());
+        let mut failed = None;
+        for (i, op) in ops.iter().enumerate() {
+            let r = if op.allowed_in_multi() {
+                prep_op(&mut st, &ctx, op)
+            } else {
+                Err(ErrorCode::BadArguments)
+            };
+            match r {
+                Ok(t) => steps.push(t),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let Some((at, e)) = failed else {
+            let changes = st.into_changes();
+            self.commit(changes);
+            return TxnBody::Multi(steps);
+        };
+        // Nothing of a failed multi stays outstanding (ZooKeeper's rollback).
+        let steps = (0..ops.len())
+            .map(|i| {
+                TxnOp::error(match i.cmp(&at) {
+                    std::cmp::Ordering::Less => ErrorCode::Ok,
+                    std::cmp::Ordering::Equal => e,
+                    std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+                })
+            })
+            .collect();
+        TxnBody::Multi(steps)
+    }
+
+    /// Records the deletion of every ephemeral the session owns or will own once the
+    /// outstanding txns apply; the session stops accepting writes.
+    fn close_session(&mut self, db: &Db, session: i64, zxid: i64) {
+        let mut owned: BTreeSet<String> = db.tree.ephemerals(session).map(str::to_string).collect();
+        for (p, (_, r)) in &self.nodes {
+            match r {
+                Some(r) if r.kind == NodeKind::Ephemeral(session) => {
+                    owned.insert(p.clone());
+                }
+                None => {
+                    owned.remove(p);
+                }
+                Some(_) => {}
+            }
+        }
+        let mut st = Stage::new(db, self);
+        for p in owned {
+            if st
+                .get(&p)
+                .is_none_or(|r| r.kind != NodeKind::Ephemeral(session))
+            {
+                continue;
+            }
+            if let Some(parent_path) = path::parent(&p)
+                && let Some(mut parent) = st.get(parent_path)
+            {
+                parent.child_count -= 1;
+                parent.stat.pzxid = zxid;
+                st.put(parent_path, Some(parent));
+            }
+            st.put(&p, None);
+        }
+        let changes = st.into_changes();
+        self.commit(changes);
+        self.set_session(session, false);
+    }
+}
+
+/// Validates one create/delete/setData/setACL/check against the stage and records its
+/// effect there; the error is what ZooKeeper would answer, in its order of checks.
+fn prep_op(st: &mut Stage<'_>, ctx: &Ctx<'_>, op: &Op) -> Result<TxnOp, ErrorCode> {
+    match op {
+        Op::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        } => create(st, ctx, path, data, acl, *mode, *ttl_ms),
+        Op::Delete { path, version } => delete(st, ctx, path, Some(*version)),
+        Op::DeleteContainer { path } => delete(st, ctx, path, None),
+        Op::SetData {
+            path,
+            data,
+            version,
+        } => {
+            valid(path)?;
+            let mut node = st.get(path).ok_or(ErrorCode::NoNode)?;
+            acl::require(&node.acl, perms::WRITE, ctx.req.auth)?;
+            let version = check_version(*version, node.stat.version)?;
+            node.stat.version = version;
+            node.stat.mtime = ctx.now_ms;
+            node.stat.mzxid = ctx.zxid;
+            st.put(path, Some(node));
+            Ok(TxnOp::SetData {
+                path: path.clone(),
+                data: data.clone(),
+                version,
+            })
+        }
+        Op::SetAcl {
+            path,
+            acl: a,
+            version,
+        } => {
+            valid(path)?;
+            let fixed = acl::fixup(a, ctx.req.auth)?;
+            let mut node = st.get(path).ok_or(ErrorCode::NoNode)?;
+            acl::require(&node.acl, perms::ADMIN, ctx.req.auth)?;
+            let aversion = check_version(*version, node.stat.aversion)?;
+            node.stat.aversion = aversion;
+            node.acl = fixed.clone();
+            st.put(path, Some(node));
+            Ok(TxnOp::SetAcl {
+                path: path.clone(),
+                acl: fixed,
+                aversion,
+            })
+        }
+        Op::Check { path, version } => {
+            valid(path)?;
+            let node = st.get(path).ok_or(ErrorCode::NoNode)?;
+            acl::require(&node.acl, perms::READ, ctx.req.auth)?;
+            check_version(*version, node.stat.version)?;
+            Ok(TxnOp::Check {
+                path: path.clone(),
+                version: node.stat.version,
+            })
+        }
+        _ => Err(ErrorCode::BadArguments),
+    }
+}
+
+fn create_kind(
+    ctx: &Ctx<'_>,
+    mode: CreateMode,
+    ttl_ms: Option<i64>,
+) -> Result<NodeKind, ErrorCode> {
+    if mode.is_ttl() {
+        if !ctx.cfg.ttl_enabled {
+            return Err(ErrorCode::Unimplemented);
+        }
+        return match ttl_ms {
+            Some(t) if t > 0 && t <= TTL_MS_MAX => Ok(NodeKind::Ttl(t)),
+            _ => Err(ErrorCode::BadArguments),
+        };
+    }
+    if ttl_ms.is_some_and(|t| t >= 0) {
+        return Err(ErrorCode::BadArguments);
+    }
+    Ok(if mode.is_container() {
+        NodeKind::Container
+    } else if mode.is_ephemeral() {
+        NodeKind::Ephemeral(ctx.req.session)
+    } else {
+        NodeKind::Persistent
+    })
+}
+
+fn create(
+    st: &mut Stage<'_>,
+    ctx: &Ctx<'_>,
+    p: &str,
+    data: &Option<Vec<u8>>,
+    a: &[Acl],
+    mode: CreateMode,
+    ttl_ms: Option<i64>,
+) -> Result<TxnOp, ErrorCode> {
+    let kind = create_kind(ctx, mode, ttl_ms)?;
+    let parent_path = cut_parent(p)?;
+    let fixed = acl::fixup(a, ctx.req.auth)?;
+    let mut parent = st.get(parent_path).ok_or(ErrorCode::NoNode)?;
+    acl::require(&parent.acl, perms::CREATE, ctx.req.auth)?;
+    let final_path = if mode.is_sequential() {
+        path::sequential_name(p, parent.stat.cversion)
+    } else {
+        p.to_string()
+    };
+    valid(&final_path)?;
+    if final_path == "/" || st.get(&final_path).is_some() {
+        return Err(ErrorCode::NodeExists);
+    }
+    if matches!(parent.kind, NodeKind::Ephemeral(_)) {
+        return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    let parent_cversion = parent.stat.cversion.wrapping_add(1);
+    parent.child_count += 1;
+    parent.stat.cversion = parent_cversion;
+    parent.stat.pzxid = ctx.zxid;
+    st.put(parent_path, Some(parent));
+    let stat = Stat {
+        czxid: ctx.zxid,
+        mzxid: ctx.zxid,
+        pzxid: ctx.zxid,
+        ctime: ctx.now_ms,
+        mtime: ctx.now_ms,
+        ephemeral_owner: kind.ephemeral_owner(),
+        ..Stat::default()
+    };
+    let node = NodeRecord {
+        stat,
+        kind,
+        child_count: 0,
+        acl: fixed.clone(),
+    };
+    st.put(&final_path, Some(node));
+    Ok(TxnOp::Create(CreateTxn {
+        path: final_path,
+        data: data.clone(),
+        acl: fixed,
+        kind,
+        parent_cversion,
+    }))
+}
+
+/// `version: None` is the reaper's deleteContainer (no ACL or version check, only
+/// childless containers and TTL nodes).
+fn delete(
+    st: &mut Stage<'_>,
+    ctx: &Ctx<'_>,
+    p: &str,
+    version: Option<i32>,
+) -> Result<TxnOp, ErrorCode> {
+    if is_special_path(p) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let parent_path = cut_parent(p)?;
+    let mut parent = st.get(parent_path).ok_or(ErrorCode::NoNode)?;
+    let node = st.get(p).ok_or(ErrorCode::NoNode)?;
+    match version {
+        Some(v) => {
+            acl::require(&parent.acl, perms::DELETE, ctx.req.auth)?;
+            check_version(v, node.stat.version)?;
+            if node.child_count > 0 {
+                return Err(ErrorCode::NotEmpty);
+            }
+        }
+        None => {
+            if node.child_count > 0 {
+                return Err(ErrorCode::NotEmpty);
+            }
+            if matches!(node.kind, NodeKind::Persistent | NodeKind::Ephemeral(_)) {
+                return Err(ErrorCode::BadVersion);
+            }
+        }
+    }
+    parent.child_count -= 1;
+    parent.stat.pzxid = ctx.zxid;
+    st.put(parent_path, Some(parent));
+    st.put(p, None);
+    Ok(TxnOp::Delete {
+        path: p.to_string(),
+    })
+}

@@ -1,0 +1,613 @@
+//! The znode tree (ZooKeeper's `DataTree`): nodes by path, their stats, ACLs, kinds and
+//! children, the ephemeral/container/TTL indexes, and the watch tables.
+//!
+//! Contract: the tree is changed only by applying txns (`crate::txn`), whose validity
+//! prep has established; the mutators here check only what replaying a txn twice could
+//! break (a create of an existing node, a delete of a missing one) and answer an error
+//! code instead of changing anything. Every mutation reports the watch events it
+//! triggers, in delivery order.
+//!
+//! Invariants (checked by `debug_check` in tests): every node but `/` has its parent in
+//! the map and is listed among the parent's children; `stat.num_children` and
+//! `stat.data_length` match; an ephemeral is listed under its owner in the ephemeral
+//! index and has no children; containers and TTL nodes are in their index and report
+//! `ephemeral_owner = 0`.
+
+pub mod acl;
+pub mod path;
+pub mod read;
+pub mod watch;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rkyv::{Archive, Deserialize, Serialize};
+use transport::jute::{Acl, ErrorCode, Stat};
+
+use watch::{WatchEvent, WatchManager};
+
+/// `/zookeeper`, ZooKeeper's reserved subtree.
+pub const ZOOKEEPER_PATH: &str = "/zookeeper";
+/// `/zookeeper/quota`.
+pub const QUOTA_PATH: &str = "/zookeeper/quota";
+/// `/zookeeper/config` (empty in standalone; Curator reads it on every connect).
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+/// Largest TTL a TTL node may have (ZooKeeper packs it into 56 bits).
+pub const TTL_MS_MAX: i64 = 0x00FF_FFFF_FFFF_FFFF;
+
+/// Paths no client may delete (`DataTree.isSpecialPath`).
+pub fn is_special_path(path: &str) -> bool {
+    matches!(path, "/" | ZOOKEEPER_PATH | QUOTA_PATH | CONFIG_PATH)
+}
+
+/// What kind of znode this is; clients see only `ephemeral_owner` (0 for all but
+/// ephemerals), the tree needs the rest to reap containers and expired TTL nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
+pub enum NodeKind {
+    Persistent,
+    /// Owned by this session; deleted when it closes or expires.
+    Ephemeral(i64),
+    /// Deleted by the reaper once it has had children and has none.
+    Container,
+    /// Deleted by the reaper when childless and unmodified for this many ms.
+    Ttl(i64),
+}
+
+impl NodeKind {
+    /// The `ephemeralOwner` clients see.
+    pub fn ephemeral_owner(self) -> i64 {
+        match self {
+            NodeKind::Ephemeral(s) => s,
+            _ => 0,
+        }
+    }
+}
+
+/// One znode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// `None` is null data (reads back with length -1), distinct from empty.
+    pub data: Option<Vec<u8>>,
+    pub acl: Vec<Acl>,
+    /// As clients see it (`ephemeral_owner` already 0 for containers and TTL nodes).
+    pub stat: Stat,
+    pub kind: NodeKind,
+    /// Child names, sorted (deterministic iteration and digests).
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat, kind: NodeKind) -> Self {
+        let mut n = Node {
+            data,
+            acl,
+            stat,
+            kind,
+            children: BTreeSet::new(),
+        };
+        n.fix_lengths();
+        n
+    }
+
+    fn fix_lengths(&mut self) {
+        self.stat.data_length = self.data.as_ref().map_or(0, |d| d.len() as i32);
+        self.stat.num_children = self.children.len() as i32;
+    }
+}
+
+/// The znode tree plus its (local, unreplicated) watches.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    ephemerals: BTreeMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    /// Watches registered by reads on this server.
+    pub watches: WatchManager,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+fn open_node(data: Vec<u8>) -> Node {
+    Node::new(
+        Some(data),
+        Acl::open_unsafe(),
+        Stat::default(),
+        NodeKind::Persistent,
+    )
+}
+
+impl DataTree {
+    /// A tree holding what a fresh ZooKeeper has: `/`, `/zookeeper`, `/zookeeper/quota`
+    /// and `/zookeeper/config` (empty data, read-only ACL, aversion -1 as ZooKeeper's
+    /// `setACL(..., -1)` leaves it).
+    pub fn new() -> Self {
+        let mut t = DataTree::empty();
+        t.nodes.insert("/".into(), open_node(Vec::new()));
+        t.insert_system(ZOOKEEPER_PATH, open_node(Vec::new()));
+        t.insert_system(QUOTA_PATH, open_node(Vec::new()));
+        let mut config = open_node(Vec::new());
+        config.acl = Acl::read_unsafe();
+        config.stat.aversion = -1;
+        t.insert_system(CONFIG_PATH, config);
+        t
+    }
+
+    /// A tree without even a root (for restoring snapshots).
+    pub(crate) fn empty() -> Self {
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            watches: WatchManager::default(),
+        }
+    }
+
+    /// Adds a node below an existing parent without touching the parent's stat (the
+    /// way ZooKeeper builds its system nodes and how snapshots are restored).
+    pub(crate) fn insert_system(&mut self, p: &str, node: Node) {
+        if let Some(parent) = path::parent(p) {
+            let parent = self.nodes.get_mut(parent);
+            debug_assert!(parent.is_some(), "parents are inserted first");
+            if let Some(parent) = parent {
+                parent.children.insert(path::name(p).to_string());
+                parent.fix_lengths();
+            }
+        }
+        self.index(p, node.kind);
+        self.nodes.insert(p.to_string(), node);
+    }
+
+    fn index(&mut self, p: &str, kind: NodeKind) {
+        match kind {
+            NodeKind::Ephemeral(s) => {
+                self.ephemerals.entry(s).or_default().insert(p.to_string());
+            }
+            NodeKind::Container => {
+                self.containers.insert(p.to_string());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(p.to_string());
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    fn unindex(&mut self, p: &str, kind: NodeKind) {
+        match kind {
+            NodeKind::Ephemeral(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(p);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+            NodeKind::Container => {
+                self.containers.remove(p);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.remove(p);
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Number of nodes, the root and system nodes included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the tree has no nodes at all (only a tree being restored).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Paths of the ephemerals `session` owns, sorted.
+    pub fn ephemerals(&self, session: i64) -> impl Iterator<Item = &str> {
+        self.ephemerals
+            .get(&session)
+            .into_iter()
+            .flat_map(|s| s.iter().map(|p| p.as_str()))
+    }
+
+    /// Sessions owning at least one ephemeral.
+    pub fn ephemeral_owners(&self) -> impl Iterator<Item = i64> + '_ {
+        self.ephemerals.keys().copied()
+    }
+
+    /// Number of nodes strictly below `path` (`getAllChildrenNumber`).
+    pub fn descendants(&self, p: &str) -> usize {
+        if p == "/" {
+            return self.nodes.len() - 1;
+        }
+        self.nodes
+            .keys()
+            .filter(|k| k.len() > p.len() && path::is_under(k, p))
+            .count()
+    }
+
+    /// Containers to delete now (ZooKeeper's `ContainerManager`): they have had
+    /// children (cversion > 0) and have none left. Sorted.
+    pub fn empty_containers(&self) -> Vec<String> {
+        self.containers
+            .iter()
+            .filter(|p| {
+                self.nodes
+                    .get(*p)
+                    .is_some_and(|n| n.stat.cversion > 0 && n.children.is_empty())
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// TTL nodes to delete at `now_ms`: childless and unmodified for longer than their
+    /// TTL. Sorted.
+    pub fn expired_ttls(&self, now_ms: i64) -> Vec<String> {
+        self.ttls
+            .iter()
+            .filter(|p| {
+                self.nodes.get(*p).is_some_and(|n| match n.kind {
+                    NodeKind::Ttl(ttl) => {
+                        n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl
+                    }
+                    _ => false,
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Creates a node (a `CreateTxn`). `parent_cversion` is the parent's cversion after
+    /// this create, as prep computed it; like ZooKeeper it only ever moves forward so a
+    /// replayed create cannot roll it back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        p: &str,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+        kind: NodeKind,
+        parent_cversion: i32,
+        zxid: i64,
+        time_ms: i64,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<Stat, ErrorCode> {
+        let parent_path = path::parent(p).ok_or(ErrorCode::NodeExists)?;
+        let name = path::name(p);
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        if parent.children.contains(name) {
+            return Err(ErrorCode::NodeExists);
+        }
+        debug_assert!(
+            !matches!(parent.kind, NodeKind::Ephemeral(_)),
+            "prep refuses children of ephemerals"
+        );
+        if parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = parent_cversion;
+            parent.stat.pzxid = zxid;
+        }
+        parent.children.insert(name.to_string());
+        parent.fix_lengths();
+        let stat = Stat {
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            ephemeral_owner: kind.ephemeral_owner(),
+            ..Stat::default()
+        };
+        let node = Node::new(data, acl, stat, kind);
+        let stat = node.stat;
+        self.index(p, kind);
+        self.nodes.insert(p.to_string(), node);
+        self.watches.created(p, events);
+        Ok(stat)
+    }
+
+    /// Deletes a childless node (a `DeleteTxn`).
+    pub fn delete(
+        &mut self,
+        p: &str,
+        zxid: i64,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<(), ErrorCode> {
+        let node = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
+        let kind = node.kind;
+        self.nodes.remove(p);
+        self.unindex(p, kind);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            parent.children.remove(path::name(p));
+            // ZooKeeper moves pzxid forward only, and leaves cversion alone on delete.
+            parent.stat.pzxid = parent.stat.pzxid.max(zxid);
+            parent.fix_lengths();
+        }
+        self.watches.deleted(p, events);
+        Ok(())
+    }
+
+    /// Replaces a node's data (a `SetDataTxn`); `version` is the new data version.
+    pub fn set_data(
+        &mut self,
+        p: &str,
+        data: Option<Vec<u8>>,
+        version: i32,
+        zxid: i64,
+        time_ms: i64,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<Stat, ErrorCode> {
+        let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
+        node.data = data;
+        node.stat.version = version;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = time_ms;
+        node.fix_lengths();
+        let stat = node.stat;
+        self.watches.data_changed(p, events);
+        Ok(stat)
+    }
+
+    /// Replaces a node's ACL (a `SetACLTxn`); `aversion` is the new ACL version. No
+    /// watch fires (as in ZooKeeper).
+    pub fn set_acl(&mut self, p: &str, acl: Vec<Acl>, aversion: i32) -> Result<Stat, ErrorCode> {
+        let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
+        node.acl = acl;
+        node.stat.aversion = aversion;
+        Ok(node.stat)
+    }
+
+    /// All nodes sorted by path (snapshots, digests).
+    pub fn sorted_nodes(&self) -> Vec<(&String, &Node)> {
+        let mut v: Vec<_> = self.nodes.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    /// A deterministic 64-bit digest of the replicated content (paths, data, ACLs,
+    /// stats, kinds); watches are excluded. Equal trees give equal digests.
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv::default();
+        for (p, n) in self.sorted_nodes() {
+            h.str(p);
+            match &n.data {
+                None => h.i64(-1),
+                Some(d) => {
+                    h.i64(d.len() as i64);
+                    h.bytes(d);
+                }
+            }
+            for a in &n.acl {
+                h.i64(a.perms as i64);
+                h.str(&a.id.scheme);
+                h.str(&a.id.id);
+            }
+            let s = &n.stat;
+            for v in [
+                s.czxid,
+                s.mzxid,
+                s.pzxid,
+                s.ctime,
+                s.mtime,
+                s.ephemeral_owner,
+            ] {
+                h.i64(v);
+            }
+            for v in [
+                s.version,
+                s.cversion,
+                s.aversion,
+                s.data_length,
+                s.num_children,
+            ] {
+                h.i64(v as i64);
+            }
+            let (tag, val) = match n.kind {
+                NodeKind::Persistent => (0, 0),
+                NodeKind::Ephemeral(s) => (1, s),
+                NodeKind::Container => (2, 0),
+                NodeKind::Ttl(t) => (3, t),
+            };
+            h.i64(tag);
+            h.i64(val);
+        }
+        h.0
+    }
+
+    /// Checks the invariants listed in the module docs; `Err` names the first broken.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (p, n) in &self.nodes {
+            if n.stat.num_children as usize != n.children.len() {
+                return Err(format!("{p}: numChildren"));
+            }
+            if n.stat.data_length != n.data.as_ref().map_or(0, |d| d.len() as i32) {
+                return Err(format!("{p}: dataLength"));
+            }
+            if let Some(parent) = path::parent(p) {
+                let ok = self
+                    .nodes
+                    .get(parent)
+                    .is_some_and(|pn| pn.children.contains(path::name(p)));
+                if !ok {
+                    return Err(format!("{p}: not listed under its parent"));
+                }
+            }
+            for c in &n.children {
+                if !self.nodes.contains_key(&path::join(p, c)) {
+                    return Err(format!("{p}: child {c} missing"));
+                }
+            }
+            let indexed = match n.kind {
+                NodeKind::Ephemeral(s) => {
+                    n.children.is_empty() && self.ephemerals.get(&s).is_some_and(|e| e.contains(p))
+                }
+                NodeKind::Container => self.containers.contains(p),
+                NodeKind::Ttl(_) => self.ttls.contains(p),
+                NodeKind::Persistent => true,
+            };
+            if !indexed || n.stat.ephemeral_owner != n.kind.ephemeral_owner() {
+                return Err(format!("{p}: kind index"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, deterministic across runs and platforms.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= x as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn i64(&mut self, v: i64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.i64(s.len() as i64);
+        self.bytes(s.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(t: &mut DataTree, p: &str, kind: NodeKind, zxid: i64) -> Stat {
+        let parent = path::parent(p).unwrap();
+        let cv = t.get(parent).unwrap().stat.cversion + 1;
+        let mut ev = vec![];
+        t.create(
+            p,
+            Some(b"x".to_vec()),
+            Acl::open_unsafe(),
+            kind,
+            cv,
+            zxid,
+            zxid * 10,
+            &mut ev,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fresh_tree_has_system_nodes() {
+        let t = DataTree::new();
+        assert_eq!(t.len(), 4);
+        let root = t.get("/").unwrap();
+        assert_eq!(root.stat.num_children, 1);
+        assert_eq!(root.stat.cversion, 0);
+        assert_eq!(t.get(CONFIG_PATH).unwrap().data, Some(vec![]));
+        assert_eq!(t.get(ZOOKEEPER_PATH).unwrap().stat.num_children, 2);
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn stats_after_create_set_delete() {
+        let mut t = DataTree::new();
+        let s = create(&mut t, "/a", NodeKind::Persistent, 5);
+        assert_eq!(
+            (s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime),
+            (5, 5, 5, 50, 50)
+        );
+        assert_eq!(
+            (
+                s.version,
+                s.cversion,
+                s.aversion,
+                s.data_length,
+                s.num_children
+            ),
+            (0, 0, 0, 1, 0)
+        );
+        let root = t.get("/").unwrap().stat;
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 5, 2));
+
+        let mut ev = vec![];
+        let s = t.set_data("/a", None, 1, 6, 60, &mut ev).unwrap();
+        assert_eq!(
+            (s.version, s.mzxid, s.mtime, s.data_length, s.czxid),
+            (1, 6, 60, 0, 5)
+        );
+        assert_eq!(t.get("/a").unwrap().data, None);
+
+        let s = t.set_acl("/a", Acl::read_unsafe(), 1).unwrap();
+        assert_eq!((s.aversion, s.mzxid), (1, 6));
+
+        create(&mut t, "/a/b", NodeKind::Persistent, 7);
+        let a = t.get("/a").unwrap().stat;
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 7, 1));
+        assert_eq!(t.delete("/a", 8, &mut ev), Err(ErrorCode::NotEmpty));
+        t.delete("/a/b", 8, &mut ev).unwrap();
+        let a = t.get("/a").unwrap().stat;
+        assert_eq!(
+            (a.cversion, a.pzxid, a.num_children),
+            (1, 8, 0),
+            "delete bumps pzxid only"
+        );
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn replayed_ops_are_refused_without_change() {
+        let mut t = DataTree::new();
+        create(&mut t, "/a", NodeKind::Persistent, 2);
+        let d = t.digest();
+        let mut ev = vec![];
+        assert_eq!(
+            t.create("/a", None, vec![], NodeKind::Persistent, 1, 3, 0, &mut ev),
+            Err(ErrorCode::NodeExists)
+        );
+        assert_eq!(t.delete("/b", 3, &mut ev), Err(ErrorCode::NoNode));
+        assert_eq!(t.digest(), d);
+    }
+
+    #[test]
+    fn kinds_are_indexed() {
+        let mut t = DataTree::new();
+        let s = create(&mut t, "/e", NodeKind::Ephemeral(42), 2);
+        assert_eq!(s.ephemeral_owner, 42);
+        let s = create(&mut t, "/c", NodeKind::Container, 3);
+        assert_eq!(s.ephemeral_owner, 0);
+        let s = create(&mut t, "/t", NodeKind::Ttl(100), 4);
+        assert_eq!(s.ephemeral_owner, 0);
+        assert_eq!(t.ephemerals(42).collect::<Vec<_>>(), vec!["/e"]);
+        assert!(t.empty_containers().is_empty(), "never had children");
+        create(&mut t, "/c/x", NodeKind::Persistent, 5);
+        assert!(t.empty_containers().is_empty());
+        let mut ev = vec![];
+        t.delete("/c/x", 6, &mut ev).unwrap();
+        assert_eq!(t.empty_containers(), vec!["/c".to_string()]);
+        // TTL: mtime 40, ttl 100: expired strictly after 140.
+        assert!(t.expired_ttls(140).is_empty());
+        assert_eq!(t.expired_ttls(141), vec!["/t".to_string()]);
+        t.delete("/e", 7, &mut ev).unwrap();
+        assert_eq!(t.ephemerals(42).count(), 0);
+        t.check_invariants().unwrap();
+        assert_eq!(t.descendants("/"), t.len() - 1);
+        assert_eq!(t.descendants("/zookeeper"), 2);
+    }
+}
