@@ -486,10 +486,12 @@ impl FaultStorage {
 
     /// Simulates a power loss: returns a new file system holding, per file, the durable
     /// bytes plus a prefix of the not-yet-durable ones (from the first byte that differs),
-    /// of a length drawn from `tear(span)`, which returns how many of `span` dirty bytes
-    /// reached the disk (0: lose everything unflushed; `span`: keep everything). Locks
-    /// are released (the process died).
-    pub fn crash(&self, mut tear: impl FnMut(usize) -> usize) -> FaultStorage {
+    /// of a length drawn from `tear(path, span)`, which returns how many of the file's
+    /// `span` dirty bytes reached the disk (0: lose everything unflushed; `span`: keep
+    /// everything). This models a disk that writes back in order and tears at any byte.
+    /// Locks are released (the process died). Directory entries are modelled as durable
+    /// at once (the WAL fsyncs its directory after every change anyway).
+    pub fn crash(&self, mut tear: impl FnMut(&Path, usize) -> usize) -> FaultStorage {
         let new = FaultStorage::with_dir(Path::new("/"));
         *lock(&new.dirs) = lock(&self.dirs).clone();
         for (path, file) in lock(&self.files).iter() {
@@ -502,7 +504,7 @@ impl FaultStorage {
                     .find(|&i| disk.get(i) != Some(&now[i]))
                     .unwrap_or(first);
                 let span = last + 1 - first;
-                let keep = tear(span).min(span);
+                let keep = tear(path, span).min(span);
                 if disk.len() < first + keep {
                     disk.resize(first + keep, 0);
                 }

@@ -57,7 +57,7 @@ fn flushed_bytes_are_what_a_crash_keeps() {
     append_range(&mut wal, 1, 300); // several segments
     wal.flush().unwrap();
     append_range(&mut wal, 301, 310); // never flushed
-    let crashed = fs.crash(|_| 0);
+    let crashed = fs.crash(|_, _| 0);
     drop(wal);
     let (wal, rec) = Wal::open_with("/wal", opts(), Arc::new(crashed)).unwrap();
     assert_eq!(rec.last_zxid, 300);

@@ -79,7 +79,7 @@ fn crash_mid_write_leaves_a_temp_file_that_is_ignored_and_removed() {
     // A crash while a temp file is there: it is ignored, then removed on open.
     let tmp = dir.join("snap-0000000000000003.snap.tmp");
     fs.set_contents(&tmp, b"half a snapshot".to_vec());
-    let after = fs.crash(|_| 0);
+    let after = fs.crash(|_, _| 0);
     let store = SnapshotStore::open_with(dir, Arc::new(after.clone())).unwrap();
     assert_eq!(store.load_newest().unwrap(), Some((1, b"first".to_vec())));
     assert_eq!(after.contents(&tmp), None);
