@@ -52,8 +52,10 @@ pub(crate) struct Shared {
     durable_mx: Mutex<()>,
     durable_cv: Condvar,
     /// The group-commit thread to wake, with its thresholds.
-    flusher: Mutex<Option<(Thread, FlushPolicy)>>,
+    flusher: Mutex<Option<Thread>>,
     has_flusher: AtomicBool,
+    wake_records: AtomicU64,
+    wake_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -75,6 +77,8 @@ impl Shared {
             durable_cv: Condvar::new(),
             flusher: Mutex::new(None),
             has_flusher: AtomicBool::new(false),
+            wake_records: AtomicU64::new(u64::MAX),
+            wake_bytes: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -108,10 +112,11 @@ impl Shared {
         }
         let pending_records = records.saturating_sub(self.flushed_records.load(Ordering::SeqCst));
         let pending_bytes = total_bytes.saturating_sub(self.flushed_bytes.load(Ordering::SeqCst));
-        if let Some((thread, policy)) = lock(&self.flusher).as_ref()
-            && (pending_records <= 1
-                || pending_records >= u64::from(policy.records_max)
-                || pending_bytes >= policy.bytes_max)
+        // Thresholds are read from atomics so that the common case takes no lock.
+        if (pending_records <= 1
+            || pending_records >= self.wake_records.load(Ordering::Relaxed)
+            || pending_bytes >= self.wake_bytes.load(Ordering::Relaxed))
+            && let Some(thread) = lock(&self.flusher).as_ref()
         {
             thread.unpark();
         }
@@ -340,7 +345,11 @@ impl GroupCommit {
             .name("wal-group-commit".into())
             .spawn(move || run(&syncer, policy, &stop2, on_durable))
             .map_err(|e| WalError::io("spawn group-commit thread", "", e))?;
-        *lock(&shared.flusher) = Some((thread.thread().clone(), policy));
+        shared
+            .wake_records
+            .store(u64::from(policy.records_max), Ordering::Relaxed);
+        shared.wake_bytes.store(policy.bytes_max, Ordering::Relaxed);
+        *lock(&shared.flusher) = Some(thread.thread().clone());
         shared.has_flusher.store(true, Ordering::Release);
         // Records appended before registration would otherwise wait for the next wake.
         thread.thread().unpark();

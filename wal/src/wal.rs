@@ -374,6 +374,30 @@ impl Wal {
         Ok(removable)
     }
 
+    /// Blocks until the next segment is pre-written (e.g. at startup, or before a latency
+    /// measurement), so that the next roll cannot wait. Reports a pre-write failure.
+    pub fn prepare_next_segment(&mut self) -> Result<()> {
+        let ready = match std::mem::replace(&mut self.spare, Spare::None) {
+            Spare::Building(handle) => handle.join().unwrap_or_else(|_| {
+                Err(WalError::Poisoned {
+                    reason: "pre-write thread panicked".into(),
+                })
+            }),
+            Spare::Ready(seg) => Ok(seg),
+            Spare::None => self.prewrite_now(),
+        };
+        match ready {
+            Ok(seg) => {
+                self.spare = Spare::Ready(seg);
+                Ok(())
+            }
+            Err(e) => {
+                self.start_spare();
+                Err(e)
+            }
+        }
+    }
+
     fn active(&self) -> &Segment {
         self.segments.last().expect("an active segment")
     }
@@ -400,7 +424,13 @@ impl Wal {
                 }
                 made
             }
-            Spare::None => self.prewrite_now(),
+            Spare::None => {
+                let started = Instant::now();
+                let made = self.prewrite_now();
+                self.stats.roll_waits += 1;
+                self.stats.roll_wait_ns += started.elapsed().as_nanos() as u64;
+                made
+            }
         };
         let next = match next {
             Ok(seg) => seg,
@@ -431,18 +461,14 @@ impl Wal {
         Ok(())
     }
 
-    fn prewrite_now(&mut self) -> Result<SegShared> {
-        let started = Instant::now();
-        let made = prewrite(
+    fn prewrite_now(&self) -> Result<SegShared> {
+        prewrite(
             &*self.storage,
             &self.dir,
             self.active().shared.seq + 1,
             self.opts.segment_bytes,
             self.opts.flush_method,
-        );
-        self.stats.roll_waits += 1;
-        self.stats.roll_wait_ns += started.elapsed().as_nanos() as u64;
-        made
+        )
     }
 
     /// Starts pre-writing the segment after the active one, unless one is ready/underway.
