@@ -1,0 +1,683 @@
+//! Seeded simulation of the engine core: several sessions pipelining writes through
+//! prep, random crashes (prep rebuilt, leader state recovered from snapshot + log),
+//! session expiries, the container/TTL reaper. Every applied txn goes (as bytes) to a
+//! follower; at the end a third replica restored from a snapshot replays the log
+//! suffix. All three must have the same digest, and every result must match a small
+//! reference model of ZooKeeper's semantics for the basic ops.
+//!
+//! Replay one seed: `SIM_SEED=S cargo test -p engine --test sim_tree`.
+//! More seeds: `SIM_SEEDS=N` (default 200), steps per seed: `SIM_STEPS` (default 400).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use engine::op::Op;
+use engine::prep::{Prep, PrepConfig, RequestCtx};
+use engine::session::SessionConfig;
+use engine::tree::read::{ReadResult, read};
+use engine::tree::{NodeKind, is_special_path, path};
+use engine::txn::{Db, OpResult, Txn, TxnResult};
+use transport::jute::{Acl, CreateMode, ErrorCode};
+
+/// Writes prepped but not yet applied, at most.
+const PIPELINE_DEPTH_MAX: usize = 8;
+const TICK_MS: i32 = 100;
+const SESSION_TIMEOUT_MS: i32 = 4000;
+
+/// splitmix64: a tiny deterministic generator (no dependency, same on every platform).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+// ---------------------------------------------------------------- reference model
+
+#[derive(Debug, Clone, PartialEq)]
+struct MNode {
+    data: Option<Vec<u8>>,
+    version: i32,
+    aversion: i32,
+    cversion: i32,
+    kind: NodeKind,
+    children: BTreeSet<String>,
+}
+
+type MResult = Result<Option<String>, ErrorCode>;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    Op(MResult),
+    Multi(Vec<MResult>),
+    Session,
+    Close,
+}
+
+#[derive(Debug, Clone)]
+struct Model {
+    nodes: BTreeMap<String, MNode>,
+    alive: BTreeSet<i64>,
+    closing: BTreeSet<i64>,
+}
+
+impl Model {
+    fn new(db: &Db) -> Self {
+        let mut nodes = BTreeMap::new();
+        for (p, n) in db.tree.sorted_nodes() {
+            nodes.insert(
+                p.clone(),
+                MNode {
+                    data: n.data.clone(),
+                    version: n.stat.version,
+                    aversion: n.stat.aversion,
+                    cversion: n.stat.cversion,
+                    kind: n.kind,
+                    children: n.children.clone(),
+                },
+            );
+        }
+        Model {
+            nodes,
+            alive: BTreeSet::new(),
+            closing: BTreeSet::new(),
+        }
+    }
+
+    fn step(&mut self, session: i64, op: &Op) -> Expect {
+        match op {
+            Op::CreateSession { session_id, .. } => {
+                self.alive.insert(*session_id);
+                Expect::Session
+            }
+            Op::CloseSession => {
+                let owned: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.kind == NodeKind::Ephemeral(session))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for p in owned {
+                    self.remove(&p);
+                }
+                self.alive.remove(&session);
+                Expect::Close
+            }
+            Op::DeleteContainer { .. } => Expect::Op(self.apply(session, op)),
+            _ if !self.alive.contains(&session) || self.closing.contains(&session) => {
+                Expect::Op(Err(ErrorCode::SessionExpired))
+            }
+            Op::Multi(ops) => {
+                let mut trial = self.clone();
+                let mut out = Vec::new();
+                for (i, o) in ops.iter().enumerate() {
+                    match trial.apply(session, o) {
+                        Ok(r) => out.push(Ok(r)),
+                        Err(e) => {
+                            let mut v = vec![Err(ErrorCode::Ok); i];
+                            v.push(Err(e));
+                            v.resize(ops.len(), Err(ErrorCode::RuntimeInconsistency));
+                            return Expect::Multi(v);
+                        }
+                    }
+                }
+                *self = trial;
+                Expect::Multi(out)
+            }
+            _ => Expect::Op(self.apply(session, op)),
+        }
+    }
+
+    fn remove(&mut self, p: &str) {
+        self.nodes.remove(p);
+        if let Some(parent) = path::parent(p).and_then(|pp| self.nodes.get_mut(pp)) {
+            parent.children.remove(path::name(p));
+        }
+    }
+
+    fn apply(&mut self, session: i64, op: &Op) -> MResult {
+        use ErrorCode::{
+            BadArguments, BadVersion, NoChildrenForEphemerals, NoNode, NodeExists, NotEmpty,
+        };
+        match op {
+            Op::Create {
+                path: p,
+                data,
+                mode,
+                ttl_ms,
+                ..
+            } => {
+                let parent_path = path::parent(p).ok_or(BadArguments)?;
+                let parent = self.nodes.get(parent_path).ok_or(NoNode)?;
+                let fin = if mode.is_sequential() {
+                    path::sequential_name(p, parent.cversion)
+                } else {
+                    p.clone()
+                };
+                if self.nodes.contains_key(&fin) {
+                    return Err(NodeExists);
+                }
+                if matches!(parent.kind, NodeKind::Ephemeral(_)) {
+                    return Err(NoChildrenForEphemerals);
+                }
+                let kind = match mode {
+                    CreateMode::Container => NodeKind::Container,
+                    m if m.is_ttl() => NodeKind::Ttl(ttl_ms.unwrap_or(0)),
+                    m if m.is_ephemeral() => NodeKind::Ephemeral(session),
+                    _ => NodeKind::Persistent,
+                };
+                let parent = self.nodes.get_mut(parent_path).ok_or(NoNode)?;
+                parent.cversion += 1;
+                parent.children.insert(path::name(&fin).to_string());
+                self.nodes.insert(
+                    fin.clone(),
+                    MNode {
+                        data: data.clone(),
+                        version: 0,
+                        aversion: 0,
+                        cversion: 0,
+                        kind,
+                        children: BTreeSet::new(),
+                    },
+                );
+                Ok(Some(fin))
+            }
+            Op::Delete { path: p, .. } | Op::DeleteContainer { path: p } => {
+                if is_special_path(p) {
+                    return Err(BadArguments);
+                }
+                let parent_path = path::parent(p).ok_or(BadArguments)?;
+                self.nodes.get(parent_path).ok_or(NoNode)?;
+                let n = self.nodes.get(p).ok_or(NoNode)?;
+                if let Op::Delete { version, .. } = op {
+                    if *version != -1 && *version != n.version {
+                        return Err(BadVersion);
+                    }
+                    if !n.children.is_empty() {
+                        return Err(NotEmpty);
+                    }
+                } else {
+                    if !n.children.is_empty() {
+                        return Err(NotEmpty);
+                    }
+                    if matches!(n.kind, NodeKind::Persistent | NodeKind::Ephemeral(_)) {
+                        return Err(BadVersion);
+                    }
+                }
+                self.remove(p);
+                Ok(None)
+            }
+            Op::SetData {
+                path: p,
+                data,
+                version,
+            } => {
+                let n = self.nodes.get_mut(p).ok_or(NoNode)?;
+                if *version != -1 && *version != n.version {
+                    return Err(BadVersion);
+                }
+                n.version += 1;
+                n.data = data.clone();
+                Ok(None)
+            }
+            Op::SetAcl {
+                path: p, version, ..
+            } => {
+                let n = self.nodes.get_mut(p).ok_or(NoNode)?;
+                if *version != -1 && *version != n.aversion {
+                    return Err(BadVersion);
+                }
+                n.aversion += 1;
+                Ok(None)
+            }
+            Op::Check { path: p, version } => {
+                let n = self.nodes.get(p).ok_or(NoNode)?;
+                if *version != -1 && *version != n.version {
+                    return Err(BadVersion);
+                }
+                Ok(None)
+            }
+            _ => Err(BadArguments),
+        }
+    }
+}
+
+fn matches_op(expect: &MResult, got: &OpResult) -> bool {
+    match (expect, got) {
+        (Err(e), OpResult::Error(g)) => e == g,
+        (Ok(Some(p)), OpResult::Create { path, .. }) => p == path,
+        (Ok(None), r) => !matches!(r, OpResult::Error(_) | OpResult::Create { .. }),
+        _ => false,
+    }
+}
+
+fn matches_result(expect: &Expect, got: &TxnResult) -> bool {
+    match (expect, got) {
+        (Expect::Op(e), TxnResult::Op(g)) => matches_op(e, g),
+        (Expect::Multi(e), TxnResult::Multi(g)) => {
+            e.len() == g.len() && e.iter().zip(g).all(|(e, g)| matches_op(e, g))
+        }
+        (Expect::Session, TxnResult::CreateSession { .. }) => true,
+        (Expect::Close, TxnResult::CloseSession) => true,
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------- the simulation
+
+struct Pending {
+    txn: Txn,
+    expect: Expect,
+    model_after: Model,
+    what: String,
+}
+
+struct Sim {
+    rng: Rng,
+    now: i64,
+    leader: Db,
+    follower: Db,
+    prep: Prep,
+    pending: VecDeque<Pending>,
+    /// Every applied txn, as the WAL would hold it.
+    log: Vec<Vec<u8>>,
+    /// Latest snapshot and how many log entries it covers.
+    snap: (Vec<u8>, usize),
+    model_applied: Model,
+    model_prepped: Model,
+    next_session: i64,
+    /// Session ids the clients believe they hold.
+    clients: Vec<i64>,
+    cxid: i32,
+    stats: BTreeMap<&'static str, u64>,
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::from_tick(TICK_MS)
+}
+
+fn prep_config() -> PrepConfig {
+    PrepConfig {
+        ttl_enabled: true,
+        ..PrepConfig::default()
+    }
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+impl Sim {
+    fn new(seed: u64) -> Self {
+        let leader = Db::new(config());
+        let model = Model::new(&leader);
+        let snap = (leader.snapshot().to_vec(), 0);
+        Sim {
+            rng: Rng(seed),
+            now: 1_000_000,
+            follower: Db::new(config()),
+            leader,
+            prep: Prep::new(0, prep_config()),
+            pending: VecDeque::new(),
+            log: Vec::new(),
+            snap,
+            model_applied: model.clone(),
+            model_prepped: model,
+            next_session: 0x100,
+            clients: Vec::new(),
+            cxid: 0,
+            stats: BTreeMap::new(),
+        }
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.stats.entry(what).or_default() += 1;
+    }
+
+    fn random_path(&mut self) -> String {
+        let depth = 1 + self.rng.below(3);
+        let mut p = String::new();
+        for _ in 0..depth {
+            p.push('/');
+            let name = *self.rng.pick(&NAMES);
+            p.push_str(name);
+        }
+        p
+    }
+
+    fn random_version(&mut self) -> i32 {
+        if self.rng.chance(60) {
+            -1
+        } else {
+            self.rng.below(3) as i32
+        }
+    }
+
+    fn random_write(&mut self) -> Op {
+        let p = self.random_path();
+        match self.rng.below(10) {
+            0..=3 => {
+                let mode = *self.rng.pick(&[
+                    CreateMode::Persistent,
+                    CreateMode::Persistent,
+                    CreateMode::Ephemeral,
+                    CreateMode::PersistentSequential,
+                    CreateMode::EphemeralSequential,
+                    CreateMode::Container,
+                    CreateMode::PersistentWithTtl,
+                ]);
+                let data = if self.rng.chance(20) {
+                    None
+                } else {
+                    Some(vec![self.rng.below(256) as u8; self.rng.below(4) as usize])
+                };
+                let p = if mode.is_sequential() {
+                    format!("{p}-")
+                } else {
+                    p
+                };
+                Op::Create {
+                    path: p,
+                    data,
+                    acl: Acl::open_unsafe(),
+                    mode,
+                    ttl_ms: mode.is_ttl().then_some(300),
+                }
+            }
+            4..=5 => Op::Delete {
+                path: p,
+                version: self.random_version(),
+            },
+            6..=7 => Op::SetData {
+                path: p,
+                data: Some(vec![self.rng.below(256) as u8]),
+                version: self.random_version(),
+            },
+            8 => Op::SetAcl {
+                path: p,
+                acl: Acl::open_unsafe(),
+                version: self.random_version(),
+            },
+            _ => {
+                let n = 1 + self.rng.below(3);
+                let ops = (0..n)
+                    .map(|_| {
+                        let p = self.random_path();
+                        match self.rng.below(4) {
+                            0 => Op::Check {
+                                path: p,
+                                version: self.random_version(),
+                            },
+                            1 => Op::Delete {
+                                path: p,
+                                version: self.random_version(),
+                            },
+                            2 => Op::SetData {
+                                path: p,
+                                data: None,
+                                version: self.random_version(),
+                            },
+                            _ => Op::Create {
+                                path: p,
+                                data: Some(vec![1]),
+                                acl: Acl::open_unsafe(),
+                                mode: CreateMode::Persistent,
+                                ttl_ms: None,
+                            },
+                        }
+                    })
+                    .collect();
+                Op::Multi(ops)
+            }
+        }
+    }
+
+    fn submit(&mut self, session: i64, op: Op) {
+        self.cxid += 1;
+        self.leader.sessions.touch(session, self.now);
+        let req = RequestCtx {
+            session,
+            cxid: self.cxid,
+            auth: &[],
+        };
+        let txn = self.prep.prep(&self.leader, &req, &op, self.now);
+        let expect = self.model_prepped.step(session, &op);
+        self.pending.push_back(Pending {
+            txn,
+            expect,
+            model_after: self.model_prepped.clone(),
+            what: format!("session {session:#x}: {op:?}"),
+        });
+    }
+
+    fn apply_one(&mut self) -> Result<(), String> {
+        let Some(p) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let bytes = p.txn.to_bytes().to_vec();
+        let txn = Txn::from_bytes(&bytes).map_err(|e| format!("txn decode: {e}"))?;
+        let got = self.leader.apply(&txn);
+        self.prep.applied(got.zxid);
+        let f = self.follower.apply(&txn);
+        if f.result != got.result {
+            return Err(format!("follower result differs at zxid {}", got.zxid));
+        }
+        if !matches_result(&p.expect, &got.result) {
+            return Err(format!(
+                "zxid {} {}:\n  model expects {:?}\n  engine gave  {:?}",
+                got.zxid, p.what, p.expect, got.result
+            ));
+        }
+        self.log.push(bytes);
+        self.model_applied = p.model_after;
+        self.count("applied");
+        let kind = match &p.expect {
+            Expect::Op(Ok(Some(_))) => "created",
+            Expect::Op(Ok(None)) => "other ok",
+            Expect::Op(Err(ErrorCode::SessionExpired)) => "refused: session expired",
+            Expect::Op(Err(_)) => "refused",
+            Expect::Multi(v) if v.iter().all(|r| r.is_ok()) => "multi ok",
+            Expect::Multi(_) => "multi failed",
+            Expect::Session | Expect::Close => "session",
+        };
+        self.count(kind);
+        Ok(())
+    }
+
+    /// The leader crashes: unapplied txns are lost, prep restarts empty, and the state
+    /// is recovered from the last snapshot plus the log.
+    fn crash(&mut self) -> Result<(), String> {
+        self.count("crash");
+        let before = self.leader.digest();
+        self.pending.clear();
+        let mut db = Db::restore(&self.snap.0, config(), self.now).map_err(|e| e.to_string())?;
+        for b in &self.log {
+            let t = Txn::from_bytes(b).map_err(|e| e.to_string())?;
+            db.apply_if_new(&t);
+        }
+        if db.digest() != before {
+            return Err("recovered leader differs from the pre-crash state".into());
+        }
+        db.sessions.restart_timers(self.now);
+        self.leader = db;
+        // Clients whose session create was lost reconnect and find it expired.
+        let leader = &self.leader;
+        self.clients.retain(|c| leader.sessions.is_active(*c));
+        self.prep = Prep::new(self.leader.last_zxid(), prep_config());
+        self.model_applied.closing.clear();
+        self.model_prepped = self.model_applied.clone();
+        Ok(())
+    }
+
+    fn check_read(&mut self) -> Result<(), String> {
+        let p = self.random_path();
+        let session = self.clients.first().copied().unwrap_or(0);
+        let op = Op::GetData {
+            path: p.clone(),
+            watch: self.rng.chance(50),
+        };
+        let got = read(&mut self.leader.tree, session, &[], &op);
+        let want = self.model_applied.nodes.get(&p);
+        let ok = match (&got, want) {
+            (Err(ErrorCode::NoNode), None) => true,
+            (Ok(ReadResult::GetData { data, stat }), Some(n)) => {
+                *data == n.data && stat.version == n.version
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("read {p}: engine {got:?}, model {want:?}"))
+        }
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        self.now += self.rng.below(60) as i64;
+        let roll = self.rng.below(100);
+        if roll < 5 || self.clients.is_empty() {
+            let id = self.next_session;
+            self.next_session += 1;
+            self.clients.push(id);
+            let op = Op::CreateSession {
+                session_id: id,
+                timeout_ms: SESSION_TIMEOUT_MS,
+                password: [7; 16],
+            };
+            self.submit(0, op);
+        } else if roll < 7 {
+            let i = self.rng.below(self.clients.len() as u64) as usize;
+            let id = self.clients.remove(i);
+            self.submit(id, Op::CloseSession);
+            self.count("client close");
+        } else if roll < 9 {
+            self.crash()?;
+        } else if roll < 11 {
+            self.snap = (self.leader.snapshot().to_vec(), self.log.len());
+            self.count("snapshot");
+        } else if roll < 16 {
+            self.check_read()?;
+        } else if roll < 18 {
+            let mut reap = self.leader.tree.empty_containers();
+            reap.extend(self.leader.tree.expired_ttls(self.now));
+            for p in reap {
+                self.submit(0, Op::DeleteContainer { path: p });
+                self.count("reap");
+            }
+        } else if roll < 50 || self.pending.len() >= PIPELINE_DEPTH_MAX {
+            self.apply_one()?;
+        } else {
+            let session = *self.rng.pick(&self.clients);
+            let op = self.random_write();
+            self.submit(session, op);
+        }
+        for id in self.leader.sessions.expired(self.now) {
+            self.model_prepped.closing.insert(id);
+            // Some clients learn late that their session is gone and keep writing.
+            if self.rng.chance(50) {
+                self.clients.retain(|c| *c != id);
+            }
+            self.submit(id, Op::CloseSession);
+            self.count("expiry");
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        while !self.pending.is_empty() {
+            self.apply_one()?;
+        }
+        let (l, f) = (self.leader.digest(), self.follower.digest());
+        if l != f {
+            return Err(format!("leader {l:#x} != follower {f:#x}"));
+        }
+        let mut r = Db::restore(&self.snap.0, config(), self.now).map_err(|e| e.to_string())?;
+        for b in &self.log[self.snap.1..] {
+            let t = Txn::from_bytes(b).map_err(|e| e.to_string())?;
+            if r.apply_if_new(&t).is_none() {
+                return Err(format!("txn {} after the snapshot was skipped", t.zxid()));
+            }
+        }
+        if r.digest() != l {
+            return Err(format!(
+                "restored replica {:#x} != leader {l:#x}",
+                r.digest()
+            ));
+        }
+        for db in [&self.leader, &self.follower, &r] {
+            db.tree.check_invariants()?;
+        }
+        self.compare_model()
+    }
+
+    fn compare_model(&self) -> Result<(), String> {
+        let tree = &self.leader.tree;
+        if tree.len() != self.model_applied.nodes.len() {
+            return Err(format!(
+                "{} nodes, model has {}",
+                tree.len(),
+                self.model_applied.nodes.len()
+            ));
+        }
+        for (p, m) in &self.model_applied.nodes {
+            let n = tree.get(p).ok_or_else(|| format!("{p} missing"))?;
+            let same = n.data == m.data
+                && n.stat.version == m.version
+                && n.stat.aversion == m.aversion
+                && n.stat.cversion == m.cversion
+                && n.kind == m.kind
+                && n.children == m.children;
+            if !same {
+                return Err(format!("{p}: engine {n:?}\nmodel {m:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_seed(seed: u64, steps: usize) -> Result<BTreeMap<&'static str, u64>, String> {
+    let mut sim = Sim::new(seed);
+    for i in 0..steps {
+        sim.step().map_err(|e| format!("step {i}: {e}"))?;
+    }
+    sim.finish()?;
+    Ok(sim.stats)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn sim_tree() {
+    let steps = env_u64("SIM_STEPS").unwrap_or(400) as usize;
+    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
+        Some(s) => vec![s],
+        None => (0..env_u64("SIM_SEEDS").unwrap_or(200)).collect(),
+    };
+    let mut total: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for seed in seeds {
+        match run_seed(seed, steps) {
+            Ok(stats) => {
+                for (k, v) in stats {
+                    *total.entry(k).or_default() += v;
+                }
+            }
+            Err(e) => panic!(
+                "{e}\nfailing seed {seed}: replay with SIM_SEED={seed} cargo test -p engine --test sim_tree"
+            ),
+        }
+    }
+    println!("sim totals: {total:?}");
+}

@@ -1,0 +1,425 @@
+//! End-to-end engine behaviour through the public API: prep → apply → read, the
+//! watch events writes trigger, setWatches catch-up, snapshots.
+
+use engine::op::Op;
+use engine::prep::{Prep, PrepConfig, RequestCtx};
+use engine::session::SessionConfig;
+use engine::tree::read::{ReadResult, read};
+use engine::tree::watch::WatchEvent;
+use engine::txn::{Applied, Db, OpResult, Txn, TxnResult};
+use transport::jute::{Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, WatcherType};
+
+const A: i64 = 0xA;
+const B: i64 = 0xB;
+
+struct Server {
+    db: Db,
+    prep: Prep,
+    now: i64,
+}
+
+impl Server {
+    fn new() -> Self {
+        let mut s = Server {
+            db: Db::new(SessionConfig::from_tick(100)),
+            prep: Prep::new(0, PrepConfig::default()),
+            now: 10_000,
+        };
+        for id in [A, B] {
+            let op = Op::CreateSession {
+                session_id: id,
+                timeout_ms: 1000,
+                password: [id as u8; 16],
+            };
+            s.write(id, &op);
+        }
+        s
+    }
+
+    fn write(&mut self, session: i64, op: &Op) -> Applied {
+        self.now += 1;
+        let req = RequestCtx {
+            session,
+            cxid: 1,
+            auth: &[],
+        };
+        let t = self.prep.prep(&self.db, &req, op, self.now);
+        let t = Txn::from_bytes(&t.to_bytes()).expect("txn round trip");
+        let a = self.db.apply(&t);
+        self.prep.applied(a.zxid);
+        a
+    }
+
+    fn read(&mut self, session: i64, op: &Op) -> Result<ReadResult, ErrorCode> {
+        read(&mut self.db.tree, session, &[], op)
+    }
+}
+
+fn create(path: &str, mode: CreateMode) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: Some(b"v".to_vec()),
+        acl: Acl::open_unsafe(),
+        mode,
+        ttl_ms: None,
+    }
+}
+
+fn set(path: &str) -> Op {
+    Op::SetData {
+        path: path.into(),
+        data: Some(b"w".to_vec()),
+        version: -1,
+    }
+}
+
+fn del(path: &str) -> Op {
+    Op::Delete {
+        path: path.into(),
+        version: -1,
+    }
+}
+
+fn ev(session: i64, kind: EventType, path: &str) -> WatchEvent {
+    WatchEvent {
+        session,
+        kind,
+        path: path.into(),
+    }
+}
+
+#[test]
+fn config_node_is_empty_and_readable() {
+    let mut s = Server::new();
+    let r = s.read(
+        A,
+        &Op::GetData {
+            path: "/zookeeper/config".into(),
+            watch: true,
+        },
+    );
+    assert!(matches!(r, Ok(ReadResult::GetData { data: Some(d), .. }) if d.is_empty()));
+    let r = s.read(
+        A,
+        &Op::GetChildren {
+            path: "/".into(),
+            watch: false,
+        },
+    );
+    assert_eq!(
+        r,
+        Ok(ReadResult::GetChildren {
+            children: vec!["zookeeper".into()]
+        })
+    );
+}
+
+#[test]
+fn null_and_empty_data_differ() {
+    let mut s = Server::new();
+    let mut op = create("/n", CreateMode::Persistent);
+    if let Op::Create { data, .. } = &mut op {
+        *data = None;
+    }
+    s.write(A, &op);
+    let r = s
+        .read(
+            A,
+            &Op::GetData {
+                path: "/n".into(),
+                watch: false,
+            },
+        )
+        .unwrap();
+    assert!(matches!(r, ReadResult::GetData { data: None, stat } if stat.data_length == 0));
+}
+
+#[test]
+fn one_shot_watches_fire_from_apply() {
+    let mut s = Server::new();
+    s.write(A, &create("/w", CreateMode::Persistent));
+    s.read(
+        B,
+        &Op::GetData {
+            path: "/w".into(),
+            watch: true,
+        },
+    )
+    .unwrap();
+    s.read(
+        B,
+        &Op::GetChildren {
+            path: "/w".into(),
+            watch: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.read(
+            B,
+            &Op::Exists {
+                path: "/later".into(),
+                watch: true
+            }
+        ),
+        Err(ErrorCode::NoNode),
+        "exists on a missing node still leaves its watch"
+    );
+    assert_eq!(
+        s.write(A, &set("/w")).events,
+        vec![ev(B, EventType::NodeDataChanged, "/w")]
+    );
+    assert!(s.write(A, &set("/w")).events.is_empty(), "one-shot");
+    assert_eq!(
+        s.write(A, &create("/w/c", CreateMode::Persistent)).events,
+        vec![ev(B, EventType::NodeChildrenChanged, "/w")]
+    );
+    assert_eq!(
+        s.write(A, &create("/later", CreateMode::Persistent)).events,
+        vec![ev(B, EventType::NodeCreated, "/later")]
+    );
+    assert_eq!(s.db.tree.watches.count(B), 0);
+}
+
+#[test]
+fn persistent_recursive_and_check_remove() {
+    let mut s = Server::new();
+    // One mode per (path, session), as ZooKeeper's WatcherModeManager: the later wins
+    // in the data table; the child table keeps the persistent one.
+    s.read(
+        B,
+        &Op::AddWatch {
+            path: "/r".into(),
+            mode: AddWatchMode::Persistent,
+        },
+    )
+    .unwrap();
+    s.read(
+        B,
+        &Op::AddWatch {
+            path: "/r".into(),
+            mode: AddWatchMode::PersistentRecursive,
+        },
+    )
+    .unwrap();
+    let a = s.write(A, &create("/r", CreateMode::Persistent));
+    assert_eq!(a.events, vec![ev(B, EventType::NodeCreated, "/r")]);
+    let a = s.write(A, &create("/r/x", CreateMode::Persistent));
+    // Recursive (data table) on /r/x; persistent child watch on /r.
+    assert_eq!(
+        a.events,
+        vec![
+            ev(B, EventType::NodeCreated, "/r/x"),
+            ev(B, EventType::NodeChildrenChanged, "/r")
+        ]
+    );
+    let check = |kind| Op::CheckWatches {
+        path: "/r".into(),
+        kind,
+    };
+    assert!(s.read(B, &check(WatcherType::Children)).is_ok());
+    assert_eq!(
+        s.read(A, &check(WatcherType::Any)),
+        Err(ErrorCode::NoWatcher)
+    );
+    let remove = Op::RemoveWatches {
+        path: "/r".into(),
+        kind: WatcherType::Any,
+    };
+    assert!(s.read(B, &remove).is_ok());
+    assert_eq!(s.read(B, &remove), Err(ErrorCode::NoWatcher));
+    assert!(s.write(A, &set("/r/x")).events.is_empty());
+}
+
+#[test]
+fn set_watches_catch_up() {
+    let mut s = Server::new();
+    for p in ["/d", "/gone", "/c", "/same"] {
+        s.write(A, &create(p, CreateMode::Persistent));
+    }
+    let rel = s.db.last_zxid();
+    s.write(A, &set("/d"));
+    s.write(A, &del("/gone"));
+    s.write(A, &create("/c/k", CreateMode::Persistent));
+    s.write(A, &create("/born", CreateMode::Persistent));
+    let op = Op::SetWatches {
+        relative_zxid: rel,
+        data: vec!["/d".into(), "/gone".into(), "/same".into()],
+        exist: vec!["/born".into(), "/unborn".into()],
+        child: vec!["/c".into(), "/same".into()],
+        persistent: vec![],
+        persistent_recursive: vec![],
+    };
+    let Ok(ReadResult::SetWatches { events }) = s.read(B, &op) else {
+        panic!()
+    };
+    assert_eq!(
+        events,
+        vec![
+            ev(B, EventType::NodeDataChanged, "/d"),
+            ev(B, EventType::NodeDeleted, "/gone"),
+            ev(B, EventType::NodeCreated, "/born"),
+            ev(B, EventType::NodeChildrenChanged, "/c"),
+        ]
+    );
+    // Watches without news were registered.
+    assert_eq!(s.db.tree.watches.count(B), 3);
+    assert_eq!(
+        s.write(A, &create("/unborn", CreateMode::Persistent))
+            .events
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn close_session_deletes_ephemerals_and_notifies_others() {
+    let mut s = Server::new();
+    s.write(A, &create("/e", CreateMode::Ephemeral));
+    s.read(
+        A,
+        &Op::GetData {
+            path: "/e".into(),
+            watch: true,
+        },
+    )
+    .unwrap();
+    s.read(
+        B,
+        &Op::Exists {
+            path: "/e".into(),
+            watch: true,
+        },
+    )
+    .unwrap();
+    let r = s.read(A, &Op::GetEphemerals { prefix: "/".into() });
+    assert_eq!(
+        r,
+        Ok(ReadResult::GetEphemerals {
+            paths: vec!["/e".into()]
+        })
+    );
+    let a = s.write(A, &Op::CloseSession);
+    assert_eq!(a.result, TxnResult::CloseSession);
+    assert_eq!(
+        a.events,
+        vec![ev(B, EventType::NodeDeleted, "/e")],
+        "the closed session gets none"
+    );
+    assert!(s.db.tree.get("/e").is_none());
+    assert_eq!(s.db.tree.watches.count(A), 0);
+}
+
+#[test]
+fn get_acl_hides_digests_without_admin() {
+    let mut s = Server::new();
+    let digest = engine::tree::acl::digest("bob:pw");
+    let op = Op::Create {
+        path: "/s".into(),
+        data: None,
+        acl: vec![
+            Acl {
+                perms: 1,
+                id: Id::anyone(),
+            },
+            Acl {
+                perms: 31,
+                id: Id::new("digest", digest.clone()),
+            },
+        ],
+        mode: CreateMode::Persistent,
+        ttl_ms: None,
+    };
+    s.write(A, &op);
+    let Ok(ReadResult::GetAcl { acl, .. }) = s.read(A, &Op::GetAcl { path: "/s".into() }) else {
+        panic!()
+    };
+    assert_eq!(acl[1].id.id, "bob:x");
+    let bob = [Id::new("digest", digest.clone())];
+    let Ok(ReadResult::GetAcl { acl, .. }) =
+        read(&mut s.db.tree, A, &bob, &Op::GetAcl { path: "/s".into() })
+    else {
+        panic!()
+    };
+    assert_eq!(acl[1].id.id, digest);
+}
+
+#[test]
+fn multi_read_answers_each_op() {
+    let mut s = Server::new();
+    s.write(A, &create("/m", CreateMode::Persistent));
+    let op = Op::MultiRead(vec![
+        Op::GetData {
+            path: "/m".into(),
+            watch: false,
+        },
+        Op::GetChildren {
+            path: "/nope".into(),
+            watch: false,
+        },
+        Op::Sync { path: "/m".into() },
+    ]);
+    let Ok(ReadResult::MultiRead(rs)) = s.read(A, &op) else {
+        panic!()
+    };
+    assert!(rs[0].is_ok());
+    assert_eq!(rs[1], Err(ErrorCode::NoNode));
+    assert_eq!(rs[2], Err(ErrorCode::BadArguments));
+    assert_eq!(
+        s.read(A, &Op::GetAllChildrenNumber { path: "/".into() }),
+        Ok(ReadResult::GetAllChildrenNumber { count: 4 })
+    );
+}
+
+#[test]
+fn snapshot_restore_then_replay_matches() {
+    let mut s = Server::new();
+    s.write(A, &create("/a", CreateMode::Persistent));
+    s.write(A, &create("/a/e", CreateMode::Ephemeral));
+    s.write(B, &create("/c", CreateMode::Container));
+    let snap = s.db.snapshot();
+    let mut restored = Db::restore(&snap, SessionConfig::from_tick(100), 0).unwrap();
+    assert_eq!(restored.digest(), s.db.digest());
+    restored.tree.check_invariants().unwrap();
+    // The same txns keep them equal.
+    let mut txns = Vec::new();
+    for op in [
+        create("/c/x", CreateMode::Persistent),
+        set("/a"),
+        Op::CloseSession,
+    ] {
+        s.now += 1;
+        let req = RequestCtx {
+            session: A,
+            cxid: 0,
+            auth: &[],
+        };
+        let t = s.prep.prep(&s.db, &req, &op, s.now);
+        s.db.apply(&t);
+        s.prep.applied(t.zxid());
+        txns.push(t);
+    }
+    for t in &txns {
+        restored.apply_if_new(t);
+    }
+    assert!(
+        restored.apply_if_new(&txns[0]).is_none(),
+        "old txns are skipped"
+    );
+    assert_eq!(restored.digest(), s.db.digest());
+    assert!(restored.sessions.get(A).is_none());
+    assert!(Db::restore(&snap[..snap.len() / 2], SessionConfig::default(), 0).is_err());
+    match s
+        .write(
+            B,
+            &Op::Check {
+                path: "/a".into(),
+                version: 1,
+            },
+        )
+        .result
+    {
+        TxnResult::Op(OpResult::Check) => {}
+        other => panic!("{other:?}"),
+    }
+}
