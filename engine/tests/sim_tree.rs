@@ -14,9 +14,10 @@ use engine::op::Op;
 use engine::prep::{Prep, PrepConfig, RequestCtx};
 use engine::session::SessionConfig;
 use engine::tree::read::{ReadResult, read};
+use engine::tree::watch::WatchEvent;
 use engine::tree::{NodeKind, is_special_path, path};
 use engine::txn::{Db, OpResult, Txn, TxnResult};
-use transport::jute::{Acl, CreateMode, ErrorCode};
+use transport::jute::{Acl, CreateMode, ErrorCode, EventType};
 
 /// Writes prepped but not yet applied, at most.
 const PIPELINE_DEPTH_MAX: usize = 8;
@@ -72,6 +73,8 @@ struct Model {
     nodes: BTreeMap<String, MNode>,
     alive: BTreeSet<i64>,
     closing: BTreeSet<i64>,
+    /// What the last step changed, in order (what data watches see).
+    changes: Vec<(EventType, String)>,
 }
 
 impl Model {
@@ -94,10 +97,12 @@ impl Model {
             nodes,
             alive: BTreeSet::new(),
             closing: BTreeSet::new(),
+            changes: Vec::new(),
         }
     }
 
     fn step(&mut self, session: i64, op: &Op) -> Expect {
+        self.changes.clear();
         match op {
             Op::CreateSession { session_id, .. } => {
                 self.alive.insert(*session_id);
@@ -142,6 +147,7 @@ impl Model {
     }
 
     fn remove(&mut self, p: &str) {
+        self.changes.push((EventType::NodeDeleted, p.to_string()));
         self.nodes.remove(p);
         if let Some(parent) = path::parent(p).and_then(|pp| self.nodes.get_mut(pp)) {
             parent.children.remove(path::name(p));
@@ -193,6 +199,7 @@ impl Model {
                         children: BTreeSet::new(),
                     },
                 );
+                self.changes.push((EventType::NodeCreated, fin.clone()));
                 Ok(Some(fin))
             }
             Op::Delete { path: p, .. } | Op::DeleteContainer { path: p } => {
@@ -231,6 +238,7 @@ impl Model {
                 }
                 n.version += 1;
                 n.data = data.clone();
+                self.changes.push((EventType::NodeDataChanged, p.clone()));
                 Ok(None)
             }
             Op::SetAcl {
@@ -283,6 +291,9 @@ struct Pending {
     expect: Expect,
     model_after: Model,
     what: String,
+    /// Who closes (their watches go first) and what the txn changes.
+    closes: Option<i64>,
+    changes: Vec<(EventType, String)>,
 }
 
 struct Sim {
@@ -303,6 +314,8 @@ struct Sim {
     clients: Vec<i64>,
     cxid: i32,
     stats: BTreeMap<&'static str, u64>,
+    /// One-shot data watches registered by reads on the leader: path -> sessions.
+    watches: BTreeMap<String, BTreeSet<i64>>,
 }
 
 fn config() -> SessionConfig {
@@ -338,11 +351,42 @@ impl Sim {
             clients: Vec::new(),
             cxid: 0,
             stats: BTreeMap::new(),
+            watches: BTreeMap::new(),
         }
     }
 
     fn count(&mut self, what: &'static str) {
-        *self.stats.entry(what).or_default() += 1;
+        self.count_n(what, 1);
+    }
+
+    fn count_n(&mut self, what: &'static str, n: u64) {
+        *self.stats.entry(what).or_default() += n;
+    }
+
+    /// The events the registered one-shot data watches owe for `changes` (ZooKeeper:
+    /// each fires once, sessions ascending per change; a closing session loses its
+    /// watches first).
+    fn expected_events(
+        &mut self,
+        closes: Option<i64>,
+        changes: &[(EventType, String)],
+    ) -> Vec<WatchEvent> {
+        if let Some(s) = closes {
+            for sessions in self.watches.values_mut() {
+                sessions.remove(&s);
+            }
+        }
+        let mut out = Vec::new();
+        for (kind, p) in changes {
+            for session in self.watches.remove(p).unwrap_or_default() {
+                out.push(WatchEvent {
+                    session,
+                    kind: *kind,
+                    path: p.clone(),
+                });
+            }
+        }
+        out
     }
 
     fn random_path(&mut self) -> String {
@@ -458,6 +502,8 @@ impl Sim {
             expect,
             model_after: self.model_prepped.clone(),
             what: format!("session {session:#x}: {op:?}"),
+            closes: matches!(op, Op::CloseSession).then_some(session),
+            changes: std::mem::take(&mut self.model_prepped.changes),
         });
     }
 
@@ -479,6 +525,14 @@ impl Sim {
                 got.zxid, p.what, p.expect, got.result
             ));
         }
+        let want = self.expected_events(p.closes, &p.changes);
+        if got.events != want {
+            return Err(format!(
+                "zxid {} {}:\n  watch model expects {want:?}\n  engine sent {:?}",
+                got.zxid, p.what, got.events
+            ));
+        }
+        self.count_n("events", want.len() as u64);
         self.log.push(bytes);
         self.model_applied = p.model_after;
         self.count("applied");
@@ -511,6 +565,7 @@ impl Sim {
         }
         db.sessions.restart_timers(self.now);
         self.leader = db;
+        self.watches.clear();
         // Clients whose session create was lost reconnect and find it expired.
         let leader = &self.leader;
         self.clients.retain(|c| leader.sessions.is_active(*c));
@@ -522,15 +577,33 @@ impl Sim {
 
     fn check_read(&mut self) -> Result<(), String> {
         let p = self.random_path();
-        let session = self.clients.first().copied().unwrap_or(0);
-        let op = Op::GetData {
-            path: p.clone(),
-            watch: self.rng.chance(50),
+        let session = if self.clients.is_empty() {
+            0
+        } else {
+            *self.rng.pick(&self.clients)
+        };
+        let watch = self.rng.chance(50);
+        let op = if self.rng.chance(50) {
+            Op::GetData {
+                path: p.clone(),
+                watch,
+            }
+        } else {
+            Op::Exists {
+                path: p.clone(),
+                watch,
+            }
         };
         let got = read(&mut self.leader.tree, session, &[], &op);
+        // getData leaves a watch only on an existing node, exists always.
+        let exists_now = self.model_applied.nodes.contains_key(&p);
+        if watch && (exists_now || matches!(op, Op::Exists { .. })) {
+            self.watches.entry(p.clone()).or_default().insert(session);
+        }
         let want = self.model_applied.nodes.get(&p);
         let ok = match (&got, want) {
             (Err(ErrorCode::NoNode), None) => true,
+            (Ok(ReadResult::Exists { stat }), Some(n)) => stat.version == n.version,
             (Ok(ReadResult::GetData { data, stat }), Some(n)) => {
                 *data == n.data && stat.version == n.version
             }
@@ -566,9 +639,9 @@ impl Sim {
         } else if roll < 11 {
             self.snap = (self.leader.snapshot().to_vec(), self.log.len());
             self.count("snapshot");
-        } else if roll < 16 {
+        } else if roll < 24 {
             self.check_read()?;
-        } else if roll < 18 {
+        } else if roll < 26 {
             let mut reap = self.leader.tree.empty_containers();
             reap.extend(self.leader.tree.expired_ttls(self.now));
             for p in reap {
