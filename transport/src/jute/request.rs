@@ -6,10 +6,13 @@
 //! Clients encode: [`Request::encode`] writes header and record,
 //! [`Request::encode_frame`] the whole frame with its length prefix.
 //!
-//! The xid is the caller's: ordinary requests use increasing positive xids; pings,
-//! auth and setWatches use the special xids of [`super::codes::xid`]
-//! ([`Request::special_xid`] says which). Ops without a body (ping, closeSession,
-//! whoAmI) decode from any body, ignoring it, as ZooKeeper does.
+//! The xid is the caller's: ordinary requests use increasing positive xids; pings and
+//! auth always use the special xids of [`super::codes::xid`] (-2, -4). setWatches and
+//! setWatches2 are sent with -8 by the C client but with an ordinary xid by the Java
+//! client (seen in the golden captures): a server must accept both and answer with the
+//! xid it was given. [`Request::special_xid`] gives the conventional one. Ops without a
+//! body (ping, closeSession, whoAmI) decode from any body, ignoring it, as ZooKeeper
+//! does.
 
 use super::codes::{OpCode, xid};
 use super::frame::write_frame;
@@ -129,7 +132,9 @@ impl Request {
         }
     }
 
-    /// The xid this request must be sent with, if it is one of the special ones.
+    /// The special xid clients conventionally send this request with, if any (ping
+    /// and auth must use theirs; for setWatches it is the C client's choice, the Java
+    /// client uses an ordinary xid).
     pub fn special_xid(&self) -> Option<i32> {
         match self {
             Request::Ping => Some(xid::PING),
