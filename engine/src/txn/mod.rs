@@ -7,6 +7,28 @@
 //! replicas applying the same txns from the same state reach the same state
 //! ([`Db::digest`]). Applying also yields the txn's result (the client's reply) and
 //! the watch events it triggers, to deliver before that reply.
+//!
+//! # Driving the core (what the runtime does)
+//!
+//! - **Start**: `Db::new(SessionConfig)` or `Db::restore(snapshot, config, now)` then
+//!   `db.apply_if_new(txn)` for every logged txn; `db.sessions.restart_timers(now)`;
+//!   `Prep::new(db.last_zxid(), PrepConfig)` (a new Zab epoch passes its base zxid).
+//! - **Write**: `prep.prep(&db, &RequestCtx { session, cxid, auth }, &op, now)` gives
+//!   the next `Txn`; persist/replicate `txn.to_bytes()`; once committed,
+//!   `let a = db.apply(&txn); prep.applied(a.zxid);` then send `a.events` (each to
+//!   its session's connection) and then the reply built from `a.result` to the writer.
+//!   On a crash or leader change, drop the prep and build a new one (it starts empty).
+//! - **Read**: `tree::read::read(&mut db.tree, session, auth, &op)`; for `SetWatches`
+//!   send the returned events before the reply.
+//! - **Sessions**: new connection: `SessionIdGen::next_id` + a random password →
+//!   `Op::CreateSession`; reconnect: `db.sessions.reconnect(id, password, now)`;
+//!   every packet: `db.sessions.touch(id, now)`; timer (`next_deadline`): for each id
+//!   in `db.sessions.expired(now)` prep `Op::CloseSession` as that session; on a
+//!   connection drop: `db.tree.watches.remove_session(id)`.
+//! - **Reaper**: periodically prep `Op::DeleteContainer` (session 0) for
+//!   `db.tree.empty_containers()` and `db.tree.expired_ttls(now)`.
+//! - **Snapshot**: `db.snapshot()` between two applies; it is exact at
+//!   `db.last_zxid()` (see `snapshot`).
 
 pub mod apply;
 pub mod snapshot;
