@@ -113,6 +113,9 @@ impl Table {
     /// ZooKeeper's `triggerWatch`: the sessions to notify for `kind` on `changed`.
     fn trigger(&mut self, changed: &str, kind: EventType) -> BTreeSet<i64> {
         let mut hit = BTreeSet::new();
+        if self.by_path.is_empty() {
+            return hit; // the common case: nobody watches anything
+        }
         let mut fired_once = Vec::new();
         let mut at: Option<&str> = Some(changed);
         while let Some(local) = at {
