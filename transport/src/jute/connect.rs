@@ -131,15 +131,10 @@ impl ConnectResponse {
         self.read_only.unwrap_or(false)
     }
 
-    /// Appends the body (no length prefix).
+    /// Appends the body (no length prefix). Any password is encoded as given (so a
+    /// decoded reply re-encodes unchanged); build replies with
+    /// [`ConnectResponse::for_request`], whose type fixes the size at 16 bytes.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        debug_assert!(
-            self.passwd
-                .as_ref()
-                .is_none_or(|p| p.len() == CONNECT_PASSWD_BYTES)
-                || self.session_id == 0,
-            "the C client reads a fixed-size reply: the password must be 16 bytes"
-        );
         put_i32(out, self.protocol_version);
         put_i32(out, self.time_out);
         put_i64(out, self.session_id);

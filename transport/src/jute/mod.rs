@@ -27,6 +27,8 @@ pub mod codes;
 pub mod connect;
 pub mod data;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod multi;
 pub mod records;

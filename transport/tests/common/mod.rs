@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod golden;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use transport::jute::*;
