@@ -21,7 +21,7 @@ use transport::jute::{Acl, CreateMode, ErrorCode, Id, Stat, perms};
 
 use crate::op::Op;
 use crate::tree::acl::{self, AclConfig};
-use crate::tree::{NodeKind, TTL_MS_MAX, is_special_path, path};
+use crate::tree::{AclList, NodeKind, TTL_MS_MAX, is_special_path, path};
 use crate::txn::{CreateTxn, Db, Txn, TxnBody, TxnHeader, TxnOp};
 
 #[cfg(test)]
@@ -51,7 +51,7 @@ struct NodeRecord {
     stat: Stat,
     kind: NodeKind,
     child_count: i32,
-    acl: Vec<Acl>,
+    acl: AclList,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,7 +437,7 @@ fn prep_op(st: &mut Stage<'_>, ctx: &Ctx<'_>, op: &Op) -> Result<TxnOp, ErrorCod
             acl::require(&node.acl, perms::ADMIN, ctx.req.auth)?;
             let aversion = check_version(*version, node.stat.aversion)?;
             node.stat.aversion = aversion;
-            node.acl = fixed.clone();
+            node.acl = fixed.clone().into();
             st.put(path, Some(node));
             Ok(TxnOp::SetAcl {
                 path: path.clone(),
@@ -529,7 +529,7 @@ fn create(
         stat,
         kind,
         child_count: 0,
-        acl: fixed.clone(),
+        acl: fixed.clone().into(),
     };
     st.put(&final_path, Some(node));
     Ok(TxnOp::Create(CreateTxn {

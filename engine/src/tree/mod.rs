@@ -18,7 +18,8 @@ pub mod path;
 pub mod read;
 pub mod watch;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use rkyv::{Archive, Deserialize, Serialize};
 use transport::jute::{Acl, ErrorCode, Stat};
@@ -31,6 +32,9 @@ pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
 /// `/zookeeper/config` (empty in standalone; Curator reads it on every connect).
 pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+/// Smallest ACL cache size that triggers a sweep of unused entries.
+const ACL_SWEEP_AT_MIN: usize = 1024;
 
 /// Largest TTL a TTL node may have (ZooKeeper packs it into 56 bits).
 pub const TTL_MS_MAX: i64 = 0x00FF_FFFF_FFFF_FFFF;
@@ -63,12 +67,16 @@ impl NodeKind {
     }
 }
 
+/// A node's ACL, shared by every node with an equal one (ZooKeeper's ACL cache: most
+/// nodes carry one of a handful of ACLs).
+pub type AclList = Arc<[Acl]>;
+
 /// One znode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// `None` is null data (reads back with length -1), distinct from empty.
     pub data: Option<Vec<u8>>,
-    pub acl: Vec<Acl>,
+    pub acl: AclList,
     /// As clients see it (`ephemeral_owner` already 0 for containers and TTL nodes).
     pub stat: Stat,
     pub kind: NodeKind,
@@ -77,7 +85,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat, kind: NodeKind) -> Self {
+    pub(crate) fn new(data: Option<Vec<u8>>, acl: AclList, stat: Stat, kind: NodeKind) -> Self {
         let mut n = Node {
             data,
             acl,
@@ -102,6 +110,11 @@ pub struct DataTree {
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
+    /// Interned ACLs (see [`AclList`]); an entry goes when its last node does.
+    acls: HashSet<AclList>,
+    /// Cache size at which entries nobody holds any more are swept (others, e.g. prep,
+    /// may hold an ACL when its last node goes, so `release` alone can miss some).
+    acl_sweep_at: usize,
     /// Watches registered by reads on this server.
     pub watches: WatchManager,
 }
@@ -112,26 +125,25 @@ impl Default for DataTree {
     }
 }
 
-fn open_node(data: Vec<u8>) -> Node {
-    Node::new(
-        Some(data),
-        Acl::open_unsafe(),
-        Stat::default(),
-        NodeKind::Persistent,
-    )
-}
-
 impl DataTree {
     /// A tree holding what a fresh ZooKeeper has: `/`, `/zookeeper`, `/zookeeper/quota`
     /// and `/zookeeper/config` (empty data, read-only ACL, aversion -1 as ZooKeeper's
     /// `setACL(..., -1)` leaves it).
     pub fn new() -> Self {
         let mut t = DataTree::empty();
-        t.nodes.insert("/".into(), open_node(Vec::new()));
-        t.insert_system(ZOOKEEPER_PATH, open_node(Vec::new()));
-        t.insert_system(QUOTA_PATH, open_node(Vec::new()));
-        let mut config = open_node(Vec::new());
-        config.acl = Acl::read_unsafe();
+        let open = t.intern(Acl::open_unsafe());
+        let node = |acl: &AclList| {
+            Node::new(
+                Some(Vec::new()),
+                acl.clone(),
+                Stat::default(),
+                NodeKind::Persistent,
+            )
+        };
+        t.insert_system("/", node(&open));
+        t.insert_system(ZOOKEEPER_PATH, node(&open));
+        t.insert_system(QUOTA_PATH, node(&open));
+        let mut config = node(&t.intern(Acl::read_unsafe()));
         config.stat.aversion = -1;
         t.insert_system(CONFIG_PATH, config);
         t
@@ -144,8 +156,37 @@ impl DataTree {
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            acls: HashSet::new(),
+            acl_sweep_at: ACL_SWEEP_AT_MIN,
             watches: WatchManager::default(),
         }
+    }
+
+    /// The shared copy of `acl`.
+    pub(crate) fn intern(&mut self, acl: Vec<Acl>) -> AclList {
+        if let Some(a) = self.acls.get(acl.as_slice()) {
+            return a.clone();
+        }
+        if self.acls.len() >= self.acl_sweep_at {
+            self.acls.retain(|a| Arc::strong_count(a) > 1);
+            self.acl_sweep_at = (2 * self.acls.len()).max(ACL_SWEEP_AT_MIN);
+        }
+        let a: AclList = acl.into();
+        self.acls.insert(a.clone());
+        a
+    }
+
+    /// A node let go of `acl`: forget it when only the cache still holds it.
+    fn release(&mut self, acl: AclList) {
+        // Held by the cache and by `acl` itself.
+        if Arc::strong_count(&acl) <= 2 {
+            self.acls.remove(&*acl);
+        }
+    }
+
+    /// Number of distinct ACLs in use.
+    pub fn distinct_acls(&self) -> usize {
+        self.acls.len()
     }
 
     /// Adds a node below an existing parent without touching the parent's stat (the
@@ -308,7 +349,7 @@ impl DataTree {
             ephemeral_owner: kind.ephemeral_owner(),
             ..Stat::default()
         };
-        let node = Node::new(data, acl, stat, kind);
+        let node = Node::new(data, self.intern(acl), stat, kind);
         let stat = node.stat;
         self.index(p, kind);
         self.nodes.insert(p.to_string(), node);
@@ -329,7 +370,9 @@ impl DataTree {
         }
         let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
         let kind = node.kind;
-        self.nodes.remove(p);
+        if let Some(node) = self.nodes.remove(p) {
+            self.release(node.acl);
+        }
         self.unindex(p, kind);
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             parent.children.remove(path::name(p));
@@ -365,10 +408,16 @@ impl DataTree {
     /// Replaces a node's ACL (a `SetACLTxn`); `aversion` is the new ACL version. No
     /// watch fires (as in ZooKeeper).
     pub fn set_acl(&mut self, p: &str, acl: Vec<Acl>, aversion: i32) -> Result<Stat, ErrorCode> {
+        if !self.nodes.contains_key(p) {
+            return Err(ErrorCode::NoNode);
+        }
+        let acl = self.intern(acl);
         let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
-        node.acl = acl;
+        let old = std::mem::replace(&mut node.acl, acl);
         node.stat.aversion = aversion;
-        Ok(node.stat)
+        let stat = node.stat;
+        self.release(old);
+        Ok(stat)
     }
 
     /// All nodes sorted by path (snapshots, digests).
@@ -391,7 +440,7 @@ impl DataTree {
                     h.bytes(d);
                 }
             }
-            for a in &n.acl {
+            for a in n.acl.iter() {
                 h.i64(a.perms as i64);
                 h.str(&a.id.scheme);
                 h.str(&a.id.id);
@@ -606,6 +655,14 @@ mod tests {
         assert_eq!(t.expired_ttls(141), vec!["/t".to_string()]);
         t.delete("/e", 7, &mut ev).unwrap();
         assert_eq!(t.ephemerals(42).count(), 0);
+        // Every node so far has the open ACL or /zookeeper/config's read-only one.
+        assert_eq!(t.distinct_acls(), 2);
+        t.set_acl("/t", Acl::read_unsafe(), 1).unwrap();
+        assert_eq!(t.distinct_acls(), 2);
+        t.set_acl("/t", vec![], 2).unwrap();
+        assert_eq!(t.distinct_acls(), 3);
+        t.delete("/t", 8, &mut ev).unwrap();
+        assert_eq!(t.distinct_acls(), 2, "the last holder is gone");
         t.check_invariants().unwrap();
         assert_eq!(t.descendants("/"), t.len() - 1);
         assert_eq!(t.descendants("/zookeeper"), 2);

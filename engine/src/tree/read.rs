@@ -181,7 +181,7 @@ fn get_acl(tree: &DataTree, auth: &[Id], p: &str) -> Result<ReadResult, ErrorCod
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     acl::require(&node.acl, perms::READ | perms::ADMIN, auth)?;
     let shown = if acl::check(&node.acl, perms::ADMIN, auth) {
-        node.acl.clone()
+        node.acl.to_vec()
     } else {
         acl::redact(&node.acl)
     };

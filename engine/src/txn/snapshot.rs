@@ -69,7 +69,7 @@ impl Db {
             .map(|(p, n)| SnapNode {
                 path: p.clone(),
                 data: n.data.clone(),
-                acl: n.acl.clone(),
+                acl: n.acl.to_vec(),
                 stat: n.stat,
                 kind: n.kind,
             })
@@ -145,7 +145,7 @@ fn restore_tree(nodes: Vec<SnapNode>) -> Result<DataTree, SnapshotError> {
         }
         let node = Node {
             data: n.data,
-            acl: n.acl,
+            acl: tree.intern(n.acl),
             stat: n.stat,
             kind: n.kind,
             children: Default::default(),
