@@ -17,7 +17,55 @@ use engine::tree::read::{ReadResult, read};
 use engine::tree::watch::WatchEvent;
 use engine::tree::{NodeKind, is_special_path, path};
 use engine::txn::{Db, OpResult, Txn, TxnResult};
-use transport::jute::{Acl, CreateMode, ErrorCode, EventType};
+use transport::jute::{Acl, CreateMode, ErrorCode, EventType, Id, perms};
+
+/// Sessions with an odd id authenticate as bob (digest); the others have no ids.
+fn auth_of(session: i64) -> Vec<Id> {
+    if session % 2 == 1 {
+        vec![Id::new("digest", engine::tree::acl::digest("bob:pw"))]
+    } else {
+        Vec::new()
+    }
+}
+
+fn bob_acl() -> Vec<Acl> {
+    vec![
+        Acl {
+            perms: perms::READ | perms::CREATE,
+            id: Id::anyone(),
+        },
+        Acl {
+            perms: perms::ALL,
+            id: auth_of(1).remove(0),
+        },
+    ]
+}
+
+/// The model's own ACL rules (independent of `engine::tree::acl`).
+fn model_allows(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
+    acl.iter().any(|a| {
+        a.perms & perm != 0
+            && ((a.id.scheme == "world" && a.id.id == "anyone") || auth.contains(&a.id))
+    })
+}
+
+fn model_fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+    let mut out = Vec::new();
+    for a in acl {
+        if a.id.scheme == "auth" {
+            if auth.is_empty() {
+                return Err(ErrorCode::InvalidAcl);
+            }
+            out.extend(auth.iter().map(|id| Acl {
+                perms: a.perms,
+                id: id.clone(),
+            }));
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
 
 /// Writes prepped but not yet applied, at most.
 const PIPELINE_DEPTH_MAX: usize = 8;
@@ -56,6 +104,7 @@ struct MNode {
     cversion: i32,
     kind: NodeKind,
     children: BTreeSet<String>,
+    acl: Vec<Acl>,
 }
 
 type MResult = Result<Option<String>, ErrorCode>;
@@ -90,6 +139,7 @@ impl Model {
                     cversion: n.stat.cversion,
                     kind: n.kind,
                     children: n.children.clone(),
+                    acl: n.acl.to_vec(),
                 },
             );
         }
@@ -156,18 +206,23 @@ impl Model {
 
     fn apply(&mut self, session: i64, op: &Op) -> MResult {
         use ErrorCode::{
-            BadArguments, BadVersion, NoChildrenForEphemerals, NoNode, NodeExists, NotEmpty,
+            BadArguments, BadVersion, NoAuth, NoChildrenForEphemerals, NoNode, NodeExists, NotEmpty,
         };
+        let auth = auth_of(session);
         match op {
             Op::Create {
                 path: p,
                 data,
                 mode,
                 ttl_ms,
-                ..
+                acl,
             } => {
                 let parent_path = path::parent(p).ok_or(BadArguments)?;
+                let acl = model_fixup(acl, &auth)?;
                 let parent = self.nodes.get(parent_path).ok_or(NoNode)?;
+                if !model_allows(&parent.acl, perms::CREATE, &auth) {
+                    return Err(NoAuth);
+                }
                 let fin = if mode.is_sequential() {
                     path::sequential_name(p, parent.cversion)
                 } else {
@@ -197,6 +252,7 @@ impl Model {
                         cversion: 0,
                         kind,
                         children: BTreeSet::new(),
+                        acl,
                     },
                 );
                 self.changes.push((EventType::NodeCreated, fin.clone()));
@@ -207,9 +263,12 @@ impl Model {
                     return Err(BadArguments);
                 }
                 let parent_path = path::parent(p).ok_or(BadArguments)?;
-                self.nodes.get(parent_path).ok_or(NoNode)?;
+                let parent = self.nodes.get(parent_path).ok_or(NoNode)?;
                 let n = self.nodes.get(p).ok_or(NoNode)?;
                 if let Op::Delete { version, .. } = op {
+                    if !model_allows(&parent.acl, perms::DELETE, &auth) {
+                        return Err(NoAuth);
+                    }
                     if *version != -1 && *version != n.version {
                         return Err(BadVersion);
                     }
@@ -233,6 +292,9 @@ impl Model {
                 version,
             } => {
                 let n = self.nodes.get_mut(p).ok_or(NoNode)?;
+                if !model_allows(&n.acl, perms::WRITE, &auth) {
+                    return Err(NoAuth);
+                }
                 if *version != -1 && *version != n.version {
                     return Err(BadVersion);
                 }
@@ -242,17 +304,27 @@ impl Model {
                 Ok(None)
             }
             Op::SetAcl {
-                path: p, version, ..
+                path: p,
+                version,
+                acl,
             } => {
+                let acl = model_fixup(acl, &auth)?;
                 let n = self.nodes.get_mut(p).ok_or(NoNode)?;
+                if !model_allows(&n.acl, perms::ADMIN, &auth) {
+                    return Err(NoAuth);
+                }
                 if *version != -1 && *version != n.aversion {
                     return Err(BadVersion);
                 }
                 n.aversion += 1;
+                n.acl = acl;
                 Ok(None)
             }
             Op::Check { path: p, version } => {
                 let n = self.nodes.get(p).ok_or(NoNode)?;
+                if !model_allows(&n.acl, perms::READ, &auth) {
+                    return Err(NoAuth);
+                }
                 if *version != -1 && *version != n.version {
                     return Err(BadVersion);
                 }
@@ -400,6 +472,14 @@ impl Sim {
         p
     }
 
+    fn random_acl(&mut self) -> Vec<Acl> {
+        match self.rng.below(10) {
+            0 => engine::tree::acl::creator_all(),
+            1 | 2 => bob_acl(),
+            _ => Acl::open_unsafe(),
+        }
+    }
+
     fn random_version(&mut self) -> i32 {
         if self.rng.chance(60) {
             -1
@@ -431,10 +511,11 @@ impl Sim {
                 } else {
                     p
                 };
+                let acl = self.random_acl();
                 Op::Create {
                     path: p,
                     data,
-                    acl: Acl::open_unsafe(),
+                    acl,
                     mode,
                     ttl_ms: mode.is_ttl().then_some(300),
                 }
@@ -450,7 +531,7 @@ impl Sim {
             },
             8 => Op::SetAcl {
                 path: p,
-                acl: Acl::open_unsafe(),
+                acl: self.random_acl(),
                 version: self.random_version(),
             },
             _ => {
@@ -490,10 +571,11 @@ impl Sim {
     fn submit(&mut self, session: i64, op: Op) {
         self.cxid += 1;
         self.leader.sessions.touch(session, self.now);
+        let auth = auth_of(session);
         let req = RequestCtx {
             session,
             cxid: self.cxid,
-            auth: &[],
+            auth: &auth,
         };
         let txn = self.prep.prep(&self.leader, &req, &op, self.now);
         let expect = self.model_prepped.step(session, &op);
@@ -540,6 +622,8 @@ impl Sim {
             Expect::Op(Ok(Some(_))) => "created",
             Expect::Op(Ok(None)) => "other ok",
             Expect::Op(Err(ErrorCode::SessionExpired)) => "refused: session expired",
+            Expect::Op(Err(ErrorCode::NoAuth)) => "refused: no auth",
+            Expect::Op(Err(ErrorCode::InvalidAcl)) => "refused: invalid acl",
             Expect::Op(Err(_)) => "refused",
             Expect::Multi(v) if v.iter().all(|r| r.is_ok()) => "multi ok",
             Expect::Multi(_) => "multi failed",
@@ -594,18 +678,24 @@ impl Sim {
                 watch,
             }
         };
-        let got = read(&mut self.leader.tree, session, &[], &op);
-        // getData leaves a watch only on an existing node, exists always.
-        let exists_now = self.model_applied.nodes.contains_key(&p);
-        if watch && (exists_now || matches!(op, Op::Exists { .. })) {
+        let auth = auth_of(session);
+        let got = read(&mut self.leader.tree, session, &auth, &op);
+        // getData leaves a watch only on a node it may read, exists always.
+        let readable = self
+            .model_applied
+            .nodes
+            .get(&p)
+            .is_some_and(|n| model_allows(&n.acl, perms::READ, &auth));
+        if watch && (readable || matches!(op, Op::Exists { .. })) {
             self.watches.entry(p.clone()).or_default().insert(session);
         }
         let want = self.model_applied.nodes.get(&p);
         let ok = match (&got, want) {
             (Err(ErrorCode::NoNode), None) => true,
+            (Err(ErrorCode::NoAuth), Some(n)) => !model_allows(&n.acl, perms::READ, &auth),
             (Ok(ReadResult::Exists { stat }), Some(n)) => stat.version == n.version,
             (Ok(ReadResult::GetData { data, stat }), Some(n)) => {
-                *data == n.data && stat.version == n.version
+                *data == n.data && stat.version == n.version && readable
             }
             _ => false,
         };
@@ -710,7 +800,8 @@ impl Sim {
                 && n.stat.aversion == m.aversion
                 && n.stat.cversion == m.cversion
                 && n.kind == m.kind
-                && n.children == m.children;
+                && n.children == m.children
+                && *n.acl == *m.acl;
             if !same {
                 return Err(format!("{p}: engine {n:?}\nmodel {m:?}"));
             }
