@@ -28,11 +28,25 @@ use crate::txn::{CreateTxn, Db, Txn, TxnBody, TxnHeader, TxnOp};
 mod tests;
 
 /// What prep needs to know beyond the tree.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrepConfig {
     pub acl: AclConfig,
     /// ZooKeeper's `extendedTypesEnabled`: TTL creates answer UNIMPLEMENTED without it.
     pub ttl_enabled: bool,
+    /// Refuse writes of sessions this `Db` does not know as open (SessionExpired). True
+    /// where the session table lives (shard 0); a data shard, whose sessions live in
+    /// shard 0, turns it off and relies on the router to admit live sessions only.
+    pub check_sessions: bool,
+}
+
+impl Default for PrepConfig {
+    fn default() -> Self {
+        PrepConfig {
+            acl: AclConfig::default(),
+            ttl_enabled: false,
+            check_sessions: true,
+        }
+    }
 }
 
 /// Who sends the write.
@@ -276,7 +290,9 @@ impl Prep {
             }
             _ if !op.is_write() => error(ErrorCode::BadArguments),
             Op::DeleteContainer { .. } => self.single(db, req, op, zxid, now_ms),
-            _ if !self.session_active(db, req.session) => error(ErrorCode::SessionExpired),
+            _ if self.config.check_sessions && !self.session_active(db, req.session) => {
+                error(ErrorCode::SessionExpired)
+            }
             Op::Multi(ops) => self.multi(db, req, ops, zxid, now_ms),
             _ => self.single(db, req, op, zxid, now_ms),
         }

@@ -438,3 +438,19 @@ fn create_session_clamps_timeout_and_prep_rebuilds() {
     let a = h.apply(&t);
     assert_eq!(a.result, TxnResult::CreateSession { timeout_ms: 200 });
 }
+
+#[test]
+fn data_shards_may_skip_the_session_check() {
+    let cfg = PrepConfig {
+        check_sessions: false,
+        ..PrepConfig::default()
+    };
+    let mut h = H::new(cfg);
+    assert_eq!(
+        h.err(0x99, &[], &create("/e", CreateMode::Ephemeral)),
+        ErrorCode::Ok
+    );
+    // The shard's CloseSession (after shard 0 expired the session) removes it.
+    h.run(0x99, &[], &Op::CloseSession);
+    assert!(h.db.tree.get("/e").is_none());
+}
