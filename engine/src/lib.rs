@@ -1,7 +1,13 @@
-//! The corekeeper server.
+//! The corekeeper server: configuration, the thread-per-core runtime, the client server
+//! built on it, and the pure state machines it drives. The module map is in
+//! `../shared/DESIGN.md`.
 
+pub mod config;
+pub mod logging;
 pub mod op;
 pub mod prep;
+pub mod runtime;
+pub mod server;
 pub mod session;
 pub mod tree;
 pub mod txn;

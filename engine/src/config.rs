@@ -1,0 +1,595 @@
+//! Server configuration: ZooKeeper's `zoo.cfg` keys plus corekeeper's own.
+//!
+//! Two ways in, one result ([`Config`]):
+//! - `corekeeper --config zoo.cfg`: a Java-properties style file (`key=value`, `#`
+//!   comments) with ZooKeeper's keys (`tickTime`, `dataDir`, `clientPort`, ...) and
+//!   corekeeper's (`cores`, `adminPort`, `sync`, ...);
+//! - the quick form `corekeeper --data-dir DIR --client-addr 127.0.0.1:2181 [--cores N]`.
+//!
+//! Contract: parsing is pure (no IO beyond reading the named file) and validation is
+//! total: every bad value is a [`ConfigError`] naming the key and the value, returned
+//! before any socket or directory is touched. Unknown keys are collected in
+//! [`Config::unknown_keys`] so the caller can warn about them (ZooKeeper ignores them
+//! too, so a shared zoo.cfg keeps working). Keys ZooKeeper has that do not apply to a
+//! standalone corekeeper (`initLimit`, `server.N`, ...) are accepted and kept in
+//! [`Config::passthrough`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The largest frame a client may send, as ZooKeeper's `jute.maxbuffer` default.
+pub const JUTE_MAXBUFFER_DEFAULT: usize = 1 << 20;
+/// Upper bound on `jute.maxbuffer`: a frame is held in memory whole.
+pub const JUTE_MAXBUFFER_MAX: usize = 64 << 20;
+/// Upper bound on `cores`: one executor per core, and a shard map sized to match.
+pub const CORES_MAX: usize = 256;
+/// Upper bound on `tickTime`: sessions expire in whole ticks.
+pub const TICK_TIME_MS_MAX: u32 = 60_000;
+
+const _: () = assert!(JUTE_MAXBUFFER_DEFAULT <= JUTE_MAXBUFFER_MAX);
+
+/// When the WAL makes appended records durable (the `sync` key; ZooKeeper's `forceSync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Flush every record before it is acknowledged alone (slowest, no batching).
+    Always,
+    /// Group commit: one flush covers a batch; every reply still waits for its flush.
+    /// The default.
+    Batch,
+    /// Never flush: for benchmarks only (ZooKeeper's `forceSync=no`). Acknowledged
+    /// writes can be lost on a machine crash.
+    Never,
+}
+
+/// A fully validated server configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Length of one tick in ms; session timeouts and expiry are counted in ticks.
+    pub tick_time_ms: u32,
+    /// Snapshots (and, without `data_log_dir`, the WAL) live here.
+    pub data_dir: PathBuf,
+    /// The WAL directory, if separate from `data_dir` (ZooKeeper's `dataLogDir`).
+    pub data_log_dir: Option<PathBuf>,
+    /// Where clients connect.
+    pub client_addr: SocketAddr,
+    /// Connections allowed from one IP address; 0 = unlimited (ZooKeeper's default is 60).
+    pub max_client_cnxns: u32,
+    /// Lower bound of a negotiated session timeout (default 2 x tickTime).
+    pub min_session_timeout_ms: u32,
+    /// Upper bound of a negotiated session timeout (default 20 x tickTime).
+    pub max_session_timeout_ms: u32,
+    /// Txns between snapshots.
+    pub snap_count: u64,
+    /// Snapshots (with their WAL suffix) kept by autopurge; at least 3.
+    pub autopurge_snap_retain_count: u32,
+    /// Hours between purges; 0 disables autopurge.
+    pub autopurge_purge_interval_h: u32,
+    /// Largest client frame accepted, bytes.
+    pub jute_maxbuffer: usize,
+    /// Four-letter words answered on the client port (`*` = all).
+    pub four_letter_words: Vec<String>,
+    /// Executors (cores) to run; `None` = every available core.
+    pub cores: Option<usize>,
+    /// Port of the admin/metrics HTTP endpoint on the client address' IP; `None` = off.
+    pub admin_port: Option<u16>,
+    /// WAL flush policy.
+    pub sync: SyncPolicy,
+    /// ZooKeeper's `extendedTypesEnabled`: TTL nodes are refused unless set.
+    pub extended_types_enabled: bool,
+    /// `user:base64(sha1(user:password))` of the digest superuser, if any
+    /// (ZooKeeper's `zookeeper.DigestAuthenticationProvider.superDigest`).
+    pub super_digest: Option<String>,
+    /// Keys of ZooKeeper's that corekeeper accepts but does not use yet.
+    pub passthrough: BTreeMap<String, String>,
+    /// Keys nobody knows; the caller warns about each.
+    pub unknown_keys: Vec<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    Read { path: PathBuf, reason: String },
+    /// A line is not `key=value`.
+    Syntax { line: usize, text: String },
+    /// A key has a value that cannot be used.
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A required key is absent.
+    Missing { key: &'static str },
+    /// Command-line usage error.
+    Usage(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, reason } => {
+                write!(f, "cannot read config file {}: {reason}", path.display())
+            }
+            ConfigError::Syntax { line, text } => {
+                write!(f, "config line {line}: expected key=value, got {text:?}")
+            }
+            ConfigError::BadValue { key, value, reason } => {
+                write!(f, "config key {key}={value:?}: {reason}")
+            }
+            ConfigError::Missing { key } => write!(f, "config key {key} is required"),
+            ConfigError::Usage(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Keys ZooKeeper defines that a standalone corekeeper accepts without using.
+const PASSTHROUGH_KEYS: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "forceSync",
+    "preAllocSize",
+    "globalOutstandingLimit",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "electionAlg",
+    "peerType",
+    "syncEnabled",
+    "dynamicConfigFile",
+    "quorumListenOnAllIPs",
+    "skipACL",
+    "maxResponseCacheSize",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
+    "audit.enable",
+    "snapSizeLimitInKb",
+    "txnLogSizeLimitInKb",
+    "commitLogCount",
+    "connectToLearnerMasterLimit",
+    "serverCnxnFactory",
+];
+
+/// ZooKeeper's full list of four-letter words; `4lw.commands.whitelist=*` means these.
+pub const FOUR_LETTER_WORDS_ALL: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump", "crst",
+    "srst", "dirs", "isro", "gtmk", "stmk",
+];
+
+impl Config {
+    /// Parses the text of a zoo.cfg.
+    pub fn parse_zoo_cfg(text: &str) -> Result<Config, ConfigError> {
+        let mut kv = BTreeMap::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(ConfigError::Syntax {
+                    line: i + 1,
+                    text: raw.to_string(),
+                });
+            };
+            kv.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_map(kv)
+    }
+
+    /// Reads and parses a zoo.cfg file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::parse_zoo_cfg(&text)
+    }
+
+    /// Builds a config from `key -> value` pairs (zoo.cfg semantics).
+    pub fn from_map(mut kv: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let tick_time_ms = take_num(&mut kv, "tickTime", 2000u32, 1, TICK_TIME_MS_MAX)?;
+        let data_dir = PathBuf::from(
+            kv.remove("dataDir")
+                .ok_or(ConfigError::Missing { key: "dataDir" })?,
+        );
+        let data_log_dir = kv.remove("dataLogDir").map(PathBuf::from);
+        let client_port = take_num(&mut kv, "clientPort", 2181u16, 0, u16::MAX)?;
+        let ip = match kv.remove("clientPortAddress") {
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad("clientPortAddress", &v, "not an IP address"))?,
+        };
+        let min_default = tick_time_ms.saturating_mul(2);
+        let max_default = tick_time_ms.saturating_mul(20);
+        let min_session_timeout_ms = take_num_or(&mut kv, "minSessionTimeout", min_default)?;
+        let max_session_timeout_ms = take_num_or(&mut kv, "maxSessionTimeout", max_default)?;
+        let cfg = Config {
+            tick_time_ms,
+            data_dir,
+            data_log_dir,
+            client_addr: SocketAddr::new(ip, client_port),
+            max_client_cnxns: take_num(&mut kv, "maxClientCnxns", 60u32, 0, u32::MAX)?,
+            min_session_timeout_ms,
+            max_session_timeout_ms,
+            snap_count: take_num(&mut kv, "snapCount", 100_000u64, 1, u64::MAX)?,
+            autopurge_snap_retain_count: take_num(
+                &mut kv,
+                "autopurge.snapRetainCount",
+                3u32,
+                3,
+                1_000,
+            )?,
+            autopurge_purge_interval_h: take_num(
+                &mut kv,
+                "autopurge.purgeInterval",
+                0u32,
+                0,
+                24 * 365,
+            )?,
+            jute_maxbuffer: take_num(
+                &mut kv,
+                "jute.maxbuffer",
+                JUTE_MAXBUFFER_DEFAULT,
+                1024,
+                JUTE_MAXBUFFER_MAX,
+            )?,
+            four_letter_words: take_4lw(&mut kv)?,
+            cores: match kv.remove("cores") {
+                None => None,
+                Some(v) => Some(parse_num("cores", &v, 1, CORES_MAX)?),
+            },
+            admin_port: match kv.remove("adminPort") {
+                None => None,
+                Some(v) => Some(parse_num("adminPort", &v, 0u16, u16::MAX)?),
+            },
+            sync: take_sync(&mut kv)?,
+            extended_types_enabled: take_bool(&mut kv, "extendedTypesEnabled", false)?,
+            super_digest: kv.remove("superDigest"),
+            passthrough: BTreeMap::new(),
+            unknown_keys: Vec::new(),
+        };
+        cfg.finish(kv)
+    }
+
+    /// Sorts leftover keys into passthrough and unknown, then checks cross-key rules.
+    fn finish(mut self, rest: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        for (k, v) in rest {
+            let known = PASSTHROUGH_KEYS.contains(&k.as_str())
+                || k.starts_with("server.")
+                || k.starts_with("group.")
+                || k.starts_with("weight.")
+                || k.starts_with("ssl.")
+                || k.starts_with("authProvider.");
+            if known {
+                self.passthrough.insert(k, v);
+            } else {
+                self.unknown_keys.push(k);
+            }
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(bad(
+                "minSessionTimeout",
+                &self.min_session_timeout_ms.to_string(),
+                &format!(
+                    "greater than maxSessionTimeout ({})",
+                    self.max_session_timeout_ms
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The quick form: `--data-dir DIR --client-addr IP:PORT [--cores N] [--sync MODE]
+    /// [--tick-time-ms MS] [--admin-port P]`, or `--config FILE`.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, ConfigError> {
+        let mut args = args.into_iter();
+        let mut kv = BTreeMap::new();
+        let mut file = None;
+        while let Some(flag) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .ok_or_else(|| ConfigError::Usage(format!("{name} needs a value")))
+            };
+            match flag.as_str() {
+                "--config" => file = Some(PathBuf::from(value("--config")?)),
+                "--data-dir" => _ = kv.insert("dataDir".into(), value("--data-dir")?),
+                "--data-log-dir" => _ = kv.insert("dataLogDir".into(), value("--data-log-dir")?),
+                "--client-addr" => {
+                    let v = value("--client-addr")?;
+                    let addr: SocketAddr = v
+                        .parse()
+                        .map_err(|_| bad("--client-addr", &v, "expected IP:PORT"))?;
+                    kv.insert("clientPortAddress".into(), addr.ip().to_string());
+                    kv.insert("clientPort".into(), addr.port().to_string());
+                }
+                "--cores" => _ = kv.insert("cores".into(), value("--cores")?),
+                "--sync" => _ = kv.insert("sync".into(), value("--sync")?),
+                "--tick-time-ms" => _ = kv.insert("tickTime".into(), value("--tick-time-ms")?),
+                "--admin-port" => _ = kv.insert("adminPort".into(), value("--admin-port")?),
+                other => {
+                    return Err(ConfigError::Usage(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
+                }
+            }
+        }
+        match file {
+            Some(path) if kv.is_empty() => Config::load(&path),
+            Some(_) => Err(ConfigError::Usage(format!(
+                "--config cannot be combined with other flags\n{USAGE}"
+            ))),
+            None if kv.is_empty() => Err(ConfigError::Usage(USAGE.to_string())),
+            None => Config::from_map(kv),
+        }
+    }
+
+    /// The WAL directory: `dataLogDir` if set, else `dataDir`.
+    pub fn wal_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
+    /// Whether a four-letter word may be answered.
+    pub fn four_letter_word_allowed(&self, word: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == word)
+    }
+}
+
+/// Command-line usage of `corekeeper`.
+pub const USAGE: &str = "usage: corekeeper --config zoo.cfg\n       corekeeper --data-dir DIR --client-addr IP:PORT [--data-log-dir DIR] [--cores N] [--sync always|batch|never] [--tick-time-ms MS] [--admin-port PORT]";
+
+fn bad(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_num<T>(key: &str, v: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let n: T = v.parse().map_err(|_| bad(key, v, "not a number"))?;
+    if n < min || n > max {
+        return Err(bad(key, v, &format!("must be within [{min}, {max}]")));
+    }
+    Ok(n)
+}
+
+fn take_num<T>(
+    kv: &mut BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    match kv.remove(key) {
+        None => Ok(default),
+        Some(v) => parse_num(key, &v, min, max),
+    }
+}
+
+/// Session timeouts: ZooKeeper treats -1 as "use the default".
+fn take_num_or(
+    kv: &mut BTreeMap<String, String>,
+    key: &str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match kv.remove(key) {
+        Some(v) if v == "-1" => Ok(default),
+        Some(v) => parse_num(key, &v, 1, u32::MAX),
+        None => Ok(default),
+    }
+}
+
+fn take_bool(
+    kv: &mut BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match kv.remove(key).as_deref() {
+        None => Ok(default),
+        Some("true") | Some("yes") => Ok(true),
+        Some("false") | Some("no") => Ok(false),
+        Some(v) => Err(bad(key, v, "expected true or false")),
+    }
+}
+
+fn take_sync(kv: &mut BTreeMap<String, String>) -> Result<SyncPolicy, ConfigError> {
+    match kv.remove("sync").as_deref() {
+        None | Some("batch") => Ok(SyncPolicy::Batch),
+        Some("always") => Ok(SyncPolicy::Always),
+        Some("never") => Ok(SyncPolicy::Never),
+        Some(v) => Err(bad("sync", v, "expected always, batch or never")),
+    }
+}
+
+fn take_4lw(kv: &mut BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+    // ZooKeeper 3.5+ answers only `srvr` unless whitelisted; corekeeper keeps that default.
+    let Some(v) = kv.remove("4lw.commands.whitelist") else {
+        return Ok(vec!["srvr".to_string()]);
+    };
+    let mut words = Vec::new();
+    for w in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if w == "*" {
+            return Ok(FOUR_LETTER_WORDS_ALL
+                .iter()
+                .map(|s| s.to_string())
+                .collect());
+        }
+        if !FOUR_LETTER_WORDS_ALL.contains(&w) {
+            return Err(bad("4lw.commands.whitelist", w, "not a four-letter word"));
+        }
+        words.push(w.to_string());
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_zoo_cfg(text)
+    }
+
+    #[test]
+    fn zookeeper_sample_config_parses_with_defaults() {
+        let c = cfg("# sample\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/zk\nclientPort=2181\n").unwrap();
+        assert_eq!(c.tick_time_ms, 2000);
+        assert_eq!(c.client_addr, "0.0.0.0:2181".parse().unwrap());
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (4000, 40000)
+        );
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.jute_maxbuffer, JUTE_MAXBUFFER_DEFAULT);
+        assert_eq!(c.sync, SyncPolicy::Batch);
+        assert_eq!(c.four_letter_words, vec!["srvr"]);
+        assert!(c.unknown_keys.is_empty());
+        assert_eq!(
+            c.passthrough.get("initLimit").map(String::as_str),
+            Some("10")
+        );
+        assert_eq!(c.wal_dir(), Path::new("/tmp/zk"));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\nserver.1=127.0.0.1:2888:3888\n").unwrap();
+        assert_eq!(c.client_addr, "127.0.0.5:3000".parse().unwrap());
+        assert_eq!(c.wal_dir(), Path::new("/l"));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (1000, 9000)
+        );
+        assert_eq!(c.four_letter_words, vec!["ruok", "srvr", "mntr"]);
+        assert!(c.four_letter_word_allowed("mntr") && !c.four_letter_word_allowed("envi"));
+        assert_eq!(
+            (c.cores, c.admin_port, c.sync),
+            (Some(2), Some(8080), SyncPolicy::Never)
+        );
+        assert_eq!(
+            (
+                c.snap_count,
+                c.autopurge_snap_retain_count,
+                c.jute_maxbuffer
+            ),
+            (10, 5, 4096)
+        );
+        assert!(c.extended_types_enabled);
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
+        assert!(c.passthrough.contains_key("server.1"));
+    }
+
+    #[test]
+    fn whitelist_star_means_all() {
+        let c = cfg("dataDir=/d\n4lw.commands.whitelist=*\n").unwrap();
+        assert_eq!(c.four_letter_words.len(), FOUR_LETTER_WORDS_ALL.len());
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_fatal() {
+        let c = cfg("dataDir=/d\nfooBar=1\n").unwrap();
+        assert_eq!(c.unknown_keys, vec!["fooBar"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("dataDir=/d\ntickTime=abc\n", "tickTime"),
+            ("dataDir=/d\nclientPort=70000\n", "clientPort"),
+            (
+                "dataDir=/d\nclientPortAddress=nowhere\n",
+                "clientPortAddress",
+            ),
+            ("dataDir=/d\njute.maxbuffer=10\n", "jute.maxbuffer"),
+            ("dataDir=/d\nsync=sometimes\n", "sync"),
+            (
+                "dataDir=/d\n4lw.commands.whitelist=ruok,oops\n",
+                "4lw.commands.whitelist",
+            ),
+            (
+                "dataDir=/d\nminSessionTimeout=5000\nmaxSessionTimeout=4000\n",
+                "minSessionTimeout",
+            ),
+            ("dataDir=/d\ncores=0\n", "cores"),
+            (
+                "dataDir=/d\nautopurge.snapRetainCount=1\n",
+                "autopurge.snapRetainCount",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = cfg(text).unwrap_err();
+            assert!(err.to_string().contains(key), "{text:?} gave {err}");
+        }
+        assert_eq!(
+            cfg("tickTime=2000\n").unwrap_err(),
+            ConfigError::Missing { key: "dataDir" }
+        );
+        assert!(matches!(
+            cfg("dataDir=/d\nnonsense\n").unwrap_err(),
+            ConfigError::Syntax { line: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn minus_one_session_timeouts_mean_default() {
+        let c =
+            cfg("dataDir=/d\ntickTime=1000\nminSessionTimeout=-1\nmaxSessionTimeout=-1\n").unwrap();
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (2000, 20000)
+        );
+    }
+
+    fn args(a: &str) -> Result<Config, ConfigError> {
+        Config::from_args(a.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn quick_form() {
+        let c =
+            args("--data-dir ./data --client-addr 127.0.0.1:2181 --cores 2 --sync always").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.client_addr, "127.0.0.1:2181".parse().unwrap());
+        assert_eq!((c.cores, c.sync), (Some(2), SyncPolicy::Always));
+        assert!(matches!(args("").unwrap_err(), ConfigError::Usage(_)));
+        assert!(matches!(
+            args("--bogus").unwrap_err(),
+            ConfigError::Usage(_)
+        ));
+        assert!(matches!(
+            args("--data-dir").unwrap_err(),
+            ConfigError::Usage(_)
+        ));
+        assert!(
+            args("--data-dir d --client-addr localhost")
+                .unwrap_err()
+                .to_string()
+                .contains("--client-addr")
+        );
+        assert!(matches!(
+            args("--config x --cores 2").unwrap_err(),
+            ConfigError::Usage(_)
+        ));
+        assert!(matches!(
+            args("--config /nonexistent/zoo.cfg").unwrap_err(),
+            ConfigError::Read { .. }
+        ));
+    }
+}

@@ -1,0 +1,8 @@
+//! The runtime: the only place that does IO.
+//!
+//! One glommio executor per core, each pinned to its CPU ([`exec`]). Every core
+//! accepts client connections (the listener uses SO_REUSEPORT, so the kernel spreads
+//! connections); the state machines of a shard live on their owning core and other
+//! cores reach them by message, never by lock.
+
+pub mod exec;

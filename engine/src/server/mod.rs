@@ -1,0 +1,3 @@
+//! The client-facing server: listening, connection limits, connections, 4lw.
+
+pub mod listen;
