@@ -471,7 +471,10 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\nserver.1=127.0.0.1:2888:3888\n").unwrap();
-        assert_eq!(c.client_addr, "127.0.0.5:3000".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            c.client_addr,
+            "127.0.0.5:3000".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(c.wal_dir(), Path::new("/l"));
         assert_eq!(
             (c.min_session_timeout_ms, c.max_session_timeout_ms),
@@ -566,7 +569,10 @@ mod tests {
         let c =
             args("--data-dir ./data --client-addr 127.0.0.1:2181 --cores 2 --sync always").unwrap();
         assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.client_addr, "127.0.0.1:2181".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            c.client_addr,
+            "127.0.0.1:2181".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!((c.cores, c.sync), (Some(2), SyncPolicy::Always));
         assert!(matches!(args("").unwrap_err(), ConfigError::Usage(_)));
         assert!(matches!(

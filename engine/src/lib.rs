@@ -9,5 +9,6 @@ pub mod prep;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod shard;
 pub mod tree;
 pub mod txn;

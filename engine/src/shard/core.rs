@@ -1,0 +1,566 @@
+//! `ShardCore`: the request pipeline of one shard, as a pure state machine.
+//!
+//! Inputs are client requests, "the log is durable up to zxid", and clock ticks (all
+//! with `now_ms` supplied by the caller). Outputs are [`Action`]s, in the order the
+//! driver must carry them out:
+//! - [`Action::Persist`]: append the txn's bytes to the WAL. Nothing that depends on it
+//!   is released until the driver reports [`ShardCore::durable`] for its zxid
+//!   (DESIGN principle 2: reply only after what it confirms is durable).
+//! - [`Action::Event`]: a watch event for a session's connection.
+//! - [`Action::Reply`]: the answer to one request.
+//!
+//! Invariants:
+//! - Txns are persisted and applied in zxid order; `inflight` holds exactly the txns
+//!   persisted but not yet applied, oldest first.
+//! - Per session, replies leave in request order: a read that arrives while the same
+//!   session has a write in flight waits behind it (ZooKeeper's CommitProcessor rule),
+//!   so a client never sees a read that misses its own earlier write.
+//! - Events caused by a txn are emitted before the reply to that txn and before any
+//!   later reply, so a client receives an event before any reply reflecting the change.
+
+use std::collections::{HashMap, VecDeque};
+
+use rkyv::util::AlignedVec;
+use transport::jute::{ErrorCode, Id};
+
+use crate::op::Op;
+use crate::prep::{Prep, PrepConfig, RequestCtx};
+use crate::tree::read::{ReadResult, read};
+use crate::tree::watch::WatchEvent;
+use crate::txn::{Db, Txn, TxnResult};
+
+/// Writes persisted but not yet applied; beyond it writes are refused with
+/// `ThrottledOp` (ZooKeeper's answer to an overloaded server) and the driver stops
+/// reading from sockets.
+pub const INFLIGHT_TXNS_MAX: usize = 16_384;
+/// Requests one session may have waiting behind its own writes.
+pub const SESSION_QUEUE_MAX: usize = 4_096;
+
+const _: () = assert!(SESSION_QUEUE_MAX <= INFLIGHT_TXNS_MAX);
+
+/// A connection, named by the core that owns it and a number unique on that core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub core: u16,
+    pub id: u64,
+}
+
+/// Where a reply goes: the connection, its session, and the request's xid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientRef {
+    pub conn: ConnId,
+    pub session: i64,
+    pub xid: i32,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A write's outcome (the reply header error is `result.error()`).
+    Write(TxnResult),
+    /// A read's outcome.
+    Read(Result<ReadResult, ErrorCode>),
+}
+
+impl Reply {
+    /// The error for the reply header.
+    pub fn error(&self) -> ErrorCode {
+        match self {
+            Reply::Write(r) => r.error(),
+            Reply::Read(Ok(_)) => ErrorCode::Ok,
+            Reply::Read(Err(e)) => *e,
+        }
+    }
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Append this archived txn to the WAL.
+    Persist { zxid: i64, bytes: AlignedVec },
+    /// Deliver a watch event to the session's connection.
+    Event(WatchEvent),
+    /// Answer a request; `zxid` is the shard's last applied zxid, carried on every
+    /// reply as ZooKeeper does.
+    Reply {
+        to: ClientRef,
+        zxid: i64,
+        reply: Reply,
+    },
+}
+
+struct Inflight {
+    zxid: i64,
+    txn: Txn,
+    client: Option<ClientRef>,
+}
+
+enum Queued {
+    /// The session's write with this zxid; later entries wait until it is applied.
+    Write { zxid: i64 },
+    Read {
+        client: ClientRef,
+        op: Op,
+        auth: Vec<Id>,
+    },
+}
+
+/// The pipeline of one shard.
+pub struct ShardCore {
+    db: Db,
+    prep: Prep,
+    inflight: VecDeque<Inflight>,
+    queues: HashMap<i64, VecDeque<Queued>>,
+}
+
+impl ShardCore {
+    /// A pipeline over `db` (fresh, or restored from a snapshot plus the WAL).
+    pub fn new(db: Db, prep_config: PrepConfig) -> Self {
+        let prep = Prep::new(db.last_zxid(), prep_config);
+        ShardCore {
+            db,
+            prep,
+            inflight: VecDeque::new(),
+            queues: HashMap::new(),
+        }
+    }
+
+    /// The replicated state.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Mutable access for the driver's session bookkeeping (touch, reconnect).
+    pub fn db_mut(&mut self) -> &mut Db {
+        &mut self.db
+    }
+
+    /// Last zxid handed out by prep (persisted or not).
+    pub fn last_prepped_zxid(&self) -> i64 {
+        self.prep.last_zxid()
+    }
+
+    /// Writes persisted but not applied.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Whether another write may be accepted now.
+    pub fn has_room(&self) -> bool {
+        self.inflight.len() < INFLIGHT_TXNS_MAX
+    }
+
+    /// A request from an established (or, for `CreateSession`, a new) session.
+    pub fn request(
+        &mut self,
+        client: ClientRef,
+        auth: &[Id],
+        op: Op,
+        now_ms: i64,
+        out: &mut Vec<Action>,
+    ) {
+        let is_create = matches!(op, Op::CreateSession { .. });
+        if !is_create && !self.db.sessions.touch(client.session, now_ms) {
+            return self.reply_now(client, Reply::Read(Err(ErrorCode::SessionExpired)), out);
+        }
+        let queued = self.queues.get(&client.session).map_or(0, VecDeque::len);
+        if queued >= SESSION_QUEUE_MAX || (op.is_write() && !self.has_room()) {
+            return self.reply_now(client, Reply::Read(Err(ErrorCode::ThrottledOp)), out);
+        }
+        if op.is_write() {
+            let ctx = RequestCtx {
+                session: client.session,
+                cxid: client.xid,
+                auth,
+            };
+            let txn = self.prep.prep(&self.db, &ctx, &op, now_ms);
+            let zxid = self.persist(txn, Some(client), out);
+            self.queues
+                .entry(client.session)
+                .or_default()
+                .push_back(Queued::Write { zxid });
+        } else if queued == 0 {
+            self.answer_read(client, auth, &op, out);
+        } else {
+            let q = self.queues.entry(client.session).or_default();
+            q.push_back(Queued::Read {
+                client,
+                op,
+                auth: auth.to_vec(),
+            });
+        }
+    }
+
+    /// The log is durable up to `zxid`: apply what it covers, emit events and replies.
+    pub fn durable(&mut self, zxid: i64, out: &mut Vec<Action>) {
+        while self.inflight.front().is_some_and(|f| f.zxid <= zxid) {
+            let Some(f) = self.inflight.pop_front() else {
+                break;
+            };
+            let applied = self.db.apply(&f.txn);
+            debug_assert_eq!(applied.zxid, f.zxid, "apply follows persist order");
+            self.prep.applied(f.zxid);
+            out.extend(applied.events.into_iter().map(Action::Event));
+            if let Some(client) = f.client {
+                let reply = Reply::Write(applied.result);
+                out.push(Action::Reply {
+                    to: client,
+                    zxid: f.zxid,
+                    reply,
+                });
+                self.release_session(client.session, f.zxid, out);
+            }
+        }
+    }
+
+    /// Expires sessions whose deadline passed: each gets a `CloseSession` txn that
+    /// removes its ephemerals once durable.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        for session in self.db.sessions.expired(now_ms) {
+            tracing::info!(session = format_args!("0x{session:x}"), "session expired");
+            let ctx = RequestCtx {
+                session,
+                cxid: 0,
+                auth: &[],
+            };
+            let txn = self.prep.prep(&self.db, &ctx, &Op::CloseSession, now_ms);
+            self.persist(txn, None, out);
+        }
+    }
+
+    /// Deletes empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
+    /// Runs only with no write in flight, so a node is never reaped twice.
+    pub fn reap(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        if !self.inflight.is_empty() {
+            return;
+        }
+        let mut paths = self.db.tree.empty_containers();
+        paths.extend(self.db.tree.expired_ttls(now_ms));
+        for path in paths {
+            let ctx = RequestCtx {
+                session: 0,
+                cxid: 0,
+                auth: &[],
+            };
+            let txn = self
+                .prep
+                .prep(&self.db, &ctx, &Op::DeleteContainer { path }, now_ms);
+            self.persist(txn, None, out);
+        }
+    }
+
+    fn persist(&mut self, txn: Txn, client: Option<ClientRef>, out: &mut Vec<Action>) -> i64 {
+        let zxid = txn.zxid();
+        debug_assert!(
+            self.inflight.back().is_none_or(|b| b.zxid < zxid),
+            "zxids increase"
+        );
+        out.push(Action::Persist {
+            zxid,
+            bytes: txn.to_bytes(),
+        });
+        self.inflight.push_back(Inflight { zxid, txn, client });
+        zxid
+    }
+
+    fn answer_read(&mut self, client: ClientRef, auth: &[Id], op: &Op, out: &mut Vec<Action>) {
+        let mut result = read(&mut self.db.tree, client.session, auth, op);
+        if let Ok(ReadResult::SetWatches { events }) = &mut result {
+            out.extend(std::mem::take(events).into_iter().map(Action::Event));
+        }
+        self.reply_now(client, Reply::Read(result), out);
+    }
+
+    fn reply_now(&self, client: ClientRef, reply: Reply, out: &mut Vec<Action>) {
+        out.push(Action::Reply {
+            to: client,
+            zxid: self.db.last_zxid(),
+            reply,
+        });
+    }
+
+    /// The session's write `zxid` was answered: answer the reads queued behind it, up
+    /// to its next write.
+    fn release_session(&mut self, session: i64, zxid: i64, out: &mut Vec<Action>) {
+        let Some(mut q) = self.queues.remove(&session) else {
+            debug_assert!(false, "a client write is always queued");
+            return;
+        };
+        let head = q.pop_front();
+        debug_assert!(
+            matches!(head, Some(Queued::Write { zxid: z }) if z == zxid),
+            "writes answer in order"
+        );
+        while let Some(Queued::Read { .. }) = q.front() {
+            let Some(Queued::Read { client, op, auth }) = q.pop_front() else {
+                break;
+            };
+            self.answer_read(client, &auth, &op, out);
+        }
+        if !q.is_empty() {
+            self.queues.insert(session, q);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::SESSION_PASSWORD_LEN;
+    use crate::session::SessionConfig;
+    use crate::txn::OpResult;
+    use transport::jute::{Acl, CreateMode, EventType};
+
+    const CONN: ConnId = ConnId { core: 0, id: 1 };
+
+    fn core() -> ShardCore {
+        ShardCore::new(
+            Db::new(SessionConfig::from_tick(2000)),
+            PrepConfig::default(),
+        )
+    }
+
+    fn client(session: i64, xid: i32) -> ClientRef {
+        ClientRef {
+            conn: CONN,
+            session,
+            xid,
+        }
+    }
+
+    fn persisted(out: &[Action]) -> Vec<i64> {
+        out.iter()
+            .filter_map(|a| {
+                if let Action::Persist { zxid, .. } = a {
+                    Some(*zxid)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn replies(out: &[Action]) -> Vec<(i32, ErrorCode)> {
+        out.iter()
+            .filter_map(|a| {
+                if let Action::Reply { to, reply, .. } = a {
+                    Some((to.xid, reply.error()))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Opens session `id` and makes it durable.
+    fn open(c: &mut ShardCore, id: i64) {
+        let mut out = Vec::new();
+        let op = Op::CreateSession {
+            session_id: id,
+            timeout_ms: 10_000,
+            password: [7; SESSION_PASSWORD_LEN],
+        };
+        c.request(client(id, 0), &[], op, 0, &mut out);
+        let z = persisted(&out)[0];
+        out.clear();
+        c.durable(z, &mut out);
+        assert_eq!(replies(&out), vec![(0, ErrorCode::Ok)]);
+    }
+
+    fn create(path: &str, mode: CreateMode) -> Op {
+        Op::Create {
+            path: path.into(),
+            data: Some(b"v".to_vec()),
+            acl: Acl::open_unsafe(),
+            mode,
+            ttl_ms: None,
+        }
+    }
+
+    #[test]
+    fn nothing_is_answered_before_it_is_durable() {
+        let mut c = core();
+        open(&mut c, 1);
+        let mut out = Vec::new();
+        c.request(
+            client(1, 1),
+            &[],
+            create("/a", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        c.request(
+            client(1, 2),
+            &[],
+            create("/a/b", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        let zs = persisted(&out);
+        assert_eq!(zs.len(), 2, "pipelined writes are both persisted");
+        assert!(replies(&out).is_empty(), "no reply before durable");
+        out.clear();
+        c.durable(zs[0], &mut out);
+        assert_eq!(replies(&out), vec![(1, ErrorCode::Ok)]);
+        out.clear();
+        c.durable(zs[1], &mut out);
+        assert_eq!(replies(&out), vec![(2, ErrorCode::Ok)]);
+        assert_eq!(c.inflight(), 0);
+    }
+
+    #[test]
+    fn reads_wait_behind_the_sessions_own_writes_only() {
+        let mut c = core();
+        open(&mut c, 1);
+        open(&mut c, 2);
+        let mut out = Vec::new();
+        c.request(
+            client(1, 1),
+            &[],
+            create("/x", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        c.request(
+            client(1, 2),
+            &[],
+            Op::Exists {
+                path: "/x".into(),
+                watch: false,
+            },
+            1,
+            &mut out,
+        );
+        c.request(
+            client(2, 1),
+            &[],
+            Op::Exists {
+                path: "/x".into(),
+                watch: false,
+            },
+            1,
+            &mut out,
+        );
+        // Session 2 has nothing in flight: answered at once, before /x exists.
+        assert_eq!(replies(&out), vec![(1, ErrorCode::NoNode)]);
+        let z = persisted(&out)[0];
+        out.clear();
+        c.durable(z, &mut out);
+        // Session 1's read follows its write and sees it.
+        assert_eq!(replies(&out), vec![(1, ErrorCode::Ok), (2, ErrorCode::Ok)]);
+    }
+
+    #[test]
+    fn events_precede_the_reply_that_caused_them() {
+        let mut c = core();
+        open(&mut c, 1);
+        open(&mut c, 2);
+        let mut out = Vec::new();
+        c.request(
+            client(2, 1),
+            &[],
+            Op::Exists {
+                path: "/w".into(),
+                watch: true,
+            },
+            1,
+            &mut out,
+        );
+        out.clear();
+        c.request(
+            client(1, 1),
+            &[],
+            create("/w", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        let z = persisted(&out)[0];
+        out.clear();
+        c.durable(z, &mut out);
+        assert!(
+            matches!(&out[0], Action::Event(e) if e.session == 2 && e.kind == EventType::NodeCreated && e.path == "/w")
+        );
+        assert!(matches!(&out[1], Action::Reply { to, .. } if to.session == 1));
+    }
+
+    #[test]
+    fn expiry_removes_ephemerals_once_durable() {
+        let mut c = core();
+        open(&mut c, 1);
+        let mut out = Vec::new();
+        c.request(
+            client(1, 1),
+            &[],
+            create("/e", CreateMode::Ephemeral),
+            1,
+            &mut out,
+        );
+        c.durable(persisted(&out)[0], &mut out);
+        out.clear();
+        c.tick(60_000, &mut out);
+        let zs = persisted(&out);
+        assert_eq!(zs.len(), 1, "one CloseSession for the expired session");
+        assert!(
+            c.db().tree.get("/e").is_some(),
+            "not applied before durable"
+        );
+        c.durable(zs[0], &mut out);
+        assert!(c.db().tree.get("/e").is_none());
+        out.clear();
+        c.request(
+            client(1, 2),
+            &[],
+            Op::Exists {
+                path: "/".into(),
+                watch: false,
+            },
+            60_001,
+            &mut out,
+        );
+        assert_eq!(replies(&out), vec![(2, ErrorCode::SessionExpired)]);
+    }
+
+    #[test]
+    fn failed_writes_are_answered_in_order_too() {
+        let mut c = core();
+        open(&mut c, 1);
+        let mut out = Vec::new();
+        c.request(
+            client(1, 1),
+            &[],
+            create("/d", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        c.request(
+            client(1, 2),
+            &[],
+            create("/d", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        c.request(
+            client(1, 3),
+            &[],
+            Op::Delete {
+                path: "/nope".into(),
+                version: -1,
+            },
+            1,
+            &mut out,
+        );
+        let last = *persisted(&out).last().unwrap();
+        out.clear();
+        c.durable(last, &mut out);
+        assert_eq!(
+            replies(&out),
+            vec![
+                (1, ErrorCode::Ok),
+                (2, ErrorCode::NodeExists),
+                (3, ErrorCode::NoNode)
+            ]
+        );
+        let created = out.iter().any(|a| matches!(a, Action::Reply { reply: Reply::Write(TxnResult::Op(OpResult::Create { path, .. })), .. } if path == "/d"));
+        assert!(created);
+    }
+}

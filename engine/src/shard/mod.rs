@@ -1,0 +1,11 @@
+//! Shards: one replicated state machine each, owned by one core.
+//!
+//! [`core::ShardCore`] sequences a shard's requests (prep → persist → durable → apply →
+//! events → reply) as a pure state machine; the runtime's shard driver turns its
+//! actions into WAL appends, flushes and socket writes. Standalone mode persists
+//! locally; Zab replaces "durable on this node" with "committed by a quorum" without
+//! changing the sequencing here.
+
+pub mod core;
+
+pub use self::core::{Action, ClientRef, ConnId, Reply, ShardCore};
