@@ -1,1 +1,26 @@
-fn main() {}
+//! `corekeeper`: the server. See `corekeeper --help` and README.md.
+
+use engine::config::{Config, USAGE};
+
+fn main() {
+    engine::logging::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    let cfg = match Config::from_args(args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("corekeeper: {e}");
+            std::process::exit(2);
+        }
+    };
+    for key in &cfg.unknown_keys {
+        tracing::warn!(key, "unknown configuration key ignored");
+    }
+    if let Err(e) = engine::server::run(cfg) {
+        eprintln!("corekeeper: {e}");
+        std::process::exit(1);
+    }
+}

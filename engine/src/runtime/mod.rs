@@ -2,7 +2,11 @@
 //!
 //! One glommio executor per core, each pinned to its CPU ([`exec`]). Every core
 //! accepts client connections (the listener uses SO_REUSEPORT, so the kernel spreads
-//! connections); the state machines of a shard live on their owning core and other
-//! cores reach them by message, never by lock.
+//! connections); the state machines of a shard live on their owning core
+//! ([`driver`]) and other cores reach them by message ([`msg`]), never by lock.
 
+pub mod driver;
 pub mod exec;
+pub mod mailbox;
+pub mod msg;
+pub mod stats;

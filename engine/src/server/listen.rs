@@ -2,26 +2,67 @@
 //!
 //! Every core binds the client address with SO_REUSEPORT (glommio's listener always
 //! sets it). That option would also let a second server bind the same port silently,
-//! so start-up first [`probe_bind`]s the address with an ordinary socket: a port held
-//! by anybody (ZooKeeper, another corekeeper) is refused there with a clear message.
+//! so start-up first asks [`probe_bind`] whether anybody already listens there.
+//!
+//! A plain test bind cannot answer that: after a `kill -9`, connections the old
+//! listener accepted linger in TIME_WAIT and refuse an ordinary bind for a minute even
+//! though nobody listens (they carry SO_REUSEPORT but not SO_REUSEADDR). The kernel's
+//! socket table (`/proc/net/tcp`, `/proc/net/tcp6`) says exactly who listens.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-/// Binds `addr` without SO_REUSEPORT and closes it again, to turn "port in use" into a
-/// start-up error instead of two servers sharing a port.
+/// Refuses `addr` when a socket already listens on it (on this address or a wildcard).
 pub fn probe_bind(addr: SocketAddr) -> Result<(), String> {
-    match std::net::TcpListener::bind(addr) {
-        Ok(listener) => {
-            drop(listener);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
-            "client address {addr} is already in use by another process"
-        )),
-        Err(e) => Err(format!("cannot listen on client address {addr}: {e}")),
+    let mut tables = String::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        tables.push_str(&std::fs::read_to_string(file).unwrap_or_default());
     }
+    if listening_in(&tables, addr) {
+        return Err(format!(
+            "client address {addr} is already in use by another process"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the `/proc/net/tcp`-format `tables` hold a LISTEN socket that `addr` would
+/// collide with: same port, and the same IP or a wildcard on either side.
+pub fn listening_in(tables: &str, addr: SocketAddr) -> bool {
+    const LISTEN: &str = "0A";
+    tables
+        .lines()
+        .filter_map(parse_line)
+        .any(|(ip, port, state)| {
+            state == LISTEN
+                && port == addr.port()
+                && (ip == addr.ip() || ip.is_unspecified() || addr.ip().is_unspecified())
+        })
+}
+
+/// `sl local_address rem_address st ...` → (local ip, local port, state).
+fn parse_line(line: &str) -> Option<(IpAddr, u16, &str)> {
+    let mut cols = line.split_whitespace();
+    let local = cols.nth(1)?;
+    let state = cols.nth(1)?;
+    let (ip_hex, port_hex) = local.split_once(':')?;
+    let port = u16::from_str_radix(port_hex, 16).ok()?;
+    let ip = match ip_hex.len() {
+        8 => IpAddr::from(u32::from_str_radix(ip_hex, 16).ok()?.to_le_bytes()),
+        32 => {
+            // Four little-endian 32-bit words.
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(ip_hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some((ip, port, state))
 }
 
 /// Counts open connections per client IP across all cores (ZooKeeper's
@@ -97,6 +138,32 @@ impl Drop for ConnSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_tables_are_read_for_listeners_only() {
+        let t = "  sl  local_address rem_address   st\n   0: 0100007F:0885 00000000:0000 0A 0\n   1: 0100007F:0886 0100007F:D3A0 06 0\n   2: 00000000000000000000000000000000:0887 00000000000000000000000000000000:0000 0A 0\n";
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(
+            listening_in(t, a("127.0.0.1:2181")),
+            "listener on 127.0.0.1:2181 (0x0885)"
+        );
+        assert!(
+            listening_in(t, a("0.0.0.0:2181")),
+            "wildcard collides with a specific address"
+        );
+        assert!(
+            !listening_in(t, a("127.0.0.2:2181")),
+            "another address on the same port is free"
+        );
+        assert!(
+            !listening_in(t, a("127.0.0.1:2182")),
+            "TIME_WAIT (06) is not a listener"
+        );
+        assert!(
+            listening_in(t, a("127.0.0.9:2183")),
+            "a v6 wildcard listener takes the port on every address"
+        );
+    }
 
     #[test]
     fn probe_refuses_a_port_in_use() {

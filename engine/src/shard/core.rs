@@ -214,9 +214,10 @@ impl ShardCore {
     }
 
     /// Expires sessions whose deadline passed: each gets a `CloseSession` txn that
-    /// removes its ephemerals once durable.
-    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
-        for session in self.db.sessions.expired(now_ms) {
+    /// removes its ephemerals once durable. Returns the expired sessions.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Action>) -> Vec<i64> {
+        let expired = self.db.sessions.expired(now_ms);
+        for &session in &expired {
             tracing::info!(session = format_args!("0x{session:x}"), "session expired");
             let ctx = RequestCtx {
                 session,
@@ -226,6 +227,7 @@ impl ShardCore {
             let txn = self.prep.prep(&self.db, &ctx, &Op::CloseSession, now_ms);
             self.persist(txn, None, out);
         }
+        expired
     }
 
     /// Deletes empty containers and expired TTL nodes (ZooKeeper's ContainerManager).

@@ -1,0 +1,579 @@
+//! The shard driver: the IO around one [`ShardCore`], on the shard's core.
+//!
+//! It owns the WAL and the snapshot store, turns the core's actions into appends and
+//! socket-bound messages, and feeds back what the disk and the clock say:
+//! - `Persist` → [`Wal::append`] (a copy into the memory map; never waits for disk);
+//! - group commit: while one flush runs on glommio's blocking pool, appends keep
+//!   coming; when it returns, one [`ShardCore::durable`] releases every reply it
+//!   covers, and the next flush takes everything appended meanwhile (ZooKeeper's
+//!   SyncRequestProcessor, without its fixed batch timer: the flush itself is the
+//!   batching window);
+//! - replies and events are grouped per destination core and sent once per batch.
+//!
+//! A failed flush is fatal: the WAL cannot promise durability any more, so the driver
+//! stops and the server exits rather than acknowledge what may be lost.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use transport::jute::Id;
+use transport::jute::connect::{CONNECT_PASSWD_BYTES, ConnectRequest, ConnectResponse};
+use wal::snapshot::SnapshotStore;
+use wal::{Syncer, Wal, WalOptions};
+
+use super::mailbox::Mailbox;
+use super::msg::{ToConn, ToShard};
+use super::stats::Stats;
+use crate::config::{Config, SyncPolicy};
+use crate::op::{Op, SESSION_PASSWORD_LEN};
+use crate::prep::PrepConfig;
+use crate::session::{SessionConfig, SessionIdGen};
+use crate::shard::{Action, ClientRef, ConnId, Reply, ShardCore};
+use crate::tree::acl::{self, AclConfig};
+use crate::txn::{Db, Txn, TxnResult};
+
+/// Messages the driver takes per loop iteration; one flush and one cross-core send per
+/// destination cover them all.
+pub const DRIVER_BATCH_MAX: usize = 1024;
+/// The xid the driver gives a connection's `CreateSession`, so its reply becomes the
+/// handshake's answer. Clients never use it: their xids count up from 1.
+pub const CONNECT_XID: i32 = i32::MIN;
+/// Ticks between container/TTL reaping passes (ZooKeeper checks every 60 s).
+pub const REAP_EVERY_TICKS: u64 = 30;
+/// Records between progress lines while replaying the WAL.
+const REPLAY_PROGRESS_EVERY: u64 = 100_000;
+
+/// The WAL record kind of a txn.
+pub const RECORD_KIND_TXN: u8 = 1;
+
+/// Milliseconds since the epoch: the time prep stamps on txns.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The shard's state as found on disk.
+pub struct Recovered {
+    pub db: Db,
+    pub wal: Wal,
+    pub snapshots: SnapshotStore,
+}
+
+/// Where the snapshots of `cfg` live.
+pub fn snapshot_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("snapshots")
+}
+
+/// Where the WAL of `cfg` lives.
+pub fn wal_dir(cfg: &Config) -> PathBuf {
+    cfg.wal_dir().join("wal")
+}
+
+/// The session rules of `cfg`.
+pub fn session_config(cfg: &Config) -> SessionConfig {
+    SessionConfig {
+        tick_ms: cfg.tick_time_ms as i32,
+        timeout_ms_min: cfg.min_session_timeout_ms.min(i32::MAX as u32) as i32,
+        timeout_ms_max: cfg.max_session_timeout_ms.min(i32::MAX as u32) as i32,
+    }
+}
+
+fn ensure_dir(path: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| format!("cannot create directory {}: {e}", path.display()))
+}
+
+/// Loads the newest valid snapshot and replays the WAL after it.
+pub fn recover(cfg: &Config) -> Result<Recovered, String> {
+    let started = Instant::now();
+    let (snap_dir, log_dir) = (snapshot_dir(cfg), wal_dir(cfg));
+    ensure_dir(&snap_dir)?;
+    ensure_dir(&log_dir)?;
+    let snapshots = SnapshotStore::open(&snap_dir).map_err(|e| e.to_string())?;
+    let scfg = session_config(cfg);
+    let mut db = match snapshots.load_newest().map_err(|e| e.to_string())? {
+        Some((zxid, bytes)) => {
+            tracing::info!(zxid, bytes = bytes.len(), "loading snapshot");
+            let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+            aligned.extend_from_slice(&bytes);
+            Db::restore(&aligned, scfg, now_ms())
+                .map_err(|e| format!("snapshot {zxid:#x} in {}: {e}", snap_dir.display()))?
+        }
+        None => Db::new(scfg),
+    };
+    let opts = WalOptions {
+        sync: wal_sync(cfg.sync),
+        ..WalOptions::default()
+    };
+    let (wal, recovery) = Wal::open(&log_dir, opts).map_err(|e| e.to_string())?;
+    if let Some((file, offset)) = &recovery.torn_tail {
+        tracing::warn!(file = %file.display(), offset, bytes = recovery.bytes_truncated, "truncated a torn WAL tail");
+    }
+    let mut replayed = 0u64;
+    for rec in wal.read_from(db.last_zxid() as u64 + 1) {
+        let rec = rec.map_err(|e| e.to_string())?;
+        let txn = Txn::from_bytes(rec.payload)
+            .map_err(|e| format!("WAL record {:#x} does not decode: {e}", rec.zxid))?;
+        db.apply_if_new(&txn);
+        replayed += 1;
+        if replayed.is_multiple_of(REPLAY_PROGRESS_EVERY) {
+            tracing::info!(replayed, zxid = rec.zxid, "replaying WAL");
+        }
+    }
+    db.sessions.restart_timers(now_ms());
+    tracing::info!(
+        last_zxid = db.last_zxid(),
+        replayed,
+        znodes = db.tree.len(),
+        sessions = db.sessions.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    Ok(Recovered { db, wal, snapshots })
+}
+
+fn wal_sync(s: SyncPolicy) -> wal::SyncMode {
+    match s {
+        SyncPolicy::Always => wal::SyncMode::Always,
+        SyncPolicy::Batch => wal::SyncMode::Batch,
+        SyncPolicy::Never => wal::SyncMode::Never,
+    }
+}
+
+/// What the driver knows about a connection.
+struct ConnInfo {
+    session: i64,
+    auth: Vec<Id>,
+    req: ConnectRequest,
+}
+
+/// Where the driver's output goes: one outbox per core, drained by `send`.
+pub trait Outlet {
+    /// Hands `msgs` to core `core` (the driver's own core included).
+    fn send(&self, core: usize, msgs: Vec<ToConn>);
+}
+
+/// The driver of one shard.
+pub struct Driver<O: Outlet> {
+    core: ShardCore,
+    wal: Wal,
+    syncer: Syncer,
+    sync: SyncPolicy,
+    snapshots: Arc<SnapshotStore>,
+    snap_count: u64,
+    snap_retain: usize,
+    applied_since_snap: u64,
+    snapshot_running: bool,
+    inbox: Rc<Mailbox<ToShard>>,
+    outlet: O,
+    outboxes: Vec<Vec<ToConn>>,
+    conns: HashMap<ConnId, ConnInfo>,
+    session_conn: HashMap<i64, ConnId>,
+    ids: SessionIdGen,
+    rng: SmallRng,
+    flushing: bool,
+    appended_zxid: i64,
+    durable_zxid: i64,
+    ticks: u64,
+    stats: Arc<Stats>,
+    actions: Vec<Action>,
+}
+
+impl<O: Outlet> Driver<O> {
+    pub fn new(
+        cfg: &Config,
+        rec: Recovered,
+        inbox: Rc<Mailbox<ToShard>>,
+        outlet: O,
+        cores: usize,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let acl = AclConfig {
+            super_digest: cfg.super_digest.clone(),
+        };
+        let prep = PrepConfig {
+            acl: acl.clone(),
+            ttl_enabled: cfg.extended_types_enabled,
+        };
+        let last = rec.db.last_zxid();
+        let syncer = rec.wal.syncer();
+        let mut seed = [0u8; 32];
+        fill_random(&mut seed);
+        stats.last_zxid.store(last, Relaxed);
+        Driver {
+            core: ShardCore::new(rec.db, prep),
+            wal: rec.wal,
+            syncer,
+            sync: cfg.sync,
+            snapshots: Arc::new(rec.snapshots),
+            snap_count: cfg.snap_count,
+            snap_retain: cfg.autopurge_snap_retain_count as usize,
+            applied_since_snap: 0,
+            snapshot_running: false,
+            inbox,
+            outlet,
+            outboxes: (0..cores).map(|_| Vec::new()).collect(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            ids: SessionIdGen::new(0, now_ms()),
+            rng: SmallRng::from_seed(seed),
+            flushing: false,
+            appended_zxid: last,
+            durable_zxid: last,
+            ticks: 0,
+            stats,
+            actions: Vec::new(),
+        }
+    }
+
+    /// Runs until the inbox closes; an error means the WAL failed and the server must
+    /// stop.
+    pub async fn run(mut self) -> Result<(), String> {
+        let mut batch = Vec::with_capacity(DRIVER_BATCH_MAX);
+        while self.inbox.recv_batch(&mut batch, DRIVER_BATCH_MAX).await {
+            let now = now_ms();
+            for msg in batch.drain(..) {
+                self.handle(msg, now)?;
+            }
+            self.start_flush()?;
+            self.publish();
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: ToShard, now: i64) -> Result<(), String> {
+        match msg {
+            ToShard::Connect { conn, req, peer } => self.connect(conn, req, peer, now),
+            ToShard::Request { client, op } => {
+                let auth = self
+                    .conns
+                    .get(&client.conn)
+                    .map(|c| c.auth.as_slice())
+                    .unwrap_or(&[]);
+                self.core.request(client, auth, op, now, &mut self.actions);
+            }
+            ToShard::Touch { session } => _ = self.core.db_mut().sessions.touch(session, now),
+            ToShard::Auth { conn, id } => {
+                if let Some(c) = self.conns.get_mut(&conn)
+                    && !c.auth.contains(&id)
+                {
+                    c.auth.push(id);
+                }
+            }
+            ToShard::Closed { conn } => {
+                if let Some(c) = self.conns.remove(&conn)
+                    && self.session_conn.get(&c.session) == Some(&conn)
+                {
+                    self.session_conn.remove(&c.session);
+                }
+            }
+            ToShard::Flushed { result } => self.flushed(result)?,
+            ToShard::Tick => self.tick(now),
+            ToShard::Snapshotted { zxid, result } => self.snapshotted(zxid, result),
+        }
+        self.execute()
+    }
+
+    fn connect(&mut self, conn: ConnId, req: ConnectRequest, peer: SocketAddr, now: i64) {
+        let last = self.core.db().last_zxid();
+        if req.last_zxid_seen > last {
+            // The client has seen a future this server does not have (ZooKeeper refuses too).
+            tracing::warn!(%peer, seen = req.last_zxid_seen, last, "refusing a client that has seen a newer zxid");
+            return self.refuse(conn, &req);
+        }
+        if req.session_id == 0 {
+            let session = self.ids.next_id();
+            let mut password = [0u8; SESSION_PASSWORD_LEN];
+            self.rng.fill_bytes(&mut password);
+            self.attach(conn, session, req.clone(), peer);
+            let op = Op::CreateSession {
+                session_id: session,
+                timeout_ms: req.time_out,
+                password,
+            };
+            let client = ClientRef {
+                conn,
+                session,
+                xid: CONNECT_XID,
+            };
+            return self.core.request(client, &[], op, now, &mut self.actions);
+        }
+        let session = req.session_id;
+        match self.core.db_mut().sessions.reconnect(
+            session,
+            req.passwd.as_deref().unwrap_or(&[]),
+            now,
+        ) {
+            Ok(timeout) => {
+                if let Some(old) = self.session_conn.get(&session).copied() {
+                    // The session moved: its old connection is closed, as ZooKeeper does.
+                    self.outboxes[old.core as usize].push(ToConn::Close { conn: old });
+                }
+                self.attach(conn, session, req.clone(), peer);
+                let resp = self.connect_response(&req, session, timeout);
+                self.outboxes[conn.core as usize].push(ToConn::Connected {
+                    conn,
+                    resp,
+                    accepted: true,
+                });
+            }
+            Err(_) => self.refuse(conn, &req),
+        }
+    }
+
+    fn attach(&mut self, conn: ConnId, session: i64, req: ConnectRequest, peer: SocketAddr) {
+        let auth = vec![acl::ip_id(peer.ip())];
+        self.conns.insert(conn, ConnInfo { session, auth, req });
+        self.session_conn.insert(session, conn);
+    }
+
+    fn refuse(&mut self, conn: ConnId, req: &ConnectRequest) {
+        let resp = ConnectResponse::rejected(req);
+        self.outboxes[conn.core as usize].push(ToConn::Connected {
+            conn,
+            resp,
+            accepted: false,
+        });
+    }
+
+    fn connect_response(
+        &self,
+        req: &ConnectRequest,
+        session: i64,
+        timeout: i32,
+    ) -> ConnectResponse {
+        let mut passwd = [0u8; CONNECT_PASSWD_BYTES];
+        if let Some(s) = self.core.db().sessions.get(session) {
+            passwd.copy_from_slice(&s.password[..CONNECT_PASSWD_BYTES]);
+        }
+        ConnectResponse::for_request(req, timeout, session, passwd, false)
+    }
+
+    fn tick(&mut self, now: i64) {
+        self.ticks += 1;
+        for session in self.core.tick(now, &mut self.actions) {
+            if let Some(conn) = self.session_conn.remove(&session) {
+                self.outboxes[conn.core as usize].push(ToConn::Close { conn });
+            }
+        }
+        if self.ticks.is_multiple_of(REAP_EVERY_TICKS) {
+            self.core.reap(now, &mut self.actions);
+        }
+    }
+
+    /// Carries out the core's actions.
+    fn execute(&mut self) -> Result<(), String> {
+        let mut applied = 0u64;
+        for action in std::mem::take(&mut self.actions) {
+            match action {
+                Action::Persist { zxid, bytes } => {
+                    self.wal
+                        .append(zxid as u64, RECORD_KIND_TXN, &bytes)
+                        .map_err(|e| format!("WAL append failed: {e}"))?;
+                    self.appended_zxid = zxid;
+                    if self.sync == SyncPolicy::Always {
+                        self.flush_inline()?;
+                    }
+                }
+                Action::Event(event) => {
+                    if let Some(conn) = self.session_conn.get(&event.session).copied() {
+                        self.outboxes[conn.core as usize].push(ToConn::Event { conn, event });
+                    }
+                }
+                Action::Reply { to, zxid, reply } => {
+                    applied += u64::from(matches!(reply, Reply::Write(_)));
+                    self.reply(to, zxid, reply);
+                }
+            }
+        }
+        if self.sync == SyncPolicy::Never && self.appended_zxid > self.durable_zxid {
+            self.flush_inline()?;
+        }
+        self.applied_since_snap += applied;
+        self.maybe_snapshot();
+        Ok(())
+    }
+
+    fn reply(&mut self, to: ClientRef, zxid: i64, reply: Reply) {
+        let out = &mut self.outboxes[to.conn.core as usize];
+        if to.xid != CONNECT_XID {
+            if matches!(reply, Reply::Write(TxnResult::CloseSession)) {
+                out.push(ToConn::Reply {
+                    conn: to.conn,
+                    xid: to.xid,
+                    zxid,
+                    reply,
+                });
+                self.session_conn.remove(&to.session);
+                return out.push(ToConn::Close { conn: to.conn });
+            }
+            return out.push(ToConn::Reply {
+                conn: to.conn,
+                xid: to.xid,
+                zxid,
+                reply,
+            });
+        }
+        let Some(info) = self.conns.get(&to.conn) else {
+            return;
+        };
+        let req = info.req.clone();
+        match reply {
+            Reply::Write(TxnResult::CreateSession { timeout_ms }) => {
+                let resp = self.connect_response(&req, to.session, timeout_ms);
+                self.outboxes[to.conn.core as usize].push(ToConn::Connected {
+                    conn: to.conn,
+                    resp,
+                    accepted: true,
+                });
+            }
+            other => {
+                tracing::warn!(error = ?other.error(), "session creation failed");
+                self.refuse(to.conn, &req);
+            }
+        }
+    }
+
+    /// Sync mode `always`/`never`: flush on this core (`never` only publishes).
+    fn flush_inline(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let result = self.syncer.flush().map_err(|e| e.to_string());
+        self.record_flush(started);
+        self.flushed_now(result)
+    }
+
+    /// Group commit: one flush at a time on the blocking pool, covering all appended.
+    fn start_flush(&mut self) -> Result<(), String> {
+        if self.flushing || self.appended_zxid <= self.durable_zxid {
+            return Ok(());
+        }
+        self.flushing = true;
+        let (syncer, inbox, stats) = (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
+        let txns = (self.appended_zxid - self.durable_zxid) as u64;
+        glommio::spawn_local(async move {
+            let started = Instant::now();
+            let result = glommio::executor()
+                .spawn_blocking(move || syncer.flush())
+                .await;
+            stats.record_flush(txns, started.elapsed().as_micros() as u64);
+            inbox.push(ToShard::Flushed {
+                result: result.map_err(|e| e.to_string()),
+            });
+        })
+        .detach();
+        Ok(())
+    }
+
+    fn record_flush(&self, started: Instant) {
+        let txns = (self.appended_zxid - self.durable_zxid).max(0) as u64;
+        self.stats
+            .record_flush(txns, started.elapsed().as_micros() as u64);
+    }
+
+    fn flushed(&mut self, result: Result<u64, String>) -> Result<(), String> {
+        self.flushing = false;
+        self.flushed_now(result)
+    }
+
+    fn flushed_now(&mut self, result: Result<u64, String>) -> Result<(), String> {
+        let zxid = result.map_err(|e| {
+            format!("WAL flush failed, stopping to avoid acknowledging lost writes: {e}")
+        })? as i64;
+        debug_assert!(
+            zxid >= self.durable_zxid,
+            "the durable watermark only rises"
+        );
+        self.durable_zxid = zxid;
+        self.core.durable(zxid, &mut self.actions);
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) {
+        if self.snapshot_running || self.applied_since_snap < self.snap_count {
+            return;
+        }
+        // Serialising the tree is a copy on this core; writing it is not.
+        let zxid = self.core.db().last_zxid();
+        let bytes = self.core.db().snapshot();
+        self.snapshot_running = true;
+        self.applied_since_snap = 0;
+        let (store, inbox, retain) = (self.snapshots.clone(), self.inbox.clone(), self.snap_retain);
+        glommio::spawn_local(async move {
+            let result = glommio::executor()
+                .spawn_blocking(move || {
+                    store
+                        .write(zxid as u64, &bytes)
+                        .map_err(|e| e.to_string())?;
+                    store.retain(retain).map(|_| ()).map_err(|e| e.to_string())
+                })
+                .await;
+            inbox.push(ToShard::Snapshotted { zxid, result });
+        })
+        .detach();
+    }
+
+    fn snapshotted(&mut self, zxid: i64, result: Result<(), String>) {
+        self.snapshot_running = false;
+        if let Err(e) = result {
+            return tracing::error!(zxid, "snapshot failed: {e}");
+        }
+        self.stats.snapshots.fetch_add(1, Relaxed);
+        // Keep the log from the oldest retained snapshot on, so falling back to it
+        // (if a newer one is found corrupt) still has every txn after it.
+        let oldest = self
+            .snapshots
+            .list()
+            .ok()
+            .and_then(|l| l.into_iter().min())
+            .unwrap_or(0);
+        match self.wal.purge_below(oldest + 1) {
+            Ok(n) if n > 0 => tracing::info!(segments = n, below = oldest, "purged WAL segments"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("WAL purge failed: {e}"),
+        }
+        tracing::info!(zxid, "snapshot written");
+    }
+
+    /// Sends every outbox and publishes the counters.
+    fn publish(&mut self) {
+        for (core, out) in self.outboxes.iter_mut().enumerate() {
+            if !out.is_empty() {
+                self.outlet.send(core, std::mem::take(out));
+            }
+        }
+        let db = self.core.db();
+        self.stats.last_zxid.store(db.last_zxid(), Relaxed);
+        self.stats.znodes.store(db.tree.len() as u64, Relaxed);
+        self.stats.sessions.store(db.sessions.len() as u64, Relaxed);
+        self.stats
+            .outstanding
+            .store(self.core.inflight() as u64, Relaxed);
+    }
+
+    /// Tick period for the timer task.
+    pub fn tick_period(cfg: &Config) -> Duration {
+        Duration::from_millis(u64::from(cfg.tick_time_ms).max(1))
+    }
+}
+
+/// Seeds from the OS (session passwords must not be guessable from the session id).
+fn fill_random(buf: &mut [u8]) {
+    use std::io::Read;
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .is_err()
+    {
+        let t = now_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t.rotate_left(i as u32 * 7) & 0xff) as u8;
+        }
+    }
+}

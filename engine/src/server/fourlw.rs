@@ -1,0 +1,198 @@
+//! Four-letter words on the client port (`ruok`, `srvr`, `stat`, `mntr`, `conf`,
+//! `cons`, `envi`, `wchs`, `isro`, `dirs`, `srst`).
+//!
+//! ZooKeeper recognises them by the first four bytes of a connection, where a client
+//! would send its frame length; no ZooKeeper frame length spells a word (they would be
+//! ~1.9 GB), so the two cannot be confused. Words not in `4lw.commands.whitelist` get
+//! ZooKeeper's refusal text.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::conn::CoreCtx;
+use crate::config::FOUR_LETTER_WORDS_ALL;
+
+/// The version string clients and tools parse (kazoo reads it from `envi`).
+pub const VERSION: &str = concat!("3.8.0-corekeeper-", env!("CARGO_PKG_VERSION"));
+
+/// The word spelled by a connection's first four bytes, if any.
+pub fn word(first: &[u8]) -> Option<&'static str> {
+    FOUR_LETTER_WORDS_ALL
+        .iter()
+        .copied()
+        .find(|w| w.as_bytes() == first)
+}
+
+/// The answer to `word`.
+pub fn answer(word: &str, ctx: &CoreCtx) -> String {
+    if !ctx.cfg.four_letter_word_allowed(word) {
+        return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    match word {
+        "ruok" => "imok".to_string(),
+        "isro" => "rw".to_string(),
+        "srvr" => srvr(ctx),
+        "stat" => stat(ctx),
+        "mntr" => mntr(ctx),
+        "conf" => conf(ctx),
+        "cons" => cons(ctx),
+        "envi" => envi(ctx),
+        "wchs" => format!("Total watches:{}\n", ctx.stats.watches.load(Relaxed)),
+        "dirs" => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            dir_bytes(&ctx.cfg.data_dir),
+            dir_bytes(ctx.cfg.wal_dir())
+        ),
+        "srst" => {
+            ctx.stats.reset();
+            "Server stats reset.\n".to_string()
+        }
+        other => format!("{other} is not supported by corekeeper yet.\n"),
+    }
+}
+
+fn srvr(ctx: &CoreCtx) -> String {
+    let s = &ctx.stats;
+    let (min, avg, max) = s.latency_ms();
+    format!(
+        "Zookeeper version: {VERSION}, built for corekeeper\nLatency min/avg/max: {min:.3}/{avg:.4}/{max:.3}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        s.packets_received.load(Relaxed),
+        s.packets_sent.load(Relaxed),
+        s.connections.load(Relaxed),
+        s.outstanding.load(Relaxed),
+        s.last_zxid.load(Relaxed),
+        s.znodes.load(Relaxed),
+    )
+}
+
+fn stat(ctx: &CoreCtx) -> String {
+    let srvr = srvr(ctx);
+    let (head, tail) = srvr.split_once("Latency").unwrap_or((&srvr, ""));
+    format!("{head}Clients:\n{}\nLatency{tail}", cons(ctx))
+}
+
+fn cons(ctx: &CoreCtx) -> String {
+    let reg = ctx.registry.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = String::new();
+    for (conn, (peer, session)) in reg.iter() {
+        let _ = writeln!(
+            out,
+            " /{peer}[1](queued=0,core={},sid=0x{session:x})",
+            conn.core
+        );
+    }
+    out
+}
+
+fn mntr(ctx: &CoreCtx) -> String {
+    let s = &ctx.stats;
+    let (min, avg, max) = s.latency_ms();
+    let flushes = s.flushes.load(Relaxed).max(1);
+    let rows: Vec<(&str, String)> = vec![
+        ("zk_version", VERSION.to_string()),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_max_latency", format!("{max:.3}")),
+        ("zk_min_latency", format!("{min:.3}")),
+        (
+            "zk_packets_received",
+            s.packets_received.load(Relaxed).to_string(),
+        ),
+        ("zk_packets_sent", s.packets_sent.load(Relaxed).to_string()),
+        (
+            "zk_num_alive_connections",
+            s.connections.load(Relaxed).to_string(),
+        ),
+        (
+            "zk_outstanding_requests",
+            s.outstanding.load(Relaxed).to_string(),
+        ),
+        ("zk_znode_count", s.znodes.load(Relaxed).to_string()),
+        ("zk_watch_count", s.watches.load(Relaxed).to_string()),
+        (
+            "zk_ephemerals_count",
+            s.ephemerals.load(Relaxed).to_string(),
+        ),
+        ("zk_global_sessions", s.sessions.load(Relaxed).to_string()),
+        ("zk_last_zxid", format!("0x{:x}", s.last_zxid.load(Relaxed))),
+        ("zk_uptime", s.started.elapsed().as_millis().to_string()),
+        ("ck_wal_flushes", s.flushes.load(Relaxed).to_string()),
+        (
+            "ck_wal_txns_per_flush_avg",
+            format!(
+                "{:.2}",
+                s.flushed_txns.load(Relaxed) as f64 / flushes as f64
+            ),
+        ),
+        (
+            "ck_wal_flush_us_avg",
+            (s.flush_us_sum.load(Relaxed) / flushes).to_string(),
+        ),
+        (
+            "ck_wal_flush_us_max",
+            s.flush_us_max.load(Relaxed).to_string(),
+        ),
+        ("ck_snapshots", s.snapshots.load(Relaxed).to_string()),
+    ];
+    rows.into_iter()
+        .map(|(k, v)| format!("{k}\t{v}\n"))
+        .collect()
+}
+
+fn conf(ctx: &CoreCtx) -> String {
+    let c = &ctx.cfg;
+    format!(
+        "clientPort={}\nclientPortAddress={}\ndataDir={}\ndataLogDir={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nserverId=0\ncores={}\nsync={:?}\n",
+        c.client_addr.port(),
+        c.client_addr.ip(),
+        c.data_dir.display(),
+        c.wal_dir().display(),
+        c.tick_time_ms,
+        c.max_client_cnxns,
+        c.min_session_timeout_ms,
+        c.max_session_timeout_ms,
+        c.cores.map_or("all".to_string(), |n| n.to_string()),
+        c.sync,
+    )
+}
+
+fn envi(ctx: &CoreCtx) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!(
+        "Environment:\nzookeeper.version={VERSION}\nhost.name={}\nos.name={}\nos.arch={}\nuser.dir={}\ncorekeeper.cores={}\n",
+        host.trim(),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        ctx.cfg.cores.map_or("all".to_string(), |n| n.to_string()),
+    )
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_recognised_by_their_bytes_only() {
+        assert_eq!(word(b"ruok"), Some("ruok"));
+        assert_eq!(word(b"mntr"), Some("mntr"));
+        assert_eq!(word(&[0, 0, 0, 45]), None);
+        assert_eq!(word(b"RUOK"), None);
+    }
+}
