@@ -493,3 +493,39 @@ fn throughput() {
         3.0 * n as f64 / secs
     );
 }
+
+/// Corrupt txn and snapshot bytes are refused with an error, never a panic.
+#[test]
+fn corrupt_bytes_are_refused_not_panicked_on() {
+    let mut s = Server::new();
+    s.write(A, &create("/c", CreateMode::Ephemeral));
+    let snap = s.db.snapshot().to_vec();
+    let req = RequestCtx {
+        session: A,
+        cxid: 1,
+        auth: &[],
+    };
+    let txn = s
+        .prep
+        .prep(&s.db, &req, &create("/d", CreateMode::Persistent), 1)
+        .to_bytes()
+        .to_vec();
+    let mut x: u64 = 0x1234_5678;
+    for round in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let base = if round % 2 == 0 { &txn } else { &snap };
+        let mut b = base.clone();
+        let i = (x as usize) % b.len();
+        b[i] ^= (x >> 32) as u8 | 1;
+        if round % 7 == 0 {
+            b.truncate(i);
+        }
+        if round % 2 == 0 {
+            let _ = Txn::from_bytes(&b);
+        } else if let Ok(db) = Db::restore(&b, SessionConfig::default(), 0) {
+            db.tree.check_invariants().unwrap();
+        }
+    }
+}

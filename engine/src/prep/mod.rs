@@ -28,25 +28,11 @@ use crate::txn::{CreateTxn, Db, Txn, TxnBody, TxnHeader, TxnOp};
 mod tests;
 
 /// What prep needs to know beyond the tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrepConfig {
     pub acl: AclConfig,
     /// ZooKeeper's `extendedTypesEnabled`: TTL creates answer UNIMPLEMENTED without it.
     pub ttl_enabled: bool,
-    /// Refuse writes of sessions this `Db` does not know as open (SessionExpired). True
-    /// where the session table lives (shard 0); a data shard, whose sessions live in
-    /// shard 0, turns it off and relies on the router to admit live sessions only.
-    pub check_sessions: bool,
-}
-
-impl Default for PrepConfig {
-    fn default() -> Self {
-        PrepConfig {
-            acl: AclConfig::default(),
-            ttl_enabled: false,
-            check_sessions: true,
-        }
-    }
 }
 
 /// Who sends the write.
@@ -85,6 +71,8 @@ pub struct Prep {
     nodes: HashMap<String, (i64, Option<NodeRecord>)>,
     /// Latest outstanding session state (`true`: open), with its zxid.
     sessions: HashMap<i64, (i64, bool)>,
+    /// See [`Prep::set_check_sessions`].
+    check_sessions: bool,
 }
 
 /// The view one request validates against: its own staged changes, then the
@@ -180,7 +168,16 @@ impl Prep {
             queue: VecDeque::new(),
             nodes: HashMap::new(),
             sessions: HashMap::new(),
+            check_sessions: true,
         }
+    }
+
+    /// Whether writes of sessions this `Db` does not know as open are refused with
+    /// SessionExpired (default: yes). Shard 0 (and a single-shard setup) holds the
+    /// session table and keeps ZooKeeper's check; a data shard, whose sessions live in
+    /// shard 0, turns it off and relies on the router to admit live sessions only.
+    pub fn set_check_sessions(&mut self, on: bool) {
+        self.check_sessions = on;
     }
 
     /// The zxid of the last prepped txn.
@@ -290,7 +287,7 @@ impl Prep {
             }
             _ if !op.is_write() => error(ErrorCode::BadArguments),
             Op::DeleteContainer { .. } => self.single(db, req, op, zxid, now_ms),
-            _ if self.config.check_sessions && !self.session_active(db, req.session) => {
+            _ if self.check_sessions && !self.session_active(db, req.session) => {
                 error(ErrorCode::SessionExpired)
             }
             Op::Multi(ops) => self.multi(db, req, ops, zxid, now_ms),

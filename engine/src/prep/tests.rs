@@ -441,11 +441,8 @@ fn create_session_clamps_timeout_and_prep_rebuilds() {
 
 #[test]
 fn data_shards_may_skip_the_session_check() {
-    let cfg = PrepConfig {
-        check_sessions: false,
-        ..PrepConfig::default()
-    };
-    let mut h = H::new(cfg);
+    let mut h = H::new(PrepConfig::default());
+    h.prep.set_check_sessions(false);
     assert_eq!(
         h.err(0x99, &[], &create("/e", CreateMode::Ephemeral)),
         ErrorCode::Ok
