@@ -1,1 +1,30 @@
-//! ckbench library.
+//! ckbench: corekeeper's load generator and ZooKeeper comparison harness.
+//!
+//! It speaks the ZooKeeper client protocol, so one binary and one workload drive
+//! corekeeper and Apache ZooKeeper alike. Module map (one concept each):
+//!
+//! - [`config`]: the command line (`ckbench run`, `ckbench compare`) and its limits;
+//! - [`workload`]: workload kinds, the seeded op generator, key distributions (Zipf);
+//! - [`driver`]: the pluggable protocol driver trait (submit / poll on a clock);
+//! - [`mock`]: an in-process mock server on a virtual clock (`--target mock`, tests);
+//! - [`runner`]: workers, setup / load / cleanup phases, closed and open loop, recipes;
+//! - [`stats`]: hdrhistograms per op kind and per second, errors by code, merging,
+//!   coordinated-omission correction;
+//! - [`progress`]: the live per-second line;
+//! - [`report`]: text, JSON, hdrhistogram interval log, comparison table;
+//! - [`plot`]: SVG latency spectrum and throughput over time;
+//! - [`output`]: the files a run or comparison writes.
+//!
+//! Data flow: `config` → `runner::run` (drivers from a `Connector`, ops from `workload`,
+//! samples into `stats`, lines to `progress`) → `report::RunReport` → `output`.
+
+pub mod config;
+pub mod driver;
+pub mod mock;
+pub mod output;
+pub mod plot;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod workload;

@@ -1,0 +1,172 @@
+//! SVG plots of one or several runs, one line per system (run label).
+//!
+//! - latency percentile spectrum: x is the percentile on a "nines" axis
+//!   (x = -log10(1 - q): 0 = p0, 1 = p90, 2 = p99, 3 = p99.9), y is latency in ms;
+//! - throughput over time: x is seconds into the measured window, y is ops/s.
+//!
+//! SVG only (plotters' `svg_backend`): text is left to the viewer's fonts, so no font
+//! rasteriser and no system library is needed; any browser opens the files.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::report::RunReport;
+
+/// Plot size in pixels.
+pub const PLOT_SIZE: (u32, u32) = (960, 540);
+
+fn nines(q: f64) -> f64 {
+    -(1.0 - q).max(1e-12).log10()
+}
+
+/// `0%`, `90%`, `99%`, `99.9%`, ... for whole nines; fractional ticks as percentiles.
+pub fn nines_label(x: f64) -> String {
+    let p = 100.0 * (1.0 - 10f64.powf(-x));
+    let digits = (x - 2.0).ceil().max(0.0) as usize;
+    format!("{p:.digits$}%")
+}
+
+fn color(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+fn err<E: std::fmt::Debug>(what: &str, path: &Path) -> impl FnOnce(E) -> String {
+    let p = path.display().to_string();
+    let what = what.to_string();
+    move |e| format!("plotting {what} to {p}: {e:?}")
+}
+
+type Series = (String, Vec<(f64, f64)>);
+
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    nines_axis: bool,
+) -> Result<(), String> {
+    let e = || err(title, path);
+    let x_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        * 1.1;
+    let y_max = if y_max > 0.0 { y_max } else { 1.0 };
+    let root = SVGBackend::new(path, PLOT_SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(e())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(e())?;
+    let fmt_x = |x: &f64| {
+        if nines_axis {
+            nines_label(*x)
+        } else {
+            format!("{x:.0}")
+        }
+    };
+    let x_labels = if nines_axis {
+        x_max.round() as usize + 1
+    } else {
+        10
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(x_labels)
+        .x_label_formatter(&fmt_x)
+        .draw()
+        .map_err(e())?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(e())?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e())?;
+    root.present().map_err(e())?;
+    Ok(())
+}
+
+/// Latency percentile spectrum of `runs` to `path` (SVG).
+pub fn spectrum_svg(runs: &[RunReport], path: &Path) -> Result<(), String> {
+    let series: Vec<Series> = runs
+        .iter()
+        .map(|r| {
+            let pts = r
+                .spectrum
+                .iter()
+                .map(|p| (nines(p.quantile), p.latency_us as f64 / 1e3))
+                .collect();
+            (r.label.clone(), pts)
+        })
+        .collect();
+    line_chart(
+        path,
+        "latency by percentile",
+        "percentile",
+        "latency (ms)",
+        &series,
+        true,
+    )
+}
+
+/// Throughput over time of `runs` to `path` (SVG).
+pub fn throughput_svg(runs: &[RunReport], path: &Path) -> Result<(), String> {
+    let series: Vec<Series> = runs
+        .iter()
+        .map(|r| {
+            let pts = r.intervals.iter().map(|i| (i.t_s, i.ops as f64)).collect();
+            (r.label.clone(), pts)
+        })
+        .collect();
+    line_chart(
+        path,
+        "throughput over time",
+        "seconds",
+        "ops/s",
+        &series,
+        false,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_labels() {
+        assert_eq!(nines_label(0.0), "0%");
+        assert_eq!(nines_label(1.0), "90%");
+        assert_eq!(nines_label(2.0), "99%");
+        assert_eq!(nines_label(3.0), "99.9%");
+        assert_eq!(nines_label(5.0), "99.999%");
+        assert!((nines(0.999) - 3.0).abs() < 1e-9);
+    }
+}
