@@ -25,7 +25,7 @@ impl ExpiryQueue {
     }
 
     fn round_up(&self, t: i64) -> i64 {
-        (t / self.interval_ms + 1) * self.interval_ms
+        (t / self.interval_ms + 1).saturating_mul(self.interval_ms)
     }
 
     /// (Re)schedules `id` to expire `timeout_ms` after `now_ms`, rounded up to a tick.
@@ -103,5 +103,14 @@ mod tests {
         assert!(q.expired(1500).is_empty());
         assert_eq!(q.expired(10_000), vec![3]);
         assert_eq!(q.next_deadline(), None);
+    }
+
+    #[test]
+    fn absurd_times_do_not_overflow() {
+        let mut q = ExpiryQueue::new(100);
+        q.touch(1, i64::MAX - 5, i64::MAX);
+        q.touch(2, i64::MIN, 10);
+        assert_eq!(q.expired(i64::MIN + 1000), vec![2]);
+        assert!(q.expired(i64::MAX - 1000).is_empty());
     }
 }

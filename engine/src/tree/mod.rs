@@ -270,7 +270,7 @@ impl DataTree {
     /// Number of nodes strictly below `path` (`getAllChildrenNumber`).
     pub fn descendants(&self, p: &str) -> usize {
         if p == "/" {
-            return self.nodes.len() - 1;
+            return self.nodes.len().saturating_sub(1);
         }
         self.nodes
             .keys()
