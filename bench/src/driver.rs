@@ -13,8 +13,9 @@
 //!
 //! Invariants every driver keeps: replies of one session arrive in the order their
 //! requests were submitted (ZooKeeper's per-session FIFO); every submitted request gets
-//! exactly one reply (an error code if the connection fails); completion times never go
-//! backwards within one `poll` result.
+//! exactly one reply (an error code if the connection fails); completion times of one
+//! session never go backwards (across sessions they may, slightly, when reader threads
+//! race; the recorder counts a late one in the open interval).
 //!
 //! A [`Connector`] makes drivers: one per worker thread, each with its share of the
 //! sessions, each session bound to a server per the spread policy.

@@ -7,6 +7,7 @@
 //! - [`workload`]: workload kinds, the seeded op generator, key distributions (Zipf);
 //! - [`driver`]: the pluggable protocol driver trait (submit / poll on a clock);
 //! - [`mock`]: an in-process mock server on a virtual clock (`--target mock`, tests);
+//! - [`zk`]: the ZooKeeper-protocol driver (TCP, jute codec from `transport`);
 //! - [`runner`]: workers, setup / load / cleanup phases, closed and open loop, recipes;
 //! - [`stats`]: hdrhistograms per op kind and per second, errors by code, merging,
 //!   coordinated-omission correction;
@@ -28,3 +29,4 @@ pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod workload;
+pub mod zk;

@@ -13,6 +13,7 @@ use bench::output;
 use bench::progress::StderrProgress;
 use bench::report::{RunReport, compare_table};
 use bench::runner;
+use bench::zk::ZkConnector;
 
 fn main() -> ExitCode {
     // A seed from the clock unless --seed is given; it is printed in every report.
@@ -58,10 +59,8 @@ fn run(cfg: &RunConfig) -> Result<(), String> {
             runner::run(cfg, &MockConnector::new(mock), &mut StderrProgress)
         }
         Target::Corekeeper | Target::Zookeeper => {
-            return Err(format!(
-                "--target {}: the ZooKeeper protocol driver is not built yet",
-                cfg.target.name()
-            ));
+            let zk = ZkConnector::new(cfg.connect.chroot.clone());
+            runner::run(cfg, &zk, &mut StderrProgress)
         }
     }
     .map_err(|e| e.to_string())?;

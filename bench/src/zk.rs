@@ -1,0 +1,470 @@
+//! The ZooKeeper-protocol driver: real sessions over TCP, for corekeeper and Apache
+//! ZooKeeper alike (the same bytes go to both).
+//!
+//! Design: threads and blocking sockets. Per session, the driver's thread writes request
+//! frames (`submit`) and one reader thread decodes reply frames and sends completions,
+//! stamped with the shared monotonic clock, over one channel to the driver (`poll`).
+//! Replies of a session come in request order (ZooKeeper's per-session FIFO), so the
+//! reader matches them to the `(xid, opcode, tag)` queue the writer filled. Watch events
+//! (xid -1) become [`Event::Watch`]; ping replies (xid -2) are dropped.
+//!
+//! Invariants: every submitted request gets exactly one completion — when a connection
+//! breaks, the reader answers everything still queued with `ConnectionLoss`. A session
+//! idle for a third of its timeout gets a ping from `poll`, so setup, cleanup and waiting
+//! lock contenders do not expire. Paths are sent below the connect string's chroot, and
+//! created paths and event paths come back with the chroot stripped.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use transport::jute::{
+    Acl, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, ErrorCode, EventType,
+    ExistsRequest, FRAME_BYTES_MAX_DEFAULT, FrameBuffer, FrameDecoder, GetChildrenRequest,
+    GetDataRequest, OpCode, ReplyHeader, Request, Response, SetDataRequest, xid,
+};
+
+use crate::driver::{Completion, Connector, Driver, DriverError, Event, Nanos, Reply, SessionPlan};
+use crate::workload::{Op, OpKind};
+
+/// Session timeout asked for, ms (the server may negotiate it down).
+pub const SESSION_TIMEOUT_MS: i32 = 30_000;
+/// Longest wait for a TCP connect or the session handshake.
+pub const CONNECT_TIMEOUT_MS_MAX: u64 = 10_000;
+/// Longest wait for close-session replies at the end.
+pub const CLOSE_WAIT_MS_MAX: u64 = 5_000;
+/// Most completions one `poll` returns (keeps the runner responsive to its schedule).
+pub const POLL_BATCH_MAX: usize = 4_096;
+
+/// Makes [`ZkDriver`]s; all share one clock epoch so workers' times compare.
+#[derive(Debug, Clone)]
+pub struct ZkConnector {
+    pub chroot: Option<String>,
+    pub epoch: Instant,
+}
+
+impl ZkConnector {
+    pub fn new(chroot: Option<String>) -> Self {
+        ZkConnector {
+            chroot,
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// What a reader needs to decode a reply.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    xid: i32,
+    op: OpCode,
+    tag: u64,
+}
+
+/// One session's writer half.
+#[derive(Debug)]
+struct Session {
+    stream: TcpStream,
+    server: String,
+    queue: Arc<Mutex<VecDeque<Sent>>>,
+    next_xid: i32,
+    last_send: Instant,
+    ping_every: Duration,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// One worker's ZooKeeper sessions.
+#[derive(Debug)]
+pub struct ZkDriver {
+    sessions: Vec<Session>,
+    rx: Receiver<Completion>,
+    epoch: Instant,
+    chroot: Option<String>,
+    buf: Vec<u8>,
+}
+
+fn since(epoch: Instant) -> Nanos {
+    epoch.elapsed().as_nanos() as Nanos
+}
+
+fn io_err(server: &str, what: &str) -> impl FnOnce(std::io::Error) -> DriverError {
+    let server = server.to_string();
+    let what = what.to_string();
+    move |e| DriverError(format!("{server}: {what}: {e}"))
+}
+
+/// Reads one whole frame body (blocking) into `frames`.
+fn read_frame(stream: &mut TcpStream, frames: &mut FrameBuffer) -> std::io::Result<Vec<u8>> {
+    loop {
+        match frames.next_frame() {
+            Ok(Some(body)) => return Ok(body.to_vec()),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{e:?}"),
+                ));
+            }
+        }
+        let spare = frames.spare(64 * 1024);
+        let n = stream.read(spare)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        frames.filled(n);
+    }
+}
+
+fn connect_one(
+    plan: &SessionPlan,
+) -> Result<(TcpStream, FrameBuffer, ConnectResponse), DriverError> {
+    let s = &plan.server;
+    let timeout = Duration::from_millis(CONNECT_TIMEOUT_MS_MAX);
+    let addr = s
+        .to_socket_addrs()
+        .map_err(io_err(s, "resolving"))?
+        .next()
+        .ok_or_else(|| DriverError(format!("{s}: no address")))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io_err(s, "connecting"))?;
+    stream.set_nodelay(true).map_err(io_err(s, "TCP_NODELAY"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(io_err(s, "read timeout"))?;
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        time_out: SESSION_TIMEOUT_MS,
+        session_id: 0,
+        passwd: Some(vec![0; transport::jute::CONNECT_PASSWD_BYTES]),
+        read_only: Some(false),
+    };
+    let mut out = Vec::new();
+    req.encode_frame(&mut out);
+    stream
+        .write_all(&out)
+        .map_err(io_err(s, "sending the handshake"))?;
+    let mut frames = FrameBuffer::new(FrameDecoder::new(FRAME_BYTES_MAX_DEFAULT));
+    let body = read_frame(&mut stream, &mut frames).map_err(io_err(s, "reading the handshake"))?;
+    let resp = ConnectResponse::decode(&body)
+        .map_err(|e| DriverError(format!("{s}: bad handshake reply: {e:?}")))?;
+    if resp.session_id == 0 || resp.time_out <= 0 {
+        return Err(DriverError(format!("{s}: session refused")));
+    }
+    stream
+        .set_read_timeout(None)
+        .map_err(io_err(s, "read timeout"))?;
+    Ok((stream, frames, resp))
+}
+
+fn strip(chroot: &Option<String>, path: String) -> String {
+    match chroot {
+        Some(c) => match path.strip_prefix(c.as_str()) {
+            Some("") => "/".to_string(),
+            Some(rest) if rest.starts_with('/') => rest.to_string(),
+            _ => path,
+        },
+        None => path,
+    }
+}
+
+/// The reader thread of session `session`.
+fn reader(
+    session: usize,
+    mut stream: TcpStream,
+    mut frames: FrameBuffer,
+    queue: Arc<Mutex<VecDeque<Sent>>>,
+    tx: Sender<Completion>,
+    epoch: Instant,
+    chroot: Option<String>,
+) {
+    while let Ok(body) = read_frame(&mut stream, &mut frames) {
+        let Ok((header, rest)) = ReplyHeader::split(&body) else {
+            break;
+        };
+        let at = since(epoch);
+        if header.xid == xid::PING || header.xid == xid::AUTH || header.xid == xid::SET_WATCHES {
+            continue;
+        }
+        if header.xid == xid::NOTIFICATION {
+            let Ok(Response::Notification(ev)) =
+                Response::decode(OpCode::Notification, &header, rest)
+            else {
+                break;
+            };
+            let kind = EventType::from_code(ev.event_type).unwrap_or(EventType::None);
+            let path = strip(&chroot, ev.path);
+            if tx
+                .send(Completion {
+                    at,
+                    event: Event::Watch {
+                        session,
+                        path,
+                        kind,
+                    },
+                })
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
+        let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some(sent) = sent else { break };
+        if sent.xid != header.xid {
+            // FIFO broken: the server or the wire is confused; stop this session.
+            let _ = tx.send(Completion {
+                at,
+                event: Event::Reply {
+                    session,
+                    tag: sent.tag,
+                    result: Err(ErrorCode::MarshallingError),
+                },
+            });
+            break;
+        }
+        let result = match header.error_code() {
+            Some(ErrorCode::Ok) => match Response::decode(sent.op, &header, rest) {
+                Ok(Response::Create(c)) => Ok(Reply::Created(strip(&chroot, c.path))),
+                Ok(Response::Create2(c)) => Ok(Reply::Created(strip(&chroot, c.path))),
+                Ok(Response::GetChildren(c)) => Ok(Reply::Children(c.children)),
+                Ok(Response::GetChildren2(c)) => Ok(Reply::Children(c.children)),
+                Ok(_) => Ok(Reply::Done),
+                Err(_) => Err(ErrorCode::MarshallingError),
+            },
+            Some(code) => Err(code),
+            None => Err(ErrorCode::SystemError),
+        };
+        if tx
+            .send(Completion {
+                at,
+                event: Event::Reply {
+                    session,
+                    tag: sent.tag,
+                    result,
+                },
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+    // The connection is gone: answer everything still queued.
+    let at = since(epoch);
+    let left: Vec<Sent> = queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    for s in left {
+        let _ = tx.send(Completion {
+            at,
+            event: Event::Reply {
+                session,
+                tag: s.tag,
+                result: Err(ErrorCode::ConnectionLoss),
+            },
+        });
+    }
+}
+
+impl Connector for ZkConnector {
+    type Driver = ZkDriver;
+
+    fn connect(&self, _worker: usize, plans: &[SessionPlan]) -> Result<ZkDriver, DriverError> {
+        let (tx, rx) = mpsc::channel();
+        let mut sessions = Vec::with_capacity(plans.len());
+        for (i, plan) in plans.iter().enumerate() {
+            let (stream, frames, resp) = connect_one(plan)?;
+            let queue = Arc::new(Mutex::new(VecDeque::new()));
+            let read_half = stream
+                .try_clone()
+                .map_err(io_err(&plan.server, "cloning the socket"))?;
+            let (q, tx, epoch, chroot) =
+                (queue.clone(), tx.clone(), self.epoch, self.chroot.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("zk-reader-{}", plan.global))
+                .spawn(move || reader(i, read_half, frames, q, tx, epoch, chroot))
+                .map_err(io_err(&plan.server, "spawning a reader thread"))?;
+            sessions.push(Session {
+                stream,
+                server: plan.server.clone(),
+                queue,
+                next_xid: 1,
+                last_send: Instant::now(),
+                ping_every: Duration::from_millis(resp.time_out as u64 / 3),
+                reader: Some(handle),
+            });
+        }
+        Ok(ZkDriver {
+            sessions,
+            rx,
+            epoch: self.epoch,
+            chroot: self.chroot.clone(),
+            buf: Vec::new(),
+        })
+    }
+}
+
+impl ZkDriver {
+    fn full_path(&self, path: &str) -> String {
+        match &self.chroot {
+            Some(c) if path == "/" => c.clone(),
+            Some(c) => format!("{c}{path}"),
+            None => path.to_string(),
+        }
+    }
+
+    fn request(&self, op: &Op) -> Result<Request, DriverError> {
+        let path = self.full_path(&op.path);
+        let data = || Some(op.data.as_deref().unwrap_or(&[]).to_vec());
+        Ok(match op.kind {
+            OpKind::Get => Request::GetData(GetDataRequest {
+                path,
+                watch: op.watch,
+            }),
+            OpKind::Exists => Request::Exists(ExistsRequest {
+                path,
+                watch: op.watch,
+            }),
+            OpKind::Children => Request::GetChildren(GetChildrenRequest {
+                path,
+                watch: op.watch,
+            }),
+            OpKind::Set => Request::SetData(SetDataRequest {
+                path,
+                data: data(),
+                version: -1,
+            }),
+            OpKind::Delete => Request::Delete(DeleteRequest { path, version: -1 }),
+            OpKind::Create => Request::Create(CreateRequest {
+                path,
+                data: data(),
+                acl: Acl::open_unsafe(),
+                flags: op.mode.code(),
+            }),
+            OpKind::WatchEvent | OpKind::LockAcquire => {
+                return Err(DriverError(format!("{} is not a request", op.kind)));
+            }
+        })
+    }
+
+    fn send(&mut self, session: usize, req: &Request, tag: Option<u64>) -> Result<(), DriverError> {
+        let s = &mut self.sessions[session];
+        let xid = match req.special_xid() {
+            Some(x) => x,
+            None => {
+                let x = s.next_xid;
+                s.next_xid = s.next_xid.checked_add(1).unwrap_or(1);
+                x
+            }
+        };
+        if let Some(tag) = tag {
+            s.queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(Sent {
+                    xid,
+                    op: req.op_code(),
+                    tag,
+                });
+        }
+        self.buf.clear();
+        req.encode_frame(xid, &mut self.buf);
+        s.last_send = Instant::now();
+        s.stream
+            .write_all(&self.buf)
+            .map_err(io_err(&s.server, "sending"))
+    }
+
+    fn ping_idle(&mut self) -> Result<(), DriverError> {
+        for i in 0..self.sessions.len() {
+            if self.sessions[i].last_send.elapsed() >= self.sessions[i].ping_every {
+                self.send(i, &Request::Ping, None)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Driver for ZkDriver {
+    fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn now(&self) -> Nanos {
+        since(self.epoch)
+    }
+
+    fn submit(&mut self, session: usize, tag: u64, op: &Op) -> Result<(), DriverError> {
+        if session >= self.sessions.len() {
+            return Err(DriverError(format!("no session {session}")));
+        }
+        let req = self.request(op)?;
+        self.send(session, &req, Some(tag))
+    }
+
+    fn poll(&mut self, deadline: Nanos, out: &mut Vec<Completion>) -> Result<(), DriverError> {
+        self.ping_idle()?;
+        let wait = Duration::from_nanos(deadline.saturating_sub(self.now()));
+        match self.rx.recv_timeout(wait) {
+            Ok(c) => out.push(c),
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(DriverError("every session is gone".into()));
+            }
+        }
+        while out.len() < POLL_BATCH_MAX {
+            match self.rx.try_recv() {
+                Ok(c) => out.push(c),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), DriverError> {
+        let close_tag = u64::MAX;
+        let mut waiting = 0;
+        for i in 0..self.sessions.len() {
+            if self
+                .send(i, &Request::CloseSession, Some(close_tag))
+                .is_ok()
+            {
+                waiting += 1;
+            }
+        }
+        let deadline = self.now() + CLOSE_WAIT_MS_MAX * 1_000_000;
+        let mut out = Vec::new();
+        while waiting > 0 && self.now() < deadline {
+            self.poll(deadline, &mut out)?;
+            waiting -= out
+                .drain(..)
+                .filter(|c| matches!(c.event, Event::Reply { tag, .. } if tag == close_tag))
+                .count();
+        }
+        for s in &mut self.sessions {
+            let _ = s.stream.shutdown(Shutdown::Both);
+            if let Some(h) = s.reader.take() {
+                let _ = h.join();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chroot_is_added_and_stripped() {
+        let c = Some("/app".to_string());
+        assert_eq!(strip(&c, "/app/ckbench/k1".into()), "/ckbench/k1");
+        assert_eq!(strip(&c, "/app".into()), "/");
+        assert_eq!(strip(&c, "/apple".into()), "/apple");
+        assert_eq!(strip(&None, "/x".into()), "/x");
+    }
+}

@@ -1,0 +1,139 @@
+//! The ZooKeeper driver against a minimal fake server on loopback: handshake, pipelined
+//! requests answered in order, close. Checks the wire path end to end (codec, xids,
+//! FIFO matching, chroot, errors) without Apache ZooKeeper. Bounded by op count.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+use bench::config::{ConnectString, Load, RunConfig};
+use bench::progress::CollectProgress;
+use bench::runner;
+use bench::workload::{KeyDist, OpKind, WorkloadKind, WorkloadSpec};
+use bench::zk::ZkConnector;
+use transport::jute::{
+    ConnectResponse, CreateResponse, ErrorCode, FRAME_BYTES_MAX_DEFAULT, FrameBuffer, FrameDecoder,
+    GetChildrenResponse, GetDataResponse, ReplyHeader, Request, Response, Stat, StatResponse,
+};
+
+fn frame(stream: &mut TcpStream, frames: &mut FrameBuffer) -> Option<Vec<u8>> {
+    loop {
+        if let Some(b) = frames.next_frame().ok()? {
+            return Some(b.to_vec());
+        }
+        let n = stream.read(frames.spare(4096)).ok()?;
+        if n == 0 {
+            return None;
+        }
+        frames.filled(n);
+    }
+}
+
+/// Serves one session: every path under `/app` exists except `/app/ckbench/k00000007`
+/// (NoNode on reads of it, so errors-by-code is exercised).
+fn serve(mut s: TcpStream, session: i64) {
+    let mut frames = FrameBuffer::new(FrameDecoder::new(FRAME_BYTES_MAX_DEFAULT));
+    let Some(_hello) = frame(&mut s, &mut frames) else {
+        return;
+    };
+    let mut out = Vec::new();
+    ConnectResponse {
+        protocol_version: 0,
+        time_out: 30_000,
+        session_id: session,
+        passwd: Some(vec![0; 16]),
+        read_only: Some(false),
+    }
+    .encode_frame(&mut out);
+    s.write_all(&out).unwrap();
+    let mut zxid = 0;
+    while let Some(body) = frame(&mut s, &mut frames) {
+        let (h, req) = Request::decode_body(&body).expect("a valid request");
+        zxid += 1;
+        let missing = req.path() == Some("/app/ckbench/k00000007");
+        let (err, resp) = match &req {
+            _ if missing && !matches!(req, Request::Create(_) | Request::Delete(_)) => {
+                (ErrorCode::NoNode, Response::Empty)
+            }
+            Request::Create(c) => (
+                ErrorCode::Ok,
+                Response::Create(CreateResponse {
+                    path: c.path.clone(),
+                }),
+            ),
+            Request::GetData(_) => (
+                ErrorCode::Ok,
+                Response::GetData(GetDataResponse {
+                    data: Some(b"v".to_vec()),
+                    stat: Stat::default(),
+                }),
+            ),
+            Request::SetData(_) | Request::Exists(_) => (
+                ErrorCode::Ok,
+                Response::Stat(StatResponse {
+                    stat: Stat::default(),
+                }),
+            ),
+            Request::GetChildren(_) => (
+                ErrorCode::Ok,
+                Response::GetChildren(GetChildrenResponse { children: vec![] }),
+            ),
+            _ => (ErrorCode::Ok, Response::Empty),
+        };
+        out.clear();
+        resp.encode_frame(&ReplyHeader::new(h.xid, zxid, err), &mut out);
+        s.write_all(&out).unwrap();
+        if matches!(req, Request::CloseSession) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn closed_loop_over_real_sockets() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    const SESSIONS: usize = 3;
+    let server = thread::spawn(move || {
+        let conns: Vec<_> = (0..SESSIONS)
+            .map(|i| {
+                let (s, _) = listener.accept().unwrap();
+                thread::spawn(move || serve(s, 100 + i as i64))
+            })
+            .collect();
+        conns.into_iter().for_each(|c| c.join().unwrap());
+    });
+    let mut cfg = RunConfig::defaults(5);
+    cfg.connect = ConnectString {
+        servers: vec![addr],
+        chroot: Some("/app".into()),
+    };
+    cfg.workload = WorkloadSpec {
+        kind: WorkloadKind::Mix { read: 1, write: 1 },
+        key_count: 10,
+        dist: KeyDist::Uniform,
+        value_bytes: 10,
+    };
+    cfg.sessions = SESSIONS;
+    cfg.load = Load::Closed { inflight: 4 };
+    cfg.threads = 2;
+    cfg.warmup_s = 0;
+    cfg.max_ops = Some(2_000);
+    let zk = ZkConnector::new(cfg.connect.chroot.clone());
+    let mut progress = CollectProgress::default();
+    let out = runner::run(&cfg, &zk, &mut progress).expect("run against the fake server");
+    server.join().unwrap();
+    let s = &out.stats;
+    let gets = s.kinds[&OpKind::Get].hist.len() + s.kinds[&OpKind::Get].error_count();
+    let sets = s.kinds[&OpKind::Set].hist.len() + s.kinds[&OpKind::Set].error_count();
+    assert_eq!(gets + sets, 2_000, "every admitted op answered");
+    assert_eq!(gets, sets, "mix 1/1 is exact");
+    let errors = s.errors();
+    assert_eq!(
+        errors.keys().copied().collect::<Vec<_>>(),
+        [ErrorCode::NoNode.code()],
+        "{errors:?}"
+    );
+    assert!(errors[&ErrorCode::NoNode.code()] > 0);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
