@@ -144,7 +144,8 @@ impl Request {
         }
     }
 
-    /// Whether the op changes state (goes through the replicated log).
+    /// Whether the op goes through the replicated log as a txn (ZooKeeper logs a
+    /// standalone check too, and closeSession).
     pub fn is_write(&self) -> bool {
         matches!(
             self,
@@ -155,6 +156,7 @@ impl Request {
                 | Request::Delete(_)
                 | Request::SetData(_)
                 | Request::SetAcl(_)
+                | Request::Check(_)
                 | Request::Multi(_)
                 | Request::Reconfig(_)
                 | Request::CloseSession
