@@ -56,6 +56,47 @@ record_round_trips! {
         .prop_map(|(xid, zxid, err)| ReplyHeader { xid, zxid, err });
     multi_header_round_trips: (any::<i32>(), any::<bool>(), any::<i32>())
         .prop_map(|(op, done, err)| MultiHeader { op, done, err });
+    id_round_trips: id();
+    exists_round_trips: path_watch().prop_map(|(path, watch)| ExistsRequest { path, watch });
+    get_acl_round_trips: string().prop_map(|path| GetAclRequest { path });
+    set_acl_round_trips: (string(), acls(), any::<i32>())
+        .prop_map(|(path, acl, version)| SetAclRequest { path, acl, version });
+    get_children2_round_trips: path_watch()
+        .prop_map(|(path, watch)| GetChildren2Request { path, watch });
+    get_all_children_number_round_trips: string()
+        .prop_map(|path| GetAllChildrenNumberRequest { path });
+    get_ephemerals_round_trips: string().prop_map(|prefix_path| GetEphemeralsRequest { prefix_path });
+    sync_round_trips: string().prop_map(|path| SyncRequest { path });
+    check_watches_round_trips: path_version()
+        .prop_map(|(path, watcher_type)| CheckWatchesRequest { path, watcher_type });
+    remove_watches_round_trips: path_version()
+        .prop_map(|(path, watcher_type)| RemoveWatchesRequest { path, watcher_type });
+    add_watch_round_trips: path_version().prop_map(|(path, mode)| AddWatchRequest { path, mode });
+    sasl_request_round_trips: buffer().prop_map(|token| GetSaslRequest { token });
+    create_response_round_trips: string().prop_map(|path| CreateResponse { path });
+    create2_response_round_trips: (string(), stat())
+        .prop_map(|(path, stat)| Create2Response { path, stat });
+    stat_response_round_trips: stat().prop_map(|stat| StatResponse { stat });
+    get_data_response_round_trips: (buffer(), stat())
+        .prop_map(|(data, stat)| GetDataResponse { data, stat });
+    get_acl_response_round_trips: (acls(), stat()).prop_map(|(acl, stat)| GetAclResponse { acl, stat });
+    get_children_response_round_trips: strings().prop_map(|children| GetChildrenResponse { children });
+    get_children2_response_round_trips: (strings(), stat())
+        .prop_map(|(children, stat)| GetChildren2Response { children, stat });
+    get_all_children_number_response_round_trips: any::<i32>()
+        .prop_map(|total_number| GetAllChildrenNumberResponse { total_number });
+    get_ephemerals_response_round_trips: strings()
+        .prop_map(|ephemerals| GetEphemeralsResponse { ephemerals });
+    sync_response_round_trips: string().prop_map(|path| SyncResponse { path });
+    error_response_round_trips: any::<i32>().prop_map(|err| ErrorResponse { err });
+    who_am_i_response_round_trips: proptest::collection::vec(
+        (string(), string()).prop_map(|(auth_scheme, user)| ClientInfo { auth_scheme, user }),
+        0..4,
+    )
+    .prop_map(|client_info| WhoAmIResponse { client_info });
+    sasl_response_round_trips: buffer().prop_map(|token| SetSaslResponse { token });
+    watcher_event_round_trips: (any::<i32>(), any::<i32>(), string())
+        .prop_map(|(event_type, state, path)| WatcherEvent { event_type, state, path });
 }
 
 proptest! {

@@ -269,6 +269,19 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_exactly_the_default_limit_passes_through_a_frame_buffer() {
+        let body = vec![0x5a; FRAME_BYTES_MAX_DEFAULT];
+        let mut stream = Vec::new();
+        write_frame(&mut stream, |b| b.extend_from_slice(&body));
+        let mut fb = FrameBuffer::default();
+        for chunk in stream.chunks(64 * 1024) {
+            fb.extend_from_slice(chunk);
+        }
+        assert_eq!(fb.next_frame(), Ok(Some(&body[..])));
+        assert_eq!(fb.next_frame(), Ok(None));
+    }
+
+    #[test]
     fn negative_lengths_fail() {
         let d = FrameDecoder::default();
         for len in [-1, -2, i32::MIN] {
