@@ -234,3 +234,22 @@ fn golden_streams_split_anywhere_into_the_same_frames() {
         }
     }
 }
+
+/// A pre-3.4 client sends no readOnly byte and expects none back: derive such a
+/// client's handshake from every real one and check both directions.
+#[test]
+fn old_clients_without_read_only_byte_get_a_36_byte_reply() {
+    for path in golden_files() {
+        let Some(first) = parse(&path).into_iter().find(|c| c.to_server) else {
+            continue;
+        };
+        let body = &first.frame[4..];
+        let old = ConnectRequest::decode(&body[..body.len() - 1]).unwrap();
+        assert_eq!(old.read_only, None, "{}", path.display());
+        let rsp = ConnectResponse::for_request(&old, 4000, 0x77, [3; 16], false);
+        let mut frame = Vec::new();
+        rsp.encode_frame(&mut frame);
+        assert_eq!(frame.len(), 4 + 36, "{}", path.display());
+        assert_eq!(ConnectResponse::decode(&frame[4..]), Ok(rsp));
+    }
+}

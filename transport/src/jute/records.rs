@@ -134,7 +134,8 @@ wire_record! {
 }
 
 wire_record! {
-    /// `CheckVersionRequest`: the check op (in a multi, or standalone since 3.6).
+    /// `CheckVersionRequest`: the check op (in a multi; ZooKeeper 3.8 also accepts it
+    /// standalone and replies with a `SetDataResponse`).
     pub struct CheckVersionRequest {
         pub path: String,
         pub version: i32,
