@@ -25,7 +25,8 @@
 use thiserror::Error;
 
 /// Why a jute record could not be decoded. Offsets are relative to the start of the
-/// bytes given to the [`Reader`] (for a frame: its body, after the length prefix).
+/// bytes given to the decoder: for `Request::decode` / `Response::decode` the record
+/// after the header, for `*::decode_body` / `split` the frame body.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
     /// The input ended inside a field.
