@@ -273,7 +273,7 @@ fn reader(
 impl Connector for ZkConnector {
     type Driver = ZkDriver;
 
-    fn connect(&self, _worker: usize, plans: &[SessionPlan]) -> Result<ZkDriver, DriverError> {
+    fn connect(&self, worker: usize, plans: &[SessionPlan]) -> Result<ZkDriver, DriverError> {
         let (tx, rx) = mpsc::channel();
         let mut sessions = Vec::with_capacity(plans.len());
         for (i, plan) in plans.iter().enumerate() {
@@ -298,17 +298,39 @@ impl Connector for ZkConnector {
                 reader: Some(handle),
             });
         }
-        Ok(ZkDriver {
+        let mut d = ZkDriver {
             sessions,
             rx,
             epoch: self.epoch,
             chroot: self.chroot.clone(),
             buf: Vec::new(),
-        })
+        };
+        if worker == 0 {
+            d.ensure_chroot()?;
+        }
+        Ok(d)
     }
 }
 
 impl ZkDriver {
+    /// Creates the chroot's nodes (`/a`, `/a/b`) if missing, as `zkCli` users expect a
+    /// fresh chroot to just work. Cleanup leaves them.
+    fn ensure_chroot(&mut self) -> Result<(), DriverError> {
+        let Some(chroot) = self.chroot.take() else {
+            return Ok(());
+        };
+        let ops: Vec<Op> = chroot
+            .match_indices('/')
+            .skip(1)
+            .map(|(i, _)| &chroot[..i])
+            .chain([chroot.as_str()])
+            .map(|p| Op::new(OpKind::Create, p))
+            .collect();
+        let r = crate::runner::run_batch(self, ops, 1, ErrorCode::NodeExists);
+        self.chroot = Some(chroot);
+        r.map_err(|e| DriverError(format!("creating the chroot: {e}")))
+    }
+
     fn full_path(&self, path: &str) -> String {
         match &self.chroot {
             Some(c) if path == "/" => c.clone(),
