@@ -6,4 +6,5 @@
 //! This crate knows nothing of the engine or the WAL: it only turns bytes into typed
 //! records and back, within named limits.
 
+pub mod client;
 pub mod jute;

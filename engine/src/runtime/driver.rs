@@ -200,7 +200,7 @@ impl<O: Outlet> Driver<O> {
             super_digest: cfg.super_digest.clone(),
         };
         let prep = PrepConfig {
-            acl: acl.clone(),
+            acl,
             ttl_enabled: cfg.extended_types_enabled,
         };
         let last = rec.db.last_zxid();
@@ -269,10 +269,13 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             ToShard::Closed { conn } => {
+                // Watches belong to the connection, as in ZooKeeper: the client
+                // re-registers them with setWatches when it reconnects.
                 if let Some(c) = self.conns.remove(&conn)
                     && self.session_conn.get(&c.session) == Some(&conn)
                 {
                     self.session_conn.remove(&c.session);
+                    self.core.db_mut().tree.watches.remove_session(c.session);
                 }
             }
             ToShard::Flushed { result } => self.flushed(result)?,

@@ -109,11 +109,8 @@ enum Out {
     Shard(ToConn),
     Pong,
     Auth(ErrorCode),
-    /// A request answered by the connection itself (it never reached the shard).
-    Local {
-        xid: i32,
-        err: ErrorCode,
-    },
+    /// A slot was answered locally: send what is ready.
+    Wake,
 }
 
 struct Slot {
@@ -145,7 +142,9 @@ impl Conn {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(stream: TcpStream, ctx: Rc<CoreCtx>) {
+pub async fn serve(mut stream: TcpStream, ctx: Rc<CoreCtx>) {
+    // `stream` is a parameter so it drops after every local, `_slot` included: a
+    // client that sees the close can reconnect without finding its slot still taken.
     let Ok(peer) = stream.peer_addr() else { return };
     let _slot = match ctx.limiter.admit(peer.ip()) {
         Ok(slot) => slot,
@@ -155,7 +154,6 @@ pub async fn serve(stream: TcpStream, ctx: Rc<CoreCtx>) {
     };
     let _ = stream.set_nodelay(true);
     let mut buf = FrameBuffer::new(FrameDecoder::new(ctx.cfg.jute_maxbuffer));
-    let mut stream = stream;
     if !fill_at_least(&mut stream, &mut buf, 4).await {
         return;
     }
@@ -362,11 +360,17 @@ async fn handle_step(step: Step, conn: &Rc<Conn>, ctx: &CoreCtx) -> bool {
             if conn.credits.acquire(1).await.is_err() {
                 return false;
             }
+            // A request refused here is answered in its own slot at once; the writer
+            // sends it when the replies the shard owes before it have gone out.
+            let ready = op
+                .as_ref()
+                .err()
+                .map(|e| (conn.last_zxid.get(), *e, Response::Empty));
             let slot = Slot {
                 xid,
                 asked,
                 started: Instant::now(),
-                ready: None,
+                ready,
             };
             conn.pending.borrow_mut().push_back(slot);
             match op {
@@ -378,7 +382,7 @@ async fn handle_step(step: Step, conn: &Rc<Conn>, ctx: &CoreCtx) -> bool {
                     },
                     op,
                 }),
-                Err(err) => conn.out.push(Out::Local { xid, err }),
+                Err(_) => conn.out.push(Out::Wake),
             }
         }
         Step::Close(reason) => {
@@ -423,12 +427,12 @@ fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
         }
         Out::Auth(err) => {
             Response::Empty.encode_frame(
-                &ReplyHeader::new(xid::AUTH, conn.last_zxid.get(), err),
+                &ReplyHeader::new(xid::AUTH, 0, err),
                 wbuf,
             );
             return err != ErrorCode::Ok;
         }
-        Out::Local { xid, err } => fill(conn, xid, conn.last_zxid.get(), err, Response::Empty),
+        Out::Wake => {}
         Out::Shard(ToConn::Connected { resp, accepted, .. }) => {
             resp.encode_frame(wbuf);
             if !accepted {
@@ -466,7 +470,8 @@ fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
     false
 }
 
-/// Fills the oldest unanswered slot (which must be `xid`'s).
+/// Fills the oldest unanswered slot, which must be `xid`'s: the shard answers a
+/// session in request order, and locally answered slots are never unanswered.
 fn fill(conn: &Conn, xid: i32, zxid: i64, err: ErrorCode, resp: Response) {
     let mut pending = conn.pending.borrow_mut();
     let Some(slot) = pending.iter_mut().find(|s| s.ready.is_none()) else {

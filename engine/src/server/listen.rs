@@ -13,39 +13,94 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-/// Refuses `addr` when a socket already listens on it (on this address or a wildcard).
+/// How long start-up waits for listeners that no process owns any more: after a
+/// `kill -9`, io_uring tears the dead process' sockets down asynchronously, and they
+/// keep listening (and even completing handshakes) for up to about a second.
+pub const ORPHAN_LISTENER_WAIT_MS_MAX: u64 = 10_000;
+
+/// Refuses `addr` when a process already listens on it (on this address or a
+/// wildcard); waits out listeners left by a dead process.
 pub fn probe_bind(addr: SocketAddr) -> Result<(), String> {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(ORPHAN_LISTENER_WAIT_MS_MAX);
+    let mut announced = false;
+    loop {
+        let inodes = listeners(&proc_tables(), addr);
+        if inodes.is_empty() {
+            return Ok(());
+        }
+        if let Some(pid) = inodes.iter().find_map(|i| socket_owner(*i)) {
+            return Err(format!(
+                "client address {addr} is already in use by another process (pid {pid})"
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "client address {addr} is still held by a dead process' sockets"
+            ));
+        }
+        if !announced {
+            tracing::info!(%addr, "waiting for a previous instance's sockets to close");
+            announced = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn proc_tables() -> String {
     let mut tables = String::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         tables.push_str(&std::fs::read_to_string(file).unwrap_or_default());
     }
-    if listening_in(&tables, addr) {
-        return Err(format!(
-            "client address {addr} is already in use by another process"
-        ));
-    }
-    Ok(())
+    tables
 }
 
 /// Whether the `/proc/net/tcp`-format `tables` hold a LISTEN socket that `addr` would
 /// collide with: same port, and the same IP or a wildcard on either side.
 pub fn listening_in(tables: &str, addr: SocketAddr) -> bool {
+    !listeners(tables, addr).is_empty()
+}
+
+/// Socket inodes of the colliding listeners.
+fn listeners(tables: &str, addr: SocketAddr) -> Vec<u64> {
     const LISTEN: &str = "0A";
     tables
         .lines()
         .filter_map(parse_line)
-        .any(|(ip, port, state)| {
-            state == LISTEN
-                && port == addr.port()
-                && (ip == addr.ip() || ip.is_unspecified() || addr.ip().is_unspecified())
+        .filter(|(ip, port, state, _)| {
+            *state == LISTEN
+                && *port == addr.port()
+                && (*ip == addr.ip() || ip.is_unspecified() || addr.ip().is_unspecified())
         })
+        .map(|(_, _, _, inode)| inode)
+        .collect()
 }
 
-/// `sl local_address rem_address st ...` → (local ip, local port, state).
-fn parse_line(line: &str) -> Option<(IpAddr, u16, &str)> {
-    let mut cols = line.split_whitespace();
-    let local = cols.nth(1)?;
-    let state = cols.nth(1)?;
+/// The pid of a process holding socket `inode`, if any.
+fn socket_owner(inode: u64) -> Option<u32> {
+    let target = format!("socket:[{inode}]");
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = proc_entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// `sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode` →
+/// (local ip, local port, state, inode).
+fn parse_line(line: &str) -> Option<(IpAddr, u16, &str, u64)> {
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    let (local, state) = (cols.get(1)?, *cols.get(3)?);
+    let inode = cols.get(9).and_then(|i| i.parse().ok()).unwrap_or(0);
     let (ip_hex, port_hex) = local.split_once(':')?;
     let port = u16::from_str_radix(port_hex, 16).ok()?;
     let ip = match ip_hex.len() {
@@ -62,7 +117,7 @@ fn parse_line(line: &str) -> Option<(IpAddr, u16, &str)> {
         }
         _ => return None,
     };
-    Some((ip, port, state))
+    Some((ip, port, state, inode))
 }
 
 /// Counts open connections per client IP across all cores (ZooKeeper's
@@ -170,7 +225,10 @@ mod tests {
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = held.local_addr().unwrap();
         let err = probe_bind(addr).unwrap_err();
-        assert!(err.contains("already in use"), "{err}");
+        assert!(
+            err.contains("already in use") && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(held);
         probe_bind(addr).unwrap();
     }

@@ -1,0 +1,130 @@
+//! Starting and stopping real `corekeeper` processes for integration tests.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening before the test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A free port on 127.0.0.1 (the OS picks it; the race with other tests is harmless
+/// because a taken port makes start-up fail loudly, not silently).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A running server; killed (SIGKILL) when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Starts `corekeeper` with the quick form plus `extra` flags.
+    pub fn start(dir: &Path, addr: SocketAddr, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--data-dir".to_string(),
+            dir.display().to_string(),
+            "--client-addr".into(),
+            addr.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Server::spawn(dir, addr, &args)
+    }
+
+    /// Starts `corekeeper --config <file>` with `cfg` written to the file.
+    pub fn start_with_config(dir: &Path, addr: SocketAddr, cfg: &str) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let file = dir.join("zoo.cfg");
+        std::fs::write(&file, cfg).unwrap();
+        Server::spawn(
+            dir,
+            addr,
+            &["--config".to_string(), file.display().to_string()],
+        )
+    }
+
+    fn spawn(dir: &Path, addr: SocketAddr, args: &[String]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_corekeeper"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn corekeeper");
+        let mut s = Server {
+            addr,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        };
+        s.wait_listening();
+        s
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(self.addr).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("corekeeper exited during start-up: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "corekeeper did not listen on {} within {START_TIMEOUT:?}",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would. Returns once the dead server's listening sockets
+    /// (which io_uring tears down asynchronously) are gone, so the next client cannot
+    /// reach them.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            let deadline = Instant::now() + START_TIMEOUT;
+            while engine::server::listen::listening_in(&proc_tables(), self.addr) {
+                assert!(
+                    Instant::now() < deadline,
+                    "sockets of the killed server linger on {}",
+                    self.addr
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn proc_tables() -> String {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect()
+}
+
+/// Runs `corekeeper` with `args` expecting it to fail at start-up; returns stderr.
+pub fn start_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_corekeeper"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "expected start-up to fail for {args:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

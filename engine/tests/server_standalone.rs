@@ -1,0 +1,352 @@
+//! The standalone server, end to end over TCP with the real protocol.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Server, free_addr, start_fails};
+use transport::client::{Client, Incoming};
+use transport::jute::records::*;
+use transport::jute::request::Request;
+use transport::jute::response::Response;
+use transport::jute::{Acl, CreateMode, ErrorCode, EventType};
+
+fn client(s: &Server) -> Client {
+    let c = Client::connect(s.addr, 30_000).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c
+}
+
+fn err_of(c: &mut Client, req: Request) -> ErrorCode {
+    let (h, _) = c.call(&req).unwrap();
+    ErrorCode::from_code(h.err).unwrap()
+}
+
+#[test]
+fn crud_and_pipelined_fifo_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), free_addr(), &["--cores", "2"]);
+    let mut c = client(&s);
+    assert_eq!(c.create("/a", b"1", CreateMode::Persistent).unwrap(), "/a");
+    assert_eq!(
+        c.get_data("/a", false).unwrap().0.as_deref(),
+        Some(&b"1"[..])
+    );
+    let stat = c.set_data("/a", b"2", 0).unwrap();
+    assert_eq!(stat.version, 1);
+    assert_eq!(
+        err_of(
+            &mut c,
+            Request::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: None,
+                version: 0
+            })
+        ),
+        ErrorCode::BadVersion
+    );
+    // 500 writes and reads pipelined in one session: replies come back in order and
+    // every read sees the session's earlier writes.
+    let mut xids = Vec::new();
+    for i in 0..250 {
+        let path = format!("/a/n{i}");
+        let req = CreateRequest {
+            path: path.clone(),
+            data: Some(vec![i as u8]),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        };
+        xids.push(c.send(&Request::Create(req)).unwrap());
+        xids.push(
+            c.send(&Request::Exists(ExistsRequest { path, watch: false }))
+                .unwrap(),
+        );
+    }
+    for (i, x) in xids.iter().enumerate() {
+        let (h, r) = c.recv_reply(&mut Vec::new()).unwrap();
+        assert_eq!(h.xid, *x, "reply {i} out of order");
+        assert_eq!(h.err, 0, "reply {i}: {r:?}");
+    }
+    assert_eq!(c.get_children("/a", false).unwrap().len(), 250);
+    assert_eq!(
+        err_of(
+            &mut c,
+            Request::Delete(DeleteRequest {
+                path: "/a".into(),
+                version: -1
+            })
+        ),
+        ErrorCode::NotEmpty
+    );
+    c.delete("/a/n0", -1).unwrap();
+    assert!(c.exists("/a/n0", false).unwrap().is_none());
+}
+
+#[test]
+fn a_watcher_hears_the_event_before_a_reply_showing_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), free_addr(), &["--cores", "2"]);
+    let (mut a, mut b) = (client(&s), client(&s));
+    assert!(a.exists("/w", true).unwrap().is_none());
+    b.create("/w", b"x", CreateMode::Persistent).unwrap();
+    // a's next reply reflects /w, so the event must already be in front of it.
+    a.send(&Request::Exists(ExistsRequest {
+        path: "/w".into(),
+        watch: false,
+    }))
+    .unwrap();
+    match a.recv().unwrap() {
+        Incoming::Event(e) => {
+            assert_eq!(e.event_type, EventType::NodeCreated.code());
+            assert_eq!(e.path, "/w");
+        }
+        other => panic!("expected the NodeCreated event first, got {other:?}"),
+    }
+    let (h, r) = a.recv_reply(&mut Vec::new()).unwrap();
+    assert_eq!((h.err, matches!(r, Response::Stat(_))), (0, true));
+}
+
+#[test]
+fn bad_input_closes_only_the_offending_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let cfg = format!(
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=8\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok,srvr\n",
+        dir.path().display(),
+        addr.port()
+    );
+    let s = Server::start_with_config(dir.path(), addr, &cfg);
+    let mut good = client(&s);
+    good.create("/ok", b"", CreateMode::Persistent).unwrap();
+
+    // Invalid paths and wrong versions get ZooKeeper's errors.
+    assert_eq!(
+        err_of(
+            &mut good,
+            Request::Exists(ExistsRequest {
+                path: "no-slash".into(),
+                watch: false
+            })
+        ),
+        ErrorCode::BadArguments
+    );
+    assert_eq!(
+        err_of(
+            &mut good,
+            Request::Delete(DeleteRequest {
+                path: "/ok".into(),
+                version: 5
+            })
+        ),
+        ErrorCode::BadVersion
+    );
+
+    // Oversized frame: the connection is closed, the server unharmed.
+    let mut big = TcpStream::connect(s.addr).unwrap();
+    big.write_all(&(1i32 << 20).to_be_bytes()).unwrap();
+    big.write_all(&[0u8; 64]).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        big.read(&mut buf).unwrap_or(0),
+        0,
+        "oversized frame must close the connection"
+    );
+
+    // Malformed handshake: closed.
+    let mut junk = TcpStream::connect(s.addr).unwrap();
+    junk.write_all(&[0, 0, 0, 3, 1, 2, 3]).unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(
+        junk.read(&mut buf).unwrap_or(0),
+        0,
+        "malformed connect must close the connection"
+    );
+
+    // Four-letter words: whitelisted ones answer, others are refused.
+    let mut w = TcpStream::connect(s.addr).unwrap();
+    w.write_all(b"ruok").unwrap();
+    let mut text = String::new();
+    w.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "imok");
+    let mut w = TcpStream::connect(s.addr).unwrap();
+    w.write_all(b"envi").unwrap();
+    let mut text = String::new();
+    w.read_to_string(&mut text).unwrap();
+    assert!(text.contains("not in the whitelist"), "{text}");
+
+    // Too many connections from one address: with `good` and seven more open, the
+    // ninth is closed at once.
+    let mut extra: Vec<Client> = Vec::new();
+    while extra.len() + 1 < 8 {
+        extra.push(client(&s));
+    }
+    let mut ninth = TcpStream::connect(s.addr).unwrap();
+    ninth
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(
+        ninth.read(&mut buf).unwrap_or(0),
+        0,
+        "connection over maxClientCnxns must be closed"
+    );
+
+    // The well-behaved session never noticed.
+    assert!(good.exists("/ok", false).unwrap().is_some());
+}
+
+#[test]
+fn unknown_opcode_is_answered_in_order_and_the_connection_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), free_addr(), &["--cores", "1"]);
+    let mut c = client(&s);
+    let x1 = c
+        .send(&Request::Create(CreateRequest {
+            path: "/u".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        }))
+        .unwrap();
+    c.flush().unwrap();
+    // xid 1000 with opcode 999, behind the create.
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&8i32.to_be_bytes());
+    frame.extend_from_slice(&1000i32.to_be_bytes());
+    frame.extend_from_slice(&999i32.to_be_bytes());
+    c.send_raw(&frame).unwrap();
+    let (h, _) = c.recv_reply(&mut Vec::new()).unwrap();
+    assert_eq!((h.xid, h.err), (x1, 0));
+    // The client did not register xid 1000, so read its reply as raw bytes via a
+    // fresh request: the server must have answered 1000 before this one.
+    let x2 = c
+        .send(&Request::Exists(ExistsRequest {
+            path: "/u".into(),
+            watch: false,
+        }))
+        .unwrap();
+    let err = c.recv().unwrap_err();
+    assert!(
+        err.to_string().contains("1000"),
+        "the Unimplemented reply to xid 1000 comes first: {err}"
+    );
+    let _ = x2;
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_and_expired_ephemerals_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut s = Server::start(dir.path(), addr, &["--cores", "2", "--tick-time-ms", "50"]);
+    let mut setup = client(&s);
+    setup.create("/load", b"", CreateMode::Persistent).unwrap();
+    // An ephemeral in a short session that will not come back.
+    let mut eph = Client::connect(addr, 500).unwrap();
+    eph.create("/load/eph", b"", CreateMode::Ephemeral).unwrap();
+    // Pipeline writes; SIGKILL the server after 300 acknowledgements with more in flight.
+    let mut w = client(&s);
+    let mut acked = Vec::new();
+    let mut sent = 0;
+    while acked.len() < 300 {
+        while w.outstanding() < 64 {
+            let req = CreateRequest {
+                path: format!("/load/k{sent:05}"),
+                data: Some(sent.to_string().into_bytes()),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+            };
+            w.send(&Request::Create(req)).unwrap();
+            sent += 1;
+        }
+        let (h, r) = w.recv_reply(&mut Vec::new()).unwrap();
+        assert_eq!(h.err, 0);
+        let Response::Create(r) = r else {
+            panic!("create reply")
+        };
+        acked.push(r.path);
+    }
+    s.kill();
+    drop((w, eph, setup));
+    let s = Server::start(dir.path(), addr, &["--cores", "2", "--tick-time-ms", "50"]);
+    let mut c = client(&s);
+    for path in &acked {
+        let (data, _) = c
+            .get_data(path, false)
+            .unwrap_or_else(|e| panic!("acknowledged {path} lost: {e}"));
+        let n: usize = path["/load/k".len()..].parse().unwrap();
+        assert_eq!(data.unwrap(), n.to_string().into_bytes(), "{path} intact");
+    }
+    // The ephemeral's session was recovered with the WAL and now expires (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.exists("/load/eph", false).unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "ephemeral of an expired session still there"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sessions_survive_a_restart_and_can_reattach() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let mut c = client(&s);
+    c.create("/e", b"", CreateMode::Ephemeral).unwrap();
+    let (id, pw, zxid) = (c.session_id(), c.password(), c.last_zxid());
+    s.kill();
+    drop(c);
+    let s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let mut again = Client::reconnect(s.addr, id, &pw, 10_000, zxid).unwrap();
+    assert_eq!(again.session_id(), id);
+    assert!(
+        again.exists("/e", false).unwrap().is_some(),
+        "the session's ephemeral is still there"
+    );
+    let wrong = Client::reconnect(s.addr, id, &[9; 16], 10_000, zxid);
+    assert!(wrong.is_err(), "a wrong password is refused");
+    again.close().unwrap();
+    let mut other = client(&s);
+    assert!(
+        other.exists("/e", false).unwrap().is_none(),
+        "closing the session removed its ephemeral"
+    );
+}
+
+#[test]
+fn start_up_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let other = tempfile::tempdir().unwrap();
+    let err = start_fails(&[
+        "--data-dir",
+        &other.path().display().to_string(),
+        "--client-addr",
+        &addr.to_string(),
+    ]);
+    assert!(err.contains("already in use"), "{err}");
+    let err = start_fails(&[
+        "--data-dir",
+        "/proc/corekeeper",
+        "--client-addr",
+        &free_addr().to_string(),
+    ]);
+    assert!(err.contains("/proc/corekeeper"), "{err}");
+    let err = start_fails(&["--data-dir", "d", "--client-addr", "nonsense"]);
+    assert!(err.contains("--client-addr"), "{err}");
+    let err = start_fails(&[
+        "--data-dir",
+        &dir.path().display().to_string(),
+        "--client-addr",
+        &free_addr().to_string(),
+    ]);
+    assert!(
+        err.to_lowercase().contains("lock") || err.contains("in use"),
+        "a second server on the same data dir: {err}"
+    );
+}
