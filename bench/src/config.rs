@@ -47,7 +47,8 @@ run options (defaults in brackets):
   --dist uniform|zipf:S                key distribution                        [uniform]
   --warmup-s N                         seconds before measuring                      [2]
   --duration-s N                       seconds measured                             [10]
-  --max-ops N                          stop after N measured ops (whichever first)
+  --max-ops N                          stop after N measured ops (whichever first;
+                                       watch-fanout counts writes, lock acquisitions)
   --spread round-robin|random          how sessions spread over the servers [round-robin]
   --threads N                          worker threads (sessions are split among them) [2]
   --seed N                             workload seed (printed in the report)    [clock]

@@ -71,6 +71,7 @@ fn line_chart(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
+        .margin_right(48) // room for the last x label (e.g. "99.999%")
         .x_label_area_size(44)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)

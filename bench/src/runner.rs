@@ -18,7 +18,9 @@
 //!   latency counts from its intended time even if the driver sent it late;
 //! - watch fan-out: session 0 writes, the others watch; each round every watcher arms a
 //!   data watch (getData+watch), then the writer sets the node; the latency of each
-//!   event is from the set being sent to the event arriving;
+//!   event is from the set being sent to the event arriving. With `--rate` the writes
+//!   are due on a schedule; a write that must wait for the watchers to re-arm counts
+//!   that wait (the schedule was not met), as coordinated-omission correction demands;
 //! - lock: every session loops acquire (create ephemeral-sequential, getChildren, wait
 //!   for the predecessor's deletion via exists+watch) and release (delete); the latency
 //!   is from the create being sent to holding the lock.

@@ -1,8 +1,11 @@
 //! The ZooKeeper-protocol driver: real sessions over TCP, for corekeeper and Apache
 //! ZooKeeper alike (the same bytes go to both).
 //!
-//! Design: threads and blocking sockets. Per session, the driver's thread writes request
-//! frames (`submit`) and one reader thread decodes reply frames and sends completions,
+//! Design: threads and blocking sockets. Per session, the driver's thread encodes request
+//! frames into a buffer (`submit`) and writes each session's buffer with one syscall at
+//! the next `poll` (so a batch of refills costs one write, as in an async client; the
+//! runner's "actual send" time is taken at `submit`, microseconds earlier), and one
+//! reader thread decodes reply frames and sends completions,
 //! stamped with the shared monotonic clock, over one channel to the driver (`poll`).
 //! Replies of a session come in request order (ZooKeeper's per-session FIFO), so the
 //! reader matches them to the `(xid, opcode, tag)` queue the writer filled. Watch events
@@ -37,6 +40,8 @@ pub const SESSION_TIMEOUT_MS: i32 = 30_000;
 pub const CONNECT_TIMEOUT_MS_MAX: u64 = 10_000;
 /// Longest wait for close-session replies at the end.
 pub const CLOSE_WAIT_MS_MAX: u64 = 5_000;
+/// Buffered request bytes per session that force a write before the next `poll`.
+pub const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// Most completions one `poll` returns (keeps the runner responsive to its schedule).
 pub const POLL_BATCH_MAX: usize = 4_096;
 
@@ -71,6 +76,8 @@ struct Session {
     server: String,
     queue: Arc<Mutex<VecDeque<Sent>>>,
     next_xid: i32,
+    /// Encoded requests not yet written (flushed by `poll`).
+    out: Vec<u8>,
     last_send: Instant,
     ping_every: Duration,
     reader: Option<JoinHandle<()>>,
@@ -83,7 +90,6 @@ pub struct ZkDriver {
     rx: Receiver<Completion>,
     epoch: Instant,
     chroot: Option<String>,
-    buf: Vec<u8>,
 }
 
 fn since(epoch: Instant) -> Nanos {
@@ -293,6 +299,7 @@ impl Connector for ZkConnector {
                 server: plan.server.clone(),
                 queue,
                 next_xid: 1,
+                out: Vec::new(),
                 last_send: Instant::now(),
                 ping_every: Duration::from_millis(resp.time_out as u64 / 3),
                 reader: Some(handle),
@@ -303,7 +310,6 @@ impl Connector for ZkConnector {
             rx,
             epoch: self.epoch,
             chroot: self.chroot.clone(),
-            buf: Vec::new(),
         };
         if worker == 0 {
             d.ensure_chroot()?;
@@ -393,12 +399,27 @@ impl ZkDriver {
                     tag,
                 });
         }
-        self.buf.clear();
-        req.encode_frame(xid, &mut self.buf);
+        req.encode_frame(xid, &mut s.out);
         s.last_send = Instant::now();
-        s.stream
-            .write_all(&self.buf)
-            .map_err(io_err(&s.server, "sending"))
+        if s.out.len() >= WRITE_BUFFER_BYTES_MAX {
+            Self::flush_one(s)?;
+        }
+        Ok(())
+    }
+
+    fn flush_one(s: &mut Session) -> Result<(), DriverError> {
+        if !s.out.is_empty() {
+            s.stream
+                .write_all(&s.out)
+                .map_err(io_err(&s.server, "sending"))?;
+            s.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes every session's buffered requests (one write per session).
+    fn flush(&mut self) -> Result<(), DriverError> {
+        self.sessions.iter_mut().try_for_each(Self::flush_one)
     }
 
     fn ping_idle(&mut self) -> Result<(), DriverError> {
@@ -430,6 +451,7 @@ impl Driver for ZkDriver {
 
     fn poll(&mut self, deadline: Nanos, out: &mut Vec<Completion>) -> Result<(), DriverError> {
         self.ping_idle()?;
+        self.flush()?;
         let wait = Duration::from_nanos(deadline.saturating_sub(self.now()));
         match self.rx.recv_timeout(wait) {
             Ok(c) => out.push(c),
