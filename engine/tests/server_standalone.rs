@@ -318,6 +318,37 @@ fn sessions_survive_a_restart_and_can_reattach() {
 }
 
 #[test]
+fn metrics_are_served_on_the_admin_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = free_addr();
+    let s = Server::start(
+        dir.path(),
+        free_addr(),
+        &["--cores", "1", "--admin-port", &admin.port().to_string()],
+    );
+    let mut c = client(&s);
+    c.create("/m", b"", CreateMode::Persistent).unwrap();
+    let mut http = TcpStream::connect(admin).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
+    assert!(
+        text.contains("corekeeper_znodes 5\n"),
+        "4 system nodes plus /m: {text}"
+    );
+    assert!(
+        text.contains("# TYPE corekeeper_wal_flushes_total counter"),
+        "{text}"
+    );
+    let mut http = TcpStream::connect(admin).unwrap();
+    http.write_all(b"GET /nope HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.0 404"), "{text}");
+}
+
+#[test]
 fn start_up_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();

@@ -426,10 +426,7 @@ fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
             );
         }
         Out::Auth(err) => {
-            Response::Empty.encode_frame(
-                &ReplyHeader::new(xid::AUTH, 0, err),
-                wbuf,
-            );
+            Response::Empty.encode_frame(&ReplyHeader::new(xid::AUTH, 0, err), wbuf);
             return err != ErrorCode::Ok;
         }
         Out::Wake => {}

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod convert;
 pub mod fourlw;
 pub mod listen;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -85,6 +86,9 @@ pub fn core_count(cfg: &Config) -> usize {
 /// Runs the server until it fails. Start-up errors come back before anything is served.
 pub fn run(cfg: Config) -> Result<(), String> {
     probe_bind(cfg.client_addr)?;
+    if let Some(port) = cfg.admin_port {
+        probe_bind(std::net::SocketAddr::new(cfg.client_addr.ip(), port))?;
+    }
     let recovered = recover(&cfg)?;
     let cores = core_count(&cfg);
     let shared = Arc::new(Shared {
@@ -122,6 +126,15 @@ async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
     } else {
         start_links(i, &shared, &ctx, inbox).await
     };
+    if i == 0
+        && let Some(port) = shared.cfg.admin_port
+    {
+        let addr = std::net::SocketAddr::new(shared.cfg.client_addr.ip(), port);
+        let admin = TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on admin address {addr}: {e}"))?;
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        glommio::spawn_local(metrics::serve(admin, shared.stats.clone())).detach();
+    }
     let accept = glommio::spawn_local(accept_loop(listener, ctx));
     match driver {
         Some(d) => {
