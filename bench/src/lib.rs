@@ -14,7 +14,8 @@
 //! - [`progress`]: the live per-second line;
 //! - [`report`]: text, JSON, hdrhistogram interval log, comparison table;
 //! - [`plot`]: SVG latency spectrum and throughput over time;
-//! - [`output`]: the files a run or comparison writes.
+//! - [`output`]: the files a run or comparison writes;
+//! - [`server_stats`]: `mntr` before and after a run, deltas, the per-core table.
 //!
 //! Data flow: `config` → `runner::run` (drivers from a `Connector`, ops from `workload`,
 //! samples into `stats`, lines to `progress`) → `report::RunReport` → `output`.
@@ -27,6 +28,7 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod runner;
+pub mod server_stats;
 pub mod stats;
 pub mod workload;
 pub mod zk;

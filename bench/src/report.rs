@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Load, RunConfig};
 use crate::driver::NANOS_PER_S;
 use crate::progress::fmt_us;
+use crate::server_stats::ServerStats;
 use crate::stats::{ErrorCounts, INTERVAL_NS, Percentiles, RunStats, error_name};
 use crate::workload::OpKind;
 
@@ -76,6 +77,9 @@ pub struct RunReport {
     pub intervals: Vec<IntervalReport>,
     pub spectrum: Vec<SpectrumPoint>,
     pub warnings: Vec<String>,
+    /// `mntr` of each server before and after (real targets; empty if refused).
+    #[serde(default)]
+    pub servers: Vec<ServerStats>,
 }
 
 fn error_names(e: &ErrorCounts) -> BTreeMap<String, u64> {
@@ -152,6 +156,7 @@ impl RunReport {
             intervals,
             spectrum: spectrum(&all),
             warnings,
+            servers: Vec::new(),
         }
     }
 
@@ -233,10 +238,64 @@ impl RunReport {
                 let _ = writeln!(t, "    {name:<28}{n:>10}");
             }
         }
+        for s in &self.servers {
+            server_text(&mut t, s, self.measured_s);
+        }
         for w in &self.warnings {
             let _ = writeln!(t, "  warning: {w}");
         }
         t
+    }
+}
+
+/// Counters whose change during the run the summary shows.
+const SERVER_DELTA_KEYS: [&str; 4] = [
+    "zk_packets_received",
+    "zk_packets_sent",
+    "ck_wal_flushes",
+    "ck_snapshots",
+];
+/// Gauges the summary shows as they were after the run.
+const SERVER_AFTER_KEYS: [&str; 4] = [
+    "zk_avg_latency",
+    "zk_max_latency",
+    "ck_wal_txns_per_flush_avg",
+    "ck_wal_flush_us_avg",
+];
+
+/// The server's side of the run: a few `mntr` counters and the per-core table.
+fn server_text(t: &mut String, s: &ServerStats, secs: f64) {
+    let deltas = s.deltas();
+    let _ = writeln!(t, "\n  server {} (mntr after - before):", s.server);
+    for k in SERVER_DELTA_KEYS {
+        if let Some(d) = deltas.get(k) {
+            let _ = writeln!(t, "    {k:<28}{d:>14.0}");
+        }
+    }
+    for k in SERVER_AFTER_KEYS {
+        if let Some(v) = s.after.get(k) {
+            let _ = writeln!(t, "    {k:<28}{v:>14} (after)");
+        }
+    }
+    let cores = s.per_core();
+    let metrics: std::collections::BTreeSet<&String> =
+        cores.values().flat_map(|m| m.keys()).collect();
+    if cores.is_empty() {
+        return;
+    }
+    let _ = write!(t, "    {:<6}", "core");
+    for m in &metrics {
+        let _ = write!(t, "{:>16}{:>14}", m, format!("{m}/s"));
+    }
+    t.push('\n');
+    for (core, m) in &cores {
+        let _ = write!(t, "    {core:<6}");
+        for name in &metrics {
+            let d = m.get(*name).copied().unwrap_or(0.0);
+            let rate = if secs > 0.0 { d / secs } else { 0.0 };
+            let _ = write!(t, "{d:>16.0}{rate:>14.1}");
+        }
+        t.push('\n');
     }
 }
 
@@ -377,6 +436,34 @@ mod tests {
         assert!(t.contains("NoNode (-101)") && t.contains(" 3\n"), "{t}");
         assert!(t.contains("seed 1234"), "{t}");
         assert!(t.contains("get"), "{t}");
+    }
+
+    #[test]
+    fn server_counters_and_per_core_table() {
+        let mut r = report();
+        let m = |s: &str| crate::server_stats::parse_mntr(s);
+        r.servers.push(ServerStats {
+            server: "127.0.0.1:2181".into(),
+            before: m("zk_packets_received\t10\nck_core_0_requests\t0\nck_core_1_requests\t0\n"),
+            after: m("zk_packets_received\t110\nck_core_0_requests\t60\nck_core_1_requests\t40\nzk_avg_latency\t0.5\n"),
+        });
+        let t = r.to_text();
+        assert!(t.contains("server 127.0.0.1:2181"), "{t}");
+        assert!(
+            t.contains("zk_packets_received") && t.contains("100\n"),
+            "{t}"
+        );
+        assert!(t.contains("0.5 (after)"), "{t}");
+        // 60 and 40 requests over the 2 s window
+        assert!(
+            t.contains("    0                   60          30.0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("    1                   40          20.0"),
+            "{t}"
+        );
+        assert_eq!(RunReport::from_json(&r.to_json()).unwrap(), r);
     }
 
     #[test]

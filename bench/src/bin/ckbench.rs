@@ -13,6 +13,7 @@ use bench::output;
 use bench::progress::StderrProgress;
 use bench::report::{RunReport, compare_table};
 use bench::runner;
+use bench::server_stats;
 use bench::zk::ZkConnector;
 
 fn main() -> ExitCode {
@@ -50,21 +51,34 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: &RunConfig) -> Result<(), String> {
-    let outcome = match cfg.target {
+    let servers = &cfg.connect.servers;
+    let mut mntr_warnings = Vec::new();
+    let (outcome, before) = match cfg.target {
         Target::Mock => {
             let mock = MockConfig {
                 seed: cfg.seed,
                 ..MockConfig::default()
             };
-            runner::run(cfg, &MockConnector::new(mock), &mut StderrProgress)
+            (
+                runner::run(cfg, &MockConnector::new(mock), &mut StderrProgress),
+                None,
+            )
         }
         Target::Corekeeper | Target::Zookeeper => {
+            let before = server_stats::snapshot(servers, &mut mntr_warnings);
             let zk = ZkConnector::new(cfg.connect.chroot.clone());
-            runner::run(cfg, &zk, &mut StderrProgress)
+            (runner::run(cfg, &zk, &mut StderrProgress), Some(before))
         }
-    }
-    .map_err(|e| e.to_string())?;
-    let report = RunReport::new(cfg, &outcome.stats, outcome.warnings);
+    };
+    let outcome = outcome.map_err(|e| e.to_string())?;
+    let mut warnings = outcome.warnings;
+    let server_stats = before.map(|b| {
+        let after = server_stats::snapshot(servers, &mut Vec::new());
+        server_stats::pair(servers, b, after)
+    });
+    warnings.extend(mntr_warnings);
+    let mut report = RunReport::new(cfg, &outcome.stats, warnings);
+    report.servers = server_stats.unwrap_or_default();
     match cfg.format {
         Format::Text => print!("{}", report.to_text()),
         Format::Json => println!("{}", report.to_json()),
