@@ -56,8 +56,9 @@ pub enum SyncMode {
 /// Which system call makes a dirty range of the map durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum FlushMethod {
-    /// `msync(MS_SYNC)` of exactly the dirty range (page-aligned). The default: it was
-    /// measured at least as fast as `fdatasync` (see the crate docs).
+    /// `msync(MS_SYNC)` of exactly the dirty range (page-aligned). The default: it cost
+    /// the same as `fdatasync` within the noise (see the crate docs) and flushes only the
+    /// dirty range.
     #[default]
     Msync,
     /// `fdatasync` of the whole segment file.
