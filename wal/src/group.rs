@@ -90,7 +90,7 @@ impl Shared {
         Ok(())
     }
 
-    fn poison(&self, reason: String) {
+    pub fn poison(&self, reason: String) {
         tracing::error!(%reason, "wal flush failed; the log is poisoned until reopened");
         lock(&self.poison_reason).get_or_insert(reason);
         self.poisoned.store(true, Ordering::Release);

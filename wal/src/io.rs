@@ -258,6 +258,8 @@ struct Faults {
     space_left: AtomicU64,
     /// Flushes and syncs that succeeded (to observe that flushes happen).
     flushes: AtomicU64,
+    /// Successful flushes/syncs still allowed before every later one fails.
+    flushes_until_failure: AtomicU64,
 }
 
 impl Faults {
@@ -265,7 +267,10 @@ impl Faults {
         let failing = self
             .failing_flushes
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if failing.is_ok() {
+        let allowed =
+            self.flushes_until_failure
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() || allowed.is_err() {
             return Err(io::Error::other("injected flush failure (EIO)"));
         }
         self.flushes.fetch_add(1, Ordering::SeqCst);
@@ -447,6 +452,9 @@ impl FaultStorage {
     pub fn with_dir(dir: &Path) -> Self {
         let s = FaultStorage::default();
         s.faults.space_left.store(u64::MAX, Ordering::SeqCst);
+        s.faults
+            .flushes_until_failure
+            .store(u64::MAX, Ordering::SeqCst);
         lock(&s.dirs).push(dir.to_path_buf());
         s
     }
@@ -459,6 +467,12 @@ impl FaultStorage {
     /// The next `n` flushes (map flushes and `sync_data`) fail with an IO error.
     pub fn fail_next_flushes(&self, n: u32) {
         self.faults.failing_flushes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` flushes and syncs (directory syncs included) succeed; every later one
+    /// fails, as if the machine died right after the `n`-th.
+    pub fn fail_flushes_after(&self, n: u64) {
+        self.faults.flushes_until_failure.store(n, Ordering::SeqCst);
     }
 
     /// Only `bytes` more bytes may be written; then writes fail with ENOSPC.
@@ -591,7 +605,8 @@ impl Storage for FaultStorage {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check_dir(dir)
+        self.check_dir(dir)?;
+        self.faults.take_flush_failure()
     }
 }
 

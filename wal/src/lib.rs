@@ -30,6 +30,7 @@
 //! # Layout on disk
 //! ```text
 //! dir/LOCK                          flock'ed while a Wal is open
+//! dir/TRUNCATE                      only while a truncation is under way (see [`truncation`])
 //! dir/00000000000000000001.wal      segment 1 (full)
 //! dir/00000000000000000002.wal      segment 2 (active)
 //! dir/00000000000000000003.wal      segment 3 (pre-written spare, all zeros)
@@ -92,7 +93,7 @@
 //!
 //! # Modules
 //! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (syncer,
-//! policy, flusher thread), [`snapshot`], [`io`] (the fault-injectable file trait),
+//! policy, flusher thread), [`truncation`] (crash-safe truncate), [`snapshot`], [`io`] (the fault-injectable file trait),
 //! [`options`] (limits).
 
 pub mod error;
@@ -103,6 +104,7 @@ pub mod record;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot;
+pub mod truncation;
 mod wal;
 
 pub use error::{Result, WalError};

@@ -66,6 +66,7 @@ pub(crate) struct Recovered {
 /// Scans `dir`. Does not create segments (the caller does when none exist).
 pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> Result<Recovered> {
     let started = Instant::now();
+    crate::truncation::redo(storage, dir, opts.flush_method)?;
     let seqs = list_segments(storage, dir)?;
     let mut scanned = Vec::with_capacity(seqs.len());
     let mut prev_zxid = 0;
@@ -74,7 +75,6 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, opts: &WalOptions) -> R
         let seg = scan(
             open_segment(storage, dir, seq, opts.flush_method)?,
             prev_zxid,
-            opts.record_bytes_max,
         )?;
         prev_zxid = prev_zxid.max(seg.last_zxid);
         if last_log.elapsed() >= Duration::from_secs(1) {
@@ -172,12 +172,15 @@ fn open_segment(
 }
 
 /// Scans the records of one segment. `prev_zxid`: last zxid of the earlier segments.
-pub(crate) fn scan(shared: SegShared, prev_zxid: u64, record_bytes_max: u32) -> Result<Scanned> {
+/// Records are decoded without the `record_bytes_max` limit (only the segment bounds
+/// apply): the limit may have been lowered since they were written, and treating a valid
+/// older record as damage could zero an acknowledged record.
+pub(crate) fn scan(shared: SegShared, prev_zxid: u64) -> Result<Scanned> {
     // SAFETY: nothing writes to a segment during recovery.
     let bytes = unsafe { shared.bytes(shared.region.len()) };
     let (mut off, mut last, mut first, mut records) = (SEGMENT_HEADER_BYTES, prev_zxid, 0, 0);
     let damage = loop {
-        match decode(&bytes[off..], record_bytes_max) {
+        match decode(&bytes[off..], u32::MAX) {
             Decoded::Record { record, .. } if record.zxid <= last => {
                 break Some((off, "zxid not increasing"));
             }

@@ -268,22 +268,49 @@ impl Wal {
     /// segments are deleted, the rest of the cut segment is zeroed and flushed. Afterwards
     /// appends need a zxid above `zxid`, and the durable watermark is at most `zxid`.
     pub fn truncate_after(&mut self, zxid: u64) -> Result<()> {
+        self.shared.check_poisoned()?;
         if zxid >= self.last_zxid {
             return Ok(());
         }
         let shared = self.shared.clone();
-        let _g = lock(&shared.sync_lock);
+        let guard = lock(&shared.sync_lock);
         self.discard_spare();
         let (keep, cut, last_kept) = self.cut_point(zxid)?;
-        while self.segments.len() > keep + 1 {
-            let gone = self.segments.pop().expect("more than keep + 1 segments");
-            self.storage
-                .remove(&gone.shared.path)
-                .map_err(|e| WalError::io("remove segment", &gone.shared.path, e))?;
+        let done = self.truncate_locked(zxid, keep, cut, last_kept);
+        if let Err(e) = &done {
+            // Half-truncated: the in-memory view may no longer match the files.
+            shared.poison(format!("truncate_after({zxid:#x}) failed: {e}"));
         }
-        self.storage
-            .sync_dir(&self.dir)
-            .map_err(|e| WalError::io("fsync directory", &self.dir, e))?;
+        drop(guard);
+        self.start_spare();
+        done?;
+        tracing::info!(zxid, "wal truncated after zxid");
+        Ok(())
+    }
+
+    /// The file work of `truncate_after`, under the sync lock: a durable intent first (so
+    /// that a crash part-way is completed on open, see [`crate::truncation`]), then later
+    /// segments newest first, then the zeroed tail, then the intent is removed.
+    fn truncate_locked(
+        &mut self,
+        zxid: u64,
+        keep: usize,
+        cut: usize,
+        last_kept: u64,
+    ) -> Result<()> {
+        let seq = self.segments[keep].shared.seq;
+        crate::truncation::write_intent(&*self.storage, &self.dir, seq, cut as u64)?;
+        while self.segments.len() > keep + 1 {
+            let path = self
+                .segments
+                .last()
+                .expect("more than keep + 1 segments")
+                .shared
+                .path
+                .clone();
+            self.remove_durably(&path)?;
+            self.segments.pop();
+        }
         let seg = &mut self.segments[keep];
         let old_end = seg.shared.end();
         seg.shared.write(cut, &vec![0u8; old_end - cut]);
@@ -299,7 +326,7 @@ impl Wal {
         }
         let active = seg.shared.clone();
         {
-            let mut pending = lock_pending(&shared);
+            let mut pending = lock_pending(&self.shared);
             pending.retain(|p| p.seg.seq < active.seq);
             pending.push(PendingSeg {
                 synced: cut,
@@ -307,14 +334,21 @@ impl Wal {
             });
         }
         self.last_zxid = zxid;
-        shared.appended_zxid.store(zxid, Ordering::Release);
-        if shared.durable_zxid.load(Ordering::Acquire) > zxid {
-            shared.publish_durable(zxid);
+        self.shared.appended_zxid.store(zxid, Ordering::Release);
+        if self.shared.durable_zxid.load(Ordering::Acquire) > zxid {
+            self.shared.publish_durable(zxid);
         }
-        drop(_g);
-        tracing::info!(zxid, "wal truncated after zxid");
-        self.start_spare();
-        Ok(())
+        crate::truncation::clear_intent(&*self.storage, &self.dir)
+    }
+
+    /// Removes a file and fsyncs the directory.
+    fn remove_durably(&self, path: &Path) -> Result<()> {
+        self.storage
+            .remove(path)
+            .map_err(|e| WalError::io("remove segment", path, e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| WalError::io("fsync directory", &self.dir, e))
     }
 
     /// Index of the segment to cut, the byte offset to cut at, and the zxid of the last
@@ -332,7 +366,7 @@ impl Wal {
         // SAFETY: bytes below `end` are published and immutable while we hold `&self`.
         let bytes = unsafe { seg.bytes(seg.end()) };
         while off < bytes.len() {
-            match decode(&bytes[off..], self.opts.record_bytes_max) {
+            match decode(&bytes[off..], u32::MAX) {
                 Decoded::Record { record, .. } if record.zxid > zxid => break,
                 Decoded::Record { record, len } => {
                     last = record.zxid;
@@ -359,16 +393,14 @@ impl Wal {
             .iter()
             .take_while(|s| s.last_zxid < zxid)
             .count();
-        for seg in self.segments.drain(..removable) {
-            lock_pending(&shared).retain(|p| p.seg.seq != seg.shared.seq);
-            self.storage
-                .remove(&seg.shared.path)
-                .map_err(|e| WalError::io("remove segment", &seg.shared.path, e))?;
+        // Oldest first, each removal durable before the next: a crash leaves no gap.
+        for _ in 0..removable {
+            let path = self.segments[0].shared.path.clone();
+            self.remove_durably(&path)?;
+            let gone = self.segments.remove(0);
+            lock_pending(&shared).retain(|p| p.seg.seq != gone.shared.seq);
         }
         if removable > 0 {
-            self.storage
-                .sync_dir(&self.dir)
-                .map_err(|e| WalError::io("fsync directory", &self.dir, e))?;
             tracing::info!(zxid, segments = removable, "wal purged segments below zxid");
         }
         Ok(removable)
@@ -578,7 +610,8 @@ impl<'a> Iterator for ReadIter<'a> {
             }
             // SAFETY: bytes below `end` are published and immutable while `&Wal` lives.
             let bytes = unsafe { seg.bytes(end) };
-            match decode(&bytes[self.off..], self.wal.opts.record_bytes_max) {
+            // No `record_bytes_max` here: it limits appends, not what is already in the log.
+            match decode(&bytes[self.off..], u32::MAX) {
                 Decoded::Record { record, len } => {
                     self.off += len;
                     if record.zxid >= self.from {

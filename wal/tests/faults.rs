@@ -28,6 +28,7 @@ fn failed_flush_keeps_the_watermark_and_poisons_the_log() {
     append_range(&mut wal, 1, 10);
     assert_eq!(wal.flush().unwrap(), 10);
     append_range(&mut wal, 11, 20);
+    wal.prepare_next_segment().unwrap(); // a pre-write under way would take the failure
     fs.fail_next_flushes(1);
     let err = wal.flush().unwrap_err();
     assert!(
@@ -77,6 +78,7 @@ fn failed_flush_in_the_group_commit_thread_reaches_waiters() {
     .unwrap();
     append_range(&mut wal, 1, 4);
     wal.syncer().wait_durable(4).unwrap();
+    wal.prepare_next_segment().unwrap(); // a pre-write under way would take the failure
     fs.fail_next_flushes(1);
     append_range(&mut wal, 5, 8);
     assert!(matches!(
@@ -240,4 +242,67 @@ fn out_of_order_page_loss_is_refused_with_file_and_offset() {
         err.to_string().contains("followed by a valid record"),
         "{err}"
     );
+}
+
+#[test]
+fn failed_truncation_poisons_the_log() {
+    let fs = new_fs();
+    let (mut wal, _) = open(&fs);
+    append_range(&mut wal, 1, 300);
+    wal.flush().unwrap();
+    // No pre-write may be under way: it would take the injected failure.
+    wal.prepare_next_segment().unwrap();
+    fs.fail_next_flushes(1);
+    let err = wal.truncate_after(100).unwrap_err();
+    assert!(err.to_string().contains("truncation intent"), "{err}");
+    assert!(matches!(
+        wal.append(301, 0, b""),
+        Err(WalError::Poisoned { .. })
+    ));
+    assert!(matches!(
+        wal.truncate_after(50),
+        Err(WalError::Poisoned { .. })
+    ));
+    // The intent never became durable, so nothing was cut: reopening finds all 300.
+    let crashed = fs.crash(|_, span| span / 2);
+    drop(wal);
+    let (wal, rec) = open(&crashed);
+    assert_eq!(rec.last_zxid, 300);
+    assert_eq!(check_all_from(&wal, 0), (1..=300).collect::<Vec<_>>());
+}
+
+/// A power loss at any step of a truncation (after the k-th successful sync, for every
+/// k) ends in either the untouched log or the truncated one, never anything else.
+#[test]
+fn truncation_is_crash_safe_at_every_step() {
+    let base = new_fs();
+    let (mut wal, _) = open(&base);
+    append_range(&mut wal, 1, 500);
+    wal.flush().unwrap();
+    wal.prepare_next_segment().unwrap();
+    assert!(wal.segments().len() >= 3);
+    drop(wal);
+    for k in 0.. {
+        let fs = base.crash(|_, span| span); // a fresh copy of the log
+        let (mut wal, _) = open(&fs);
+        wal.prepare_next_segment().unwrap();
+        fs.fail_flushes_after(k);
+        let done = wal.truncate_after(120);
+        let crashed = fs.crash(|_, span| span / 2);
+        drop(wal);
+        let (wal, rec) = open(&crashed);
+        assert!(
+            rec.last_zxid == 120 || (done.is_err() && rec.last_zxid == 500),
+            "step {k}: {rec:?}"
+        );
+        assert_eq!(
+            check_all_from(&wal, 0),
+            (1..=rec.last_zxid).collect::<Vec<_>>(),
+            "step {k}"
+        );
+        if done.is_ok() {
+            break;
+        }
+        assert!(k < 50, "truncation never finished");
+    }
 }

@@ -423,3 +423,33 @@ fn segments_lists_ranges_in_order() {
     }
     assert_eq!(next, 301);
 }
+
+#[test]
+fn lowering_record_bytes_max_keeps_larger_records_already_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open(dir.path());
+    wal.append(1, 0, &[1; 4000]).unwrap();
+    wal.append(2, 0, &[2; 4000]).unwrap();
+    wal.flush().unwrap();
+    drop(wal);
+    let small = WalOptions {
+        record_bytes_max: 100,
+        ..opts()
+    };
+    let (mut wal, rec) = Wal::open(dir.path(), small).unwrap();
+    assert_eq!(
+        (rec.last_zxid, rec.torn_tail),
+        (2, None),
+        "big records are not mistaken for damage"
+    );
+    assert_eq!(
+        wal.read_from(0)
+            .map(|r| r.unwrap().payload.len())
+            .collect::<Vec<_>>(),
+        vec![4000, 4000]
+    );
+    assert!(matches!(
+        wal.append(3, 0, &[3; 101]),
+        Err(WalError::RecordTooLarge { .. })
+    ));
+}
