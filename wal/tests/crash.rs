@@ -96,7 +96,8 @@ fn run_child(dir: &Path, seed: u64, kill_after: u32, replay: &str) -> Vec<u64> {
     let mut reported = Vec::new();
     for line in stdout.lines() {
         let line = line.unwrap();
-        if let Some(z) = line.strip_prefix("durable ") {
+        // The harness may print "test crash_child ... " on the same line first.
+        if let Some(z) = line.find("durable ").map(|i| &line[i + "durable ".len()..]) {
             reported.push(z.parse::<u64>().unwrap());
             if reported.len() as u32 >= kill_after {
                 break;
@@ -142,5 +143,45 @@ fn crash_child() {
             wal.flush().unwrap();
         }
         println!("durable {}", syncer.durable_zxid());
+    }
+}
+
+/// A second *process* opening a directory that is in use is refused clearly.
+#[test]
+fn second_process_is_refused_by_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_wal, _) = Wal::open(dir.path(), opts()).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lock_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV_DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("open: ").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("child said: {stdout}"));
+    assert!(
+        line.contains("in use by another process") && line.contains("LOCK"),
+        "{line}"
+    );
+}
+
+/// Child role of `second_process_is_refused_by_the_lock`: prints what opening gives.
+#[test]
+#[ignore = "child process of second_process_is_refused_by_the_lock"]
+fn lock_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV_DIR) else {
+        return;
+    };
+    match Wal::open(&dir, opts()) {
+        Ok(_) => println!("open: succeeded"),
+        Err(e) => println!("open: {e}"),
     }
 }
