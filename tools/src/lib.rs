@@ -1,1 +1,18 @@
-//! ckctl library.
+//! `ckctl`: corekeeper's command-line client, speaking zkCli's verbs and output.
+//!
+//! Modules, from pure to effectful:
+//! - [`connect`]: connect strings (`host:port,host:port/chroot`), chroot mapping, path checks;
+//! - [`acl`]: zkCli's ACL syntax (`world:anyone:cdrwa,digest:user:hash:r`);
+//! - [`cmd`]: the command line and each verb's arguments, as a [`cmd::Command`];
+//! - [`format`]: zkCli's output text (stat lines, `ls` lists, ACL entries, events, errors);
+//! - [`run`]: a [`run::Session`] executes commands over `transport::client::Client`, and
+//!   [`run::main`] is the whole program (the binary only wires stdin/stdout/stderr).
+//!
+//! Everything but `run` is pure and unit-tested; `run` is tested against a real
+//! corekeeper in `tests/`.
+
+pub mod acl;
+pub mod cmd;
+pub mod connect;
+pub mod format;
+pub mod run;

@@ -1,0 +1,861 @@
+//! Executing commands: a [`Session`] (one ZooKeeper session over [`Client`]) runs a
+//! parsed [`Command`], writing zkCli's output to a `&mut dyn Write`; [`main`] is the
+//! whole program (one command, or batch mode reading commands from a `BufRead`).
+//!
+//! Contract:
+//! - every path sent is the client path with the chroot prepended; every path printed
+//!   (created names, `ls -R`, events, errors) is a client path;
+//! - a server error is a [`CliError::Keeper`] whose `Display` is zkCli's message; output
+//!   goes to `out`, errors are returned (the binary prints them to stderr) and make the
+//!   exit status 1 (2 for a bad command line);
+//! - waiting is bounded: a reply is awaited at most the negotiated session timeout;
+//!   waiting for watch events pings the server every third of it, so the session lives
+//!   while ckctl waits, and a test can bound the wait with a deadline;
+//! - watch events that arrive while a command waits for its reply are printed after
+//!   that command's output, in arrival order (ZooKeeper sends an event before the
+//!   reply to the write that caused it, so in batch mode `addWatch /a` then `set /a x`
+//!   prints the event right after the `set`);
+//! - in batch mode a session idle for a third of its timeout is pinged before the next
+//!   command; if that fails the session is reattached (or a new one opened, auth
+//!   re-added; watches of the old one are lost) on the connect string's servers.
+
+use std::fmt;
+use std::io::{self, BufRead, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use transport::client::{Client, Incoming};
+use transport::jute::records::*;
+use transport::jute::{Acl, CreateMode, ErrorCode, Request, Response, Stat};
+
+use crate::cmd::{self, Command, UsageError};
+use crate::connect::ConnectString;
+use crate::format;
+
+/// Requests `deleteall` and `setAcl -R` keep in flight at once.
+pub const PIPELINE_DEPTH_MAX: usize = 1000;
+/// Nodes `deleteall`, `ls -R` and `setAcl -R` walk before giving up.
+pub const SUBTREE_NODES_MAX: usize = 1_000_000;
+/// Bytes of a four-letter word's answer ckctl reads.
+pub const FOUR_LETTER_BYTES_MAX: usize = 16 << 20;
+/// How long connecting to one server, or a four-letter word's answer, may take.
+pub const NETWORK_WAIT_MS_MAX: u64 = 10_000;
+/// Shortest ping interval while waiting for events.
+pub const PING_INTERVAL_MS_MIN: u64 = 100;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// A bad command line.
+    Usage(UsageError),
+    /// The server answered `code` for client path `path`.
+    Keeper { code: i32, path: String },
+    /// The connection failed (`what` says during what).
+    Io { what: String, error: io::Error },
+    /// Anything else, as a message.
+    Other(String),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(u) => write!(f, "{u}"),
+            CliError::Keeper { code, path } => f.write_str(&format::keeper_error(*code, path)),
+            CliError::Io { what, error } => write!(f, "{what}: {error}"),
+            CliError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<UsageError> for CliError {
+    fn from(u: UsageError) -> Self {
+        CliError::Usage(u)
+    }
+}
+
+fn out_err(error: io::Error) -> CliError {
+    CliError::Io {
+        what: "writing output".into(),
+        error,
+    }
+}
+
+fn unexpected(op: &str, r: &Response) -> CliError {
+    CliError::Other(format!("{op} answered with an unexpected body: {r:?}"))
+}
+
+/// A connected ZooKeeper session and the connect string it came from.
+pub struct Session {
+    client: Client,
+    conn: ConnectString,
+    timeout_ms: i32,
+    auth: Vec<(String, Vec<u8>)>,
+    /// Events received while waiting for replies, not yet printed.
+    events: Vec<WatcherEvent>,
+    /// Batch mode: `addWatch` without `--events` returns at once.
+    batch: bool,
+    last_activity: Instant,
+}
+
+/// Connects to the first of `conn`'s servers that accepts a session.
+fn connect_any(conn: &ConnectString, timeout_ms: i32) -> Result<Client, CliError> {
+    let mut errors = Vec::new();
+    for server in &conn.servers {
+        match reachable(server).and_then(|_| Client::connect(server.as_str(), timeout_ms)) {
+            Ok(c) => return Ok(c),
+            Err(e) => errors.push(format!("{server}: {e}")),
+        }
+    }
+    Err(CliError::Other(format!(
+        "could not connect to any server: {}",
+        errors.join("; ")
+    )))
+}
+
+/// Fails fast (bounded by [`NETWORK_WAIT_MS_MAX`]) when nothing listens at `server`.
+fn reachable(server: &str) -> io::Result<()> {
+    let wait = Duration::from_millis(NETWORK_WAIT_MS_MAX);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in server.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, wait) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+impl Session {
+    /// Opens a session on the first server of `conn` that accepts one, then adds `auth`.
+    pub fn open(
+        conn: &ConnectString,
+        timeout_ms: i32,
+        auth: &[(String, Vec<u8>)],
+    ) -> Result<Session, CliError> {
+        let client = connect_any(conn, timeout_ms)?;
+        let mut s = Session {
+            client,
+            conn: conn.clone(),
+            timeout_ms,
+            auth: Vec::new(),
+            events: Vec::new(),
+            batch: false,
+            last_activity: Instant::now(),
+        };
+        s.reply_timeout()?;
+        for (scheme, a) in auth {
+            s.add_auth(scheme, a)?;
+        }
+        Ok(s)
+    }
+
+    /// Batch mode: `addWatch` without `--events` returns once the watch is set.
+    pub fn set_batch(&mut self, batch: bool) {
+        self.batch = batch;
+    }
+
+    /// The session id the server gave.
+    pub fn session_id(&self) -> i64 {
+        self.client.session_id()
+    }
+
+    fn reply_timeout(&mut self) -> Result<(), CliError> {
+        let ms = self.client.negotiated_timeout_ms().max(1000) as u64;
+        self.client
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .map_err(|error| CliError::Io {
+                what: "setting the reply timeout".into(),
+                error,
+            })
+    }
+
+    /// Sends `req` for client path `path`; a non-zero error code becomes `Err`.
+    fn call(&mut self, req: Request, path: &str) -> Result<Response, CliError> {
+        let (h, r) = self.call_raw(req, path)?;
+        if h != 0 {
+            return Err(CliError::Keeper {
+                code: h,
+                path: path.to_string(),
+            });
+        }
+        Ok(r)
+    }
+
+    /// Sends `req`, returning the error code and body.
+    fn call_raw(&mut self, req: Request, path: &str) -> Result<(i32, Response), CliError> {
+        self.last_activity = Instant::now();
+        self.client
+            .send(&req)
+            .and_then(|_| self.client.recv_reply(&mut self.events))
+            .map(|(h, r)| (h.err, r))
+            .map_err(|e| lost(e, path))
+    }
+
+    fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), CliError> {
+        let req = Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: scheme.to_string(),
+            auth: Some(auth.to_vec()),
+        });
+        self.call(req, "")?;
+        self.auth.push((scheme.to_string(), auth.to_vec()));
+        Ok(())
+    }
+
+    /// Pings an idle session; if it is gone, reattaches or opens a new one.
+    pub fn keep_alive(&mut self, err: &mut dyn Write) -> Result<(), CliError> {
+        let idle_max = Duration::from_millis(self.timeout_ms.max(3) as u64 / 3);
+        if self.last_activity.elapsed() < idle_max {
+            return Ok(());
+        }
+        if self.call(Request::Ping, "").is_ok() {
+            return Ok(());
+        }
+        self.reconnect(err)
+    }
+
+    fn reconnect(&mut self, err: &mut dyn Write) -> Result<(), CliError> {
+        let (sid, pw, zxid) = (
+            self.client.session_id(),
+            self.client.password(),
+            self.client.last_zxid(),
+        );
+        for server in &self.conn.servers {
+            if reachable(server).is_err() {
+                continue;
+            }
+            if let Ok(c) = Client::reconnect(server.as_str(), sid, &pw, self.timeout_ms, zxid) {
+                self.client = c;
+                self.reply_timeout()?;
+                return self.readd_auth();
+            }
+        }
+        self.client = connect_any(&self.conn, self.timeout_ms)?;
+        self.reply_timeout()?;
+        let _ = writeln!(
+            err,
+            "session 0x{sid:x} expired; new session 0x{:x} (its watches are gone)",
+            self.client.session_id()
+        );
+        self.readd_auth()
+    }
+
+    fn readd_auth(&mut self) -> Result<(), CliError> {
+        for (scheme, a) in std::mem::take(&mut self.auth) {
+            self.add_auth(&scheme, &a)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd`, writing its output (and any events that came meanwhile) to `out`.
+    pub fn execute(&mut self, cmd: &Command, out: &mut dyn Write) -> Result<(), CliError> {
+        let result = self.dispatch(cmd, out);
+        self.print_events(out)?;
+        out.flush().map_err(out_err)?;
+        result
+    }
+
+    fn dispatch(&mut self, cmd: &Command, out: &mut dyn Write) -> Result<(), CliError> {
+        match cmd {
+            Command::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl,
+            } => self.create(path, data.clone(), acl.clone(), *mode, *ttl, out),
+            Command::Get { path, stat, watch } => self.get(path, *stat, *watch, out),
+            Command::Set {
+                path,
+                data,
+                version,
+                stat,
+            } => {
+                let req = Request::SetData(SetDataRequest {
+                    path: self.conn.prepend(path),
+                    data: Some(data.clone()),
+                    version: *version,
+                });
+                let stat_out = self.stat_of(req, path, "setData")?;
+                print_stat_if(out, *stat, &stat_out)
+            }
+            Command::Delete { path, version } => {
+                let req = Request::Delete(DeleteRequest {
+                    path: self.conn.prepend(path),
+                    version: *version,
+                });
+                self.call(req, path).map(|_| ())
+            }
+            Command::DeleteAll { path } => self.delete_all(path),
+            Command::Ls {
+                path,
+                stat,
+                watch,
+                recursive,
+            } => self.ls(path, *stat, *watch, *recursive, out),
+            Command::Stat { path, watch } => {
+                let req = Request::Exists(ExistsRequest {
+                    path: self.conn.prepend(path),
+                    watch: *watch,
+                });
+                let s = self.stat_of(req, path, "exists")?;
+                out.write_all(format::stat(&s).as_bytes()).map_err(out_err)
+            }
+            Command::Sync { path } => self.sync(path, out),
+            Command::AddWatch { path, mode, events } => {
+                let req = Request::AddWatch(AddWatchRequest {
+                    path: self.conn.prepend(path),
+                    mode: mode.code(),
+                });
+                self.call(req, path)?;
+                match (events, self.batch) {
+                    (Some(n), _) => self.wait_events(Some(*n), out, None).map(|_| ()),
+                    (None, true) => Ok(()),
+                    (None, false) => self.wait_events(None, out, None).map(|_| ()),
+                }
+            }
+            Command::GetAcl { path, stat } => self.get_acl(path, *stat, out),
+            Command::SetAcl {
+                path,
+                acl,
+                version,
+                stat,
+                recursive,
+            } => self.set_acl(path, acl, *version, *stat, *recursive, out),
+            Command::AddAuth { scheme, auth } => self.add_auth(scheme, auth),
+            Command::FourLetter { word, addr } => {
+                let text = four_letter_any(addr.as_deref(), &self.conn, word)?;
+                out.write_all(text.as_bytes()).map_err(out_err)
+            }
+            Command::Help => writeln!(out, "{}", cmd::USAGE).map_err(out_err),
+            Command::Quit => Ok(()),
+        }
+    }
+
+    fn create(
+        &mut self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        acl: Option<Vec<Acl>>,
+        mode: CreateMode,
+        ttl: Option<i64>,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let rec = CreateRequest {
+            path: self.conn.prepend(path),
+            data,
+            acl: acl.unwrap_or_else(Acl::open_unsafe),
+            flags: mode.code(),
+        };
+        let req = match ttl {
+            Some(ttl) => Request::CreateTtl(CreateTtlRequest {
+                path: rec.path,
+                data: rec.data,
+                acl: rec.acl,
+                flags: rec.flags,
+                ttl,
+            }),
+            None if mode.is_container() => Request::CreateContainer(rec),
+            None => Request::Create(rec),
+        };
+        let created = match self.call(req, path)? {
+            Response::Create(r) => r.path,
+            Response::Create2(r) => r.path,
+            other => return Err(unexpected("create", &other)),
+        };
+        writeln!(out, "Created {}", self.conn.strip(&created)).map_err(out_err)
+    }
+
+    fn get(
+        &mut self,
+        path: &str,
+        stat: bool,
+        watch: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let req = Request::GetData(GetDataRequest {
+            path: self.conn.prepend(path),
+            watch,
+        });
+        let (data, s) = match self.call(req, path)? {
+            Response::GetData(r) => (r.data, r.stat),
+            other => return Err(unexpected("getData", &other)),
+        };
+        out.write_all(format::data(data.as_deref()).as_bytes())
+            .map_err(out_err)?;
+        print_stat_if(out, stat, &s)
+    }
+
+    /// Calls an op that answers a `Stat`.
+    fn stat_of(&mut self, req: Request, path: &str, op: &str) -> Result<Stat, CliError> {
+        match self.call(req, path)? {
+            Response::Stat(r) => Ok(r.stat),
+            other => Err(unexpected(op, &other)),
+        }
+    }
+
+    fn children(&mut self, path: &str, watch: bool) -> Result<Vec<String>, CliError> {
+        let req = Request::GetChildren(GetChildrenRequest {
+            path: self.conn.prepend(path),
+            watch,
+        });
+        match self.call(req, path)? {
+            Response::GetChildren(r) => Ok(r.children),
+            other => Err(unexpected("getChildren", &other)),
+        }
+    }
+
+    fn ls(
+        &mut self,
+        path: &str,
+        stat: bool,
+        watch: bool,
+        recursive: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        if recursive {
+            for p in self.subtree_dfs(path, watch)? {
+                writeln!(out, "{p}").map_err(out_err)?;
+            }
+            return Ok(());
+        }
+        if !stat {
+            let names = self.children(path, watch)?;
+            return out
+                .write_all(format::children(&names).as_bytes())
+                .map_err(out_err);
+        }
+        let req = Request::GetChildren2(GetChildren2Request {
+            path: self.conn.prepend(path),
+            watch,
+        });
+        match self.call(req, path)? {
+            Response::GetChildren2(r) => {
+                out.write_all(format::children(&r.children).as_bytes())
+                    .map_err(out_err)?;
+                print_stat_if(out, true, &r.stat)
+            }
+            other => Err(unexpected("getChildren2", &other)),
+        }
+    }
+
+    /// `path` and its descendants, parents first, children sorted (ZKUtil's DFS).
+    /// `path` must exist; descendants deleted meanwhile are skipped.
+    fn subtree_dfs(&mut self, path: &str, watch: bool) -> Result<Vec<String>, CliError> {
+        self.exists_or_fail(path)?;
+        let mut found = Vec::new();
+        let mut stack = vec![path.to_string()];
+        while let Some(p) = stack.pop() {
+            if found.len() == SUBTREE_NODES_MAX {
+                return Err(CliError::Other(format!(
+                    "more than {SUBTREE_NODES_MAX} nodes under {path}"
+                )));
+            }
+            let mut kids = match self.children(&p, watch) {
+                Ok(k) => k,
+                Err(CliError::Keeper { code, .. })
+                    if code == ErrorCode::NoNode.code() && p != path =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            kids.sort_unstable();
+            stack.extend(kids.iter().rev().map(|k| child_path(&p, k)));
+            found.push(p);
+        }
+        Ok(found)
+    }
+
+    fn exists_or_fail(&mut self, path: &str) -> Result<(), CliError> {
+        let req = Request::Exists(ExistsRequest {
+            path: self.conn.prepend(path),
+            watch: false,
+        });
+        self.stat_of(req, path, "exists").map(|_| ())
+    }
+
+    fn delete_all(&mut self, path: &str) -> Result<(), CliError> {
+        let nodes = self.subtree_dfs(path, false)?;
+        // Reverse DFS pre-order puts every child before its parent; the server runs one
+        // session's requests in order, so pipelining them is safe.
+        let reqs = nodes.iter().rev().map(|p| {
+            let req = Request::Delete(DeleteRequest {
+                path: self.conn.prepend(p),
+                version: -1,
+            });
+            (req, p.clone())
+        });
+        let reqs: Vec<_> = reqs.collect();
+        self.pipeline(reqs, path)
+    }
+
+    /// Sends `reqs` with up to [`PIPELINE_DEPTH_MAX`] in flight. NoNode on a path other
+    /// than `root` is ignored (deleted meanwhile); any other error is returned (the
+    /// rest of the replies are still read, so the session stays in step).
+    fn pipeline(&mut self, reqs: Vec<(Request, String)>, root: &str) -> Result<(), CliError> {
+        let mut first_err = None;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut it = reqs.into_iter();
+        loop {
+            while in_flight.len() < PIPELINE_DEPTH_MAX {
+                let Some((req, p)) = it.next() else { break };
+                self.client.send(&req).map_err(|e| lost(e, &p))?;
+                in_flight.push_back(p);
+            }
+            let Some(p) = in_flight.pop_front() else {
+                break;
+            };
+            let (h, _) = self
+                .client
+                .recv_reply(&mut self.events)
+                .map_err(|e| lost(e, &p))?;
+            let tolerated = h.err == ErrorCode::NoNode.code() && p != root;
+            if h.err != 0 && !tolerated && first_err.is_none() {
+                first_err = Some(CliError::Keeper {
+                    code: h.err,
+                    path: p,
+                });
+            }
+        }
+        self.last_activity = Instant::now();
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn sync(&mut self, path: &str, out: &mut dyn Write) -> Result<(), CliError> {
+        let req = Request::Sync(SyncRequest {
+            path: self.conn.prepend(path),
+        });
+        match self.call_raw(req, path)? {
+            (0, _) => writeln!(out, "Sync is OK").map_err(out_err),
+            (rc, _) => Err(CliError::Other(format!("Sync has failed. rc={rc}"))),
+        }
+    }
+
+    fn get_acl(&mut self, path: &str, stat: bool, out: &mut dyn Write) -> Result<(), CliError> {
+        let req = Request::GetAcl(GetAclRequest {
+            path: self.conn.prepend(path),
+        });
+        let (acl, s) = match self.call(req, path)? {
+            Response::GetAcl(r) => (r.acl, r.stat),
+            other => return Err(unexpected("getACL", &other)),
+        };
+        for a in &acl {
+            out.write_all(format::acl_entry(a).as_bytes())
+                .map_err(out_err)?;
+        }
+        print_stat_if(out, stat, &s)
+    }
+
+    fn set_acl(
+        &mut self,
+        path: &str,
+        acl: &[Acl],
+        version: i32,
+        stat: bool,
+        recursive: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let req = |conn: &ConnectString, p: &str| {
+            Request::SetAcl(SetAclRequest {
+                path: conn.prepend(p),
+                acl: acl.to_vec(),
+                version,
+            })
+        };
+        if recursive {
+            let nodes = self.subtree_dfs(path, false)?;
+            let reqs = nodes
+                .iter()
+                .map(|p| (req(&self.conn, p), p.clone()))
+                .collect();
+            return self.pipeline(reqs, path);
+        }
+        let s = self.stat_of(req(&self.conn, path), path, "setACL")?;
+        print_stat_if(out, stat, &s)
+    }
+
+    /// Prints events as they arrive until `n` have been printed (`None`: forever),
+    /// pinging the server while idle. `give_up` bounds the wait (for tests); past it
+    /// the result is an error. Returns the number of events printed.
+    pub fn wait_events(
+        &mut self,
+        n: Option<u64>,
+        out: &mut dyn Write,
+        give_up: Option<Duration>,
+    ) -> Result<u64, CliError> {
+        let deadline = give_up.map(|d| Instant::now() + d);
+        let ping_ms =
+            (self.client.negotiated_timeout_ms().max(0) as u64 / 3).max(PING_INTERVAL_MS_MIN);
+        let interval = match give_up {
+            Some(d) => Duration::from_millis(ping_ms).min(d.max(Duration::from_millis(1))),
+            None => Duration::from_millis(ping_ms),
+        };
+        let _ = self.client.set_read_timeout(Some(interval));
+        let result = self.event_loop(n, out, deadline);
+        // Leave no ping reply outstanding: the next call must read its own reply.
+        let drained = self.drain_outstanding();
+        self.reply_timeout()?;
+        let count = result?;
+        drained?;
+        Ok(count)
+    }
+
+    fn event_loop(
+        &mut self,
+        n: Option<u64>,
+        out: &mut dyn Write,
+        deadline: Option<Instant>,
+    ) -> Result<u64, CliError> {
+        let mut count = 0;
+        for ev in std::mem::take(&mut self.events) {
+            self.print_event(&ev, out)?;
+            count += 1;
+        }
+        while n.is_none_or(|n| count < n) {
+            match self.client.recv() {
+                Ok(Incoming::Event(ev)) => {
+                    self.print_event(&ev, out)?;
+                    out.flush().map_err(out_err)?;
+                    count += 1;
+                }
+                Ok(Incoming::Reply { .. }) => {} // a ping's
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(CliError::Other(format!(
+                            "gave up waiting for events: {count} of {} arrived",
+                            n.map_or("?".into(), |n| n.to_string())
+                        )));
+                    }
+                    if self.client.outstanding() == 0 {
+                        self.client.send(&Request::Ping).map_err(|e| lost(e, ""))?;
+                        self.client.flush().map_err(|e| lost(e, ""))?;
+                    }
+                }
+                Err(e) => return Err(lost(e, "")),
+            }
+        }
+        self.last_activity = Instant::now();
+        Ok(count)
+    }
+
+    fn drain_outstanding(&mut self) -> Result<(), CliError> {
+        let _ = self
+            .client
+            .set_read_timeout(Some(Duration::from_millis(NETWORK_WAIT_MS_MAX)));
+        while self.client.outstanding() > 0 {
+            self.client
+                .recv_reply(&mut self.events)
+                .map_err(|e| lost(e, ""))?;
+        }
+        Ok(())
+    }
+
+    fn print_event(&self, ev: &WatcherEvent, out: &mut dyn Write) -> Result<(), CliError> {
+        let path = self.conn.strip(&ev.path);
+        out.write_all(format::event(ev, &path).as_bytes())
+            .map_err(out_err)
+    }
+
+    /// Prints the events received while waiting for replies.
+    pub fn print_events(&mut self, out: &mut dyn Write) -> Result<(), CliError> {
+        for ev in std::mem::take(&mut self.events) {
+            self.print_event(&ev, out)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the session (its ephemerals go).
+    pub fn close(self) {
+        let _ = self.client.close();
+    }
+}
+
+fn lost(error: io::Error, path: &str) -> CliError {
+    let what = if path.is_empty() {
+        "KeeperErrorCode = ConnectionLoss".to_string()
+    } else {
+        format!("KeeperErrorCode = ConnectionLoss for {path}")
+    };
+    CliError::Io { what, error }
+}
+
+fn child_path(parent: &str, child: &str) -> String {
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+fn print_stat_if(out: &mut dyn Write, stat: bool, s: &Stat) -> Result<(), CliError> {
+    if stat {
+        out.write_all(format::stat(s).as_bytes()).map_err(out_err)?;
+    }
+    Ok(())
+}
+
+/// Sends four-letter `word` to `addr` and returns the answer (with a final newline).
+pub fn four_letter(addr: &str, word: &str) -> io::Result<String> {
+    debug_assert!(word.len() == 4, "four-letter words have four letters");
+    let wait = Duration::from_millis(NETWORK_WAIT_MS_MAX);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {addr}"));
+    for sa in addr.to_socket_addrs()? {
+        let mut stream = match TcpStream::connect_timeout(&sa, wait) {
+            Ok(s) => s,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        stream.set_read_timeout(Some(wait))?;
+        stream.write_all(word.as_bytes())?;
+        let mut bytes = Vec::new();
+        stream
+            .take(FOUR_LETTER_BYTES_MAX as u64)
+            .read_to_end(&mut bytes)?;
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        return Ok(text);
+    }
+    Err(last)
+}
+
+/// `four_letter` to `addr`, or to the first of `conn`'s servers that answers.
+fn four_letter_any(
+    addr: Option<&str>,
+    conn: &ConnectString,
+    word: &str,
+) -> Result<String, CliError> {
+    let targets: Vec<&str> = match addr {
+        Some(a) => vec![a],
+        None => conn.servers.iter().map(String::as_str).collect(),
+    };
+    let mut errors = Vec::new();
+    for t in targets {
+        match four_letter(t, word) {
+            Ok(text) => return Ok(text),
+            Err(e) => errors.push(format!("{t}: {e}")),
+        }
+    }
+    Err(CliError::Other(format!(
+        "{word} failed: {}",
+        errors.join("; ")
+    )))
+}
+
+/// Exit status of a failed command.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status of a bad command line.
+pub const EXIT_USAGE: i32 = 2;
+
+/// The whole program: `args` without the program name; `input` is read in batch
+/// mode. Returns the exit status.
+pub fn main(
+    args: &[String],
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let inv = match cmd::parse_invocation(args) {
+        Ok(inv) => inv,
+        Err(u) => {
+            let _ = writeln!(err, "{u}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut runner = Runner {
+        inv: &inv,
+        session: None,
+    };
+    let status = match &inv.command {
+        Some(c) => match runner.run(c, false, out, err) {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(err, "{e}");
+                EXIT_FAILED
+            }
+        },
+        None => runner.batch(input, out, err),
+    };
+    if let Some(s) = runner.session.take() {
+        s.close();
+    }
+    status
+}
+
+/// Holds the session, opened on the first command that needs one.
+struct Runner<'a> {
+    inv: &'a cmd::Invocation,
+    session: Option<Session>,
+}
+
+impl Runner<'_> {
+    fn run(
+        &mut self,
+        c: &Command,
+        batch: bool,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        match c {
+            Command::FourLetter { word, addr } => {
+                let text = four_letter_any(addr.as_deref(), &self.inv.connect, word)?;
+                return out.write_all(text.as_bytes()).map_err(out_err);
+            }
+            Command::Help => return writeln!(out, "{}", cmd::USAGE).map_err(out_err),
+            _ => {}
+        }
+        let session = match &mut self.session {
+            Some(s) => {
+                s.keep_alive(err)?;
+                s
+            }
+            None => self.session.insert(Session::open(
+                &self.inv.connect,
+                self.inv.timeout_ms,
+                &self.inv.auth,
+            )?),
+        };
+        session.set_batch(batch);
+        session.execute(c, out)
+    }
+
+    /// Runs one command per line of `input`; returns 0 if all succeeded, else 1.
+    fn batch(&mut self, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+        let mut status = 0;
+        for line in input.lines() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = writeln!(err, "reading commands: {e}");
+                    return EXIT_FAILED;
+                }
+            };
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let parsed = cmd::tokenize(trimmed).and_then(|a| cmd::parse(&a));
+            let result = match parsed {
+                Ok(Command::Quit) => break,
+                Ok(c) => self.run(&c, true, out, err),
+                Err(u) => Err(CliError::Usage(u)),
+            };
+            if let Err(e) = result {
+                let _ = writeln!(err, "{e}");
+                status = EXIT_FAILED;
+            }
+        }
+        status
+    }
+}
