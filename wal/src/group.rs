@@ -184,6 +184,7 @@ impl Syncer {
             if to <= from {
                 continue;
             }
+            debug_assert!(*to <= seg.region.len(), "published end lies within the map");
             if let Err(e) = seg.region.flush(*from, to - from) {
                 let reason = format!("flush of {} bytes {from}..{to}: {e}", seg.path.display());
                 shared.poison(reason);

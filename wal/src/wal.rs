@@ -180,6 +180,14 @@ impl Wal {
         }
         let seg = self.segments.last_mut().expect("an active segment");
         let off = seg.shared.end();
+        debug_assert!(
+            off.is_multiple_of(8),
+            "records start 8-aligned so payloads stay aligned"
+        );
+        debug_assert!(
+            off + len <= seg.shared.region.len(),
+            "a roll made room for the record"
+        );
         let mut header = [0u8; RECORD_HEADER_BYTES];
         encode_header(&mut header, zxid, kind, payload);
         seg.shared.write(off, &header);
