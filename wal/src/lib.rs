@@ -91,6 +91,15 @@
 //!   three runs and equal in the third; adopting them would replace the map (and reading
 //!   records in place from it), so that is left for a measurement on a quiet disk.
 //!
+//! - The append itself (`append_only`, a flush every 256 appends outside the timing):
+//!   0.56 µs for 100 B, 2.6 µs for 1 KiB, 10.8 µs for 4 KiB, far above a memcpy. The
+//!   cost is the write fault on each page first written after a flush (writeback
+//!   write-protects the page; `MAP_POPULATE` does not pre-fault shared pages for write),
+//!   where ext4 also updates the file's mtime through a journal handle, which can wait on
+//!   a journal commit. Mounting the WAL's file system with `lazytime` keeps that update
+//!   in memory; measuring with it, and pre-faulting the next pages for write from the
+//!   flusher thread, are the next steps if the shard core's append cost matters.
+//!
 //! # Modules
 //! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (syncer,
 //! policy, flusher thread), [`truncation`] (crash-safe truncate), [`snapshot`], [`io`] (the fault-injectable file trait),
