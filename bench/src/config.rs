@@ -50,7 +50,8 @@ run options (defaults in brackets):
   --max-ops N                          stop after N measured ops (whichever first;
                                        watch-fanout counts writes, lock acquisitions)
   --spread round-robin|random          how sessions spread over the servers [round-robin]
-  --threads N                          worker threads (sessions are split among them) [2]
+  --threads N                          worker threads (sessions are split among them;
+                                       watch-fanout and lock use one)                [2]
   --seed N                             workload seed (printed in the report)    [clock]
   --label NAME                         name of this run in reports and plots    [target]
   --out DIR                            write summary, JSON, hdr log and SVG plots here

@@ -17,6 +17,22 @@
 //! - [`output`]: the files a run or comparison writes;
 //! - [`server_stats`]: `mntr` before and after a run, deltas, the per-core table.
 //!
+//! Usage (both servers on this machine, same workload, then side by side):
+//!
+//! ```text
+//! ckbench run --target zookeeper  --connect 127.0.0.1:2181 --workload mix:90/10 \
+//!     --sessions 8 --inflight 4 --warmup-s 2 --duration-s 10 --seed 42 --out runs
+//! ckbench run --target corekeeper --connect 127.0.0.1:2182 --workload mix:90/10 \
+//!     --sessions 8 --inflight 4 --warmup-s 2 --duration-s 10 --seed 42 --out runs
+//! ckbench compare runs/zookeeper.json runs/corekeeper.json --out runs/cmp
+//! ```
+//!
+//! Use `--rate OPS` instead of `--inflight` for user-facing latency at a fixed load
+//! (coordinated-omission corrected: latency counts from each request's intended send
+//! time, which includes the generator's own scheduling lag; the "from actual send" line
+//! shows how much that is). Numbers from one machine shared with the server under test
+//! compare systems on *that* machine; they are not absolute capacities.
+//!
 //! Data flow: `config` → `runner::run` (drivers from a `Connector`, ops from `workload`,
 //! samples into `stats`, lines to `progress`) → `report::RunReport` → `output`.
 

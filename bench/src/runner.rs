@@ -589,6 +589,9 @@ fn run_basic<D: Driver>(
     let open = matches!(plan.load, Load::Open { .. });
     let (mut rr, mut out) = (0usize, Vec::new());
     loop {
+        if open && !win.stopped && next_intended >= win.end {
+            win.stop(next_intended); // the schedule is done, even if sends were held back
+        }
         if open {
             let now = d.now();
             while !win.stopped && next_intended <= now && pending.len() < OPEN_OUTSTANDING_MAX {
