@@ -131,6 +131,9 @@ struct Conn {
     connected: Semaphore,
     session: Cell<i64>,
     last_zxid: Cell<i64>,
+    /// Set by the reader when it stops with a final message queued (a failed auth):
+    /// the writer sends what is queued and then shuts the socket itself.
+    flush_then_close: Cell<bool>,
 }
 
 impl Conn {
@@ -179,7 +182,9 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<CoreCtx>) {
         read_loop(reader, buf, &conn, &ctx).await;
     }
     conn.out.close();
-    conn.shutdown();
+    if !conn.flush_then_close.get() {
+        conn.shutdown();
+    }
     writer_task.await;
     ctx.conns.borrow_mut().remove(&conn.id.id);
     ctx.registry
@@ -206,6 +211,7 @@ fn register(ctx: &Rc<CoreCtx>, stream: &TcpStream, peer: SocketAddr) -> Rc<Conn>
         connected: Semaphore::new(0),
         session: Cell::new(0),
         last_zxid: Cell::new(0),
+        flush_then_close: Cell::new(false),
     });
     ctx.conns.borrow_mut().insert(id.id, conn.clone());
     ctx.registry
@@ -351,8 +357,12 @@ async fn handle_step(step: Step, conn: &Rc<Conn>, ctx: &CoreCtx) -> bool {
                 conn.out.push(Out::Auth(ErrorCode::Ok));
             }
             Err(_) => {
+                // ZooKeeper answers AUTHFAILED, stops reading and closes. The writer
+                // closes after sending it; stopping here without the reader's shutdown
+                // lets the reply out first (clients raise AuthFailedError on it).
                 tracing::info!(peer = %conn.peer, scheme = a.scheme, "authentication failed");
                 conn.out.push(Out::Auth(ErrorCode::AuthFailed));
+                conn.flush_then_close.set(true);
                 return false;
             }
         },
