@@ -31,7 +31,12 @@ fn frame(stream: &mut TcpStream, frames: &mut FrameBuffer) -> Option<Vec<u8>> {
 
 /// Serves one session: every path under `/app` exists except `/app/ckbench/k00000007`
 /// (NoNode on reads of it, so errors-by-code is exercised).
-fn serve(mut s: TcpStream, session: i64) {
+fn serve(s: TcpStream, session: i64) {
+    serve_until(s, session, usize::MAX);
+}
+
+/// Like [`serve`], but drops the connection after `requests_max` requests.
+fn serve_until(mut s: TcpStream, session: i64, requests_max: usize) {
     let mut frames = FrameBuffer::new(FrameDecoder::new(FRAME_BYTES_MAX_DEFAULT));
     let Some(_hello) = frame(&mut s, &mut frames) else {
         return;
@@ -48,6 +53,9 @@ fn serve(mut s: TcpStream, session: i64) {
     s.write_all(&out).unwrap();
     let mut zxid = 0;
     while let Some(body) = frame(&mut s, &mut frames) {
+        if zxid as usize >= requests_max {
+            return; // the connection drops with requests in flight
+        }
         let (h, req) = Request::decode_body(&body).expect("a valid request");
         zxid += 1;
         let missing = req.path() == Some("/app/ckbench/k00000007");
@@ -136,4 +144,86 @@ fn closed_loop_over_real_sockets() {
     );
     assert!(errors[&ErrorCode::NoNode.code()] > 0);
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
+
+#[test]
+fn a_dropped_connection_fails_the_run_instead_of_hanging() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        // One session; it dies after setup and a few hundred requests.
+        let (s, _) = listener.accept().unwrap();
+        serve_until(s, 7, 300);
+    });
+    let mut cfg = RunConfig::defaults(5);
+    cfg.connect = ConnectString {
+        servers: vec![addr.clone()],
+        chroot: None,
+    };
+    cfg.workload = WorkloadSpec {
+        kind: WorkloadKind::Get,
+        key_count: 10,
+        dist: KeyDist::Uniform,
+        value_bytes: 1,
+    };
+    cfg.sessions = 1;
+    cfg.threads = 1;
+    cfg.load = Load::Closed { inflight: 8 };
+    cfg.warmup_s = 0;
+    cfg.max_ops = Some(1_000_000);
+    let zk = ZkConnector::new(None);
+    let err =
+        runner::run(&cfg, &zk, &mut CollectProgress::default()).expect_err("the server went away");
+    let msg = err.to_string();
+    eprintln!("run error: {msg}");
+    assert!(
+        msg.contains(&addr) || msg.contains("gone"),
+        "names the server or the loss: {msg}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn sessions_spread_round_robin_over_the_connect_string() {
+    const PER_SERVER: usize = 2;
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        addrs.push(listener.local_addr().unwrap().to_string());
+        servers.push(thread::spawn(move || {
+            let conns: Vec<_> = (0..PER_SERVER)
+                .map(|i| {
+                    let (s, _) = listener.accept().unwrap();
+                    thread::spawn(move || serve(s, 200 + i as i64))
+                })
+                .collect();
+            conns.into_iter().for_each(|c| c.join().unwrap());
+        }));
+    }
+    let mut cfg = RunConfig::defaults(9);
+    cfg.connect = ConnectString {
+        servers: addrs,
+        chroot: None,
+    };
+    cfg.workload = WorkloadSpec {
+        kind: WorkloadKind::Exists,
+        key_count: 5,
+        dist: KeyDist::Uniform,
+        value_bytes: 1,
+    };
+    cfg.sessions = 2 * PER_SERVER;
+    cfg.load = Load::Closed { inflight: 1 };
+    cfg.warmup_s = 0;
+    cfg.max_ops = Some(100);
+    let out = runner::run(
+        &cfg,
+        &ZkConnector::new(None),
+        &mut CollectProgress::default(),
+    )
+    .expect("run");
+    // Each server served exactly its share: a session sent to the wrong one would sit
+    // unanswered in its backlog and fail the handshake (10 s timeout), failing `run`.
+    servers.into_iter().for_each(|s| s.join().unwrap());
+    assert_eq!(out.stats.ops(), 100);
 }
