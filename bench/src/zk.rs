@@ -12,7 +12,16 @@
 //! (xid -1) become [`Event::Watch`]; ping replies (xid -2) are dropped.
 //!
 //! Invariants: every submitted request gets exactly one completion — when a connection
-//! breaks, the reader answers everything still queued with `ConnectionLoss`. A session
+//! breaks, whichever side notices first (reader: EOF or bad frame; writer: failed write)
+//! marks the connection dead and answers everything still owed with `ConnectionLoss`,
+//! under the same lock the writer takes to enqueue, so nothing is lost in between.
+//!
+//! Failover: a request for a dead session reconnects it — a *new* session (its
+//! ephemerals and watches are gone, as after an expiry) — to the next server of the
+//! connect string, at most every [`RECONNECT_INTERVAL_MS`]; meanwhile its requests fail
+//! with `ConnectionLoss`, delivered when the next attempt is due (so a closed loop waits
+//! instead of spinning). After [`RECONNECT_ATTEMPTS_MAX`] failed attempts in a row the
+//! run stops with an error naming the server. A session
 //! idle for a third of its timeout gets a ping from `poll`, so setup, cleanup and waiting
 //! lock contenders do not expire. Paths are sent below the connect string's chroot, and
 //! created paths and event paths come back with the chroot stripped.
@@ -20,7 +29,7 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -44,12 +53,20 @@ pub const CLOSE_WAIT_MS_MAX: u64 = 5_000;
 pub const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// Most completions one `poll` returns (keeps the runner responsive to its schedule).
 pub const POLL_BATCH_MAX: usize = 4_096;
+/// Shortest time between two reconnection attempts of one session.
+pub const RECONNECT_INTERVAL_MS: u64 = 250;
+/// Failed reconnection attempts in a row that end the run.
+pub const RECONNECT_ATTEMPTS_MAX: u32 = 3;
+/// Longest wait for a reconnection (shorter than a first connect: the worker waits).
+pub const RECONNECT_TIMEOUT_MS_MAX: u64 = 1_000;
 
 /// Makes [`ZkDriver`]s; all share one clock epoch so workers' times compare.
 #[derive(Debug, Clone)]
 pub struct ZkConnector {
     pub chroot: Option<String>,
     pub epoch: Instant,
+    /// Every server of the connect string, for failover (empty: reconnect in place).
+    pub servers: Vec<String>,
 }
 
 impl ZkConnector {
@@ -57,7 +74,14 @@ impl ZkConnector {
         ZkConnector {
             chroot,
             epoch: Instant::now(),
+            servers: Vec::new(),
         }
+    }
+
+    /// Fails sessions over to these servers (the connect string's) when theirs goes.
+    pub fn with_failover(mut self, servers: Vec<String>) -> Self {
+        self.servers = servers;
+        self
     }
 }
 
@@ -69,18 +93,62 @@ struct Sent {
     tag: u64,
 }
 
+/// What a connection still owes, and whether it is dead (one lock for both, so a
+/// request is either enqueued before the connection is declared dead, and answered by
+/// whoever declares it, or refused).
+#[derive(Debug, Default)]
+struct Owed {
+    dead: bool,
+    sent: VecDeque<Sent>,
+}
+
+type Shared = Arc<Mutex<Owed>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Owed> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Declares the connection dead; returns what it owes (empty if already declared).
+fn kill(shared: &Shared) -> Vec<Sent> {
+    let mut g = lock(shared);
+    if g.dead {
+        return Vec::new();
+    }
+    g.dead = true;
+    g.sent.drain(..).collect()
+}
+
+fn connection_loss(session: usize, at: Nanos, s: Sent) -> Completion {
+    Completion {
+        at,
+        event: Event::Reply {
+            session,
+            tag: s.tag,
+            result: Err(ErrorCode::ConnectionLoss),
+        },
+    }
+}
+
 /// One session's writer half.
 #[derive(Debug)]
 struct Session {
     stream: TcpStream,
     server: String,
-    queue: Arc<Mutex<VecDeque<Sent>>>,
+    /// Index into the failover list of the server this session is on.
+    server_index: usize,
+    queue: Shared,
+    /// Failed reconnection attempts in a row, and when the next one may start.
+    failed_attempts: u32,
+    next_attempt: Instant,
     next_xid: i32,
     /// Encoded requests not yet written (flushed by `poll`).
     out: Vec<u8>,
     last_send: Instant,
     ping_every: Duration,
     reader: Option<JoinHandle<()>>,
+    /// Readers of earlier connections (joined at close).
+    retired: Vec<JoinHandle<()>>,
+    global: usize,
 }
 
 /// One worker's ZooKeeper sessions.
@@ -92,6 +160,12 @@ pub struct ZkDriver {
     chroot: Option<String>,
     /// Whether this (the worker's) thread got a tight timer slack yet.
     slack_set: bool,
+    /// For readers of reconnected sessions.
+    tx: Sender<Completion>,
+    /// Failover list (the connect string's servers).
+    servers: Vec<String>,
+    /// Completions made here (dead sessions), delivered by `poll` when due.
+    local: Vec<Completion>,
 }
 
 /// Timer slack of the polling thread, ns. Linux lets a timed wait end up to 50 us late
@@ -140,10 +214,11 @@ fn read_frame(stream: &mut TcpStream, frames: &mut FrameBuffer) -> std::io::Resu
 }
 
 fn connect_one(
+    timeout_ms: u64,
     plan: &SessionPlan,
 ) -> Result<(TcpStream, FrameBuffer, ConnectResponse), DriverError> {
     let s = &plan.server;
-    let timeout = Duration::from_millis(CONNECT_TIMEOUT_MS_MAX);
+    let timeout = Duration::from_millis(timeout_ms);
     let addr = s
         .to_socket_addrs()
         .map_err(io_err(s, "resolving"))?
@@ -196,7 +271,7 @@ fn reader(
     session: usize,
     mut stream: TcpStream,
     mut frames: FrameBuffer,
-    queue: Arc<Mutex<VecDeque<Sent>>>,
+    queue: Shared,
     tx: Sender<Completion>,
     epoch: Instant,
     chroot: Option<String>,
@@ -232,7 +307,7 @@ fn reader(
             }
             continue;
         }
-        let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let sent = lock(&queue).sent.pop_front();
         let Some(sent) = sent else { break };
         if sent.xid != header.xid {
             // FIFO broken: the server or the wire is confused; stop this session.
@@ -272,23 +347,62 @@ fn reader(
             return;
         }
     }
-    // The connection is gone: answer everything still queued.
+    // The connection is gone: answer everything still owed (unless the writer did).
     let at = since(epoch);
-    let left: Vec<Sent> = queue
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain(..)
-        .collect();
-    for s in left {
-        let _ = tx.send(Completion {
-            at,
-            event: Event::Reply {
-                session,
-                tag: s.tag,
-                result: Err(ErrorCode::ConnectionLoss),
-            },
-        });
+    for sent in kill(&queue) {
+        let _ = tx.send(connection_loss(session, at, sent));
     }
+}
+
+/// Where and how to open a session.
+struct Open<'a> {
+    session: usize,
+    global: usize,
+    server: &'a str,
+    server_index: usize,
+    timeout_ms: u64,
+    tx: &'a Sender<Completion>,
+    epoch: Instant,
+    chroot: &'a Option<String>,
+}
+
+/// Connects a session and starts its reader.
+fn open(o: Open<'_>) -> Result<Session, DriverError> {
+    let plan = SessionPlan {
+        global: o.global,
+        server: o.server.to_string(),
+    };
+    let (stream, frames, resp) = connect_one(o.timeout_ms, &plan)?;
+    let queue: Shared = Arc::default();
+    let read_half = stream
+        .try_clone()
+        .map_err(io_err(o.server, "cloning the socket"))?;
+    let (q, tx, epoch, chroot, i) = (
+        queue.clone(),
+        o.tx.clone(),
+        o.epoch,
+        o.chroot.clone(),
+        o.session,
+    );
+    let handle = std::thread::Builder::new()
+        .name(format!("zk-reader-{}", o.global))
+        .spawn(move || reader(i, read_half, frames, q, tx, epoch, chroot))
+        .map_err(io_err(o.server, "spawning a reader thread"))?;
+    Ok(Session {
+        stream,
+        server: o.server.to_string(),
+        server_index: o.server_index,
+        queue,
+        failed_attempts: 0,
+        next_attempt: Instant::now(),
+        next_xid: 1,
+        out: Vec::new(),
+        last_send: Instant::now(),
+        ping_every: Duration::from_millis(resp.time_out as u64 / 3),
+        reader: Some(handle),
+        retired: Vec::new(),
+        global: o.global,
+    })
 }
 
 impl Connector for ZkConnector {
@@ -298,27 +412,21 @@ impl Connector for ZkConnector {
         let (tx, rx) = mpsc::channel();
         let mut sessions = Vec::with_capacity(plans.len());
         for (i, plan) in plans.iter().enumerate() {
-            let (stream, frames, resp) = connect_one(plan)?;
-            let queue = Arc::new(Mutex::new(VecDeque::new()));
-            let read_half = stream
-                .try_clone()
-                .map_err(io_err(&plan.server, "cloning the socket"))?;
-            let (q, tx, epoch, chroot) =
-                (queue.clone(), tx.clone(), self.epoch, self.chroot.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("zk-reader-{}", plan.global))
-                .spawn(move || reader(i, read_half, frames, q, tx, epoch, chroot))
-                .map_err(io_err(&plan.server, "spawning a reader thread"))?;
-            sessions.push(Session {
-                stream,
-                server: plan.server.clone(),
-                queue,
-                next_xid: 1,
-                out: Vec::new(),
-                last_send: Instant::now(),
-                ping_every: Duration::from_millis(resp.time_out as u64 / 3),
-                reader: Some(handle),
-            });
+            let server_index = self
+                .servers
+                .iter()
+                .position(|s| *s == plan.server)
+                .unwrap_or(0);
+            sessions.push(open(Open {
+                session: i,
+                global: plan.global,
+                server: &plan.server,
+                server_index,
+                timeout_ms: CONNECT_TIMEOUT_MS_MAX,
+                tx: &tx,
+                epoch: self.epoch,
+                chroot: &self.chroot,
+            })?);
         }
         let mut d = ZkDriver {
             sessions,
@@ -326,6 +434,9 @@ impl Connector for ZkConnector {
             epoch: self.epoch,
             chroot: self.chroot.clone(),
             slack_set: false,
+            tx,
+            servers: self.servers.clone(),
+            local: Vec::new(),
         };
         if worker == 0 {
             d.ensure_chroot()?;
@@ -395,7 +506,8 @@ impl ZkDriver {
         })
     }
 
-    fn send(&mut self, session: usize, req: &Request, tag: Option<u64>) -> Result<(), DriverError> {
+    /// Encodes `req` into the session's buffer; `false` if the connection is dead.
+    fn send(&mut self, session: usize, req: &Request, tag: Option<u64>) -> bool {
         let s = &mut self.sessions[session];
         let xid = match req.special_xid() {
             Some(x) => x,
@@ -405,46 +517,111 @@ impl ZkDriver {
                 x
             }
         };
-        if let Some(tag) = tag {
-            s.queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back(Sent {
+        {
+            let mut owed = lock(&s.queue);
+            if owed.dead {
+                return false;
+            }
+            if let Some(tag) = tag {
+                owed.sent.push_back(Sent {
                     xid,
                     op: req.op_code(),
                     tag,
                 });
+            }
         }
         req.encode_frame(xid, &mut s.out);
         s.last_send = Instant::now();
         if s.out.len() >= WRITE_BUFFER_BYTES_MAX {
-            Self::flush_one(s)?;
+            self.flush_one(session);
         }
-        Ok(())
+        true
     }
 
-    fn flush_one(s: &mut Session) -> Result<(), DriverError> {
-        if !s.out.is_empty() {
-            s.stream
-                .write_all(&s.out)
-                .map_err(io_err(&s.server, "sending"))?;
-            s.out.clear();
+    /// Writes a session's buffer; a failed write declares the connection dead.
+    fn flush_one(&mut self, i: usize) {
+        let s = &mut self.sessions[i];
+        if s.out.is_empty() {
+            return;
         }
-        Ok(())
+        let written = s.stream.write_all(&s.out);
+        s.out.clear();
+        if written.is_err() {
+            let _ = s.stream.shutdown(Shutdown::Both); // the reader ends too
+            let at = since(self.epoch);
+            for sent in kill(&s.queue) {
+                self.local.push(connection_loss(i, at, sent));
+            }
+        }
     }
 
     /// Writes every session's buffered requests (one write per session).
-    fn flush(&mut self) -> Result<(), DriverError> {
-        self.sessions.iter_mut().try_for_each(Self::flush_one)
+    fn flush(&mut self) {
+        for i in 0..self.sessions.len() {
+            self.flush_one(i);
+        }
     }
 
-    fn ping_idle(&mut self) -> Result<(), DriverError> {
+    fn ping_idle(&mut self) {
         for i in 0..self.sessions.len() {
             if self.sessions[i].last_send.elapsed() >= self.sessions[i].ping_every {
-                self.send(i, &Request::Ping, None)?;
+                self.send(i, &Request::Ping, None);
             }
         }
-        Ok(())
+    }
+
+    /// Reconnects dead session `i` to the next server, if an attempt is due.
+    fn revive(&mut self, i: usize) -> Result<(), DriverError> {
+        let s = &self.sessions[i];
+        if !lock(&s.queue).dead || Instant::now() < s.next_attempt {
+            return Ok(());
+        }
+        let (server_index, server) = match self.servers.len() {
+            0 => (s.server_index, s.server.clone()),
+            n => (
+                (s.server_index + 1) % n,
+                self.servers[(s.server_index + 1) % n].clone(),
+            ),
+        };
+        let opened = open(Open {
+            session: i,
+            global: s.global,
+            server: &server,
+            server_index,
+            timeout_ms: RECONNECT_TIMEOUT_MS_MAX,
+            tx: &self.tx,
+            epoch: self.epoch,
+            chroot: &self.chroot,
+        });
+        let s = &mut self.sessions[i];
+        match opened {
+            Ok(mut fresh) => {
+                let _ = s.stream.shutdown(Shutdown::Both);
+                fresh.retired = std::mem::take(&mut s.retired);
+                fresh.retired.extend(s.reader.take());
+                *s = fresh;
+                Ok(())
+            }
+            Err(e) => {
+                s.failed_attempts += 1;
+                s.next_attempt = Instant::now() + Duration::from_millis(RECONNECT_INTERVAL_MS);
+                (s.server_index, s.server) = (server_index, server);
+                if s.failed_attempts >= RECONNECT_ATTEMPTS_MAX {
+                    return Err(DriverError(format!(
+                        "session lost; {} reconnection attempts failed, last: {e}",
+                        s.failed_attempts
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves local completions due by `now` to `out`.
+    fn take_local(&mut self, now: Nanos, out: &mut Vec<Completion>) {
+        let (due, later): (Vec<_>, Vec<_>) = self.local.drain(..).partition(|c| c.at <= now);
+        self.local = later;
+        out.extend(due);
     }
 }
 
@@ -462,7 +639,25 @@ impl Driver for ZkDriver {
             return Err(DriverError(format!("no session {session}")));
         }
         let req = self.request(op)?;
-        self.send(session, &req, Some(tag))
+        if self.send(session, &req, Some(tag)) {
+            return Ok(());
+        }
+        self.revive(session)?;
+        if self.send(session, &req, Some(tag)) {
+            return Ok(());
+        }
+        // Still dead: fail it when the next attempt is due, so callers wait, not spin.
+        let wait = self.sessions[session]
+            .next_attempt
+            .saturating_duration_since(Instant::now());
+        let at = self.now() + wait.as_nanos() as Nanos;
+        let none = Sent {
+            xid: 0,
+            op: OpCode::Error,
+            tag,
+        };
+        self.local.push(connection_loss(session, at, none));
+        Ok(())
     }
 
     fn poll(&mut self, deadline: Nanos, out: &mut Vec<Completion>) -> Result<(), DriverError> {
@@ -470,15 +665,19 @@ impl Driver for ZkDriver {
             tight_timer_slack();
             self.slack_set = true;
         }
-        self.ping_idle()?;
-        self.flush()?;
-        let wait = Duration::from_nanos(deadline.saturating_sub(self.now()));
-        match self.rx.recv_timeout(wait) {
-            Ok(c) => out.push(c),
-            Err(RecvTimeoutError::Timeout) => return Ok(()),
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(DriverError("every session is gone".into()));
+        self.ping_idle();
+        self.flush();
+        let now = self.now();
+        self.take_local(now, out);
+        if out.is_empty() {
+            let next_local = self.local.iter().map(|c| c.at).min().unwrap_or(Nanos::MAX);
+            let wait = Duration::from_nanos(deadline.min(next_local).saturating_sub(now));
+            // Never disconnected: the driver keeps a sender for future readers.
+            if let Ok(c) = self.rx.recv_timeout(wait) {
+                out.push(c);
             }
+            let now = self.now();
+            self.take_local(now, out);
         }
         while out.len() < POLL_BATCH_MAX {
             match self.rx.try_recv() {
@@ -493,10 +692,7 @@ impl Driver for ZkDriver {
         let close_tag = u64::MAX;
         let mut waiting = 0;
         for i in 0..self.sessions.len() {
-            if self
-                .send(i, &Request::CloseSession, Some(close_tag))
-                .is_ok()
-            {
+            if self.send(i, &Request::CloseSession, Some(close_tag)) {
                 waiting += 1;
             }
         }
@@ -511,7 +707,7 @@ impl Driver for ZkDriver {
         }
         for s in &mut self.sessions {
             let _ = s.stream.shutdown(Shutdown::Both);
-            if let Some(h) = s.reader.take() {
+            for h in s.reader.take().into_iter().chain(s.retired.drain(..)) {
                 let _ = h.join();
             }
         }

@@ -227,3 +227,58 @@ fn sessions_spread_round_robin_over_the_connect_string() {
     servers.into_iter().for_each(|s| s.join().unwrap());
     assert_eq!(out.stats.ops(), 100);
 }
+
+#[test]
+fn a_lost_session_fails_over_to_the_next_server() {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addrs = vec![
+        a.local_addr().unwrap().to_string(),
+        b.local_addr().unwrap().to_string(),
+    ];
+    let server_a = thread::spawn(move || {
+        let (s, _) = a.accept().unwrap();
+        serve_until(s, 1, 300); // dies mid-run with requests in flight
+    });
+    let server_b = thread::spawn(move || {
+        let (s, _) = b.accept().unwrap();
+        serve(s, 2);
+    });
+    let mut cfg = RunConfig::defaults(5);
+    cfg.connect = ConnectString {
+        servers: addrs.clone(),
+        chroot: None,
+    };
+    cfg.workload = WorkloadSpec {
+        kind: WorkloadKind::Get,
+        key_count: 10,
+        dist: KeyDist::Uniform,
+        value_bytes: 1,
+    };
+    cfg.sessions = 1;
+    cfg.threads = 1;
+    cfg.load = Load::Closed { inflight: 8 };
+    cfg.warmup_s = 0;
+    cfg.max_ops = Some(1_000);
+    let zk = ZkConnector::new(None).with_failover(addrs);
+    let out =
+        runner::run(&cfg, &zk, &mut CollectProgress::default()).expect("the run survives the loss");
+    server_a.join().unwrap();
+    server_b.join().unwrap();
+    let lost = out
+        .stats
+        .errors()
+        .get(&ErrorCode::ConnectionLoss.code())
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        (1..=8).contains(&lost),
+        "the requests in flight at the loss, got {lost}"
+    );
+    assert_eq!(out.stats.ops() + lost, 1_000, "every op answered once");
+    assert!(
+        out.warnings.is_empty(),
+        "cleanup ran on the new server: {:?}",
+        out.warnings
+    );
+}

@@ -66,7 +66,7 @@ fn run(cfg: &RunConfig) -> Result<(), String> {
         }
         Target::Corekeeper | Target::Zookeeper => {
             let before = server_stats::snapshot(servers, &mut mntr_warnings);
-            let zk = ZkConnector::new(cfg.connect.chroot.clone());
+            let zk = ZkConnector::new(cfg.connect.chroot.clone()).with_failover(servers.clone());
             (runner::run(cfg, &zk, &mut StderrProgress), Some(before))
         }
     };
