@@ -23,3 +23,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "acceptance: zkCli and kazoo against corekeeper and ZooKeeper"
+bash tools/scripts/acceptance/run.sh

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# corekeeper's real-client acceptance suite (issue #3, items 1-3):
+#   1. Apache ZooKeeper's zkCli creates, reads, updates, lists, watches and deletes nodes;
+#   2. kazoo: CRUD, ephemeral, sequential, watches, transactions and its recipes;
+#   3. kazoo's own test suite against corekeeper and against ZooKeeper 3.8 in the same
+#      run; a test passing on ZooKeeper must pass on corekeeper or be listed, with its
+#      reason, in known-differences.txt and README.md's "## Compatibility" section.
+# Steps 1 and 2 also run against ZooKeeper, which proves their expectations are
+# ZooKeeper's real behaviour.
+#
+# It installs what it needs (apt packages, a venv in ./.venv, kazoo's source), builds
+# corekeeper, starts corekeeper on 127.0.0.2 and ZooKeeper on 127.0.0.3 (free ports),
+# and stops both on every exit. Every wait is bounded. The last line is
+# `acceptance: N passed, M failed`; the exit status is non-zero when M > 0.
+# Env: ACCEPT_KEEP=1 keeps the work directory (server logs, JUnit reports).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+REPO=$PWD
+HERE=$REPO/tools/scripts/acceptance
+VENV=$REPO/.venv
+KAZOO_VERSION=2.11.0
+KAZOO_SRC=$VENV/src/kazoo-$KAZOO_VERSION
+# kazoo test modules run on both servers (about 2 minutes each on 2 cores).
+KAZOO_MODULES="test_client test_lock test_election test_barrier test_queue test_counter
+  test_party test_watchers test_cache test_lease test_partitioner test_connection
+  test_security test_sasl"
+# Bounds, in seconds: one server's start, one kazoo test, one whole pytest run.
+SERVER_START_S_MAX=60
+KAZOO_TEST_S_MAX=30
+PYTEST_RUN_S_MAX=600
+# The digest of super:test, which kazoo's reconfig and auth tests log in as.
+SUPER_DIGEST='super:D/InIHSb7yEEbrWz8b9l71RjZJU='
+ZK_JARS="zookeeper zookeeper-jute netty-codec netty-resolver
+  netty-transport-native-unix-common netty-transport netty-buffer netty-common
+  netty-handler slf4j-api slf4j-log4j12 log4j-1.2 commons-cli"
+
+export CI=1 ZOOKEEPER_VERSION=3.8.0 DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+step() { printf '\n=== acceptance: %s ===\n' "$*"; }
+
+# ----------------------------------------------------------------- install
+
+step "install (apt, venv, kazoo source)"
+need_apt=()
+command -v java >/dev/null || need_apt+=(default-jre-headless)
+for pkg in zookeeper libnetty-java libslf4j-java liblog4j1.2-java; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
+if ((${#need_apt[@]})); then
+  apt-get update -q </dev/null
+  apt-get install -y -q "${need_apt[@]}" </dev/null
+fi
+CLASSPATH_ZK=""
+for j in $ZK_JARS; do CLASSPATH_ZK+="/usr/share/java/$j.jar:"; done
+CLASSPATH_ZK=${CLASSPATH_ZK%:}
+for j in ${CLASSPATH_ZK//:/ }; do
+  [[ -f $j ]] || { echo "acceptance: missing $j" >&2; exit 1; }
+done
+
+[[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+if ! "$VENV/bin/python" -c 'import kazoo, pytest, pytest_timeout, jks, objgraph, OpenSSL' 2>/dev/null \
+  || [[ $("$VENV/bin/python" -c 'import kazoo; print(kazoo.__version__)' 2>/dev/null) != "$KAZOO_VERSION" ]]; then
+  "$VENV/bin/pip" install -q "kazoo==$KAZOO_VERSION" pytest pytest-timeout 'pyOpenSSL<24.3' pyjks objgraph </dev/null
+fi
+if [[ ! -d $KAZOO_SRC/kazoo/tests ]]; then
+  mkdir -p "$VENV/src"
+  "$VENV/bin/pip" download -q --no-deps --no-binary :all: "kazoo==$KAZOO_VERSION" -d "$VENV/src" </dev/null
+  tar -xzf "$VENV/src/kazoo-$KAZOO_VERSION.tar.gz" -C "$VENV/src"
+fi
+
+# ----------------------------------------------------------------- build
+
+step "build corekeeper"
+ulimit -l unlimited 2>/dev/null || true
+cargo build -p engine --bin corekeeper --locked
+COREKEEPER=${CARGO_TARGET_DIR:-$REPO/target}/debug/corekeeper
+
+# ----------------------------------------------------------------- servers
+
+WORK=$(mktemp -d /tmp/corekeeper-acceptance.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    # bounded: a server that ignores SIGTERM for 10 s gets SIGKILL
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  if [[ ${ACCEPT_KEEP:-0} == 1 ]]; then echo "acceptance: work directory kept: $WORK"
+  else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { # $1: address
+  "$VENV/bin/python" -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
+}
+# Polls `ruok` until imok, the process dies, or SERVER_START_S_MAX passes.
+wait_ready() { # $1 name, $2 pid, $3 host, $4 port, $5 log
+  "$VENV/bin/python" - "$@" "$SERVER_START_S_MAX" <<'PY'
+import os, socket, sys, time
+name, pid, host, port, log, limit = sys.argv[1:]
+deadline = time.monotonic() + float(limit)
+while time.monotonic() < deadline:
+    try:
+        os.kill(int(pid), 0)
+    except OSError:
+        sys.exit(f"acceptance: {name} exited during start; log: {log}\n" + open(log).read()[-4000:])
+    try:
+        with socket.create_connection((host, int(port)), timeout=1) as s:
+            s.sendall(b"ruok")
+            if s.recv(4) == b"imok":
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)  # poll interval, not a guess: the loop ends on the answer
+sys.exit(f"acceptance: {name} did not answer ruok within {limit} s; log: {log}\n" + open(log).read()[-4000:])
+PY
+}
+
+CK_HOST=127.0.0.2 ZK_HOST=127.0.0.3
+CK_PORT=$(free_port $CK_HOST) ZK_PORT=$(free_port $ZK_HOST)
+mkdir -p "$WORK/ck/data" "$WORK/zk/data"
+cat >"$WORK/ck/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$WORK/ck/data
+clientPort=$CK_PORT
+clientPortAddress=$CK_HOST
+4lw.commands.whitelist=*
+superDigest=$SUPER_DIGEST
+CFG
+# The same settings as kazoo's own harness gives ZooKeeper (standalone here).
+cat >"$WORK/zk/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$WORK/zk/data
+clientPort=$ZK_PORT
+clientPortAddress=$ZK_HOST
+admin.enableServer=false
+4lw.commands.whitelist=*
+reconfigEnabled=true
+localSessionsEnabled=false
+localSessionsUpgradingEnabled=false
+CFG
+
+step "start corekeeper on $CK_HOST:$CK_PORT and ZooKeeper on $ZK_HOST:$ZK_PORT"
+"$COREKEEPER" --config "$WORK/ck/zoo.cfg" </dev/null >"$WORK/ck/server.log" 2>&1 &
+PIDS+=($!)
+wait_ready corekeeper "${PIDS[-1]}" $CK_HOST "$CK_PORT" "$WORK/ck/server.log"
+java "-Dzookeeper.DigestAuthenticationProvider.superDigest=$SUPER_DIGEST" \
+  -Dlog4j.configuration=file:/dev/null -cp "$CLASSPATH_ZK" \
+  org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" </dev/null >"$WORK/zk/server.log" 2>&1 &
+PIDS+=($!)
+wait_ready zookeeper "${PIDS[-1]}" $ZK_HOST "$ZK_PORT" "$WORK/zk/server.log"
+
+# ----------------------------------------------------------------- steps
+
+PASSED=0 FAILED=0 STEP_FAILURES=()
+# Adds one step's "N passed, M failed" (its last such line) to the totals.
+tally() { # $1 step name, $2 output file, $3 exit status
+  local line n m
+  line=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1 || true)
+  n=$(sed -E 's/ passed.*//' <<<"${line:-0 passed, 0 failed}")
+  m=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"${line:-0 passed, 0 failed}")
+  if [[ $3 != 0 && $m == 0 ]]; then m=1; fi  # a step that broke without counting
+  PASSED=$((PASSED + n)) FAILED=$((FAILED + m))
+  ((m == 0)) || STEP_FAILURES+=("$1")
+  echo "acceptance step $1: $n passed, $m failed"
+}
+run_step() { # $1 name, rest: command; output shown and kept for tally
+  local name=$1 rc=0
+  shift
+  "$@" </dev/null 2>&1 | tee "$WORK/$name.out" || rc=$?
+  tally "$name" "$WORK/$name.out" "$rc"
+}
+# pytest summary "3 failed, 10 passed, 2 skipped" -> "10 passed, 3 failed" for tally.
+pytest_counts() { # $1 junit xml
+  "$VENV/bin/python" - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+p = f = 0
+for c in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    tags = {x.tag for x in c}
+    if tags & {"failure", "error"}:
+        f += 1
+    elif "skipped" not in tags:
+        p += 1
+print(f"pytest: {p} passed, {f} failed")
+PY
+}
+kazoo_client() { # $1 host:port, $2 junit xml
+  ACCEPT_SERVER=$1 timeout "$PYTEST_RUN_S_MAX" "$VENV/bin/python" -m pytest -p no:cacheprovider \
+    -q --timeout="$KAZOO_TEST_S_MAX" --junitxml="$2" "$HERE/test_kazoo_client.py" || true
+  pytest_counts "$2"
+}
+kazoo_suite() { # $1 host:port, $2 junit xml
+  local mods=() m
+  for m in $KAZOO_MODULES; do mods+=("kazoo/tests/$m.py"); done
+  (cd "$KAZOO_SRC" && KAZOO_FIXED_SERVERS=$1 PYTHONPATH=$HERE \
+    timeout "$PYTEST_RUN_S_MAX" "$VENV/bin/python" -m pytest -p kazoo_fixed_servers \
+    -p no:cacheprovider -o addopts= -o log_cli=false -q -rfE --disable-warnings --timeout="$KAZOO_TEST_S_MAX" \
+    --junitxml="$2" "${mods[@]}") || true
+  [[ -s $2 ]]
+}
+
+step "1. zkCli on corekeeper"
+run_step zkcli-corekeeper "$VENV/bin/python" "$HERE/zkcli_check.py" \
+  --server "$CK_HOST:$CK_PORT" --classpath "$CLASSPATH_ZK" --label corekeeper
+step "1. zkCli on ZooKeeper (checks the expectations)"
+run_step zkcli-zookeeper "$VENV/bin/python" "$HERE/zkcli_check.py" \
+  --server "$ZK_HOST:$ZK_PORT" --classpath "$CLASSPATH_ZK" --label zookeeper
+step "2. kazoo client and recipes on corekeeper"
+run_step kazoo-corekeeper kazoo_client "$CK_HOST:$CK_PORT" "$WORK/kazoo-client-ck.xml"
+step "2. kazoo client and recipes on ZooKeeper (checks the expectations)"
+run_step kazoo-zookeeper kazoo_client "$ZK_HOST:$ZK_PORT" "$WORK/kazoo-client-zk.xml"
+step "3. kazoo's own suite on corekeeper"
+kazoo_suite "$CK_HOST:$CK_PORT" "$WORK/suite-ck.xml" </dev/null || true
+step "3. kazoo's own suite on ZooKeeper"
+kazoo_suite "$ZK_HOST:$ZK_PORT" "$WORK/suite-zk.xml" </dev/null || true
+step "3. compare kazoo's suite: ZooKeeper vs corekeeper"
+run_step kazoo-suite-compare "$VENV/bin/python" "$HERE/compare.py" \
+  --zookeeper "$WORK/suite-zk.xml" --corekeeper "$WORK/suite-ck.xml" \
+  --known "$HERE/known-differences.txt" --readme "$REPO/README.md"
+
+if ((${#STEP_FAILURES[@]})); then echo "acceptance: failing steps: ${STEP_FAILURES[*]}"; fi
+echo "acceptance: $PASSED passed, $FAILED failed"
+((FAILED == 0))
