@@ -42,10 +42,12 @@ step() { printf '\n=== acceptance: %s ===\n' "$*"; }
 step "install (apt, venv, kazoo source)"
 need_apt=()
 command -v java >/dev/null || need_apt+=(default-jre-headless)
+command -v python3 >/dev/null || need_apt+=(python3)
 for pkg in zookeeper libnetty-java libslf4j-java liblog4j1.2-java; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
+command -v timeout >/dev/null || need_apt+=(coreutils)
 if ((${#need_apt[@]})); then
   apt-get update -q </dev/null
   apt-get install -y -q "${need_apt[@]}" </dev/null
