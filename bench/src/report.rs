@@ -311,8 +311,9 @@ fn percentile_line(p: &Percentiles) -> String {
 }
 
 /// Writes the measured intervals as an hdrhistogram interval log (values in
-/// microseconds; the log's max column divided by 1000, i.e. milliseconds), tagged with
-/// the run's label. HdrHistogram's `HistogramLogProcessor` and plotters read it.
+/// microseconds; the log's max column divided by 1000, i.e. milliseconds): per second,
+/// all kinds tagged with the run's label and, when the run mixes kinds, each kind
+/// tagged `<label>-<kind>` (e.g. `corekeeper-get`). HdrHistogram's `HistogramLogProcessor` and plotters read it.
 pub fn write_interval_log<W: io::Write>(
     stats: &RunStats,
     label: &str,
@@ -324,22 +325,31 @@ pub fn write_interval_log<W: io::Write>(
         .with_max_value_divisor(1000.0)
         .begin_log_with(out, &mut ser)
         .map_err(|e| format!("writing interval log: {e}"))?;
-    let tag_text: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let tag = Tag::new(&tag_text);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let all_tag = clean(label);
     let len = std::time::Duration::from_nanos(INTERVAL_NS);
     for (i, s) in stats.measured_intervals().iter().enumerate() {
         let start = len * i as u32;
-        log.write_histogram(&s.hist, start, len, tag)
+        log.write_histogram(&s.hist, start, len, Tag::new(&all_tag))
             .map_err(|e| format!("writing interval log: {e:?}"))?;
+        if s.by_kind.len() < 2 {
+            continue; // one kind: the all-kinds histogram says it all
+        }
+        for (kind, h) in &s.by_kind {
+            let tag = clean(&format!("{label}-{kind}"));
+            log.write_histogram(h, start, len, Tag::new(&tag))
+                .map_err(|e| format!("writing interval log: {e:?}"))?;
+        }
     }
     Ok(())
 }
@@ -412,6 +422,11 @@ mod tests {
             iv.ops = 50 * i;
             iv.hist = new_hist();
             iv.hist.record(100 * (i + 1)).unwrap();
+            for kind in [OpKind::Get, OpKind::Set] {
+                let mut h = new_hist();
+                h.record(100 * (i + 1)).unwrap();
+                iv.by_kind.insert(kind, h);
+            }
             s.merge_interval(&iv);
         }
         s.measured_ns = 2 * NANOS_PER_S;
@@ -502,11 +517,26 @@ mod tests {
         use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
         let hists: Vec<_> = IntervalLogIterator::new(&buf)
             .filter_map(|e| match e.unwrap() {
-                LogEntry::Interval(h) => Some((h.start_timestamp().as_secs(), h.max())),
+                LogEntry::Interval(h) => Some((
+                    h.tag().map(|t| t.as_str().to_string()),
+                    h.start_timestamp().as_secs(),
+                    h.max(),
+                )),
                 _ => None,
             })
             .collect();
-        assert_eq!(hists, [(0, 0.2), (1, 0.3)]);
+        let t = |s: &str| Some(s.to_string());
+        assert_eq!(
+            hists,
+            [
+                (t("core_keeper"), 0, 0.2),
+                (t("core_keeper-get"), 0, 0.2),
+                (t("core_keeper-set"), 0, 0.2),
+                (t("core_keeper"), 1, 0.3),
+                (t("core_keeper-get"), 1, 0.3),
+                (t("core_keeper-set"), 1, 0.3),
+            ]
+        );
     }
 
     #[test]

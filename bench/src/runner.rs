@@ -59,6 +59,9 @@ pub const DRAIN_NS_MAX: Nanos = 30 * NANOS_PER_S;
 pub const BATCH_STALL_NS_MAX: Nanos = 30 * NANOS_PER_S;
 /// Requests in flight per worker during setup and cleanup.
 pub const BATCH_WINDOW_MAX: usize = 256;
+/// Requests in flight per session during setup and cleanup (pipelined, so creating
+/// 100k keys takes seconds, not minutes).
+pub const BATCH_INFLIGHT_PER_SESSION: usize = 32;
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +296,7 @@ fn worker<D: Driver>(
     tx: &mpsc::Sender<WorkerMsg>,
 ) -> Result<WorkerResult, DriverError> {
     let ops_gen = OpGen::new(&plan.spec, plan.seed, plan.worker, plan.workers);
-    let window = d.sessions().clamp(1, BATCH_WINDOW_MAX);
+    let window = (d.sessions() * BATCH_INFLIGHT_PER_SESSION).clamp(1, BATCH_WINDOW_MAX);
     let setup = run_batch(
         &mut d,
         setup_ops(&plan.spec, ops_gen.value(), plan.worker, plan.workers),

@@ -124,6 +124,8 @@ pub struct IntervalSample {
     pub errors: u64,
     /// Latencies (corrected) of the successful ops, all kinds together.
     pub hist: Histogram<u64>,
+    /// The same, per op kind (for per-kind interval logs).
+    pub by_kind: BTreeMap<OpKind, Histogram<u64>>,
 }
 
 impl IntervalSample {
@@ -133,6 +135,7 @@ impl IntervalSample {
             ops: 0,
             errors: 0,
             hist: new_hist(),
+            by_kind: BTreeMap::new(),
         }
     }
 
@@ -141,6 +144,9 @@ impl IntervalSample {
         self.ops += other.ops;
         self.errors += other.errors;
         merge_hist(&mut self.hist, &other.hist);
+        for (kind, h) in &other.by_kind {
+            merge_hist(self.by_kind.entry(*kind).or_insert_with(new_hist), h);
+        }
     }
 }
 
@@ -198,7 +204,10 @@ impl Recorder {
         match s.result {
             Ok(()) => {
                 self.current.ops += 1;
-                record_us(&mut self.current.hist, s.done.saturating_sub(s.intended));
+                let latency = s.done.saturating_sub(s.intended);
+                record_us(&mut self.current.hist, latency);
+                let by_kind = self.current.by_kind.entry(s.kind).or_insert_with(new_hist);
+                record_us(by_kind, latency);
             }
             Err(_) => self.current.errors += 1,
         }
