@@ -39,7 +39,7 @@ use transport::jute::{CreateMode, ErrorCode, EventType};
 
 use crate::config::{Load, RunConfig, Spread};
 use crate::driver::{
-    Connector, Driver, DriverError, Event, NANOS_PER_S, Nanos, Reply, SessionPlan,
+    Completion, Connector, Driver, DriverError, Event, NANOS_PER_S, Nanos, Reply, SessionPlan,
 };
 use crate::progress::{ProgressLine, ProgressSink};
 use crate::stats::{
@@ -531,6 +531,122 @@ fn time_out(rec: &mut Recorder, pending: HashMap<u64, Pending>, now: Nanos) {
     }
 }
 
+/// The open-loop schedule of one worker.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    period: Nanos,
+    next: Nanos,
+    /// Round-robin session counter.
+    rr: usize,
+}
+
+/// One worker's basic (closed- or open-loop) load: the requests it waits on and how it
+/// issues the next.
+struct Basic<'a> {
+    ops_gen: &'a mut OpGen,
+    win: Window,
+    rec: Recorder,
+    pending: HashMap<u64, Pending>,
+    tag: u64,
+    /// `Some` in open loop.
+    schedule: Option<Schedule>,
+}
+
+impl Basic<'_> {
+    /// Issues the next op on `session`, due at `intended`, if the window admits it.
+    fn issue<D: Driver>(
+        &mut self,
+        d: &mut D,
+        session: usize,
+        intended: Nanos,
+    ) -> Result<(), DriverError> {
+        let Some(measured) = self.win.admit(intended) else {
+            return Ok(());
+        };
+        let Some(op) = self.ops_gen.next_op() else {
+            self.win.issued_measured -= u64::from(measured);
+            self.win.stop(intended);
+            return Ok(());
+        };
+        d.submit(session, self.tag, &op)?;
+        let p = Pending {
+            kind: op.kind,
+            intended,
+            sent: d.now(),
+            measured,
+        };
+        self.pending.insert(self.tag, p);
+        self.tag += 1;
+        Ok(())
+    }
+
+    /// Open loop: issues every request due by now (up to the outstanding cap).
+    fn issue_due<D: Driver>(&mut self, d: &mut D) -> Result<(), DriverError> {
+        let Some(mut sch) = self.schedule else {
+            return Ok(());
+        };
+        if !self.win.stopped && sch.next >= self.win.end {
+            self.win.stop(sch.next); // the schedule is done, even if sends were held back
+        }
+        let now = d.now();
+        while !self.win.stopped && sch.next <= now && self.pending.len() < OPEN_OUTSTANDING_MAX {
+            self.issue(d, sch.rr % d.sessions(), sch.next)?;
+            sch.rr += 1;
+            sch.next += sch.period;
+        }
+        self.schedule = Some(sch);
+        Ok(())
+    }
+
+    /// The poll deadline: interval boundary, end, and the next scheduled send.
+    fn deadline(&self, now: Nanos) -> Nanos {
+        let d = self.win.deadline(now);
+        match self.schedule {
+            Some(sch) if !self.win.stopped && self.pending.len() < OPEN_OUTSTANDING_MAX => {
+                d.min(sch.next.max(now))
+            }
+            _ => d,
+        }
+    }
+
+    /// Records a completion; in closed loop, refills the freed slot.
+    fn complete<D: Driver>(&mut self, d: &mut D, c: Completion) -> Result<(), DriverError> {
+        let Event::Reply {
+            session,
+            tag,
+            result,
+        } = c.event
+        else {
+            return Ok(());
+        };
+        let Some(p) = self.pending.remove(&tag) else {
+            return Ok(());
+        };
+        self.win.completed(p.measured, c.at);
+        self.rec.record(Sample {
+            kind: p.kind,
+            intended: p.intended,
+            sent: p.sent,
+            done: c.at.max(p.sent),
+            result: result.map(|_| ()).map_err(ErrorCode::code),
+            measured: p.measured,
+        });
+        if self.schedule.is_none() {
+            let now = d.now();
+            self.issue(d, session, now)?;
+        }
+        Ok(())
+    }
+
+    /// Length of the measured window (see the module docs).
+    fn measured_ns(&self) -> Nanos {
+        match self.schedule {
+            Some(sch) => self.win.issued_measured * sch.period,
+            None => self.win.closed_loop_ns(),
+        }
+    }
+}
+
 /// Closed- and open-loop load of the basic workloads.
 fn run_basic<D: Driver>(
     d: &mut D,
@@ -539,122 +655,51 @@ fn run_basic<D: Driver>(
     send: &mut dyn FnMut(IntervalSample),
 ) -> Result<(Recorder, Nanos), DriverError> {
     let t0 = d.now();
-    let mut rec = Recorder::new(t0);
-    let mut win = Window::new(t0, plan);
-    let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut tag = 0u64;
-    let mut issue = |d: &mut D,
-                     win: &mut Window,
-                     pending: &mut HashMap<u64, Pending>,
-                     session: usize,
-                     intended: Nanos|
-     -> Result<(), DriverError> {
-        let Some(measured) = win.admit(intended) else {
-            return Ok(());
-        };
-        let Some(op) = ops_gen.next_op() else {
-            win.issued_measured -= u64::from(measured);
-            win.stop(intended);
-            return Ok(());
-        };
-        d.submit(session, tag, &op)?;
-        pending.insert(
-            tag,
-            Pending {
-                kind: op.kind,
-                intended,
-                sent: d.now(),
-                measured,
-            },
-        );
-        tag += 1;
-        Ok(())
-    };
-    let sessions = d.sessions();
     // Open loop: this worker's period, and its phase in the merged schedule.
-    let (period, mut next_intended) = match plan.load {
-        Load::Open { rate } => {
-            let period = (plan.workers as f64 * NANOS_PER_S as f64 / rate).max(1.0) as Nanos;
-            (
-                period,
-                t0 + (plan.worker as f64 * NANOS_PER_S as f64 / rate) as Nanos,
-            )
-        }
-        Load::Closed { inflight } => {
-            for _ in 0..inflight {
-                for s in 0..sessions {
-                    issue(d, &mut win, &mut pending, s, t0)?;
-                }
-            }
-            (0, Nanos::MAX)
-        }
+    let schedule = match plan.load {
+        Load::Open { rate } => Some(Schedule {
+            period: (plan.workers as f64 * NANOS_PER_S as f64 / rate).max(1.0) as Nanos,
+            next: t0 + (plan.worker as f64 * NANOS_PER_S as f64 / rate) as Nanos,
+            rr: 0,
+        }),
+        Load::Closed { .. } => None,
     };
-    let open = matches!(plan.load, Load::Open { .. });
-    let (mut rr, mut out) = (0usize, Vec::new());
-    loop {
-        if open && !win.stopped && next_intended >= win.end {
-            win.stop(next_intended); // the schedule is done, even if sends were held back
-        }
-        if open {
-            let now = d.now();
-            while !win.stopped && next_intended <= now && pending.len() < OPEN_OUTSTANDING_MAX {
-                issue(d, &mut win, &mut pending, rr % sessions, next_intended)?;
-                rr += 1;
-                next_intended += period;
+    let mut b = Basic {
+        ops_gen,
+        win: Window::new(t0, plan),
+        rec: Recorder::new(t0),
+        pending: HashMap::new(),
+        tag: 0,
+        schedule,
+    };
+    if let Load::Closed { inflight } = plan.load {
+        for _ in 0..inflight {
+            for s in 0..d.sessions() {
+                b.issue(d, s, t0)?;
             }
         }
-        if win.stopped && pending.is_empty() {
-            break;
-        }
-        let now = d.now();
-        if win.stopped && now >= win.drain_deadline {
-            time_out(&mut rec, std::mem::take(&mut pending), now);
-            break;
-        }
-        let mut deadline = win.deadline(now);
-        if open && !win.stopped && pending.len() < OPEN_OUTSTANDING_MAX {
-            deadline = deadline.min(next_intended.max(now));
-        }
-        d.poll(deadline, &mut out)?;
-        for c in out.drain(..) {
-            let Event::Reply {
-                session,
-                tag: t,
-                result,
-            } = c.event
-            else {
-                continue;
-            };
-            let Some(p) = pending.remove(&t) else {
-                continue;
-            };
-            win.completed(p.measured, c.at);
-            rec.record(Sample {
-                kind: p.kind,
-                intended: p.intended,
-                sent: p.sent,
-                done: c.at.max(p.sent),
-                result: result.map(|_| ()).map_err(ErrorCode::code),
-                measured: p.measured,
-            });
-            if !open {
-                let now = d.now();
-                issue(d, &mut win, &mut pending, session, now)?;
-            }
-        }
-        let now = d.now();
-        if !open && now >= win.end {
-            win.stop(now);
-        }
-        rec.advance(now);
-        rec.take_closed().into_iter().for_each(&mut *send);
     }
-    let measured_ns = if open {
-        win.issued_measured * period
-    } else {
-        win.closed_loop_ns()
-    };
-    Ok((rec, measured_ns))
+    let mut out = Vec::new();
+    loop {
+        b.issue_due(d)?;
+        let now = d.now();
+        if b.win.stopped && (b.pending.is_empty() || now >= b.win.drain_deadline) {
+            time_out(&mut b.rec, std::mem::take(&mut b.pending), now);
+            break;
+        }
+        d.poll(b.deadline(now), &mut out)?;
+        for c in out.drain(..) {
+            b.complete(d, c)?;
+        }
+        let now = d.now();
+        if b.schedule.is_none() && now >= b.win.end {
+            b.win.stop(now);
+        }
+        b.rec.advance(now);
+        b.rec.take_closed().into_iter().for_each(&mut *send);
+    }
+    let measured_ns = b.measured_ns();
+    Ok((b.rec, measured_ns))
 }
 
 /// Watch fan-out: session 0 writes `WATCH_NODE`, sessions `1..` watch it.
