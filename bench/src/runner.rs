@@ -821,6 +821,99 @@ enum Contender {
     Waiting(String),
 }
 
+/// One worker's lock contenders.
+struct Lock {
+    win: Window,
+    rec: Recorder,
+    state: Vec<Contender>,
+    /// Per session: its node's name, once created.
+    node: Vec<Option<String>>,
+    /// Per session: when its acquisition started, and whether it is measured.
+    started: Vec<(Nanos, bool)>,
+    tag: u64,
+}
+
+impl Lock {
+    fn submit<D: Driver>(&mut self, d: &mut D, s: usize, op: &Op) -> Result<(), DriverError> {
+        d.submit(s, self.tag, op)?;
+        self.tag += 1;
+        Ok(())
+    }
+
+    /// Starts an acquisition on every idle contender the window admits.
+    fn start_idle<D: Driver>(&mut self, d: &mut D) -> Result<(), DriverError> {
+        let mut create = Op::new(OpKind::Create, format!("{LOCK_PARENT}/lock-"));
+        create.mode = CreateMode::EphemeralSequential;
+        for s in 0..self.state.len() {
+            if self.state[s] != Contender::Idle || self.win.stopped {
+                continue;
+            }
+            let now = d.now();
+            if let Some(measured) = self.win.admit(now) {
+                self.started[s] = (now, measured);
+                self.state[s] = Contender::Busy;
+                self.submit(d, s, &create)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event<D: Driver>(&mut self, d: &mut D, c: Completion) -> Result<(), DriverError> {
+        let children = Op::new(OpKind::Children, LOCK_PARENT);
+        match c.event {
+            Event::Reply {
+                session: s, result, ..
+            } => {
+                let step = lock_step(&mut self.node[s], result)
+                    .map_err(|e| DriverError(format!("lock recipe: {e}")))?;
+                match step {
+                    LockStep::List => self.submit(d, s, &children)?,
+                    LockStep::Acquired => {
+                        let (at, measured) = self.started[s];
+                        self.win.completed(measured, c.at);
+                        let done = c.at.max(at);
+                        let result = Ok(());
+                        let kind = OpKind::LockAcquire;
+                        self.rec.record(Sample {
+                            kind,
+                            intended: at,
+                            sent: at,
+                            done,
+                            result,
+                            measured,
+                        });
+                        let mine = self.node[s].take().expect("acquired implies a node");
+                        self.submit(
+                            d,
+                            s,
+                            &Op::new(OpKind::Delete, format!("{LOCK_PARENT}/{mine}")),
+                        )?;
+                    }
+                    LockStep::Watch(pred) => {
+                        let mut ex = Op::new(OpKind::Exists, format!("{LOCK_PARENT}/{pred}"));
+                        ex.watch = true;
+                        self.state[s] = Contender::Waiting(pred);
+                        self.submit(d, s, &ex)?;
+                    }
+                    LockStep::Released => self.state[s] = Contender::Idle,
+                    LockStep::StillWaiting => {}
+                }
+            }
+            Event::Watch {
+                session: s, path, ..
+            } => {
+                if let Contender::Waiting(pred) = &self.state[s]
+                    && path.ends_with(&format!("/{pred}"))
+                {
+                    self.state[s] = Contender::Busy;
+                    self.submit(d, s, &children)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Lock contention: every session loops acquire/release on `LOCK_PARENT`.
 fn run_lock<D: Driver>(
     d: &mut D,
@@ -829,98 +922,37 @@ fn run_lock<D: Driver>(
 ) -> Result<(Recorder, Nanos, Vec<String>), DriverError> {
     let n = d.sessions();
     let t0 = d.now();
-    let mut rec = Recorder::new(t0);
-    let mut win = Window::new(t0, plan);
-    let mut state = vec![Contender::Idle; n];
-    // Per session: its node's name (once created) and its acquisition start.
-    let mut node: Vec<Option<String>> = vec![None; n];
-    let mut started: Vec<(Nanos, bool)> = vec![(0, false); n];
-    let mut tag = 0u64;
-    let mut out = Vec::new();
-    let mut create = Op::new(OpKind::Create, format!("{LOCK_PARENT}/lock-"));
-    create.mode = CreateMode::EphemeralSequential;
-    let children = Op::new(OpKind::Children, LOCK_PARENT);
-    let mut submit = |d: &mut D, s: usize, op: &Op| -> Result<(), DriverError> {
-        d.submit(s, tag, op)?;
-        tag += 1;
-        Ok(())
+    let mut l = Lock {
+        win: Window::new(t0, plan),
+        rec: Recorder::new(t0),
+        state: vec![Contender::Idle; n],
+        node: vec![None; n],
+        started: vec![(0, false); n],
+        tag: 0,
     };
+    let mut out = Vec::new();
     loop {
-        for s in 0..n {
-            if state[s] == Contender::Idle && !win.stopped {
-                let now = d.now();
-                if let Some(measured) = win.admit(now) {
-                    started[s] = (now, measured);
-                    state[s] = Contender::Busy;
-                    submit(d, s, &create)?;
-                }
-            }
-        }
+        l.start_idle(d)?;
         let now = d.now();
         // After the end, admitted acquisitions (waiting ones too) finish and release.
-        let active = state.iter().any(|c| *c != Contender::Idle);
-        if win.stopped && (!active || now >= win.drain_deadline) {
+        let active = l.state.iter().any(|c| *c != Contender::Idle);
+        if l.win.stopped && (!active || now >= l.win.drain_deadline) {
             break;
         }
-        d.poll(win.deadline(now), &mut out)?;
+        d.poll(l.win.deadline(now), &mut out)?;
         for c in out.drain(..) {
-            match c.event {
-                Event::Reply {
-                    session: s, result, ..
-                } => {
-                    let step = lock_step(&mut node[s], result)
-                        .map_err(|e| DriverError(format!("lock recipe: {e}")))?;
-                    match step {
-                        LockStep::List => submit(d, s, &children)?,
-                        LockStep::Acquired => {
-                            let (at, measured) = started[s];
-                            win.completed(measured, c.at);
-                            rec.record(Sample {
-                                kind: OpKind::LockAcquire,
-                                intended: at,
-                                sent: at,
-                                done: c.at.max(at),
-                                result: Ok(()),
-                                measured,
-                            });
-                            let mine = node[s].take().expect("acquired implies a node");
-                            submit(
-                                d,
-                                s,
-                                &Op::new(OpKind::Delete, format!("{LOCK_PARENT}/{mine}")),
-                            )?;
-                        }
-                        LockStep::Watch(pred) => {
-                            let mut ex = Op::new(OpKind::Exists, format!("{LOCK_PARENT}/{pred}"));
-                            ex.watch = true;
-                            state[s] = Contender::Waiting(pred);
-                            submit(d, s, &ex)?;
-                        }
-                        LockStep::Released => state[s] = Contender::Idle,
-                        LockStep::StillWaiting => {}
-                    }
-                }
-                Event::Watch {
-                    session: s, path, ..
-                } => {
-                    if let Contender::Waiting(pred) = &state[s]
-                        && path.ends_with(&format!("/{pred}"))
-                    {
-                        state[s] = Contender::Busy;
-                        submit(d, s, &children)?;
-                    }
-                }
-            }
+            l.on_event(d, c)?;
         }
         let now = d.now();
-        if now >= win.end {
-            win.stop(now);
+        if now >= l.win.end {
+            l.win.stop(now);
         }
-        rec.advance(now);
-        rec.take_closed().into_iter().for_each(&mut *send);
+        l.rec.advance(now);
+        l.rec.take_closed().into_iter().for_each(&mut *send);
     }
     // Contenders still queued keep their nodes; remove them so cleanup can go on.
-    let left: Vec<Op> = node
+    let left: Vec<Op> = l
+        .node
         .iter()
         .flatten()
         .map(|m| Op::new(OpKind::Delete, format!("{LOCK_PARENT}/{m}")))
@@ -929,7 +961,7 @@ fn run_lock<D: Driver>(
     if let Err(e) = run_batch(d, left, n.max(1), ErrorCode::NoNode) {
         warnings.push(format!("lock: removing queued contenders: {e}"));
     }
-    Ok((rec, win.closed_loop_ns(), warnings))
+    Ok((l.rec, l.win.closed_loop_ns(), warnings))
 }
 
 /// What a lock contender does after a reply.
