@@ -702,6 +702,143 @@ fn run_basic<D: Driver>(
     Ok((b.rec, measured_ns))
 }
 
+/// The write of a fan-out round: when it was due and sent, whether it is measured.
+#[derive(Debug, Clone, Copy)]
+struct RoundWrite {
+    intended: Nanos,
+    sent: Nanos,
+    measured: bool,
+}
+
+/// One fan-out run: session 0 writes, sessions `1..=watchers` watch.
+struct Fanout {
+    win: Window,
+    rec: Recorder,
+    watchers: usize,
+    /// Open-loop period between writes (0: closed loop).
+    period: Nanos,
+    next_write: Nanos,
+    /// Watchers still to arm / still to hear the round's event.
+    to_arm: usize,
+    to_hear: usize,
+    write: Option<RoundWrite>,
+    tag: u64,
+    arm_op: Op,
+    write_op: Op,
+}
+
+impl Fanout {
+    /// Every watcher arms a data watch (getData + watch).
+    fn arm<D: Driver>(&mut self, d: &mut D) -> Result<(), DriverError> {
+        for s in 1..=self.watchers {
+            d.submit(s, self.tag, &self.arm_op)?;
+            self.tag += 1;
+        }
+        self.to_arm = self.watchers;
+        Ok(())
+    }
+
+    /// The writer sets the node once every watcher is armed and the write is due.
+    fn maybe_write<D: Driver>(&mut self, d: &mut D) -> Result<(), DriverError> {
+        let now = d.now();
+        let idle = self.to_arm == 0 && self.to_hear == 0 && self.write.is_none();
+        if !idle || self.win.stopped || now < self.next_write {
+            return Ok(());
+        }
+        let intended = if self.period > 0 {
+            self.next_write
+        } else {
+            now
+        };
+        let Some(measured) = self.win.admit(intended) else {
+            return Ok(());
+        };
+        d.submit(0, self.tag, &self.write_op)?;
+        self.tag += 1;
+        self.write = Some(RoundWrite {
+            intended,
+            sent: d.now(),
+            measured,
+        });
+        self.to_hear = self.watchers;
+        self.next_write = self.next_write.max(intended) + self.period;
+        Ok(())
+    }
+
+    fn record(&mut self, w: RoundWrite, at: Nanos, result: Result<(), i32>) {
+        self.win.completed(w.measured, at);
+        let (intended, sent, measured) = (w.intended, w.sent, w.measured);
+        let kind = OpKind::WatchEvent;
+        self.rec.record(Sample {
+            kind,
+            intended,
+            sent,
+            done: at.max(sent),
+            result,
+            measured,
+        });
+    }
+
+    /// Ends the round: the next one re-arms (unless the run is over).
+    fn end_round<D: Driver>(&mut self, d: &mut D, rearm: bool) -> Result<(), DriverError> {
+        self.write = None;
+        self.to_hear = 0;
+        if rearm && !self.win.stopped {
+            self.arm(d)?;
+        }
+        Ok(())
+    }
+
+    fn on_event<D: Driver>(&mut self, d: &mut D, c: Completion) -> Result<(), DriverError> {
+        match c.event {
+            Event::Reply {
+                session: 0,
+                result: Err(e),
+                ..
+            } => {
+                // The write failed: no event will come; the watches are still armed.
+                if let Some(w) = self.write {
+                    self.record(w, c.at, Err(e.code()));
+                }
+                self.end_round(d, false)?;
+            }
+            Event::Reply { session: 0, .. } => {}
+            Event::Reply { result, .. } => {
+                self.to_arm = self.to_arm.saturating_sub(1);
+                if let Err(e) = result {
+                    return Err(DriverError(format!(
+                        "arming a watch on {WATCH_NODE}: {e:?}"
+                    )));
+                }
+            }
+            Event::Watch {
+                kind: EventType::NodeDataChanged,
+                ..
+            } => {
+                let Some(w) = self.write else {
+                    return Ok(());
+                };
+                self.record(w, c.at, Ok(()));
+                self.to_hear = self.to_hear.saturating_sub(1);
+                if self.to_hear == 0 {
+                    self.end_round(d, true)?;
+                }
+            }
+            Event::Watch { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// After the drain: events that never came count as timed out.
+    fn time_out_missing(&mut self, now: Nanos) {
+        if let Some(w) = self.write.take() {
+            for _ in 0..self.to_hear {
+                self.record(w, now, Err(ErrorCode::OperationTimeout.code()));
+            }
+        }
+    }
+}
+
 /// Watch fan-out: session 0 writes `WATCH_NODE`, sessions `1..` watch it.
 fn run_watch_fanout<D: Driver>(
     d: &mut D,
@@ -715,99 +852,53 @@ fn run_watch_fanout<D: Driver>(
         ));
     }
     let t0 = d.now();
-    let mut rec = Recorder::new(t0);
-    let mut win = Window::new(t0, plan);
-    let period = match plan.load {
-        Load::Open { rate } => (NANOS_PER_S as f64 / rate).max(1.0) as Nanos,
-        Load::Closed { .. } => 0,
-    };
+    let mut arm_op = Op::new(OpKind::Get, WATCH_NODE);
+    arm_op.watch = true;
     let value: std::sync::Arc<[u8]> = vec![b'w'; plan.spec.value_bytes].into();
-    let mut arm = Op::new(OpKind::Get, WATCH_NODE);
-    arm.watch = true;
-    let write = Op::new(OpKind::Set, WATCH_NODE).with_data(value);
-    // Round state: watchers still to arm / still to hear the event; the write's times.
-    let (mut to_hear, mut write_at) = (0usize, None::<(Nanos, Nanos, bool)>);
-    let (mut tag, mut next_write, mut out) = (0u64, t0, Vec::new());
-    let start_round = |d: &mut D, tag: &mut u64| -> Result<usize, DriverError> {
-        for s in 1..=watchers {
-            d.submit(s, *tag, &arm)?;
-            *tag += 1;
-        }
-        Ok(watchers)
+    let mut f = Fanout {
+        win: Window::new(t0, plan),
+        rec: Recorder::new(t0),
+        watchers,
+        period: match plan.load {
+            Load::Open { rate } => (NANOS_PER_S as f64 / rate).max(1.0) as Nanos,
+            Load::Closed { .. } => 0,
+        },
+        next_write: t0,
+        to_arm: 0,
+        to_hear: 0,
+        write: None,
+        tag: 0,
+        arm_op,
+        write_op: Op::new(OpKind::Set, WATCH_NODE).with_data(value),
     };
-    let mut to_arm = start_round(d, &mut tag)?;
+    f.arm(d)?;
+    let mut out = Vec::new();
     loop {
+        f.maybe_write(d)?;
         let now = d.now();
-        if to_arm == 0 && to_hear == 0 && write_at.is_none() && !win.stopped && now >= next_write {
-            let intended = if period > 0 { next_write } else { now };
-            match win.admit(intended) {
-                Some(measured) => {
-                    d.submit(0, tag, &write)?;
-                    tag += 1;
-                    write_at = Some((intended, d.now(), measured));
-                    to_hear = watchers;
-                    next_write = next_write.max(intended) + period;
-                }
-                None => continue,
-            }
-        }
-        if win.stopped && to_arm == 0 && write_at.is_none() {
+        if f.win.stopped && f.to_arm == 0 && f.write.is_none() {
             break;
         }
-        if win.stopped && now >= win.drain_deadline {
+        if f.win.stopped && now >= f.win.drain_deadline {
+            f.time_out_missing(now);
             break;
         }
-        let mut deadline = win.deadline(now);
-        if period > 0 && !win.stopped {
-            deadline = deadline.min(next_write.max(now));
+        let mut deadline = f.win.deadline(now);
+        if f.period > 0 && !f.win.stopped {
+            deadline = deadline.min(f.next_write.max(now));
         }
         d.poll(deadline, &mut out)?;
         for c in out.drain(..) {
-            match c.event {
-                Event::Reply { session: 0, .. } => {}
-                Event::Reply { result, .. } => {
-                    to_arm = to_arm.saturating_sub(1);
-                    if let Err(e) = result {
-                        return Err(DriverError(format!(
-                            "arming a watch on {WATCH_NODE}: {e:?}"
-                        )));
-                    }
-                }
-                Event::Watch {
-                    kind: EventType::NodeDataChanged,
-                    ..
-                } => {
-                    let Some((intended, sent, measured)) = write_at else {
-                        continue;
-                    };
-                    win.completed(measured, c.at);
-                    rec.record(Sample {
-                        kind: OpKind::WatchEvent,
-                        intended,
-                        sent,
-                        done: c.at.max(sent),
-                        result: Ok(()),
-                        measured,
-                    });
-                    to_hear = to_hear.saturating_sub(1);
-                    if to_hear == 0 {
-                        write_at = None;
-                        if !win.stopped {
-                            to_arm = start_round(d, &mut tag)?;
-                        }
-                    }
-                }
-                Event::Watch { .. } => {}
-            }
+            f.on_event(d, c)?;
         }
         let now = d.now();
-        if period == 0 && now >= win.end {
-            win.stop(now);
+        if f.period == 0 && now >= f.win.end {
+            f.win.stop(now);
         }
-        rec.advance(now);
-        rec.take_closed().into_iter().for_each(&mut *send);
+        f.rec.advance(now);
+        f.rec.take_closed().into_iter().for_each(&mut *send);
     }
-    Ok((rec, win.closed_loop_ns()))
+    Ok((f.rec, f.win.closed_loop_ns()))
 }
 
 /// Where one lock contender is.
@@ -1228,6 +1319,18 @@ mod tests {
         // write reply at 400 us, events 50 us later, 2 us apart per watcher
         assert_eq!((h.min(), h.max()), (450, 456));
         assert_eq!(m.paths(), ["/"]);
+    }
+
+    #[test]
+    fn watch_fanout_needs_a_watcher() {
+        let mut c = cfg(WorkloadKind::WatchFanout, 1, Load::Closed { inflight: 1 });
+        c.max_ops = Some(1);
+        let m = MockConnector::new(MockConfig::default());
+        let e = run(&c, &m, &mut CollectProgress::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--sessions >= 2"), "{e}");
+        assert_eq!(m.paths(), ["/"], "cleanup still ran");
     }
 
     #[test]
