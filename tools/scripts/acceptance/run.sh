@@ -9,8 +9,9 @@
 # ZooKeeper's real behaviour.
 #
 # It installs what it needs (apt packages, a venv in ./.venv, kazoo's source), builds
-# corekeeper, starts corekeeper on 127.0.0.2 and ZooKeeper on 127.0.0.3 (free ports),
-# and stops both on every exit. Every wait is bounded. The last line is
+# corekeeper, starts corekeeper on 127.0.0.2 and ZooKeeper on 127.0.0.3 (free ports,
+# through server.sh, which kazoo's tests also use to stop and restart them), and stops
+# both on every exit. Every wait is bounded. The last line is
 # `acceptance: N passed, M failed`; the exit status is non-zero when M > 0.
 # Env: ACCEPT_KEEP=1 keeps the work directory (server logs, JUnit reports).
 set -euo pipefail
@@ -80,15 +81,10 @@ COREKEEPER=${CARGO_TARGET_DIR:-$REPO/target}/debug/corekeeper
 # ----------------------------------------------------------------- servers
 
 WORK=$(mktemp -d /tmp/corekeeper-acceptance.XXXXXX)
-PIDS=()
+SERVER_DIRS=()
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    # bounded: a server that ignores SIGTERM for 10 s gets SIGKILL
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  local d
+  for d in "${SERVER_DIRS[@]}"; do "$HERE/server.sh" stop "$d" || true; done
   if [[ ${ACCEPT_KEEP:-0} == 1 ]]; then echo "acceptance: work directory kept: $WORK"
   else rm -rf "$WORK"; fi
 }
@@ -98,27 +94,14 @@ trap 'exit 130' INT TERM
 free_port() { # $1: address
   "$VENV/bin/python" -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
 }
-# Polls `ruok` until imok, the process dies, or SERVER_START_S_MAX passes.
-wait_ready() { # $1 name, $2 pid, $3 host, $4 port, $5 log
-  "$VENV/bin/python" - "$@" "$SERVER_START_S_MAX" <<'PY'
-import os, socket, sys, time
-name, pid, host, port, log, limit = sys.argv[1:]
-deadline = time.monotonic() + float(limit)
-while time.monotonic() < deadline:
-    try:
-        os.kill(int(pid), 0)
-    except OSError:
-        sys.exit(f"acceptance: {name} exited during start; log: {log}\n" + open(log).read()[-4000:])
-    try:
-        with socket.create_connection((host, int(port)), timeout=1) as s:
-            s.sendall(b"ruok")
-            if s.recv(4) == b"imok":
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)  # poll interval, not a guess: the loop ends on the answer
-sys.exit(f"acceptance: {name} did not answer ruok within {limit} s; log: {log}\n" + open(log).read()[-4000:])
-PY
+# Starts a server from DIR/cmd and DIR/addr (see server.sh); stopped by cleanup.
+start_server() { # $1 dir, $2 host, $3 port, rest: command
+  local dir=$1 host=$2 port=$3
+  shift 3
+  echo "$host $port" >"$dir/addr"
+  printf '%q ' "$@" >"$dir/cmd"
+  SERVER_DIRS+=("$dir")
+  START_S_MAX=$SERVER_START_S_MAX "$HERE/server.sh" start "$dir"
 }
 
 CK_HOST=127.0.0.2 ZK_HOST=127.0.0.3
@@ -146,14 +129,11 @@ localSessionsUpgradingEnabled=false
 CFG
 
 step "start corekeeper on $CK_HOST:$CK_PORT and ZooKeeper on $ZK_HOST:$ZK_PORT"
-"$COREKEEPER" --config "$WORK/ck/zoo.cfg" </dev/null >"$WORK/ck/server.log" 2>&1 &
-PIDS+=($!)
-wait_ready corekeeper "${PIDS[-1]}" $CK_HOST "$CK_PORT" "$WORK/ck/server.log"
-java "-Dzookeeper.DigestAuthenticationProvider.superDigest=$SUPER_DIGEST" \
+start_server "$WORK/ck" $CK_HOST "$CK_PORT" "$COREKEEPER" --config "$WORK/ck/zoo.cfg"
+start_server "$WORK/zk" $ZK_HOST "$ZK_PORT" java \
+  "-Dzookeeper.DigestAuthenticationProvider.superDigest=$SUPER_DIGEST" \
   -Dlog4j.configuration=file:/dev/null -cp "$CLASSPATH_ZK" \
-  org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" </dev/null >"$WORK/zk/server.log" 2>&1 &
-PIDS+=($!)
-wait_ready zookeeper "${PIDS[-1]}" $ZK_HOST "$ZK_PORT" "$WORK/zk/server.log"
+  org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg"
 
 # ----------------------------------------------------------------- steps
 
@@ -194,10 +174,12 @@ kazoo_client() { # $1 host:port, $2 junit xml
     -q --timeout="$KAZOO_TEST_S_MAX" --junitxml="$2" "$HERE/test_kazoo_client.py" || true
   pytest_counts "$2"
 }
-kazoo_suite() { # $1 host:port, $2 junit xml
+kazoo_suite() { # $1 host:port, $2 junit xml, $3 server dir (for stop/restart)
   local mods=() m
   for m in $KAZOO_MODULES; do mods+=("kazoo/tests/$m.py"); done
   (cd "$KAZOO_SRC" && KAZOO_FIXED_SERVERS=$1 PYTHONPATH=$HERE \
+    KAZOO_FIXED_STOP_CMD="$HERE/server.sh stop $3" \
+    KAZOO_FIXED_START_CMD="$HERE/server.sh start $3" START_S_MAX=$SERVER_START_S_MAX \
     timeout "$PYTEST_RUN_S_MAX" "$VENV/bin/python" -m pytest -p kazoo_fixed_servers \
     -p no:cacheprovider -o addopts= -o log_cli=false -q -rfE --disable-warnings --timeout="$KAZOO_TEST_S_MAX" \
     --junitxml="$2" "${mods[@]}") || true
@@ -215,9 +197,9 @@ run_step kazoo-corekeeper kazoo_client "$CK_HOST:$CK_PORT" "$WORK/kazoo-client-c
 step "2. kazoo client and recipes on ZooKeeper (checks the expectations)"
 run_step kazoo-zookeeper kazoo_client "$ZK_HOST:$ZK_PORT" "$WORK/kazoo-client-zk.xml"
 step "3. kazoo's own suite on corekeeper"
-kazoo_suite "$CK_HOST:$CK_PORT" "$WORK/suite-ck.xml" </dev/null || true
+kazoo_suite "$CK_HOST:$CK_PORT" "$WORK/suite-ck.xml" "$WORK/ck" </dev/null || true
 step "3. kazoo's own suite on ZooKeeper"
-kazoo_suite "$ZK_HOST:$ZK_PORT" "$WORK/suite-zk.xml" </dev/null || true
+kazoo_suite "$ZK_HOST:$ZK_PORT" "$WORK/suite-zk.xml" "$WORK/zk" </dev/null || true
 step "3. compare kazoo's suite: ZooKeeper vs corekeeper"
 run_step kazoo-suite-compare "$VENV/bin/python" "$HERE/compare.py" \
   --zookeeper "$WORK/suite-zk.xml" --corekeeper "$WORK/suite-ck.xml" \
