@@ -338,7 +338,7 @@ fn metrics_are_served_on_the_admin_port() {
         "4 system nodes plus /m: {text}"
     );
     assert!(
-        text.contains("# TYPE corekeeper_wal_flushes_total counter"),
+        text.contains("# TYPE corekeeper_wal_flush_seconds histogram"),
         "{text}"
     );
     let mut http = TcpStream::connect(admin).unwrap();

@@ -207,7 +207,7 @@ impl<O: Outlet> Driver<O> {
         let syncer = rec.wal.syncer();
         let mut seed = [0u8; 32];
         fill_random(&mut seed);
-        stats.last_zxid.store(last, Relaxed);
+        stats.shard.last_zxid.store(last, Relaxed);
         Driver {
             core: ShardCore::new(rec.db, prep),
             wal: rec.wal,
@@ -466,7 +466,9 @@ impl<O: Outlet> Driver<O> {
             let result = glommio::executor()
                 .spawn_blocking(move || syncer.flush())
                 .await;
-            stats.record_flush(txns, started.elapsed().as_micros() as u64);
+            stats
+                .shard
+                .record_flush(txns, started.elapsed().as_micros() as u64);
             inbox.push(ToShard::Flushed {
                 result: result.map_err(|e| e.to_string()),
             });
@@ -478,6 +480,7 @@ impl<O: Outlet> Driver<O> {
     fn record_flush(&self, started: Instant) {
         let txns = (self.appended_zxid - self.durable_zxid).max(0) as u64;
         self.stats
+            .shard
             .record_flush(txns, started.elapsed().as_micros() as u64);
     }
 
@@ -528,7 +531,7 @@ impl<O: Outlet> Driver<O> {
         if let Err(e) = result {
             return tracing::error!(zxid, "snapshot failed: {e}");
         }
-        self.stats.snapshots.fetch_add(1, Relaxed);
+        self.stats.shard.snapshots.fetch_add(1, Relaxed);
         // Keep the log from the oldest retained snapshot on, so falling back to it
         // (if a newer one is found corrupt) still has every txn after it.
         let oldest = self
@@ -553,11 +556,15 @@ impl<O: Outlet> Driver<O> {
             }
         }
         let db = self.core.db();
-        self.stats.last_zxid.store(db.last_zxid(), Relaxed);
-        self.stats.znodes.store(db.tree.len() as u64, Relaxed);
-        self.stats.sessions.store(db.sessions.len() as u64, Relaxed);
+        self.stats.shard.last_zxid.store(db.last_zxid(), Relaxed);
+        self.stats.shard.znodes.store(db.tree.len() as u64, Relaxed);
         self.stats
-            .outstanding
+            .shard
+            .sessions
+            .store(db.sessions.len() as u64, Relaxed);
+        self.stats
+            .shard
+            .inflight
             .store(self.core.inflight() as u64, Relaxed);
     }
 

@@ -1,64 +1,64 @@
-//! Server-wide counters, read by four-letter words and the metrics endpoint.
+//! Server counters: per core and per shard, read by four-letter words, the metrics
+//! endpoint and `ckbench`'s per-core profile.
 //!
-//! Atomics, written by the shard driver and the connections, read by whoever asks: a
-//! `mntr` must not cost the shard a message.
+//! Contract: every [`CoreStats`] is written only by its own core and every
+//! [`ShardStats`] only by the shard's core, each on its own cache lines, so counting
+//! never makes cores contend; readers (any core, any time) sum them up. Values are
+//! `Relaxed` snapshots: good for monitoring, not for synchronisation.
+//!
+//! `mntr` names them `ck_core_<n>_<metric>` and `ck_shard_<n>_<metric>` (the
+//! convention `ckbench` groups into its per-core table).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-/// The counters. One instance per server, shared by every core.
+/// Upper bounds (µs) of the WAL flush latency histogram's buckets; one more bucket
+/// counts everything slower.
+pub const FLUSH_US_BUCKETS: [u64; 10] = [
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
+];
+/// Upper bounds of the group-commit batch size histogram's buckets (txns per flush).
+pub const BATCH_TXNS_BUCKETS: [u64; 8] = [1, 2, 4, 16, 64, 256, 1_024, 4_096];
+
+/// What one core did: its connections' traffic and its executor's busy time.
 #[derive(Debug)]
-pub struct Stats {
-    pub started: Instant,
-    pub last_zxid: AtomicI64,
-    pub znodes: AtomicU64,
-    pub sessions: AtomicU64,
-    pub watches: AtomicU64,
-    pub ephemerals: AtomicU64,
-    pub connections: AtomicU64,
+#[repr(align(128))]
+pub struct CoreStats {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
-    pub outstanding: AtomicU64,
     pub requests: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub connections: AtomicU64,
     pub latency_us_sum: AtomicU64,
     pub latency_us_max: AtomicU64,
     pub latency_us_min: AtomicU64,
-    pub flushes: AtomicU64,
-    pub flushed_txns: AtomicU64,
-    pub flush_us_sum: AtomicU64,
-    pub flush_us_max: AtomicU64,
-    pub data_bytes: AtomicU64,
-    pub snapshots: AtomicU64,
+    /// Time the executor spent running tasks and polling IO (glommio's total runtime).
+    pub busy_us: AtomicU64,
+    /// Messages waiting for the shard on this core (the driver's inbox on the shard's
+    /// core, the uplink elsewhere), sampled.
+    pub queue_depth: AtomicU64,
 }
 
-impl Default for Stats {
+impl Default for CoreStats {
     fn default() -> Self {
-        Stats {
-            started: Instant::now(),
-            last_zxid: AtomicI64::new(0),
-            znodes: AtomicU64::new(0),
-            sessions: AtomicU64::new(0),
-            watches: AtomicU64::new(0),
-            ephemerals: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
+        CoreStats {
             packets_received: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
-            outstanding: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             latency_us_sum: AtomicU64::new(0),
             latency_us_max: AtomicU64::new(0),
             latency_us_min: AtomicU64::new(u64::MAX),
-            flushes: AtomicU64::new(0),
-            flushed_txns: AtomicU64::new(0),
-            flush_us_sum: AtomicU64::new(0),
-            flush_us_max: AtomicU64::new(0),
-            data_bytes: AtomicU64::new(0),
-            snapshots: AtomicU64::new(0),
+            busy_us: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
         }
     }
 }
 
-impl Stats {
+impl CoreStats {
     /// One request answered after `us` µs in the server.
     pub fn record_latency(&self, us: u64) {
         self.requests.fetch_add(1, Relaxed);
@@ -66,38 +66,221 @@ impl Stats {
         self.latency_us_max.fetch_max(us, Relaxed);
         self.latency_us_min.fetch_min(us, Relaxed);
     }
+}
 
+/// What one shard did: its state's size and its WAL's group commits.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct ShardStats {
+    pub last_zxid: AtomicI64,
+    pub znodes: AtomicU64,
+    pub sessions: AtomicU64,
+    pub watches: AtomicU64,
+    /// Writes persisted but not yet applied (proposals in flight).
+    pub inflight: AtomicU64,
+    pub flushes: AtomicU64,
+    pub flushed_txns: AtomicU64,
+    pub flush_us_sum: AtomicU64,
+    pub flush_us_max: AtomicU64,
+    pub flush_us_hist: [AtomicU64; FLUSH_US_BUCKETS.len() + 1],
+    pub batch_hist: [AtomicU64; BATCH_TXNS_BUCKETS.len() + 1],
+    pub snapshots: AtomicU64,
+}
+
+impl Default for ShardStats {
+    fn default() -> Self {
+        ShardStats {
+            last_zxid: AtomicI64::new(0),
+            znodes: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
+            watches: AtomicU64::new(0),
+            inflight: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            flushed_txns: AtomicU64::new(0),
+            flush_us_sum: AtomicU64::new(0),
+            flush_us_max: AtomicU64::new(0),
+            flush_us_hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            batch_hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            snapshots: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The index of the first bucket whose bound is at least `v` (the last for overflow).
+fn bucket(bounds: &[u64], v: u64) -> usize {
+    bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len())
+}
+
+impl ShardStats {
     /// One WAL flush covering `txns` txns took `us` µs.
     pub fn record_flush(&self, txns: u64, us: u64) {
         self.flushes.fetch_add(1, Relaxed);
         self.flushed_txns.fetch_add(txns, Relaxed);
         self.flush_us_sum.fetch_add(us, Relaxed);
         self.flush_us_max.fetch_max(us, Relaxed);
+        self.flush_us_hist[bucket(&FLUSH_US_BUCKETS, us)].fetch_add(1, Relaxed);
+        self.batch_hist[bucket(&BATCH_TXNS_BUCKETS, txns)].fetch_add(1, Relaxed);
+    }
+}
+
+/// All counters of a server.
+#[derive(Debug)]
+pub struct Stats {
+    pub started: Instant,
+    pub cores: Vec<CoreStats>,
+    /// One shard for now (shard 0).
+    pub shard: ShardStats,
+}
+
+impl Stats {
+    pub fn new(cores: usize) -> Stats {
+        debug_assert!(cores >= 1, "a server has a core");
+        Stats {
+            started: Instant::now(),
+            cores: (0..cores).map(|_| CoreStats::default()).collect(),
+            shard: ShardStats::default(),
+        }
     }
 
-    /// (min, avg, max) request latency in ms, ZooKeeper's `Latency min/avg/max`.
+    /// The counters of core `i` (clamped, so a stray index cannot panic a connection).
+    pub fn core(&self, i: usize) -> &CoreStats {
+        &self.cores[i.min(self.cores.len() - 1)]
+    }
+
+    /// Sum of one per-core counter.
+    pub fn total(&self, f: impl Fn(&CoreStats) -> &AtomicU64) -> u64 {
+        self.cores.iter().map(|c| f(c).load(Relaxed)).sum()
+    }
+
+    /// (min, avg, max) request latency in ms over all cores, ZooKeeper's
+    /// `Latency min/avg/max`.
     pub fn latency_ms(&self) -> (f64, f64, f64) {
-        let n = self.requests.load(Relaxed);
+        let n = self.total(|c| &c.requests);
         if n == 0 {
             return (0.0, 0.0, 0.0);
         }
-        let min = self.latency_us_min.load(Relaxed) as f64 / 1000.0;
-        let avg = self.latency_us_sum.load(Relaxed) as f64 / n as f64 / 1000.0;
-        let max = self.latency_us_max.load(Relaxed) as f64 / 1000.0;
-        (min, avg, max)
+        let min = self
+            .cores
+            .iter()
+            .map(|c| c.latency_us_min.load(Relaxed))
+            .min()
+            .unwrap_or(0);
+        let max = self
+            .cores
+            .iter()
+            .map(|c| c.latency_us_max.load(Relaxed))
+            .max()
+            .unwrap_or(0);
+        let sum = self.total(|c| &c.latency_us_sum);
+        (
+            min as f64 / 1000.0,
+            sum as f64 / n as f64 / 1000.0,
+            max as f64 / 1000.0,
+        )
     }
 
     /// Resets the latency and packet counters (`srst`).
     pub fn reset(&self) {
-        for c in [
-            &self.packets_received,
-            &self.packets_sent,
-            &self.requests,
-            &self.latency_us_sum,
-            &self.latency_us_max,
-        ] {
-            c.store(0, Relaxed);
+        for c in &self.cores {
+            for a in [
+                &c.packets_received,
+                &c.packets_sent,
+                &c.requests,
+                &c.latency_us_sum,
+                &c.latency_us_max,
+            ] {
+                a.store(0, Relaxed);
+            }
+            c.latency_us_min.store(u64::MAX, Relaxed);
         }
-        self.latency_us_min.store(u64::MAX, Relaxed);
+    }
+
+    /// `ck_core_<n>_<metric>` and `ck_shard_0_<metric>` rows for `mntr`.
+    pub fn profile_rows(&self) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        for (i, c) in self.cores.iter().enumerate() {
+            let metrics: [(&str, &AtomicU64); 9] = [
+                ("requests", &c.requests),
+                ("packets_received", &c.packets_received),
+                ("packets_sent", &c.packets_sent),
+                ("bytes_in", &c.bytes_in),
+                ("bytes_out", &c.bytes_out),
+                ("connections", &c.connections),
+                ("busy_us", &c.busy_us),
+                ("queue_depth", &c.queue_depth),
+                ("latency_us_sum", &c.latency_us_sum),
+            ];
+            rows.extend(
+                metrics
+                    .iter()
+                    .map(|(m, a)| (format!("ck_core_{i}_{m}"), a.load(Relaxed).to_string())),
+            );
+        }
+        let s = &self.shard;
+        rows.push((
+            "ck_shard_0_inflight".into(),
+            s.inflight.load(Relaxed).to_string(),
+        ));
+        rows.push((
+            "ck_shard_0_flushes".into(),
+            s.flushes.load(Relaxed).to_string(),
+        ));
+        rows.push((
+            "ck_shard_0_flushed_txns".into(),
+            s.flushed_txns.load(Relaxed).to_string(),
+        ));
+        rows.push((
+            "ck_shard_0_flush_us_sum".into(),
+            s.flush_us_sum.load(Relaxed).to_string(),
+        ));
+        let mut cum = 0;
+        for (i, b) in FLUSH_US_BUCKETS.iter().map(Some).chain([None]).enumerate() {
+            cum += s.flush_us_hist[i].load(Relaxed);
+            let le = b.map_or("inf".to_string(), u64::to_string);
+            rows.push((format!("ck_shard_0_flush_us_le_{le}"), cum.to_string()));
+        }
+        let mut cum = 0;
+        for (i, b) in BATCH_TXNS_BUCKETS
+            .iter()
+            .map(Some)
+            .chain([None])
+            .enumerate()
+        {
+            cum += s.batch_hist[i].load(Relaxed);
+            let le = b.map_or("inf".to_string(), u64::to_string);
+            rows.push((format!("ck_shard_0_batch_txns_le_{le}"), cum.to_string()));
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_bucket_by_upper_bound_and_rows_are_cumulative() {
+        let s = Stats::new(2);
+        s.shard.record_flush(1, 100);
+        s.shard.record_flush(3, 101);
+        s.shard.record_flush(5000, 10_000_000);
+        let rows: std::collections::BTreeMap<_, _> = s.profile_rows().into_iter().collect();
+        assert_eq!(rows["ck_shard_0_flush_us_le_100"], "1");
+        assert_eq!(rows["ck_shard_0_flush_us_le_200"], "2");
+        assert_eq!(rows["ck_shard_0_flush_us_le_inf"], "3");
+        assert_eq!(rows["ck_shard_0_batch_txns_le_1"], "1");
+        assert_eq!(rows["ck_shard_0_batch_txns_le_4"], "2");
+        assert_eq!(rows["ck_shard_0_batch_txns_le_inf"], "3");
+        assert!(rows.contains_key("ck_core_1_busy_us"));
+    }
+
+    #[test]
+    fn latency_aggregates_over_cores() {
+        let s = Stats::new(2);
+        s.core(0).record_latency(100);
+        s.core(1).record_latency(300);
+        assert_eq!(s.latency_ms(), (0.1, 0.2, 0.3));
+        s.reset();
+        assert_eq!(s.latency_ms(), (0.0, 0.0, 0.0));
     }
 }

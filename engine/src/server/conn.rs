@@ -93,6 +93,11 @@ impl CoreCtx {
         }
     }
 
+    /// This core's counters.
+    pub fn my_stats(&self) -> &crate::runtime::stats::CoreStats {
+        self.stats.core(self.core as usize)
+    }
+
     /// Hands the shard's messages to their connections; those already gone are dropped.
     pub fn dispatch(&self, msgs: Vec<ToConn>) {
         let conns = self.conns.borrow();
@@ -169,7 +174,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<CoreCtx>) {
     let Some(req) = read_connect(&mut stream, &mut buf, peer).await else {
         return;
     };
-    ctx.stats.connections.fetch_add(1, Relaxed);
+    ctx.my_stats().connections.fetch_add(1, Relaxed);
     let conn = register(&ctx, &stream, peer);
     ctx.shard.push(ToShard::Connect {
         conn: conn.id,
@@ -192,7 +197,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<CoreCtx>) {
         .unwrap_or_else(|p| p.into_inner())
         .remove(&conn.id);
     ctx.shard.push(ToShard::Closed { conn: conn.id });
-    ctx.stats.connections.fetch_sub(1, Relaxed);
+    ctx.my_stats().connections.fetch_sub(1, Relaxed);
 }
 
 fn register(ctx: &Rc<CoreCtx>, stream: &TcpStream, peer: SocketAddr) -> Rc<Conn> {
@@ -328,14 +333,17 @@ async fn read_loop(
                 Ok(None) => break,
                 Err(e) => Step::Close(e.to_string()),
             };
-            ctx.stats.packets_received.fetch_add(1, Relaxed);
+            ctx.my_stats().packets_received.fetch_add(1, Relaxed);
             if !handle_step(step, conn, ctx).await {
                 return;
             }
         }
         match reader.read(buf.spare(READ_CHUNK_BYTES)).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => buf.filled(n),
+            Ok(n) => {
+                ctx.my_stats().bytes_in.fetch_add(n as u64, Relaxed);
+                buf.filled(n);
+            }
         }
     }
 }
@@ -412,6 +420,9 @@ async fn write_loop(mut writer: impl AsyncWriteExt + Unpin, conn: Rc<Conn>, ctx:
             close |= encode(out, &conn, &ctx, &mut wbuf);
         }
         drain_ready(&conn, &ctx, &mut wbuf);
+        ctx.my_stats()
+            .bytes_out
+            .fetch_add(wbuf.len() as u64, Relaxed);
         if !wbuf.is_empty() && writer.write_all(&wbuf).await.is_err() {
             break;
         }
@@ -470,7 +481,7 @@ fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
         Out::Shard(ToConn::Event { event, .. }) => {
             let ev = Response::Notification(WatcherEvent::node(event.kind, event.path));
             ev.encode_frame(&ReplyHeader::notification(), wbuf);
-            ctx.stats.packets_sent.fetch_add(1, Relaxed);
+            ctx.my_stats().packets_sent.fetch_add(1, Relaxed);
         }
         Out::Shard(ToConn::Close { .. }) => return true,
     }
@@ -499,9 +510,9 @@ fn drain_ready(conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) {
             break;
         };
         resp.encode_frame(&ReplyHeader::new(slot.xid, zxid, err), wbuf);
-        ctx.stats
+        ctx.my_stats()
             .record_latency(slot.started.elapsed().as_micros() as u64);
-        ctx.stats.packets_sent.fetch_add(1, Relaxed);
+        ctx.my_stats().packets_sent.fetch_add(1, Relaxed);
         conn.credits.signal(1);
     }
 }

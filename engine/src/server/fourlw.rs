@@ -37,7 +37,7 @@ pub fn answer(word: &str, ctx: &CoreCtx) -> String {
         "conf" => conf(ctx),
         "cons" => cons(ctx),
         "envi" => envi(ctx),
-        "wchs" => format!("Total watches:{}\n", ctx.stats.watches.load(Relaxed)),
+        "wchs" => format!("Total watches:{}\n", ctx.stats.shard.watches.load(Relaxed)),
         "dirs" => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
             dir_bytes(&ctx.cfg.data_dir),
@@ -56,12 +56,12 @@ fn srvr(ctx: &CoreCtx) -> String {
     let (min, avg, max) = s.latency_ms();
     format!(
         "Zookeeper version: {VERSION}, built for corekeeper\nLatency min/avg/max: {min:.3}/{avg:.4}/{max:.3}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
-        s.packets_received.load(Relaxed),
-        s.packets_sent.load(Relaxed),
-        s.connections.load(Relaxed),
-        s.outstanding.load(Relaxed),
-        s.last_zxid.load(Relaxed),
-        s.znodes.load(Relaxed),
+        s.total(|c| &c.packets_received),
+        s.total(|c| &c.packets_sent),
+        s.total(|c| &c.connections),
+        s.shard.inflight.load(Relaxed),
+        s.shard.last_zxid.load(Relaxed),
+        s.shard.znodes.load(Relaxed),
     )
 }
 
@@ -86,9 +86,10 @@ fn cons(ctx: &CoreCtx) -> String {
 
 fn mntr(ctx: &CoreCtx) -> String {
     let s = &ctx.stats;
+    let sh = &s.shard;
     let (min, avg, max) = s.latency_ms();
-    let flushes = s.flushes.load(Relaxed).max(1);
-    let rows: Vec<(&str, String)> = vec![
+    let flushes = sh.flushes.load(Relaxed).max(1);
+    let mut rows: Vec<(String, String)> = [
         ("zk_version", VERSION.to_string()),
         ("zk_server_state", "standalone".into()),
         ("zk_avg_latency", format!("{avg:.4}")),
@@ -96,44 +97,48 @@ fn mntr(ctx: &CoreCtx) -> String {
         ("zk_min_latency", format!("{min:.3}")),
         (
             "zk_packets_received",
-            s.packets_received.load(Relaxed).to_string(),
+            s.total(|c| &c.packets_received).to_string(),
         ),
-        ("zk_packets_sent", s.packets_sent.load(Relaxed).to_string()),
+        ("zk_packets_sent", s.total(|c| &c.packets_sent).to_string()),
         (
             "zk_num_alive_connections",
-            s.connections.load(Relaxed).to_string(),
+            s.total(|c| &c.connections).to_string(),
         ),
         (
             "zk_outstanding_requests",
-            s.outstanding.load(Relaxed).to_string(),
+            sh.inflight.load(Relaxed).to_string(),
         ),
-        ("zk_znode_count", s.znodes.load(Relaxed).to_string()),
-        ("zk_watch_count", s.watches.load(Relaxed).to_string()),
+        ("zk_znode_count", sh.znodes.load(Relaxed).to_string()),
+        ("zk_watch_count", sh.watches.load(Relaxed).to_string()),
+        ("zk_global_sessions", sh.sessions.load(Relaxed).to_string()),
         (
-            "zk_ephemerals_count",
-            s.ephemerals.load(Relaxed).to_string(),
+            "zk_last_zxid",
+            format!("0x{:x}", sh.last_zxid.load(Relaxed)),
         ),
-        ("zk_global_sessions", s.sessions.load(Relaxed).to_string()),
-        ("zk_last_zxid", format!("0x{:x}", s.last_zxid.load(Relaxed))),
         ("zk_uptime", s.started.elapsed().as_millis().to_string()),
-        ("ck_wal_flushes", s.flushes.load(Relaxed).to_string()),
+        ("ck_cores", s.cores.len().to_string()),
+        ("ck_wal_flushes", sh.flushes.load(Relaxed).to_string()),
         (
             "ck_wal_txns_per_flush_avg",
             format!(
                 "{:.2}",
-                s.flushed_txns.load(Relaxed) as f64 / flushes as f64
+                sh.flushed_txns.load(Relaxed) as f64 / flushes as f64
             ),
         ),
         (
             "ck_wal_flush_us_avg",
-            (s.flush_us_sum.load(Relaxed) / flushes).to_string(),
+            (sh.flush_us_sum.load(Relaxed) / flushes).to_string(),
         ),
         (
             "ck_wal_flush_us_max",
-            s.flush_us_max.load(Relaxed).to_string(),
+            sh.flush_us_max.load(Relaxed).to_string(),
         ),
-        ("ck_snapshots", s.snapshots.load(Relaxed).to_string()),
-    ];
+        ("ck_snapshots", sh.snapshots.load(Relaxed).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    rows.extend(s.profile_rows());
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()

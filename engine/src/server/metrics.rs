@@ -11,71 +11,107 @@ use std::sync::atomic::Ordering::Relaxed;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::runtime::stats::Stats;
+use crate::runtime::stats::{BATCH_TXNS_BUCKETS, CoreStats, FLUSH_US_BUCKETS, Stats};
+use std::sync::atomic::AtomicU64;
 
 /// Largest HTTP request head read from a scraper.
 pub const ADMIN_REQUEST_BYTES_MAX: usize = 8 << 10;
 
+/// Picks one counter out of a core's.
+type CoreField = fn(&CoreStats) -> &AtomicU64;
+
 /// The exposition text for `stats`.
 pub fn render(stats: &Stats) -> String {
-    let (min, avg, max) = stats.latency_ms();
-    let counters: [(&str, &str, u64); 6] = [
+    let mut out = String::new();
+    let per_core: [(&str, &str, &str, CoreField); 7] = [
         (
-            "corekeeper_packets_received_total",
-            "Client frames received.",
-            stats.packets_received.load(Relaxed),
+            "corekeeper_core_requests_total",
+            "counter",
+            "Requests answered, by core.",
+            |c| &c.requests,
         ),
         (
-            "corekeeper_packets_sent_total",
-            "Client frames sent.",
-            stats.packets_sent.load(Relaxed),
+            "corekeeper_core_packets_received_total",
+            "counter",
+            "Client frames received, by core.",
+            |c| &c.packets_received,
         ),
         (
-            "corekeeper_requests_total",
-            "Requests answered.",
-            stats.requests.load(Relaxed),
+            "corekeeper_core_packets_sent_total",
+            "counter",
+            "Client frames sent, by core.",
+            |c| &c.packets_sent,
         ),
         (
-            "corekeeper_wal_flushes_total",
-            "WAL flushes (group commits).",
-            stats.flushes.load(Relaxed),
+            "corekeeper_core_bytes_in_total",
+            "counter",
+            "Client bytes received, by core.",
+            |c| &c.bytes_in,
         ),
         (
-            "corekeeper_wal_flushed_txns_total",
-            "Txns made durable by WAL flushes.",
-            stats.flushed_txns.load(Relaxed),
+            "corekeeper_core_bytes_out_total",
+            "counter",
+            "Client bytes sent, by core.",
+            |c| &c.bytes_out,
         ),
         (
-            "corekeeper_snapshots_total",
-            "Snapshots written.",
-            stats.snapshots.load(Relaxed),
+            "corekeeper_core_connections",
+            "gauge",
+            "Open client connections, by core.",
+            |c| &c.connections,
+        ),
+        (
+            "corekeeper_core_queue_depth",
+            "gauge",
+            "Messages waiting for the shard, by core.",
+            |c| &c.queue_depth,
         ),
     ];
+    for (name, kind, help, f) in per_core {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (i, c) in stats.cores.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{core=\"{i}\"}} {}", f(c).load(Relaxed));
+        }
+    }
+    let name = "corekeeper_core_busy_seconds_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time the core's executor spent running tasks.\n# TYPE {name} counter"
+    );
+    for (i, c) in stats.cores.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{name}{{core=\"{i}\"}} {}",
+            c.busy_us.load(Relaxed) as f64 / 1e6
+        );
+    }
+    let sh = &stats.shard;
+    let (min, avg, max) = stats.latency_ms();
     let gauges: [(&str, &str, f64); 9] = [
         (
             "corekeeper_last_zxid",
             "Last applied zxid.",
-            stats.last_zxid.load(Relaxed) as f64,
+            sh.last_zxid.load(Relaxed) as f64,
         ),
         (
             "corekeeper_znodes",
             "Znodes in the tree.",
-            stats.znodes.load(Relaxed) as f64,
+            sh.znodes.load(Relaxed) as f64,
         ),
         (
             "corekeeper_sessions",
             "Open sessions.",
-            stats.sessions.load(Relaxed) as f64,
+            sh.sessions.load(Relaxed) as f64,
         ),
         (
-            "corekeeper_connections",
-            "Open client connections.",
-            stats.connections.load(Relaxed) as f64,
-        ),
-        (
-            "corekeeper_outstanding_requests",
+            "corekeeper_inflight_txns",
             "Writes persisted but not yet applied.",
-            stats.outstanding.load(Relaxed) as f64,
+            sh.inflight.load(Relaxed) as f64,
+        ),
+        (
+            "corekeeper_snapshots",
+            "Snapshots written since start.",
+            sh.snapshots.load(Relaxed) as f64,
         ),
         (
             "corekeeper_request_latency_min_ms",
@@ -98,17 +134,53 @@ pub fn render(stats: &Stats) -> String {
             stats.started.elapsed().as_secs_f64(),
         ),
     ];
-    let mut out = String::new();
-    for (name, help, v) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    }
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
+    histogram(
+        &mut out,
+        "corekeeper_wal_flush_seconds",
+        "WAL flush (group commit) latency.",
+        &FLUSH_US_BUCKETS,
+        &sh.flush_us_hist,
+        1e6,
+        sh.flush_us_sum.load(Relaxed) as f64 * 1e-6,
+    );
+    histogram(
+        &mut out,
+        "corekeeper_wal_batch_txns",
+        "Txns made durable per WAL flush.",
+        &BATCH_TXNS_BUCKETS,
+        &sh.batch_hist,
+        1.0,
+        sh.flushed_txns.load(Relaxed) as f64,
+    );
     out
+}
+
+/// A Prometheus histogram from per-bucket counts (bounds are divided by `divisor` to
+/// get base units: 1e6 for µs → s, exactly, where multiplying by 1e-6 would print
+/// 0.00009999…).
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bounds: &[u64],
+    counts: &[AtomicU64],
+    divisor: f64,
+    sum: f64,
+) {
+    debug_assert_eq!(counts.len(), bounds.len() + 1, "one overflow bucket");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cum = 0;
+    for (i, c) in counts.iter().enumerate() {
+        cum += c.load(Relaxed);
+        match bounds.get(i) {
+            Some(b) => _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cum}", *b as f64 / divisor),
+            None => _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}"),
+        }
+    }
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cum}");
 }
 
 /// Serves scrapes until the listener fails.
@@ -158,16 +230,18 @@ mod tests {
 
     #[test]
     fn exposition_has_help_type_and_value_for_each_metric() {
-        let stats = Stats::default();
-        stats.record_flush(3, 150);
+        let stats = Stats::new(2);
+        stats.shard.record_flush(3, 150);
         let text = render(&stats);
+        assert!(text.contains("# TYPE corekeeper_wal_flush_seconds histogram\n"));
         assert!(text.contains(
-            "# TYPE corekeeper_wal_flushes_total counter\ncorekeeper_wal_flushes_total 1\n"
+            "corekeeper_wal_flush_seconds_bucket{le=\"0.0001\"} 0\ncorekeeper_wal_flush_seconds_bucket{le=\"0.0002\"} 1\n"
         ));
-        assert!(text.contains("corekeeper_wal_flushed_txns_total 3\n"));
+        assert!(text.contains("corekeeper_wal_flush_seconds_count 1\n"));
+        assert!(text.contains("corekeeper_wal_batch_txns_sum 3\n"));
+        assert!(text.contains("corekeeper_core_requests_total{core=\"1\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let mut parts = line.split(' ');
-            let (name, value) = (parts.next().unwrap(), parts.next().unwrap());
+            let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("corekeeper_"), "{line}");
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }

@@ -30,6 +30,8 @@ use listen::{ConnLimiter, probe_bind};
 
 /// Batches in flight on one cross-core link before the sender waits.
 pub const LINK_BATCHES_MAX: usize = 1024;
+/// Period of the per-core profile sampler (busy time, queue depth).
+pub const PROFILE_SAMPLE_MS: u64 = 100;
 /// Messages an uplink carries per cross-core batch.
 pub const UPLINK_BATCH_MAX: usize = 1024;
 
@@ -94,7 +96,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let shared = Arc::new(Shared {
         limiter: ConnLimiter::new(cfg.max_client_cnxns),
         cfg: Arc::new(cfg),
-        stats: Arc::new(Stats::default()),
+        stats: Arc::new(Stats::new(cores)),
         registry: Arc::new(Mutex::new(HashMap::new())),
         links: Mutex::new(Links::new(cores)),
         recovered: Mutex::new(Some(recovered)),
@@ -135,6 +137,7 @@ async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
         tracing::info!(%addr, "metrics at http://{addr}/metrics");
         glommio::spawn_local(metrics::serve(admin, shared.stats.clone())).detach();
     }
+    glommio::spawn_local(sample_core(ctx.clone())).detach();
     let accept = glommio::spawn_local(accept_loop(listener, ctx));
     match driver {
         Some(d) => {
@@ -150,6 +153,18 @@ async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
             accept.await;
             Ok(())
         }
+    }
+}
+
+/// Every [`PROFILE_SAMPLE_MS`], publishes this core's busy time and queue depth.
+async fn sample_core(ctx: Rc<CoreCtx>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        glommio::timer::sleep(std::time::Duration::from_millis(PROFILE_SAMPLE_MS)).await;
+        let busy = glommio::executor().executor_stats().total_runtime();
+        let me = ctx.my_stats();
+        me.busy_us.store(busy.as_micros() as u64, Relaxed);
+        me.queue_depth.store(ctx.shard.len() as u64, Relaxed);
     }
 }
 
