@@ -161,9 +161,10 @@ async fn sample_core(ctx: Rc<CoreCtx>) {
     use std::sync::atomic::Ordering::Relaxed;
     loop {
         glommio::timer::sleep(std::time::Duration::from_millis(PROFILE_SAMPLE_MS)).await;
+        // glommio hands out the time since the previous call (and resets it).
         let busy = glommio::executor().executor_stats().total_runtime();
         let me = ctx.my_stats();
-        me.busy_us.store(busy.as_micros() as u64, Relaxed);
+        me.busy_us.fetch_add(busy.as_micros() as u64, Relaxed);
         me.queue_depth.store(ctx.shard.len() as u64, Relaxed);
     }
 }
