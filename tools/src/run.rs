@@ -94,8 +94,9 @@ pub struct Session {
     auth: Vec<(String, Vec<u8>)>,
     /// Events received while waiting for replies, not yet printed.
     events: Vec<WatcherEvent>,
-    /// Batch mode: `addWatch` without `--events` returns at once.
-    batch: bool,
+    /// One-shot mode: `addWatch` without `--events` then prints events until
+    /// interrupted (otherwise it returns once the watch is set).
+    follow: bool,
     last_activity: Instant,
 }
 
@@ -141,7 +142,7 @@ impl Session {
             timeout_ms,
             auth: Vec::new(),
             events: Vec::new(),
-            batch: false,
+            follow: false,
             last_activity: Instant::now(),
         };
         s.reply_timeout()?;
@@ -151,9 +152,11 @@ impl Session {
         Ok(s)
     }
 
-    /// Batch mode: `addWatch` without `--events` returns once the watch is set.
-    pub fn set_batch(&mut self, batch: bool) {
-        self.batch = batch;
+    /// Whether `addWatch` without `--events` then prints events until interrupted
+    /// (ckctl's one-shot mode) or returns once the watch is set (batch mode, and the
+    /// default).
+    pub fn set_follow(&mut self, follow: bool) {
+        self.follow = follow;
     }
 
     /// The session id the server gave.
@@ -310,10 +313,10 @@ impl Session {
                     mode: mode.code(),
                 });
                 self.call(req, path)?;
-                match (events, self.batch) {
+                match (events, self.follow) {
                     (Some(n), _) => self.wait_events(Some(*n), out, None).map(|_| ()),
-                    (None, true) => Ok(()),
-                    (None, false) => self.wait_events(None, out, None).map(|_| ()),
+                    (None, false) => Ok(()),
+                    (None, true) => self.wait_events(None, out, None).map(|_| ()),
                 }
             }
             Command::GetAcl { path, stat } => self.get_acl(path, *stat, out),
@@ -826,7 +829,7 @@ impl Runner<'_> {
                 &self.inv.auth,
             )?),
         };
-        session.set_batch(batch);
+        session.set_follow(!batch);
         session.execute(c, out)
     }
 
