@@ -119,6 +119,8 @@ pub enum Op {
     /// Several reads answered together, each with its own result (GetData and
     /// GetChildren only).
     MultiRead(Vec<Op>),
+    /// The identities the requesting connection has authenticated as (zkCli `whoami`).
+    WhoAmI,
 }
 
 impl Op {

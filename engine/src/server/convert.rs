@@ -198,7 +198,8 @@ pub fn to_op(req: Request) -> Result<Op, ErrorCode> {
         },
         Request::CloseSession => Op::CloseSession,
         Request::Reconfig(_) => return Err(ErrorCode::ReconfigDisabled),
-        Request::Ping | Request::Auth(_) | Request::Sasl(_) | Request::WhoAmI => {
+        Request::WhoAmI => Op::WhoAmI,
+        Request::Ping | Request::Auth(_) | Request::Sasl(_) => {
             return Err(ErrorCode::Unimplemented);
         }
     })
@@ -267,6 +268,15 @@ fn read(asked: &Asked, r: ReadResult) -> Response {
         ReadResult::GetEphemerals { paths } => {
             Response::GetEphemerals(GetEphemeralsResponse { ephemerals: paths })
         }
+        ReadResult::WhoAmI { ids } => Response::WhoAmI(WhoAmIResponse {
+            client_info: ids
+                .into_iter()
+                .map(|id| ClientInfo {
+                    user: user_name(&id.scheme, id.id),
+                    auth_scheme: id.scheme,
+                })
+                .collect(),
+        }),
         ReadResult::AddWatch => Response::add_watch_ok(),
         ReadResult::RemoveWatches | ReadResult::CheckWatches | ReadResult::SetWatches { .. } => {
             Response::Empty
@@ -293,6 +303,15 @@ fn read(asked: &Asked, r: ReadResult) -> Response {
                 .collect();
             Response::Multi(MultiResponse { results })
         }
+    }
+}
+
+/// The user whoAmI names for an id: ZooKeeper's providers report a digest id
+/// (`user:base64(sha1)`) by its user name alone, other schemes by the whole id.
+fn user_name(scheme: &str, id: String) -> String {
+    match id.split_once(':') {
+        Some((user, _)) if scheme == "digest" => user.to_string(),
+        _ => id,
     }
 }
 
@@ -351,6 +370,32 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn whoami_names_digest_users_like_zookeeper() {
+        assert_eq!(to_op(Request::WhoAmI), Ok(Op::WhoAmI));
+        let asked = Asked::of(&Request::WhoAmI);
+        let ids = vec![
+            transport::jute::Id {
+                scheme: "digest".into(),
+                id: "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=".into(),
+            },
+            transport::jute::Id {
+                scheme: "super".into(),
+                id: "".into(),
+            },
+        ];
+        let resp = to_response(&asked, Reply::Read(Ok(ReadResult::WhoAmI { ids })));
+        let Response::WhoAmI(w) = resp else {
+            panic!("expected a WhoAmI response, got {resp:?}");
+        };
+        let got: Vec<_> = w
+            .client_info
+            .iter()
+            .map(|c| (c.auth_scheme.as_str(), c.user.as_str()))
+            .collect();
+        assert_eq!(got, [("digest", "alice"), ("super", "")]);
     }
 
     #[test]

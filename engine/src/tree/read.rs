@@ -52,6 +52,10 @@ pub enum ReadResult {
         events: Vec<WatchEvent>,
     },
     MultiRead(Vec<Result<ReadResult, ErrorCode>>),
+    /// The caller's authenticated ids, in the order they were added.
+    WhoAmI {
+        ids: Vec<Id>,
+    },
 }
 
 fn valid(p: &str) -> Result<(), ErrorCode> {
@@ -117,6 +121,7 @@ pub fn read(
             }
         }
         Op::SetWatches { .. } => set_watches(tree, session, op),
+        Op::WhoAmI => Ok(ReadResult::WhoAmI { ids: auth.to_vec() }),
         Op::MultiRead(ops) => Ok(ReadResult::MultiRead(
             ops.iter()
                 .map(|o| match o {
