@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use wal::{FlushMethod, SyncMode, Wal, WalOptions};
+use wal::{AppendMethod, FlushMethod, SyncMode, Wal, WalOptions};
 
 const RECORD_SIZES: [usize; 3] = [100, 1024, 4096];
 const BATCHES: [u64; 4] = [1, 16, 64, 256];
@@ -138,14 +138,21 @@ fn wal_variant(c: &mut Criterion, name: &str, method: FlushMethod) {
 /// runs outside the timed part, so pages are write-protected again as in real use.
 fn append_only(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_only");
-    for size in RECORD_SIZES {
+    for (method, size) in [AppendMethod::Pwrite, AppendMethod::Map]
+        .into_iter()
+        .flat_map(|m| RECORD_SIZES.map(|s| (m, s)))
+    {
         let dir = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let opts = WalOptions {
+            append_method: method,
+            ..WalOptions::default()
+        };
+        let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
         wal.prepare_next_segment().unwrap();
         let payload = vec![0xabu8; size];
         let mut zxid = 0u64;
         g.throughput(Throughput::Elements(1));
-        g.bench_function(format!("{size}B"), |b| {
+        g.bench_function(format!("{method:?}/{size}B"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for i in 0..iters {
@@ -285,6 +292,16 @@ fn glommio_dma(c: &mut Criterion) {
 /// Rounds of the interleaved comparison.
 const INTERLEAVED_ROUNDS: usize = 300;
 
+/// A contender of the interleaved comparison.
+enum Contender {
+    Bare,
+    /// Wal number `.0`, `.1` appends per flush.
+    Wal(usize, u64),
+    Pwrite,
+    /// `.0` records per DMA write.
+    Dma(u64),
+}
+
 /// One durable write by each contender per round, in rotating order; prints medians.
 fn interleaved(_c: &mut Criterion) {
     use glommio::LocalExecutorBuilder;
@@ -307,74 +324,92 @@ fn interleaved(_c: &mut Criterion) {
             .await
             .unwrap()
     });
-    let open_wal = |name: &str, method| {
-        let path = dir.path().join(name);
-        std::fs::create_dir(&path).unwrap();
-        let (mut wal, _) = Wal::open(
-            &path,
-            WalOptions {
-                flush_method: method,
+    let wal_kinds = [
+        (
+            "wal map+msync (default)",
+            AppendMethod::Map,
+            FlushMethod::Msync,
+        ),
+        (
+            "wal map+fdatasync",
+            AppendMethod::Map,
+            FlushMethod::Fdatasync,
+        ),
+        ("wal pwrite+msync", AppendMethod::Pwrite, FlushMethod::Msync),
+        (
+            "wal pwrite+fdatasync",
+            AppendMethod::Pwrite,
+            FlushMethod::Fdatasync,
+        ),
+    ];
+    let mut wals: Vec<(Wal, u64)> = wal_kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, append_method, flush_method))| {
+            let path = dir.path().join(format!("wal{i}"));
+            std::fs::create_dir(&path).unwrap();
+            let opts = WalOptions {
+                append_method,
+                flush_method,
                 ..WalOptions::default()
-            },
-        )
-        .unwrap();
-        wal.prepare_next_segment().unwrap();
-        wal
-    };
-    let mut msync = open_wal("msync", FlushMethod::Msync);
-    let mut fdsync = open_wal("fdatasync", FlushMethod::Fdatasync);
+            };
+            let (mut wal, _) = Wal::open(&path, opts).unwrap();
+            wal.prepare_next_segment().unwrap();
+            (wal, 0)
+        })
+        .collect();
+    let mut contenders: Vec<(String, Contender)> =
+        vec![("bare fdatasync 4k overwrite".into(), Contender::Bare)];
+    for (i, (name, _, _)) in wal_kinds.iter().enumerate() {
+        contenders.push((format!("{name} 1x100B"), Contender::Wal(i, 1)));
+    }
+    contenders.push(("pwrite+fdatasync 1x100B".into(), Contender::Pwrite));
+    contenders.push(("glommio dma 1x100B".into(), Contender::Dma(1)));
+    contenders.push((
+        format!("{} 256x100B", wal_kinds[0].0),
+        Contender::Wal(0, 256),
+    ));
+    contenders.push((
+        format!("{} 256x100B", wal_kinds[2].0),
+        Contender::Wal(2, 256),
+    ));
+    contenders.push(("glommio dma 256x100B".into(), Contender::Dma(256)));
+    contenders.push((
+        format!("{} 1024x100B", wal_kinds[0].0),
+        Contender::Wal(0, 1024),
+    ));
     let payload = [0xabu8; 100];
-    let (mut z_m, mut z_f, mut z_p, mut z_d, mut off_b, mut off_p) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut z_p, mut z_d, mut off_b, mut off_p) = (0u64, 0u64, 0u64, 0u64);
     let mut dma_end = 0usize;
     let mut tail: Vec<u8> = Vec::new();
     let mut buf = Vec::new();
-    let names = [
-        "bare fdatasync 4k overwrite",
-        "wal msync 1x100B",
-        "wal fdatasync 1x100B",
-        "pwrite+fdatasync 1x100B",
-        "glommio dma 1x100B",
-        "wal msync 256x100B",
-        "glommio dma 256x100B",
-        "wal msync 1024x100B",
-    ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
     for round in 0..INTERLEAVED_ROUNDS {
-        for k in 0..names.len() {
-            let which = (k + round) % names.len();
+        for k in 0..contenders.len() {
+            let which = (k + round) % contenders.len();
             let t = Instant::now();
-            match which {
-                0 => {
+            match contenders[which].1 {
+                Contender::Bare => {
                     bare.write_all_at(&page, off_b).unwrap();
                     bare.sync_data().unwrap();
                     off_b = (off_b + PAGE as u64) % (1 << 20);
                 }
-                1 | 5 | 7 => {
-                    for _ in 0..[1, 256, 1024][(which - 1) / 3] {
-                        z_m += 1;
-                        msync.append(z_m, 0, &payload).unwrap();
+                Contender::Wal(i, batch) => {
+                    let (wal, zxid) = &mut wals[i];
+                    for _ in 0..batch {
+                        *zxid += 1;
+                        wal.append(*zxid, 0, &payload).unwrap();
                     }
-                    msync.flush().unwrap();
+                    wal.flush().unwrap();
                 }
-                2 => {
-                    z_f += 1;
-                    fdsync.append(z_f, 0, &payload).unwrap();
-                    fdsync.flush().unwrap();
-                }
-                3 => {
+                Contender::Pwrite => {
                     encode_batch(&mut buf, &mut z_p, 1, &payload);
                     plain.write_all_at(&buf, off_p).unwrap();
                     plain.sync_data().unwrap();
                     off_p += buf.len() as u64;
                 }
-                4 | 6 => {
-                    encode_batch(
-                        &mut buf,
-                        &mut z_d,
-                        if which == 4 { 1 } else { 256 },
-                        &payload,
-                    );
+                Contender::Dma(batch) => {
+                    encode_batch(&mut buf, &mut z_d, batch, &payload);
                     ex.run(async {
                         let page_start = dma_end - tail.len();
                         let used = tail.len() + buf.len();
@@ -390,7 +425,6 @@ fn interleaved(_c: &mut Criterion) {
                         tail = new_tail;
                     });
                 }
-                _ => unreachable!("one arm per contender"),
             }
             times[which].push(t.elapsed());
         }
@@ -403,15 +437,14 @@ fn interleaved(_c: &mut Criterion) {
     eprintln!(
         "interleaved, {INTERLEAVED_ROUNDS} rounds (median / p90 µs, median ratio to bare fdatasync, records/s at the median):"
     );
-    for (i, name) in names.iter().enumerate() {
+    for (i, (name, contender)) in contenders.iter().enumerate() {
         let (med, p90) = (quantile(&mut times[i], 0.5), quantile(&mut times[i], 0.9));
-        let records: f64 = name
-            .split_whitespace()
-            .last()
-            .and_then(|n| n.split('x').next()?.parse().ok())
-            .unwrap_or(1.0);
+        let records = match contender {
+            Contender::Wal(_, n) | Contender::Dma(n) => *n as f64,
+            _ => 1.0,
+        };
         eprintln!(
-            "  {name:30} {med:9.1} / {p90:9.1}   x{:.2}   {:.0} rec/s",
+            "  {name:40} {med:9.1} / {p90:9.1}   x{:.2}   {:.0} rec/s",
             med / bare_median,
             records / med * 1e6
         );

@@ -36,6 +36,8 @@ pub(crate) struct PendingSeg {
 /// State shared by the `Wal` (appender), its `Syncer`s and the group-commit thread.
 pub(crate) struct Shared {
     pub mode: SyncMode,
+    /// How far past the flushed end a flush pre-faults the active segment for writing.
+    pub prefault_bytes: usize,
     /// Segments with possibly unflushed bytes, oldest first.
     pub pending: Mutex<Vec<PendingSeg>>,
     /// Serialises flushes with each other and with truncation and purging.
@@ -59,9 +61,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(mode: SyncMode, last_zxid: u64) -> Self {
+    pub fn new(mode: SyncMode, prefault_bytes: usize, last_zxid: u64) -> Self {
         Shared {
             mode,
+            prefault_bytes,
             pending: Mutex::new(Vec::new()),
             sync_lock: Mutex::new(()),
             appended_zxid: AtomicU64::new(last_zxid),
@@ -155,28 +158,38 @@ impl Syncer {
     /// In [`SyncMode::Never`] nothing is flushed but the watermark still moves.
     pub fn flush(&self) -> Result<u64> {
         let shared = &*self.shared;
-        let _g = lock(&shared.sync_lock);
+        let guard = lock(&shared.sync_lock);
         shared.check_poisoned()?;
         // Counters first, then the zxid, then the segment ends: each later read covers at
         // least what the earlier one promised.
         let records = shared.appended_records.load(Ordering::SeqCst);
         let bytes = shared.appended_bytes.load(Ordering::SeqCst);
         let zxid = shared.appended_zxid.load(Ordering::Acquire);
-        if shared.mode != SyncMode::Never {
-            self.flush_pending()?;
-        }
+        let active = if shared.mode != SyncMode::Never {
+            self.flush_pending()?
+        } else {
+            None
+        };
         shared.flushes.fetch_add(1, Ordering::Relaxed);
         if zxid > shared.durable_zxid.load(Ordering::Acquire) {
             shared.publish_durable(zxid);
         }
         shared.flushed_records.store(records, Ordering::SeqCst);
         shared.flushed_bytes.store(bytes, Ordering::SeqCst);
+        drop(guard);
+        // Writeback write-protected the pages just flushed: fault the active segment's
+        // next pages back in (writable) here, after waiters were released and outside the
+        // lock, so that the appender on the shard core does not take those faults.
+        if let Some((seg, end)) = active.filter(|_| shared.prefault_bytes > 0) {
+            seg.region.prefault(end, shared.prefault_bytes);
+        }
         Ok(zxid)
     }
 
-    fn flush_pending(&self) -> Result<()> {
+    /// Flushes every pending range; returns the active segment and its flushed end.
+    fn flush_pending(&self) -> Result<Option<(Arc<SegShared>, usize)>> {
         let shared = &*self.shared;
-        let work: Vec<(Arc<SegShared>, usize, usize)> = lock(&shared.pending)
+        let mut work: Vec<(Arc<SegShared>, usize, usize)> = lock(&shared.pending)
             .iter()
             .map(|p| (p.seg.clone(), p.synced, p.seg.end()))
             .collect();
@@ -198,7 +211,7 @@ impl Syncer {
             }
         }
         pending.retain(|p| !(p.seg.sealed.load(Ordering::Acquire) && p.synced >= p.seg.end()));
-        Ok(())
+        Ok(work.pop().map(|(seg, _, to)| (seg, to)))
     }
 
     /// The highest zxid known durable (0: none). Never blocks.

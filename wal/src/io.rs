@@ -80,6 +80,23 @@ pub trait Region: Send + Sync {
     }
     /// Makes bytes `offset..offset + len` durable.
     fn flush(&self, offset: usize, len: usize) -> io::Result<()>;
+    /// Writes `data` at `offset` with a positional write system call (`pwrite`) rather
+    /// than through the map; the map sees the bytes at once (one page cache). The default
+    /// copies through the map.
+    fn pwrite(&self, offset: usize, data: &[u8]) -> io::Result<()> {
+        let end = offset.checked_add(data.len()).filter(|&e| e <= self.len());
+        if end.is_none() {
+            return Err(io::Error::other("write past the end of the map"));
+        }
+        // SAFETY: in bounds (checked above); callers write only beyond published data.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(offset), data.len())
+        };
+        Ok(())
+    }
+    /// Hint: take the write faults of `offset..offset + len` now (without changing a
+    /// byte), so that the appender does not take them. Best effort; errors are ignored.
+    fn prefault(&self, _offset: usize, _len: usize) {}
 }
 
 /// Writes all of `buf` at `offset`, looping over short writes and `EINTR`.
@@ -234,6 +251,40 @@ impl Region for OsRegion {
     fn len(&self) -> usize {
         self.map.len()
     }
+    fn pwrite(&self, offset: usize, data: &[u8]) -> io::Result<()> {
+        if offset
+            .checked_add(data.len())
+            .is_none_or(|e| e > self.map.len())
+        {
+            return Err(io::Error::other("write past the end of the segment"));
+        }
+        self.file.write_all_at(data, offset as u64)
+    }
+
+    fn prefault(&self, offset: usize, len: usize) {
+        const PAGE: usize = 4096;
+        // fdatasync writes every dirty page of the file, and a write fault dirties the
+        // page: pre-faulting would make each flush write the zero pages ahead again.
+        if self.method == FlushMethod::Fdatasync {
+            return;
+        }
+        let start = offset / PAGE * PAGE;
+        let end = offset.saturating_add(len).min(self.map.len());
+        if end <= start {
+            return;
+        }
+        // SAFETY: the range lies within the map; MADV_POPULATE_WRITE (Linux 5.14+) only
+        // faults pages in writable and never changes their contents, so it is safe while
+        // the appender writes to the same pages. Older kernels return EINVAL: ignored.
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(start).cast(),
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+
     fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
         match self.method {
             // memmap2 aligns the range down to a page boundary itself.

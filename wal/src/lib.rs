@@ -60,45 +60,51 @@
 //! (a flush per record), `Batch` (the default) or `Never` (benchmarks only).
 //!
 //! # Measured (`cargo bench -p bench --bench wal_append`)
-//! On this project's machine (ext4 on virtio, 2 cores shared with other builds) the cost
-//! of one `fdatasync` swung between ~0.16 ms and ~4 ms from minute to minute (the
-//! brief's ~75 µs for a 4 KiB overwrite was not seen while other jobs ran), so
-//! sequential criterion numbers are not comparable with each other. The bench's
-//! `interleaved` target runs every contender in turn for 300 rounds; medians relative
-//! to a bare `pwrite`+`fdatasync` of a 4 KiB overwrite measured in the same rounds, from
-//! three runs (2026-11-21):
+//! On this project's machine (ext4 on virtio, 2 cores shared with other jobs) one
+//! `fdatasync` cost ~0.24 ms in a quiet minute and ~4 ms (bimodal, p90 ~8 ms) while other
+//! jobs ran, which was most of the time; the brief's ~75 µs overwrite was never seen. So
+//! sequential criterion numbers are not comparable with each other: the bench's
+//! `interleaved` target runs every contender in turn for 300 rounds and reports medians
+//! relative to a bare `pwrite`+`fdatasync` of a 4 KiB overwrite in the same rounds.
+//! Ratios below; ranges are over runs (2026-11-21).
 //!
-//! | durable write of                     | ratio to bare fdatasync | records/s     |
-//! |--------------------------------------|-------------------------|---------------|
-//! | 1 x 100 B, mmap + msync (default)    | 0.88 / 0.94 / 1.03      | 242–561       |
-//! | 1 x 100 B, mmap + fdatasync          | 0.97 / 1.03 / 1.41      | 243–375       |
-//! | 1 x 100 B, pwrite + fdatasync        | 0.94 / 1.00 / 1.02      | 249–519       |
-//! | 1 x 100 B, glommio DMA + fdatasync   | 0.70 / 1.02 / 1.04      | 245–510       |
-//! | 256 x 100 B, mmap + msync            | 0.87 / 0.99 / 1.03      | 64k–131k      |
-//! | 256 x 100 B, glommio DMA             | 0.42 / 0.64 / 1.01      | 63k–213k      |
-//! | 1024 x 100 B, mmap + msync           | 1.01 / 1.07 / 1.32      | 254k–409k     |
+//! | durable write of 100 B records      | loaded disk (12 runs) | quiet disk (1 run) |
+//! |-------------------------------------|-----------------------|--------------------|
+//! | 1, map + msync (**default**)        | 0.88–1.17x (a)        | 1.78x              |
+//! | 1, map + fdatasync                  | 0.95–1.41x            | 1.88x              |
+//! | 1, plain pwrite + fdatasync         | 0.93–1.03x            | 0.99x              |
+//! | 1, glommio DMA + fdatasync          | 0.57–1.06x            | 1.21x              |
+//! | 256, map + msync: records/s         | 61k–131k              | 602k               |
+//! | 256, glommio DMA: records/s         | 62k–213k              | 865k               |
+//! | 1024, map + msync: records/s        | 234k–409k             |                    |
 //!
-//! - A single append + flush costs 0.88–1.03x a bare fdatasync of one page (target:
-//!   within 1.2x). The flush dominates; the append is a memcpy.
-//! - Group commit: with the flush costing 2–4 ms here, batches of 256 give 64k–131k
-//!   durable records/s and batches of 1024 give 254k–409k (target: 200k). The default
-//!   policy allows 1000 records a batch, and the `pipelined` target (one thread appending
-//!   100 B records, the [`GroupCommit`] thread flushing with the default policy) made
-//!   200 000 records durable at 0.6M–3.6M records/s over 9 runs: appends, not flushes,
-//!   bound it.
-//! - msync and fdatasync cost the same within the noise; msync is the default because it
-//!   flushes only the dirty range. glommio DMA writes were faster for batches in two of
-//!   three runs and equal in the third; adopting them would replace the map (and reading
-//!   records in place from it), so that is left for a measurement on a quiet disk.
+//! (a) 1.1–1.4x in the runs that pre-faulted a 1 MiB window (see below).
 //!
-//! - The append itself (`append_only`, a flush every 256 appends outside the timing):
-//!   0.56 µs for 100 B, 2.6 µs for 1 KiB, 10.8 µs for 4 KiB, far above a memcpy. The
-//!   cost is the write fault on each page first written after a flush (writeback
-//!   write-protects the page; `MAP_POPULATE` does not pre-fault shared pages for write),
-//!   where ext4 also updates the file's mtime through a journal handle, which can wait on
-//!   a journal commit. Mounting the WAL's file system with `lazytime` keeps that update
-//!   in memory; measuring with it, and pre-faulting the next pages for write from the
-//!   flusher thread, are the next steps if the shard core's append cost matters.
+//! - **Single append + flush vs a bare fdatasync** (target: within 1.2x): met while the
+//!   disk was loaded (0.88–1.17x; the flush dominates), **missed in the one quiet window
+//!   measured (1.7–1.9x)**, where a plain pwrite + fdatasync was 0.99x: writing through a
+//!   shared map costs something per flush that a pwrite does not (a write fault after
+//!   every writeback, and on ext4 an mtime update through a journal handle inside it). The
+//!   `pwrite` append method ([`AppendMethod::Pwrite`]) exists for that case; its own
+//!   quiet-disk ratio was not measured (the disk was never quiet again).
+//! - **Group commit** (target: 200k durable 100 B records/s): flush-bound batches of 1024
+//!   give 234k–409k/s on the loaded disk (256: 61k–131k). With the [`GroupCommit`]
+//!   thread and the default policy (up to 1000 records a batch), the `pipelined` target
+//!   (one thread appending as fast as it can) made 200 000 records durable at
+//!   0.8M–3.6M records/s over 15 runs: appends, not flushes, bound it.
+//! - **The append itself** (`append_only`, a flush every 256 appends outside the timing,
+//!   loaded machine): through the map 0.09–0.17 µs for 100 B, 1.4–1.6 µs for 1 KiB,
+//!   7–8 µs for 4 KiB; through `pwrite` 2.8–4.6 µs whatever the size. Pre-faulting the
+//!   next 64 KiB from the flushing thread ([`WalOptions::prefault_bytes_max`]) cut the map
+//!   numbers from 0.56 / 2.6 / 10.8 µs; a 1 MiB window cut them to 0.14 / 0.24 / 0.93 µs
+//!   but made a synchronous flush 1.3x slower (its cost grows with the window). With
+//!   `pwrite` appends the pipelined run fell to 80k–220k records/s. Hence the default:
+//!   map appends, msync flushes (msync flushes only the dirty range; fdatasync tied).
+//! - glommio DMA writes were faster in some runs (up to 2x for batches, and 865k
+//!   records/s for batches of 256 in the quiet window) and equal in others. Adopting
+//!   them would replace the map, and with it reading records in place; left for a
+//!   measurement on a quiet, dedicated disk, as is mounting with `lazytime` (which keeps
+//!   ext4's mtime update out of the write fault).
 //!
 //! # Modules
 //! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (syncer,
@@ -118,7 +124,7 @@ mod wal;
 
 pub use error::{Result, WalError};
 pub use group::{Batch, FlushDecision, FlushPolicy, GroupCommit, OnDurable, Syncer};
-pub use options::{FlushMethod, SyncMode, WalOptions};
+pub use options::{AppendMethod, FlushMethod, SyncMode, WalOptions};
 pub use record::RecordRef;
 pub use recovery::Recovery;
 pub use snapshot::SnapshotStore;

@@ -24,6 +24,11 @@ pub const FLUSH_RECORDS_MAX_DEFAULT: u32 = 1000;
 pub const FLUSH_BYTES_MAX_DEFAULT: u64 = 4 << 20;
 /// ...or when the oldest unflushed record has waited this long.
 pub const FLUSH_DELAY_US_MAX_DEFAULT: u64 = 200;
+/// Default of [`WalOptions::prefault_bytes_max`]: 64 KiB. The pre-fault's cost grows
+/// with the window and lands on the flushing thread (measured: a 1 MiB window made a
+/// synchronous append+flush ~1.3x a bare fdatasync, 16 KiB ~1.0x); 64 KiB covers the
+/// bytes a typical group commit appends between flushes.
+pub const PREFAULT_BYTES_MAX_DEFAULT: usize = 64 << 10;
 /// How many snapshots [`crate::snapshot::SnapshotStore::retain`] keeps by default.
 pub const SNAPSHOTS_RETAINED_DEFAULT: usize = 3;
 
@@ -65,6 +70,23 @@ pub enum FlushMethod {
     Fdatasync,
 }
 
+/// How an append puts the record's bytes into the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AppendMethod {
+    /// `memcpy` into the memory map: no system call per append (~0.1 µs for 100 B), but
+    /// a page write fault on each page first written after a flush (partly moved to the
+    /// flushing thread by [`WalOptions::prefault_bytes_max`]). The default: on the loaded
+    /// machine it kept group commit far above 200k records/s, where `pwrite` appends
+    /// (3-8 µs each there) fell to 80k-220k.
+    #[default]
+    Map,
+    /// `pwrite` into the page cache at the record's offset; the map (still used for
+    /// reading) sees the bytes at once. In the one quiet-disk window measured, a plain
+    /// `pwrite`+`fdatasync` of a record cost ~1.0x a bare fdatasync against ~1.7x for a
+    /// map append + flush, so this may win for low-rate, latency-bound logs.
+    Pwrite,
+}
+
 /// Options of [`crate::Wal::open`].
 #[derive(Clone, Debug)]
 pub struct WalOptions {
@@ -77,6 +99,12 @@ pub struct WalOptions {
     pub sync: SyncMode,
     /// System call used by a flush.
     pub flush_method: FlushMethod,
+    /// How an append writes the record.
+    pub append_method: AppendMethod,
+    /// After each flush, the flushing thread pre-faults (`MADV_POPULATE_WRITE`) this many
+    /// bytes past the end of the records, so that the appender does not take the write
+    /// faults; 0 disables it. Only with [`FlushMethod::Msync`] and [`AppendMethod::Map`].
+    pub prefault_bytes_max: usize,
 }
 
 impl Default for WalOptions {
@@ -86,6 +114,8 @@ impl Default for WalOptions {
             record_bytes_max: RECORD_BYTES_MAX_DEFAULT,
             sync: SyncMode::default(),
             flush_method: FlushMethod::default(),
+            append_method: AppendMethod::default(),
+            prefault_bytes_max: PREFAULT_BYTES_MAX_DEFAULT,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::error::{Result, WalError};
 use crate::group::{PendingSeg, Shared, Syncer};
 use crate::io::{LockGuard, OsStorage, Storage, lock};
-use crate::options::{SyncMode, WalOptions};
+use crate::options::{AppendMethod, SyncMode, WalOptions};
 use crate::record::{Decoded, RECORD_HEADER_BYTES, RecordRef, decode, encode_header, encoded_len};
 use crate::recovery::{Recovery, recover};
 use crate::segment::{SEGMENT_HEADER_BYTES, SegShared, prewrite};
@@ -76,6 +76,8 @@ pub struct Wal {
     last_zxid: u64,
     shared: Arc<Shared>,
     stats: WalStats,
+    /// Staging buffer of `AppendMethod::Pwrite`.
+    scratch: Vec<u8>,
     _lock: LockGuard,
 }
 
@@ -107,7 +109,11 @@ impl Wal {
         let lock = lock_dir(&*storage, &dir)?;
         let recovered = recover(&*storage, &dir, &opts)?;
         let mut report = recovered.report;
-        let shared = Arc::new(Shared::new(opts.sync, report.last_zxid));
+        let shared = Arc::new(Shared::new(
+            opts.sync,
+            opts.prefault_bytes_max,
+            report.last_zxid,
+        ));
         let mut segments: Vec<Segment> = recovered
             .segments
             .into_iter()
@@ -147,6 +153,7 @@ impl Wal {
             last_zxid: report.last_zxid,
             shared,
             stats: WalStats::default(),
+            scratch: Vec::new(),
             _lock: lock,
         };
         wal.start_spare();
@@ -190,11 +197,27 @@ impl Wal {
         );
         let mut header = [0u8; RECORD_HEADER_BYTES];
         encode_header(&mut header, zxid, kind, payload);
-        seg.shared.write(off, &header);
-        seg.shared.write(off + RECORD_HEADER_BYTES, payload);
         let pad = len - RECORD_HEADER_BYTES - payload.len();
-        seg.shared
-            .write(off + RECORD_HEADER_BYTES + payload.len(), &[0u8; 8][..pad]);
+        match self.opts.append_method {
+            AppendMethod::Map => {
+                seg.shared.write(off, &header);
+                seg.shared.write(off + RECORD_HEADER_BYTES, payload);
+                seg.shared
+                    .write(off + RECORD_HEADER_BYTES + payload.len(), &[0u8; 8][..pad]);
+            }
+            AppendMethod::Pwrite => {
+                // One system call: header, payload and padding staged together.
+                let scratch = &mut self.scratch;
+                scratch.clear();
+                scratch.extend_from_slice(&header);
+                scratch.extend_from_slice(payload);
+                scratch.extend_from_slice(&[0u8; 8][..pad]);
+                seg.shared
+                    .region
+                    .pwrite(off, scratch)
+                    .map_err(|e| WalError::io("append (pwrite)", &seg.shared.path, e))?;
+            }
+        }
         seg.shared.end.store(off + len, Ordering::Release);
         if seg.first_zxid == 0 {
             seg.first_zxid = zxid;

@@ -453,3 +453,31 @@ fn lowering_record_bytes_max_keeps_larger_records_already_written() {
         Err(WalError::RecordTooLarge { .. })
     ));
 }
+
+#[test]
+fn both_append_methods_write_the_same_log() {
+    use wal::AppendMethod;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, method) in [AppendMethod::Map, AppendMethod::Pwrite, AppendMethod::Map]
+        .into_iter()
+        .enumerate()
+    {
+        let options = WalOptions {
+            append_method: method,
+            ..opts()
+        };
+        let (mut wal, rec) = Wal::open(dir.path(), options).unwrap();
+        let from = i as u64 * 200 + 1;
+        assert_eq!(rec.last_zxid, from - 1);
+        append_range(&mut wal, from, from + 199);
+        // Records appended either way are readable through the map at once.
+        assert_eq!(
+            check_all_from(&wal, 0),
+            (1..=from + 199).collect::<Vec<_>>()
+        );
+        wal.flush().unwrap();
+    }
+    let (wal, rec) = open(dir.path());
+    assert_eq!((rec.last_zxid, rec.torn_tail), (600, None));
+    assert_eq!(check_all_from(&wal, 0).len(), 600);
+}
