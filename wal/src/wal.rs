@@ -111,7 +111,7 @@ impl Wal {
         let mut report = recovered.report;
         let shared = Arc::new(Shared::new(
             opts.sync,
-            opts.prefault_bytes_max,
+            prefault_bytes(&opts),
             report.last_zxid,
         ));
         let mut segments: Vec<Segment> = recovered
@@ -572,6 +572,14 @@ impl Drop for Wal {
         if let Spare::Building(handle) = std::mem::replace(&mut self.spare, Spare::None) {
             let _ = handle.join();
         }
+    }
+}
+
+/// Pre-faulting helps only appends through the map (pwrite appends take no write faults).
+fn prefault_bytes(opts: &WalOptions) -> usize {
+    match opts.append_method {
+        AppendMethod::Map => opts.prefault_bytes_max,
+        AppendMethod::Pwrite => 0,
     }
 }
 

@@ -122,7 +122,16 @@ fn crash_child() {
         return;
     };
     let mut rng = SmallRng::seed_from_u64(seed.parse().unwrap());
-    let (mut wal, rec) = Wal::open(&dir, opts()).unwrap();
+    let append_method = if rng.random_bool(0.5) {
+        wal::AppendMethod::Map
+    } else {
+        wal::AppendMethod::Pwrite
+    };
+    let options = wal::WalOptions {
+        append_method,
+        ..opts()
+    };
+    let (mut wal, rec) = Wal::open(&dir, options).unwrap();
     let syncer = wal.syncer();
     let group = rng.random_bool(0.5).then(|| {
         let policy = FlushPolicy {
