@@ -5,9 +5,11 @@
 //! lose an acknowledged record.
 //!
 //! # Contract
-//! - [`Wal::append`] copies a record into the memory map of the active segment and
-//!   returns; it never waits for the disk, except when rolling to a segment whose
-//!   background pre-write has not finished ([`WalStats::roll_waits`] counts that).
+//! - [`Wal::append`] copies a record into the active segment (through the memory map by
+//!   default, or with `pwrite`: [`AppendMethod`]) and returns; it never waits for a
+//!   flush, only when rolling to a segment whose background pre-write has not finished
+//!   ([`WalStats::roll_waits`] counts that). A page write fault may still cost it a few
+//!   µs (see "Measured").
 //! - A record is *durable* once a [`Syncer::flush`] that started after its append has
 //!   returned; then [`Syncer::durable_zxid`] is at least its zxid. Only a zxid at or below
 //!   the durable watermark may be acknowledged to anyone.
@@ -42,7 +44,8 @@
 //! ```
 //!
 //! # Recovery
-//! Recovery ([`recovery`]) scans to the last valid record. A torn tail in the last
+//! Recovery ([`recovery`]) first completes a truncation that a crash interrupted
+//! ([`truncation`]), then scans to the last valid record. A torn tail in the last
 //! segment holding data (partial record, crc mismatch, zeros in a header) is zeroed and
 //! logged with `tracing::warn`. Damage followed by any valid record, or damage in an
 //! earlier segment, refuses to open with [`WalError::Corrupt`] naming file and offset:
