@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use transport::client::{Client, Incoming};
 use transport::jute::records::*;
-use transport::jute::{Acl, CreateMode, ErrorCode, Request, Response, Stat};
+use transport::jute::{Acl, AddWatchMode, CreateMode, ErrorCode, Request, Response, Stat};
 
 use crate::cmd::{self, Command, UsageError};
 use crate::connect::ConnectString;
@@ -50,8 +50,10 @@ pub enum CliError {
     Usage(UsageError),
     /// The server answered `code` for client path `path`.
     Keeper { code: i32, path: String },
-    /// The connection failed (`what` says during what).
-    Io { what: String, error: io::Error },
+    /// The connection to the server failed during a request for `path` (may be empty).
+    ConnectionLoss { path: String, error: io::Error },
+    /// Writing the output failed.
+    Output(io::Error),
     /// Anything else, as a message.
     Other(String),
 }
@@ -61,13 +63,29 @@ impl fmt::Display for CliError {
         match self {
             CliError::Usage(u) => write!(f, "{u}"),
             CliError::Keeper { code, path } => f.write_str(&format::keeper_error(*code, path)),
-            CliError::Io { what, error } => write!(f, "{what}: {error}"),
+            CliError::ConnectionLoss { path, error } => {
+                let code = format::keeper_error(ErrorCode::ConnectionLoss.code(), path);
+                write!(f, "{code} ({error})")
+            }
+            CliError::Output(e) => write!(f, "writing output: {e}"),
             CliError::Other(m) => f.write_str(m),
         }
     }
 }
 
 impl std::error::Error for CliError {}
+
+impl CliError {
+    /// Whether the connection is gone after this error: lost, or closed by the server
+    /// after a failed auth.
+    pub fn closes_connection(&self) -> bool {
+        match self {
+            CliError::ConnectionLoss { .. } => true,
+            CliError::Keeper { code, .. } => *code == ErrorCode::AuthFailed.code(),
+            _ => false,
+        }
+    }
+}
 
 impl From<UsageError> for CliError {
     fn from(u: UsageError) -> Self {
@@ -76,10 +94,7 @@ impl From<UsageError> for CliError {
 }
 
 fn out_err(error: io::Error) -> CliError {
-    CliError::Io {
-        what: "writing output".into(),
-        error,
-    }
+    CliError::Output(error)
 }
 
 fn unexpected(op: &str, r: &Response) -> CliError {
@@ -98,6 +113,9 @@ pub struct Session {
     /// interrupted (otherwise it returns once the watch is set).
     follow: bool,
     last_activity: Instant,
+    /// The connection failed (or the server closed it after a failed auth): the next
+    /// [`Session::keep_alive`] reconnects.
+    broken: bool,
 }
 
 /// Connects to the first of `conn`'s servers that accepts a session.
@@ -144,6 +162,7 @@ impl Session {
             events: Vec::new(),
             follow: false,
             last_activity: Instant::now(),
+            broken: false,
         };
         s.reply_timeout()?;
         for (scheme, a) in auth {
@@ -168,10 +187,7 @@ impl Session {
         let ms = self.client.negotiated_timeout_ms().max(1000) as u64;
         self.client
             .set_read_timeout(Some(Duration::from_millis(ms)))
-            .map_err(|error| CliError::Io {
-                what: "setting the reply timeout".into(),
-                error,
-            })
+            .map_err(|e| lost(e, ""))
     }
 
     /// Sends `req` for client path `path`; a non-zero error code becomes `Err`.
@@ -207,16 +223,20 @@ impl Session {
         Ok(())
     }
 
-    /// Pings an idle session; if it is gone, reattaches or opens a new one.
+    /// Before a command in batch mode: pings a session idle for a third of its
+    /// timeout; if the connection is gone (or was found broken earlier), reattaches the
+    /// session or, if it expired, opens a new one (noting that on `err`).
     pub fn keep_alive(&mut self, err: &mut dyn Write) -> Result<(), CliError> {
-        let idle_max = Duration::from_millis(self.timeout_ms.max(3) as u64 / 3);
-        if self.last_activity.elapsed() < idle_max {
+        let idle_max = Duration::from_millis(self.client.negotiated_timeout_ms().max(3) as u64 / 3);
+        if !self.broken && self.last_activity.elapsed() < idle_max {
             return Ok(());
         }
-        if self.call(Request::Ping, "").is_ok() {
+        if !self.broken && self.call(Request::Ping, "").is_ok() {
             return Ok(());
         }
-        self.reconnect(err)
+        self.reconnect(err)?;
+        self.broken = false;
+        Ok(())
     }
 
     fn reconnect(&mut self, err: &mut dyn Write) -> Result<(), CliError> {
@@ -255,6 +275,9 @@ impl Session {
     /// Runs `cmd`, writing its output (and any events that came meanwhile) to `out`.
     pub fn execute(&mut self, cmd: &Command, out: &mut dyn Write) -> Result<(), CliError> {
         let result = self.dispatch(cmd, out);
+        if result.as_ref().is_err_and(CliError::closes_connection) {
+            self.broken = true;
+        }
         self.print_events(out)?;
         out.flush().map_err(out_err)?;
         result
@@ -281,8 +304,8 @@ impl Session {
                     data: Some(data.clone()),
                     version: *version,
                 });
-                let stat_out = self.stat_of(req, path, "setData")?;
-                print_stat_if(out, *stat, &stat_out)
+                let s = self.stat_of(req, path, "setData")?;
+                print_stat_if(out, *stat, &s)
             }
             Command::Delete { path, version } => {
                 let req = Request::Delete(DeleteRequest {
@@ -307,18 +330,7 @@ impl Session {
                 out.write_all(format::stat(&s).as_bytes()).map_err(out_err)
             }
             Command::Sync { path } => self.sync(path, out),
-            Command::AddWatch { path, mode, events } => {
-                let req = Request::AddWatch(AddWatchRequest {
-                    path: self.conn.prepend(path),
-                    mode: mode.code(),
-                });
-                self.call(req, path)?;
-                match (events, self.follow) {
-                    (Some(n), _) => self.wait_events(Some(*n), out, None).map(|_| ()),
-                    (None, false) => Ok(()),
-                    (None, true) => self.wait_events(None, out, None).map(|_| ()),
-                }
-            }
+            Command::AddWatch { path, mode, events } => self.add_watch(path, *mode, *events, out),
             Command::GetAcl { path, stat } => self.get_acl(path, *stat, out),
             Command::SetAcl {
                 path,
@@ -334,6 +346,25 @@ impl Session {
             }
             Command::Help => writeln!(out, "{}", cmd::USAGE).map_err(out_err),
             Command::Quit => Ok(()),
+        }
+    }
+
+    fn add_watch(
+        &mut self,
+        path: &str,
+        mode: AddWatchMode,
+        events: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let req = Request::AddWatch(AddWatchRequest {
+            path: self.conn.prepend(path),
+            mode: mode.code(),
+        });
+        self.call(req, path)?;
+        match (events, self.follow) {
+            (Some(n), _) => self.wait_events(Some(n), out, None).map(|_| ()),
+            (None, false) => Ok(()),
+            (None, true) => self.wait_events(None, out, None).map(|_| ()),
         }
     }
 
@@ -682,12 +713,10 @@ impl Session {
 }
 
 fn lost(error: io::Error, path: &str) -> CliError {
-    let what = if path.is_empty() {
-        "KeeperErrorCode = ConnectionLoss".to_string()
-    } else {
-        format!("KeeperErrorCode = ConnectionLoss for {path}")
-    };
-    CliError::Io { what, error }
+    CliError::ConnectionLoss {
+        path: path.to_string(),
+        error,
+    }
 }
 
 fn child_path(parent: &str, child: &str) -> String {
