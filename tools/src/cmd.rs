@@ -260,7 +260,11 @@ fn positionals(
     let n = p.positional.len();
     if n < min || n > max {
         return Err(UsageError {
-            message: format!("{verb}: expected {min}..={max} arguments, got {n}"),
+            message: match (min, max) {
+                (1, 1) => format!("{verb}: expected 1 argument, got {n}"),
+                (a, b) if a == b => format!("{verb}: expected {a} arguments, got {n}"),
+                (a, b) => format!("{verb}: expected {a} to {b} arguments, got {n}"),
+            },
             usage: usage_of(verb),
         });
     }
@@ -658,7 +662,9 @@ mod tests {
         assert_eq!(msg("create /a/"), "Path must not end with / character");
         assert_eq!(msg("create -x /a"), "Unrecognized option: -x");
         assert!(msg("create /a d world:anyone").contains("scheme:id:perm"));
-        assert!(msg("create").contains("expected 1..=3"));
+        assert_eq!(msg("create"), "create: expected 1 to 3 arguments, got 0");
+        assert_eq!(msg("get"), "get: expected 1 argument, got 0");
+        assert_eq!(msg("set /a"), "set: expected 2 arguments, got 1");
     }
 
     #[test]
