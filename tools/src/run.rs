@@ -865,12 +865,17 @@ impl Runner<'_> {
     /// Runs one command per line of `input`; returns 0 if all succeeded, else 1.
     fn batch(&mut self, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let mut status = 0;
-        for line in input.lines() {
-            let line = match line {
-                Ok(l) => l,
+        loop {
+            let line = match read_line(input) {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
                 Err(e) => {
                     let _ = writeln!(err, "reading commands: {e}");
-                    return EXIT_FAILED;
+                    status = EXIT_FAILED;
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        continue; // that line was skipped; go on with the next
+                    }
+                    break;
                 }
             };
             let trimmed = line.trim();
@@ -889,5 +894,79 @@ impl Runner<'_> {
             }
         }
         status
+    }
+}
+
+/// Longest batch-mode line, in bytes (room for a node's largest data, 1 MiB, quoted).
+pub const BATCH_LINE_BYTES_MAX: usize = (1 << 20) + 4096;
+
+/// The next line of `input` (`None` at the end). A line longer than
+/// [`BATCH_LINE_BYTES_MAX`] or not UTF-8 is consumed and refused as `InvalidData`.
+fn read_line(input: &mut dyn BufRead) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = input
+        .take(BATCH_LINE_BYTES_MAX as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() > BATCH_LINE_BYTES_MAX && !buf.ends_with(b"\n") {
+        skip_line(input)?;
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("line longer than {BATCH_LINE_BYTES_MAX} bytes skipped"),
+        ));
+    }
+    let text = String::from_utf8(buf)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "line is not UTF-8; skipped"))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+/// Consumes `input` up to and including the next newline, a buffer at a time.
+fn skip_line(input: &mut dyn BufRead) -> io::Result<()> {
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = chunk.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines_are_bounded() {
+        let long = "x".repeat(BATCH_LINE_BYTES_MAX + 10);
+        let mut bytes = format!("a\r\n{long}\nb\n").into_bytes();
+        bytes.extend_from_slice(b"\xff\nc"); // a line that is not UTF-8, then one unterminated
+        let mut input = &bytes[..];
+        assert_eq!(read_line(&mut input).unwrap().as_deref(), Some("a"));
+        let e = read_line(&mut input).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("longer than"));
+        assert_eq!(read_line(&mut input).unwrap().as_deref(), Some("b"));
+        assert!(
+            read_line(&mut input)
+                .unwrap_err()
+                .to_string()
+                .contains("UTF-8")
+        );
+        assert_eq!(read_line(&mut input).unwrap().as_deref(), Some("c"));
+        assert_eq!(read_line(&mut input).unwrap(), None);
+        let exact = "y".repeat(BATCH_LINE_BYTES_MAX);
+        let with_nl = format!("{exact}\n");
+        assert_eq!(read_line(&mut with_nl.as_bytes()).unwrap(), Some(exact));
     }
 }
