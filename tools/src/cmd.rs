@@ -71,6 +71,14 @@ pub enum Command {
     Sync {
         path: String,
     },
+    /// The number of descendants of `path`.
+    GetAllChildrenNumber {
+        path: String,
+    },
+    /// The session's ephemerals under `path`.
+    GetEphemerals {
+        path: String,
+    },
     /// `events`: wait for this many events before returning (`None`: in one-shot mode
     /// until interrupted; in batch mode return at once and print events as they come).
     AddWatch {
@@ -144,6 +152,8 @@ ckctl [-server host:port,host:port/chroot] [-timeout ms] [--auth scheme:auth] [c
 	deleteall path
 	get [-s] [-w] path
 	getAcl [-s] path
+	getAllChildrenNumber path
+	getEphemerals [path]
 	ls [-s] [-w] [-R] path
 	set [-s] [-v version] path data
 	setAcl [-s] [-v version] [-R] path acl
@@ -356,6 +366,20 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             })
         }
         "addWatch" => parse_add_watch(rest),
+        "getAllChildrenNumber" => {
+            let p = split(rest, "", "", v)?;
+            let pos = positionals(&p, 1, 1, v, First::Path)?;
+            Ok(Command::GetAllChildrenNumber {
+                path: pos[0].clone(),
+            })
+        }
+        "getEphemerals" => {
+            let p = split(rest, "", "", v)?;
+            let pos = positionals(&p, 0, 1, v, First::Path)?;
+            Ok(Command::GetEphemerals {
+                path: pos.first().cloned().unwrap_or_else(|| "/".into()),
+            })
+        }
         "getAcl" => {
             let p = split(rest, "s", "", v)?;
             let pos = positionals(&p, 1, 1, v, First::Path)?;
@@ -731,6 +755,15 @@ mod tests {
             }
         );
         assert_eq!(p("sync /a").unwrap(), Command::Sync { path: "/a".into() });
+        assert_eq!(
+            p("getAllChildrenNumber /a").unwrap(),
+            Command::GetAllChildrenNumber { path: "/a".into() }
+        );
+        assert_eq!(
+            p("getEphemerals").unwrap(),
+            Command::GetEphemerals { path: "/".into() }
+        );
+        assert!(p("getEphemerals a").is_err());
         assert_eq!(
             p("deleteall /a").unwrap(),
             Command::DeleteAll { path: "/a".into() }

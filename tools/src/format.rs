@@ -82,6 +82,11 @@ pub fn children(names: &[String]) -> String {
     format!("[{}]\n", sorted.join(", "))
 }
 
+/// A list as Java's `List.toString()` prints it (in the given order), then `\n`.
+pub fn list(items: &[String]) -> String {
+    format!("[{}]\n", items.join(", "))
+}
+
 /// A node's data as zkCli prints it: UTF-8 (lossy) or `null`, then `\n`.
 pub fn data(d: Option<&[u8]>) -> String {
     match d {
@@ -254,6 +259,7 @@ mod tests {
         let names = vec!["b".to_string(), "a".to_string(), "c-1".to_string()];
         assert_eq!(children(&names), "[a, b, c-1]\n");
         assert_eq!(children(&[]), "[]\n");
+        assert_eq!(list(&names), "[b, a, c-1]\n");
     }
 
     #[test]

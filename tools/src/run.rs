@@ -330,6 +330,18 @@ impl Session {
                 out.write_all(format::stat(&s).as_bytes()).map_err(out_err)
             }
             Command::Sync { path } => self.sync(path, out),
+            Command::GetAllChildrenNumber { path } => {
+                let req = Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+                    path: self.conn.prepend(path),
+                });
+                match self.call(req, path)? {
+                    Response::GetAllChildrenNumber(r) => {
+                        writeln!(out, "{}", r.total_number).map_err(out_err)
+                    }
+                    other => Err(unexpected("getAllChildrenNumber", &other)),
+                }
+            }
+            Command::GetEphemerals { path } => self.get_ephemerals(path, out),
             Command::AddWatch { path, mode, events } => self.add_watch(path, *mode, *events, out),
             Command::GetAcl { path, stat } => self.get_acl(path, *stat, out),
             Command::SetAcl {
@@ -556,6 +568,20 @@ impl Session {
         }
         self.last_activity = Instant::now();
         first_err.map_or(Ok(()), Err)
+    }
+
+    fn get_ephemerals(&mut self, path: &str, out: &mut dyn Write) -> Result<(), CliError> {
+        let req = Request::GetEphemerals(GetEphemeralsRequest {
+            prefix_path: self.conn.prepend(path),
+        });
+        match self.call(req, path)? {
+            Response::GetEphemerals(r) => {
+                let paths: Vec<String> = r.ephemerals.iter().map(|p| self.conn.strip(p)).collect();
+                out.write_all(format::list(&paths).as_bytes())
+                    .map_err(out_err)
+            }
+            other => Err(unexpected("getEphemerals", &other)),
+        }
     }
 
     fn sync(&mut self, path: &str, out: &mut dyn Write) -> Result<(), CliError> {

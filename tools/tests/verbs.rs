@@ -179,6 +179,13 @@ fn stat_and_sync() {
         "Node does not exist: /st/none"
     );
     assert_eq!(ok(&mut s, "sync /st"), "Sync is OK\n");
+    ok(&mut s, "create /st/a");
+    ok(&mut s, "create /st/a/b");
+    assert_eq!(ok(&mut s, "getAllChildrenNumber /st"), "2\n");
+    assert_eq!(
+        fails(&mut s, "getAllChildrenNumber /st/none"),
+        "Node does not exist: /st/none"
+    );
 }
 
 #[test]
@@ -194,6 +201,10 @@ fn chroot_applies_to_every_path() {
     assert_eq!(fails(&mut s, "get /b"), "Node does not exist: /b");
     assert_eq!(ok(&mut root, "get /chr/a"), "x\n");
     assert_eq!(ok(&mut root, "ls /chr/a"), "[q-0000000000]\n");
+    ok(&mut s, "create -e /a/eph");
+    assert_eq!(ok(&mut s, "getEphemerals /a"), "[/a/eph]\n");
+    assert_eq!(ok(&mut s, "getEphemerals"), "[/a/eph]\n");
+    assert_eq!(ok(&mut root, "getEphemerals"), "[]\n");
 
     ok(&mut s, "addWatch -m persistent /a");
     ok(&mut root, "set /chr/a z");
