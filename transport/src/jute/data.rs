@@ -90,11 +90,37 @@ super::wire::impl_wire_record!(Stat {
     num_children: i32,
     pzxid: i64,
 });
-super::wire::impl_wire_record!(Id {
-    scheme: String,
-    id: String
-});
+/// `Id` reads a null scheme or id as empty: clients send the id of `CREATOR_ALL_ACL`
+/// (`auth:` with no id) as a null string (kazoo does), and ZooKeeper accepts it.
+impl super::wire::Wire for Id {
+    const MIN_BYTES: usize = 8;
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.scheme.encode(out);
+        self.id.encode(out);
+    }
+    fn decode(r: &mut super::wire::Reader<'_>) -> Result<Self, super::wire::DecodeError> {
+        let scheme = r.nullable_string()?.unwrap_or_default();
+        let id = r.nullable_string()?.unwrap_or_default();
+        Ok(Id { scheme, id })
+    }
+}
 super::wire::impl_wire_record!(Acl { perms: i32, id: Id });
+
+#[cfg(test)]
+mod tests {
+    use super::super::wire::{Reader, Wire, put_i32, put_string};
+    use super::*;
+
+    #[test]
+    fn a_null_acl_id_reads_as_empty() {
+        let mut b = Vec::new();
+        put_i32(&mut b, super::super::perms::ALL);
+        put_string(&mut b, "auth");
+        put_i32(&mut b, -1);
+        let acl = Acl::decode(&mut Reader::new(&b)).unwrap();
+        assert_eq!(acl.id, Id::new("auth", ""));
+    }
+}
 
 /// Encoded size of a [`Stat`]: 6 longs and 5 ints.
 pub const STAT_BYTES: usize = 6 * 8 + 5 * 4;
