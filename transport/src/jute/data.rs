@@ -106,6 +106,10 @@ impl super::wire::Wire for Id {
 }
 super::wire::impl_wire_record!(Acl { perms: i32, id: Id });
 
+/// Encoded size of a [`Stat`]: 6 longs and 5 ints.
+pub const STAT_BYTES: usize = 6 * 8 + 5 * 4;
+const _: () = assert!(<Stat as super::wire::Wire>::MIN_BYTES == STAT_BYTES);
+
 #[cfg(test)]
 mod tests {
     use super::super::wire::{Reader, Wire, put_i32, put_string};
@@ -121,7 +125,3 @@ mod tests {
         assert_eq!(acl.id, Id::new("auth", ""));
     }
 }
-
-/// Encoded size of a [`Stat`]: 6 longs and 5 ints.
-pub const STAT_BYTES: usize = 6 * 8 + 5 * 4;
-const _: () = assert!(<Stat as super::wire::Wire>::MIN_BYTES == STAT_BYTES);
