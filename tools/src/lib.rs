@@ -5,6 +5,7 @@
 //! - [`acl`]: zkCli's ACL syntax (`world:anyone:cdrwa,digest:user:hash:r`);
 //! - [`cmd`]: the command line and each verb's arguments, as a [`cmd::Command`];
 //! - [`format`]: zkCli's output text (stat lines, `ls` lists, ACL entries, events, errors);
+//! - [`watches`]: the watches a session set, to set them again after a reconnect;
 //! - [`run`]: a [`run::Session`] executes commands over `transport::client::Client`, and
 //!   [`run::main`] is the whole program (the binary only wires stdin/stdout/stderr).
 //!
@@ -16,3 +17,4 @@ pub mod cmd;
 pub mod connect;
 pub mod format;
 pub mod run;
+pub mod watches;

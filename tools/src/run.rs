@@ -31,9 +31,13 @@ use transport::jute::{Acl, AddWatchMode, CreateMode, ErrorCode, Request, Respons
 use crate::cmd::{self, Command, UsageError};
 use crate::connect::ConnectString;
 use crate::format;
+use crate::watches::Watches;
 
-/// Requests `deleteall` and `setAcl -R` keep in flight at once.
-pub const PIPELINE_DEPTH_MAX: usize = 1000;
+/// Requests `deleteall` and `setAcl -R` keep in flight at once. A window is written
+/// before its replies are read, so the replies of a whole window (at most ~100 bytes
+/// each) must fit in the socket buffers; 256 keeps them near 25 KiB, and below the
+/// server's per-connection limit of outstanding requests.
+pub const PIPELINE_DEPTH_MAX: usize = 256;
 /// Nodes `deleteall`, `ls -R` and `setAcl -R` walk before giving up.
 pub const SUBTREE_NODES_MAX: usize = 1_000_000;
 /// Bytes of a four-letter word's answer ckctl reads.
@@ -116,6 +120,8 @@ pub struct Session {
     /// The connection failed (or the server closed it after a failed auth): the next
     /// [`Session::keep_alive`] reconnects.
     broken: bool,
+    /// Watches set, re-set after a reconnect.
+    watches: Watches,
 }
 
 /// Connects to the first of `conn`'s servers that accepts a session.
@@ -163,6 +169,7 @@ impl Session {
             follow: false,
             last_activity: Instant::now(),
             broken: false,
+            watches: Watches::default(),
         };
         s.reply_timeout()?;
         for (scheme, a) in auth {
@@ -205,11 +212,13 @@ impl Session {
     /// Sends `req`, returning the error code and body.
     fn call_raw(&mut self, req: Request, path: &str) -> Result<(i32, Response), CliError> {
         self.last_activity = Instant::now();
-        self.client
+        let (h, r) = self
+            .client
             .send(&req)
             .and_then(|_| self.client.recv_reply(&mut self.events))
-            .map(|(h, r)| (h.err, r))
-            .map_err(|e| lost(e, path))
+            .map_err(|e| lost(e, path))?;
+        self.watches.register(&req, h.err);
+        Ok((h.err, r))
     }
 
     fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), CliError> {
@@ -251,25 +260,29 @@ impl Session {
             }
             if let Ok(c) = Client::reconnect(server.as_str(), sid, &pw, self.timeout_ms, zxid) {
                 self.client = c;
-                self.reply_timeout()?;
-                return self.readd_auth();
+                return self.restore(zxid);
             }
         }
         self.client = connect_any(&self.conn, self.timeout_ms)?;
-        self.reply_timeout()?;
         let _ = writeln!(
             err,
-            "session 0x{sid:x} expired; new session 0x{:x} (its watches are gone)",
+            "session 0x{sid:x} expired; new session 0x{:x} (ephemerals of the old one are gone)",
             self.client.session_id()
         );
-        self.readd_auth()
+        self.restore(zxid)
     }
 
-    fn readd_auth(&mut self) -> Result<(), CliError> {
+    /// On a new connection: the reply timeout, the auth, then the watches (events for
+    /// changes after `zxid` that they missed come at once).
+    fn restore(&mut self, zxid: i64) -> Result<(), CliError> {
+        self.reply_timeout()?;
         for (scheme, a) in std::mem::take(&mut self.auth) {
             self.add_auth(&scheme, &a)?;
         }
-        Ok(())
+        match self.watches.set_watches(zxid) {
+            Some(req) => self.call(req, "").map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// Runs `cmd`, writing its output (and any events that came meanwhile) to `out`.
@@ -718,7 +731,8 @@ impl Session {
         Ok(())
     }
 
-    fn print_event(&self, ev: &WatcherEvent, out: &mut dyn Write) -> Result<(), CliError> {
+    fn print_event(&mut self, ev: &WatcherEvent, out: &mut dyn Write) -> Result<(), CliError> {
+        self.watches.fired(ev);
         let path = self.conn.strip(&ev.path);
         out.write_all(format::event(ev, &path).as_bytes())
             .map_err(out_err)

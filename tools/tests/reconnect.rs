@@ -83,3 +83,39 @@ fn a_cut_connection_is_reported_then_the_session_reattached() {
     // The ephemeral survived (same session) and the digest auth is back (it is readable).
     assert_eq!(ok(&mut s, "get /rc/e"), "x\n");
 }
+
+#[test]
+fn watches_are_set_again_after_a_reconnect() {
+    let proxy = Proxy::start(server());
+    let conn = ConnectString::parse(&proxy.addr.to_string()).unwrap();
+    let mut s = Session::open(&conn, 30_000, &[]).unwrap();
+    ok(&mut s, "create /rw");
+    ok(&mut s, "create /rw/d 1");
+    ok(&mut s, "addWatch -m persistent /rw");
+    ok(&mut s, "get -w /rw/d");
+
+    proxy.cut();
+    fails(&mut s, "ls /rw");
+    // Changed while ckctl is disconnected: the re-set watch fires on reconnect.
+    let mut other = session("");
+    ok(&mut other, "set /rw/d 2");
+    s.keep_alive(&mut Vec::new()).unwrap();
+    // Changed after the reconnect: the persistent watch still fires.
+    ok(&mut other, "set /rw x");
+
+    let mut out = Vec::new();
+    s.wait_events(Some(2), &mut out, Some(EVENT_WAIT)).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("WatchedEvent"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "WatchedEvent state:SyncConnected type:NodeDataChanged path:/rw/d",
+            "WatchedEvent state:SyncConnected type:NodeDataChanged path:/rw",
+        ],
+        "{text}"
+    );
+}

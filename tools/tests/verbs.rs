@@ -130,7 +130,8 @@ fn deleteall_removes_a_subtree() {
     ] {
         ok(&mut s, &format!("create {p}"));
     }
-    for i in 0..50 {
+    // More nodes than one pipeline window, so deleteall refills its window.
+    for i in 0..tools::run::PIPELINE_DEPTH_MAX + 44 {
         ok(&mut s, &format!("create /da/d/n{i}"));
     }
     assert_eq!(ok(&mut s, "deleteall /da"), "");
