@@ -16,8 +16,14 @@
 //!   reply to the write that caused it, so in batch mode `addWatch /a` then `set /a x`
 //!   prints the event right after the `set`);
 //! - in batch mode a session idle for a third of its timeout is pinged before the next
-//!   command; if that fails the session is reattached (or a new one opened, auth
-//!   re-added; watches of the old one are lost) on the connect string's servers.
+//!   command; if that fails, or the previous command lost the connection (reported as
+//!   `KeeperErrorCode = ConnectionLoss`, never retried: it may have been applied), the
+//!   session is reattached on the connect string's servers, in order (or, if it
+//!   expired, a new one opened, which stderr notes); auth is added again and the
+//!   watches set so far are set again (`setWatches2`, see [`crate::watches`]);
+//! - events are read only while ckctl waits for a reply or for events: in batch mode an
+//!   event that comes while ckctl waits on stdin is printed after the next command,
+//!   and one still in flight when input ends is not printed.
 
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
