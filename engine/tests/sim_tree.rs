@@ -1,8 +1,11 @@
 //! Seeded simulation of the engine core: several sessions pipelining writes through
 //! prep, random crashes (prep rebuilt, leader state recovered from snapshot + log),
-//! session expiries, the container/TTL reaper. Every applied txn goes (as bytes) to a
-//! follower; at the end a third replica restored from a snapshot replays the log
-//! suffix. All three must have the same digest, and every result must match a small
+//! session expiries, the container/TTL reaper. Snapshots are taken as the driver
+//! takes them: an image between two applies, serialised on another thread only some
+//! steps later while writes go on (and lost if the leader crashes first); the bytes
+//! must restore to the digest the state had when the image was taken. Every applied
+//! txn goes (as bytes) to a follower; at the end a third replica restored from a
+//! snapshot replays the log suffix. All three must have the same digest, and every result must match a small
 //! reference model of ZooKeeper's semantics for the basic ops.
 //!
 //! Replay one seed: `SIM_SEED=S cargo test -p engine --test sim_tree`.
@@ -16,7 +19,7 @@ use engine::session::SessionConfig;
 use engine::tree::read::{ReadResult, read};
 use engine::tree::watch::WatchEvent;
 use engine::tree::{NodeKind, is_special_path, path};
-use engine::txn::{Db, OpResult, Txn, TxnResult};
+use engine::txn::{Db, OpResult, SnapshotImage, Txn, TxnResult};
 use transport::jute::{Acl, CreateMode, ErrorCode, EventType, Id, perms};
 
 /// Sessions with an odd id authenticate as bob (digest); the others have no ids.
@@ -131,14 +134,14 @@ impl Model {
         let mut nodes = BTreeMap::new();
         for (p, n) in db.tree.sorted_nodes() {
             nodes.insert(
-                p.clone(),
+                p.to_string(),
                 MNode {
                     data: n.data.clone(),
                     version: n.stat.version,
                     aversion: n.stat.aversion,
                     cversion: n.stat.cversion,
                     kind: n.kind,
-                    children: n.children.clone(),
+                    children: n.children.iter().cloned().collect(),
                     acl: n.acl.to_vec(),
                 },
             );
@@ -368,6 +371,13 @@ struct Pending {
     changes: Vec<(EventType, String)>,
 }
 
+/// A snapshot image in flight, with what the state was when it was taken.
+struct Taking {
+    image: SnapshotImage,
+    digest: u64,
+    log_len: usize,
+}
+
 struct Sim {
     rng: Rng,
     now: i64,
@@ -379,6 +389,8 @@ struct Sim {
     log: Vec<Vec<u8>>,
     /// Latest snapshot and how many log entries it covers.
     snap: (Vec<u8>, usize),
+    /// A snapshot taken but not yet serialised (the driver's blocking-pool write).
+    taking: Option<Taking>,
     model_applied: Model,
     model_prepped: Model,
     next_session: i64,
@@ -417,6 +429,7 @@ impl Sim {
             pending: VecDeque::new(),
             log: Vec::new(),
             snap,
+            taking: None,
             model_applied: model.clone(),
             model_prepped: model,
             next_session: 0x100,
@@ -637,6 +650,9 @@ impl Sim {
     /// is recovered from the last snapshot plus the log.
     fn crash(&mut self) -> Result<(), String> {
         self.count("crash");
+        if self.taking.take().is_some() {
+            self.count("snapshot lost in a crash");
+        }
         let before = self.leader.digest();
         self.pending.clear();
         let mut db = Db::restore(&self.snap.0, config(), self.now).map_err(|e| e.to_string())?;
@@ -727,8 +743,7 @@ impl Sim {
         } else if roll < 9 {
             self.crash()?;
         } else if roll < 11 {
-            self.snap = (self.leader.snapshot().to_vec(), self.log.len());
-            self.count("snapshot");
+            self.snapshot_step()?;
         } else if roll < 24 {
             self.check_read()?;
         } else if roll < 26 {
@@ -757,9 +772,44 @@ impl Sim {
         Ok(())
     }
 
+    /// Takes a snapshot image or, when one is in flight, serialises it on another
+    /// thread (the writes since it was taken must not show) and makes it the latest.
+    fn snapshot_step(&mut self) -> Result<(), String> {
+        let Some(t) = self.taking.take() else {
+            self.taking = Some(Taking {
+                image: self.leader.snapshot_image(),
+                digest: self.leader.digest(),
+                log_len: self.log.len(),
+            });
+            self.count("snapshot taken");
+            return Ok(());
+        };
+        let writes_since = (self.log.len() - t.log_len) as u64;
+        let image = t.image;
+        let (bytes, image_digest) = std::thread::spawn(move || (image.to_bytes(), image.digest()))
+            .join()
+            .map_err(|_| "serialising a snapshot image panicked".to_string())?;
+        let restored = Db::restore(&bytes, config(), self.now).map_err(|e| e.to_string())?;
+        if image_digest != t.digest || restored.digest() != t.digest {
+            return Err(format!(
+                "snapshot after {writes_since} more writes: image {image_digest:#x}, \
+                 restored {:#x}, state when taken {:#x}",
+                restored.digest(),
+                t.digest
+            ));
+        }
+        self.snap = (bytes.to_vec(), t.log_len);
+        self.count("snapshot written");
+        self.count_n("writes during snapshots", writes_since);
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<(), String> {
         while !self.pending.is_empty() {
             self.apply_one()?;
+        }
+        if self.taking.is_some() {
+            self.snapshot_step()?;
         }
         let (l, f) = (self.leader.digest(), self.follower.digest());
         if l != f {
@@ -800,7 +850,7 @@ impl Sim {
                 && n.stat.aversion == m.aversion
                 && n.stat.cversion == m.cversion
                 && n.kind == m.kind
-                && n.children == m.children
+                && n.children.iter().eq(m.children.iter())
                 && *n.acl == *m.acl;
             if !same {
                 return Err(format!("{p}: engine {n:?}\nmodel {m:?}"));

@@ -16,6 +16,8 @@ struct Server {
     db: Db,
     prep: Prep,
     now: i64,
+    /// Every applied txn, as the WAL would hold it.
+    log: Vec<Txn>,
 }
 
 impl Server {
@@ -24,6 +26,7 @@ impl Server {
             db: Db::new(SessionConfig::from_tick(100)),
             prep: Prep::new(0, PrepConfig::default()),
             now: 10_000,
+            log: Vec::new(),
         };
         for id in [A, B] {
             let op = Op::CreateSession {
@@ -47,6 +50,7 @@ impl Server {
         let t = Txn::from_bytes(&t.to_bytes()).expect("txn round trip");
         let a = self.db.apply(&t);
         self.prep.applied(a.zxid);
+        self.log.push(t);
         a
     }
 
@@ -528,4 +532,71 @@ fn corrupt_bytes_are_refused_not_panicked_on() {
             db.tree.check_invariants().unwrap();
         }
     }
+}
+
+/// A snapshot image taken between two applies holds exactly the state at its zxid,
+/// however the tree changes before it is serialised (as the driver does it: image on
+/// the shard core, bytes on another thread), and recovery from it plus the log after
+/// it reaches the live state.
+#[test]
+fn snapshot_image_is_exact_while_writes_continue() {
+    let mut s = Server::new();
+    s.write(A, &create("/big", CreateMode::Persistent));
+    for i in 0..300 {
+        s.write(A, &create(&format!("/big/n{i}"), CreateMode::Persistent));
+    }
+    s.write(B, &create("/e", CreateMode::Ephemeral));
+    s.write(A, &create("/acl", CreateMode::Persistent));
+
+    let image = s.db.snapshot_image();
+    let (at_digest, at_zxid, at_len) = (s.db.digest(), s.db.last_zxid(), s.log.len());
+    assert_eq!(image.last_zxid(), at_zxid);
+    assert_eq!(image.digest(), at_digest);
+
+    // Every kind of change, to nodes the image shares: data, children of a shared
+    // parent (added and removed), ACL, sessions and their ephemerals.
+    s.write(A, &set("/big/n1"));
+    s.write(A, &create("/big/new", CreateMode::Persistent));
+    s.write(A, &del("/big/n2"));
+    let acl = Op::SetAcl {
+        path: "/acl".into(),
+        acl: Acl::read_unsafe(),
+        version: -1,
+    };
+    s.write(A, &acl);
+    s.write(B, &Op::CloseSession);
+    let c = Op::CreateSession {
+        session_id: 0xC,
+        timeout_ms: 1000,
+        password: [0xC; 16],
+    };
+    s.write(0xC, &c);
+    assert_ne!(
+        s.db.digest(),
+        at_digest,
+        "the writes changed the live state"
+    );
+    s.db.tree.check_invariants().unwrap();
+
+    let bytes = std::thread::spawn(move || image.to_bytes())
+        .join()
+        .expect("serialising on another thread");
+    let mut r = Db::restore(&bytes, SessionConfig::from_tick(100), s.now).unwrap();
+    assert_eq!(r.digest(), at_digest, "the image is the state at its zxid");
+    assert_eq!(r.last_zxid(), at_zxid);
+    assert!(r.tree.get("/big/new").is_none() && r.tree.get("/big/n2").is_some());
+    assert!(r.tree.get("/e").is_some() && r.sessions.get(B).is_some());
+    assert_eq!(r.tree.get("/big").unwrap().children.len(), 300);
+    for t in &s.log[at_len..] {
+        assert!(
+            r.apply_if_new(t).is_some(),
+            "txn {} is after the image",
+            t.zxid()
+        );
+    }
+    assert_eq!(
+        r.digest(),
+        s.db.digest(),
+        "snapshot + log suffix = live state"
+    );
 }

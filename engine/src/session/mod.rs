@@ -8,10 +8,15 @@
 //! (ZooKeeper does the same). `expired(now)` returns sessions whose timer ran out and
 //! marks them closing; the runtime then submits a `CloseSession` for each. A closing
 //! session cannot be touched or reconnected and its writes fail with SessionExpired.
+//!
+//! The replicated part is a persistent map, so [`SessionTable::image`] (what a
+//! snapshot holds) is an O(1) copy however many sessions there are.
 
 pub mod expiry;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use imbl::OrdMap;
 
 use transport::jute::ErrorCode;
 
@@ -89,10 +94,14 @@ pub struct Session {
     pub password: [u8; SESSION_PASSWORD_LEN],
 }
 
+/// The replicated sessions by id, as a snapshot holds them (an O(1) copy, see the
+/// module docs); `Send`.
+pub type SessionsImage = OrdMap<i64, Session>;
+
 /// Sessions plus their expiry timers.
 #[derive(Debug, Clone)]
 pub struct SessionTable {
-    sessions: BTreeMap<i64, Session>,
+    sessions: SessionsImage,
     closing: BTreeSet<i64>,
     expiry: ExpiryQueue,
     pub config: SessionConfig,
@@ -107,7 +116,7 @@ impl Default for SessionTable {
 impl SessionTable {
     pub fn new(config: SessionConfig) -> Self {
         SessionTable {
-            sessions: BTreeMap::new(),
+            sessions: SessionsImage::new(),
             closing: BTreeSet::new(),
             expiry: ExpiryQueue::new(config.tick_ms as i64),
             config,
@@ -144,6 +153,12 @@ impl SessionTable {
     /// Every session, ascending by id.
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()
+    }
+
+    /// The replicated sessions as they are now, in O(1) (timers and closing marks are
+    /// local and left out).
+    pub fn image(&self) -> SessionsImage {
+        self.sessions.clone()
     }
 
     /// Whether `id` exists and is not closing (may issue writes).

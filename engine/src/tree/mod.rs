@@ -7,6 +7,13 @@
 //! code instead of changing anything. Every mutation reports the watch events it
 //! triggers, in delivery order.
 //!
+//! Storage is copy-on-write: the path map is a persistent hash trie (`imbl`) of
+//! `Arc<Node>`, and each node's children a persistent ordered set, so
+//! [`DataTree::image`] is an O(1) clone that shares every node with the live tree. A
+//! later mutation copies only what it touches (the trie path to one entry, one node,
+//! the B-tree path in one children set), never the whole tree or a whole children
+//! list: a snapshot's cost on the core that applies writes does not grow with the tree.
+//!
 //! Invariants (checked by `debug_check` in tests): every node but `/` has its parent in
 //! the map and is listed among the parent's children; `stat.num_children` and
 //! `stat.data_length` match; an ephemeral is listed under its owner in the ephemeral
@@ -18,8 +25,10 @@ pub mod path;
 pub mod read;
 pub mod watch;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+
+use imbl::{HashMap as SharedMap, OrdSet};
 
 use rkyv::{Archive, Deserialize, Serialize};
 use transport::jute::{Acl, ErrorCode, Stat};
@@ -71,6 +80,14 @@ impl NodeKind {
 /// nodes carry one of a handful of ACLs).
 pub type AclList = Arc<[Acl]>;
 
+/// A node's child names, sorted (deterministic iteration and digests). Persistent: a
+/// clone is O(1) and shares structure, so copying a node with a million children (the
+/// first change to it after a snapshot) costs O(log n), not O(n).
+pub type Children = OrdSet<String>;
+
+/// The path map: shared, copy-on-write (see the module docs).
+type NodeMap = SharedMap<Arc<str>, Arc<Node>>;
+
 /// One znode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -80,8 +97,8 @@ pub struct Node {
     /// As clients see it (`ephemeral_owner` already 0 for containers and TTL nodes).
     pub stat: Stat,
     pub kind: NodeKind,
-    /// Child names, sorted (deterministic iteration and digests).
-    pub children: BTreeSet<String>,
+    /// Child names, sorted.
+    pub children: Children,
 }
 
 impl Node {
@@ -91,7 +108,7 @@ impl Node {
             acl,
             stat,
             kind,
-            children: BTreeSet::new(),
+            children: Children::new(),
         };
         n.fix_lengths();
         n
@@ -106,7 +123,7 @@ impl Node {
 /// The znode tree plus its (local, unreplicated) watches.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: NodeMap,
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -152,7 +169,7 @@ impl DataTree {
     /// A tree without even a root (for restoring snapshots).
     pub(crate) fn empty() -> Self {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: NodeMap::new(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -193,7 +210,7 @@ impl DataTree {
     /// way ZooKeeper builds its system nodes and how snapshots are restored).
     pub(crate) fn insert_system(&mut self, p: &str, node: Node) {
         if let Some(parent) = path::parent(p) {
-            let parent = self.nodes.get_mut(parent);
+            let parent = self.node_mut(parent);
             debug_assert!(parent.is_some(), "parents are inserted first");
             if let Some(parent) = parent {
                 parent.children.insert(path::name(p).to_string());
@@ -201,7 +218,13 @@ impl DataTree {
             }
         }
         self.index(p, node.kind);
-        self.nodes.insert(p.to_string(), node);
+        self.nodes.insert(p.into(), Arc::new(node));
+    }
+
+    /// The node at `p`, made unique first if a snapshot image shares it (one node's
+    /// copy: its data and an O(1) clone of its children).
+    fn node_mut(&mut self, p: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(p).map(Arc::make_mut)
     }
 
     fn index(&mut self, p: &str, kind: NodeKind) {
@@ -241,7 +264,7 @@ impl DataTree {
 
     /// The node at `path`.
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     /// Number of nodes, the root and system nodes included.
@@ -285,7 +308,7 @@ impl DataTree {
             .iter()
             .filter(|p| {
                 self.nodes
-                    .get(*p)
+                    .get(p.as_str())
                     .is_some_and(|n| n.stat.cversion > 0 && n.children.is_empty())
             })
             .cloned()
@@ -298,7 +321,7 @@ impl DataTree {
         self.ttls
             .iter()
             .filter(|p| {
-                self.nodes.get(*p).is_some_and(|n| match n.kind {
+                self.nodes.get(p.as_str()).is_some_and(|n| match n.kind {
                     NodeKind::Ttl(ttl) => {
                         n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl
                     }
@@ -326,7 +349,7 @@ impl DataTree {
     ) -> Result<Stat, ErrorCode> {
         let parent_path = path::parent(p).ok_or(ErrorCode::NodeExists)?;
         let name = path::name(p);
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        let parent = self.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
         if parent.children.contains(name) {
             return Err(ErrorCode::NodeExists);
         }
@@ -352,7 +375,7 @@ impl DataTree {
         let node = Node::new(data, self.intern(acl), stat, kind);
         let stat = node.stat;
         self.index(p, kind);
-        self.nodes.insert(p.to_string(), node);
+        self.nodes.insert(p.into(), Arc::new(node));
         self.watches.created(p, events);
         Ok(stat)
     }
@@ -371,10 +394,14 @@ impl DataTree {
         let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
         let kind = node.kind;
         if let Some(node) = self.nodes.remove(p) {
-            self.release(node.acl);
+            let acl = node.acl.clone();
+            // A snapshot image may still hold the node (and so its ACL): the cache's
+            // sweep forgets the ACL once the image is gone.
+            drop(node);
+            self.release(acl);
         }
         self.unindex(p, kind);
-        if let Some(parent) = self.nodes.get_mut(parent_path) {
+        if let Some(parent) = self.node_mut(parent_path) {
             parent.children.remove(path::name(p));
             // ZooKeeper moves pzxid forward only, and leaves cversion alone on delete.
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
@@ -394,13 +421,32 @@ impl DataTree {
         time_ms: i64,
         events: &mut Vec<WatchEvent>,
     ) -> Result<Stat, ErrorCode> {
-        let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
-        node.data = data;
-        node.stat.version = version;
-        node.stat.mzxid = zxid;
-        node.stat.mtime = time_ms;
-        node.fix_lengths();
-        let stat = node.stat;
+        let slot = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
+        let mut stat = slot.stat;
+        stat.version = version;
+        stat.mzxid = zxid;
+        stat.mtime = time_ms;
+        match Arc::get_mut(slot) {
+            Some(node) => {
+                node.data = data;
+                node.stat = stat;
+                node.fix_lengths();
+            }
+            // Shared with a snapshot image: build the new version beside it rather
+            // than copy the old data only to overwrite it.
+            None => {
+                let mut node = Node {
+                    data,
+                    acl: slot.acl.clone(),
+                    stat,
+                    kind: slot.kind,
+                    children: slot.children.clone(),
+                };
+                node.fix_lengths();
+                *slot = Arc::new(node);
+            }
+        }
+        let stat = slot.stat;
         self.watches.data_changed(p, events);
         Ok(stat)
     }
@@ -412,7 +458,7 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         }
         let acl = self.intern(acl);
-        let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
+        let node = self.node_mut(p).ok_or(ErrorCode::NoNode)?;
         let old = std::mem::replace(&mut node.acl, acl);
         node.stat.aversion = aversion;
         let stat = node.stat;
@@ -421,65 +467,116 @@ impl DataTree {
     }
 
     /// All nodes sorted by path (snapshots, digests).
-    pub fn sorted_nodes(&self) -> Vec<(&String, &Node)> {
-        let mut v: Vec<_> = self.nodes.iter().collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        v
+    pub fn sorted_nodes(&self) -> Vec<(&str, &Node)> {
+        sorted(&self.nodes)
     }
 
     /// A deterministic 64-bit digest of the replicated content (paths, data, ACLs,
     /// stats, kinds); watches are excluded. Equal trees give equal digests.
     pub fn digest(&self) -> u64 {
-        let mut h = Fnv::default();
-        for (p, n) in self.sorted_nodes() {
-            h.str(p);
-            match &n.data {
-                None => h.i64(-1),
-                Some(d) => {
-                    h.i64(d.len() as i64);
-                    h.bytes(d);
-                }
-            }
-            for a in n.acl.iter() {
-                h.i64(a.perms as i64);
-                h.str(&a.id.scheme);
-                h.str(&a.id.id);
-            }
-            let s = &n.stat;
-            for v in [
-                s.czxid,
-                s.mzxid,
-                s.pzxid,
-                s.ctime,
-                s.mtime,
-                s.ephemeral_owner,
-            ] {
-                h.i64(v);
-            }
-            for v in [
-                s.version,
-                s.cversion,
-                s.aversion,
-                s.data_length,
-                s.num_children,
-            ] {
-                h.i64(v as i64);
-            }
-            let (tag, val) = match n.kind {
-                NodeKind::Persistent => (0, 0),
-                NodeKind::Ephemeral(s) => (1, s),
-                NodeKind::Container => (2, 0),
-                NodeKind::Ttl(t) => (3, t),
-            };
-            h.i64(tag);
-            h.i64(val);
-        }
-        h.0
+        digest(self.sorted_nodes())
     }
 
+    /// The replicated content as it is now, in O(1): a [`TreeImage`] shares every node
+    /// with this tree, and later changes here copy what they touch instead of
+    /// changing it under the image.
+    pub fn image(&self) -> TreeImage {
+        TreeImage {
+            nodes: self.nodes.clone(),
+        }
+    }
+}
+
+/// A frozen copy of a tree's nodes (no watches, no indexes: what a snapshot holds),
+/// taken by [`DataTree::image`]. It is `Send`, so it can be serialised on another
+/// thread while the tree it came from goes on changing.
+#[derive(Debug, Clone)]
+pub struct TreeImage {
+    nodes: NodeMap,
+}
+
+impl TreeImage {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the image has no nodes (never, for an image of a live tree).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// All nodes sorted by path: every parent precedes its children.
+    pub fn sorted_nodes(&self) -> Vec<(&str, &Node)> {
+        sorted(&self.nodes)
+    }
+
+    /// The digest the tree had when the image was taken ([`DataTree::digest`]).
+    pub fn digest(&self) -> u64 {
+        digest(self.sorted_nodes())
+    }
+}
+
+fn sorted(nodes: &NodeMap) -> Vec<(&str, &Node)> {
+    let mut v: Vec<(&str, &Node)> = nodes.iter().map(|(p, n)| (&**p, &**n)).collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+/// See [`DataTree::digest`].
+fn digest(sorted: Vec<(&str, &Node)>) -> u64 {
+    let mut h = Fnv::default();
+    for (p, n) in sorted {
+        h.str(p);
+        match &n.data {
+            None => h.i64(-1),
+            Some(d) => {
+                h.i64(d.len() as i64);
+                h.bytes(d);
+            }
+        }
+        for a in n.acl.iter() {
+            h.i64(a.perms as i64);
+            h.str(&a.id.scheme);
+            h.str(&a.id.id);
+        }
+        let s = &n.stat;
+        for v in [
+            s.czxid,
+            s.mzxid,
+            s.pzxid,
+            s.ctime,
+            s.mtime,
+            s.ephemeral_owner,
+        ] {
+            h.i64(v);
+        }
+        for v in [
+            s.version,
+            s.cversion,
+            s.aversion,
+            s.data_length,
+            s.num_children,
+        ] {
+            h.i64(v as i64);
+        }
+        let (tag, val) = match n.kind {
+            NodeKind::Persistent => (0, 0),
+            NodeKind::Ephemeral(s) => (1, s),
+            NodeKind::Container => (2, 0),
+            NodeKind::Ttl(t) => (3, t),
+        };
+        h.i64(tag);
+        h.i64(val);
+    }
+    h.0
+}
+
+impl DataTree {
     /// Checks the invariants listed in the module docs; `Err` names the first broken.
     pub fn check_invariants(&self) -> Result<(), String> {
-        for (p, n) in &self.nodes {
+        for (p, n) in self.nodes.iter() {
+            let p: &str = p;
             if n.stat.num_children as usize != n.children.len() {
                 return Err(format!("{p}: numChildren"));
             }
@@ -496,7 +593,7 @@ impl DataTree {
                 }
             }
             for c in &n.children {
-                if !self.nodes.contains_key(&path::join(p, c)) {
+                if !self.nodes.contains_key(path::join(p, c).as_str()) {
                     return Err(format!("{p}: child {c} missing"));
                 }
             }

@@ -96,13 +96,7 @@ impl Db {
 
     /// A deterministic digest of the replicated state (tree, sessions, last zxid).
     pub fn digest(&self) -> u64 {
-        let mut h = self.tree.digest();
-        for s in self.sessions.iter() {
-            h = mix(h, s.id as u64);
-            h = mix(h, s.timeout_ms as u64);
-            h = mix(h, u128::from_le_bytes(s.password) as u64);
-        }
-        mix(h, self.last_zxid as u64)
+        state_digest(self.tree.digest(), self.sessions.iter(), self.last_zxid)
     }
 
     /// Applies `txn` if it is newer than the state (recovery replays a log whose head
@@ -229,6 +223,21 @@ impl Db {
         };
         r.unwrap_or_else(OpResult::Error)
     }
+}
+
+/// [`Db::digest`] from its parts (a snapshot image has the same parts).
+pub(crate) fn state_digest<'a>(
+    tree: u64,
+    sessions: impl Iterator<Item = &'a Session>,
+    last_zxid: i64,
+) -> u64 {
+    let mut h = tree;
+    for s in sessions {
+        h = mix(h, s.id as u64);
+        h = mix(h, s.timeout_ms as u64);
+        h = mix(h, u128::from_le_bytes(s.password) as u64);
+    }
+    mix(h, last_zxid as u64)
 }
 
 fn mix(h: u64, v: u64) -> u64 {

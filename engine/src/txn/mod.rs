@@ -27,8 +27,8 @@
 //!   connection drop: `db.tree.watches.remove_session(id)`.
 //! - **Reaper**: periodically prep `Op::DeleteContainer` (session 0) for
 //!   `db.tree.empty_containers()` and `db.tree.expired_ttls(now)`.
-//! - **Snapshot**: `db.snapshot()` between two applies; it is exact at
-//!   `db.last_zxid()` (see `snapshot`).
+//! - **Snapshot**: `db.snapshot_image()` between two applies (O(1), exact at
+//!   `db.last_zxid()`), then `image.to_bytes()` on another thread (see `snapshot`).
 
 pub mod apply;
 pub mod snapshot;
@@ -42,6 +42,7 @@ use crate::op::SESSION_PASSWORD_LEN;
 use crate::tree::NodeKind;
 
 pub use apply::{Applied, Db, OpResult, TxnResult};
+pub use snapshot::SnapshotImage;
 
 /// Who asked, and when and where in the order it happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]

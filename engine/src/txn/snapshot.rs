@@ -1,24 +1,36 @@
 //! Snapshots of the replicated state (tree + sessions + last zxid) as one rkyv archive.
 //!
-//! What it requires: `Db::snapshot` reads the state between two applies, so the image
-//! is exact at `last_zxid` (the shard's single thread owns the `Db`; there is no
-//! concurrent apply to be fuzzy about). Recovery restores the newest snapshot and
-//! replays the log with `Db::apply_if_new`, which skips txns the snapshot already
-//! holds. Should the runtime ever serialise the tree incrementally while applying (a
-//! truly fuzzy snapshot), replay must start at the zxid the snapshot *started* at and
-//! the tree's replay tolerance applies: a create of an existing node or a delete of a
-//! missing one changes nothing, and parent cversion/pzxid only move forward.
+//! Taking one is two steps, so the core that applies writes never serialises:
+//! 1. [`Db::snapshot_image`], on the shard's core between two applies: an O(1)
+//!    copy-on-write [`SnapshotImage`] (the tree's and the session table's persistent
+//!    maps are cloned, sharing every node). It is exact at `last_zxid`: no apply runs
+//!    while it is taken, and applies after it copy what they change instead of
+//!    changing it under the image.
+//! 2. [`SnapshotImage::to_bytes`], anywhere (the image is `Send`; the driver runs it
+//!    on the blocking pool): sorts, encodes, O(tree size).
+//!
+//! [`Db::snapshot`] does both at once (tests, tools).
+//!
+//! Recovery restores the newest snapshot and replays the log with
+//! `Db::apply_if_new`, which skips txns the snapshot already holds. The image is not
+//! fuzzy, and must not become so: apply is not idempotent (a replayed set or delete
+//! would bump versions twice), so replay must start exactly after `last_zxid`.
 //! Watches are local and not included; session timers restart at restore time.
+//!
+//! Format: [`SNAPSHOT_VERSION`], then the nodes sorted by path and the sessions.
+//! Restoring validates the archive (bytecheck), the version, and the tree's shape,
+//! and refuses anything else with a [`SnapshotError`].
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 use transport::jute::{Acl, Stat};
 
+use super::apply::state_digest;
 use super::{Db, TXN_ALIGN};
 use crate::op::SESSION_PASSWORD_LEN;
-use crate::session::{Session, SessionConfig, SessionTable};
-use crate::tree::{DataTree, Node, NodeKind, path};
+use crate::session::{Session, SessionConfig, SessionTable, SessionsImage};
+use crate::tree::{DataTree, Node, NodeKind, TreeImage, path};
 
 /// Format version written into every snapshot.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -59,37 +71,96 @@ pub enum SnapshotError {
     BadNode(String, &'static str),
 }
 
-impl Db {
-    /// The state as an archive (see the module docs for what this requires).
-    pub fn snapshot(&self) -> AlignedVec {
-        let nodes = self
-            .tree
-            .sorted_nodes()
+/// Bytes of archive per node beyond its path and data (stat, kind, ACL, offsets), to
+/// size the output buffer once instead of growing it by copies.
+const ARCHIVE_NODE_OVERHEAD_BYTES: usize = 160;
+
+/// The replicated state at exactly [`SnapshotImage::last_zxid`], frozen: taken in O(1)
+/// by [`Db::snapshot_image`], serialised later by [`SnapshotImage::to_bytes`] on any
+/// thread while the `Db` it came from goes on applying.
+#[derive(Debug, Clone)]
+pub struct SnapshotImage {
+    last_zxid: i64,
+    tree: TreeImage,
+    sessions: SessionsImage,
+}
+
+/// The driver moves images to the blocking pool: they must stay `Send`.
+const _: fn() = || {
+    fn send<T: Send + 'static>() {}
+    send::<SnapshotImage>();
+};
+
+impl SnapshotImage {
+    /// The zxid of the last txn the image holds: recovery replays the log after it.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Number of znodes.
+    pub fn znodes(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// [`Db::digest`] of the state the image holds.
+    pub fn digest(&self) -> u64 {
+        state_digest(self.tree.digest(), self.sessions.values(), self.last_zxid)
+    }
+
+    /// The archive [`Db::restore`] reads: O(tree size), meant for another thread.
+    pub fn to_bytes(&self) -> AlignedVec {
+        let sorted = self.tree.sorted_nodes();
+        let mut capacity = 0;
+        let nodes = sorted
             .into_iter()
-            .map(|(p, n)| SnapNode {
-                path: p.clone(),
-                data: n.data.clone(),
-                acl: n.acl.to_vec(),
-                stat: n.stat,
-                kind: n.kind,
+            .map(|(p, n)| {
+                let data_len = n.data.as_ref().map_or(0, Vec::len);
+                capacity += p.len() + data_len + ARCHIVE_NODE_OVERHEAD_BYTES;
+                SnapNode {
+                    path: p.to_string(),
+                    data: n.data.clone(),
+                    acl: n.acl.to_vec(),
+                    stat: n.stat,
+                    kind: n.kind,
+                }
             })
             .collect();
-        let sessions = self
+        let sessions: Vec<SnapSession> = self
             .sessions
-            .iter()
+            .values()
             .map(|s| SnapSession {
                 id: s.id,
                 timeout_ms: s.timeout_ms,
                 password: s.password,
             })
             .collect();
+        capacity += sessions.len() * size_of::<ArchivedSnapSession>();
         let snap = Snapshot {
             version: SNAPSHOT_VERSION,
-            last_zxid: self.last_zxid(),
+            last_zxid: self.last_zxid,
             nodes,
             sessions,
         };
-        rkyv::to_bytes::<rancor::Error>(&snap).unwrap_or_default()
+        let out = AlignedVec::with_capacity(capacity);
+        // Serialising plain owned data into a growable buffer cannot fail.
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&snap, out).unwrap_or_default()
+    }
+}
+
+impl Db {
+    /// The state as it is now, in O(1), to serialise elsewhere (see the module docs).
+    pub fn snapshot_image(&self) -> SnapshotImage {
+        SnapshotImage {
+            last_zxid: self.last_zxid(),
+            tree: self.tree.image(),
+            sessions: self.sessions.image(),
+        }
+    }
+
+    /// The state as an archive: [`Db::snapshot_image`] then
+    /// [`SnapshotImage::to_bytes`], both on this thread.
+    pub fn snapshot(&self) -> AlignedVec {
+        self.snapshot_image().to_bytes()
     }
 
     /// Rebuilds a `Db` from [`Db::snapshot`] bytes; session timers start at `now_ms`.
