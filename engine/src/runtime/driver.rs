@@ -506,15 +506,17 @@ impl<O: Outlet> Driver<O> {
         if self.snapshot_running || self.applied_since_snap < self.snap_count {
             return;
         }
-        // Serialising the tree is a copy on this core; writing it is not.
-        let zxid = self.core.db().last_zxid();
-        let bytes = self.core.db().snapshot();
+        // An O(1) copy-on-write image here; serialising it (O(tree)) and writing it
+        // happen on the blocking pool while this core goes on applying.
+        let image = self.core.db().snapshot_image();
+        let zxid = image.last_zxid();
         self.snapshot_running = true;
         self.applied_since_snap = 0;
         let (store, inbox, retain) = (self.snapshots.clone(), self.inbox.clone(), self.snap_retain);
         glommio::spawn_local(async move {
             let result = glommio::executor()
                 .spawn_blocking(move || {
+                    let bytes = image.to_bytes();
                     store
                         .write(zxid as u64, &bytes)
                         .map_err(|e| e.to_string())?;
