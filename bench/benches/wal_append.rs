@@ -326,19 +326,19 @@ fn interleaved(_c: &mut Criterion) {
     });
     let wal_kinds = [
         (
-            "wal map+msync (default)",
-            AppendMethod::Map,
+            "wal pwrite+msync (default)",
+            AppendMethod::Pwrite,
             FlushMethod::Msync,
         ),
         (
-            "wal map+fdatasync",
-            AppendMethod::Map,
-            FlushMethod::Fdatasync,
-        ),
-        ("wal pwrite+msync", AppendMethod::Pwrite, FlushMethod::Msync),
-        (
             "wal pwrite+fdatasync",
             AppendMethod::Pwrite,
+            FlushMethod::Fdatasync,
+        ),
+        ("wal map+msync", AppendMethod::Map, FlushMethod::Msync),
+        (
+            "wal map+fdatasync",
+            AppendMethod::Map,
             FlushMethod::Fdatasync,
         ),
     ];
@@ -377,6 +377,10 @@ fn interleaved(_c: &mut Criterion) {
     contenders.push((
         format!("{} 1024x100B", wal_kinds[0].0),
         Contender::Wal(0, 1024),
+    ));
+    contenders.push((
+        format!("{} 1024x100B", wal_kinds[2].0),
+        Contender::Wal(2, 1024),
     ));
     let payload = [0xabu8; 100];
     let (mut z_p, mut z_d, mut off_b, mut off_p) = (0u64, 0u64, 0u64, 0u64);
@@ -460,9 +464,17 @@ const PIPELINED_RECORDS: u64 = 200_000;
 /// become durable (time until the last one is durable) and the flushes it took.
 fn pipelined(_c: &mut Criterion) {
     use wal::{FlushPolicy, GroupCommit};
-    for run in 0..3 {
+    for (run, append_method) in [AppendMethod::Pwrite, AppendMethod::Map]
+        .into_iter()
+        .flat_map(|m| [m, m])
+        .enumerate()
+    {
         let dir = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let opts = WalOptions {
+            append_method,
+            ..WalOptions::default()
+        };
+        let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
         wal.prepare_next_segment().unwrap();
         let gc = GroupCommit::start(wal.syncer(), FlushPolicy::default(), None).unwrap();
         let syncer = wal.syncer();
@@ -478,7 +490,7 @@ fn pipelined(_c: &mut Criterion) {
         let flushes = syncer.flush_count() - flushes_before;
         gc.stop().unwrap();
         eprintln!(
-            "pipelined run {run}: {PIPELINED_RECORDS} x 100 B appended in {:.1} ms, all durable after {:.1} ms = {:.0} durable rec/s, {flushes} flushes, roll waits {}",
+            "pipelined run {run} ({append_method:?}): {PIPELINED_RECORDS} x 100 B appended in {:.1} ms, all durable after {:.1} ms = {:.0} durable rec/s, {flushes} flushes, roll waits {}",
             appended.as_secs_f64() * 1e3,
             durable.as_secs_f64() * 1e3,
             PIPELINED_RECORDS as f64 / durable.as_secs_f64(),
