@@ -5,11 +5,11 @@
 //! lose an acknowledged record.
 //!
 //! # Contract
-//! - [`Wal::append`] copies a record into the active segment (through the memory map by
-//!   default, or with `pwrite`: [`AppendMethod`]) and returns; it never waits for a
-//!   flush, only when rolling to a segment whose background pre-write has not finished
-//!   ([`WalStats::roll_waits`] counts that). A page write fault may still cost it a few
-//!   µs (see "Measured").
+//! - [`Wal::append`] copies a record into the active segment (with `pwrite` into the
+//!   page cache by default, or through the memory map: [`AppendMethod`]) and returns; it
+//!   never waits for a flush, only when rolling to a segment whose background pre-write
+//!   has not finished ([`WalStats::roll_waits`] counts that). Either way the bytes are
+//!   readable in place from the map at once (one page cache).
 //! - A record is *durable* once a [`Syncer::flush`] that started after its append has
 //!   returned; then [`Syncer::durable_zxid`] is at least its zxid. Only a zxid at or below
 //!   the durable watermark may be acknowledged to anyone.
@@ -64,50 +64,54 @@
 //!
 //! # Measured (`cargo bench -p bench --bench wal_append`)
 //! On this project's machine (ext4 on virtio, 2 cores shared with other jobs) one
-//! `fdatasync` cost ~0.24 ms in a quiet minute and ~4 ms (bimodal, p90 ~8 ms) while other
-//! jobs ran, which was most of the time; the brief's ~75 µs overwrite was never seen. So
-//! sequential criterion numbers are not comparable with each other: the bench's
-//! `interleaved` target runs every contender in turn for 300 rounds and reports medians
-//! relative to a bare `pwrite`+`fdatasync` of a 4 KiB overwrite in the same rounds.
-//! Ratios below; ranges are over runs (2026-11-21).
+//! `fdatasync` of a 4 KiB overwrite cost 0.15–0.24 ms in quiet minutes and ~4 ms
+//! (bimodal, p90 ~8 ms) while other jobs ran, which was most of the time. So sequential
+//! criterion numbers are not comparable with each other: the bench's `interleaved`
+//! target runs every contender in turn for 300 rounds and reports medians relative to a
+//! bare `pwrite`+`fdatasync` of a 4 KiB overwrite in the same rounds (2026-11-21).
 //!
-//! | durable write of 100 B records      | loaded disk (12 runs) | quiet disk (1 run) |
-//! |-------------------------------------|-----------------------|--------------------|
-//! | 1, map + msync (**default**)        | 0.88–1.17x (a)        | 1.78x              |
-//! | 1, map + fdatasync                  | 0.95–1.41x            | 1.88x              |
-//! | 1, plain pwrite + fdatasync         | 0.93–1.03x            | 0.99x              |
-//! | 1, glommio DMA + fdatasync          | 0.57–1.06x            | 1.21x              |
-//! | 256, map + msync: records/s         | 61k–131k              | 602k               |
-//! | 256, glommio DMA: records/s         | 62k–213k              | 865k               |
-//! | 1024, map + msync: records/s        | 234k–409k             |                    |
+//! | durable write of 100 B records        | loaded disk           | quiet disk        |
+//! |---------------------------------------|-----------------------|-------------------|
+//! | 1, pwrite append + msync (**default**)| 0.99–1.08x (3 runs)   | **0.80x**         |
+//! | 1, pwrite append + fdatasync          | 0.95–1.00x            | 0.90x             |
+//! | 1, map append + msync                 | 0.88–1.17x (a)        | 1.78x, 2.05x      |
+//! | 1, map append + fdatasync             | 0.95–1.41x            | 1.83x, 1.88x      |
+//! | 1, plain pwrite + fdatasync (no WAL)  | 0.93–1.03x            | 0.93x, 0.99x      |
+//! | 1, glommio DMA + fdatasync            | 0.57–1.06x            | 1.08x, 1.21x      |
+//! | 256, pwrite append + msync: records/s | 46k–64k               | **414k**          |
+//! | 256, map append + msync: records/s    | 61k–131k              | 602k, 754k        |
+//! | 256, glommio DMA: records/s           | 62k–213k              | 865k, 1.38M       |
+//! | 1024, map append + msync: records/s   | 234k–409k             | 1.94M             |
 //!
-//! (a) 1.1–1.4x in the runs that pre-faulted a 1 MiB window (see below).
+//! (a) 1.1–1.4x in runs that pre-faulted a 1 MiB window (see below). Loaded ranges are
+//! over up to 12 runs; the quiet column has one or two runs (the disk was rarely quiet).
 //!
-//! - **Single append + flush vs a bare fdatasync** (target: within 1.2x): met while the
-//!   disk was loaded (0.88–1.17x; the flush dominates), **missed in the one quiet window
-//!   measured (1.7–1.9x)**, where a plain pwrite + fdatasync was 0.99x: writing through a
-//!   shared map costs something per flush that a pwrite does not (a write fault after
-//!   every writeback, and on ext4 an mtime update through a journal handle inside it). The
-//!   `pwrite` append method ([`AppendMethod::Pwrite`]) exists for that case; its own
-//!   quiet-disk ratio was not measured (the disk was never quiet again).
-//! - **Group commit** (target: 200k durable 100 B records/s): flush-bound batches of 1024
-//!   give 234k–409k/s on the loaded disk (256: 61k–131k). With the [`GroupCommit`]
-//!   thread and the default policy (up to 1000 records a batch), the `pipelined` target
-//!   (one thread appending as fast as it can) made 200 000 records durable at
-//!   0.8M–3.6M records/s over 15 runs: appends, not flushes, bound it.
+//! - **Single append + flush vs a bare fdatasync** (target: within 1.2x): 0.80x on the
+//!   quiet disk and 0.99–1.08x on the loaded one with the default `pwrite` appends.
+//!   Appends through the shared map ([`AppendMethod::Map`]) missed it on the quiet disk
+//!   (1.8–2.1x): a flush of pages written through a shared map cost about twice a plain
+//!   fdatasync here (each page takes a write fault after writeback, where ext4 also
+//!   updates the mtime through a journal handle), so the map serves reads and recovery
+//!   and, by default, not appends.
+//! - **Group commit** (target: 200k durable 100 B records/s): batches of 256 made 414k/s
+//!   with `pwrite` appends on the quiet disk (754k/s through the map; 1024 through the
+//!   map: 1.94M/s). On the loaded disk a flush took ~4 ms, so only batches of ~1000
+//!   reach it (234k–409k/s through the map). The [`GroupCommit`] thread batches up to
+//!   1000 records by default; in the `pipelined` target (one thread appending as fast
+//!   as it can, the group-commit thread flushing) map appends made 200 000 records
+//!   durable at 0.8M–3.6M records/s over 18 runs, `pwrite` appends at 80k–220k/s on the
+//!   loaded machine, where each `pwrite` cost 3–8 µs.
 //! - **The append itself** (`append_only`, a flush every 256 appends outside the timing,
-//!   loaded machine): through the map 0.09–0.17 µs for 100 B, 1.4–1.6 µs for 1 KiB,
-//!   7–8 µs for 4 KiB; through `pwrite` 2.8–4.6 µs whatever the size. Pre-faulting the
-//!   next 64 KiB from the flushing thread ([`WalOptions::prefault_bytes_max`]) cut the map
-//!   numbers from 0.56 / 2.6 / 10.8 µs; a 1 MiB window cut them to 0.14 / 0.24 / 0.93 µs
-//!   but made a synchronous flush 1.3x slower (its cost grows with the window). With
-//!   `pwrite` appends the pipelined run fell to 80k–220k records/s. Hence the default:
-//!   map appends, msync flushes (msync flushes only the dirty range; fdatasync tied).
-//! - glommio DMA writes were faster in some runs (up to 2x for batches, and 865k
-//!   records/s for batches of 256 in the quiet window) and equal in others. Adopting
-//!   them would replace the map, and with it reading records in place; left for a
-//!   measurement on a quiet, dedicated disk, as is mounting with `lazytime` (which keeps
-//!   ext4's mtime update out of the write fault).
+//!   loaded machine): `pwrite` 2.8–4.6 µs whatever the size; through the map 0.09–0.17
+//!   µs for 100 B, 1.4–1.6 µs for 1 KiB, 7–8 µs for 4 KiB, with the flushing thread
+//!   pre-faulting the next 64 KiB ([`WalOptions::prefault_bytes_max`]; without it 0.56 /
+//!   2.6 / 10.8 µs; a 1 MiB window gave 0.14 / 0.24 / 0.93 µs but made each flush 1.3x
+//!   slower, its cost growing with the window).
+//! - msync (of the dirty range only) and fdatasync tie within the noise; msync is the
+//!   default flush. glommio DMA writes were the fastest for batches on the quiet disk
+//!   (1.38M records/s at 256) and tied elsewhere; adopting them would replace the page
+//!   cache path (and reading records in place from the map), so that is left for a
+//!   measurement on a quiet, dedicated disk, as is mounting with `lazytime`.
 //!
 //! # Modules
 //! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (syncer,
