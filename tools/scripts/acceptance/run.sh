@@ -24,7 +24,7 @@ KAZOO_SRC=$VENV/src/kazoo-$KAZOO_VERSION
 # kazoo test modules run on both servers (about 2 minutes each on 2 cores).
 KAZOO_MODULES="test_client test_lock test_election test_barrier test_queue test_counter
   test_party test_watchers test_cache test_lease test_partitioner test_connection
-  test_security test_sasl"
+  test_security test_sasl test_build test_interrupt"
 # Bounds, in seconds: one server's start, one kazoo test, one whole pytest run.
 SERVER_START_S_MAX=60
 KAZOO_TEST_S_MAX=30
