@@ -83,8 +83,14 @@ COREKEEPER=${CARGO_TARGET_DIR:-$REPO/target}/debug/corekeeper
 WORK=$(mktemp -d /tmp/corekeeper-acceptance.XXXXXX)
 SERVER_DIRS=()
 cleanup() {
-  local d
+  local rc=$? d
   for d in "${SERVER_DIRS[@]}"; do "$HERE/server.sh" stop "$d" || true; done
+  if ((rc != 0)); then # the servers' last words, for a CI log that has nothing else
+    for d in "${SERVER_DIRS[@]}"; do
+      echo "--- last lines of $d/server.log ---"
+      tail -n 40 "$d/server.log" 2>/dev/null || true
+    done
+  fi
   if [[ ${ACCEPT_KEEP:-0} == 1 ]]; then echo "acceptance: work directory kept: $WORK"
   else rm -rf "$WORK"; fi
 }
