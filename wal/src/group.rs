@@ -103,8 +103,8 @@ impl Shared {
     /// Called by the appender after publishing a record; wakes the flusher when the
     /// batch starts or reaches a threshold (not on every append: that would cost a
     /// futex wake per record).
-    pub fn note_appended(&self, zxid: u64, bytes: usize) {
-        let records = self.appended_records.fetch_add(1, Ordering::SeqCst) + 1;
+    pub fn note_appended(&self, zxid: u64, count: u64, bytes: usize) {
+        let records = self.appended_records.fetch_add(count, Ordering::SeqCst) + count;
         let total_bytes = self
             .appended_bytes
             .fetch_add(bytes as u64, Ordering::SeqCst)
@@ -116,7 +116,7 @@ impl Shared {
         let pending_records = records.saturating_sub(self.flushed_records.load(Ordering::SeqCst));
         let pending_bytes = total_bytes.saturating_sub(self.flushed_bytes.load(Ordering::SeqCst));
         // Thresholds are read from atomics so that the common case takes no lock.
-        if (pending_records <= 1
+        if (pending_records <= count
             || pending_records >= self.wake_records.load(Ordering::Relaxed)
             || pending_bytes >= self.wake_bytes.load(Ordering::Relaxed))
             && let Some(thread) = lock(&self.flusher).as_ref()

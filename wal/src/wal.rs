@@ -225,12 +225,90 @@ impl Wal {
         seg.last_zxid = zxid;
         self.last_zxid = zxid;
         self.stats.appends += 1;
-        self.shared.note_appended(zxid, len);
+        self.shared.note_appended(zxid, 1, len);
         Ok(Appended {
             zxid,
             segment: seg.shared.seq,
             offset: off as u64,
         })
+    }
+
+    /// Appends several records with one write per segment they land in (one `pwrite`
+    /// system call instead of one per record with [`AppendMethod::Pwrite`]). All records
+    /// are checked (sizes, increasing zxids) before anything is written. If a write or a
+    /// roll fails part-way, the records before it stay appended ([`Wal::last_zxid`] says
+    /// how far it got) and the error is returned.
+    pub fn append_batch(&mut self, records: &[(u64, u8, &[u8])]) -> Result<()> {
+        self.shared.check_poisoned()?;
+        let mut last = self.last_zxid;
+        for &(zxid, _, payload) in records {
+            if payload.len() > self.opts.record_bytes_max as usize {
+                return Err(WalError::RecordTooLarge {
+                    len: payload.len(),
+                    max: self.opts.record_bytes_max,
+                });
+            }
+            if zxid <= last {
+                return Err(WalError::NonIncreasingZxid { zxid, last });
+            }
+            last = zxid;
+        }
+        let mut rest = records;
+        while let Some(&(_, _, first)) = rest.first() {
+            if self.active().shared.end() + encoded_len(first.len())
+                > self.active().shared.region.len()
+            {
+                self.roll()?;
+            }
+            let taken = self.append_group(rest)?;
+            debug_assert!(taken > 0, "a fresh segment holds at least one record");
+            rest = &rest[taken..];
+        }
+        Ok(())
+    }
+
+    /// Writes the leading records of `records` that fit in the active segment, in one
+    /// write, and publishes them. Returns how many.
+    fn append_group(&mut self, records: &[(u64, u8, &[u8])]) -> Result<usize> {
+        let seg = self.segments.last_mut().expect("an active segment");
+        let (start, room) = (seg.shared.end(), seg.shared.region.len());
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        let mut taken = 0;
+        for &(zxid, kind, payload) in records {
+            let len = encoded_len(payload.len());
+            if start + scratch.len() + len > room {
+                break;
+            }
+            let mut header = [0u8; RECORD_HEADER_BYTES];
+            encode_header(&mut header, zxid, kind, payload);
+            scratch.extend_from_slice(&header);
+            scratch.extend_from_slice(payload);
+            scratch.extend_from_slice(&[0u8; 8][..len - RECORD_HEADER_BYTES - payload.len()]);
+            taken += 1;
+        }
+        if taken == 0 {
+            return Ok(0);
+        }
+        match self.opts.append_method {
+            AppendMethod::Map => seg.shared.write(start, scratch),
+            AppendMethod::Pwrite => seg
+                .shared
+                .region
+                .pwrite(start, scratch)
+                .map_err(|e| WalError::io("append (pwrite)", &seg.shared.path, e))?,
+        }
+        let bytes = scratch.len();
+        seg.shared.end.store(start + bytes, Ordering::Release);
+        let (first_zxid, last_zxid) = (records[0].0, records[taken - 1].0);
+        if seg.first_zxid == 0 {
+            seg.first_zxid = first_zxid;
+        }
+        seg.last_zxid = last_zxid;
+        self.last_zxid = last_zxid;
+        self.stats.appends += taken as u64;
+        self.shared.note_appended(last_zxid, taken as u64, bytes);
+        Ok(taken)
     }
 
     /// A handle to make appended records durable, from any thread.

@@ -481,3 +481,45 @@ fn both_append_methods_write_the_same_log() {
     assert_eq!((rec.last_zxid, rec.torn_tail), (600, None));
     assert_eq!(check_all_from(&wal, 0).len(), 600);
 }
+
+#[test]
+fn append_batch_writes_across_segments_and_checks_everything_first() {
+    use wal::AppendMethod;
+    for method in [AppendMethod::Pwrite, AppendMethod::Map] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(
+            dir.path(),
+            WalOptions {
+                append_method: method,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let payloads: Vec<Vec<u8>> = (1..=400).map(payload).collect();
+        let batch: Vec<(u64, u8, &[u8])> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u64 + 1, common::kind(i as u64 + 1), &p[..]))
+            .collect();
+        wal.append_batch(&batch[..250]).unwrap();
+        wal.append_batch(&batch[250..]).unwrap();
+        assert!(wal.segments().len() >= 3, "the batch rolled segments");
+        assert_eq!(check_all_from(&wal, 0), (1..=400).collect::<Vec<_>>());
+        // A bad record anywhere refuses the whole batch, before writing anything.
+        let big = vec![0u8; 5000];
+        let err = wal
+            .append_batch(&[(401, 0, b"ok"), (402, 0, &big)])
+            .unwrap_err();
+        assert!(matches!(err, WalError::RecordTooLarge { .. }));
+        let err = wal
+            .append_batch(&[(401, 0, b"ok"), (401, 0, b"again")])
+            .unwrap_err();
+        assert!(matches!(err, WalError::NonIncreasingZxid { .. }));
+        assert_eq!(wal.last_zxid(), 400);
+        wal.flush().unwrap();
+        drop(wal);
+        let (wal, rec) = open(dir.path());
+        assert_eq!((rec.last_zxid, rec.torn_tail), (400, None));
+        assert_eq!(check_all_from(&wal, 0).len(), 400);
+    }
+}
