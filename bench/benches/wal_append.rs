@@ -297,6 +297,8 @@ enum Contender {
     Bare,
     /// Wal number `.0`, `.1` appends per flush.
     Wal(usize, u64),
+    /// Wal number `.0`, one `append_batch` of `.1` records per flush.
+    WalBatch(usize, u64),
     Pwrite,
     /// `.0` records per DMA write.
     Dma(u64),
@@ -373,6 +375,10 @@ fn interleaved(_c: &mut Criterion) {
         format!("{} 256x100B", wal_kinds[2].0),
         Contender::Wal(2, 256),
     ));
+    contenders.push((
+        format!("{} batch 256x100B", wal_kinds[0].0),
+        Contender::WalBatch(0, 256),
+    ));
     contenders.push(("glommio dma 256x100B".into(), Contender::Dma(256)));
     contenders.push((
         format!("{} 1024x100B", wal_kinds[0].0),
@@ -404,6 +410,14 @@ fn interleaved(_c: &mut Criterion) {
                         *zxid += 1;
                         wal.append(*zxid, 0, &payload).unwrap();
                     }
+                    wal.flush().unwrap();
+                }
+                Contender::WalBatch(i, batch) => {
+                    let (wal, zxid) = &mut wals[i];
+                    let records: Vec<(u64, u8, &[u8])> =
+                        (1..=batch).map(|k| (*zxid + k, 0, &payload[..])).collect();
+                    *zxid += batch;
+                    wal.append_batch(&records).unwrap();
                     wal.flush().unwrap();
                 }
                 Contender::Pwrite => {
@@ -444,7 +458,7 @@ fn interleaved(_c: &mut Criterion) {
     for (i, (name, contender)) in contenders.iter().enumerate() {
         let (med, p90) = (quantile(&mut times[i], 0.5), quantile(&mut times[i], 0.9));
         let records = match contender {
-            Contender::Wal(_, n) | Contender::Dma(n) => *n as f64,
+            Contender::Wal(_, n) | Contender::WalBatch(_, n) | Contender::Dma(n) => *n as f64,
             _ => 1.0,
         };
         eprintln!(
