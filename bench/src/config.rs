@@ -32,6 +32,22 @@ ckbench: load generator for corekeeper and Apache ZooKeeper (same workload, same
 usage:
   ckbench run [options]
   ckbench compare RUN.json RUN.json... [--out DIR] [--format text|json]
+  ckbench compare --systems zookeeper,corekeeper [compare options]
+
+compare options (start the systems, run the matrix interleaved, print medians and ratios):
+  --systems LIST                       systems, the first is the ratios' base
+                                                               [zookeeper,corekeeper]
+  --shape standalone                   (3node: not until corekeeper replicates) [standalone]
+  --matrix KIND:SxI,...                cells: workload, sessions x in-flight per session
+                                                     [get:1x1,set:1x1,get:8x16,set:8x16]
+  --rounds N                           rounds per cell and system                    [3]
+  --warmup-s N / --duration-s N        per run                                    [1 / 5]
+  --prime-s N                          unmeasured load on each system first (JIT)    [3]
+  --value-bytes N / --keys N / --threads N / --seed N                 as for run
+  --cores N                            corekeeper's executors                        [1]
+  --corekeeper-bin PATH                [corekeeper next to ckbench]
+  --work-dir DIR                       servers' data (same disk for both) [temp dir, removed]
+  --out DIR                            summary.txt, runs/*.json, per-cell SVG plots
 
 run options (defaults in brackets):
   --target corekeeper|zookeeper        system under test, also its label in plots [corekeeper]
@@ -218,6 +234,8 @@ pub enum Command {
         out: Option<PathBuf>,
         format: Format,
     },
+    /// `compare --systems ...`: start the systems and run a matrix against them.
+    CompareRun(Box<crate::matrix::MatrixConfig>),
     Help,
 }
 
@@ -231,7 +249,7 @@ where
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help" | "help") => Ok(Command::Help),
         Some("run") => parse_run(&args[1..], default_seed).map(|c| Command::Run(Box::new(c))),
-        Some("compare") => parse_compare(&args[1..]),
+        Some("compare") => parse_compare(&args[1..], default_seed),
         Some(other) => Err(format!(
             "unknown command {other:?}: expected run or compare"
         )),
@@ -339,11 +357,22 @@ fn parse_format(v: &str) -> Result<Format, String> {
     }
 }
 
-fn parse_compare(args: &[String]) -> Result<Command, String> {
+/// Flags that make `compare` start and run the systems instead of reading JSON files.
+const COMPARE_RUN_FLAGS: &[&str] = &["--systems", "--matrix", "--shape", "--rounds"];
+
+fn parse_compare(args: &[String], default_seed: u64) -> Result<Command, String> {
+    let flags = flags(args)?;
+    if flags
+        .iter()
+        .any(|(f, _)| COMPARE_RUN_FLAGS.contains(&f.as_str()))
+    {
+        let cfg = crate::matrix::parse(&flags, default_seed)?;
+        return Ok(Command::CompareRun(Box::new(cfg)));
+    }
     let mut inputs = Vec::new();
     let mut out = None;
     let mut format = Format::Text;
-    for (flag, v) in flags(args)? {
+    for (flag, v) in flags {
         match flag.as_str() {
             "" => inputs.push(PathBuf::from(v)),
             "--out" => out = Some(PathBuf::from(v)),
@@ -352,7 +381,10 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
         }
     }
     if inputs.is_empty() {
-        return Err("compare needs at least one RUN.json (written by run --out DIR)".into());
+        return Err(
+            "compare needs RUN.json files (written by run --out DIR) or --systems to run them"
+                .into(),
+        );
     }
     Ok(Command::Compare {
         inputs,
@@ -457,6 +489,17 @@ mod tests {
                 out: Some("d".into()),
                 format: Format::Text
             }
+        );
+        let Command::CompareRun(m) =
+            parse_args(["compare", "--systems", "corekeeper", "--rounds=2"], 5).unwrap()
+        else {
+            panic!("not a compare run");
+        };
+        assert_eq!((m.rounds, m.seed, m.systems.len()), (2, 5, 1));
+        assert!(
+            parse_args(["compare", "a.json", "--systems", "zookeeper"], 0)
+                .unwrap_err()
+                .contains("not both")
         );
     }
 }

@@ -15,7 +15,11 @@
 //! - [`report`]: text, JSON, hdrhistogram interval log, comparison table;
 //! - [`plot`]: SVG latency spectrum and throughput over time;
 //! - [`output`]: the files a run or comparison writes;
-//! - [`server_stats`]: `mntr` before and after a run, deltas, the per-core table.
+//! - [`server_stats`]: `mntr` before and after a run, deltas, the per-core table;
+//! - [`servers`]: starting ZooKeeper 3.8 and corekeeper (process guards, readiness,
+//!   CPU time from `/proc`);
+//! - [`matrix`]: `ckbench compare --systems ...`: a workload matrix run against each
+//!   system, interleaved, summarised as medians, spread and ratios.
 //!
 //! Usage (both servers on this machine, same workload, then side by side):
 //!
@@ -25,6 +29,9 @@
 //! ckbench run --target corekeeper --connect 127.0.0.1:2182 --workload mix:90/10 \
 //!     --sessions 8 --inflight 4 --warmup-s 2 --duration-s 10 --seed 42 --out runs
 //! ckbench compare runs/zookeeper.json runs/corekeeper.json --out runs/cmp
+//! # or let ckbench start both servers and run a matrix, interleaved:
+//! ckbench compare --systems zookeeper,corekeeper --matrix get:1x1,set:8x16 \
+//!     --rounds 3 --duration-s 5 --out cmp
 //! ```
 //!
 //! Use `--rate OPS` instead of `--inflight` for user-facing latency at a fixed load
@@ -38,6 +45,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod matrix;
 pub mod mock;
 pub mod output;
 pub mod plot;
@@ -45,6 +53,7 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod server_stats;
+pub mod servers;
 pub mod stats;
 pub mod workload;
 pub mod zk;

@@ -2,12 +2,15 @@
 //!
 //! `ckbench run ...` runs one benchmark, prints the summary (text or JSON) to stdout and
 //! the live progress line to stderr, and with `--out DIR` writes the text, JSON, hdr
-//! interval log and SVG plots. `ckbench compare A.json B.json ...` puts runs side by side.
+//! interval log and SVG plots. `ckbench compare A.json B.json ...` puts runs side by side;
+//! `ckbench compare --systems zookeeper,corekeeper ...` starts both servers and runs a
+//! matrix against them, interleaved (see `bench::matrix`).
 //! Exit status: 0 on success, 2 on a bad command line, 1 when the run fails.
 
 use std::process::ExitCode;
 
 use bench::config::{Command, Format, RunConfig, Target, USAGE, parse_args};
+use bench::matrix::{self, MatrixConfig};
 use bench::mock::{MockConfig, MockConnector};
 use bench::output;
 use bench::progress::StderrProgress;
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
             out,
             format,
         } => compare(&inputs, out.as_deref(), format),
+        Command::CompareRun(cfg) => compare_run(&cfg),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,6 +112,20 @@ fn compare(
         for f in output::write_compare(dir, &runs)? {
             eprintln!("wrote {}", f.display());
         }
+    }
+    Ok(())
+}
+
+fn compare_run(cfg: &MatrixConfig) -> Result<(), String> {
+    let runs = matrix::run(cfg)?;
+    print!(
+        "\n{}\n{}",
+        matrix::summary_header(cfg),
+        matrix::summary_table(cfg, &runs)
+    );
+    if let Some(dir) = &cfg.out {
+        let files = matrix::write_outputs(dir, cfg, &runs)?;
+        eprintln!("wrote {} files under {}", files.len(), dir.display());
     }
     Ok(())
 }

@@ -1,0 +1,410 @@
+//! Starting the systems under test for `ckbench compare --systems ...`: Apache ZooKeeper
+//! 3.8 (Debian's `zookeeper` package, run with `java -cp`) and corekeeper (the binary
+//! next to `ckbench`, or `--corekeeper-bin`), each standalone on its own loopback
+//! address, with its data under one work directory (so both write to the same disk).
+//!
+//! Contract:
+//! - a started server is a [`ServerProcess`]; dropping it kills and reaps the process,
+//!   so a failed or interrupted comparison never leaves a server behind;
+//! - [`ServerProcess::start`] returns only once the server answers `ruok` with `imok`
+//!   and `srvr` with a `Mode:` line, polled every [`READY_POLL_MS`] for at most
+//!   [`READY_TIMEOUT_MS_MAX`]; a server that exits first is an error quoting its log;
+//! - ZooKeeper's jars are found in `/usr/share/java`; when some are missing and we are
+//!   root, `apt-get install -y` installs them, otherwise the error says what to install;
+//! - CPU time of a process is read from `/proc/<pid>/stat` (utime + stime), in seconds.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest wait for a started server to answer `ruok` (a JVM on a busy 2-core machine
+/// takes a few seconds).
+pub const READY_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Pause between readiness polls.
+pub const READY_POLL_MS: u64 = 100;
+/// Longest wait for one four-letter-word answer.
+pub const FOUR_LETTER_TIMEOUT_MS_MAX: u64 = 1_000;
+/// Longest four-letter-word answer read.
+pub const FOUR_LETTER_BYTES_MAX: u64 = 64 * 1024;
+/// Most bytes of a server log quoted in an error.
+pub const LOG_TAIL_BYTES_MAX: usize = 2_000;
+
+/// Where Debian installs ZooKeeper's and its dependencies' jars.
+pub const JAVA_DIR: &str = "/usr/share/java";
+/// The jars a standalone ZooKeeper needs. Debian's `zookeeper.jar` manifest class path
+/// lacks the netty codec/resolver/unix-common jars and a log backend, so they are named
+/// here (the list tools/scripts/capture-golden.py uses).
+pub const ZK_JARS: &[&str] = &[
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "netty-codec.jar",
+    "netty-resolver.jar",
+    "netty-transport-native-unix-common.jar",
+    "netty-transport.jar",
+    "netty-buffer.jar",
+    "netty-common.jar",
+    "netty-handler.jar",
+    "slf4j-api.jar",
+    "slf4j-log4j12.jar",
+    "log4j-1.2.jar",
+    "commons-cli.jar",
+];
+/// The Debian packages that provide [`ZK_JARS`].
+pub const ZK_PACKAGES: &[&str] = &[
+    "zookeeper",
+    "libnetty-java",
+    "libslf4j-java",
+    "liblog4j1.2-java",
+];
+
+/// Which server program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum System {
+    Zookeeper,
+    Corekeeper,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Zookeeper => "zookeeper",
+            System::Corekeeper => "corekeeper",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "zookeeper" | "zk" => Ok(System::Zookeeper),
+            "corekeeper" | "ck" => Ok(System::Corekeeper),
+            _ => Err(format!(
+                "unknown system {s:?}: expected zookeeper or corekeeper"
+            )),
+        }
+    }
+}
+
+/// How to launch one standalone server.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub system: System,
+    /// Loopback address to listen on, e.g. `127.0.0.2`.
+    pub host: String,
+    /// Its own directory (config, data, log) under the comparison's work directory.
+    pub dir: PathBuf,
+    /// corekeeper only: the binary and its executor count.
+    pub corekeeper_bin: Option<PathBuf>,
+    pub cores: usize,
+}
+
+/// A running server; killed and reaped on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    pub system: System,
+    /// `host:port` of its client port.
+    pub addr: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts the server `spec` describes and waits until it is ready.
+    pub fn start(spec: &LaunchSpec) -> Result<Self, String> {
+        fs::create_dir_all(spec.dir.join("data"))
+            .map_err(|e| format!("creating {}: {e}", spec.dir.display()))?;
+        let port = free_port(&spec.host)?;
+        let cfg = spec.dir.join("zoo.cfg");
+        fs::write(&cfg, zoo_cfg(spec, port))
+            .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
+        let mut cmd = match spec.system {
+            System::Zookeeper => zookeeper_command(&cfg)?,
+            System::Corekeeper => {
+                let bin = spec
+                    .corekeeper_bin
+                    .as_ref()
+                    .ok_or("corekeeper: no binary given")?;
+                let mut c = Command::new(bin);
+                c.arg("--config").arg(&cfg);
+                c
+            }
+        };
+        let log = spec.dir.join("server.log");
+        let out = fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("log {}: {e}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", spec.system.name()))?;
+        let mut server = ServerProcess {
+            system: spec.system,
+            addr: format!("{}:{port}", spec.host),
+            log,
+            child,
+        };
+        server.wait_ready(Duration::from_millis(READY_TIMEOUT_MS_MAX))?;
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `ruok` and `srvr` until both answer, the process exits, or `timeout` passes.
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited during start-up ({status}); its log {}:\n{}",
+                    self.system.name(),
+                    self.log.display(),
+                    log_tail(&self.log)
+                ));
+            }
+            let ruok = four_letter(&self.addr, "ruok").is_ok_and(|a| a == "imok");
+            if ruok && four_letter(&self.addr, "srvr").is_ok_and(|a| a.contains("Mode:")) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} on {} did not answer ruok within {} ms; its log {}:\n{}",
+                    self.system.name(),
+                    self.addr,
+                    timeout.as_millis(),
+                    self.log.display(),
+                    log_tail(&self.log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(READY_POLL_MS));
+        }
+    }
+
+    /// CPU seconds (user + system) the server has used so far.
+    pub fn cpu_s(&self) -> Result<f64, String> {
+        cpu_s(&format!("/proc/{}/stat", self.pid()))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Already gone is fine; either way reap it so no zombie or orphan is left.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn zoo_cfg(spec: &LaunchSpec, port: u16) -> String {
+    let data = spec.dir.join("data");
+    let mut s = format!(
+        "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress={}\n\
+         4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+        data.display(),
+        spec.host
+    );
+    match spec.system {
+        // forceSync=yes is ZooKeeper's default; said explicitly so nobody wonders.
+        System::Zookeeper => s.push_str("admin.enableServer=false\nforceSync=yes\n"),
+        System::Corekeeper => s.push_str(&format!("cores={}\n", spec.cores)),
+    }
+    s
+}
+
+fn zookeeper_command(cfg: &Path) -> Result<Command, String> {
+    let cp = zookeeper_classpath()?;
+    let mut c = Command::new("java");
+    c.arg("-Dzookeeper.forceSync=yes")
+        .arg("-Dlog4j.configuration=file:/dev/null")
+        .arg("-cp")
+        .arg(cp)
+        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+        .arg(cfg);
+    Ok(c)
+}
+
+fn missing_jars() -> Vec<PathBuf> {
+    ZK_JARS
+        .iter()
+        .map(|j| Path::new(JAVA_DIR).join(j))
+        .filter(|p| !p.exists())
+        .collect()
+}
+
+/// The class path of a standalone ZooKeeper; installs the Debian packages when they are
+/// missing and we are root, otherwise says what to install.
+pub fn zookeeper_classpath() -> Result<String, String> {
+    let mut missing = missing_jars();
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !missing.is_empty() || !java {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let install = format!("apt-get install -y {}", ZK_PACKAGES.join(" "));
+        if !root {
+            return Err(format!(
+                "Apache ZooKeeper 3.8 is not installed (missing java or {missing:?}); \
+                 install it with `sudo {install}` (Debian/Ubuntu) and retry"
+            ));
+        }
+        eprintln!("ckbench: ZooKeeper not found; running `{install}`");
+        let ok = Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(ZK_PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("running apt-get: {e}"))?;
+        missing = missing_jars();
+        if !ok.success() || !missing.is_empty() {
+            return Err(format!(
+                "`{install}` failed ({ok}); still missing {missing:?} \
+                 (try `apt-get update` first)"
+            ));
+        }
+    }
+    let jars: Vec<String> = ZK_JARS.iter().map(|j| format!("{JAVA_DIR}/{j}")).collect();
+    Ok(jars.join(":"))
+}
+
+/// The corekeeper binary: `explicit` if given, else `corekeeper` next to this program
+/// (`cargo build --release -p engine -p bench` puts both in `target/release`).
+pub fn find_corekeeper_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("--corekeeper-bin {}: no such file", p.display()))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("locating ckbench: {e}"))?;
+    let dir = exe.parent().ok_or("ckbench has no directory")?;
+    // Test binaries live one level down, in target/<profile>/deps.
+    for d in [dir, dir.parent().unwrap_or(dir)] {
+        let p = d.join("corekeeper");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(format!(
+        "no corekeeper binary next to {} : build it with \
+         `cargo build --release -p engine -p bench` or pass --corekeeper-bin PATH",
+        exe.display()
+    ))
+}
+
+/// A free TCP port on `host` (bound and released; the server binds it right after).
+pub fn free_port(host: &str) -> Result<u16, String> {
+    let l = TcpListener::bind((host, 0)).map_err(|e| format!("binding {host}:0: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local address: {e}"))
+}
+
+/// Sends a four-letter word to `addr` and returns the answer.
+pub fn four_letter(addr: &str, word: &str) -> Result<String, String> {
+    let timeout = Duration::from_millis(FOUR_LETTER_TIMEOUT_MS_MAX);
+    let sa: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("{addr}: not an ip:port ({e})"))?;
+    let e = |what: &'static str| move |err: std::io::Error| format!("{word} {addr}: {what}: {err}");
+    let mut s = TcpStream::connect_timeout(&sa, timeout).map_err(e("connecting"))?;
+    s.set_read_timeout(Some(timeout)).map_err(e("timeout"))?;
+    s.write_all(word.as_bytes()).map_err(e("sending"))?;
+    let mut buf = Vec::new();
+    s.take(FOUR_LETTER_BYTES_MAX)
+        .read_to_end(&mut buf)
+        .map_err(e("reading"))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read(path).unwrap_or_default();
+    let start = text.len().saturating_sub(LOG_TAIL_BYTES_MAX);
+    String::from_utf8_lossy(&text[start..]).into_owned()
+}
+
+/// Clock ticks per second of `/proc/*/stat` times.
+fn ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 for unknown names.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in ticks.
+pub fn parse_stat_ticks(stat: &str) -> Result<u64, String> {
+    // The command name (field 2) is in parentheses and may hold spaces: skip past it.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("no ')' in stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+    let get = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("stat field {} missing or not a number", i + 3))
+    };
+    Ok(get(11)? + get(12)?)
+}
+
+/// CPU seconds (user + system) of the process whose stat file is `path`
+/// (`/proc/self/stat` for ckbench itself).
+pub fn cpu_s(path: &str) -> Result<f64, String> {
+    let s = fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+    Ok(parse_stat_ticks(&s).map_err(|e| format!("{path}: {e}"))? as f64 / ticks_per_s())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks_skip_a_command_name_with_spaces() {
+        let line = "1234 (java (x) y) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 30 0 1 2 3";
+        assert_eq!(parse_stat_ticks(line).unwrap(), 300);
+        assert!(parse_stat_ticks("garbage").is_err());
+        assert!(parse_stat_ticks("1 (x) S 1 2").is_err());
+        assert!(cpu_s("/proc/self/stat").unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn systems_parse_and_configs_say_what_they_must() {
+        assert_eq!(System::parse("zk").unwrap(), System::Zookeeper);
+        assert!(System::parse("etcd").unwrap_err().contains("etcd"));
+        let spec = LaunchSpec {
+            system: System::Zookeeper,
+            host: "127.0.0.2".into(),
+            dir: "/w/zk".into(),
+            corekeeper_bin: None,
+            cores: 1,
+        };
+        let zk = zoo_cfg(&spec, 5000);
+        assert!(zk.contains("forceSync=yes") && zk.contains("clientPortAddress=127.0.0.2"));
+        assert!(zk.contains("4lw.commands.whitelist=*") && zk.contains("dataDir=/w/zk/data"));
+        let ck = zoo_cfg(
+            &LaunchSpec {
+                system: System::Corekeeper,
+                cores: 2,
+                ..spec
+            },
+            5001,
+        );
+        assert!(
+            ck.contains("cores=2") && ck.contains("clientPort=5001"),
+            "{ck}"
+        );
+    }
+
+    #[test]
+    fn a_missing_binary_is_named() {
+        let e = find_corekeeper_bin(Some(Path::new("/nonexistent/ck"))).unwrap_err();
+        assert!(e.contains("/nonexistent/ck"), "{e}");
+    }
+}
