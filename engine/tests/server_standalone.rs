@@ -84,6 +84,34 @@ fn crud_and_pipelined_fifo_replies() {
     assert!(c.exists("/a/n0", false).unwrap().is_none());
 }
 
+/// Every sync mode answers writes promptly: `always` and `never` flush on the shard's
+/// core, and the replies that releases must go out in the same pass (a bug once left
+/// them waiting for the next tick).
+#[test]
+fn every_sync_mode_answers_writes() {
+    for mode in ["always", "batch", "never"] {
+        let dir = tempfile::tempdir().unwrap();
+        // A tick far longer than the test: a reply that waited for one would time out.
+        let s = Server::start(
+            dir.path(),
+            free_addr(),
+            &["--cores", "1", "--sync", mode, "--tick-time-ms", "60000"],
+        );
+        let c = Client::connect(s.addr, 120_000).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut c = c;
+        for i in 0..20 {
+            let path = format!("/s{i}");
+            assert_eq!(
+                c.create(&path, b"v", CreateMode::Persistent).unwrap(),
+                path,
+                "sync {mode}"
+            );
+        }
+        assert_eq!(c.get_children("/", false).unwrap().len(), 21, "sync {mode}");
+    }
+}
+
 #[test]
 fn a_watcher_hears_the_event_before_a_reply_showing_the_change() {
     let dir = tempfile::tempdir().unwrap();

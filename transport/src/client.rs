@@ -22,6 +22,8 @@ use crate::jute::{Acl, CreateMode, ErrorCode, OpCode, Stat, xid};
 
 /// Requests the client lets be outstanding before `send` refuses.
 pub const CLIENT_PENDING_MAX: usize = 65_536;
+/// Longest wait for the server's answer to the handshake.
+pub const CLIENT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Largest reply frame accepted (ZooKeeper's default `jute.maxbuffer`, plus headers).
 pub const CLIENT_FRAME_BYTES_MAX: usize = (1 << 20) + 1024;
 
@@ -104,7 +106,11 @@ impl Client {
         req.encode_frame(&mut c.wbuf);
         c.stream.write_all(&c.wbuf)?;
         c.wbuf.clear();
+        // A server that accepts but never answers must not hang the caller.
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(CLIENT_HANDSHAKE_TIMEOUT_MS)))?;
         let body = c.read_frame()?;
+        c.stream.set_read_timeout(None)?;
         let resp = ConnectResponse::decode(&body).map_err(proto)?;
         if resp.time_out <= 0 {
             return Err(io::Error::new(

@@ -373,36 +373,47 @@ impl<O: Outlet> Driver<O> {
     }
 
     /// Carries out the core's actions.
+    /// Carries out the core's actions until none are left: an inline flush (sync
+    /// `always` or `never`) makes the core release replies, which are actions too.
     fn execute(&mut self) -> Result<(), String> {
         let mut applied = 0u64;
-        for action in std::mem::take(&mut self.actions) {
-            match action {
-                Action::Persist { zxid, bytes } => {
-                    self.wal
-                        .append(zxid as u64, RECORD_KIND_TXN, &bytes)
-                        .map_err(|e| format!("WAL append failed: {e}"))?;
-                    self.appended_zxid = zxid;
-                    if self.sync == SyncPolicy::Always {
-                        self.flush_inline()?;
-                    }
-                }
-                Action::Event(event) => {
-                    if let Some(conn) = self.session_conn.get(&event.session).copied() {
-                        self.outboxes[conn.core as usize].push(ToConn::Event { conn, event });
-                    }
-                }
-                Action::Reply { to, zxid, reply } => {
-                    applied += u64::from(matches!(reply, Reply::Write(_)));
-                    self.reply(to, zxid, reply);
-                }
+        while !self.actions.is_empty() {
+            for action in std::mem::take(&mut self.actions) {
+                applied += u64::from(self.execute_one(action)?);
             }
-        }
-        if self.sync == SyncPolicy::Never && self.appended_zxid > self.durable_zxid {
-            self.flush_inline()?;
+            if self.sync == SyncPolicy::Never && self.appended_zxid > self.durable_zxid {
+                self.flush_inline()?;
+            }
         }
         self.applied_since_snap += applied;
         self.maybe_snapshot();
         Ok(())
+    }
+
+    /// One action; true when it answered a write.
+    fn execute_one(&mut self, action: Action) -> Result<bool, String> {
+        match action {
+            Action::Persist { zxid, bytes } => {
+                self.wal
+                    .append(zxid as u64, RECORD_KIND_TXN, &bytes)
+                    .map_err(|e| format!("WAL append failed: {e}"))?;
+                self.appended_zxid = zxid;
+                if self.sync == SyncPolicy::Always {
+                    self.flush_inline()?;
+                }
+            }
+            Action::Event(event) => {
+                if let Some(conn) = self.session_conn.get(&event.session).copied() {
+                    self.outboxes[conn.core as usize].push(ToConn::Event { conn, event });
+                }
+            }
+            Action::Reply { to, zxid, reply } => {
+                let write = matches!(reply, Reply::Write(_));
+                self.reply(to, zxid, reply);
+                return Ok(write);
+            }
+        }
+        Ok(false)
     }
 
     fn reply(&mut self, to: ClientRef, zxid: i64, reply: Reply) {
