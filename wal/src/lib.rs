@@ -84,7 +84,8 @@
 //! | 1024, map append + msync: records/s   | 234k–409k             | 1.28M, 1.94M      |
 //!
 //! (a) 1.1–1.4x in runs that pre-faulted a 1 MiB window (see below). Loaded ranges are
-//! over up to 12 runs; the quiet column has one or two runs (the disk was rarely quiet).
+//! over up to 12 runs; the quiet column has one to three runs, (n) where a range (the
+//! disk was rarely quiet).
 //!
 //! - **Single append + flush vs a bare fdatasync** (target: within 1.2x): 0.80x on the
 //!   quiet disk (0.69x in another run) and 0.99–1.08x on the loaded one with the
@@ -97,8 +98,8 @@
 //! - **Group commit** (target: 200k durable 100 B records/s): batches of 256 made
 //!   247k–414k/s with one `pwrite` per record on the quiet disk (575k–754k/s through
 //!   the map; 1024 through the map: 1.28M–1.94M/s); [`Wal::append_batch`] writes a
-//!   batch with one `pwrite`. On the loaded disk a flush took ~4 ms, so only batches of ~1000
-//!   reach it (234k–409k/s through the map). The [`GroupCommit`] thread batches up to
+//!   batch with one `pwrite`. On the loaded disk a flush took ~4 ms, so only batches
+//!   of ~1000 reach it (234k–409k/s through the map). The [`GroupCommit`] thread batches up to
 //!   1000 records by default; in the `pipelined` target (one thread appending as fast
 //!   as it can, the group-commit thread flushing) map appends made 200 000 records
 //!   durable at 0.8M–3.6M records/s over 20 runs; one-by-one `pwrite` appends at
@@ -110,8 +111,8 @@
 //!   pre-faulting the next 64 KiB ([`WalOptions::prefault_bytes_max`]; without it 0.56 /
 //!   2.6 / 10.8 µs; a 1 MiB window gave 0.14 / 0.24 / 0.93 µs but made each flush 1.3x
 //!   slower, its cost growing with the window).
-//! - msync (of the dirty range only) and fdatasync tie within the noise; msync is the
-//!   default flush. glommio DMA writes were the fastest for batches on the quiet disk
+//! - msync (of the dirty range only) tied with fdatasync or beat it (0.69x against 0.98x
+//!   with pwrite appends in a quiet run); it is the default flush. glommio DMA writes were the fastest for batches on the quiet disk
 //!   (1.38M records/s at 256) and tied elsewhere; adopting them would replace the page
 //!   cache path (and reading records in place from the map), so that is left for a
 //!   measurement on a quiet, dedicated disk, as is mounting with `lazytime`.
