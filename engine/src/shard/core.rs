@@ -330,6 +330,11 @@ mod tests {
         }
     }
 
+    /// `session`'s request `xid`: `op` at time `now`.
+    fn send(c: &mut ShardCore, session: i64, xid: i32, op: Op, now: i64, out: &mut Vec<Action>) {
+        c.request(client(session, xid), &[], op, now, out);
+    }
+
     fn persisted(out: &[Action]) -> Vec<i64> {
         out.iter()
             .filter_map(|a| {
@@ -384,16 +389,18 @@ mod tests {
         let mut c = core();
         open(&mut c, 1);
         let mut out = Vec::new();
-        c.request(
-            client(1, 1),
-            &[],
+        send(
+            &mut c,
+            1,
+            1,
             create("/a", CreateMode::Persistent),
             1,
             &mut out,
         );
-        c.request(
-            client(1, 2),
-            &[],
+        send(
+            &mut c,
+            1,
+            2,
             create("/a/b", CreateMode::Persistent),
             1,
             &mut out,
@@ -416,16 +423,18 @@ mod tests {
         open(&mut c, 1);
         open(&mut c, 2);
         let mut out = Vec::new();
-        c.request(
-            client(1, 1),
-            &[],
+        send(
+            &mut c,
+            1,
+            1,
             create("/x", CreateMode::Persistent),
             1,
             &mut out,
         );
-        c.request(
-            client(1, 2),
-            &[],
+        send(
+            &mut c,
+            1,
+            2,
             Op::Exists {
                 path: "/x".into(),
                 watch: false,
@@ -433,9 +442,10 @@ mod tests {
             1,
             &mut out,
         );
-        c.request(
-            client(2, 1),
-            &[],
+        send(
+            &mut c,
+            2,
+            1,
             Op::Exists {
                 path: "/x".into(),
                 watch: false,
@@ -458,9 +468,10 @@ mod tests {
         open(&mut c, 1);
         open(&mut c, 2);
         let mut out = Vec::new();
-        c.request(
-            client(2, 1),
-            &[],
+        send(
+            &mut c,
+            2,
+            1,
             Op::Exists {
                 path: "/w".into(),
                 watch: true,
@@ -469,9 +480,10 @@ mod tests {
             &mut out,
         );
         out.clear();
-        c.request(
-            client(1, 1),
-            &[],
+        send(
+            &mut c,
+            1,
+            1,
             create("/w", CreateMode::Persistent),
             1,
             &mut out,
@@ -490,9 +502,10 @@ mod tests {
         let mut c = core();
         open(&mut c, 1);
         let mut out = Vec::new();
-        c.request(
-            client(1, 1),
-            &[],
+        send(
+            &mut c,
+            1,
+            1,
             create("/e", CreateMode::Ephemeral),
             1,
             &mut out,
@@ -509,9 +522,10 @@ mod tests {
         c.durable(zs[0], &mut out);
         assert!(c.db().tree.get("/e").is_none());
         out.clear();
-        c.request(
-            client(1, 2),
-            &[],
+        send(
+            &mut c,
+            1,
+            2,
             Op::Exists {
                 path: "/".into(),
                 watch: false,
@@ -527,23 +541,26 @@ mod tests {
         let mut c = core();
         open(&mut c, 1);
         let mut out = Vec::new();
-        c.request(
-            client(1, 1),
-            &[],
+        send(
+            &mut c,
+            1,
+            1,
             create("/d", CreateMode::Persistent),
             1,
             &mut out,
         );
-        c.request(
-            client(1, 2),
-            &[],
+        send(
+            &mut c,
+            1,
+            2,
             create("/d", CreateMode::Persistent),
             1,
             &mut out,
         );
-        c.request(
-            client(1, 3),
-            &[],
+        send(
+            &mut c,
+            1,
+            3,
             Op::Delete {
                 path: "/nope".into(),
                 version: -1,
