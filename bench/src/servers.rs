@@ -136,6 +136,7 @@ impl ServerProcess {
             .try_clone()
             .map_err(|e| format!("log {}: {e}", log.display()))?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {}: {e}", spec.system.name()))?;
@@ -194,6 +195,22 @@ impl Drop for ServerProcess {
         // Already gone is fine; either way reap it so no zombie or orphan is left.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Drop covers errors and panics; this covers ckbench being killed (SIGKILL, SIGTERM):
+/// the kernel then sends the server SIGKILL, so no server outlives its comparison.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
+    // which is async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -400,6 +417,23 @@ mod tests {
             ck.contains("cores=2") && ck.contains("clientPort=5001"),
             "{ck}"
         );
+    }
+
+    #[test]
+    fn a_server_that_exits_at_start_up_is_reported_with_its_log() {
+        let dir = std::env::temp_dir().join(format!("ckbench-servers-test-{}", std::process::id()));
+        let spec = LaunchSpec {
+            system: System::Corekeeper,
+            host: "127.0.0.1".into(),
+            dir: dir.clone(),
+            // Exits at once with status 1 whatever its arguments.
+            corekeeper_bin: Some("/bin/false".into()),
+            cores: 1,
+        };
+        let e = ServerProcess::start(&spec).unwrap_err();
+        let _ = fs::remove_dir_all(&dir);
+        assert!(e.contains("exited during start-up"), "{e}");
+        assert!(e.contains("server.log"), "{e}");
     }
 
     #[test]
