@@ -478,11 +478,13 @@ const PIPELINED_RECORDS: u64 = 200_000;
 /// become durable (time until the last one is durable) and the flushes it took.
 fn pipelined(_c: &mut Criterion) {
     use wal::{FlushPolicy, GroupCommit};
-    for (run, append_method) in [AppendMethod::Pwrite, AppendMethod::Map]
-        .into_iter()
-        .flat_map(|m| [m, m])
-        .enumerate()
-    {
+    // (append method, records per append_batch call; 1 = plain appends)
+    let variants = [
+        (AppendMethod::Pwrite, 1),
+        (AppendMethod::Pwrite, 64),
+        (AppendMethod::Map, 1),
+    ];
+    for (run, (append_method, per_call)) in variants.into_iter().flat_map(|v| [v, v]).enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let opts = WalOptions {
             append_method,
@@ -495,8 +497,18 @@ fn pipelined(_c: &mut Criterion) {
         let flushes_before = syncer.flush_count();
         let payload = [0xabu8; 100];
         let t = Instant::now();
-        for z in 1..=PIPELINED_RECORDS {
-            wal.append(z, 0, &payload).unwrap();
+        let mut z = 0u64;
+        while z < PIPELINED_RECORDS {
+            if per_call == 1 {
+                z += 1;
+                wal.append(z, 0, &payload).unwrap();
+            } else {
+                let records: Vec<(u64, u8, &[u8])> = (z + 1..=z + per_call)
+                    .map(|k| (k, 0, &payload[..]))
+                    .collect();
+                wal.append_batch(&records).unwrap();
+                z += per_call;
+            }
         }
         let appended = t.elapsed();
         syncer.wait_durable(PIPELINED_RECORDS).unwrap();
@@ -504,7 +516,7 @@ fn pipelined(_c: &mut Criterion) {
         let flushes = syncer.flush_count() - flushes_before;
         gc.stop().unwrap();
         eprintln!(
-            "pipelined run {run} ({append_method:?}): {PIPELINED_RECORDS} x 100 B appended in {:.1} ms, all durable after {:.1} ms = {:.0} durable rec/s, {flushes} flushes, roll waits {}",
+            "pipelined run {run} ({append_method:?}, {per_call} per call): {PIPELINED_RECORDS} x 100 B appended in {:.1} ms, all durable after {:.1} ms = {:.0} durable rec/s, {flushes} flushes, roll waits {}",
             appended.as_secs_f64() * 1e3,
             durable.as_secs_f64() * 1e3,
             PIPELINED_RECORDS as f64 / durable.as_secs_f64(),
