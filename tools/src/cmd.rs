@@ -106,6 +106,13 @@ pub enum Command {
         word: &'static str,
         addr: Option<String>,
     },
+    /// corekeeper's per-core profile, live: `mntr` every `interval_ms`, `count` times
+    /// (until interrupted when `None`).
+    Top {
+        addr: Option<String>,
+        interval_ms: u64,
+        count: Option<u64>,
+    },
     /// Prints [`USAGE`].
     Help,
     /// Ends batch mode.
@@ -117,7 +124,7 @@ impl Command {
     pub fn needs_session(&self) -> bool {
         !matches!(
             self,
-            Command::FourLetter { .. } | Command::Help | Command::Quit
+            Command::FourLetter { .. } | Command::Top { .. } | Command::Help | Command::Quit
         )
     }
 }
@@ -160,6 +167,7 @@ ckctl [-server host:port,host:port/chroot] [-timeout ms] [--auth scheme:auth] [c
 	stat [-w] path
 	sync path
 	srvr|mntr|ruok|cons|conf|envi|wchs|dirs|isro [host:port]
+	top [-i interval_ms] [-n count] [host:port] # corekeeper's per-core profile, live
 	help
 	quit";
 
@@ -405,6 +413,31 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Ok(Command::AddAuth {
                 scheme: pos[0].clone(),
                 auth: pos.get(1).cloned().unwrap_or_default().into_bytes(),
+            })
+        }
+        "top" => {
+            let p = split(rest, "", "in", "top")?;
+            let pos = positionals(&p, 0, 1, "top", First::Other)?;
+            let interval_ms: u64 = p
+                .value('i')
+                .map_or(Ok(1000), |v| num(v, "interval", "top"))?;
+            if !(crate::top::TOP_INTERVAL_MS_MIN..=crate::top::TOP_INTERVAL_MS_MAX)
+                .contains(&interval_ms)
+            {
+                return Err(UsageError {
+                    message: format!(
+                        "top: interval must be within {}..={} ms",
+                        crate::top::TOP_INTERVAL_MS_MIN,
+                        crate::top::TOP_INTERVAL_MS_MAX
+                    ),
+                    usage: usage_of("top"),
+                });
+            }
+            let count = p.value('n').map(|v| num(v, "count", "top")).transpose()?;
+            Ok(Command::Top {
+                addr: pos.first().cloned(),
+                interval_ms,
+                count,
             })
         }
         "quit" | "exit" => Ok(Command::Quit),

@@ -17,4 +17,5 @@ pub mod cmd;
 pub mod connect;
 pub mod format;
 pub mod run;
+pub mod top;
 pub mod watches;

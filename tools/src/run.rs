@@ -375,6 +375,11 @@ impl Session {
                 let text = four_letter_any(addr.as_deref(), &self.conn, word)?;
                 out.write_all(text.as_bytes()).map_err(out_err)
             }
+            Command::Top { addr, .. } => {
+                // The runner samples over time; a session shows one snapshot.
+                let text = four_letter_any(addr.as_deref(), &self.conn, "mntr")?;
+                out.write_all(text.as_bytes()).map_err(out_err)
+            }
             Command::Help => writeln!(out, "{}", cmd::USAGE).map_err(out_err),
             Command::Quit => Ok(()),
         }
@@ -878,6 +883,30 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// `ckctl top`: samples `mntr` and prints the per-core profile of each interval.
+    fn top(
+        &self,
+        addr: Option<&str>,
+        interval_ms: u64,
+        count: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let server = addr.map_or_else(|| format!("{:?}", self.inv.connect), str::to_string);
+        let mut prev = crate::top::parse(&four_letter_any(addr, &self.inv.connect, "mntr")?);
+        let mut taken = std::time::Instant::now();
+        let mut shown = 0;
+        while count.is_none_or(|n| shown < n) {
+            std::thread::sleep(std::time::Duration::from_millis(interval_ms));
+            let cur = crate::top::parse(&four_letter_any(addr, &self.inv.connect, "mntr")?);
+            let now = std::time::Instant::now();
+            let text = crate::top::render(&server, &prev, &cur, (now - taken).as_secs_f64());
+            writeln!(out, "{text}").map_err(out_err)?;
+            out.flush().map_err(out_err)?;
+            (prev, taken, shown) = (cur, now, shown + 1);
+        }
+        Ok(())
+    }
+
     fn run(
         &mut self,
         c: &Command,
@@ -891,6 +920,13 @@ impl Runner<'_> {
                 return out.write_all(text.as_bytes()).map_err(out_err);
             }
             Command::Help => return writeln!(out, "{}", cmd::USAGE).map_err(out_err),
+            Command::Top {
+                addr,
+                interval_ms,
+                count,
+            } => {
+                return self.top(addr.as_deref(), *interval_ms, *count, out);
+            }
             _ => {}
         }
         let session = match &mut self.session {
