@@ -138,14 +138,30 @@ pub fn spectrum_svg(runs: &[RunReport], path: &Path) -> Result<(), String> {
     )
 }
 
+/// Least part of a second an interval must cover to be plotted as a rate.
+pub const INTERVAL_COVER_MIN: f64 = 0.5;
+
+/// (end of second, ops/s) of each interval, as a rate over the part of the second inside
+/// the measured window. The last interval often holds only the replies that landed
+/// after the deadline (a few ms' worth): plotted as a whole second it would show a
+/// false drop to zero, so intervals covering less than [`INTERVAL_COVER_MIN`] are left
+/// out (their ops still count in every total).
+pub fn throughput_points(r: &RunReport) -> Vec<(f64, f64)> {
+    let len_s = crate::stats::INTERVAL_NS as f64 / crate::driver::NANOS_PER_S as f64;
+    r.intervals
+        .iter()
+        .filter_map(|i| {
+            let cover = (i.t_s.min(r.measured_s) - (i.t_s - len_s)) / len_s;
+            (cover >= INTERVAL_COVER_MIN).then(|| (i.t_s, i.ops as f64 / (cover * len_s)))
+        })
+        .collect()
+}
+
 /// Throughput over time of `runs` to `path` (SVG).
 pub fn throughput_svg(runs: &[RunReport], path: &Path) -> Result<(), String> {
     let series: Vec<Series> = runs
         .iter()
-        .map(|r| {
-            let pts = r.intervals.iter().map(|i| (i.t_s, i.ops as f64)).collect();
-            (r.label.clone(), pts)
-        })
+        .map(|r| (r.label.clone(), throughput_points(r)))
         .collect();
     line_chart(
         path,
@@ -169,5 +185,27 @@ mod tests {
         assert_eq!(nines_label(3.0), "99.9%");
         assert_eq!(nines_label(5.0), "99.999%");
         assert!((nines(0.999) - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn throughput_leaves_out_the_sliver_after_the_deadline() {
+        let c = crate::config::RunConfig::defaults(1);
+        let mut r = RunReport::new(&c, &crate::stats::RunStats::new(0), vec![]);
+        r.measured_s = 2.6;
+        r.intervals = [(1.0, 100), (2.0, 110), (3.0, 30), (4.0, 2)]
+            .iter()
+            .map(|&(t_s, ops)| crate::report::IntervalReport {
+                t_s,
+                ops,
+                errors: 0,
+                p50_us: 1,
+                p99_us: 1,
+                max_us: 1,
+            })
+            .collect();
+        let p = throughput_points(&r);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!(p[..2], [(1.0, 100.0), (2.0, 110.0)]);
+        assert!((p[2].1 - 50.0).abs() < 1e-9, "30 ops in 0.6 s: {p:?}");
     }
 }
