@@ -72,39 +72,40 @@
 //!
 //! | durable write of 100 B records        | loaded disk           | quiet disk        |
 //! |---------------------------------------|-----------------------|-------------------|
-//! | 1, pwrite append + msync (**default**)| 0.99–1.08x (3 runs)   | **0.69x–0.86x** (3)|
-//! | 1, pwrite append + fdatasync          | 0.95–1.00x            | 0.90x–0.98x (3)   |
-//! | 1, map append + msync                 | 0.88–1.17x (a)        | 1.52x–2.05x (4)   |
-//! | 1, map append + fdatasync             | 0.95–1.41x            | 1.60x–1.88x (4)   |
-//! | 1, plain pwrite + fdatasync (no WAL)  | 0.93–1.03x            | 0.89x–0.99x (4)   |
-//! | 1, glommio DMA + fdatasync            | 0.57–1.06x            | 1.08x–1.50x (4)   |
-//! | 256, pwrite append + msync: records/s | 46k–64k               | 185k–414k (3)     |
-//! | 256, one `append_batch`: records/s    |                       | **683k** (1.00x)  |
-//! | 256, map append + msync: records/s    | 61k–131k              | 331k–754k (4)     |
-//! | 256, glommio DMA: records/s           | 62k–213k              | 503k–1.38M (4)    |
-//! | 1024, map append + msync: records/s   | 234k–409k             | 0.82M–1.94M (3)   |
+//! | 1, pwrite append + msync (**default**)| 0.99–1.08x (3 runs)   | **0.69x–0.86x** (4)|
+//! | 1, pwrite append + fdatasync          | 0.95–1.00x            | 0.90x–1.01x (4)   |
+//! | 1, map append + msync                 | 0.88–1.17x (a)        | 1.52x–2.05x (5)   |
+//! | 1, map append + fdatasync             | 0.95–1.41x            | 1.60x–1.88x (5)   |
+//! | 1, plain pwrite + fdatasync (no WAL)  | 0.93–1.03x            | 0.89x–0.99x (5)   |
+//! | 1, glommio DMA + fdatasync            | 0.57–1.06x            | 1.08x–1.90x (5)   |
+//! | 256, pwrite append + msync: records/s | 46k–64k               | 185k–414k (4)     |
+//! | 256, one `append_batch`: records/s    |                       | **683k, 741k**    |
+//! | 256, map append + msync: records/s    | 61k–131k              | 331k–754k (5)     |
+//! | 256, glommio DMA: records/s           | 62k–213k              | 415k–1.38M (5)    |
+//! | 1024, map append + msync: records/s   | 234k–409k             | 0.82M–1.94M (4)   |
 //!
 //! (a) 1.1–1.4x in runs that pre-faulted a 1 MiB window (see below). Loaded ranges are
-//! over up to 12 runs; the quiet column has one to four runs, (n) where a range (the
+//! over up to 12 runs; the quiet column has two to five runs, (n) where a range (the
 //! disk was rarely quiet).
 //!
 //! - **Single append + flush vs a bare fdatasync** (target: within 1.2x): 0.69–0.86x on
-//!   the quiet disk and 0.99–1.08x on the loaded one with the default `pwrite` appends.
+//!   the (quieter) disk and 0.99–1.08x on the loaded one with the default `pwrite` appends.
 //!   Appends through the shared map ([`AppendMethod::Map`]) missed it on the quiet disk
 //!   (1.5–2.1x): a flush of pages written through a shared map cost about twice a plain
 //!   fdatasync here (each page takes a write fault after writeback, where ext4 also
 //!   updates the mtime through a journal handle), so the map serves reads and recovery
 //!   and, by default, not appends.
 //! - **Group commit** (target: 200k durable 100 B records/s): 256 records written with
-//!   one [`Wal::append_batch`] (one `pwrite`) and one flush made 683k records/s, costing
-//!   the same as a bare fdatasync (1.00x); one `pwrite` per record gave 185k–414k/s and
+//!   one [`Wal::append_batch`] (one `pwrite`) and one flush made 683k–741k records/s,
+//!   costing the same as a bare fdatasync (1.00–1.04x); one `pwrite` per record gave 185k–414k/s and
 //!   map appends 331k–754k/s (1024 through the map: 0.82M–1.94M/s). On the loaded disk a flush took ~4 ms, so only batches
 //!   of ~1000 reach it (234k–409k/s through the map). The [`GroupCommit`] thread batches up to
 //!   1000 records by default; in the `pipelined` target (one thread appending as fast
 //!   as it can, the group-commit thread flushing) map appends made 200 000 records
-//!   durable at 0.8M–3.6M records/s over 20 runs; one-by-one `pwrite` appends at
-//!   243k–293k/s with the disk quiet and 80k–220k/s on the loaded machine, where each
-//!   `pwrite` cost 3–8 µs.
+//!   durable at 0.8M–3.6M records/s over 22 runs; `pwrite` appends through
+//!   `append_batch` of 64 at 2.6M–6.2M/s (2 runs); one-by-one `pwrite` appends only at
+//!   80k–293k/s, each `pwrite` costing 3–8 µs on this loaded 2-core machine. **The engine
+//!   should append its proposals with `append_batch`.**
 //! - **The append itself** (`append_only`, a flush every 256 appends outside the timing,
 //!   loaded machine): `pwrite` 2.8–4.6 µs whatever the size; through the map 0.09–0.17
 //!   µs for 100 B, 1.4–1.6 µs for 1 KiB, 7–8 µs for 4 KiB, with the flushing thread
