@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use rkyv::util::AlignedVec;
 use transport::jute::Id;
 use transport::jute::connect::{CONNECT_PASSWD_BYTES, ConnectRequest, ConnectResponse};
 use wal::snapshot::SnapshotStore;
@@ -375,18 +376,52 @@ impl<O: Outlet> Driver<O> {
     /// Carries out the core's actions.
     /// Carries out the core's actions until none are left: an inline flush (sync
     /// `always` or `never`) makes the core release replies, which are actions too.
+    /// Consecutive persists go to the WAL in one `append_batch` (one write system call
+    /// instead of one per txn).
     fn execute(&mut self) -> Result<(), String> {
         let mut applied = 0u64;
+        let mut run: Vec<(i64, AlignedVec)> = Vec::new();
         while !self.actions.is_empty() {
             for action in std::mem::take(&mut self.actions) {
-                applied += u64::from(self.execute_one(action)?);
+                match action {
+                    Action::Persist { zxid, bytes } if self.sync != SyncPolicy::Always => {
+                        run.push((zxid, bytes));
+                        continue;
+                    }
+                    other => {
+                        self.append_run(&mut run)?;
+                        applied += u64::from(self.execute_one(other)?);
+                    }
+                }
             }
+            self.append_run(&mut run)?;
             if self.sync == SyncPolicy::Never && self.appended_zxid > self.durable_zxid {
                 self.flush_inline()?;
             }
         }
         self.applied_since_snap += applied;
         self.maybe_snapshot();
+        Ok(())
+    }
+
+    /// Appends a run of persisted txns with one WAL write.
+    fn append_run(&mut self, run: &mut Vec<(i64, AlignedVec)>) -> Result<(), String> {
+        let Some(&(last, _)) = run.last() else {
+            return Ok(());
+        };
+        debug_assert!(
+            run.windows(2).all(|w| w[0].0 < w[1].0),
+            "the core persists in zxid order"
+        );
+        let records: Vec<(u64, u8, &[u8])> = run
+            .iter()
+            .map(|(z, b)| (*z as u64, RECORD_KIND_TXN, &b[..]))
+            .collect();
+        self.wal
+            .append_batch(&records)
+            .map_err(|e| format!("WAL append failed: {e}"))?;
+        self.appended_zxid = last;
+        run.clear();
         Ok(())
     }
 
