@@ -136,7 +136,7 @@ impl Model {
             nodes.insert(
                 p.to_string(),
                 MNode {
-                    data: n.data.clone(),
+                    data: n.data.as_deref().map(<[u8]>::to_vec),
                     version: n.stat.version,
                     aversion: n.stat.aversion,
                     cversion: n.stat.cversion,
@@ -845,7 +845,7 @@ impl Sim {
         }
         for (p, m) in &self.model_applied.nodes {
             let n = tree.get(p).ok_or_else(|| format!("{p} missing"))?;
-            let same = n.data == m.data
+            let same = n.data.as_deref() == m.data.as_deref()
                 && n.stat.version == m.version
                 && n.stat.aversion == m.aversion
                 && n.stat.cversion == m.cversion

@@ -2,9 +2,9 @@
 //! `Arc`-shared std `HashMap`, so a clone costs O(shards) (pointer copies), not O(n).
 //!
 //! Contract: [`CowMap::clone`] is a frozen copy; a later change to either side first
-//! makes the touched shard unique (`Arc::make_mut`: copies that shard's `(Arc<str>,
-//! Arc<V>)` pairs, about `SHARD_LEN_MAX` pointers, once per shard per clone), so
-//! neither side ever sees the other's changes. Lookups cost one std hash-map probe plus
+//! makes the touched shard unique (`Arc::make_mut`: clones that shard's entries, about
+//! `SHARD_LEN_MAX` of them, once per shard per clone; keys are `Arc<str>` and values
+//! should be cheap to clone too), so neither side ever sees the other's changes. Lookups cost one std hash-map probe plus
 //! one hash to pick the shard, so reads stay as fast as a plain `HashMap` (a persistent
 //! hash trie, measured first, was 1.5-2x slower on lookups at 100k-1M entries).
 //!
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// Average entries per shard above which the shard count doubles: a shard copy (the
 /// first change to a shard after a snapshot) stays a few microseconds.
-const SHARD_LEN_MAX: usize = 512;
+const SHARD_LEN_MAX: usize = 256;
 /// Shards of an empty map (log2).
 const SHARD_BITS_MIN: u32 = 4;
 /// The most shards (log2): beyond 2^16 shards a snapshot's O(shards) clone would no

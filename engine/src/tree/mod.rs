@@ -7,13 +7,15 @@
 //! code instead of changing anything. Every mutation reports the watch events it
 //! triggers, in delivery order.
 //!
-//! Storage is copy-on-write: the path map is a sharded map of `Arc<Node>` whose shards
-//! are `Arc`-shared (`cowmap`), and each node's children a persistent ordered set
-//! (`imbl`), so [`DataTree::image`] copies shard pointers only (O(shards), ~2^12 at
-//! 1M nodes) and shares every node with the live tree. A later mutation copies only
-//! what it touches (one shard of a few hundred pointers, one node, the B-tree path in
-//! one children set), never the whole tree or a whole children list: a snapshot's
-//! cost on the core that applies writes stays microseconds as the tree grows.
+//! Storage is copy-on-write: the path map is a sharded hash map whose shards are
+//! `Arc`-shared (`cowmap`), a node's data is an `Arc<[u8]>` and its children a
+//! persistent ordered set (`imbl`), so cloning a node is a few reference-count
+//! increments and [`DataTree::image`] copies shard pointers only (O(shards), 2^11 at
+//! 1M nodes). A later mutation copies only what it touches (one shard of a few
+//! hundred nodes, the B-tree path in one children set), never the whole tree or a
+//! whole children list: a snapshot's cost on the core that applies writes stays
+//! microseconds as the tree grows. Nodes sit in the shard maps themselves (no extra
+//! pointer per lookup), so reads cost what a plain `HashMap` costs.
 //!
 //! Invariants (checked by `debug_check` in tests): every node but `/` has its parent in
 //! the map and is listed among the parent's children; `stat.num_children` and
@@ -89,13 +91,17 @@ pub type AclList = Arc<[Acl]>;
 pub type Children = OrdSet<String>;
 
 /// The path map: shared, copy-on-write (see the module docs).
-type NodeMap = CowMap<Arc<Node>>;
+type NodeMap = CowMap<Node>;
+
+/// A node's data: shared, so copying a node (a shard copy after a snapshot) does not
+/// copy its bytes.
+pub type Data = Arc<[u8]>;
 
 /// One znode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// `None` is null data (reads back with length -1), distinct from empty.
-    pub data: Option<Vec<u8>>,
+    pub data: Option<Data>,
     pub acl: AclList,
     /// As clients see it (`ephemeral_owner` already 0 for containers and TTL nodes).
     pub stat: Stat,
@@ -107,7 +113,7 @@ pub struct Node {
 impl Node {
     pub(crate) fn new(data: Option<Vec<u8>>, acl: AclList, stat: Stat, kind: NodeKind) -> Self {
         let mut n = Node {
-            data,
+            data: data.map(Data::from),
             acl,
             stat,
             kind,
@@ -221,13 +227,12 @@ impl DataTree {
             }
         }
         self.index(p, node.kind);
-        self.nodes.insert(p.into(), Arc::new(node));
+        self.nodes.insert(p.into(), node);
     }
 
-    /// The node at `p`, made unique first if a snapshot image shares it (one node's
-    /// copy: its data and an O(1) clone of its children).
+    /// The node at `p`, its shard made unique first if a snapshot image shares it.
     fn node_mut(&mut self, p: &str) -> Option<&mut Node> {
-        self.nodes.get_mut(p).map(Arc::make_mut)
+        self.nodes.get_mut(p)
     }
 
     fn index(&mut self, p: &str, kind: NodeKind) {
@@ -267,7 +272,7 @@ impl DataTree {
 
     /// The node at `path`.
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path).map(|n| &**n)
+        self.nodes.get(path)
     }
 
     /// Number of nodes, the root and system nodes included.
@@ -378,7 +383,7 @@ impl DataTree {
         let node = Node::new(data, self.intern(acl), stat, kind);
         let stat = node.stat;
         self.index(p, kind);
-        self.nodes.insert(p.into(), Arc::new(node));
+        self.nodes.insert(p.into(), node);
         self.watches.created(p, events);
         Ok(stat)
     }
@@ -397,11 +402,9 @@ impl DataTree {
         let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
         let kind = node.kind;
         if let Some(node) = self.nodes.remove(p) {
-            let acl = node.acl.clone();
-            // A snapshot image may still hold the node (and so its ACL): the cache's
-            // sweep forgets the ACL once the image is gone.
-            drop(node);
-            self.release(acl);
+            // A snapshot image may still hold a copy of the node (and so its ACL): the
+            // cache's sweep forgets the ACL once the image is gone.
+            self.release(node.acl);
         }
         self.unindex(p, kind);
         if let Some(parent) = self.node_mut(parent_path) {
@@ -424,32 +427,13 @@ impl DataTree {
         time_ms: i64,
         events: &mut Vec<WatchEvent>,
     ) -> Result<Stat, ErrorCode> {
-        let slot = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
-        let mut stat = slot.stat;
-        stat.version = version;
-        stat.mzxid = zxid;
-        stat.mtime = time_ms;
-        match Arc::get_mut(slot) {
-            Some(node) => {
-                node.data = data;
-                node.stat = stat;
-                node.fix_lengths();
-            }
-            // Shared with a snapshot image: build the new version beside it rather
-            // than copy the old data only to overwrite it.
-            None => {
-                let mut node = Node {
-                    data,
-                    acl: slot.acl.clone(),
-                    stat,
-                    kind: slot.kind,
-                    children: slot.children.clone(),
-                };
-                node.fix_lengths();
-                *slot = Arc::new(node);
-            }
-        }
-        let stat = slot.stat;
+        let node = self.node_mut(p).ok_or(ErrorCode::NoNode)?;
+        node.data = data.map(Data::from);
+        node.stat.version = version;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = time_ms;
+        node.fix_lengths();
+        let stat = node.stat;
         self.watches.data_changed(p, events);
         Ok(stat)
     }
@@ -521,7 +505,7 @@ impl TreeImage {
 }
 
 fn sorted(nodes: &NodeMap) -> Vec<(&str, &Node)> {
-    let mut v: Vec<(&str, &Node)> = nodes.iter().map(|(p, n)| (&**p, &**n)).collect();
+    let mut v: Vec<(&str, &Node)> = nodes.iter().map(|(p, n)| (&**p, n)).collect();
     v.sort_unstable_by(|a, b| a.0.cmp(b.0));
     v
 }
@@ -669,7 +653,7 @@ mod tests {
         let root = t.get("/").unwrap();
         assert_eq!(root.stat.num_children, 1);
         assert_eq!(root.stat.cversion, 0);
-        assert_eq!(t.get(CONFIG_PATH).unwrap().data, Some(vec![]));
+        assert_eq!(t.get(CONFIG_PATH).unwrap().data.as_deref(), Some(&[][..]));
         assert_eq!(t.get(ZOOKEEPER_PATH).unwrap().stat.num_children, 2);
         t.check_invariants().unwrap();
     }

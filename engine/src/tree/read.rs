@@ -157,7 +157,7 @@ fn get_data(
 ) -> Result<ReadResult, ErrorCode> {
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     acl::require(&node.acl, perms::READ, auth)?;
-    let (data, stat) = (node.data.clone(), node.stat);
+    let (data, stat) = (node.data.as_deref().map(<[u8]>::to_vec), node.stat);
     if watch {
         tree.watches
             .add(WatchTable::Data, p, session, WatchMode::Standard)?;

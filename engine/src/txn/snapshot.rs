@@ -114,11 +114,11 @@ impl SnapshotImage {
         let nodes = sorted
             .into_iter()
             .map(|(p, n)| {
-                let data_len = n.data.as_ref().map_or(0, Vec::len);
+                let data_len = n.data.as_ref().map_or(0, |d| d.len());
                 capacity += p.len() + data_len + ARCHIVE_NODE_OVERHEAD_BYTES;
                 SnapNode {
                     path: p.to_string(),
-                    data: n.data.clone(),
+                    data: n.data.as_deref().map(<[u8]>::to_vec),
                     acl: n.acl.to_vec(),
                     stat: n.stat,
                     kind: n.kind,
@@ -215,7 +215,7 @@ fn restore_tree(nodes: Vec<SnapNode>) -> Result<DataTree, SnapshotError> {
             return bad("ephemeral owner does not match kind");
         }
         let node = Node {
-            data: n.data,
+            data: n.data.map(Into::into),
             acl: tree.intern(n.acl),
             stat: n.stat,
             kind: n.kind,
