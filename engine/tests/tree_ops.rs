@@ -600,3 +600,28 @@ fn snapshot_image_is_exact_while_writes_continue() {
         "snapshot + log suffix = live state"
     );
 }
+
+/// The tree's path map doubles its shards as it grows; an image taken before such a
+/// split keeps the state it was taken at.
+#[test]
+fn snapshot_image_survives_the_tree_growing() {
+    let mut s = Server::new();
+    s.write(A, &create("/g", CreateMode::Persistent));
+    for i in 0..5000 {
+        s.write(A, &create(&format!("/g/n{i}"), CreateMode::Persistent));
+    }
+    let image = s.db.snapshot_image();
+    let at = s.db.digest();
+    // Past 8192 nodes (32 shards of 256) the map splits while the image is alive.
+    for i in 5000..9000 {
+        s.write(A, &create(&format!("/g/n{i}"), CreateMode::Persistent));
+    }
+    s.write(A, &set("/g/n1"));
+    s.write(A, &del("/g/n2"));
+    assert_eq!(image.znodes() + 3999, s.db.tree.len());
+    let bytes = std::thread::spawn(move || image.to_bytes()).join().unwrap();
+    let r = Db::restore(&bytes, SessionConfig::from_tick(100), s.now).unwrap();
+    assert_eq!(r.digest(), at);
+    s.db.tree.check_invariants().unwrap();
+    assert_eq!(s.db.tree.get("/g").unwrap().children.len(), 8999);
+}
