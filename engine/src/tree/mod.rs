@@ -10,7 +10,7 @@
 //! Storage is copy-on-write: the path map is a sharded hash map whose shards are
 //! `Arc`-shared (`cowmap`), a node's data is an `Arc<[u8]>` and its children a
 //! persistent ordered set (`imbl`), so cloning a node is a few reference-count
-//! increments and [`DataTree::image`] copies shard pointers only (O(shards), 2^11 at
+//! increments and [`DataTree::image`] copies shard pointers only (O(shards), 2^12 at
 //! 1M nodes). A later mutation copies only what it touches (one shard of a few
 //! hundred nodes, the B-tree path in one children set), never the whole tree or a
 //! whole children list: a snapshot's cost on the core that applies writes stays
@@ -464,9 +464,9 @@ impl DataTree {
         digest(self.sorted_nodes())
     }
 
-    /// The replicated content as it is now, in O(1): a [`TreeImage`] shares every node
-    /// with this tree, and later changes here copy what they touch instead of
-    /// changing it under the image.
+    /// The replicated content as it is now, in O(shards) (microseconds; see the
+    /// module docs): a [`TreeImage`] shares every node with this tree, and later
+    /// changes here copy what they touch instead of changing it under the image.
     pub fn image(&self) -> TreeImage {
         TreeImage {
             nodes: self.nodes.clone(),

@@ -27,7 +27,7 @@
 //!   connection drop: `db.tree.watches.remove_session(id)`.
 //! - **Reaper**: periodically prep `Op::DeleteContainer` (session 0) for
 //!   `db.tree.empty_containers()` and `db.tree.expired_ttls(now)`.
-//! - **Snapshot**: `db.snapshot_image()` between two applies (O(1), exact at
+//! - **Snapshot**: `db.snapshot_image()` between two applies (microseconds, exact at
 //!   `db.last_zxid()`), then `image.to_bytes()` on another thread (see `snapshot`).
 
 pub mod apply;

@@ -1,11 +1,12 @@
 //! Snapshots of the replicated state (tree + sessions + last zxid) as one rkyv archive.
 //!
 //! Taking one is two steps, so the core that applies writes never serialises:
-//! 1. [`Db::snapshot_image`], on the shard's core between two applies: an O(1)
-//!    copy-on-write [`SnapshotImage`] (the tree's and the session table's persistent
-//!    maps are cloned, sharing every node). It is exact at `last_zxid`: no apply runs
-//!    while it is taken, and applies after it copy what they change instead of
-//!    changing it under the image.
+//! 1. [`Db::snapshot_image`], on the shard's core between two applies: a
+//!    copy-on-write [`SnapshotImage`] that shares every node (the tree's shard
+//!    pointers, about n/256 and at most 2^16 of them, and the session table's
+//!    persistent map are cloned: 14 us at 1M znodes). It is exact at `last_zxid`: no
+//!    apply runs while it is taken, and applies after it copy what they change
+//!    instead of changing it under the image.
 //! 2. [`SnapshotImage::to_bytes`], anywhere (the image is `Send`; the driver runs it
 //!    on the blocking pool): sorts, encodes, O(tree size).
 //!
@@ -75,9 +76,10 @@ pub enum SnapshotError {
 /// size the output buffer once instead of growing it by copies.
 const ARCHIVE_NODE_OVERHEAD_BYTES: usize = 160;
 
-/// The replicated state at exactly [`SnapshotImage::last_zxid`], frozen: taken in O(1)
-/// by [`Db::snapshot_image`], serialised later by [`SnapshotImage::to_bytes`] on any
-/// thread while the `Db` it came from goes on applying.
+/// The replicated state at exactly [`SnapshotImage::last_zxid`], frozen: taken in
+/// microseconds by [`Db::snapshot_image`], serialised later by
+/// [`SnapshotImage::to_bytes`] on any thread while the `Db` it came from goes on
+/// applying.
 #[derive(Debug, Clone)]
 pub struct SnapshotImage {
     last_zxid: i64,
@@ -148,7 +150,8 @@ impl SnapshotImage {
 }
 
 impl Db {
-    /// The state as it is now, in O(1), to serialise elsewhere (see the module docs).
+    /// The state as it is now, cheaply (shared, not copied), to serialise elsewhere
+    /// (see the module docs).
     pub fn snapshot_image(&self) -> SnapshotImage {
         SnapshotImage {
             last_zxid: self.last_zxid(),
