@@ -552,7 +552,7 @@ impl<O: Outlet> Driver<O> {
         if self.snapshot_running || self.applied_since_snap < self.snap_count {
             return;
         }
-        // An O(1) copy-on-write image here; serialising it (O(tree)) and writing it
+        // A copy-on-write image here (microseconds); serialising (O(tree)) and writing it
         // happen on the blocking pool while this core goes on applying.
         let image = self.core.db().snapshot_image();
         let zxid = image.last_zxid();
