@@ -377,6 +377,49 @@ fn metrics_are_served_on_the_admin_port() {
 }
 
 #[test]
+fn snapshots_are_taken_retained_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let cfg = format!(
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nsnapCount=50\nautopurge.snapRetainCount=3\ncores=1\n",
+        dir.path().display(),
+        addr.port()
+    );
+    let mut s = Server::start_with_config(dir.path(), addr, &cfg);
+    let mut c = client(&s);
+    for i in 0..300 {
+        c.create(&format!("/n{i:03}"), &[i as u8], CreateMode::Persistent)
+            .unwrap();
+    }
+    // Snapshots are written on the blocking pool: wait (bounded) for the retained three.
+    let snaps = dir.path().join("snapshots");
+    let count = || {
+        std::fs::read_dir(&snaps).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+                .count()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() < 3 {
+        assert!(Instant::now() < deadline, "no snapshots written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(), 3, "autopurge.snapRetainCount keeps three");
+    s.kill();
+    drop(c);
+    let s = Server::start_with_config(dir.path(), addr, &cfg);
+    let mut c = client(&s);
+    assert_eq!(c.get_children("/", false).unwrap().len(), 301);
+    for i in [0, 149, 299] {
+        assert_eq!(
+            c.get_data(&format!("/n{i:03}"), false).unwrap().0,
+            Some(vec![i as u8])
+        );
+    }
+}
+
+#[test]
 fn start_up_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
