@@ -80,32 +80,19 @@ fn watcher_type(code: i32) -> Result<WatcherType, ErrorCode> {
     WatcherType::from_code(code).ok_or(ErrorCode::BadArguments)
 }
 
+/// A multi step is the same record as the standalone request: convert it as one.
+/// (multiRead steps keep their watch flag, as ZooKeeper honours it.)
 fn multi_step(op: MultiOp) -> Result<Op, ErrorCode> {
-    Ok(match op {
-        MultiOp::Create(r) | MultiOp::Create2(r) => create(r, false)?,
-        MultiOp::CreateContainer(r) => create(r, true)?,
-        MultiOp::CreateTtl(r) => create_ttl(r)?,
-        MultiOp::Delete(r) => Op::Delete {
-            path: r.path,
-            version: r.version,
-        },
-        MultiOp::SetData(r) => Op::SetData {
-            path: r.path,
-            data: r.data,
-            version: r.version,
-        },
-        MultiOp::Check(r) => Op::Check {
-            path: r.path,
-            version: r.version,
-        },
-        MultiOp::GetChildren(r) => Op::GetChildren {
-            path: r.path,
-            watch: false,
-        },
-        MultiOp::GetData(r) => Op::GetData {
-            path: r.path,
-            watch: false,
-        },
+    to_op(match op {
+        MultiOp::Create(r) => Request::Create(r),
+        MultiOp::Create2(r) => Request::Create2(r),
+        MultiOp::CreateContainer(r) => Request::CreateContainer(r),
+        MultiOp::CreateTtl(r) => Request::CreateTtl(r),
+        MultiOp::Delete(r) => Request::Delete(r),
+        MultiOp::SetData(r) => Request::SetData(r),
+        MultiOp::Check(r) => Request::Check(r),
+        MultiOp::GetChildren(r) => Request::GetChildren(r),
+        MultiOp::GetData(r) => Request::GetData(r),
     })
 }
 
