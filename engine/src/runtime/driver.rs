@@ -363,6 +363,9 @@ impl<O: Outlet> Driver<O> {
 
     fn tick(&mut self, now: i64) {
         self.ticks += 1;
+        // Counting watches walks every session's set: once a tick, not per batch.
+        let watches = self.core.db().tree.watches.total() as u64;
+        self.stats.shard.watches.store(watches, Relaxed);
         for session in self.core.tick(now, &mut self.actions) {
             if let Some(conn) = self.session_conn.remove(&session) {
                 self.outboxes[conn.core as usize].push(ToConn::Close { conn });

@@ -178,6 +178,16 @@ impl WatchManager {
         }
     }
 
+    /// Registrations held by all sessions: O(sessions), for monitoring (`wchs`,
+    /// `zk_watch_count`), not for the request path.
+    pub fn total(&self) -> usize {
+        [&self.data, &self.child]
+            .iter()
+            .flat_map(|t| t.by_session.values())
+            .map(BTreeSet::len)
+            .sum()
+    }
+
     /// Registrations `session` holds.
     pub fn count(&self, session: i64) -> usize {
         self.data.count(session) + self.child.count(session)
@@ -339,6 +349,20 @@ impl WatchManager {
 mod tests {
     use super::*;
     use EventType::*;
+
+    #[test]
+    fn total_counts_every_sessions_registrations() {
+        let mut w = WatchManager::default();
+        w.add(WatchTable::Data, "/a", 1, WatchMode::Standard)
+            .unwrap();
+        w.add(WatchTable::Child, "/a", 1, WatchMode::Standard)
+            .unwrap();
+        w.add(WatchTable::Data, "/b", 2, WatchMode::Standard)
+            .unwrap();
+        assert_eq!(w.total(), 3);
+        w.remove_session(1);
+        assert_eq!(w.total(), 1);
+    }
 
     fn ev(session: i64, kind: EventType, path: &str) -> WatchEvent {
         WatchEvent {
