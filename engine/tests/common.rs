@@ -4,18 +4,31 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a server may take to start listening before the test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A free port on 127.0.0.1 (the OS picks it; the race with other tests is harmless
-/// because a taken port makes start-up fail loudly, not silently).
+/// A free port on 127.0.0.1, never the same twice in this process.
+///
+/// The OS picks a free port, but once our probe socket closes it may hand the same port
+/// to a test running in parallel; two servers on one port would then share (and kill)
+/// each other's connections (SO_REUSEPORT lets the second bind). Remembering every port
+/// handed out rules that out.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// A running server; killed (SIGKILL) when dropped.

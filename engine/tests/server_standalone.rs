@@ -419,6 +419,62 @@ fn snapshots_are_taken_retained_and_recovered() {
     }
 }
 
+/// Two servers started at the same instant on one port: SO_REUSEPORT would let both
+/// bind, so each checks after binding and at most one keeps serving.
+#[test]
+fn two_servers_started_together_never_share_a_port() {
+    let addr = free_addr().to_string();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut children: Vec<std::process::Child> = dirs
+        .iter()
+        .map(|d| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_corekeeper"))
+                .args([
+                    "--data-dir",
+                    &d.path().display().to_string(),
+                    "--client-addr",
+                    &addr,
+                    "--cores",
+                    "2",
+                ])
+                .env("RUST_LOG", "error")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Bounded: at least one must give up with the port named.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let exited: Vec<usize> = (0..2)
+            .filter(|i| children[*i].try_wait().unwrap().is_some())
+            .collect();
+        if !exited.is_empty() {
+            break exited;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both servers kept running on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for (i, child) in children.iter_mut().enumerate() {
+        if failed.contains(&i) {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert!(err.contains("already in use"), "{err}");
+        } else {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
 #[test]
 fn start_up_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();

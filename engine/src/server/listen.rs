@@ -47,6 +47,20 @@ pub fn probe_bind(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
+/// Pids other than this process' that listen where `addr` would collide. Run after
+/// binding: two servers started at the same moment both pass [`probe_bind`], and
+/// SO_REUSEPORT then lets both bind; the later check catches it.
+pub fn foreign_listeners(addr: SocketAddr) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids: Vec<u32> = listeners(&proc_tables(), addr)
+        .into_iter()
+        .filter_map(socket_owner)
+        .filter(|p| *p != me)
+        .collect();
+    pids.dedup();
+    pids
+}
+
 fn proc_tables() -> String {
     let mut tables = String::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {

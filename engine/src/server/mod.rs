@@ -105,7 +105,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
     tracing::info!(addr = %shared.cfg.client_addr, cores, "corekeeper serving");
     let results = run_on_cores(cores, move |i| {
         let shared = shared.clone();
-        async move { core_main(i, shared).await }
+        async move {
+            let result = core_main(i, shared).await;
+            if let Err(e) = &result {
+                // The other cores would wait for this one forever: stop the process.
+                eprintln!("corekeeper: {e}");
+                std::process::exit(1);
+            }
+            result
+        }
     })
     .map_err(|e| e.to_string())?;
     results.into_iter().collect()
@@ -123,6 +131,12 @@ async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
     ));
     let listener = TcpListener::bind(shared.cfg.client_addr)
         .map_err(|e| format!("core {i}: cannot listen on {}: {e}", shared.cfg.client_addr))?;
+    if let Some(pid) = listen::foreign_listeners(shared.cfg.client_addr).first() {
+        return Err(format!(
+            "client address {} is already in use by another process (pid {pid})",
+            shared.cfg.client_addr
+        ));
+    }
     let driver = if i == 0 {
         Some(start_shard(&shared, &ctx, inbox).await?)
     } else {
