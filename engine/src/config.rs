@@ -25,6 +25,10 @@ pub const JUTE_MAXBUFFER_DEFAULT: usize = 1 << 20;
 pub const JUTE_MAXBUFFER_MAX: usize = 64 << 20;
 /// Upper bound on `cores`: one executor per core, and a shard map sized to match.
 pub const CORES_MAX: usize = 256;
+/// Open client connections a server accepts at most (`maxCnxns` = 0 means this). It
+/// bounds the shard inbox: each connection has at most `CONN_PENDING_MAX` requests
+/// outstanding, so the shard never holds more than this many times that.
+pub const CONNECTIONS_MAX: u32 = 60_000;
 /// Upper bound on `tickTime`: sessions expire in whole ticks.
 pub const TICK_TIME_MS_MAX: u32 = 60_000;
 
@@ -56,6 +60,10 @@ pub struct Config {
     pub client_addr: SocketAddr,
     /// Connections allowed from one IP address; 0 = unlimited (ZooKeeper's default is 60).
     pub max_client_cnxns: u32,
+    /// Connections allowed in all (ZooKeeper's `maxCnxns`); 0 = the hard limit
+    /// [`CONNECTIONS_MAX`], which bounds what the shard inbox can hold
+    /// (connections x `CONN_PENDING_MAX` requests).
+    pub max_cnxns: u32,
     /// Lower bound of a negotiated session timeout (default 2 x tickTime).
     pub min_session_timeout_ms: u32,
     /// Upper bound of a negotiated session timeout (default 20 x tickTime).
@@ -220,6 +228,7 @@ impl Config {
             data_log_dir,
             client_addr: SocketAddr::new(ip, client_port),
             max_client_cnxns: take_num(&mut kv, "maxClientCnxns", 60u32, 0, u32::MAX)?,
+            max_cnxns: take_num(&mut kv, "maxCnxns", 0u32, 0, CONNECTIONS_MAX)?,
             min_session_timeout_ms,
             max_session_timeout_ms,
             snap_count: take_num(&mut kv, "snapCount", 100_000u64, 1, u64::MAX)?,
@@ -457,6 +466,7 @@ mod tests {
             (4000, 40000)
         );
         assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.max_cnxns, 0);
         assert_eq!(c.jute_maxbuffer, JUTE_MAXBUFFER_DEFAULT);
         assert_eq!(c.sync, SyncPolicy::Batch);
         assert_eq!(c.four_letter_words, vec!["srvr"]);
@@ -470,12 +480,13 @@ mod tests {
 
     #[test]
     fn every_key_is_read() {
-        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\nserver.1=127.0.0.1:2888:3888\n").unwrap();
+        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\nserver.1=127.0.0.1:2888:3888\n").unwrap();
         assert_eq!(
             c.client_addr,
             "127.0.0.5:3000".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(c.wal_dir(), Path::new("/l"));
+        assert_eq!((c.max_client_cnxns, c.max_cnxns), (0, 500));
         assert_eq!(
             (c.min_session_timeout_ms, c.max_session_timeout_ms),
             (1000, 9000)

@@ -227,6 +227,45 @@ fn bad_input_closes_only_the_offending_connection() {
 }
 
 #[test]
+fn connections_over_max_cnxns_are_closed_and_their_slots_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let cfg = format!(
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nmaxCnxns=3\n",
+        dir.path().display(),
+        addr.port()
+    );
+    let s = Server::start_with_config(dir.path(), addr, &cfg);
+    let mut open: Vec<Client> = (0..3).map(|_| client(&s)).collect();
+    let mut fourth = TcpStream::connect(s.addr).unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        fourth.read(&mut buf).unwrap_or(0),
+        0,
+        "a connection over maxCnxns must be closed"
+    );
+    // Closing one session frees its slot: a new client gets in and is served.
+    drop(open.pop());
+    let mut again = retry_client(&s);
+    again.create("/in", b"", CreateMode::Persistent).unwrap();
+    assert!(open[0].exists("/in", false).unwrap().is_some());
+}
+
+/// Connects, retrying while the server may still count a connection just closed.
+fn retry_client(s: &Server) -> Client {
+    for _ in 0..3000 {
+        match Client::connect(s.addr, 30_000) {
+            Ok(c) => return c,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("no slot came back after a session closed");
+}
+
+#[test]
 fn unknown_opcode_is_answered_in_order_and_the_connection_survives() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), free_addr(), &["--cores", "1"]);

@@ -156,8 +156,8 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<CoreCtx>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _slot = match ctx.limiter.admit(peer.ip()) {
         Ok(slot) => slot,
-        Err(n) => {
-            return tracing::warn!(%peer, open = n, max = ctx.cfg.max_client_cnxns, "too many connections from one address; closing");
+        Err(refused) => {
+            return tracing::warn!(%peer, "too many connections: {refused}; closing");
         }
     };
     let _ = stream.set_nodelay(true);

@@ -147,13 +147,14 @@ fn mntr(ctx: &CoreCtx) -> String {
 fn conf(ctx: &CoreCtx) -> String {
     let c = &ctx.cfg;
     format!(
-        "clientPort={}\nclientPortAddress={}\ndataDir={}\ndataLogDir={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nserverId=0\ncores={}\nsync={:?}\n",
+        "clientPort={}\nclientPortAddress={}\ndataDir={}\ndataLogDir={}\ntickTime={}\nmaxClientCnxns={}\nmaxCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nserverId=0\ncores={}\nsync={:?}\n",
         c.client_addr.port(),
         c.client_addr.ip(),
         c.data_dir.display(),
         c.wal_dir().display(),
         c.tick_time_ms,
         c.max_client_cnxns,
+        c.max_cnxns,
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
         c.cores.map_or("all".to_string(), |n| n.to_string()),

@@ -9,6 +9,7 @@
 //! though nobody listens (they carry SO_REUSEPORT but not SO_REUSEADDR). The kernel's
 //! socket table (`/proc/net/tcp`, `/proc/net/tcp6`) says exactly who listens.
 
+use crate::config::CONNECTIONS_MAX;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -134,8 +135,8 @@ fn parse_line(line: &str) -> Option<(IpAddr, u16, &str, u64)> {
     Some((ip, port, state, inode))
 }
 
-/// Counts open connections per client IP across all cores (ZooKeeper's
-/// `maxClientCnxns`).
+/// Counts open connections, in all and per client IP, across all cores (ZooKeeper's
+/// `maxCnxns` and `maxClientCnxns`).
 ///
 /// It is touched once per connect and once per close, never per request, so a
 /// mutex-guarded map shared by the cores costs nothing measurable; a message to an
@@ -143,7 +144,32 @@ fn parse_line(line: &str) -> Option<(IpAddr, u16, &str, u64)> {
 #[derive(Debug, Clone)]
 pub struct ConnLimiter {
     per_ip_max: u32,
-    counts: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    total_max: u32,
+    counts: Arc<Mutex<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: u32,
+    per_ip: HashMap<IpAddr, u32>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The address already has this many connections (`maxClientCnxns`).
+    PerIp(u32),
+    /// The server already has this many connections (`maxCnxns`).
+    Total(u32),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::PerIp(n) => write!(f, "{n} connections from this address (maxClientCnxns)"),
+            Refused::Total(n) => write!(f, "{n} connections open in all (maxCnxns)"),
+        }
+    }
 }
 
 /// Proof that a connection was admitted; releases its slot when dropped.
@@ -154,22 +180,36 @@ pub struct ConnSlot {
 }
 
 impl ConnLimiter {
-    /// `per_ip_max = 0` means unlimited, as in ZooKeeper.
-    pub fn new(per_ip_max: u32) -> Self {
+    /// `per_ip_max = 0` means unlimited, as in ZooKeeper; `total_max = 0` means
+    /// [`CONNECTIONS_MAX`] (never unlimited: it bounds the shard inbox).
+    pub fn new(per_ip_max: u32, total_max: u32) -> Self {
+        let total_max = match total_max {
+            0 => CONNECTIONS_MAX,
+            n => n.min(CONNECTIONS_MAX),
+        };
         ConnLimiter {
             per_ip_max,
-            counts: Arc::new(Mutex::new(HashMap::new())),
+            total_max,
+            counts: Arc::new(Mutex::new(Counts::default())),
         }
     }
 
-    /// Admits one more connection from `ip`, or says how many it already has.
-    pub fn admit(&self, ip: IpAddr) -> Result<ConnSlot, u32> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(ip).or_insert(0);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits one more connection from `ip`, or says which limit it hit.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnSlot, Refused> {
+        let mut counts = self.lock();
+        if counts.total >= self.total_max {
+            return Err(Refused::Total(counts.total));
+        }
+        let n = counts.per_ip.entry(ip).or_insert(0);
         if self.per_ip_max != 0 && *n >= self.per_ip_max {
-            return Err(*n);
+            return Err(Refused::PerIp(*n));
         }
         *n += 1;
+        counts.total += 1;
         Ok(ConnSlot {
             ip,
             limiter: self.clone(),
@@ -178,28 +218,26 @@ impl ConnLimiter {
 
     /// Open connections from `ip`.
     pub fn open_from(&self, ip: IpAddr) -> u32 {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ip)
-            .copied()
-            .unwrap_or(0)
+        self.lock().per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Open connections in all.
+    pub fn open(&self) -> u32 {
+        self.lock().total
     }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut counts = self
-            .limiter
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
+        let mut counts = self.limiter.lock();
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
             debug_assert!(*n > 0, "a slot exists only for a counted connection");
             *n -= 1;
             if *n == 0 {
-                counts.remove(&self.ip);
+                counts.per_ip.remove(&self.ip);
             }
+            debug_assert!(counts.total > 0, "the total counts every per-ip slot");
+            counts.total -= 1;
         }
     }
 }
@@ -249,16 +287,31 @@ mod tests {
 
     #[test]
     fn limiter_counts_per_ip_and_releases_on_drop() {
-        let lim = ConnLimiter::new(2);
+        let lim = ConnLimiter::new(2, 0);
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let s1 = lim.admit(a).unwrap();
         let _s2 = lim.admit(a).unwrap();
-        assert_eq!(lim.admit(a).unwrap_err(), 2);
+        assert_eq!(lim.admit(a).unwrap_err(), Refused::PerIp(2));
         let _s3 = lim.admit(b).unwrap();
         drop(s1);
         assert_eq!(lim.open_from(a), 1);
         let _s4 = lim.admit(a).unwrap();
-        assert!(ConnLimiter::new(0).admit(a).is_ok());
+        assert!(ConnLimiter::new(0, 0).admit(a).is_ok());
+        assert_eq!(lim.open(), 3);
+    }
+
+    #[test]
+    fn limiter_caps_the_total_over_every_address() {
+        let lim = ConnLimiter::new(0, 2);
+        let ip = |i: u8| IpAddr::from([127, 0, 0, i]);
+        let s1 = lim.admit(ip(1)).unwrap();
+        let _s2 = lim.admit(ip(2)).unwrap();
+        assert_eq!(lim.admit(ip(3)).unwrap_err(), Refused::Total(2));
+        drop(s1);
+        let _s3 = lim.admit(ip(3)).unwrap();
+        assert_eq!(lim.open(), 2);
+        assert_eq!(ConnLimiter::new(0, 0).total_max, CONNECTIONS_MAX);
+        assert_eq!(ConnLimiter::new(0, u32::MAX).total_max, CONNECTIONS_MAX);
     }
 }

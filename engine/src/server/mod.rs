@@ -94,7 +94,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let recovered = recover(&cfg)?;
     let cores = core_count(&cfg);
     let shared = Arc::new(Shared {
-        limiter: ConnLimiter::new(cfg.max_client_cnxns),
+        limiter: ConnLimiter::new(cfg.max_client_cnxns, cfg.max_cnxns),
         cfg: Arc::new(cfg),
         stats: Arc::new(Stats::new(cores)),
         registry: Arc::new(Mutex::new(HashMap::new())),
