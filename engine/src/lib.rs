@@ -12,3 +12,4 @@ pub mod session;
 pub mod shard;
 pub mod tree;
 pub mod txn;
+pub mod zab;

@@ -1,0 +1,411 @@
+//! A follower (participant) or observer of an established leader.
+//!
+//! # Contract
+//! - [`Follower::new`] takes what the driver recovered: the last zxid of its durable
+//!   log and the zxid its applied state is at.
+//! - [`Follower::connect`] starts a new link: it sends `FollowerInfo { last_zxid }` and
+//!   waits for exactly one of `Diff` / `Trunc` / `Snap`; until then it logs, commits
+//!   and acknowledges nothing. [`Follower::disconnected`] reports a broken link.
+//! - `Proposal` → `Persist` (participants); `Inform` → `Persist` + `Commit` (observers).
+//! - [`Follower::persisted`] (cumulative) → `Ack { durable }` to the leader, only once
+//!   synchronised and only for participants: an ack always means "durable here".
+//! - `Commit { zxid }` → `Commit { upto_zxid }` when it has logged that far.
+//! - Any protocol violation (a commit beyond the log, a gap in the proposals, a sync
+//!   that does not match what it reported, a message before the sync) returns a
+//!   [`FollowerError`] and leaves the follower disconnected: the driver must drop the
+//!   link and [`connect`](Follower::connect) again, which re-synchronises it.
+//! - Messages of another epoch or from another server than the leader are ignored
+//!   and counted.
+//!
+//! # Invariants
+//! `committed <= last_logged`, `acked <= durable <= last_logged`, the commit point
+//! never decreases (TRUNC never cuts below it, SNAP only moves it forward), and the
+//! zxids it logs in the leader's epoch are contiguous.
+
+use thiserror::Error;
+
+use super::msg::{Body, Msg};
+use super::{Action, Epoch, Role, ServerId, TxnBytes, Zxid, epoch_of};
+
+/// What a follower is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerConfig {
+    pub id: ServerId,
+    pub leader: ServerId,
+    /// The established leader's epoch.
+    pub epoch: Epoch,
+    pub role: Role,
+}
+
+/// Where the link to the leader stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Disconnected,
+    /// `FollowerInfo` sent; waiting for `Diff` / `Trunc` / `Snap`.
+    Syncing,
+    Following,
+}
+
+/// A protocol violation by the leader's stream; the follower must re-synchronise.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FollowerError {
+    #[error("restored state committed at {committed:#x} beyond the log's last zxid {last:#x}")]
+    BadRestore { committed: Zxid, last: Zxid },
+    #[error("{what} received before the link was synchronised")]
+    BeforeSync { what: &'static str },
+    #[error("{what} received while already synchronised")]
+    SyncTwice { what: &'static str },
+    #[error("DIFF from {from:#x} but this follower reported {last_logged:#x}")]
+    DiffMismatch { from: Zxid, last_logged: Zxid },
+    #[error("TRUNC to {to:#x} outside [commit point {committed:#x}, last logged {last_logged:#x}]")]
+    BadTrunc {
+        to: Zxid,
+        committed: Zxid,
+        last_logged: Zxid,
+    },
+    #[error("SNAP at {zxid:#x} behind the commit point {committed:#x}")]
+    SnapBehind { zxid: Zxid, committed: Zxid },
+    #[error("txn {zxid:#x} does not continue the log at {last_logged:#x} in epoch {epoch}")]
+    NotNext {
+        zxid: Zxid,
+        last_logged: Zxid,
+        epoch: Epoch,
+    },
+    #[error("commit of {zxid:#x} beyond the last logged txn {last_logged:#x}")]
+    CommitBeyondLog { zxid: Zxid, last_logged: Zxid },
+    #[error("{what} is not for a {role:?}")]
+    WrongRole { what: &'static str, role: Role },
+    #[error("persisted({upto:#x}) reported beyond the last logged txn {last_logged:#x}")]
+    PersistedBeyondLog { upto: Zxid, last_logged: Zxid },
+}
+
+/// Counters of what the follower did and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowerStats {
+    pub logged: u64,
+    pub acks_sent: u64,
+    pub commits: u64,
+    pub commits_duplicate: u64,
+    pub msgs_stale_epoch: u64,
+    pub msgs_not_from_leader: u64,
+    /// Messages while disconnected, and leader-bound kinds.
+    pub msgs_ignored: u64,
+    pub errors: u64,
+}
+
+/// A follower or observer of one leader's epoch.
+pub struct Follower {
+    config: FollowerConfig,
+    link: LinkState,
+    last_logged: Zxid,
+    durable: Zxid,
+    committed: Zxid,
+    /// The highest ack sent on the current link.
+    acked: Zxid,
+    stats: FollowerStats,
+}
+
+impl Follower {
+    /// A follower whose durable log ends at `last_zxid` and whose applied state is at
+    /// `committed_zxid`; disconnected until [`Follower::connect`].
+    pub fn new(
+        config: FollowerConfig,
+        last_zxid: Zxid,
+        committed_zxid: Zxid,
+    ) -> Result<Follower, FollowerError> {
+        if committed_zxid > last_zxid || committed_zxid < 0 {
+            return Err(FollowerError::BadRestore {
+                committed: committed_zxid,
+                last: last_zxid,
+            });
+        }
+        Ok(Follower {
+            config,
+            link: LinkState::Disconnected,
+            last_logged: last_zxid,
+            durable: last_zxid,
+            committed: committed_zxid,
+            acked: 0,
+            stats: FollowerStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &FollowerConfig {
+        &self.config
+    }
+    pub fn link(&self) -> LinkState {
+        self.link
+    }
+    /// The last zxid handed to `Persist` (or recovered).
+    pub fn last_logged(&self) -> Zxid {
+        self.last_logged
+    }
+    pub fn durable_zxid(&self) -> Zxid {
+        self.durable
+    }
+    pub fn committed_zxid(&self) -> Zxid {
+        self.committed
+    }
+    pub fn stats(&self) -> &FollowerStats {
+        &self.stats
+    }
+
+    /// A new link to the leader: report the log's end and wait for the sync.
+    pub fn connect(&mut self, out: &mut Vec<Action>) {
+        self.link = LinkState::Syncing;
+        self.acked = 0;
+        self.send(
+            Body::FollowerInfo {
+                last_zxid: self.last_logged,
+            },
+            out,
+        );
+    }
+
+    /// The link to the leader broke (or the driver dropped it).
+    pub fn disconnected(&mut self) {
+        self.link = LinkState::Disconnected;
+    }
+
+    fn send(&self, body: Body, out: &mut Vec<Action>) {
+        out.push(Action::Send {
+            to: self.config.leader,
+            msg: Msg::new(self.config.epoch, body),
+        });
+    }
+
+    /// A message from `from`. On `Err` the follower is disconnected (see module docs).
+    pub fn step(
+        &mut self,
+        from: ServerId,
+        msg: Msg,
+        out: &mut Vec<Action>,
+    ) -> Result<(), FollowerError> {
+        if from != self.config.leader {
+            self.stats.msgs_not_from_leader += 1;
+            return Ok(());
+        }
+        if msg.epoch != self.config.epoch {
+            self.stats.msgs_stale_epoch += 1;
+            return Ok(());
+        }
+        if self.link == LinkState::Disconnected {
+            self.stats.msgs_ignored += 1;
+            return Ok(());
+        }
+        let r = self.on_msg(msg.body, out);
+        if r.is_err() {
+            self.stats.errors += 1;
+            self.link = LinkState::Disconnected;
+        }
+        self.check();
+        r
+    }
+
+    fn on_msg(&mut self, body: Body, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        match body {
+            Body::Diff { from } => self.on_diff(from, out),
+            Body::Trunc { to } => self.on_trunc(to, out),
+            Body::Snap { zxid } => self.on_snap(zxid, out),
+            Body::Proposal { zxid, txn } => self.on_proposal(zxid, txn, out),
+            Body::Inform { zxid, txn } => self.on_inform(zxid, txn, out),
+            Body::Commit { zxid } => self.on_commit(zxid, out),
+            Body::FollowerInfo { .. } | Body::Ack { .. } => {
+                self.stats.msgs_ignored += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn start_following(&mut self, what: &'static str) -> Result<(), FollowerError> {
+        if self.link != LinkState::Syncing {
+            return Err(FollowerError::SyncTwice { what });
+        }
+        self.link = LinkState::Following;
+        Ok(())
+    }
+
+    fn on_diff(&mut self, from: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        if from != self.last_logged {
+            return Err(FollowerError::DiffMismatch {
+                from,
+                last_logged: self.last_logged,
+            });
+        }
+        self.start_following("DIFF")?;
+        // What was durable before this link is durable still: tell the leader.
+        self.maybe_ack(out);
+        Ok(())
+    }
+
+    fn on_trunc(&mut self, to: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        if to < self.committed || to > self.last_logged {
+            return Err(FollowerError::BadTrunc {
+                to,
+                committed: self.committed,
+                last_logged: self.last_logged,
+            });
+        }
+        self.start_following("TRUNC")?;
+        out.push(Action::Truncate { after_zxid: to });
+        self.last_logged = to;
+        self.durable = self.durable.min(to);
+        self.maybe_ack(out);
+        Ok(())
+    }
+
+    fn on_snap(&mut self, zxid: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        if zxid < self.committed {
+            return Err(FollowerError::SnapBehind {
+                zxid,
+                committed: self.committed,
+            });
+        }
+        self.start_following("SNAP")?;
+        out.push(Action::InstallSnapshot { zxid });
+        // The image replaces the log: durable again only once `persisted(zxid)`.
+        self.durable = self.durable.min(zxid);
+        self.last_logged = zxid;
+        self.committed = zxid;
+        Ok(())
+    }
+
+    /// The next txn of the stream must follow the log (contiguously within an epoch).
+    fn log_next(
+        &mut self,
+        what: &'static str,
+        zxid: Zxid,
+        txn: TxnBytes,
+        out: &mut Vec<Action>,
+    ) -> Result<(), FollowerError> {
+        if self.link != LinkState::Following {
+            return Err(FollowerError::BeforeSync { what });
+        }
+        let e = epoch_of(zxid);
+        let contiguous = if e == epoch_of(self.last_logged) {
+            zxid == self.last_logged + 1
+        } else {
+            zxid > self.last_logged
+        };
+        if !contiguous || e > self.config.epoch {
+            return Err(FollowerError::NotNext {
+                zxid,
+                last_logged: self.last_logged,
+                epoch: self.config.epoch,
+            });
+        }
+        self.last_logged = zxid;
+        self.stats.logged += 1;
+        out.push(Action::Persist { zxid, txn });
+        Ok(())
+    }
+
+    fn on_proposal(
+        &mut self,
+        zxid: Zxid,
+        txn: TxnBytes,
+        out: &mut Vec<Action>,
+    ) -> Result<(), FollowerError> {
+        if self.config.role != Role::Participant {
+            return Err(FollowerError::WrongRole {
+                what: "Proposal",
+                role: self.config.role,
+            });
+        }
+        self.log_next("Proposal", zxid, txn, out)
+    }
+
+    fn on_inform(
+        &mut self,
+        zxid: Zxid,
+        txn: TxnBytes,
+        out: &mut Vec<Action>,
+    ) -> Result<(), FollowerError> {
+        if self.config.role != Role::Observer {
+            return Err(FollowerError::WrongRole {
+                what: "Inform",
+                role: self.config.role,
+            });
+        }
+        self.log_next("Inform", zxid, txn, out)?;
+        self.commit(zxid, out);
+        Ok(())
+    }
+
+    fn on_commit(&mut self, zxid: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        if self.config.role != Role::Participant {
+            return Err(FollowerError::WrongRole {
+                what: "Commit",
+                role: self.config.role,
+            });
+        }
+        if self.link != LinkState::Following {
+            return Err(FollowerError::BeforeSync { what: "Commit" });
+        }
+        if zxid <= self.committed {
+            self.stats.commits_duplicate += 1;
+            return Ok(());
+        }
+        if zxid > self.last_logged {
+            return Err(FollowerError::CommitBeyondLog {
+                zxid,
+                last_logged: self.last_logged,
+            });
+        }
+        self.commit(zxid, out);
+        Ok(())
+    }
+
+    fn commit(&mut self, zxid: Zxid, out: &mut Vec<Action>) {
+        debug_assert!(zxid > self.committed, "the commit point only grows");
+        debug_assert!(zxid <= self.last_logged, "commit only what is logged");
+        self.committed = zxid;
+        self.stats.commits += 1;
+        out.push(Action::Commit { upto_zxid: zxid });
+    }
+
+    /// The WAL has made everything up to `upto` durable.
+    pub fn persisted(&mut self, upto: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        if upto > self.last_logged {
+            return Err(FollowerError::PersistedBeyondLog {
+                upto,
+                last_logged: self.last_logged,
+            });
+        }
+        if upto > self.durable {
+            self.durable = upto;
+            self.maybe_ack(out);
+        }
+        self.check();
+        Ok(())
+    }
+
+    /// Acknowledge what is durable, once synchronised, for participants.
+    fn maybe_ack(&mut self, out: &mut Vec<Action>) {
+        let ready = self.link == LinkState::Following && self.config.role == Role::Participant;
+        if ready && self.durable > self.acked {
+            self.acked = self.durable;
+            self.stats.acks_sent += 1;
+            self.send(Body::Ack { zxid: self.durable }, out);
+        }
+    }
+
+    fn check(&self) {
+        debug_assert!(
+            self.committed <= self.last_logged,
+            "commit only what is logged"
+        );
+        debug_assert!(
+            self.durable <= self.last_logged,
+            "durable only what is logged"
+        );
+        debug_assert!(
+            self.acked <= self.durable || self.link != LinkState::Following,
+            "ack only what is durable"
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "follower_tests.rs"]
+mod tests;

@@ -1,0 +1,682 @@
+//! The leader of an established epoch: proposes, counts durable acks, commits in zxid
+//! order, and synchronises followers that (re)connect.
+//!
+//! # Contract
+//! - [`Leader::new`] takes the epoch `E`, the ensemble, and the leader's history: the
+//!   committed txns it still has in its log after `base_zxid` (what its snapshot
+//!   covers). This slice has no discovery: that history is taken as committed, as Zab's
+//!   established leader's initial history is.
+//! - [`Leader::propose`] assigns the next zxid of `E` and pushes `Persist` for the
+//!   leader's own WAL and a `Proposal` to every synchronised participant. The leader
+//!   counts toward a quorum only from [`Leader::persisted`] (its own durability), as a
+//!   follower does from its acks.
+//! - [`Leader::step`] takes `FollowerInfo` (a new link: synchronise, as
+//!   [`Leader::follower_connected`]) and `Ack` (cumulative durable zxid). Messages of
+//!   another epoch, from unknown senders, duplicate or regressing acks, and acks beyond
+//!   the log are ignored and counted in [`LeaderStats`].
+//! - A commit is pushed as one `Commit { upto_zxid }` for the driver, one cumulative
+//!   `Commit` message per synchronised participant, and one `Inform` per txn per
+//!   synchronised observer.
+//!
+//! # Synchronisation (choosing DIFF, TRUNC or SNAP)
+//! The log holds the last `committed_log_max` committed proposals after `log_base`,
+//! then the in-flight ones. A follower reporting `last_zxid`:
+//! - equal to `log_base` or to a zxid in the log: **DIFF** from there;
+//! - above `log_base` but not in the log (a txn of an older epoch that the leader does
+//!   not have, hence was never committed): **TRUNC** to the highest zxid of the log
+//!   below it (or `log_base`), then as DIFF;
+//! - below `log_base`: **SNAP**: the driver sends an image of the applied state at the
+//!   commit point, then the in-flight proposals follow;
+//! - of epoch `E` or later and beyond the log: refused ([`LeaderError::FollowerAhead`]):
+//!   only this leader makes zxids of `E`, so that follower follows someone else.
+//!
+//! For a participant the missed committed proposals are followed by one cumulative
+//! `Commit` (it also commits what the follower had but had not seen committed), then
+//! the in-flight proposals; an observer gets `Inform`s of the committed ones only.
+//!
+//! # Invariants
+//! See the module docs of `zab`; each is a `debug_assert!` where it is established.
+
+use std::collections::VecDeque;
+
+use thiserror::Error;
+
+use super::msg::{Body, Msg};
+use super::quorum::{commit_point, majority, reached_by};
+use super::{
+    Action, EPOCH_MAX, Epoch, Limits, MEMBERS_MAX, Role, ServerId, TXN_BYTES_MAX, TxnBytes,
+    VOTERS_MAX, Zxid, counter_of, epoch_of, make_zxid,
+};
+
+/// One member of the ensemble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub id: ServerId,
+    pub role: Role,
+}
+
+/// What a leader is configured with.
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    pub id: ServerId,
+    /// The established epoch (1..=`EPOCH_MAX`).
+    pub epoch: Epoch,
+    /// Every member, the leader included (as a participant).
+    pub members: Vec<Member>,
+    pub limits: Limits,
+    /// Fault injection for tests only: commit once this many voters have a proposal
+    /// durable instead of a majority. It exists so the simulation can prove that its
+    /// checker catches an unsafe leader; never set it anywhere else.
+    #[doc(hidden)]
+    pub fault_commit_quorum: Option<usize>,
+}
+
+impl LeaderConfig {
+    /// A leader `id` of `epoch` over `members`, with the default limits.
+    pub fn new(id: ServerId, epoch: Epoch, members: Vec<Member>) -> LeaderConfig {
+        LeaderConfig {
+            id,
+            epoch,
+            members,
+            limits: Limits::DEFAULT,
+            fault_commit_quorum: None,
+        }
+    }
+}
+
+/// Why a leader refused a configuration or an input.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LeaderError {
+    #[error("zab limits out of range or inconsistent: {0:?}")]
+    BadLimits(Limits),
+    #[error("epoch {0} outside 1..={max}", max = EPOCH_MAX)]
+    BadEpoch(Epoch),
+    #[error("the leader {0} must be a participant of its ensemble")]
+    LeaderNotParticipant(ServerId),
+    #[error("server {0} appears twice in the ensemble")]
+    DuplicateMember(ServerId),
+    #[error("ensemble of {members} members / {voters} voters exceeds {members_max} / {voters_max}")]
+    TooManyMembers {
+        members: usize,
+        voters: usize,
+        members_max: usize,
+        voters_max: usize,
+    },
+    #[error(
+        "history zxid {zxid:#x} is not above the previous one ({prev:#x}) or not below epoch {epoch}"
+    )]
+    BadHistory {
+        zxid: Zxid,
+        prev: Zxid,
+        epoch: Epoch,
+    },
+    #[error("server {0} is not a member of the ensemble")]
+    UnknownMember(ServerId),
+    #[error(
+        "server {id} reports zxid {last_zxid:#x}, beyond this leader's log (last {leader_last:#x})"
+    )]
+    FollowerAhead {
+        id: ServerId,
+        last_zxid: Zxid,
+        leader_last: Zxid,
+    },
+    #[error("persisted({upto:#x}) reported beyond the last proposal {last:#x}")]
+    PersistedBeyondLog { upto: Zxid, last: Zxid },
+}
+
+/// Why [`Leader::propose`] refused a txn.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProposeError {
+    #[error("throttled: {inflight} proposals in flight (max {max})")]
+    Throttled { inflight: usize, max: usize },
+    #[error("txn of {len} bytes exceeds {max}", max = TXN_BYTES_MAX)]
+    TxnTooLarge { len: usize },
+    #[error("zxid counter of epoch {0} exhausted: a new epoch (election) is needed")]
+    ZxidExhausted(Epoch),
+}
+
+/// How a (re)connecting follower was synchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Diff,
+    Trunc,
+    Snap,
+}
+
+/// Counters of what the leader did and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderStats {
+    pub proposals: u64,
+    pub throttled: u64,
+    /// Times the commit point advanced.
+    pub commits: u64,
+    pub msgs_stale_epoch: u64,
+    pub msgs_unknown_sender: u64,
+    /// A message a leader never expects (leader → follower kinds, observer acks).
+    pub msgs_unexpected: u64,
+    pub acks_duplicate: u64,
+    pub acks_beyond_log: u64,
+    /// Acks from a follower not synchronised on its current link.
+    pub acks_unsynced: u64,
+    /// A follower reported a log shorter than it had acknowledged (lost durable data).
+    pub acks_regressed: u64,
+    pub syncs_diff: u64,
+    pub syncs_trunc: u64,
+    pub syncs_snap: u64,
+    pub lagging_dropped: u64,
+}
+
+struct Entry {
+    zxid: Zxid,
+    txn: TxnBytes,
+}
+
+struct Peer {
+    id: ServerId,
+    role: Role,
+    /// Synchronised on its current link: the live stream goes to it.
+    synced: bool,
+    /// Its highest durable zxid (cumulative acks). Durable data survives crashes and
+    /// reconnects, so this is kept across them.
+    acked: Zxid,
+    /// The leader's last zxid when it was synchronised (lag is counted from here).
+    sync_zxid: Zxid,
+}
+
+/// An established Zab leader.
+pub struct Leader {
+    id: ServerId,
+    epoch: Epoch,
+    limits: Limits,
+    quorum: usize,
+    fault_quorum: bool,
+    peers: Vec<Peer>,
+    /// Retained committed proposals, then the in-flight ones; zxids increasing.
+    log: VecDeque<Entry>,
+    /// The zxid just before `log[0]`: what a snapshot must cover for DIFF to work.
+    log_base: Zxid,
+    /// How many entries at the front of `log` are committed.
+    committed_len: usize,
+    committed: Zxid,
+    last_zxid: Zxid,
+    /// The leader's own durable zxid.
+    durable: Zxid,
+    stats: LeaderStats,
+}
+
+impl Leader {
+    /// A leader over `history` (`(zxid, txn)` increasing, after `base_zxid`, all
+    /// committed and durable in the leader's WAL).
+    pub fn new(
+        config: LeaderConfig,
+        base_zxid: Zxid,
+        history: Vec<(Zxid, TxnBytes)>,
+    ) -> Result<Leader, LeaderError> {
+        config.limits.validate()?;
+        if config.epoch == 0 || config.epoch > EPOCH_MAX {
+            return Err(LeaderError::BadEpoch(config.epoch));
+        }
+        let (peers, voters) = Self::peers(&config)?;
+        if base_zxid < 0 || epoch_of(base_zxid) >= config.epoch {
+            return Err(LeaderError::BadHistory {
+                zxid: base_zxid,
+                prev: 0,
+                epoch: config.epoch,
+            });
+        }
+        let mut prev = base_zxid;
+        for &(zxid, _) in &history {
+            if zxid <= prev || epoch_of(zxid) >= config.epoch {
+                return Err(LeaderError::BadHistory {
+                    zxid,
+                    prev,
+                    epoch: config.epoch,
+                });
+            }
+            prev = zxid;
+        }
+        let mut log: VecDeque<Entry> = history
+            .into_iter()
+            .map(|(zxid, txn)| Entry { zxid, txn })
+            .collect();
+        let mut log_base = base_zxid;
+        while log.len() > config.limits.committed_log_max {
+            log_base = log.pop_front().map_or(log_base, |e| e.zxid);
+        }
+        let quorum = config.fault_commit_quorum.unwrap_or(majority(voters));
+        Ok(Leader {
+            id: config.id,
+            epoch: config.epoch,
+            limits: config.limits,
+            quorum,
+            fault_quorum: config.fault_commit_quorum.is_some(),
+            peers,
+            committed_len: log.len(),
+            log,
+            log_base,
+            committed: prev,
+            last_zxid: prev,
+            durable: prev,
+            stats: LeaderStats::default(),
+        })
+    }
+
+    /// The other members, checked; and the number of voters (the leader included).
+    fn peers(config: &LeaderConfig) -> Result<(Vec<Peer>, usize), LeaderError> {
+        let mut peers: Vec<Peer> = Vec::with_capacity(config.members.len());
+        let mut me = None;
+        for m in &config.members {
+            let seen = peers.iter().any(|p| p.id == m.id) || (m.id == config.id && me.is_some());
+            if seen {
+                return Err(LeaderError::DuplicateMember(m.id));
+            }
+            if m.id == config.id {
+                me = Some(m.role);
+                continue;
+            }
+            peers.push(Peer {
+                id: m.id,
+                role: m.role,
+                synced: false,
+                acked: 0,
+                sync_zxid: 0,
+            });
+        }
+        if me != Some(Role::Participant) {
+            return Err(LeaderError::LeaderNotParticipant(config.id));
+        }
+        let voters = 1 + peers.iter().filter(|p| p.role == Role::Participant).count();
+        if config.members.len() > MEMBERS_MAX || voters > VOTERS_MAX {
+            return Err(LeaderError::TooManyMembers {
+                members: config.members.len(),
+                voters,
+                members_max: MEMBERS_MAX,
+                voters_max: VOTERS_MAX,
+            });
+        }
+        Ok((peers, voters))
+    }
+
+    pub fn id(&self) -> ServerId {
+        self.id
+    }
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+    /// The last zxid proposed (or of the history when nothing was proposed yet).
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+    /// The commit point: every txn up to it is committed.
+    pub fn committed_zxid(&self) -> Zxid {
+        self.committed
+    }
+    /// What the leader's own WAL has made durable (as reported by `persisted`).
+    pub fn durable_zxid(&self) -> Zxid {
+        self.durable
+    }
+    /// Proposals not yet committed.
+    pub fn inflight(&self) -> usize {
+        self.log.len() - self.committed_len
+    }
+    /// The zxid just before the retained log: a follower below it needs a SNAP.
+    pub fn log_base(&self) -> Zxid {
+        self.log_base
+    }
+    pub fn stats(&self) -> &LeaderStats {
+        &self.stats
+    }
+    /// Whether `id` is synchronised on its current link.
+    pub fn is_synced(&self, id: ServerId) -> bool {
+        self.peer(id).is_some_and(|i| self.peers[i].synced)
+    }
+    /// The highest durable zxid `id` has acknowledged.
+    pub fn acked_zxid(&self, id: ServerId) -> Option<Zxid> {
+        self.peer(id).map(|i| self.peers[i].acked)
+    }
+
+    fn peer(&self, id: ServerId) -> Option<usize> {
+        self.peers.iter().position(|p| p.id == id)
+    }
+
+    /// Assign the next zxid to `txn` and replicate it. Refused beyond
+    /// `proposals_inflight_max` uncommitted proposals.
+    pub fn propose(&mut self, txn: TxnBytes, out: &mut Vec<Action>) -> Result<Zxid, ProposeError> {
+        if txn.len() > TXN_BYTES_MAX {
+            return Err(ProposeError::TxnTooLarge { len: txn.len() });
+        }
+        let inflight = self.inflight();
+        if inflight >= self.limits.proposals_inflight_max {
+            self.stats.throttled += 1;
+            return Err(ProposeError::Throttled {
+                inflight,
+                max: self.limits.proposals_inflight_max,
+            });
+        }
+        let counter = if epoch_of(self.last_zxid) == self.epoch {
+            counter_of(self.last_zxid)
+                .checked_add(1)
+                .ok_or(ProposeError::ZxidExhausted(self.epoch))?
+        } else {
+            1
+        };
+        let zxid = make_zxid(self.epoch, counter);
+        debug_assert!(zxid > self.last_zxid, "zxids strictly increase");
+        debug_assert!(
+            counter == 1 || self.last_zxid == zxid - 1,
+            "zxids are contiguous within an epoch"
+        );
+        self.last_zxid = zxid;
+        self.stats.proposals += 1;
+        self.log.push_back(Entry {
+            zxid,
+            txn: txn.clone(),
+        });
+        out.push(Action::Persist {
+            zxid,
+            txn: txn.clone(),
+        });
+        self.drop_laggers(counter, out);
+        for p in self
+            .peers
+            .iter()
+            .filter(|p| p.synced && p.role == Role::Participant)
+        {
+            out.push(Action::Send {
+                to: p.id,
+                msg: Msg::new(
+                    self.epoch,
+                    Body::Proposal {
+                        zxid,
+                        txn: txn.clone(),
+                    },
+                ),
+            });
+        }
+        debug_assert!(
+            self.inflight() <= self.limits.proposals_inflight_max,
+            "in-flight proposals stay within the limit"
+        );
+        Ok(zxid)
+    }
+
+    /// Disconnect every synchronised voter more than `follower_lag_proposals_max`
+    /// proposals behind `counter` (the newest of this epoch).
+    fn drop_laggers(&mut self, counter: u32, out: &mut Vec<Action>) {
+        let epoch = self.epoch;
+        let max = self.limits.follower_lag_proposals_max;
+        for p in self.peers.iter_mut() {
+            if !p.synced || p.role != Role::Participant {
+                continue;
+            }
+            let floor = p.acked.max(p.sync_zxid);
+            let behind = if epoch_of(floor) == epoch {
+                counter - counter_of(floor)
+            } else {
+                counter
+            };
+            if behind as usize > max {
+                p.synced = false;
+                self.stats.lagging_dropped += 1;
+                out.push(Action::Disconnect { to: p.id });
+            }
+        }
+    }
+
+    /// The leader's WAL has made everything up to `upto` durable.
+    pub fn persisted(&mut self, upto: Zxid, out: &mut Vec<Action>) -> Result<(), LeaderError> {
+        if upto > self.last_zxid {
+            return Err(LeaderError::PersistedBeyondLog {
+                upto,
+                last: self.last_zxid,
+            });
+        }
+        if upto > self.durable {
+            self.durable = upto;
+            self.try_commit(out);
+        }
+        Ok(())
+    }
+
+    /// A message from `from`.
+    pub fn step(
+        &mut self,
+        from: ServerId,
+        msg: Msg,
+        out: &mut Vec<Action>,
+    ) -> Result<(), LeaderError> {
+        let Some(i) = self.peer(from) else {
+            self.stats.msgs_unknown_sender += 1;
+            return Ok(());
+        };
+        if msg.epoch != self.epoch {
+            self.stats.msgs_stale_epoch += 1;
+            return Ok(());
+        }
+        match msg.body {
+            Body::FollowerInfo { last_zxid } => {
+                self.follower_connected(from, last_zxid, out).map(drop)
+            }
+            Body::Ack { zxid } => {
+                self.on_ack(i, zxid, out);
+                Ok(())
+            }
+            _ => {
+                self.stats.msgs_unexpected += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn on_ack(&mut self, i: usize, zxid: Zxid, out: &mut Vec<Action>) {
+        let last = self.last_zxid;
+        let p = &mut self.peers[i];
+        if p.role != Role::Participant {
+            self.stats.msgs_unexpected += 1;
+        } else if !p.synced {
+            self.stats.acks_unsynced += 1;
+        } else if zxid <= p.acked {
+            self.stats.acks_duplicate += 1;
+        } else if zxid > last {
+            self.stats.acks_beyond_log += 1;
+        } else {
+            p.acked = zxid;
+            self.try_commit(out);
+        }
+    }
+
+    /// Advance the commit point to what a quorum of voters has durable.
+    fn try_commit(&mut self, out: &mut Vec<Action>) {
+        let mut acked = [0 as Zxid; VOTERS_MAX];
+        let n = self.voter_acks(&mut acked);
+        let point = commit_point(&mut acked[..n], self.quorum).min(self.last_zxid);
+        if point <= self.committed {
+            return;
+        }
+        // Commit whole entries only: the highest zxid of the log at or below the point.
+        let to = self.log.partition_point(|e| e.zxid <= point);
+        if to <= self.committed_len {
+            return;
+        }
+        let zxid = self.log[to - 1].zxid;
+        debug_assert!(
+            self.fault_quorum || reached_by(&acked[..n], zxid, majority(n)),
+            "commit never passes what a majority of voters made durable"
+        );
+        debug_assert!(zxid > self.committed, "the commit point only grows");
+        let from = self.committed_len;
+        self.committed = zxid;
+        self.committed_len = to;
+        self.stats.commits += 1;
+        out.push(Action::Commit { upto_zxid: zxid });
+        self.send_commit(from, to, out);
+        self.trim_log();
+    }
+
+    /// The voters' durable zxids (the leader first) into `buf`; returns how many.
+    fn voter_acks(&self, buf: &mut [Zxid; VOTERS_MAX]) -> usize {
+        buf[0] = self.durable;
+        let mut n = 1;
+        for p in self.peers.iter().filter(|p| p.role == Role::Participant) {
+            buf[n] = p.acked;
+            n += 1;
+        }
+        n
+    }
+
+    /// Tell synchronised followers that `log[from..to]` is committed.
+    fn send_commit(&self, from: usize, to: usize, out: &mut Vec<Action>) {
+        let zxid = self.log[to - 1].zxid;
+        for p in self.peers.iter().filter(|p| p.synced) {
+            match p.role {
+                Role::Participant => out.push(Action::Send {
+                    to: p.id,
+                    msg: Msg::new(self.epoch, Body::Commit { zxid }),
+                }),
+                Role::Observer => {
+                    for e in self.log.range(from..to) {
+                        out.push(self.inform(p.id, e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn inform(&self, to: ServerId, e: &Entry) -> Action {
+        Action::Send {
+            to,
+            msg: Msg::new(
+                self.epoch,
+                Body::Inform {
+                    zxid: e.zxid,
+                    txn: e.txn.clone(),
+                },
+            ),
+        }
+    }
+
+    /// Keep at most `committed_log_max` committed entries.
+    fn trim_log(&mut self) {
+        while self.committed_len > self.limits.committed_log_max {
+            if let Some(e) = self.log.pop_front() {
+                self.log_base = e.zxid;
+            }
+            self.committed_len -= 1;
+        }
+        debug_assert!(
+            self.committed_len <= self.limits.committed_log_max,
+            "the retained committed log stays within its limit"
+        );
+    }
+
+    /// A follower opened a new link and reports the last zxid of its log: synchronise
+    /// it (module docs) and stream to it from now on.
+    pub fn follower_connected(
+        &mut self,
+        id: ServerId,
+        last_zxid: Zxid,
+        out: &mut Vec<Action>,
+    ) -> Result<SyncKind, LeaderError> {
+        let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;
+        if last_zxid < 0 || (epoch_of(last_zxid) >= self.epoch && last_zxid > self.last_zxid) {
+            return Err(LeaderError::FollowerAhead {
+                id,
+                last_zxid,
+                leader_last: self.last_zxid,
+            });
+        }
+        if last_zxid < self.peers[i].acked {
+            // It lost durable data; never count what it no longer has.
+            self.stats.acks_regressed += 1;
+            self.peers[i].acked = last_zxid;
+        }
+        let pos = self.log.partition_point(|e| e.zxid <= last_zxid);
+        let (kind, start) = if last_zxid < self.log_base {
+            self.stats.syncs_snap += 1;
+            out.push(Action::SendSnapshot {
+                to: id,
+                zxid: self.committed,
+            });
+            (SyncKind::Snap, self.committed_len)
+        } else if last_zxid == self.log_base || (pos > 0 && self.log[pos - 1].zxid == last_zxid) {
+            self.stats.syncs_diff += 1;
+            self.send(id, Body::Diff { from: last_zxid }, out);
+            (SyncKind::Diff, pos)
+        } else {
+            let to = if pos == 0 {
+                self.log_base
+            } else {
+                self.log[pos - 1].zxid
+            };
+            debug_assert!(
+                to < last_zxid && self.peers[i].acked <= to,
+                "TRUNC cuts only txns the leader never had"
+            );
+            self.stats.syncs_trunc += 1;
+            self.send(id, Body::Trunc { to }, out);
+            (SyncKind::Trunc, pos)
+        };
+        self.stream_from(i, start, out);
+        let p = &mut self.peers[i];
+        p.synced = true;
+        p.sync_zxid = self.last_zxid;
+        Ok(kind)
+    }
+
+    fn send(&self, to: ServerId, body: Body, out: &mut Vec<Action>) {
+        out.push(Action::Send {
+            to,
+            msg: Msg::new(self.epoch, body),
+        });
+    }
+
+    /// Send peer `i` the log from `start`: committed entries (then a cumulative
+    /// commit) and in-flight proposals to a participant; committed informs to an
+    /// observer.
+    fn stream_from(&self, i: usize, start: usize, out: &mut Vec<Action>) {
+        let p = &self.peers[i];
+        let committed_end = self.committed_len.max(start);
+        match p.role {
+            Role::Observer => {
+                for e in self.log.range(start..committed_end) {
+                    out.push(self.inform(p.id, e));
+                }
+            }
+            Role::Participant => {
+                for e in self.log.range(start..committed_end) {
+                    self.send(p.id, self.proposal(e), out);
+                }
+                if self.committed > 0 {
+                    self.send(
+                        p.id,
+                        Body::Commit {
+                            zxid: self.committed,
+                        },
+                        out,
+                    );
+                }
+                for e in self.log.range(committed_end..) {
+                    self.send(p.id, self.proposal(e), out);
+                }
+            }
+        }
+    }
+
+    fn proposal(&self, e: &Entry) -> Body {
+        Body::Proposal {
+            zxid: e.zxid,
+            txn: e.txn.clone(),
+        }
+    }
+
+    /// The link to `id` broke: stop streaming to it until it reconnects.
+    pub fn follower_disconnected(&mut self, id: ServerId) -> Result<(), LeaderError> {
+        let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;
+        self.peers[i].synced = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "leader_tests.rs"]
+mod tests;

@@ -1,0 +1,509 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::zab::{Action, Body, Limits, Msg, PROPOSALS_INFLIGHT_MAX, Role, TxnBytes, make_zxid};
+
+const E: Epoch = 1;
+
+fn members(voters: &[ServerId], observers: &[ServerId]) -> Vec<Member> {
+    let p = voters.iter().map(|&id| Member {
+        id,
+        role: Role::Participant,
+    });
+    let o = observers.iter().map(|&id| Member {
+        id,
+        role: Role::Observer,
+    });
+    p.chain(o).collect()
+}
+
+fn txn(i: u8) -> TxnBytes {
+    Arc::from(vec![i; 4])
+}
+
+fn z(c: u32) -> Zxid {
+    make_zxid(E, c)
+}
+
+/// Leader 1 with voters 2, 3 and observer 4, all connected from an empty log.
+fn leader_with(limits: Limits) -> Leader {
+    let mut cfg = LeaderConfig::new(1, E, members(&[1, 2, 3], &[4]));
+    cfg.limits = limits;
+    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut out = Vec::new();
+    for id in [2, 3, 4] {
+        assert_eq!(
+            l.follower_connected(id, 0, &mut out).unwrap(),
+            SyncKind::Diff
+        );
+    }
+    l
+}
+
+fn leader() -> Leader {
+    leader_with(Limits::DEFAULT)
+}
+
+fn ack(l: &mut Leader, from: ServerId, zxid: Zxid) -> Vec<Action> {
+    let mut out = Vec::new();
+    l.step(from, Msg::new(E, Body::Ack { zxid }), &mut out)
+        .unwrap();
+    out
+}
+
+fn commits(out: &[Action]) -> Vec<Zxid> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Commit { upto_zxid } => Some(*upto_zxid),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_to(out: &[Action], id: ServerId) -> Vec<Body> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send { to, msg } if *to == id => Some(msg.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn propose_persists_and_sends_proposals_to_voters_only() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    let zx = l.propose(txn(1), &mut out).unwrap();
+    assert_eq!(zx, z(1));
+    assert_eq!(
+        out[0],
+        Action::Persist {
+            zxid: z(1),
+            txn: txn(1)
+        }
+    );
+    for id in [2, 3] {
+        assert_eq!(
+            sent_to(&out, id),
+            vec![Body::Proposal {
+                zxid: z(1),
+                txn: txn(1)
+            }]
+        );
+    }
+    assert!(sent_to(&out, 4).is_empty(), "observers get no proposals");
+    assert_eq!(
+        l.propose(txn(2), &mut out).unwrap(),
+        z(2),
+        "zxids are contiguous"
+    );
+}
+
+#[test]
+fn commits_in_order_on_a_durable_majority() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    for i in 1..=3 {
+        l.propose(txn(i), &mut out).unwrap();
+    }
+    // One follower alone is not a majority of 3 while the leader is not durable.
+    assert!(commits(&ack(&mut l, 2, z(3))).is_empty());
+    assert_eq!(l.committed_zxid(), 0);
+    // The leader's own durability completes the majority, up to what it persisted.
+    out.clear();
+    l.persisted(z(2), &mut out).unwrap();
+    assert_eq!(commits(&out), vec![z(2)]);
+    assert_eq!(sent_to(&out, 2), vec![Body::Commit { zxid: z(2) }]);
+    assert_eq!(sent_to(&out, 3), vec![Body::Commit { zxid: z(2) }]);
+    assert_eq!(
+        sent_to(&out, 4),
+        vec![
+            Body::Inform {
+                zxid: z(1),
+                txn: txn(1)
+            },
+            Body::Inform {
+                zxid: z(2),
+                txn: txn(2)
+            }
+        ],
+        "observers learn committed txns in order"
+    );
+    // The other follower's ack completes the rest.
+    assert_eq!(commits(&ack(&mut l, 3, z(3))), vec![z(3)]);
+    assert_eq!(l.committed_zxid(), z(3));
+    assert_eq!(l.inflight(), 0);
+}
+
+#[test]
+fn followers_alone_can_form_the_majority() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    l.propose(txn(1), &mut out).unwrap();
+    ack(&mut l, 2, z(1));
+    assert_eq!(commits(&ack(&mut l, 3, z(1))), vec![z(1)]);
+}
+
+#[test]
+fn single_voter_commits_on_its_own_durability() {
+    let cfg = LeaderConfig::new(1, E, members(&[1], &[]));
+    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut out = Vec::new();
+    l.propose(txn(1), &mut out).unwrap();
+    out.clear();
+    l.persisted(z(1), &mut out).unwrap();
+    assert_eq!(commits(&out), vec![z(1)]);
+}
+
+#[test]
+fn five_voters_need_three() {
+    let cfg = LeaderConfig::new(1, E, members(&[1, 2, 3, 4, 5], &[]));
+    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut out = Vec::new();
+    for id in 2..=5 {
+        l.follower_connected(id, 0, &mut out).unwrap();
+    }
+    l.propose(txn(1), &mut out).unwrap();
+    l.persisted(z(1), &mut out).unwrap();
+    assert!(commits(&ack(&mut l, 2, z(1))).is_empty());
+    assert_eq!(commits(&ack(&mut l, 5, z(1))), vec![z(1)]);
+}
+
+#[test]
+fn throttles_at_the_inflight_limit() {
+    let limits = Limits {
+        proposals_inflight_max: 4,
+        committed_log_max: 8,
+        follower_lag_proposals_max: 8,
+    };
+    let mut l = leader_with(limits);
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        l.propose(txn(0), &mut out).unwrap();
+    }
+    assert_eq!(
+        l.propose(txn(0), &mut out),
+        Err(ProposeError::Throttled {
+            inflight: 4,
+            max: 4
+        })
+    );
+    assert_eq!(l.stats().throttled, 1);
+    l.persisted(z(2), &mut out).unwrap();
+    ack(&mut l, 2, z(2));
+    assert_eq!(
+        l.propose(txn(0), &mut out),
+        Ok(z(5)),
+        "commits open the window"
+    );
+}
+
+#[test]
+fn throttles_at_the_default_limit() {
+    let cfg = LeaderConfig::new(1, E, members(&[1, 2, 3], &[]));
+    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..PROPOSALS_INFLIGHT_MAX {
+        l.propose(txn(0), &mut out).unwrap();
+        out.clear();
+    }
+    assert!(matches!(
+        l.propose(txn(0), &mut out),
+        Err(ProposeError::Throttled { .. })
+    ));
+}
+
+#[test]
+fn refuses_oversized_txns() {
+    let mut l = leader();
+    let big: TxnBytes = Arc::from(vec![0u8; crate::zab::TXN_BYTES_MAX + 1]);
+    let mut out = Vec::new();
+    assert!(matches!(
+        l.propose(big, &mut out),
+        Err(ProposeError::TxnTooLarge { .. })
+    ));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn ignores_stale_epochs_unknown_senders_and_bad_acks() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    l.propose(txn(1), &mut out).unwrap();
+    l.persisted(z(1), &mut out).unwrap();
+    out.clear();
+    l.step(2, Msg::new(E + 1, Body::Ack { zxid: z(1) }), &mut out)
+        .unwrap();
+    l.step(2, Msg::new(E - 1, Body::Ack { zxid: z(1) }), &mut out)
+        .unwrap();
+    l.step(9, Msg::new(E, Body::Ack { zxid: z(1) }), &mut out)
+        .unwrap();
+    l.step(2, Msg::new(E, Body::Ack { zxid: z(7) }), &mut out)
+        .unwrap();
+    l.step(4, Msg::new(E, Body::Ack { zxid: z(1) }), &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "nothing committed: {out:?}");
+    let s = l.stats();
+    assert_eq!(s.msgs_stale_epoch, 2);
+    assert_eq!(s.msgs_unknown_sender, 1);
+    assert_eq!(s.acks_beyond_log, 1);
+    assert_eq!(s.msgs_unexpected, 1, "observers do not vote");
+}
+
+#[test]
+fn duplicate_and_regressing_acks_are_harmless() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    for i in 1..=2 {
+        l.propose(txn(i), &mut out).unwrap();
+    }
+    l.persisted(z(2), &mut out).unwrap();
+    assert_eq!(commits(&ack(&mut l, 2, z(2))), vec![z(2)]);
+    assert!(ack(&mut l, 2, z(2)).is_empty());
+    assert!(ack(&mut l, 2, z(1)).is_empty());
+    assert_eq!(l.acked_zxid(2), Some(z(2)));
+    assert_eq!(l.stats().acks_duplicate, 2);
+    assert_eq!(l.committed_zxid(), z(2));
+}
+
+#[test]
+fn acks_from_a_disconnected_follower_are_not_counted() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    l.propose(txn(1), &mut out).unwrap();
+    l.persisted(z(1), &mut out).unwrap();
+    l.follower_disconnected(2).unwrap();
+    assert!(ack(&mut l, 2, z(1)).is_empty());
+    assert_eq!(l.stats().acks_unsynced, 1);
+    out.clear();
+    l.propose(txn(2), &mut out).unwrap();
+    assert!(
+        sent_to(&out, 2).is_empty(),
+        "no stream to a disconnected follower"
+    );
+}
+
+/// A leader of epoch 2 whose history is epoch-1 zxids 1..=5, retaining 3 of them.
+fn leader_with_history() -> Leader {
+    let limits = Limits {
+        proposals_inflight_max: 2,
+        committed_log_max: 3,
+        follower_lag_proposals_max: 5,
+    };
+    let mut cfg = LeaderConfig::new(1, 2, members(&[1, 2, 3], &[4]));
+    cfg.limits = limits;
+    let history = (1..=5).map(|c| (z(c), txn(c as u8))).collect();
+    let l = Leader::new(cfg, 0, history).unwrap();
+    assert_eq!(l.log_base(), z(2));
+    assert_eq!(l.committed_zxid(), z(5));
+    l
+}
+
+#[test]
+fn diff_when_the_follower_is_in_the_log() {
+    let mut l = leader_with_history();
+    let mut out = Vec::new();
+    assert_eq!(
+        l.follower_connected(2, z(4), &mut out).unwrap(),
+        SyncKind::Diff
+    );
+    assert_eq!(
+        sent_to(&out, 2),
+        vec![
+            Body::Diff { from: z(4) },
+            Body::Proposal {
+                zxid: z(5),
+                txn: txn(5)
+            },
+            Body::Commit { zxid: z(5) },
+        ]
+    );
+    out.clear();
+    // At the base itself, every retained txn follows.
+    assert_eq!(
+        l.follower_connected(3, z(2), &mut out).unwrap(),
+        SyncKind::Diff
+    );
+    assert_eq!(sent_to(&out, 3).len(), 1 + 3 + 1);
+    // In-flight proposals follow the commit.
+    let e2 = make_zxid(2, 1);
+    l.propose(txn(9), &mut out).unwrap();
+    out.clear();
+    l.follower_connected(2, z(5), &mut out).unwrap();
+    assert_eq!(
+        sent_to(&out, 2),
+        vec![
+            Body::Diff { from: z(5) },
+            Body::Commit { zxid: z(5) },
+            Body::Proposal {
+                zxid: e2,
+                txn: txn(9)
+            },
+        ]
+    );
+}
+
+#[test]
+fn observers_are_synchronised_with_informs_of_committed_txns_only() {
+    let mut l = leader_with_history();
+    let mut out = Vec::new();
+    l.propose(txn(9), &mut out).unwrap();
+    out.clear();
+    l.follower_connected(4, z(3), &mut out).unwrap();
+    assert_eq!(
+        sent_to(&out, 4),
+        vec![
+            Body::Diff { from: z(3) },
+            Body::Inform {
+                zxid: z(4),
+                txn: txn(4)
+            },
+            Body::Inform {
+                zxid: z(5),
+                txn: txn(5)
+            },
+        ]
+    );
+}
+
+#[test]
+fn trunc_when_the_follower_has_txns_the_leader_never_had() {
+    let mut l = leader_with_history();
+    let mut out = Vec::new();
+    // Epoch-1 txns 6 and 7 never reached this leader: they were never committed.
+    assert_eq!(
+        l.follower_connected(2, z(7), &mut out).unwrap(),
+        SyncKind::Trunc
+    );
+    assert_eq!(
+        sent_to(&out, 2),
+        vec![Body::Trunc { to: z(5) }, Body::Commit { zxid: z(5) }]
+    );
+    out.clear();
+    l.propose(txn(9), &mut out).unwrap();
+    out.clear();
+    assert_eq!(
+        l.follower_connected(3, z(6), &mut out).unwrap(),
+        SyncKind::Trunc
+    );
+    assert_eq!(
+        sent_to(&out, 3),
+        vec![
+            Body::Trunc { to: z(5) },
+            Body::Commit { zxid: z(5) },
+            Body::Proposal {
+                zxid: make_zxid(2, 1),
+                txn: txn(9)
+            },
+        ]
+    );
+}
+
+#[test]
+fn snap_when_the_follower_is_older_than_the_retained_log() {
+    let mut l = leader_with_history();
+    let mut out = Vec::new();
+    assert_eq!(
+        l.follower_connected(2, z(1), &mut out).unwrap(),
+        SyncKind::Snap
+    );
+    assert_eq!(out[0], Action::SendSnapshot { to: 2, zxid: z(5) });
+    assert_eq!(sent_to(&out, 2), vec![Body::Commit { zxid: z(5) }]);
+    out.clear();
+    assert_eq!(
+        l.follower_connected(3, 0, &mut out).unwrap(),
+        SyncKind::Snap
+    );
+}
+
+#[test]
+fn refuses_a_follower_ahead_in_its_own_epoch() {
+    let mut l = leader_with_history();
+    let mut out = Vec::new();
+    let err = l
+        .follower_connected(2, make_zxid(2, 3), &mut out)
+        .unwrap_err();
+    assert!(matches!(err, LeaderError::FollowerAhead { id: 2, .. }));
+    assert!(matches!(
+        l.follower_connected(9, 0, &mut out),
+        Err(LeaderError::UnknownMember(9))
+    ));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn committed_log_is_trimmed_to_its_limit() {
+    let limits = Limits {
+        proposals_inflight_max: 4,
+        committed_log_max: 3,
+        follower_lag_proposals_max: 7,
+    };
+    let mut l = leader_with(limits);
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        let zx = l.propose(txn(0), &mut out).unwrap();
+        l.persisted(zx, &mut out).unwrap();
+        ack(&mut l, 2, zx);
+    }
+    assert_eq!(l.committed_zxid(), z(10));
+    assert_eq!(l.log_base(), z(7));
+    out.clear();
+    assert_eq!(
+        l.follower_connected(3, z(6), &mut out).unwrap(),
+        SyncKind::Snap
+    );
+}
+
+#[test]
+fn drops_a_voter_that_lags_too_far() {
+    let limits = Limits {
+        proposals_inflight_max: 2,
+        committed_log_max: 8,
+        follower_lag_proposals_max: 3,
+    };
+    let mut l = leader_with(limits);
+    let mut out = Vec::new();
+    for c in 1..=3 {
+        l.propose(txn(0), &mut out).unwrap();
+        l.persisted(z(c), &mut out).unwrap();
+        ack(&mut l, 2, z(c));
+    }
+    assert!(!out.contains(&Action::Disconnect { to: 3 }));
+    l.propose(txn(0), &mut out).unwrap();
+    assert!(out.contains(&Action::Disconnect { to: 3 }));
+    assert!(!l.is_synced(3) && l.is_synced(2));
+    assert_eq!(l.stats().lagging_dropped, 1);
+}
+
+#[test]
+fn refuses_bad_configurations() {
+    let bad = |cfg: LeaderConfig| Leader::new(cfg, 0, Vec::new()).err();
+    assert_eq!(
+        bad(LeaderConfig::new(1, E, members(&[2, 3], &[]))),
+        Some(LeaderError::LeaderNotParticipant(1))
+    );
+    assert_eq!(
+        bad(LeaderConfig::new(1, E, members(&[1, 2], &[1]))),
+        Some(LeaderError::DuplicateMember(1))
+    );
+    assert_eq!(
+        bad(LeaderConfig::new(1, E, members(&[1, 2, 2], &[]))),
+        Some(LeaderError::DuplicateMember(2))
+    );
+    assert_eq!(
+        bad(LeaderConfig::new(1, 0, members(&[1], &[]))),
+        Some(LeaderError::BadEpoch(0))
+    );
+    let history = vec![(z(2), txn(2)), (z(1), txn(1))];
+    let cfg = LeaderConfig::new(1, 2, members(&[1], &[]));
+    assert!(matches!(
+        Leader::new(cfg, 0, history),
+        Err(LeaderError::BadHistory { .. })
+    ));
+    let mut out = Vec::new();
+    let mut l = leader();
+    assert!(matches!(
+        l.persisted(z(1), &mut out),
+        Err(LeaderError::PersistedBeyondLog { .. })
+    ));
+}

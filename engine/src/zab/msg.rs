@@ -1,0 +1,49 @@
+//! The messages the Zab cores exchange, in the cores' own terms.
+//!
+//! The runtime maps them to the peer wire format (`transport::peer`) later; the cores
+//! do not depend on it. Every message carries the sender's epoch: a core ignores (and
+//! counts) messages of another epoch, so a late message from an old leader or to an
+//! old follower can never be applied.
+//!
+//! On one link the leader's messages come in this order: exactly one of `Diff`,
+//! `Trunc` or `Snap` (the synchronisation, answering the follower's `FollowerInfo`),
+//! then the proposals and commits (or informs) the follower missed, then the live
+//! stream of `Proposal` / `Commit` (participants) or `Inform` (observers).
+
+use super::{Epoch, TxnBytes, Zxid};
+
+/// One message and the epoch it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    pub epoch: Epoch,
+    pub body: Body,
+}
+
+/// What a message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Follower → leader, first on a new link: the last zxid in its log.
+    FollowerInfo { last_zxid: Zxid },
+    /// Follower → leader: everything up to `zxid` is durable at the sender
+    /// (cumulative; a lower or equal one later is harmless).
+    Ack { zxid: Zxid },
+    /// Leader → follower: your log up to `from` matches mine; what follows continues it.
+    Diff { from: Zxid },
+    /// Leader → follower: drop your log after `to` (never committed); then as `Diff`.
+    Trunc { to: Zxid },
+    /// Leader → follower: comes with an image of the state at `zxid` (see
+    /// `Action::SendSnapshot`); what follows continues from it.
+    Snap { zxid: Zxid },
+    /// Leader → participant: log this txn.
+    Proposal { zxid: Zxid, txn: TxnBytes },
+    /// Leader → participant: everything up to `zxid` is committed (cumulative).
+    Commit { zxid: Zxid },
+    /// Leader → observer: this txn is committed; log and apply it.
+    Inform { zxid: Zxid, txn: TxnBytes },
+}
+
+impl Msg {
+    pub fn new(epoch: Epoch, body: Body) -> Msg {
+        Msg { epoch, body }
+    }
+}
