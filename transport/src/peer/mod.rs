@@ -24,6 +24,27 @@
 //!   snapshot chunk and a ping of [`PING_SESSIONS_MAX`] sessions; the relations are
 //!   asserted at compile time. The decoder never buffers more than one frame.
 //!
+//! Cost per operation (criterion medians, `cargo bench -p transport --bench peer_msg`,
+//! measured on the 2-core dev machine, loaded; two runs differed by up to ~30%):
+//!
+//! | operation                                         | ns/op |
+//! |---------------------------------------------------|------:|
+//! | encode Proposal, 100 B txn (rkyv, pad, two crcs)  |    57 |
+//! | encode Proposal, 1 KiB txn                        |   112 |
+//! | encode Vote                                       |    50 |
+//! | decode Proposal, 100 B txn, in place (all checks) |    54 |
+//! |   of which header parse + header crc              |    15 |
+//! |   of which crc32c of its 160 B padded body        |    20 |
+//! |   of which bytecheck (`rkyv::access`)             |     6 |
+//! |   `access_unchecked` instead of bytecheck         |     1 |
+//! | decode Proposal, 1 KiB txn, in place (all checks) |   123 |
+//! |   of which bytecheck (`rkyv::access`)             |     6 |
+//! | decode Vote                                       |    50 |
+//! | decode 64 Acks from one buffer, per ack           | 30–41 |
+//!
+//! So bytecheck costs ~5 ns a frame (a txn is bytes: nothing per byte to check); the
+//! body crc is what grows with size (~70 ns per KiB here).
+//!
 //! This module knows nothing of the engine: txns are opaque bytes here.
 
 pub mod decoder;
