@@ -293,7 +293,8 @@ pub(super) fn check_body_crc(
 }
 
 /// Validates a frame body (bytecheck) and returns the message, read in place. The
-/// body must be 16-aligned in memory, as frame bodies in a 16-aligned buffer are.
+/// body must be 16-aligned in memory, as frame bodies in a 16-aligned buffer are; a
+/// misaligned one is an [`PeerFrameError::Invalid`] error, never an unaligned read.
 pub fn access_body(body: &[u8], offset: u64) -> Result<&ArchivedPeerMsg, PeerFrameError> {
     rkyv::access::<ArchivedPeerMsg, rancor::Error>(body).map_err(|e| PeerFrameError::Invalid {
         offset,
@@ -389,6 +390,18 @@ mod tests {
         let (h, body) = split_frame(&f, 0, PEER_FRAME_BYTES_MAX).unwrap().unwrap();
         assert_eq!(body.len(), h.body_len);
         assert_eq!(h.frame_bytes(), f.len());
+    }
+
+    #[test]
+    fn a_misaligned_body_is_an_error_not_undefined_behaviour() {
+        let f = one(&PeerMsg::Ack(Ack { zxid: 7 }));
+        let (_, body) = split_frame(&f, 0, PEER_FRAME_BYTES_MAX).unwrap().unwrap();
+        assert!(access_body(body, 0).is_ok());
+        let mut shifted = AlignedVec::<16>::new();
+        shifted.extend_from_slice(&[0]);
+        shifted.extend_from_slice(body);
+        let err = access_body(&shifted[1..], 0).unwrap_err();
+        assert!(matches!(err, PeerFrameError::Invalid { .. }), "{err}");
     }
 
     #[test]
