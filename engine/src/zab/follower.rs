@@ -6,7 +6,9 @@
 //! - [`Follower::connect`] starts a new link: it sends `FollowerInfo { last_zxid }` and
 //!   waits for exactly one of `Diff` / `Trunc` / `Snap`; until then it logs, commits
 //!   and acknowledges nothing. [`Follower::disconnected`] reports a broken link.
-//! - `Proposal` → `Persist` (participants); `Inform` → `Persist` + `Commit` (observers).
+//! - `Proposal` → `Persist` (participants); `Inform` → `Persist` + `Commit` (observers;
+//!   an observer's log holds only committed txns, so after a sync it also commits
+//!   whatever it had logged but not applied).
 //! - [`Follower::persisted`] (cumulative) → `Ack { durable }` to the leader, only once
 //!   synchronised and only for participants: an ack always means "durable here".
 //! - `Commit { zxid }` → `Commit { upto_zxid }` when it has logged that far.
@@ -233,8 +235,7 @@ impl Follower {
             });
         }
         self.start_following("DIFF")?;
-        // What was durable before this link is durable still: tell the leader.
-        self.maybe_ack(out);
+        self.after_sync(out);
         Ok(())
     }
 
@@ -250,8 +251,21 @@ impl Follower {
         out.push(Action::Truncate { after_zxid: to });
         self.last_logged = to;
         self.durable = self.durable.min(to);
-        self.maybe_ack(out);
+        self.after_sync(out);
         Ok(())
+    }
+
+    /// A participant acknowledges what was durable before this link (it is durable
+    /// still); an observer's log holds only informed, hence committed, txns, so it
+    /// applies what it had logged but not applied before a restart.
+    fn after_sync(&mut self, out: &mut Vec<Action>) {
+        match self.config.role {
+            Role::Participant => self.maybe_ack(out),
+            Role::Observer if self.last_logged > self.committed => {
+                self.commit(self.last_logged, out);
+            }
+            Role::Observer => {}
+        }
     }
 
     fn on_snap(&mut self, zxid: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {

@@ -328,3 +328,14 @@ fn participant_refuses_informs_and_bad_reports() {
         Err(FollowerError::BadRestore { .. })
     ));
 }
+
+#[test]
+fn observer_applies_its_whole_log_after_a_sync() {
+    let (f, out) = synced(Role::Observer, z(4), z(2));
+    assert_eq!(
+        out,
+        vec![Action::Commit { upto_zxid: z(4) }],
+        "informs are committed txns"
+    );
+    assert_eq!(f.committed_zxid(), z(4));
+}
