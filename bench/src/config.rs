@@ -37,7 +37,9 @@ usage:
 compare options (start the systems, run the matrix interleaved, print medians and ratios):
   --systems LIST                       systems, the first is the ratios' base
                                                                [zookeeper,corekeeper]
-  --shape standalone                   (3node: not until corekeeper replicates) [standalone]
+  --shape standalone|3node             3node: a 3-node ZooKeeper ensemble on 127.0.0.21-23,
+                                       sessions round-robin over it (zookeeper only:
+                                       corekeeper has no replication yet)    [standalone]
   --matrix KIND:SxI,...                cells: workload, sessions x in-flight per session
                                                      [get:1x1,set:1x1,get:8x16,set:8x16]
   --rounds N                           rounds per cell and system                    [3]
@@ -47,7 +49,8 @@ compare options (start the systems, run the matrix interleaved, print medians an
   --cores N                            corekeeper's executors                        [1]
   --corekeeper-bin PATH                [corekeeper next to ckbench]
   --work-dir DIR                       servers' data (same disk for both) [temp dir, removed]
-  --out DIR                            summary.txt, runs/*.json, per-cell SVG plots
+  --out DIR                            summary.txt, runs/*.json, per-cell SVG plots,
+                                       logs/ (the servers' logs)
 
 run options (defaults in brackets):
   --target corekeeper|zookeeper        system under test, also its label in plots [corekeeper]

@@ -18,6 +18,7 @@
 //! - [`server_stats`]: `mntr` before and after a run, deltas, the per-core table;
 //! - [`servers`]: starting ZooKeeper 3.8 and corekeeper (process guards, readiness,
 //!   CPU time from `/proc`);
+//! - [`ensemble`]: a 3-node ZooKeeper ensemble (`compare --shape 3node`);
 //! - [`matrix`]: `ckbench compare --systems ...`: a workload matrix run against each
 //!   system, interleaved, summarised as medians, spread and ratios.
 //!
@@ -45,6 +46,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod ensemble;
 pub mod matrix;
 pub mod mock;
 pub mod output;

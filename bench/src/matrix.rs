@@ -2,16 +2,25 @@
 //! of workloads against each, interleaved, and put them side by side.
 //!
 //! Contract:
-//! - every system is started once ([`crate::servers`]), standalone, on its own loopback
-//!   address, data under one work directory; all are stopped (and the work directory
+//! - every system is started once, data under one work directory, logs under
+//!   `--out DIR/logs` (else the work directory); all are stopped (and the work directory
 //!   removed) however the comparison ends;
+//! - shape `standalone`: one server per system ([`crate::servers`]) on its own loopback
+//!   address; shape `3node`: a 3-node ZooKeeper ensemble ([`crate::ensemble`]), the
+//!   connect string lists all three and sessions go round-robin over them (writes reach
+//!   the leader through followers, as ZooKeeper clients' do). corekeeper has no
+//!   replication yet, so `3node` with corekeeper is refused while parsing, before
+//!   anything starts;
 //! - the schedule is cell by cell, round by round, and within a round system by system
 //!   (A B A B ...): slow drift of the machine (other jobs, thermal, page cache) lands on
 //!   every system alike instead of on whichever ran last;
 //! - every run is one `ckbench run` (same workload, seed and connection count per
-//!   system), its CPU use measured from `/proc/<pid>/stat` for the server and ckbench;
+//!   system), its CPU use measured from `/proc/<pid>/stat` for every server process
+//!   (per node and in total) and ckbench;
+//! - an ensemble's roles are checked after every run (`mntr`'s `zk_server_state`): a
+//!   leader change becomes a warning in that run's report;
 //! - the summary gives, per cell and system, the median over rounds and the spread
-//!   (min..max), and the ratio of each system's median to the first system's;
+//!   (min..max), and, with two systems, the ratio of the second's median to the first's;
 //! - plots per cell take, per system, the round with the median throughput.
 //!
 //! Limits: [`ROUNDS_MAX`], [`CELLS_MAX`], [`SYSTEMS_MAX`].
@@ -22,14 +31,15 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConnectString, DURATION_S_MAX, Format, INFLIGHT_MAX, Load, RunConfig};
+use crate::config::{ConnectString, DURATION_S_MAX, Format, INFLIGHT_MAX, Load, RunConfig, Spread};
 use crate::config::{SESSIONS_MAX, THREADS_MAX, Target};
 use crate::output;
 use crate::progress::{ProgressLine, ProgressSink, fmt_us};
 use crate::report::RunReport;
 use crate::runner;
 use crate::server_stats;
-use crate::servers::{LaunchSpec, ServerProcess, System, find_corekeeper_bin};
+use crate::server_stats::ServerStats;
+use crate::servers::{Deployment, LaunchSpec, ServerProcess, System, find_corekeeper_bin};
 use crate::workload::{KEYS_MAX, VALUE_BYTES_MAX, WorkloadKind};
 use crate::zk::ZkConnector;
 
@@ -42,21 +52,29 @@ pub const SYSTEMS_MAX: usize = 2;
 /// Most corekeeper executors asked for.
 pub const CORES_MAX: usize = 256;
 
-/// Cluster shape. Only standalone exists: corekeeper has no replication yet, and a
-/// ZooKeeper-only 3-node column would compare nothing.
+/// Cluster shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Shape {
+    #[serde(rename = "standalone")]
     Standalone,
+    /// A 3-node ensemble: ZooKeeper only until corekeeper replicates.
+    #[serde(rename = "3node")]
+    ThreeNode,
 }
 
 impl Shape {
     pub fn name(self) -> &'static str {
         match self {
             Shape::Standalone => "standalone",
+            Shape::ThreeNode => "3node",
         }
     }
 }
+
+/// Why `--shape 3node` cannot include corekeeper.
+pub const NO_CK_REPLICATION: &str = "--shape 3node: corekeeper has no replication yet \
+    (Zab is a later issue), so there is no 3-node corekeeper; run `--systems zookeeper \
+    --shape 3node` for the ZooKeeper 3-node baseline";
 
 /// One workload of the matrix: `KIND:SESSIONSxINFLIGHT`, e.g. `get:8x16`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -146,8 +164,9 @@ impl MatrixConfig {
         }
     }
 
-    /// The `ckbench run` configuration of `cell` against `system` at `addr`.
-    pub fn run_config(&self, cell: &Cell, system: System, addr: &str) -> RunConfig {
+    /// The `ckbench run` configuration of `cell` against `system` at `servers` (the
+    /// connect string; sessions spread round-robin over it).
+    pub fn run_config(&self, cell: &Cell, system: System, servers: &[String]) -> RunConfig {
         let mut c = RunConfig::defaults(self.seed);
         c.target = match system {
             System::Zookeeper => Target::Zookeeper,
@@ -155,9 +174,10 @@ impl MatrixConfig {
         };
         c.label = system.name().to_string();
         c.connect = ConnectString {
-            servers: vec![addr.to_string()],
+            servers: servers.to_vec(),
             chroot: None,
         };
+        c.spread = Spread::RoundRobin;
         c.workload.kind = cell.kind;
         c.workload.value_bytes = self.value_bytes;
         c.workload.key_count = self.keys;
@@ -212,12 +232,7 @@ pub fn parse(flags: &[(String, String)], default_seed: u64) -> Result<MatrixConf
             "--shape" => {
                 c.shape = match v.as_str() {
                     "standalone" => Shape::Standalone,
-                    "3node" => {
-                        return Err("--shape 3node: not available yet: corekeeper has no \
-                                    replication, so there is no 3-node corekeeper to compare \
-                                    with; use --shape standalone"
-                            .into());
-                    }
+                    "3node" => Shape::ThreeNode,
                     _ => return Err(format!("--shape: {v:?} is not standalone or 3node")),
                 }
             }
@@ -251,6 +266,9 @@ pub fn parse(flags: &[(String, String)], default_seed: u64) -> Result<MatrixConf
     if c.systems.is_empty() || c.cells.is_empty() {
         return Err("compare --systems needs at least one system and one matrix cell".into());
     }
+    if c.shape == Shape::ThreeNode && c.systems.contains(&System::Corekeeper) {
+        return Err(NO_CK_REPLICATION.into());
+    }
     Ok(c)
 }
 
@@ -263,8 +281,13 @@ pub struct Measurement {
     pub report: RunReport,
     /// Wall time of the whole run (connect, setup, warm-up, measure, cleanup).
     pub wall_s: f64,
-    /// CPU seconds of the server process over `wall_s` (None if /proc was unreadable).
+    /// CPU seconds of the server processes together over `wall_s` (None if /proc was
+    /// unreadable for any).
     pub server_cpu_s: Option<f64>,
+    /// CPU seconds of each server process (node `i` is `node{i+1}`) over `wall_s`;
+    /// one entry for a standalone server.
+    #[serde(default)]
+    pub node_cpu_s: Vec<Option<f64>>,
     /// CPU seconds of ckbench itself over `wall_s`.
     pub bench_cpu_s: Option<f64>,
 }
@@ -273,6 +296,15 @@ impl Measurement {
     /// Cores' worth of CPU the server used (CPU seconds per wall second).
     pub fn server_cores(&self) -> Option<f64> {
         self.server_cpu_s.map(|c| c / self.wall_s.max(1e-9))
+    }
+
+    /// Cores' worth of CPU node `i` used.
+    pub fn node_cores(&self, i: usize) -> Option<f64> {
+        self.node_cpu_s
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|c| c / self.wall_s.max(1e-9))
     }
 
     pub fn bench_cores(&self) -> Option<f64> {
@@ -307,7 +339,27 @@ fn spread(v: &[f64]) -> Option<(f64, f64, f64)> {
     Some((med, lo, hi))
 }
 
-type Metric = (&'static str, fn(&Measurement) -> Option<f64>, Unit);
+/// Reads one number off a run (None: not measured).
+type Getter = Box<dyn Fn(&Measurement) -> Option<f64>>;
+
+/// One row of the table: its name, how to read it off a run, its unit.
+struct Metric {
+    name: String,
+    get: Getter,
+    unit: Unit,
+}
+
+fn metric(
+    name: impl Into<String>,
+    unit: Unit,
+    get: impl Fn(&Measurement) -> Option<f64> + 'static,
+) -> Metric {
+    Metric {
+        name: name.into(),
+        get: Box::new(get),
+        unit,
+    }
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Unit {
@@ -317,28 +369,34 @@ enum Unit {
     Count,
 }
 
-fn metrics() -> [Metric; 7] {
-    [
-        ("ops/s", |m| Some(m.report.ops_per_s), Unit::Rate),
-        (
-            "p50",
-            |m| Some(m.report.latency.p50_us as f64),
-            Unit::Micros,
-        ),
-        (
-            "p99",
-            |m| Some(m.report.latency.p99_us as f64),
-            Unit::Micros,
-        ),
-        (
-            "p99.9",
-            |m| Some(m.report.latency.p999_us as f64),
-            Unit::Micros,
-        ),
-        ("server cpu", Measurement::server_cores, Unit::Cores),
-        ("ckbench cpu", Measurement::bench_cores, Unit::Cores),
-        ("errors", |m| Some(m.errors() as f64), Unit::Count),
-    ]
+/// The rows of a cell; with `nodes` > 1 (an ensemble) the server CPU row is the total
+/// and one row per node follows it.
+fn metrics(nodes: usize) -> Vec<Metric> {
+    let mut m = vec![
+        metric("ops/s", Unit::Rate, |m| Some(m.report.ops_per_s)),
+        metric("p50", Unit::Micros, |m| {
+            Some(m.report.latency.p50_us as f64)
+        }),
+        metric("p99", Unit::Micros, |m| {
+            Some(m.report.latency.p99_us as f64)
+        }),
+        metric("p99.9", Unit::Micros, |m| {
+            Some(m.report.latency.p999_us as f64)
+        }),
+        metric("server cpu", Unit::Cores, Measurement::server_cores),
+    ];
+    if nodes > 1 {
+        for i in 0..nodes {
+            m.push(metric(
+                format!(" node{} cpu", i + 1),
+                Unit::Cores,
+                move |m| m.node_cores(i),
+            ));
+        }
+    }
+    m.push(metric("ckbench cpu", Unit::Cores, Measurement::bench_cores));
+    m.push(metric("errors", Unit::Count, |m| Some(m.errors() as f64)));
+    m
 }
 
 fn fmt_value(v: f64, unit: Unit) -> String {
@@ -363,7 +421,8 @@ fn cell_text((med, lo, hi): (f64, f64, f64), unit: Unit) -> String {
 }
 
 /// The side-by-side table: per cell and metric, each system's median (min..max over
-/// rounds) and each later system's ratio to the first (`corekeeper/zookeeper`).
+/// rounds) and each later system's ratio to the first (`corekeeper/zookeeper`); one
+/// system gets no ratio column. Cells run on an ensemble get per-node CPU rows.
 pub fn summary_table(cfg: &MatrixConfig, runs: &[Measurement]) -> String {
     const W: usize = 28;
     let names: Vec<&str> = cfg.systems.iter().map(|s| s.name()).collect();
@@ -382,16 +441,22 @@ pub fn summary_table(cfg: &MatrixConfig, runs: &[Measurement]) -> String {
     }
     t.push('\n');
     for (ci, cell) in cfg.cells.iter().enumerate() {
-        for (mi, (metric, get, unit)) in metrics().into_iter().enumerate() {
+        let nodes = runs
+            .iter()
+            .filter(|m| m.cell == ci)
+            .map(|m| m.node_cpu_s.len())
+            .max()
+            .unwrap_or(1);
+        for (mi, Metric { name, get, unit }) in metrics(nodes).into_iter().enumerate() {
             let label = if mi == 0 { cell.name() } else { String::new() };
-            let _ = write!(t, "{label:<14}{metric:<13}");
+            let _ = write!(t, "{label:<14}{name:<13}");
             let meds: Vec<Option<(f64, f64, f64)>> = names
                 .iter()
                 .map(|n| {
                     let v: Vec<f64> = runs
                         .iter()
                         .filter(|m| m.cell == ci && m.system == *n)
-                        .filter_map(get)
+                        .filter_map(&get)
                         .collect();
                     spread(&v)
                 })
@@ -464,9 +529,17 @@ fn fmt_eta(s: f64) -> String {
     }
 }
 
+/// What a comparison measured, and on what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixOutcome {
+    /// Every run, in schedule order.
+    pub runs: Vec<Measurement>,
+    /// Per system, in `--systems` order: where it ran (addresses; an ensemble's roles).
+    pub deployments: Vec<String>,
+}
+
 /// Runs the whole comparison: starts the systems, runs the schedule, stops them.
-/// Returns every run's measurement in schedule order.
-pub fn run(cfg: &MatrixConfig) -> Result<Vec<Measurement>, String> {
+pub fn run(cfg: &MatrixConfig) -> Result<MatrixOutcome, String> {
     let work = match &cfg.work_dir {
         Some(p) => WorkDir {
             path: p.clone(),
@@ -477,16 +550,20 @@ pub fn run(cfg: &MatrixConfig) -> Result<Vec<Measurement>, String> {
             created: true,
         },
     };
-    let servers = start_all(cfg, &work.path)?;
-    for server in &servers {
-        prime(cfg, server)?;
+    let log_dir = match &cfg.out {
+        Some(out) => out.join("logs"),
+        None => work.path.join("logs"),
+    };
+    let systems = start_all(cfg, &work.path, &log_dir)?;
+    for d in &systems {
+        prime(cfg, d)?;
     }
     let schedule = cfg.schedule();
     let started = Instant::now();
     let mut runs = Vec::with_capacity(schedule.len());
     for (i, &(c, r, y)) in schedule.iter().enumerate() {
         let cell = &cfg.cells[c];
-        let server = &servers[y];
+        let d = &systems[y];
         let eta = if i == 0 {
             (schedule.len() as u64 * (cfg.warmup_s + cfg.duration_s + 1)) as f64
         } else {
@@ -499,11 +576,11 @@ pub fn run(cfg: &MatrixConfig) -> Result<Vec<Measurement>, String> {
             cell.name(),
             r + 1,
             cfg.rounds,
-            server.system.name(),
-            server.addr,
+            d.system.name(),
+            d.servers().join(","),
             fmt_eta(eta)
         );
-        let m = run_one(cfg, c, r, server)?;
+        let m = run_one(cfg, c, r, d)?;
         eprintln!(
             "        {:.0} ops/s, p50 {}, p99 {}, errors {}, server {} cores, ckbench {} cores",
             m.report.ops_per_s,
@@ -513,78 +590,131 @@ pub fn run(cfg: &MatrixConfig) -> Result<Vec<Measurement>, String> {
             m.server_cores().map_or("?".into(), |c| format!("{c:.2}")),
             m.bench_cores().map_or("?".into(), |c| format!("{c:.2}")),
         );
+        for w in m.report.warnings.iter().filter(|w| w.contains(ROLE_CHANGE)) {
+            eprintln!("        warning: {w}");
+        }
         runs.push(m);
     }
-    drop(servers);
-    Ok(runs)
+    let deployments = systems.iter().map(Deployment::describe).collect();
+    drop(systems);
+    Ok(MatrixOutcome { runs, deployments })
 }
 
-fn start_all(cfg: &MatrixConfig, work: &Path) -> Result<Vec<ServerProcess>, String> {
+fn start_all(cfg: &MatrixConfig, work: &Path, log_dir: &Path) -> Result<Vec<Deployment>, String> {
     let ck_bin = if cfg.systems.contains(&System::Corekeeper) {
         Some(find_corekeeper_bin(cfg.corekeeper_bin.as_deref())?)
     } else {
         None
     };
-    let mut servers = Vec::new();
+    let mut systems = Vec::new();
     for (i, system) in cfg.systems.iter().enumerate() {
-        let spec = LaunchSpec {
-            system: *system,
-            // 127.0.0.2, .3: each system on its own address, clear in `cons` and logs.
-            host: format!("127.0.0.{}", i + 2),
-            dir: work.join(system.name()),
-            corekeeper_bin: ck_bin.clone(),
-            cores: cfg.cores,
+        let dir = work.join(system.name());
+        // On error the systems started so far are dropped, which stops them.
+        let d = match cfg.shape {
+            Shape::Standalone => {
+                let spec = LaunchSpec {
+                    system: *system,
+                    // 127.0.0.2, .3: each system on its own address, clear in `cons` and
+                    // logs.
+                    host: format!("127.0.0.{}", i + 2),
+                    dir,
+                    corekeeper_bin: ck_bin.clone(),
+                    cores: cfg.cores,
+                    log: Some(log_dir.join(format!("{}.log", system.name()))),
+                };
+                eprintln!(
+                    "starting {} on {} (data in {})",
+                    system.name(),
+                    spec.host,
+                    spec.dir.display()
+                );
+                Deployment::standalone(ServerProcess::start(&spec)?)
+            }
+            Shape::ThreeNode => {
+                // parse() refuses corekeeper with 3node; checked again so a config built
+                // in code cannot start half a comparison.
+                if *system != System::Zookeeper {
+                    return Err(NO_CK_REPLICATION.into());
+                }
+                eprintln!(
+                    "starting a {}-node zookeeper ensemble on 127.0.0.{}.. (data in {}, \
+                     logs in {})",
+                    crate::ensemble::ENSEMBLE_NODES,
+                    crate::ensemble::HOST_OCTET_BASE + 1,
+                    dir.display(),
+                    log_dir.display()
+                );
+                crate::ensemble::start(&dir, log_dir)?
+            }
         };
-        eprintln!(
-            "starting {} on {} (data in {})",
-            system.name(),
-            spec.host,
-            spec.dir.display()
-        );
-        // On error the servers started so far are dropped, which stops them.
-        servers.push(ServerProcess::start(&spec)?);
+        eprintln!("ready: {}", d.describe());
+        systems.push(d);
     }
-    Ok(servers)
+    Ok(systems)
 }
 
-/// Unmeasured load on `server` (every cell's workload in turn, about `prime_s` in all), so
+/// Unmeasured load on `d` (every cell's workload in turn, about `prime_s` in all), so
 /// the first measured run does not pay for a cold JIT or cold caches.
-fn prime(cfg: &MatrixConfig, server: &ServerProcess) -> Result<(), String> {
+fn prime(cfg: &MatrixConfig, d: &Deployment) -> Result<(), String> {
     if cfg.prime_s == 0 {
         return Ok(());
     }
     eprintln!(
         "priming {} for {} s (not measured: JIT, caches)",
-        server.system.name(),
+        d.system.name(),
         cfg.prime_s
     );
     // Whole seconds per cell (the runner's unit), at least one.
     let per_cell_s = cfg.prime_s.div_ceil(cfg.cells.len() as u64).max(1);
     for cell in &cfg.cells {
-        let mut rc = cfg.run_config(cell, server.system, &server.addr);
+        let mut rc = cfg.run_config(cell, d.system, &d.servers());
         rc.warmup_s = 0;
         rc.duration_s = per_cell_s;
         let zk = ZkConnector::new(None).with_failover(rc.connect.servers.clone());
         runner::run(&rc, &zk, &mut Quiet)
-            .map_err(|e| format!("priming {}: {e}", server.system.name()))?;
+            .map_err(|e| format!("priming {}: {e}", d.system.name()))?;
     }
     Ok(())
+}
+
+/// Marks the warnings [`role_changes`] makes.
+pub const ROLE_CHANGE: &str = "ensemble roles changed";
+
+/// Warnings for the members of an ensemble whose `mntr` after a run reports another
+/// role (`zk_server_state`) than at start-up (`leader`: the leader's index then).
+pub fn role_changes(servers: &[String], leader: usize, stats: &[ServerStats]) -> Vec<String> {
+    servers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, addr)| {
+            let was = if i == leader { "leader" } else { "follower" };
+            let now = stats
+                .iter()
+                .find(|s| s.server == *addr)?
+                .after
+                .get("zk_server_state")?;
+            (now != was).then(|| {
+                format!(
+                    "{ROLE_CHANGE}: node{} {addr} is {now} after this run, was {was} at \
+                     start-up (a leader election happened; this run's numbers include it)",
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 fn run_one(
     cfg: &MatrixConfig,
     cell: usize,
     round: u32,
-    server: &ServerProcess,
+    d: &Deployment,
 ) -> Result<Measurement, String> {
-    let rc = cfg.run_config(&cfg.cells[cell], server.system, &server.addr);
+    let rc = cfg.run_config(&cfg.cells[cell], d.system, &d.servers());
     let servers = rc.connect.servers.clone();
     let mut warnings = Vec::new();
     let before = server_stats::snapshot(&servers, &mut warnings);
-    let (srv0, me0) = (
-        server.cpu_s().ok(),
-        crate::servers::cpu_s("/proc/self/stat").ok(),
-    );
+    let (srv0, me0) = (d.cpu_s(), crate::servers::cpu_s("/proc/self/stat").ok());
     let t0 = Instant::now();
     let zk = ZkConnector::new(None).with_failover(servers.clone());
     let outcome = runner::run(&rc, &zk, &mut Quiet).map_err(|e| {
@@ -592,26 +722,29 @@ fn run_one(
             "{} round {} on {}: {e}",
             cfg.cells[cell].name(),
             round + 1,
-            server.system.name()
+            d.system.name()
         )
     })?;
     let wall_s = t0.elapsed().as_secs_f64();
-    let (srv1, me1) = (
-        server.cpu_s().ok(),
-        crate::servers::cpu_s("/proc/self/stat").ok(),
-    );
+    let (srv1, me1) = (d.cpu_s(), crate::servers::cpu_s("/proc/self/stat").ok());
     let after = server_stats::snapshot(&servers, &mut Vec::new());
     warnings.extend(outcome.warnings);
     let mut report = RunReport::new(&rc, &outcome.stats, warnings);
     report.servers = server_stats::pair(&servers, before, after);
+    if let Some(leader) = d.leader {
+        let changes = role_changes(&servers, leader, &report.servers);
+        report.warnings.extend(changes);
+    }
     let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+    let node_cpu_s: Vec<Option<f64>> = srv0.iter().zip(&srv1).map(|(a, b)| diff(*a, *b)).collect();
     Ok(Measurement {
         cell,
         round,
-        system: server.system.name().to_string(),
+        system: d.system.name().to_string(),
         report,
         wall_s,
-        server_cpu_s: diff(srv0, srv1),
+        server_cpu_s: node_cpu_s.iter().copied().sum(),
+        node_cpu_s,
         bench_cpu_s: diff(me0, me1),
     })
 }
@@ -621,35 +754,59 @@ pub fn cell_stem(cell: &Cell) -> String {
     output::file_stem(&cell.name().replace(' ', "_"))
 }
 
-/// The header of the summary: what ran, where, and how to read it.
-pub fn summary_header(cfg: &MatrixConfig) -> String {
+/// The header of the summary: what ran, where (`deployments`, as [`MatrixOutcome`]
+/// has them; may be empty), and how to read it.
+pub fn summary_header(cfg: &MatrixConfig, deployments: &[String]) -> String {
     let names: Vec<&str> = cfg.systems.iter().map(|s| s.name()).collect();
-    format!(
+    let cores = if cfg.systems.contains(&System::Corekeeper) {
+        format!("corekeeper cores={}; ", cfg.cores)
+    } else {
+        String::new()
+    };
+    let mut h = format!(
         "ckbench compare: {shape}, {rounds} rounds x {d} s measured (+{w} s warm-up) per \
-         system and cell, interleaved {order}; corekeeper cores={cores}; closed loop, \
-         {vb}-byte values, {keys} keys, seed {seed}\n\
-         value = median over rounds (min..max); ratio = median / {first}'s median \
-         (ops/s: higher is better; latency: lower is better); cpu = CPU seconds per wall \
-         second of each run (1.00 = one core busy)\n",
+         system and cell, interleaved {order}; {cores}closed loop, \
+         {vb}-byte values, {keys} keys, seed {seed}\n",
         shape = cfg.shape.name(),
         rounds = cfg.rounds,
         d = cfg.duration_s,
         w = cfg.warmup_s,
         order = names.join(" "),
-        cores = cfg.cores,
         vb = cfg.value_bytes,
         keys = cfg.keys,
         seed = cfg.seed,
-        first = names[0],
-    )
+    );
+    for d in deployments {
+        let _ = writeln!(h, "{d}");
+    }
+    if cfg.shape == Shape::ThreeNode {
+        h.push_str(
+            "sessions round-robin over the connect string (session 1 on node1, 2 on node2, \
+             3 on node3, 4 on node1, ...; a 1-session cell runs on node1); server cpu = all \
+             nodes together, nodeN cpu = each JVM\n",
+        );
+    }
+    let ratio = if names.len() > 1 {
+        format!("ratio = median / {}'s median ", names[0])
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        h,
+        "value = median over rounds (min..max); {ratio}(ops/s: higher is better; latency: \
+         lower is better); cpu = CPU seconds per wall second of each run (1.00 = one core \
+         busy)"
+    );
+    h
 }
 
 /// Writes every run's JSON, the summary and per-cell plots under `dir`.
 pub fn write_outputs(
     dir: &Path,
     cfg: &MatrixConfig,
-    runs: &[Measurement],
+    outcome: &MatrixOutcome,
 ) -> Result<Vec<PathBuf>, String> {
+    let runs = &outcome.runs;
     let mut files = Vec::new();
     let runs_dir = dir.join("runs");
     std::fs::create_dir_all(&runs_dir)
@@ -665,7 +822,11 @@ pub fn write_outputs(
         files.push(p);
     }
     let summary = dir.join("summary.txt");
-    let text = format!("{}\n{}", summary_header(cfg), summary_table(cfg, runs));
+    let text = format!(
+        "{}\n{}",
+        summary_header(cfg, &outcome.deployments),
+        summary_table(cfg, runs)
+    );
     std::fs::write(&summary, text).map_err(|e| format!("{}: {e}", summary.display()))?;
     files.push(summary);
     let all = dir.join("measurements.json");
@@ -735,10 +896,26 @@ mod tests {
         assert_eq!(c.systems, [System::Corekeeper, System::Zookeeper]);
         assert_eq!(c.cells.len(), 2);
         assert_eq!((c.rounds, c.duration_s, c.cores, c.seed), (5, 2, 2, 9));
+        // 3node: corekeeper (also by default) is refused before anything starts.
+        for f in [
+            "--shape 3node",
+            "--systems zookeeper,corekeeper --shape 3node",
+        ] {
+            let e = parse(&flags(f), 0).unwrap_err();
+            assert!(
+                e.contains("no replication") && e.contains("--systems zookeeper --shape 3node"),
+                "{e}"
+            );
+        }
+        let z = parse(&flags("--systems zookeeper --shape 3node"), 0).unwrap();
+        assert_eq!(
+            (z.shape, &z.systems[..]),
+            (Shape::ThreeNode, &[System::Zookeeper][..])
+        );
         assert!(
-            parse(&flags("--shape 3node"), 0)
+            parse(&flags("--shape 5node"), 0)
                 .unwrap_err()
-                .contains("replication")
+                .contains("standalone or 3node")
         );
         assert!(
             parse(&flags("--systems zk,zk"), 0)
@@ -765,10 +942,16 @@ mod tests {
         let s = c.schedule();
         assert_eq!(s.len(), 2 * 2 * 2);
         assert_eq!(&s[..4], &[(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)]);
-        let rc = c.run_config(&c.cells[1], System::Corekeeper, "127.0.0.3:9");
+        let rc = c.run_config(&c.cells[1], System::Corekeeper, &["127.0.0.3:9".into()]);
         assert_eq!(rc.workload.kind, WorkloadKind::Set);
         assert_eq!(rc.target, Target::Corekeeper);
         assert_eq!(rc.connect.servers, ["127.0.0.3:9"]);
+        let three: Vec<String> = (1..=3).map(|i| format!("127.0.0.2{i}:2181")).collect();
+        let rc = c.run_config(&c.cells[1], System::Zookeeper, &three);
+        assert_eq!(
+            (rc.connect.servers.len(), rc.spread),
+            (3, Spread::RoundRobin)
+        );
     }
 
     fn measurement(cell: usize, round: u32, system: &str, ops_per_s: f64) -> Measurement {
@@ -784,6 +967,7 @@ mod tests {
             report,
             wall_s: 2.0,
             server_cpu_s: Some(1.0),
+            node_cpu_s: vec![Some(1.0)],
             bench_cpu_s: None,
         }
     }
@@ -821,5 +1005,77 @@ mod tests {
         assert_eq!(med[1].report.ops_per_s, 400.0);
         assert_eq!(median(&[1.0, 3.0]), Some(2.0));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn one_system_on_an_ensemble_has_node_rows_and_no_ratio() {
+        let mut c = MatrixConfig::defaults(1);
+        c.cells.truncate(1);
+        c.systems = vec![System::Zookeeper];
+        c.shape = Shape::ThreeNode;
+        let runs: Vec<Measurement> = (0..3)
+            .map(|r| {
+                let mut m = measurement(0, r, "zookeeper", 100.0 * f64::from(r + 1));
+                m.node_cpu_s = vec![Some(0.2), Some(0.4), Some(0.8 + f64::from(r) * 0.2)];
+                m.server_cpu_s = m.node_cpu_s.iter().copied().sum();
+                m
+            })
+            .collect();
+        let t = summary_table(&c, &runs);
+        assert!(
+            !t.contains("/zookeeper") && !t.lines().any(|l| l.ends_with('x')),
+            "no ratio column:\n{t}"
+        );
+        let row = |name: &str| t.lines().find(|l| l.contains(name)).unwrap().to_string();
+        assert!(row("ops/s").contains("200 (100..300)"), "{t}");
+        // wall 2 s: node3 used 0.8, 1.0, 1.2 s -> 0.40..0.60 cores; total 1.4..1.8 s.
+        assert!(row("node3 cpu").contains("0.50 (0.40..0.60)"), "{t}");
+        assert!(row("node1 cpu").trim_end().ends_with("0.10"), "{t}");
+        assert!(row("server cpu").contains("0.80 (0.70..0.90)"), "{t}");
+        let d = vec!["zookeeper ensemble of 3: node1 a:1 follower".to_string()];
+        let h = summary_header(&c, &d);
+        assert!(
+            h.contains("3node") && h.contains("node1 a:1 follower"),
+            "{h}"
+        );
+        assert!(
+            !h.contains("ratio") && !h.contains("corekeeper cores"),
+            "{h}"
+        );
+        // A standalone comparison of two keeps its header's ratio line.
+        let h2 = summary_header(&MatrixConfig::defaults(1), &[]);
+        assert!(h2.contains("ratio = median / zookeeper's median"), "{h2}");
+    }
+
+    fn mntr_state(server: &str, state: &str) -> ServerStats {
+        let mut after = std::collections::BTreeMap::new();
+        after.insert("zk_server_state".to_string(), state.to_string());
+        ServerStats {
+            server: server.into(),
+            before: after.clone(),
+            after,
+        }
+    }
+
+    #[test]
+    fn a_leader_change_is_a_warning() {
+        let servers: Vec<String> = ["a:1", "b:2", "c:3"].map(String::from).to_vec();
+        let same = [
+            mntr_state("a:1", "follower"),
+            mntr_state("b:2", "follower"),
+            mntr_state("c:3", "leader"),
+        ];
+        assert!(role_changes(&servers, 2, &same).is_empty());
+        // A node missing from the stats (mntr refused) says nothing.
+        assert!(role_changes(&servers, 2, &same[1..]).is_empty());
+        let moved = [
+            mntr_state("a:1", "leader"),
+            mntr_state("b:2", "follower"),
+            mntr_state("c:3", "follower"),
+        ];
+        let w = role_changes(&servers, 2, &moved);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with(ROLE_CHANGE) && w[0].contains("node1 a:1 is leader"));
+        assert!(w[1].contains("node3 c:3 is follower") && w[1].contains("was leader"));
     }
 }

@@ -17,7 +17,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest wait for a started server to answer `ruok` (a JVM on a busy 2-core machine
@@ -97,6 +97,8 @@ pub struct LaunchSpec {
     /// corekeeper only: the binary and its executor count.
     pub corekeeper_bin: Option<PathBuf>,
     pub cores: usize,
+    /// Where its output goes (default: `server.log` in `dir`).
+    pub log: Option<PathBuf>,
 }
 
 /// A running server; killed and reaped on drop.
@@ -118,7 +120,7 @@ impl ServerProcess {
         let cfg = spec.dir.join("zoo.cfg");
         fs::write(&cfg, zoo_cfg(spec, port))
             .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
-        let mut cmd = match spec.system {
+        let cmd = match spec.system {
             System::Zookeeper => zookeeper_command(&cfg)?,
             System::Corekeeper => {
                 let bin = spec
@@ -130,7 +132,27 @@ impl ServerProcess {
                 c
             }
         };
-        let log = spec.dir.join("server.log");
+        let log = spec
+            .log
+            .clone()
+            .unwrap_or_else(|| spec.dir.join("server.log"));
+        let addr = format!("{}:{port}", spec.host);
+        let mut server = ServerProcess::spawn(spec.system, addr, cmd, log)?;
+        server.wait_ready(Duration::from_millis(READY_TIMEOUT_MS_MAX))?;
+        Ok(server)
+    }
+
+    /// Starts `cmd` with its output in `log`, killed with ckbench; does not wait for it
+    /// to serve (an ensemble member only serves once a quorum is up).
+    pub fn spawn(
+        system: System,
+        addr: String,
+        mut cmd: Command,
+        log: PathBuf,
+    ) -> Result<Self, String> {
+        if let Some(dir) = log.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
         let out = fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
         let err = out
             .try_clone()
@@ -139,15 +161,23 @@ impl ServerProcess {
         die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", spec.system.name()))?;
-        let mut server = ServerProcess {
-            system: spec.system,
-            addr: format!("{}:{port}", spec.host),
+            .map_err(|e| format!("starting {}: {e}", system.name()))?;
+        Ok(ServerProcess {
+            system,
+            addr,
             log,
             child,
-        };
-        server.wait_ready(Duration::from_millis(READY_TIMEOUT_MS_MAX))?;
-        Ok(server)
+        })
+    }
+
+    /// How the process ended, if it has (reaps it).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The last [`LOG_TAIL_BYTES_MAX`] bytes of its log.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
     }
 
     pub fn pid(&self) -> u32 {
@@ -158,7 +188,7 @@ impl ServerProcess {
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.exit_status() {
                 return Err(format!(
                     "{} exited during start-up ({status}); its log {}:\n{}",
                     self.system.name(),
@@ -198,6 +228,64 @@ impl Drop for ServerProcess {
     }
 }
 
+/// One system under test: a standalone server, or the members of an ensemble.
+/// Dropping it stops every process.
+#[derive(Debug)]
+pub struct Deployment {
+    pub system: System,
+    /// Its processes; their client addresses, in this order, make the connect string
+    /// (node `i` is `node{i+1}`, ZooKeeper's `myid`, in tables).
+    pub nodes: Vec<ServerProcess>,
+    /// Index into `nodes` of the leader found at start-up (None: standalone).
+    pub leader: Option<usize>,
+}
+
+impl Deployment {
+    pub fn standalone(server: ServerProcess) -> Self {
+        Deployment {
+            system: server.system,
+            nodes: vec![server],
+            leader: None,
+        }
+    }
+
+    /// The connect string's servers (`host:port`), one per node.
+    pub fn servers(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    /// CPU seconds each node has used so far (None where `/proc` was unreadable).
+    pub fn cpu_s(&self) -> Vec<Option<f64>> {
+        self.nodes.iter().map(|n| n.cpu_s().ok()).collect()
+    }
+
+    /// `zookeeper on 127.0.0.2:40001`, or one line per ensemble member with its role.
+    pub fn describe(&self) -> String {
+        if self.leader.is_none() && self.nodes.len() == 1 {
+            return format!("{} on {}", self.system.name(), self.nodes[0].addr);
+        }
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let role = if self.leader == Some(i) {
+                    "leader"
+                } else {
+                    "follower"
+                };
+                format!("node{} {} {role}", i + 1, n.addr)
+            })
+            .collect();
+        format!(
+            "{} ensemble of {}: {}",
+            self.system.name(),
+            self.nodes.len(),
+            nodes.join(", ")
+        )
+    }
+}
+
 /// Drop covers errors and panics; this covers ckbench being killed (SIGKILL, SIGTERM):
 /// the kernel then sends the server SIGKILL, so no server outlives its comparison.
 fn die_with_parent(cmd: &mut Command) {
@@ -231,14 +319,21 @@ fn zoo_cfg(spec: &LaunchSpec, port: u16) -> String {
 }
 
 fn zookeeper_command(cfg: &Path) -> Result<Command, String> {
+    let mut c = zookeeper_java(&[
+        "-Dzookeeper.forceSync=yes",
+        "-Dlog4j.configuration=file:/dev/null",
+    ])?;
+    c.arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+        .arg(cfg);
+    Ok(c)
+}
+
+/// `java JVM_ARGS... -cp ZOOKEEPER_CLASSPATH`: the caller adds the main class and its
+/// arguments.
+pub fn zookeeper_java(jvm_args: &[&str]) -> Result<Command, String> {
     let cp = zookeeper_classpath()?;
     let mut c = Command::new("java");
-    c.arg("-Dzookeeper.forceSync=yes")
-        .arg("-Dlog4j.configuration=file:/dev/null")
-        .arg("-cp")
-        .arg(cp)
-        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-        .arg(cfg);
+    c.args(jvm_args).arg("-cp").arg(cp);
     Ok(c)
 }
 
@@ -401,6 +496,7 @@ mod tests {
             dir: "/w/zk".into(),
             corekeeper_bin: None,
             cores: 1,
+            log: None,
         };
         let zk = zoo_cfg(&spec, 5000);
         assert!(zk.contains("forceSync=yes") && zk.contains("clientPortAddress=127.0.0.2"));
@@ -429,6 +525,7 @@ mod tests {
             // Exits at once with status 1 whatever its arguments.
             corekeeper_bin: Some("/bin/false".into()),
             cores: 1,
+            log: None,
         };
         let e = ServerProcess::start(&spec).unwrap_err();
         let _ = fs::remove_dir_all(&dir);

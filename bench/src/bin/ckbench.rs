@@ -117,14 +117,14 @@ fn compare(
 }
 
 fn compare_run(cfg: &MatrixConfig) -> Result<(), String> {
-    let runs = matrix::run(cfg)?;
+    let outcome = matrix::run(cfg)?;
     print!(
         "\n{}\n{}",
-        matrix::summary_header(cfg),
-        matrix::summary_table(cfg, &runs)
+        matrix::summary_header(cfg, &outcome.deployments),
+        matrix::summary_table(cfg, &outcome.runs)
     );
     if let Some(dir) = &cfg.out {
-        let files = matrix::write_outputs(dir, cfg, &runs)?;
+        let files = matrix::write_outputs(dir, cfg, &outcome)?;
         eprintln!("wrote {} files under {}", files.len(), dir.display());
     }
     Ok(())
