@@ -427,7 +427,15 @@ pub fn summary_table(cfg: &MatrixConfig, runs: &[Measurement]) -> String {
     const W: usize = 28;
     let names: Vec<&str> = cfg.systems.iter().map(|s| s.name()).collect();
     let mut t = String::new();
-    let _ = write!(t, "{:<14}{:<13}", "cell", "metric");
+    // Wide enough for the longest cell name (`mix:90/10 8x16`) and a space.
+    let cw = cfg
+        .cells
+        .iter()
+        .map(|c| c.name().len() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(14);
+    let _ = write!(t, "{:<cw$}{:<13}", "cell", "metric");
     for n in &names {
         let _ = write!(t, "{n:>W$}");
     }
@@ -449,7 +457,7 @@ pub fn summary_table(cfg: &MatrixConfig, runs: &[Measurement]) -> String {
             .unwrap_or(1);
         for (mi, Metric { name, get, unit }) in metrics(nodes).into_iter().enumerate() {
             let label = if mi == 0 { cell.name() } else { String::new() };
-            let _ = write!(t, "{label:<14}{name:<13}");
+            let _ = write!(t, "{label:<cw$}{name:<13}");
             let meds: Vec<Option<(f64, f64, f64)>> = names
                 .iter()
                 .map(|n| {
@@ -1045,6 +1053,18 @@ mod tests {
         // A standalone comparison of two keeps its header's ratio line.
         let h2 = summary_header(&MatrixConfig::defaults(1), &[]);
         assert!(h2.contains("ratio = median / zookeeper's median"), "{h2}");
+    }
+
+    #[test]
+    fn a_long_cell_name_keeps_its_metric_apart() {
+        let mut c = MatrixConfig::defaults(1);
+        c.cells = vec![Cell::parse("mix:90/10:8x16").unwrap()];
+        c.systems = vec![System::Zookeeper];
+        let t = summary_table(&c, &[measurement(0, 0, "zookeeper", 100.0)]);
+        let ops = t.lines().nth(1).unwrap();
+        assert!(ops.starts_with("mix:90/10 8x16 ops/s"), "{t}");
+        let header = t.lines().next().unwrap();
+        assert_eq!(header.find("metric"), ops.find("ops/s"), "{t}");
     }
 
     fn mntr_state(server: &str, state: &str) -> ServerStats {
