@@ -44,10 +44,27 @@
 //!   synchronised on the current link, so every acked zxid names the leader's txn.
 //! - Messages of another epoch are ignored and counted, never applied.
 //!
-//! # Cost (`cargo bench -p bench --bench zab_step`)
-//! See the numbers at the end of this comment, filled in from a run of the bench.
+//! # Bounded state
+//! The leader's log holds at most `committed_log_max + proposals_inflight_max`
+//! entries and one record per member (`MEMBERS_MAX`); a follower holds only
+//! watermarks. One call pushes at most one message per member per log entry.
+//! Each link's unacknowledged stream is bounded by `follower_lag_proposals_max`
+//! (voters; observers get only committed txns).
 //!
-//! BENCH-NUMBERS
+//! # Cost (`cargo bench -p bench --bench zab_step`)
+//! Pure CPU per proposal (no IO), 3 voters, 100-byte txns, pipelines of N proposals,
+//! measured 2026-11-21 on the shared 2-core dev machine (criterion medians):
+//!
+//! | N in flight | leader, acks per proposal | leader, one ack per follower | follower |
+//! |------------:|--------------------------:|-----------------------------:|---------:|
+//! |           1 |                    180 ns |                       171 ns |    34 ns |
+//! |         100 |                    161 ns |                        62 ns |    15 ns |
+//! |       1 000 |                    155 ns |                        68 ns |    16 ns |
+//! |      16 384 |                    159 ns |                        64 ns |    16 ns |
+//!
+//! "Leader" is propose + its own persisted + both followers' acks + commit; batched
+//! acks (what group commit produces) cost about 65 ns a proposal, i.e. ~15 M
+//! proposals/s of core time, far above what a WAL flush or the network allows.
 
 pub mod follower;
 pub mod leader;
