@@ -27,7 +27,7 @@
 //!
 //! Replay one seed: `ZAB_SIM_SEED=S cargo test -p engine --test sim_zab`.
 //! More seeds: `ZAB_SIM_SEEDS=N` (default 200); steps per seed: `ZAB_SIM_STEPS`
-//! (default 5000).
+//! (default 20000).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ use rand::{Rng, SeedableRng};
 const LEADER: ServerId = 0;
 const EPOCH: Epoch = 1;
 const SEEDS_DEFAULT: u64 = 200;
-const STEPS_DEFAULT: usize = 5000;
+const STEPS_DEFAULT: usize = 20_000;
 /// Events allowed for the final settling (far more than a run can need).
 const SETTLE_EVENTS_MAX: usize = 1_000_000;
 const _: () = assert!(EPOCH <= EPOCH_MAX);

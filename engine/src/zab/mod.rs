@@ -172,6 +172,8 @@ pub enum Action {
     /// Leader: close the link to `to` (it lags too far); it will reconnect.
     Disconnect { to: ServerId },
     /// Follower: drop every logged txn after `after_zxid` (never a committed one).
+    /// Appends still in flight must be finished or cancelled first, and a later
+    /// `persisted` must not name a dropped zxid.
     Truncate { after_zxid: Zxid },
     /// Follower: replace the applied state and the log with the image received with
     /// the `Snap { zxid }` message, durably; then report `persisted(zxid)`.
