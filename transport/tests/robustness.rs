@@ -3,52 +3,16 @@
 //! Err, never panic; what decodes must re-encode stably; and no single allocation may
 //! exceed what the input size justifies (checked by a counting global allocator).
 
+mod alloc_count;
 mod common;
 
+use alloc_count::largest_allocation;
 use common::golden::all_bodies;
 use common::*;
 use proptest::prelude::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::OnceLock;
 use transport::jute::fuzzing::exercise_decoders;
 use transport::jute::*;
-
-/// Records the largest single allocation made by the current thread while tracking.
-struct CountingAlloc;
-
-thread_local! {
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    let _ = TRACKING.try_with(|t| {
-        if t.get() {
-            let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` / `realloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Bytes a decoder may allocate at once per input byte: a decoded element is at most
 /// ~12x its smallest encoding (an `OpResult` vs its 9-byte header), and a growing `Vec`
@@ -59,11 +23,7 @@ const ALLOC_BYTES_SLACK_MAX: usize = 4096;
 
 /// Runs every decoder on `input` and checks the largest single allocation.
 fn exercise_bounded(input: &[u8]) -> Result<(), TestCaseError> {
-    LARGEST.with(|l| l.set(0));
-    TRACKING.with(|t| t.set(true));
-    exercise_decoders(input);
-    TRACKING.with(|t| t.set(false));
-    let largest = LARGEST.with(Cell::get);
+    let largest = largest_allocation(|| exercise_decoders(input));
     let bound = input.len() * ALLOC_BYTES_PER_INPUT_BYTE_MAX + ALLOC_BYTES_SLACK_MAX;
     prop_assert!(
         largest <= bound,
@@ -217,10 +177,7 @@ fn huge_length_in_a_small_frame_is_an_error_for_every_op() {
 /// allocation, and that an over-allocating "decoder" would fail the bound.
 #[test]
 fn the_allocation_counter_sees_large_allocations() {
-    LARGEST.with(|l| l.set(0));
-    TRACKING.with(|t| t.set(true));
-    let v: Vec<u64> = Vec::with_capacity(100_000);
-    TRACKING.with(|t| t.set(false));
-    drop(v);
-    assert!(LARGEST.with(Cell::get) >= 800_000);
+    let largest =
+        largest_allocation(|| drop(std::hint::black_box(Vec::<u64>::with_capacity(100_000))));
+    assert!(largest >= 800_000);
 }
