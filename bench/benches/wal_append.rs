@@ -221,26 +221,32 @@ fn pwrite_fdatasync(c: &mut Criterion) {
     g.finish();
 }
 
-fn glommio_dma(c: &mut Criterion) {
-    use glommio::LocalExecutorBuilder;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dma-log");
-    drop(prewritten(&path, FILE_BYTES));
+/// A glommio executor for the DMA contenders and `path` opened for DMA on it.
+fn dma_executor_and_file(path: &Path) -> (glommio::LocalExecutor, glommio::io::DmaFile) {
     // glommio locks its IO memory; `ulimit -l` is 8 MiB here, so keep it small (larger
     // buffers fall back to ordinary aligned allocations).
-    let ex = LocalExecutorBuilder::default()
+    let ex = glommio::LocalExecutorBuilder::default()
         .io_memory(512 << 10)
         .make()
         .expect("glommio executor (ulimit -l?)");
+    // read+write: `DmaFile::create` opens write-only and reads would fail.
     let file = ex.run(async {
         glommio::io::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .dma_open(&path)
+            .dma_open(path)
             .await
             .unwrap()
     });
+    (ex, file)
+}
+
+fn glommio_dma(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dma-log");
+    drop(prewritten(&path, FILE_BYTES));
+    let (ex, file) = dma_executor_and_file(&path);
     let mut g = c.benchmark_group("glommio_dma");
     let mut buf = Vec::new();
     for size in RECORD_SIZES {
@@ -306,26 +312,13 @@ enum Contender {
 
 /// One durable write by each contender per round, in rotating order; prints medians.
 fn interleaved(_c: &mut Criterion) {
-    use glommio::LocalExecutorBuilder;
     let dir = tempfile::tempdir().unwrap();
     let page = vec![0x5au8; PAGE];
     let bare = prewritten(&dir.path().join("bare"), 1 << 20);
     let plain = prewritten(&dir.path().join("plain"), FILE_BYTES);
     let dma_path = dir.path().join("dma");
     drop(prewritten(&dma_path, FILE_BYTES));
-    let ex = LocalExecutorBuilder::default()
-        .io_memory(512 << 10)
-        .make()
-        .expect("glommio executor (ulimit -l?)");
-    let dma = ex.run(async {
-        glommio::io::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .dma_open(&dma_path)
-            .await
-            .unwrap()
-    });
+    let (ex, dma) = dma_executor_and_file(&dma_path);
     let wal_kinds = [
         (
             "wal pwrite+msync (default)",

@@ -155,22 +155,7 @@ fn a_dropped_connection_fails_the_run_instead_of_hanging() {
         let (s, _) = listener.accept().unwrap();
         serve_until(s, 7, 300);
     });
-    let mut cfg = RunConfig::defaults(5);
-    cfg.connect = ConnectString {
-        servers: vec![addr.clone()],
-        chroot: None,
-    };
-    cfg.workload = WorkloadSpec {
-        kind: WorkloadKind::Get,
-        key_count: 10,
-        dist: KeyDist::Uniform,
-        value_bytes: 1,
-    };
-    cfg.sessions = 1;
-    cfg.threads = 1;
-    cfg.load = Load::Closed { inflight: 8 };
-    cfg.warmup_s = 0;
-    cfg.max_ops = Some(1_000_000);
+    let cfg = one_session_of_gets(vec![addr.clone()], 1_000_000);
     let zk = ZkConnector::new(None);
     let err =
         runner::run(&cfg, &zk, &mut CollectProgress::default()).expect_err("the server went away");
@@ -244,22 +229,7 @@ fn a_lost_session_fails_over_to_the_next_server() {
         let (s, _) = b.accept().unwrap();
         serve(s, 2);
     });
-    let mut cfg = RunConfig::defaults(5);
-    cfg.connect = ConnectString {
-        servers: addrs.clone(),
-        chroot: None,
-    };
-    cfg.workload = WorkloadSpec {
-        kind: WorkloadKind::Get,
-        key_count: 10,
-        dist: KeyDist::Uniform,
-        value_bytes: 1,
-    };
-    cfg.sessions = 1;
-    cfg.threads = 1;
-    cfg.load = Load::Closed { inflight: 8 };
-    cfg.warmup_s = 0;
-    cfg.max_ops = Some(1_000);
+    let cfg = one_session_of_gets(addrs.clone(), 1_000);
     let zk = ZkConnector::new(None).with_failover(addrs);
     let out =
         runner::run(&cfg, &zk, &mut CollectProgress::default()).expect("the run survives the loss");
@@ -281,4 +251,25 @@ fn a_lost_session_fails_over_to_the_next_server() {
         "cleanup ran on the new server: {:?}",
         out.warnings
     );
+}
+
+/// One session, 8 gets in flight over 10 keys, no warm-up, at most `max_ops`.
+fn one_session_of_gets(servers: Vec<String>, max_ops: u64) -> RunConfig {
+    let mut cfg = RunConfig::defaults(5);
+    cfg.connect = ConnectString {
+        servers,
+        chroot: None,
+    };
+    cfg.workload = WorkloadSpec {
+        kind: WorkloadKind::Get,
+        key_count: 10,
+        dist: KeyDist::Uniform,
+        value_bytes: 1,
+    };
+    cfg.sessions = 1;
+    cfg.threads = 1;
+    cfg.load = Load::Closed { inflight: 8 };
+    cfg.warmup_s = 0;
+    cfg.max_ops = Some(max_ops);
+    cfg
 }
