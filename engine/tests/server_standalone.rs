@@ -547,3 +547,54 @@ fn start_up_errors_are_clear() {
         "a second server on the same data dir: {err}"
     );
 }
+
+/// A watch set by a read and fired by a later write: the client must see the read's
+/// reply, then the event, then the write's reply. Kazoo registers a watcher only when
+/// the read's reply arrives, so an event sent ahead of that reply is lost and the
+/// client waits forever (the Barrier recipe hung this way). The pair is pipelined in
+/// one write so reply and event reach the connection's writer together, the case that
+/// once encoded the event ahead of the reply it had queued.
+#[test]
+fn a_read_reply_goes_out_before_the_event_on_the_watch_it_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        free_addr(),
+        &["--cores", "2", "--sync", "never"],
+    );
+    let mut c = client(&s);
+    for round in 0..200 {
+        c.create("/r", b"x", CreateMode::Persistent).unwrap();
+        let exists = c
+            .send(&Request::Exists(ExistsRequest {
+                path: "/r".into(),
+                watch: true,
+            }))
+            .unwrap();
+        let delete = c
+            .send(&Request::Delete(DeleteRequest {
+                path: "/r".into(),
+                version: -1,
+            }))
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(match c.recv().unwrap() {
+                Incoming::Reply { header, .. } => {
+                    assert_eq!(header.err, 0, "round {round}");
+                    format!("reply {}", header.xid)
+                }
+                Incoming::Event(e) => {
+                    assert_eq!(e.event_type, EventType::NodeDeleted.code());
+                    "event".to_string()
+                }
+            });
+        }
+        let want = [
+            format!("reply {exists}"),
+            "event".into(),
+            format!("reply {delete}"),
+        ];
+        assert_eq!(seen, want, "round {round}");
+    }
+}

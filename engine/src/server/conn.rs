@@ -441,6 +441,7 @@ async fn write_loop(mut writer: impl AsyncWriteExt + Unpin, conn: Rc<Conn>, ctx:
 fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
     match out {
         Out::Pong => {
+            drain_ready(conn, ctx, wbuf);
             Response::Empty.encode_frame(
                 &ReplyHeader::new(xid::PING, conn.last_zxid.get(), ErrorCode::Ok),
                 wbuf,
@@ -479,6 +480,10 @@ fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
             fill(conn, xid, zxid, err, to_response(&asked, reply));
         }
         Out::Shard(ToConn::Event { event, .. }) => {
+            // Replies already answered left the shard before this event: they go
+            // first. A read that set this watch must reach the client before the
+            // event, or the client (kazoo) has no watcher registered to hear it.
+            drain_ready(conn, ctx, wbuf);
             let ev = Response::Notification(WatcherEvent::node(event.kind, event.path));
             ev.encode_frame(&ReplyHeader::notification(), wbuf);
             ctx.my_stats().packets_sent.fetch_add(1, Relaxed);
