@@ -24,7 +24,7 @@
 //!   snapshot chunk and a ping of [`PING_SESSIONS_MAX`] sessions; the relations are
 //!   asserted at compile time. The decoder never buffers more than one frame.
 //!
-//! Cost per operation (criterion medians, `cargo bench -p transport --bench peer_msg`,
+//! Cost per operation (criterion medians, `cargo bench -p bench --bench peer_msg`,
 //! measured on the 2-core dev machine, loaded; two runs differed by up to ~30%):
 //!
 //! | operation                                         | ns/op |

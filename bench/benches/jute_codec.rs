@@ -1,7 +1,7 @@
 //! Codec hot paths: what the server does per request (split a frame, decode the
 //! request, encode the reply) and what ckbench does per op (the reverse).
 //!
-//! `CARGO_TARGET_DIR=... cargo bench -p transport --bench jute_codec`
+//! `CARGO_TARGET_DIR=... cargo bench -p bench --bench jute_codec`
 
 use std::hint::black_box;
 

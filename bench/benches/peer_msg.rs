@@ -3,7 +3,7 @@
 //! crc, bytecheck the archive, reach the txn bytes in place), and what the leader does
 //! with a burst of acks. `access_unchecked` shows what bytecheck costs on top.
 //!
-//! `CARGO_TARGET_DIR=... cargo bench -p transport --bench peer_msg`
+//! `CARGO_TARGET_DIR=... cargo bench -p bench --bench peer_msg`
 
 use std::hint::black_box;
 use std::time::Duration;
