@@ -1,10 +1,12 @@
 //! Zab, broadcast phase: pure leader and follower cores (raft-rs / etcd-raft style).
 //!
-//! This slice covers an *established* leader of epoch `E` and its followers and
-//! observers: proposing, acknowledging, committing, and synchronising a follower that
-//! (re)connects (DIFF / TRUNC / SNAP). Election and discovery (choosing the leader and
-//! the epoch, and building the leader's initial history) are a later slice; the API
-//! carries epochs in every zxid and message so they can be added without changing it.
+//! Two slices so far: [`election`] (fast leader election: who leads, by the most
+//! up-to-date history; simulated with a model of the rest of Zab in
+//! `tests/sim_election.rs`), and the broadcast phase of an *established* leader of
+//! epoch `E` and its followers and observers: proposing, acknowledging, committing,
+//! and synchronising a follower that (re)connects (DIFF / TRUNC / SNAP). Discovery
+//! (agreeing on the new epoch and building the leader's initial history) is the next
+//! slice; the API carries epochs in every zxid and message so it fits without change.
 //!
 //! # Contract
 //! The cores do no IO, read no clock and draw no random numbers. The caller (the shard
@@ -66,6 +68,7 @@
 //! acks (what group commit produces) cost about 65 ns a proposal, i.e. ~15 M
 //! proposals/s of core time, far above what a WAL flush or the network allows.
 
+pub mod election;
 pub mod follower;
 pub mod leader;
 pub mod msg;
@@ -73,6 +76,10 @@ pub mod quorum;
 
 use std::sync::Arc;
 
+pub use election::{
+    Decision, Election, ElectionAction, ElectionConfig, ElectionError, Notification, PeerState,
+    Vote,
+};
 pub use follower::{Follower, FollowerConfig, FollowerError, FollowerStats};
 pub use leader::{Leader, LeaderConfig, LeaderError, LeaderStats, Member, ProposeError, SyncKind};
 pub use msg::{Body, Msg};
