@@ -7,7 +7,9 @@
 //! `finalize_ticks`, the voter decides: it leads if the leader is itself, otherwise it
 //! follows. A server that joins late (or restarts) while the others have decided
 //! learns their decision from their replies and follows a leader once a majority of
-//! voters say they follow or lead it and the leader itself says it leads.
+//! voters say they follow or lead it and the leader itself says it leads (ZooKeeper
+//! also requires their votes to carry the same epoch; see `step_decided` for why this
+//! does not).
 //!
 //! # Contract
 //! No IO, no clock, no randomness. The caller feeds notifications from the peer links
@@ -338,16 +340,26 @@ impl Election {
             }
         }
         // Joining an ensemble that decided without us: a majority follows or leads
-        // the same leader in the same epoch, and that leader says it leads.
+        // the same leader, and that leader says it leads. Unlike ZooKeeper, the votes
+        // need not carry the same epoch: a voter that decided in an older round holds
+        // an older vote for the same leader, and requiring equal votes can leave a
+        // restarted voter out for good (found by tests/sim_election.rs). Following a
+        // stale leader is harmless: discovery fails and election runs again.
+        let leader = n.vote.leader;
         let quorum: Vec<ServerId> = self
             .decided
             .iter()
-            .filter(|(_, (_, v, _))| v.leader == n.vote.leader && v.epoch == n.vote.epoch)
+            .filter(|(_, (_, v, _))| v.leader == leader)
             .map(|(&id, _)| id)
             .collect();
-        if quorum.len() >= self.majority() && self.leader_confirmed(n.vote.leader, n.round) {
-            self.round = self.round.max(n.round);
-            self.decide(n.vote, self.round, quorum, out);
+        if quorum.len() >= self.majority() && self.leader_confirmed(leader, n.round) {
+            // The leader's own word on its vote and round, when it is not us.
+            let (round, vote) = self
+                .decided
+                .get(&leader)
+                .map_or((n.round, n.vote), |d| (d.0, d.1));
+            self.round = self.round.max(round);
+            self.decide(vote, self.round, quorum, out);
         }
     }
 

@@ -164,6 +164,13 @@ impl Follower {
         );
     }
 
+    /// A new link on which discovery already told the leader the log's end (its
+    /// `AckEpoch`): wait for the sync without sending `FollowerInfo` again.
+    pub fn await_sync(&mut self) {
+        self.link = LinkState::Syncing;
+        self.acked = 0;
+    }
+
     /// The link to the leader broke (or the driver dropped it).
     pub fn disconnected(&mut self) {
         self.link = LinkState::Disconnected;
@@ -212,7 +219,10 @@ impl Follower {
             Body::Proposal { zxid, txn } => self.on_proposal(zxid, txn, out),
             Body::Inform { zxid, txn } => self.on_inform(zxid, txn, out),
             Body::Commit { zxid } => self.on_commit(zxid, out),
-            Body::FollowerInfo { .. } | Body::Ack { .. } => {
+            Body::FollowerInfo { .. }
+            | Body::Ack { .. }
+            | Body::LeaderInfo
+            | Body::AckEpoch { .. } => {
                 self.stats.msgs_ignored += 1;
                 Ok(())
             }

@@ -1,12 +1,16 @@
 //! Zab, broadcast phase: pure leader and follower cores (raft-rs / etcd-raft style).
 //!
-//! Two slices so far: [`election`] (fast leader election: who leads, by the most
-//! up-to-date history; simulated with a model of the rest of Zab in
-//! `tests/sim_election.rs`), and the broadcast phase of an *established* leader of
-//! epoch `E` and its followers and observers: proposing, acknowledging, committing,
-//! and synchronising a follower that (re)connects (DIFF / TRUNC / SNAP). Discovery
-//! (agreeing on the new epoch and building the leader's initial history) is the next
-//! slice; the API carries epochs in every zxid and message so it fits without change.
+//! Three pure cores so far: [`election`] (fast leader election: who leads, by the most
+//! up-to-date history), [`discovery`] (the leader and a majority agree on a new epoch;
+//! no member of that majority is newer than the leader), both simulated together with
+//! a model of the rest of Zab in `tests/sim_election.rs`; and the broadcast phase of
+//! an *established* leader of epoch `E` and its followers and observers: proposing,
+//! acknowledging, committing, and synchronising a follower that (re)connects
+//! (DIFF / TRUNC / SNAP), simulated in `tests/sim_zab.rs`.
+//!
+//! Not yet: the leader's initial history is taken as committed at once (ZooKeeper
+//! waits for a majority to acknowledge NEWLEADER before serving it), current epochs
+//! are not yet advanced by the cores, and the runtime does not run them over TCP.
 //!
 //! # Contract
 //! The cores do no IO, read no clock and draw no random numbers. The caller (the shard
@@ -68,6 +72,7 @@
 //! acks (what group commit produces) cost about 65 ns a proposal, i.e. ~15 M
 //! proposals/s of core time, far above what a WAL flush or the network allows.
 
+pub mod discovery;
 pub mod election;
 pub mod follower;
 pub mod leader;
@@ -76,6 +81,7 @@ pub mod quorum;
 
 use std::sync::Arc;
 
+pub use discovery::{DiscoveryAction, DiscoveryError, History, LeaderDiscovery, LearnerDiscovery};
 pub use election::{
     Decision, Election, ElectionAction, ElectionConfig, ElectionError, Notification, PeerState,
     Vote,

@@ -5,7 +5,8 @@
 //! counts) messages of another epoch, so a late message from an old leader or to an
 //! old follower can never be applied.
 //!
-//! On one link the leader's messages come in this order: exactly one of `Diff`,
+//! A new link starts with discovery (`FollowerInfo`, `LeaderInfo`, `AckEpoch`; see
+//! `discovery`). Then the leader's messages come in this order: exactly one of `Diff`,
 //! `Trunc` or `Snap` (the synchronisation, answering the follower's `FollowerInfo`),
 //! then the proposals and commits (or informs) the follower missed, then the live
 //! stream of `Proposal` / `Commit` (participants) or `Inform` (observers).
@@ -22,8 +23,18 @@ pub struct Msg {
 /// What a message says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// Follower → leader, first on a new link: the last zxid in its log.
+    /// Follower → leader, first on a new link: the last zxid in its log. In
+    /// discovery the message's epoch is the follower's accepted epoch; to an
+    /// established leader (the broadcast cores) it is the leader's epoch.
     FollowerInfo { last_zxid: Zxid },
+    /// Discovery, leader → follower: the new epoch (the message's epoch) to accept.
+    LeaderInfo,
+    /// Discovery, follower → leader: the new epoch (the message's epoch) is accepted
+    /// durably; the follower's history, for the leader to check and synchronise.
+    AckEpoch {
+        current_epoch: Epoch,
+        last_zxid: Zxid,
+    },
     /// Follower → leader: everything up to `zxid` is durable at the sender
     /// (cumulative; a lower or equal one later is harmless).
     Ack { zxid: Zxid },
