@@ -32,7 +32,7 @@ fn leader() -> Leader {
             role: Role::Participant,
         })
         .to_vec();
-    let mut l = Leader::new(LeaderConfig::new(1, EPOCH, members), 0, Vec::new()).unwrap();
+    let mut l = Leader::new(LeaderConfig::new(1, EPOCH, members), 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
     for id in [2, 3] {
         l.follower_connected(id, 0, &mut out).unwrap();

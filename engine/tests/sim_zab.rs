@@ -208,7 +208,7 @@ impl Sim {
             follower_lag_proposals_max: lag,
         };
         config.fault_commit_quorum = faults.commit_quorum;
-        let leader = Leader::new(config, 0, Vec::new()).expect("valid leader config");
+        let leader = Leader::new(config, 0, 0, Vec::new()).expect("valid leader config");
         Sim {
             rng,
             leader,

@@ -315,12 +315,15 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
     let history: Vec<(Zxid, crate::zab::TxnBytes)> = (1..=3)
         .map(|c| (make_zxid(2, c), Arc::from(vec![c as u8])))
         .collect();
+    // 1 and 2 are known committed; 3 is initial history, committed by a majority.
     let mut leader = Leader::new(
         LeaderConfig::new(1, 3, members(&[1, 2, 3], &[])),
         0,
+        make_zxid(2, 2),
         history,
     )
     .unwrap();
+    assert_eq!(leader.committed_zxid(), make_zxid(2, 2));
     let mut actions = Vec::new();
     leader
         .follower_connected(2, last_zxid, &mut actions)
@@ -348,9 +351,18 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
         make_zxid(2, 3),
         "DIFF brought the missing txn"
     );
+    f_out.clear();
+    follower.persisted(make_zxid(2, 3), &mut f_out).unwrap();
+    let mut l_out = Vec::new();
+    for a in f_out {
+        if let Action::Send { to: 1, msg } = a {
+            leader.step(2, msg, &mut l_out).unwrap();
+        }
+    }
     assert!(
-        f_out
-            .iter()
-            .any(|a| matches!(a, Action::Persist { zxid, .. } if *zxid == make_zxid(2, 3)))
+        l_out.contains(&Action::Commit {
+            upto_zxid: make_zxid(2, 3)
+        }),
+        "the initial history commits once a majority has it: {l_out:?}"
     );
 }

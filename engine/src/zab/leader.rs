@@ -2,10 +2,15 @@
 //! order, and synchronises followers that (re)connect.
 //!
 //! # Contract
-//! - [`Leader::new`] takes the epoch `E`, the ensemble, and the leader's history: the
-//!   committed txns it still has in its log after `base_zxid` (what its snapshot
-//!   covers). This slice has no discovery: that history is taken as committed, as Zab's
-//!   established leader's initial history is.
+//! - [`Leader::new`] takes the epoch `E` (established by discovery), the ensemble, and
+//!   the leader's history: the txns of its durable log after `base_zxid` (what its
+//!   snapshot covers), of which those up to `committed_zxid` are known committed (its
+//!   applied state). The rest, txns of earlier epochs that may or may not have been
+//!   committed, are Zab's "initial history": they are sent to followers like
+//!   proposals and commit, in order and before any proposal of `E`, once a majority
+//!   has them durable (ZooKeeper waits for a majority's NEWLEADER ack instead). Until
+//!   then the driver's applied state is at `committed_zxid`, so nothing uncommitted is
+//!   ever served.
 //! - [`Leader::propose`] assigns the next zxid of `E` and pushes `Persist` for the
 //!   leader's own WAL and a `Proposal` to every synchronised participant. The leader
 //!   counts toward a quorum only from [`Leader::persisted`] (its own durability), as a
@@ -110,6 +115,14 @@ pub enum LeaderError {
         prev: Zxid,
         epoch: Epoch,
     },
+    #[error(
+        "committed zxid {committed:#x} is neither the base {base:#x} nor in the history (last {last:#x})"
+    )]
+    BadCommitted {
+        committed: Zxid,
+        base: Zxid,
+        last: Zxid,
+    },
     #[error("server {0} is not a member of the ensemble")]
     UnknownMember(ServerId),
     #[error(
@@ -205,11 +218,12 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// A leader over `history` (`(zxid, txn)` increasing, after `base_zxid`, all
-    /// committed and durable in the leader's WAL).
+    /// A leader over `history` (`(zxid, txn)` increasing, after `base_zxid`, durable in
+    /// the leader's WAL), committed up to `committed_zxid` (module docs).
     pub fn new(
         config: LeaderConfig,
         base_zxid: Zxid,
+        committed_zxid: Zxid,
         history: Vec<(Zxid, TxnBytes)>,
     ) -> Result<Leader, LeaderError> {
         config.limits.validate()?;
@@ -235,13 +249,25 @@ impl Leader {
             }
             prev = zxid;
         }
+        let committed_len = history.partition_point(|e| e.0 <= committed_zxid);
+        let known = committed_zxid == base_zxid
+            || (committed_len > 0 && history[committed_len - 1].0 == committed_zxid);
+        if !known {
+            return Err(LeaderError::BadCommitted {
+                committed: committed_zxid,
+                base: base_zxid,
+                last: prev,
+            });
+        }
         let mut log: VecDeque<Entry> = history
             .into_iter()
             .map(|(zxid, txn)| Entry { zxid, txn })
             .collect();
         let mut log_base = base_zxid;
-        while log.len() > config.limits.committed_log_max {
+        let mut committed_len = committed_len;
+        while committed_len > config.limits.committed_log_max {
             log_base = log.pop_front().map_or(log_base, |e| e.zxid);
+            committed_len -= 1;
         }
         let quorum = config.fault_commit_quorum.unwrap_or(majority(voters));
         Ok(Leader {
@@ -251,10 +277,10 @@ impl Leader {
             quorum,
             fault_quorum: config.fault_commit_quorum.is_some(),
             peers,
-            committed_len: log.len(),
+            committed_len,
             log,
             log_base,
-            committed: prev,
+            committed: committed_zxid,
             last_zxid: prev,
             durable: prev,
             stats: LeaderStats::default(),

@@ -29,7 +29,7 @@ fn z(c: u32) -> Zxid {
 fn leader_with(limits: Limits) -> Leader {
     let mut cfg = LeaderConfig::new(1, E, members(&[1, 2, 3], &[4]));
     cfg.limits = limits;
-    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
     for id in [2, 3, 4] {
         assert_eq!(
@@ -147,7 +147,7 @@ fn followers_alone_can_form_the_majority() {
 #[test]
 fn single_voter_commits_on_its_own_durability() {
     let cfg = LeaderConfig::new(1, E, members(&[1], &[]));
-    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
     l.propose(txn(1), &mut out).unwrap();
     out.clear();
@@ -158,7 +158,7 @@ fn single_voter_commits_on_its_own_durability() {
 #[test]
 fn five_voters_need_three() {
     let cfg = LeaderConfig::new(1, E, members(&[1, 2, 3, 4, 5], &[]));
-    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
     for id in 2..=5 {
         l.follower_connected(id, 0, &mut out).unwrap();
@@ -201,7 +201,7 @@ fn throttles_at_the_inflight_limit() {
 #[test]
 fn throttles_at_the_default_limit() {
     let cfg = LeaderConfig::new(1, E, members(&[1, 2, 3], &[]));
-    let mut l = Leader::new(cfg, 0, Vec::new()).unwrap();
+    let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
     for _ in 0..PROPOSALS_INFLIGHT_MAX {
         l.propose(txn(0), &mut out).unwrap();
@@ -293,7 +293,7 @@ fn leader_with_history() -> Leader {
     let mut cfg = LeaderConfig::new(1, 2, members(&[1, 2, 3], &[4]));
     cfg.limits = limits;
     let history = (1..=5).map(|c| (z(c), txn(c as u8))).collect();
-    let l = Leader::new(cfg, 0, history).unwrap();
+    let l = Leader::new(cfg, 0, z(5), history).unwrap();
     assert_eq!(l.log_base(), z(2));
     assert_eq!(l.committed_zxid(), z(5));
     l
@@ -477,7 +477,7 @@ fn drops_a_voter_that_lags_too_far() {
 
 #[test]
 fn refuses_bad_configurations() {
-    let bad = |cfg: LeaderConfig| Leader::new(cfg, 0, Vec::new()).err();
+    let bad = |cfg: LeaderConfig| Leader::new(cfg, 0, 0, Vec::new()).err();
     assert_eq!(
         bad(LeaderConfig::new(1, E, members(&[2, 3], &[]))),
         Some(LeaderError::LeaderNotParticipant(1))
@@ -497,7 +497,7 @@ fn refuses_bad_configurations() {
     let history = vec![(z(2), txn(2)), (z(1), txn(1))];
     let cfg = LeaderConfig::new(1, 2, members(&[1], &[]));
     assert!(matches!(
-        Leader::new(cfg, 0, history),
+        Leader::new(cfg, 0, 0, history),
         Err(LeaderError::BadHistory { .. })
     ));
     let mut out = Vec::new();
@@ -506,4 +506,105 @@ fn refuses_bad_configurations() {
         l.persisted(z(1), &mut out),
         Err(LeaderError::PersistedBeyondLog { .. })
     ));
+}
+
+/// Leader 1 of epoch 2 over epoch-1 txns 1..=4, of which 1..=2 are known committed.
+fn leader_with_initial_history() -> Leader {
+    let cfg = LeaderConfig::new(1, 2, members(&[1, 2, 3], &[4]));
+    let history = (1..=4).map(|c| (z(c), txn(c as u8))).collect();
+    Leader::new(cfg, 0, z(2), history).unwrap()
+}
+
+fn ack_in(l: &mut Leader, epoch: Epoch, from: ServerId, zxid: Zxid) -> Vec<Action> {
+    let mut out = Vec::new();
+    l.step(from, Msg::new(epoch, Body::Ack { zxid }), &mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn the_initial_history_commits_only_once_a_majority_has_it() {
+    let mut l = leader_with_initial_history();
+    assert_eq!(
+        (l.committed_zxid(), l.last_zxid(), l.inflight()),
+        (z(2), z(4), 2)
+    );
+    let mut out = Vec::new();
+    // 2 has it all; 3 has only what is committed; the observer nothing.
+    l.follower_connected(2, z(4), &mut out).unwrap();
+    l.follower_connected(3, z(2), &mut out).unwrap();
+    l.follower_connected(4, 0, &mut out).unwrap();
+    assert!(
+        commits(&out).is_empty(),
+        "nothing new is committed by a sync"
+    );
+    let informed: Vec<Zxid> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to: 4,
+                msg:
+                    Msg {
+                        body: Body::Inform { zxid, .. },
+                        ..
+                    },
+            } => Some(*zxid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        informed,
+        vec![z(1), z(2)],
+        "observers learn only committed txns"
+    );
+    let to_3: Vec<&Body> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to: 3, msg } => Some(&msg.body),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            to_3[..],
+            [
+                Body::Diff { .. },
+                Body::Commit { .. },
+                Body::Proposal { .. },
+                Body::Proposal { .. }
+            ]
+        ),
+        "the uncommitted tail goes as proposals: {to_3:?}"
+    );
+    // A proposal of the new epoch queues behind the tail.
+    let mut out = Vec::new();
+    let zxid = l.propose(txn(9), &mut out).unwrap();
+    assert_eq!(zxid, make_zxid(2, 1));
+    // 2 acks its durable log (after sync): with the leader that is a majority.
+    let out = ack_in(&mut l, 2, 2, z(4));
+    assert_eq!(commits(&out), vec![z(4)]);
+    let out = ack_in(&mut l, 2, 3, make_zxid(2, 1));
+    assert!(
+        commits(&out).is_empty(),
+        "the leader's own WAL has not made it durable"
+    );
+    let mut out = Vec::new();
+    l.persisted(make_zxid(2, 1), &mut out).unwrap();
+    assert_eq!(commits(&out), vec![make_zxid(2, 1)]);
+}
+
+#[test]
+fn a_committed_point_outside_the_history_is_refused() {
+    let cfg = || LeaderConfig::new(1, 2, members(&[1], &[]));
+    let history = || (2..=4).map(|c| (z(c), txn(c as u8))).collect::<Vec<_>>();
+    assert!(matches!(
+        Leader::new(cfg(), z(1), z(9), history()),
+        Err(LeaderError::BadCommitted { .. })
+    ));
+    assert!(matches!(
+        Leader::new(cfg(), z(1), 0, history()),
+        Err(LeaderError::BadCommitted { .. })
+    ));
+    assert!(Leader::new(cfg(), z(1), z(1), history()).is_ok());
+    assert!(Leader::new(cfg(), z(1), z(3), history()).is_ok());
 }

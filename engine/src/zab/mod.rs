@@ -8,9 +8,9 @@
 //! acknowledging, committing, and synchronising a follower that (re)connects
 //! (DIFF / TRUNC / SNAP), simulated in `tests/sim_zab.rs`.
 //!
-//! Not yet: the leader's initial history is taken as committed at once (ZooKeeper
-//! waits for a majority to acknowledge NEWLEADER before serving it), current epochs
-//! are not yet advanced by the cores, and the runtime does not run them over TCP.
+//! A new leader's uncommitted initial history commits, before anything of its own
+//! epoch, once a majority has it durable (see `leader`). Not yet: current epochs are
+//! advanced by the driver, not the cores, and the runtime does not run them over TCP.
 //!
 //! # Contract
 //! The cores do no IO, read no clock and draw no random numbers. The caller (the shard
