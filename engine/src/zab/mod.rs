@@ -6,11 +6,16 @@
 //! a model of the rest of Zab in `tests/sim_election.rs`; and the broadcast phase of
 //! an *established* leader of epoch `E` and its followers and observers: proposing,
 //! acknowledging, committing, and synchronising a follower that (re)connects
-//! (DIFF / TRUNC / SNAP), simulated in `tests/sim_zab.rs`.
+//! (DIFF / TRUNC / SNAP), simulated in `tests/sim_zab.rs`. `tests/sim_cluster.rs`
+//! runs all of them together through leader changes, with the driver rules the
+//! runtime must follow (module docs of each core, and that simulation's docs).
 //!
 //! A new leader's uncommitted initial history commits, before anything of its own
-//! epoch, once a majority has it durable (see `leader`). Not yet: current epochs are
-//! advanced by the driver, not the cores, and the runtime does not run them over TCP.
+//! epoch, once a majority has it durable (see `leader`). The driver keeps the current
+//! epoch: a leader takes its epoch at `Established`; a follower only once it has
+//! logged durably a txn of the new epoch, i.e. holds the leader's whole history (the
+//! role of ZooKeeper's NEWLEADER; `sim_cluster` catches the early variant). Not yet:
+//! the runtime does not run the cores over TCP.
 //!
 //! # Contract
 //! The cores do no IO, read no clock and draw no random numbers. The caller (the shard

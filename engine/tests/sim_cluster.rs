@@ -1,0 +1,1039 @@
+//! Seeded simulation of a whole Zab ensemble through leader changes: every real core
+//! (`Election`, `LeaderDiscovery`/`LearnerDiscovery`, `Leader`/`Follower`) driven by
+//! one reference driver, over faulty links, with crashes, for thousands of ticks.
+//!
+//! The world: 3 or 5 voters and 0 or 1 observer; per-link FIFO delivery with random
+//! delays; links cut and healed, servers isolated, crashes that lose every txn not
+//! yet durable (accepted and current epochs are durable); WAL appends made durable in
+//! random prefixes at random times; an established leader proposes random txns; small
+//! random limits per seed so throttling, lag drops and SNAP happen.
+//!
+//! The driver does what the runtime will do: election until a decision; discovery on
+//! the links; at `Established` a `Leader` over the server's durable log (committed up
+//! to its applied state); at `Accepted` a `Follower` waiting for the sync; a follower
+//! sets its current epoch once it has logged durably a txn of the new epoch (it then
+//! holds the leader's whole history, as after ZooKeeper's NEWLEADER); a follower whose
+//! link to its leader breaks, and a leader without a synchronised majority for a
+//! while, go back to election.
+//!
+//! Checked after every action:
+//! - agreement: every server applies one and the same sequence of txns (zxid and
+//!   bytes), snapshots included; apply never goes back, and truncation never cuts an
+//!   applied txn;
+//! - durability: a leader commits only what a majority of voters has durable (their
+//!   storage's view); every leader that establishes an epoch holds every txn any
+//!   server applied; no epoch is established twice.
+//!
+//! At the end all faults stop; the ensemble must settle (one leader, every voter
+//! synchronised), commit one more txn, and every voter and observer must apply it.
+//!
+//! Replay one seed: `CLUSTER_SIM_SEED=S cargo test -p engine --test sim_cluster`;
+//! more seeds: `CLUSTER_SIM_SEEDS=N` (default 100); ticks: `CLUSTER_SIM_TICKS`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use engine::zab::quorum::majority;
+use engine::zab::{
+    Action, Body, DiscoveryAction, Election, ElectionAction, ElectionConfig, Epoch, Follower,
+    FollowerConfig, History, Leader, LeaderConfig, LeaderDiscovery, LearnerDiscovery, Limits,
+    Member, Msg, Notification, PeerState, ProposeError, Role, ServerId, TxnBytes, Zxid, epoch_of,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const SEEDS_DEFAULT: u64 = 100;
+const TICKS_DEFAULT: u64 = 2_000;
+/// Ticks the healed ensemble may take to settle and commit a last txn.
+const SETTLE_TICKS_MAX: u64 = 5_000;
+const FINALIZE_TICKS: u32 = 2;
+const RESEND_TICKS_MIN: u32 = 5;
+const RESEND_TICKS_MAX: u32 = 40;
+/// Ticks a leader may go without a synchronised majority, or wait to establish.
+const QUORUM_LOST_TICKS_MAX: u64 = 30;
+const DELAY_TICKS_MAX: u64 = 3;
+
+type Check = Result<(), String>;
+
+/// What travels on a link.
+enum Wire {
+    Vote(Notification),
+    Zab(Msg),
+    /// A `Snap` message with the image of the leader's applied state.
+    Snap {
+        msg: Msg,
+        image: Vec<(Zxid, TxnBytes)>,
+    },
+}
+
+enum Role2 {
+    Looking,
+    /// Decided to lead: discovery, then (once established) the broadcast core.
+    Leading {
+        disc: LeaderDiscovery,
+        core: Option<Leader>,
+        /// Last tick with a synchronised majority (or the decision).
+        quorum_seen: u64,
+    },
+    /// Decided to follow or observe `leader`.
+    Learning {
+        leader: ServerId,
+        disc: Option<LearnerDiscovery>,
+        core: Option<Follower>,
+        since: u64,
+    },
+}
+
+struct Server {
+    id: ServerId,
+    role: Role,
+    up: bool,
+    election: Election,
+    zab: Role2,
+    /// The WAL: the first `durable` entries are durable.
+    log: Vec<(Zxid, TxnBytes)>,
+    durable: usize,
+    /// The first `applied` entries are applied (the state machine).
+    applied: usize,
+    accepted_epoch: Epoch,
+    current_epoch: Epoch,
+}
+
+impl Server {
+    fn last_durable(&self) -> Zxid {
+        self.durable.checked_sub(1).map_or(0, |i| self.log[i].0)
+    }
+
+    fn applied_zxid(&self) -> Zxid {
+        self.applied.checked_sub(1).map_or(0, |i| self.log[i].0)
+    }
+
+    fn history(&self) -> History {
+        History {
+            accepted_epoch: self.accepted_epoch,
+            current_epoch: self.current_epoch,
+            last_zxid: self.last_durable(),
+        }
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        match &self.zab {
+            Role2::Learning { leader, .. } => Some(*leader),
+            _ => None,
+        }
+    }
+
+    /// A crash: txns not yet durable are gone, and the state machine restarts from
+    /// what the WAL holds (a follower may apply a committed txn before its own copy
+    /// is durable).
+    fn lose_undurable(&mut self) {
+        self.log.truncate(self.durable);
+        self.applied = self.applied.min(self.durable);
+    }
+
+    /// Back to election: the driver flushes the WAL before it reports its history.
+    fn flush(&mut self) {
+        self.durable = self.log.len();
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    establishments: u64,
+    proposals: u64,
+    commits: u64,
+    snaps: u64,
+    truncs: u64,
+    crashes: u64,
+}
+
+/// Bugs the checker must catch (`Plant::default()` is the real protocol).
+#[derive(Debug, Default, Clone, Copy)]
+struct Plant {
+    /// Leaders commit on their own durability alone.
+    commit_quorum_one: bool,
+    /// Learners take the new epoch as current at `Accepted`, before they hold the
+    /// leader's history (ZooKeeper waits for NEWLEADER).
+    early_current_epoch: bool,
+    /// A new leader applies its whole history at once (this core's old contract).
+    history_taken_as_committed: bool,
+}
+
+struct Sim {
+    plant: Plant,
+    rng: SmallRng,
+    now: u64,
+    voters: Vec<ServerId>,
+    members: Vec<Member>,
+    limits: Limits,
+    servers: BTreeMap<ServerId, Server>,
+    links: BTreeMap<(ServerId, ServerId), VecDeque<(u64, Wire)>>,
+    cut: BTreeSet<(ServerId, ServerId)>,
+    /// The one sequence every server applies a prefix of.
+    chosen: Vec<(Zxid, TxnBytes)>,
+    established: BTreeMap<Epoch, ServerId>,
+    faults: bool,
+    counts: Counts,
+    violation: Option<String>,
+    txn_no: u64,
+}
+
+fn election_config(id: ServerId, voters: &[ServerId], role: Role) -> ElectionConfig {
+    ElectionConfig {
+        id,
+        role,
+        voters: voters.to_vec(),
+        finalize_ticks: FINALIZE_TICKS,
+        resend_ticks_min: RESEND_TICKS_MIN,
+        resend_ticks_max: RESEND_TICKS_MAX,
+    }
+}
+
+impl Sim {
+    fn new(seed: u64, plant: Plant) -> Sim {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let n = if rng.random_bool(0.5) { 3 } else { 5 };
+        let voters: Vec<ServerId> = (1..=n).collect();
+        let mut members: Vec<Member> = voters
+            .iter()
+            .map(|&id| Member {
+                id,
+                role: Role::Participant,
+            })
+            .collect();
+        if rng.random_bool(0.5) {
+            members.push(Member {
+                id: 9,
+                role: Role::Observer,
+            });
+        }
+        let inflight = rng.random_range(1..=8usize);
+        let committed_log = rng.random_range(0..=24usize);
+        let limits = Limits {
+            proposals_inflight_max: inflight,
+            committed_log_max: committed_log,
+            follower_lag_proposals_max: rng.random_range(inflight..=committed_log + inflight),
+        };
+        let servers = members
+            .iter()
+            .map(|m| {
+                let s = Server {
+                    id: m.id,
+                    role: m.role,
+                    up: true,
+                    election: Election::new(election_config(m.id, &voters, m.role)).unwrap(),
+                    zab: Role2::Looking,
+                    log: Vec::new(),
+                    durable: 0,
+                    applied: 0,
+                    accepted_epoch: 0,
+                    current_epoch: 0,
+                };
+                (m.id, s)
+            })
+            .collect();
+        let mut sim = Sim {
+            plant,
+            rng,
+            now: 0,
+            voters,
+            members,
+            limits,
+            servers,
+            links: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            chosen: Vec::new(),
+            established: BTreeMap::new(),
+            faults: true,
+            counts: Counts::default(),
+            violation: None,
+            txn_no: 0,
+        };
+        let ids: Vec<ServerId> = sim.servers.keys().copied().collect();
+        for id in ids {
+            sim.look(id);
+        }
+        sim
+    }
+
+    fn srv(&mut self, id: ServerId) -> &mut Server {
+        self.servers.get_mut(&id).unwrap()
+    }
+
+    fn fail(&mut self, why: String) {
+        self.violation.get_or_insert(why);
+    }
+
+    fn connected(&self, a: ServerId, b: ServerId) -> bool {
+        self.servers[&a].up && self.servers[&b].up && !self.cut.contains(&(a.min(b), a.max(b)))
+    }
+
+    fn send(&mut self, from: ServerId, to: ServerId, w: Wire) {
+        if !self.connected(from, to) {
+            return;
+        }
+        let delay = self.rng.random_range(0..=DELAY_TICKS_MAX);
+        let q = self.links.entry((from, to)).or_default();
+        let at = q.back().map_or(self.now, |m| m.0).max(self.now + delay);
+        q.push_back((at, w));
+    }
+
+    // ---- election ----
+
+    /// Back to election: what the server led or followed is over.
+    fn look(&mut self, id: ServerId) {
+        let old = std::mem::replace(&mut self.srv(id).zab, Role2::Looking);
+        match old {
+            Role2::Leading { .. } => {
+                // Its learners' links close: they look again too.
+                let led: Vec<ServerId> = self
+                    .servers
+                    .values()
+                    .filter(|s| s.leader() == Some(id))
+                    .map(|s| s.id)
+                    .collect();
+                for f in led {
+                    self.look(f);
+                }
+            }
+            Role2::Learning { leader, .. } => self.leader_lost_link(leader, id),
+            Role2::Looking => {}
+        }
+        let s = self.srv(id);
+        s.flush();
+        let h = s.history();
+        let mut out = Vec::new();
+        s.election.look(h.last_zxid, h.current_epoch, &mut out);
+        self.election_actions(id, out);
+    }
+
+    fn election_actions(&mut self, id: ServerId, out: Vec<ElectionAction>) {
+        for a in out {
+            match a {
+                ElectionAction::Send { to, n } => self.send(id, to, Wire::Vote(n)),
+                ElectionAction::Decided(d) => {
+                    let now = self.now;
+                    match d.state {
+                        PeerState::Leading => {
+                            let own = self.servers[&id].history();
+                            let mut out = Vec::new();
+                            let disc =
+                                LeaderDiscovery::new(id, self.members.clone(), own, &mut out)
+                                    .expect("a voter can lead");
+                            self.srv(id).zab = Role2::Leading {
+                                disc,
+                                core: None,
+                                quorum_seen: now,
+                            };
+                            self.discovery_actions(id, out);
+                        }
+                        PeerState::Following | PeerState::Observing => {
+                            self.srv(id).zab = Role2::Learning {
+                                leader: d.vote.leader,
+                                disc: None,
+                                core: None,
+                                since: now,
+                            };
+                        }
+                        PeerState::Looking => unreachable!("a decision is never Looking"),
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- discovery ----
+
+    fn discovery_actions(&mut self, id: ServerId, out: Vec<DiscoveryAction>) {
+        for a in out {
+            match a {
+                DiscoveryAction::PersistAcceptedEpoch(e) => {
+                    let s = self.srv(id);
+                    if e <= s.accepted_epoch {
+                        let why = format!("{id}: accepted epoch {e} after {}", s.accepted_epoch);
+                        self.fail(why);
+                    }
+                    self.srv(id).accepted_epoch = e;
+                }
+                DiscoveryAction::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
+                DiscoveryAction::Established { epoch } => self.establish(id, epoch),
+                DiscoveryAction::Sync { to, last_zxid } => {
+                    let mut out = Vec::new();
+                    let r = match &mut self.srv(id).zab {
+                        Role2::Leading { core: Some(l), .. } => {
+                            l.follower_connected(to, last_zxid, &mut out)
+                        }
+                        _ => continue,
+                    };
+                    match r {
+                        Ok(_) => self.leader_actions(id, out),
+                        Err(_) => self.break_link(id, to),
+                    }
+                }
+                DiscoveryAction::Accepted { epoch } => {
+                    let s = self.srv(id);
+                    let (last, committed) = (s.last_durable(), s.applied_zxid());
+                    let Role2::Learning { leader, core, .. } = &mut s.zab else {
+                        continue;
+                    };
+                    let cfg = FollowerConfig {
+                        id,
+                        leader: *leader,
+                        epoch,
+                        role: s.role,
+                    };
+                    let mut f = Follower::new(cfg, last, committed).expect("a valid restore");
+                    f.await_sync();
+                    *core = Some(f);
+                    if self.plant.early_current_epoch {
+                        self.srv(id).current_epoch = epoch;
+                    }
+                }
+            }
+        }
+    }
+
+    fn establish(&mut self, id: ServerId, epoch: Epoch) {
+        if let Some(other) = self.established.insert(epoch, id) {
+            return self.fail(format!(
+                "epoch {epoch} established twice: by {other} and {id}"
+            ));
+        }
+        self.counts.establishments += 1;
+        let s = &self.servers[&id];
+        assert_eq!(s.durable, s.log.len(), "a leader starts from a durable log");
+        let missing = self
+            .chosen
+            .iter()
+            .find(|c| !s.log.iter().any(|e| e.0 == c.0));
+        if let Some((z, _)) = missing {
+            let why = format!("{id} established epoch {epoch} without applied txn {z:#x}");
+            return self.fail(why);
+        }
+        let mut cfg = LeaderConfig::new(id, epoch, self.members.clone());
+        cfg.limits = self.limits;
+        if self.plant.commit_quorum_one {
+            cfg.fault_commit_quorum = Some(1);
+        }
+        let history = s.log.clone();
+        let mut committed = s.applied_zxid();
+        if self.plant.history_taken_as_committed && s.durable > 0 {
+            committed = s.last_durable();
+            self.apply(id, committed);
+        }
+        let core = Leader::new(cfg, 0, committed, history).expect("a valid leader");
+        let s = self.srv(id);
+        s.current_epoch = epoch;
+        if let Role2::Leading { core: c, .. } = &mut s.zab {
+            *c = Some(core);
+        }
+    }
+
+    // ---- the broadcast cores' actions ----
+
+    fn leader_actions(&mut self, id: ServerId, out: Vec<Action>) {
+        for a in out {
+            match a {
+                Action::Persist { zxid, txn } => self.srv(id).log.push((zxid, txn)),
+                Action::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
+                Action::Commit { upto_zxid } => {
+                    self.check_majority_durable(upto_zxid);
+                    self.apply(id, upto_zxid);
+                }
+                Action::SendSnapshot { to, zxid } => {
+                    let s = &self.servers[&id];
+                    if s.applied_zxid() != zxid {
+                        let why = format!(
+                            "{id}: snapshot at {zxid:#x}, state at {:#x}",
+                            s.applied_zxid()
+                        );
+                        return self.fail(why);
+                    }
+                    let image = s.log[..s.applied].to_vec();
+                    let epoch = epoch_now(s);
+                    self.counts.snaps += 1;
+                    let msg = Msg::new(epoch, Body::Snap { zxid });
+                    self.send(id, to, Wire::Snap { msg, image });
+                }
+                Action::Disconnect { to } => self.break_link(id, to),
+                other => self.fail(format!("leader {id} pushed {other:?}")),
+            }
+        }
+    }
+
+    fn learner_actions(
+        &mut self,
+        id: ServerId,
+        out: Vec<Action>,
+        mut image: Option<Vec<(Zxid, TxnBytes)>>,
+    ) {
+        let mut work: VecDeque<Action> = out.into();
+        while let Some(a) = work.pop_front() {
+            match a {
+                Action::Persist { zxid, txn } => self.srv(id).log.push((zxid, txn)),
+                Action::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
+                Action::Commit { upto_zxid } => self.apply(id, upto_zxid),
+                Action::Truncate { after_zxid } => {
+                    self.counts.truncs += 1;
+                    let s = self.srv(id);
+                    let keep = s.log.partition_point(|e| e.0 <= after_zxid);
+                    if keep < s.applied {
+                        let why = format!("{id}: truncate after {after_zxid:#x} cuts applied txns");
+                        return self.fail(why);
+                    }
+                    s.log.truncate(keep);
+                    s.durable = s.durable.min(keep);
+                }
+                Action::InstallSnapshot { zxid } => {
+                    let Some(img) = image.take() else {
+                        return self.fail(format!("{id}: InstallSnapshot without an image"));
+                    };
+                    if let Err(e) = self.check_prefix(id, &img) {
+                        return self.fail(e);
+                    }
+                    let s = self.srv(id);
+                    s.applied = img.len();
+                    s.durable = img.len();
+                    s.log = img;
+                    let mut more = Vec::new();
+                    if let Role2::Learning { core: Some(f), .. } = &mut s.zab {
+                        f.persisted(zxid, &mut more).expect("the image is durable");
+                    }
+                    work.extend(more);
+                }
+                other => self.fail(format!("learner {id} pushed {other:?}")),
+            }
+        }
+    }
+
+    /// Applies `id`'s log up to `upto`, checking it against the chosen sequence.
+    fn apply(&mut self, id: ServerId, upto: Zxid) {
+        let s = &self.servers[&id];
+        let end = s.log.partition_point(|e| e.0 <= upto);
+        if end == 0 || s.log[end - 1].0 != upto {
+            return self.fail(format!("{id} committed {upto:#x}, not in its log"));
+        }
+        for i in s.applied..end {
+            let e = &self.servers[&id].log[i];
+            match self.chosen.get(i) {
+                Some(c) if c.0 == e.0 && c.1[..] == e.1[..] => {}
+                Some(c) => {
+                    let why = format!(
+                        "{id} applied {:#x} at {i} where {:#x} was applied",
+                        e.0, c.0
+                    );
+                    return self.fail(why);
+                }
+                None => {
+                    let e = e.clone();
+                    self.chosen.push(e);
+                }
+            }
+        }
+        let s = self.srv(id);
+        s.applied = s.applied.max(end);
+        self.counts.commits += 1;
+    }
+
+    fn check_prefix(&self, id: ServerId, img: &[(Zxid, TxnBytes)]) -> Check {
+        let agree = img.len() <= self.chosen.len()
+            && img
+                .iter()
+                .zip(&self.chosen)
+                .all(|(a, b)| a.0 == b.0 && a.1[..] == b.1[..]);
+        if agree && img.len() >= self.servers[&id].applied {
+            Ok(())
+        } else {
+            Err(format!(
+                "{id}: snapshot image of {} txns disagrees with what was applied",
+                img.len()
+            ))
+        }
+    }
+
+    fn check_majority_durable(&mut self, zxid: Zxid) {
+        let holders = self
+            .voters
+            .iter()
+            .filter(|v| {
+                self.servers[v].last_durable() >= zxid && {
+                    let s = &self.servers[v];
+                    s.log[..s.durable].iter().any(|e| e.0 == zxid)
+                }
+            })
+            .count();
+        if holders < majority(self.voters.len()) {
+            self.fail(format!(
+                "committed {zxid:#x} durable on only {holders} voters"
+            ));
+        }
+    }
+
+    // ---- links ----
+
+    fn break_link(&mut self, a: ServerId, b: ServerId) {
+        self.links.remove(&(a, b));
+        self.links.remove(&(b, a));
+        for (x, y) in [(a, b), (b, a)] {
+            if self.servers[&y].up && self.servers[&y].leader() == Some(x) {
+                self.look(y); // a learner whose link to its leader broke
+            }
+        }
+        self.leader_lost_link(a, b);
+        self.leader_lost_link(b, a);
+    }
+
+    /// `leader` (if it leads) forgets what `learner` said on their link.
+    fn leader_lost_link(&mut self, leader: ServerId, learner: ServerId) {
+        if let Role2::Leading { disc, core, .. } = &mut self.srv(leader).zab {
+            disc.disconnected(learner);
+            if let Some(l) = core {
+                let _ = l.follower_disconnected(learner);
+            }
+        }
+    }
+
+    fn cut_link(&mut self, a: ServerId, b: ServerId) {
+        self.cut.insert((a.min(b), a.max(b)));
+        self.break_link(a, b);
+    }
+
+    fn crash(&mut self, id: ServerId) {
+        self.counts.crashes += 1;
+        let s = self.srv(id);
+        s.up = false;
+        let was = std::mem::replace(&mut s.zab, Role2::Looking);
+        s.lose_undurable();
+        if let Role2::Learning { leader, .. } = was {
+            self.leader_lost_link(leader, id);
+        }
+        let others: Vec<ServerId> = self.servers.keys().copied().filter(|&o| o != id).collect();
+        for o in others {
+            self.break_link(id, o); // its learners look again
+        }
+    }
+
+    fn restart(&mut self, id: ServerId) {
+        let voters = self.voters.clone();
+        let s = self.srv(id);
+        s.up = true;
+        s.election = Election::new(election_config(id, &voters, s.role)).unwrap();
+        self.look(id);
+    }
+
+    // ---- time ----
+
+    fn step(&mut self) -> Check {
+        self.now += 1;
+        if self.faults {
+            self.inject_faults();
+        }
+        self.deliver();
+        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
+        for &id in &ids {
+            if !self.servers[&id].up {
+                continue;
+            }
+            let mut out = Vec::new();
+            self.srv(id).election.tick(&mut out);
+            self.election_actions(id, out);
+            self.persist_some(id);
+            self.drive(id);
+        }
+        self.violation.take().map_or(Ok(()), Err)
+    }
+
+    fn deliver(&mut self) {
+        let keys: Vec<(ServerId, ServerId)> = self.links.keys().copied().collect();
+        for (from, to) in keys {
+            // The link may break (be removed) while delivering.
+            while let Some(q) = self.links.get_mut(&(from, to)) {
+                if q.front().is_none_or(|m| m.0 > self.now) {
+                    break;
+                }
+                let Some((_, w)) = q.pop_front() else { break };
+                match w {
+                    Wire::Vote(n) => {
+                        let mut out = Vec::new();
+                        self.srv(to).election.step(from, n, &mut out);
+                        self.election_actions(to, out);
+                    }
+                    Wire::Zab(msg) => self.deliver_zab(from, to, msg, None),
+                    Wire::Snap { msg, image } => self.deliver_zab(from, to, msg, Some(image)),
+                }
+            }
+        }
+    }
+
+    fn deliver_zab(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        msg: Msg,
+        image: Option<Vec<(Zxid, TxnBytes)>>,
+    ) {
+        let discovery = matches!(
+            msg.body,
+            Body::FollowerInfo { .. } | Body::LeaderInfo | Body::AckEpoch { .. }
+        );
+        let mut dout = Vec::new();
+        let mut out = Vec::new();
+        let s = self.srv(to);
+        match &mut s.zab {
+            Role2::Leading { disc, .. } if discovery => {
+                if disc.step(from, msg, &mut dout).is_err() {
+                    return self.look(to);
+                }
+                self.discovery_actions(to, dout);
+            }
+            Role2::Leading { core: Some(l), .. } => {
+                if l.step(from, msg, &mut out).is_err() {
+                    return self.break_link(to, from);
+                }
+                self.leader_actions(to, out);
+            }
+            Role2::Learning {
+                leader,
+                disc: Some(d),
+                ..
+            } if discovery && *leader == from => {
+                if d.step(from, msg, &mut dout).is_err() {
+                    return self.look(to);
+                }
+                self.discovery_actions(to, dout);
+            }
+            Role2::Learning {
+                leader,
+                core: Some(f),
+                ..
+            } if *leader == from => {
+                if f.step(from, msg, &mut out).is_err() {
+                    return self.look(to);
+                }
+                self.learner_actions(to, out, image);
+            }
+            _ => {}
+        }
+    }
+
+    /// WAL appends complete in random prefixes.
+    fn persist_some(&mut self, id: ServerId) {
+        let s = &self.servers[&id];
+        let pending = s.log.len() - s.durable;
+        if pending == 0 || !self.rng.random_bool(0.5) {
+            return;
+        }
+        let n = self.rng.random_range(1..=pending);
+        let s = self.srv(id);
+        s.durable += n;
+        let upto = s.last_durable();
+        let mut out = Vec::new();
+        match &mut s.zab {
+            Role2::Leading { core: Some(l), .. } => {
+                l.persisted(upto, &mut out)
+                    .expect("persisted what was logged");
+                self.leader_actions(id, out);
+            }
+            Role2::Learning { core: Some(f), .. } => {
+                f.persisted(upto, &mut out)
+                    .expect("persisted what was logged");
+                // Durable in the new epoch: the leader's whole history is here.
+                let epoch = f.config().epoch;
+                if epoch_of(upto) == epoch {
+                    s.current_epoch = epoch;
+                }
+                self.learner_actions(id, out, None);
+            }
+            _ => {}
+        }
+    }
+
+    /// Leaders propose and watch their quorum; learners connect to their leader.
+    fn drive(&mut self, id: ServerId) {
+        let now = self.now;
+        let voters = self.voters.clone();
+        let s = &self.servers[&id];
+        match &s.zab {
+            Role2::Looking => {}
+            Role2::Leading {
+                core, quorum_seen, ..
+            } => {
+                let synced = match core {
+                    Some(l) => voters
+                        .iter()
+                        .filter(|&&v| v == id || (l.is_synced(v) && self.connected(id, v)))
+                        .count(),
+                    None => 0,
+                };
+                if synced >= majority(voters.len()) {
+                    if let Role2::Leading { quorum_seen, .. } = &mut self.srv(id).zab {
+                        *quorum_seen = now;
+                    }
+                    if self.rng.random_bool(0.4) {
+                        self.propose(id);
+                    }
+                } else if now - quorum_seen > QUORUM_LOST_TICKS_MAX {
+                    self.look(id);
+                }
+            }
+            Role2::Learning {
+                leader,
+                disc,
+                since,
+                ..
+            } => {
+                let leader = *leader;
+                let listening = matches!(self.servers[&leader].zab, Role2::Leading { .. });
+                if disc.is_none() && listening && self.connected(id, leader) {
+                    let own = self.servers[&id].history();
+                    let mut out = Vec::new();
+                    let d = LearnerDiscovery::new(leader, own, &mut out);
+                    if let Role2::Learning { disc, .. } = &mut self.srv(id).zab {
+                        *disc = Some(d);
+                    }
+                    self.discovery_actions(id, out);
+                } else if disc.is_none() && now - since > QUORUM_LOST_TICKS_MAX {
+                    self.look(id);
+                }
+            }
+        }
+    }
+
+    fn propose(&mut self, id: ServerId) {
+        self.txn_no += 1;
+        let len = self.rng.random_range(1..=16);
+        let mut bytes = self.txn_no.to_le_bytes().to_vec();
+        bytes.resize(len.max(8), (self.txn_no % 251) as u8);
+        let txn: TxnBytes = Arc::from(bytes);
+        let mut out = Vec::new();
+        if let Role2::Leading { core: Some(l), .. } = &mut self.srv(id).zab {
+            match l.propose(txn, &mut out) {
+                Ok(_) => self.counts.proposals += 1,
+                Err(ProposeError::Throttled { .. }) => {}
+                Err(e) => return self.fail(format!("{id}: propose failed: {e}")),
+            }
+        }
+        self.leader_actions(id, out);
+    }
+
+    fn inject_faults(&mut self) {
+        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
+        let pick = |rng: &mut SmallRng| ids[rng.random_range(0..ids.len())];
+        let r = self.rng.random_range(0..1000);
+        if r < 3 {
+            let id = pick(&mut self.rng);
+            let down = self.servers.values().filter(|s| !s.up).count();
+            if self.servers[&id].up && down < majority(self.voters.len()) {
+                self.crash(id);
+            }
+        } else if r < 10 {
+            if let Some(id) = self.servers.values().find(|s| !s.up).map(|s| s.id) {
+                self.restart(id);
+            }
+        } else if r < 15 {
+            let (a, b) = (pick(&mut self.rng), pick(&mut self.rng));
+            if a != b {
+                self.cut_link(a, b);
+            }
+        } else if r < 17 {
+            let a = pick(&mut self.rng);
+            for &b in &ids {
+                if a != b {
+                    self.cut_link(a, b);
+                }
+            }
+        } else if r < 40 && !self.cut.is_empty() {
+            let i = self.rng.random_range(0..self.cut.len());
+            let link = *self.cut.iter().nth(i).unwrap();
+            self.cut.remove(&link);
+        }
+    }
+
+    fn heal(&mut self) {
+        self.faults = false;
+        self.cut.clear();
+        let down: Vec<ServerId> = self
+            .servers
+            .values()
+            .filter(|s| !s.up)
+            .map(|s| s.id)
+            .collect();
+        for id in down {
+            self.restart(id);
+        }
+    }
+
+    /// The established leader, when every voter is synchronised to it.
+    fn settled(&self) -> Option<ServerId> {
+        let (id, l) = self.servers.values().find_map(|s| match &s.zab {
+            Role2::Leading { core: Some(l), .. } => Some((s.id, l)),
+            _ => None,
+        })?;
+        let all = self.voters.iter().all(|&v| v == id || l.is_synced(v));
+        all.then_some(id)
+    }
+
+    fn describe(&self) -> String {
+        let states: Vec<String> = self
+            .servers
+            .values()
+            .map(|s| {
+                let zab = match &s.zab {
+                    Role2::Looking => "looking".to_string(),
+                    Role2::Leading { core, .. } => {
+                        format!("leading (established: {})", core.is_some())
+                    }
+                    Role2::Learning { leader, core, .. } => {
+                        format!("learning from {leader} (core: {})", core.is_some())
+                    }
+                };
+                format!(
+                    "{}: up={} {zab} history={:?} applied={:#x} election={:?}",
+                    s.id,
+                    s.up,
+                    s.history(),
+                    s.applied_zxid(),
+                    s.election.state()
+                )
+            })
+            .collect();
+        states.join("; ")
+    }
+}
+
+/// The epoch a server's messages carry now (its leader core's).
+fn epoch_now(s: &Server) -> Epoch {
+    match &s.zab {
+        Role2::Leading { core: Some(l), .. } => l.epoch(),
+        _ => 0,
+    }
+}
+
+fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
+    let mut sim = Sim::new(seed, plant);
+    for _ in 0..ticks {
+        sim.step()?;
+    }
+    sim.heal();
+    let start = sim.now;
+    let leader = loop {
+        if let Some(l) = sim.settled() {
+            break l;
+        }
+        if sim.now - start > SETTLE_TICKS_MAX {
+            return Err(format!("did not settle: {}", sim.describe()));
+        }
+        sim.step()?;
+    };
+    // One more txn must reach every server's state.
+    let target = sim.chosen.len() + 1;
+    sim.propose(leader);
+    while sim.servers.values().any(|s| s.applied < target) {
+        if sim.now - start > SETTLE_TICKS_MAX {
+            return Err(format!(
+                "the last txn was not applied everywhere: {}",
+                sim.describe()
+            ));
+        }
+        sim.step()?;
+    }
+    Ok(sim.counts)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
+    })
+}
+
+#[test]
+fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
+    let ticks = env_u64("CLUSTER_SIM_TICKS").unwrap_or(TICKS_DEFAULT);
+    let seeds: Vec<u64> = match env_u64("CLUSTER_SIM_SEED") {
+        Some(s) => vec![s],
+        None => (0..env_u64("CLUSTER_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
+    };
+    let mut total = Counts::default();
+    for seed in seeds {
+        match run_seed(seed, ticks, Plant::default()) {
+            Ok(c) => {
+                total.establishments += c.establishments;
+                total.proposals += c.proposals;
+                total.commits += c.commits;
+                total.snaps += c.snaps;
+                total.truncs += c.truncs;
+                total.crashes += c.crashes;
+            }
+            Err(e) => panic!(
+                "seed {seed}: {e}\nreplay: CLUSTER_SIM_SEED={seed} cargo test -p engine \
+                 --test sim_cluster"
+            ),
+        }
+    }
+    eprintln!("sim_cluster: {total:?}");
+    assert!(
+        total.establishments > 0 && total.commits > 0,
+        "no progress at all"
+    );
+}
+
+/// Seeds for the two plants that only a rare interleaving exposes (a leader or a
+/// voter that crashes in the few ticks between taking the new epoch and a majority
+/// holding its history). Measured on seeds 0..2000: the early epoch is caught by 22
+/// seeds (first 345), the history by 2 (first 531). A change to the simulator that
+/// moves them may need a larger count: `PLANT_SEEDS=N` overrides it to look.
+const PLANT_SEEDS_RARE: u64 = 1_000;
+
+/// Runs `seeds` seeds with `plant`; returns how many failed and the first error.
+fn caught(plant: Plant, seeds: u64) -> (usize, String) {
+    let seeds = env_u64("PLANT_SEEDS").unwrap_or(seeds);
+    let errs: Vec<String> = (0..seeds)
+        .filter_map(|seed| {
+            run_seed(seed, TICKS_DEFAULT, plant)
+                .err()
+                .map(|e| format!("seed {seed}: {e}"))
+        })
+        .collect();
+    (errs.len(), errs.into_iter().next().unwrap_or_default())
+}
+
+#[test]
+fn checker_catches_a_minority_commit() {
+    let (n, err) = caught(
+        Plant {
+            commit_quorum_one: true,
+            ..Plant::default()
+        },
+        20,
+    );
+    println!("minority commit caught in {n} of 20 seeds");
+    assert!(n >= 10, "caught in only {n} of 20 seeds");
+    assert!(err.contains("durable on only"), "{err}");
+}
+
+#[test]
+fn checker_catches_an_epoch_taken_before_the_history() {
+    let (n, err) = caught(
+        Plant {
+            early_current_epoch: true,
+            ..Plant::default()
+        },
+        PLANT_SEEDS_RARE,
+    );
+    println!("early current epoch caught in {n} of {PLANT_SEEDS_RARE} seeds: {err}");
+    assert!(n >= 1, "never caught");
+}
+
+#[test]
+fn checker_catches_a_history_applied_before_a_majority_has_it() {
+    let (n, err) = caught(
+        Plant {
+            history_taken_as_committed: true,
+            ..Plant::default()
+        },
+        PLANT_SEEDS_RARE,
+    );
+    println!("history taken as committed caught in {n} of {PLANT_SEEDS_RARE} seeds: {err}");
+    assert!(n >= 1, "never caught");
+}
