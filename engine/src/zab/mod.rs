@@ -14,7 +14,8 @@
 //! epoch, once a majority has it durable (see `leader`). The driver keeps the current
 //! epoch: a leader takes its epoch at `Established`; a follower only once it has
 //! logged durably a txn of the new epoch, i.e. holds the leader's whole history (the
-//! role of ZooKeeper's NEWLEADER; `sim_cluster` catches the early variant). Not yet:
+//! role of ZooKeeper's NEWLEADER; `sim_cluster` catches the early variant). [`wire`]
+//! maps the cores' messages to the peer wire (`transport::peer`) and back. Not yet:
 //! the runtime does not run the cores over TCP.
 //!
 //! # Contract
@@ -83,6 +84,7 @@ pub mod follower;
 pub mod leader;
 pub mod msg;
 pub mod quorum;
+pub mod wire;
 
 use std::sync::Arc;
 

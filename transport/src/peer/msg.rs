@@ -115,12 +115,12 @@ pub struct AckEpoch {
     pub last_zxid: i64,
 }
 
-/// Sync, leader → learner: the learner's log is a prefix of the leader's; the missing
-/// proposals (and their commits) follow, then [`NewLeader`].
+/// Sync, leader → learner: the learner's log up to `last_zxid` is a prefix of the
+/// leader's; the missing proposals (and their commits) follow.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[rkyv(derive(Debug), compare(PartialEq))]
 pub struct Diff {
-    /// The leader's last zxid the diff brings the learner to.
+    /// The learner's last zxid (as it reported it) that the stream continues from.
     pub last_zxid: i64,
 }
 
@@ -133,11 +133,13 @@ pub struct Trunc {
     pub zxid: i64,
 }
 
-/// Sync, leader → learner: a full snapshot follows as [`SnapChunk`]s of
-/// `total_bytes` in all, then the proposals after it, then [`NewLeader`].
+/// Sync, leader → learner: a full snapshot of the state at `zxid` follows as
+/// [`SnapChunk`]s of `total_bytes` in all, then the proposals after it.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[rkyv(derive(Debug), compare(PartialEq))]
 pub struct Snap {
+    /// The last txn the image contains.
+    pub zxid: i64,
     /// Size of the whole snapshot image.
     pub total_bytes: u64,
 }

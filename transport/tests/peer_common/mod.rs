@@ -97,7 +97,8 @@ pub fn peer_msg() -> impl Strategy<Value = PeerMsg> {
         }),
         z().prop_map(|last_zxid| PeerMsg::Diff(Diff { last_zxid })),
         z().prop_map(|zxid| PeerMsg::Trunc(Trunc { zxid })),
-        any::<u64>().prop_map(|total_bytes| PeerMsg::Snap(Snap { total_bytes })),
+        (z(), any::<u64>())
+            .prop_map(|(zxid, total_bytes)| PeerMsg::Snap(Snap { zxid, total_bytes })),
         (any::<u64>(), bytes(300))
             .prop_map(|(offset, bytes)| { PeerMsg::SnapChunk(SnapChunk { offset, bytes }) }),
         z().prop_map(|zxid| PeerMsg::NewLeader(NewLeader { zxid })),
@@ -156,6 +157,7 @@ pub fn one_of_each() -> Vec<PeerMsg> {
         PeerMsg::Diff(Diff { last_zxid: z }),
         PeerMsg::Trunc(Trunc { zxid: z }),
         PeerMsg::Snap(Snap {
+            zxid: z,
             total_bytes: 1 << 30,
         }),
         PeerMsg::SnapChunk(SnapChunk {
