@@ -273,6 +273,7 @@ impl Config {
 
     /// Sorts leftover keys into passthrough and unknown, then checks cross-key rules.
     fn finish(mut self, rest: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        refuse_ensemble(&rest)?;
         for (k, v) in rest {
             let known = PASSTHROUGH_KEYS.contains(&k.as_str())
                 || k.starts_with("server.")
@@ -356,6 +357,32 @@ impl Config {
 
 /// Command-line usage of `corekeeper`.
 pub const USAGE: &str = "usage: corekeeper --config zoo.cfg\n       corekeeper --data-dir DIR --client-addr IP:PORT [--data-log-dir DIR] [--cores N] [--sync always|batch|never] [--tick-time-ms MS] [--admin-port PORT]";
+
+/// More than one `server.N` line describes an ensemble. Replication is not wired into
+/// the server yet, so each member would run as an independent standalone server and
+/// their data would silently diverge: refuse instead (one `server.N` line is a
+/// standalone server, as in ZooKeeper).
+fn refuse_ensemble(rest: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let servers: Vec<&str> = rest
+        .keys()
+        .filter(|k| k.starts_with("server."))
+        .map(String::as_str)
+        .collect();
+    if servers.len() < 2 {
+        return Ok(());
+    }
+    Err(bad(
+        servers[0],
+        &rest[servers[0]],
+        &format!(
+            "{} server.N lines describe an ensemble ({}), and this corekeeper runs \
+             standalone only: each member would take writes alone and their data would \
+             diverge. Start one server per ensemble without the server.N lines.",
+            servers.len(),
+            servers.join(", ")
+        ),
+    ))
+}
 
 fn bad(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::BadValue {
@@ -608,5 +635,20 @@ mod tests {
             args("--config /nonexistent/zoo.cfg").unwrap_err(),
             ConfigError::Read { .. }
         ));
+    }
+
+    #[test]
+    fn an_ensemble_config_is_refused_rather_than_run_as_divergent_standalones() {
+        let base = "dataDir=/d\nclientPort=2181\n";
+        assert!(cfg(&format!("{base}server.1=127.0.0.1:2888:3888\n")).is_ok());
+        let err = cfg(&format!(
+            "{base}server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+             server.3=127.0.0.3:2888:3888:observer\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.1"), "{err}");
+        assert!(err.contains("3 server.N lines"), "{err}");
+        assert!(err.contains("standalone only"), "{err}");
     }
 }

@@ -546,6 +546,21 @@ fn start_up_errors_are_clear() {
         err.to_lowercase().contains("lock") || err.contains("in use"),
         "a second server on the same data dir: {err}"
     );
+    // A ZooKeeper ensemble's zoo.cfg: refused, not run as a lone standalone member.
+    let ens = tempfile::tempdir().unwrap();
+    let cfg = ens.path().join("zoo.cfg");
+    let text = format!(
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+         server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n",
+        ens.path().display(),
+        free_addr().port()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let err = start_fails(&["--config", &cfg.display().to_string()]);
+    assert!(
+        err.contains("ensemble") && err.contains("server.1"),
+        "{err}"
+    );
 }
 
 /// A watch set by a read and fired by a later write: the client must see the read's
