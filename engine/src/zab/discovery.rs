@@ -12,7 +12,10 @@
 //!    that reported, and to later ones at once.
 //! 3. A learner refuses an epoch below its accepted one (it promised a newer leader);
 //!    otherwise it makes the epoch durable as accepted and answers `AckEpoch
-//!    { current_epoch, last_zxid }`.
+//!    { current_epoch, last_zxid, repeat }`. `repeat` says it had accepted this epoch
+//!    before (from this or another leader): such an ack may already count for another
+//!    leader of the same epoch, so it is never counted toward a majority, only
+//!    synchronised once the epoch is established (ZooKeeper acks with epoch -1).
 //! 4. Until it is established, the leader gives up ([`DiscoveryError::FollowerNewer`])
 //!    if an ack shows a history newer than its own: election should have prevented it
 //!    (a restart can make a vote stale), and leading would lose that history. Once a
@@ -116,8 +119,9 @@ pub struct LeaderDiscovery {
     phase: Phase,
     /// Learners' accepted epochs, from `FollowerInfo` on their current link.
     infos: BTreeMap<ServerId, Epoch>,
-    /// Learners that acked the new epoch, with their last zxid.
-    acks: BTreeMap<ServerId, Zxid>,
+    /// Learners that acked the new epoch: their last zxid, and whether the ack counts
+    /// toward the majority (it does not when they had accepted the epoch before).
+    acks: BTreeMap<ServerId, (Zxid, bool)>,
 }
 
 impl LeaderDiscovery {
@@ -185,7 +189,8 @@ impl LeaderDiscovery {
             Body::AckEpoch {
                 current_epoch,
                 last_zxid,
-            } => self.on_ack(from, msg.epoch, (current_epoch, last_zxid), out)?,
+                repeat,
+            } => self.on_ack(from, msg.epoch, (current_epoch, last_zxid), !repeat, out)?,
             _ => {}
         }
         Ok(())
@@ -215,7 +220,7 @@ impl LeaderDiscovery {
         out.push(DiscoveryAction::PersistAcceptedEpoch(epoch));
         self.own.accepted_epoch = epoch;
         self.phase = Phase::Proposed(epoch);
-        self.acks.insert(self.id, self.own.last_zxid);
+        self.acks.insert(self.id, (self.own.last_zxid, true));
         let learners: Vec<ServerId> = self
             .infos
             .keys()
@@ -241,6 +246,7 @@ impl LeaderDiscovery {
         from: ServerId,
         epoch: Epoch,
         theirs: (Epoch, Zxid),
+        counts: bool,
         out: &mut Vec<DiscoveryAction>,
     ) -> Result<(), DiscoveryError> {
         let (Phase::Proposed(e) | Phase::Established(e)) = self.phase else {
@@ -258,7 +264,7 @@ impl LeaderDiscovery {
                 ours: self.own.key(),
             });
         }
-        self.acks.insert(from, theirs.1);
+        self.acks.insert(from, (theirs.1, counts));
         match self.phase {
             Phase::Established(_) => out.push(DiscoveryAction::Sync {
                 to: from,
@@ -273,12 +279,13 @@ impl LeaderDiscovery {
         let Phase::Proposed(epoch) = self.phase else {
             return;
         };
-        if self.count_voters(self.acks.keys()) < self.majority() {
+        let counted = self.acks.iter().filter(|(_, a)| a.1).map(|(id, _)| id);
+        if self.count_voters(counted) < self.majority() {
             return;
         }
         self.phase = Phase::Established(epoch);
         out.push(DiscoveryAction::Established { epoch });
-        for (&to, &last_zxid) in self.acks.iter().filter(|(l, _)| **l != self.id) {
+        for (&to, &(last_zxid, _)) in self.acks.iter().filter(|(l, _)| **l != self.id) {
             out.push(DiscoveryAction::Sync { to, last_zxid });
         }
     }
@@ -350,7 +357,10 @@ impl LearnerDiscovery {
                 accepted: self.own.accepted_epoch,
             });
         }
-        if offered > self.own.accepted_epoch {
+        // An epoch accepted before this link may have been acked to another leader
+        // already: this ack must not count twice (two leaders of one epoch).
+        let repeat = offered == self.own.accepted_epoch;
+        if !repeat {
             out.push(DiscoveryAction::PersistAcceptedEpoch(offered));
             self.own.accepted_epoch = offered;
         }
@@ -361,6 +371,7 @@ impl LearnerDiscovery {
                 Body::AckEpoch {
                     current_epoch: self.own.current_epoch,
                     last_zxid: self.own.last_zxid,
+                    repeat,
                 },
             ),
         });

@@ -31,6 +31,7 @@ fn ack(epoch: Epoch, h: History) -> Msg {
         Body::AckEpoch {
             current_epoch: h.current_epoch,
             last_zxid: h.last_zxid,
+            repeat: false,
         },
     )
 }
@@ -238,10 +239,24 @@ fn a_learner_acks_its_accepted_epoch_again_and_refuses_an_older_one() {
     let mut l = LearnerDiscovery::new(1, own, &mut out);
     out.clear();
     l.step(1, Msg::new(4, Body::LeaderInfo), &mut out).unwrap();
+    let repeat_ack = Msg::new(
+        4,
+        Body::AckEpoch {
+            current_epoch: own.current_epoch,
+            last_zxid: own.last_zxid,
+            repeat: true,
+        },
+    );
     assert_eq!(
-        out.len(),
-        2,
-        "no persist for an epoch already accepted: {out:?}"
+        out,
+        vec![
+            DiscoveryAction::Send {
+                to: 1,
+                msg: repeat_ack
+            },
+            DiscoveryAction::Accepted { epoch: 4 }
+        ],
+        "no persist, and the ack says it is a repeat"
     );
     let mut l = LearnerDiscovery::new(1, own, &mut out);
     let err = l
@@ -365,4 +380,51 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
         }),
         "the initial history commits once a majority has it: {l_out:?}"
     );
+}
+
+/// Found in review: a learner offered epoch 1 by two prospective leaders acked it to
+/// both, and both established epoch 1.
+#[test]
+fn a_repeated_ack_never_lets_two_leaders_establish_one_epoch() {
+    let sent = |out: &mut Vec<DiscoveryAction>| -> Msg {
+        out.drain(..)
+            .find_map(|a| match a {
+                DiscoveryAction::Send { msg, .. } => Some(msg),
+                _ => None,
+            })
+            .expect("a message")
+    };
+    let mut out = Vec::new();
+    // 2 proposes epoch 1 once 3 reported; 3's link to 2 then breaks.
+    let mut l2 =
+        LeaderDiscovery::new(2, members(&[1, 2, 3], &[]), history(0, 0, 0), &mut out).unwrap();
+    let _ = LearnerDiscovery::new(2, history(0, 0, 0), &mut out);
+    let info = sent(&mut out);
+    l2.step(3, info, &mut out).unwrap();
+    assert_eq!(out[0], DiscoveryAction::PersistAcceptedEpoch(1));
+    out.clear();
+    l2.disconnected(3);
+    // 3 accepts epoch 1 from 1, which establishes it.
+    let mut l1 =
+        LeaderDiscovery::new(1, members(&[1, 2, 3], &[]), history(0, 0, 0), &mut out).unwrap();
+    let mut y = LearnerDiscovery::new(1, history(0, 0, 0), &mut out);
+    let info = sent(&mut out);
+    l1.step(3, info, &mut out).unwrap();
+    let offer = sent(&mut out);
+    y.step(1, offer, &mut out).unwrap();
+    let ack = sent(&mut out);
+    out.clear();
+    l1.step(3, ack, &mut out).unwrap();
+    assert_eq!(l1.established(), Some(1));
+    // 3 goes back to 2 (accepted epoch 1, durable): its ack there is a repeat.
+    out.clear();
+    let mut y = LearnerDiscovery::new(2, history(1, 0, 0), &mut out);
+    let info = sent(&mut out);
+    l2.step(3, info, &mut out).unwrap();
+    let offer = sent(&mut out);
+    y.step(2, offer, &mut out).unwrap();
+    let ack = sent(&mut out);
+    assert!(matches!(ack.body, Body::AckEpoch { repeat: true, .. }));
+    l2.step(3, ack, &mut out).unwrap();
+    assert_eq!(l2.established(), None, "a repeated ack is not counted");
 }

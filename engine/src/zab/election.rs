@@ -261,8 +261,12 @@ impl Election {
             return;
         }
         if !self.is_voter(from) {
-            // An observer asking who leads: answer, never count it.
-            return self.reply(from, out);
+            // An observer asking who leads: answer, never count it. Only a looking one:
+            // answering a decided observer's reply would bounce forever.
+            if n.state == PeerState::Looking {
+                self.reply(from, out);
+            }
+            return;
         }
         if !self.is_voter(n.vote.leader) {
             self.stats.ignored += 1;

@@ -346,3 +346,50 @@ fn bad_configurations_are_refused() {
         ElectionError::BadVoters(_)
     ));
 }
+
+#[test]
+fn a_decided_observer_and_a_looking_voter_do_not_bounce_replies_forever() {
+    // Found in review: an observer's Looking notification still in flight when it
+    // decides reached a looking voter, and each answered the other's answer.
+    let mut voter = Election::new(cfg(1, &[1, 2, 3])).unwrap();
+    let mut obs = Election::new(cfg(9, &[1, 2, 3])).unwrap();
+    let mut out = Vec::new();
+    voter.look(0, 0, &mut out);
+    out.clear();
+    obs.look(0, 0, &mut out);
+    let stale = out
+        .iter()
+        .find_map(|a| match a {
+            ElectionAction::Send { to: 1, n } => Some(*n),
+            _ => None,
+        })
+        .unwrap();
+    let said = |state| Notification {
+        round: 1,
+        vote: Vote::of(2, 0, 0),
+        state,
+    };
+    obs.step(2, said(PeerState::Leading), &mut out);
+    obs.step(3, said(PeerState::Following), &mut out);
+    assert_eq!(obs.state(), PeerState::Observing);
+    let (mut from, mut n) = (9, stale);
+    let mut bounces = 0;
+    loop {
+        let mut out = Vec::new();
+        if from == 9 {
+            voter.step(9, n, &mut out);
+        } else {
+            obs.step(1, n, &mut out);
+        }
+        let Some(next) = out.iter().find_map(|a| match a {
+            ElectionAction::Send { n, .. } => Some(*n),
+            _ => None,
+        }) else {
+            break;
+        };
+        (from, n) = (if from == 9 { 1 } else { 9 }, next);
+        bounces += 1;
+        assert!(bounces < 10, "replies bounce between observer and voter");
+    }
+    assert!(bounces <= 2, "{bounces} bounces");
+}

@@ -31,9 +31,12 @@ pub enum Body {
     LeaderInfo,
     /// Discovery, follower → leader: the new epoch (the message's epoch) is accepted
     /// durably; the follower's history, for the leader to check and synchronise.
+    /// `repeat`: the epoch was accepted before this link, so this ack may already
+    /// count for another leader and must not count again.
     AckEpoch {
         current_epoch: Epoch,
         last_zxid: Zxid,
+        repeat: bool,
     },
     /// Follower → leader: everything up to `zxid` is durable at the sender
     /// (cumulative; a lower or equal one later is harmless).

@@ -89,9 +89,11 @@ pub fn msg_to_peer(me: ServerId, role: Role, msg: &Msg) -> Result<PeerMsg, WireE
         Body::AckEpoch {
             current_epoch,
             last_zxid,
+            repeat,
         } => PeerMsg::AckEpoch(peer::AckEpoch {
             current_epoch: *current_epoch,
             last_zxid: *last_zxid,
+            repeat: *repeat,
         }),
         Body::Ack { zxid } => PeerMsg::Ack(peer::Ack { zxid: *zxid }),
         Body::Diff { from } => PeerMsg::Diff(peer::Diff { last_zxid: *from }),
@@ -171,6 +173,7 @@ pub fn from_peer(
             Body::AckEpoch {
                 current_epoch: a.current_epoch.to_native(),
                 last_zxid: a.last_zxid.to_native(),
+                repeat: a.repeat,
             },
         ),
         ArchivedPeerMsg::Diff(d) => on_link(
@@ -260,6 +263,7 @@ mod tests {
             Body::AckEpoch {
                 current_epoch: 4,
                 last_zxid: z,
+                repeat: true,
             },
             Body::Ack { zxid: z },
             Body::Diff { from: z },

@@ -113,6 +113,10 @@ pub struct AckEpoch {
     pub current_epoch: u32,
     /// The learner's last logged zxid.
     pub last_zxid: i64,
+    /// The learner had accepted this epoch before this link (it may have acked it to
+    /// another leader): the leader must not count this ack towards its majority
+    /// (ZooKeeper sends current epoch -1 for this).
+    pub repeat: bool,
 }
 
 /// Sync, leader → learner: the learner's log up to `last_zxid` is a prefix of the

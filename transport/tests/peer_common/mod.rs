@@ -89,10 +89,11 @@ pub fn peer_msg() -> impl Strategy<Value = PeerMsg> {
             }
         ),
         any::<u32>().prop_map(|new_epoch| PeerMsg::LeaderInfo(LeaderInfo { new_epoch })),
-        (any::<u32>(), z()).prop_map(|(current_epoch, last_zxid)| {
+        (any::<u32>(), z(), any::<bool>()).prop_map(|(current_epoch, last_zxid, repeat)| {
             PeerMsg::AckEpoch(AckEpoch {
                 current_epoch,
                 last_zxid,
+                repeat,
             })
         }),
         z().prop_map(|last_zxid| PeerMsg::Diff(Diff { last_zxid })),
@@ -153,6 +154,7 @@ pub fn one_of_each() -> Vec<PeerMsg> {
         PeerMsg::AckEpoch(AckEpoch {
             current_epoch: 3,
             last_zxid: z,
+            repeat: false,
         }),
         PeerMsg::Diff(Diff { last_zxid: z }),
         PeerMsg::Trunc(Trunc { zxid: z }),
