@@ -36,7 +36,10 @@ fn leader() -> Leader {
     let mut out = Vec::new();
     for id in [2, 3] {
         l.follower_connected(id, 0, &mut out).unwrap();
+        let nl = Msg::new(EPOCH, Body::AckNewLeader { zxid: 0 });
+        l.step(id, nl, &mut out).unwrap();
     }
+    assert!(l.is_ready());
     l
 }
 
@@ -93,6 +96,8 @@ fn zab_step(c: &mut Criterion) {
         let mut out = Vec::new();
         f.connect(&mut out);
         f.step(1, Msg::new(EPOCH, Body::Diff { from: 0 }), &mut out)
+            .unwrap();
+        f.step(1, Msg::new(EPOCH, Body::NewLeader { zxid: 0 }), &mut out)
             .unwrap();
         g.bench_function(BenchmarkId::new("follower", n), |b| {
             b.iter(|| {

@@ -10,9 +10,8 @@
 //!
 //! The driver does what the runtime will do: election until a decision; discovery on
 //! the links; at `Established` a `Leader` over the server's durable log (committed up
-//! to its applied state); at `Accepted` a `Follower` waiting for the sync; a follower
-//! sets its current epoch once it has logged durably a txn of the new epoch (it then
-//! holds the leader's whole history, as after ZooKeeper's NEWLEADER); a follower whose
+//! to its applied state); at `Accepted` a `Follower` waiting for the sync; the current
+//! epoch changes only on the cores' `SetCurrentEpoch` (NEWLEADER); a follower whose
 //! link to its leader breaks, and a leader without a synchronised majority for a
 //! while, go back to election.
 //!
@@ -37,7 +36,7 @@ use engine::zab::quorum::majority;
 use engine::zab::{
     Action, Body, DiscoveryAction, Election, ElectionAction, ElectionConfig, Epoch, Follower,
     FollowerConfig, History, Leader, LeaderConfig, LeaderDiscovery, LearnerDiscovery, Limits,
-    Member, Msg, Notification, PeerState, ProposeError, Role, ServerId, TxnBytes, Zxid, epoch_of,
+    Member, Msg, Notification, PeerState, ProposeError, Role, ServerId, TxnBytes, Zxid,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -402,11 +401,13 @@ impl Sim {
         self.counts.establishments += 1;
         let s = &self.servers[&id];
         assert_eq!(s.durable, s.log.len(), "a leader starts from a durable log");
-        let missing = self
-            .chosen
-            .iter()
-            .find(|c| !s.log.iter().any(|e| e.0 == c.0));
-        if let Some((z, _)) = missing {
+        // Every applied txn, in order and byte for byte, starts the leader's log.
+        let differ = self.chosen.iter().enumerate().find(|(i, c)| {
+            s.log
+                .get(*i)
+                .is_none_or(|e| e.0 != c.0 || e.1[..] != c.1[..])
+        });
+        if let Some((_, (z, _))) = differ {
             let why = format!("{id} established epoch {epoch} without applied txn {z:#x}");
             return self.fail(why);
         }
@@ -421,12 +422,13 @@ impl Sim {
             committed = s.last_durable();
             self.apply(id, committed);
         }
-        let core = Leader::new(cfg, 0, committed, history).expect("a valid leader");
-        let s = self.srv(id);
-        s.current_epoch = epoch;
-        if let Role2::Leading { core: c, .. } = &mut s.zab {
+        let mut core = Leader::new(cfg, 0, committed, history).expect("a valid leader");
+        let mut out = Vec::new();
+        core.start(&mut out);
+        if let Role2::Leading { core: c, .. } = &mut self.srv(id).zab {
             *c = Some(core);
         }
+        self.leader_actions(id, out);
     }
 
     // ---- the broadcast cores' actions ----
@@ -437,7 +439,7 @@ impl Sim {
                 Action::Persist { zxid, txn } => self.srv(id).log.push((zxid, txn)),
                 Action::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
                 Action::Commit { upto_zxid } => {
-                    self.check_majority_durable(upto_zxid);
+                    self.check_majority_durable(id, upto_zxid);
                     self.apply(id, upto_zxid);
                 }
                 Action::SendSnapshot { to, zxid } => {
@@ -456,6 +458,7 @@ impl Sim {
                     self.send(id, to, Wire::Snap { msg, image });
                 }
                 Action::Disconnect { to } => self.break_link(id, to),
+                Action::SetCurrentEpoch(e) => self.set_current_epoch(id, e),
                 other => self.fail(format!("leader {id} pushed {other:?}")),
             }
         }
@@ -476,6 +479,10 @@ impl Sim {
                 Action::Truncate { after_zxid } => {
                     self.counts.truncs += 1;
                     let s = self.srv(id);
+                    if after_zxid != 0 && !s.log.iter().any(|e| e.0 == after_zxid) {
+                        let why = format!("{id}: truncate to {after_zxid:#x}, a txn it lacks");
+                        return self.fail(why);
+                    }
                     let keep = s.log.partition_point(|e| e.0 <= after_zxid);
                     if keep < s.applied {
                         let why = format!("{id}: truncate after {after_zxid:#x} cuts applied txns");
@@ -501,9 +508,22 @@ impl Sim {
                     }
                     work.extend(more);
                 }
+                Action::SetCurrentEpoch(e) => self.set_current_epoch(id, e),
                 other => self.fail(format!("learner {id} pushed {other:?}")),
             }
         }
+    }
+
+    fn set_current_epoch(&mut self, id: ServerId, epoch: Epoch) {
+        let s = self.srv(id);
+        if epoch < s.current_epoch || epoch > s.accepted_epoch {
+            let why = format!(
+                "{id}: current epoch {epoch} after {}, accepted {}",
+                s.current_epoch, s.accepted_epoch
+            );
+            return self.fail(why);
+        }
+        s.current_epoch = epoch;
     }
 
     /// Applies `id`'s log up to `upto`, checking it against the chosen sequence.
@@ -551,15 +571,19 @@ impl Sim {
         }
     }
 
-    fn check_majority_durable(&mut self, zxid: Zxid) {
+    /// `leader`'s txn at `zxid` is durable, byte for byte, on a majority of voters.
+    fn check_majority_durable(&mut self, leader: ServerId, zxid: Zxid) {
+        let Some(entry) = self.servers[&leader].log.iter().find(|e| e.0 == zxid) else {
+            return self.fail(format!("{leader} committed {zxid:#x}, not in its log"));
+        };
         let holders = self
             .voters
             .iter()
             .filter(|v| {
-                self.servers[v].last_durable() >= zxid && {
-                    let s = &self.servers[v];
-                    s.log[..s.durable].iter().any(|e| e.0 == zxid)
-                }
+                let s = &self.servers[v];
+                s.log[..s.durable]
+                    .iter()
+                    .any(|e| e.0 == zxid && e.1[..] == entry.1[..])
             })
             .count();
         if holders < majority(self.voters.len()) {
@@ -737,11 +761,6 @@ impl Sim {
             Role2::Learning { core: Some(f), .. } => {
                 f.persisted(upto, &mut out)
                     .expect("persisted what was logged");
-                // Durable in the new epoch: the leader's whole history is here.
-                let epoch = f.config().epoch;
-                if epoch_of(upto) == epoch {
-                    s.current_epoch = epoch;
-                }
                 self.learner_actions(id, out, None);
             }
             _ => {}
@@ -809,7 +828,7 @@ impl Sim {
         if let Role2::Leading { core: Some(l), .. } = &mut self.srv(id).zab {
             match l.propose(txn, &mut out) {
                 Ok(_) => self.counts.proposals += 1,
-                Err(ProposeError::Throttled { .. }) => {}
+                Err(ProposeError::Throttled { .. } | ProposeError::NotReady) => {}
                 Err(e) => return self.fail(format!("{id}: propose failed: {e}")),
             }
         }

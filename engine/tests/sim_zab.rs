@@ -244,6 +244,8 @@ impl Sim {
                     self.counts.lag_drops += 1;
                     self.break_link(self.fol(to));
                 }
+                // The leader's current epoch lives outside this simulation.
+                Action::SetCurrentEpoch(e) if e == EPOCH => {}
                 other => return Err(format!("leader pushed a follower action {other:?}")),
             }
         }
@@ -308,6 +310,7 @@ impl Sim {
                     let more = self.install(f, zxid, img)?;
                     work.extend(more);
                 }
+                Action::SetCurrentEpoch(e) if e == EPOCH => {}
                 other => return Err(format!("follower pushed a leader action {other:?}")),
             }
         }
@@ -462,6 +465,8 @@ impl Sim {
         match self.leader.propose(Arc::from(bytes), &mut out) {
             Ok(_) => self.counts.proposals += 1,
             Err(ProposeError::Throttled { .. }) => self.counts.throttled += 1,
+            // Until a majority acknowledged NEWLEADER (followers still connecting).
+            Err(ProposeError::NotReady) => {}
             Err(e) => return Err(format!("propose failed: {e}")),
         }
         self.leader_actions(out)

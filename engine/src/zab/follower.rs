@@ -11,6 +11,9 @@
 //!   whatever it had logged but not applied).
 //! - [`Follower::persisted`] (cumulative) → `Ack { durable }` to the leader, only once
 //!   synchronised and only for participants: an ack always means "durable here".
+//!   A participant's sync ends with `NewLeader { zxid }`: it acknowledges nothing
+//!   before that much is durable; then it pushes `SetCurrentEpoch(epoch)` and answers
+//!   `AckNewLeader { durable }` (its first ack on the link), then acks as usual.
 //! - `Commit { zxid }` → `Commit { upto_zxid }` when it has logged that far.
 //! - Any protocol violation (a commit beyond the log, a gap in the proposals, a sync
 //!   that does not match what it reported, a message before the sync) returns a
@@ -77,6 +80,8 @@ pub enum FollowerError {
     CommitBeyondLog { zxid: Zxid, last_logged: Zxid },
     #[error("{what} is not for a {role:?}")]
     WrongRole { what: &'static str, role: Role },
+    #[error("NEWLEADER at {zxid:#x} beyond the last logged txn {last_logged:#x}, or twice")]
+    BadNewLeader { zxid: Zxid, last_logged: Zxid },
     #[error("persisted({upto:#x}) reported beyond the last logged txn {last_logged:#x}")]
     PersistedBeyondLog { upto: Zxid, last_logged: Zxid },
 }
@@ -104,7 +109,20 @@ pub struct Follower {
     committed: Zxid,
     /// The highest ack sent on the current link.
     acked: Zxid,
+    /// Where the current link stands with NEWLEADER (module docs).
+    newleader: NewLeader,
     stats: FollowerStats,
+}
+
+/// A participant acknowledges nothing on a link until it holds the leader's history
+/// durably and has taken the leader's epoch as current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewLeader {
+    /// Not received yet on this link.
+    Waiting,
+    /// Received: done once everything up to this zxid is durable.
+    Pending(Zxid),
+    Done,
 }
 
 impl Follower {
@@ -128,6 +146,7 @@ impl Follower {
             durable: last_zxid,
             committed: committed_zxid,
             acked: 0,
+            newleader: NewLeader::Waiting,
             stats: FollowerStats::default(),
         })
     }
@@ -156,6 +175,7 @@ impl Follower {
     pub fn connect(&mut self, out: &mut Vec<Action>) {
         self.link = LinkState::Syncing;
         self.acked = 0;
+        self.newleader = NewLeader::Waiting;
         self.send(
             Body::FollowerInfo {
                 last_zxid: self.last_logged,
@@ -169,6 +189,7 @@ impl Follower {
     pub fn await_sync(&mut self) {
         self.link = LinkState::Syncing;
         self.acked = 0;
+        self.newleader = NewLeader::Waiting;
     }
 
     /// The link to the leader broke (or the driver dropped it).
@@ -219,7 +240,9 @@ impl Follower {
             Body::Proposal { zxid, txn } => self.on_proposal(zxid, txn, out),
             Body::Inform { zxid, txn } => self.on_inform(zxid, txn, out),
             Body::Commit { zxid } => self.on_commit(zxid, out),
-            Body::FollowerInfo { .. }
+            Body::NewLeader { zxid } => self.on_newleader(zxid, out),
+            Body::AckNewLeader { .. }
+            | Body::FollowerInfo { .. }
             | Body::Ack { .. }
             | Body::LeaderInfo
             | Body::AckEpoch { .. } => {
@@ -404,9 +427,42 @@ impl Follower {
         Ok(())
     }
 
-    /// Acknowledge what is durable, once synchronised, for participants.
+    fn on_newleader(&mut self, zxid: Zxid, out: &mut Vec<Action>) -> Result<(), FollowerError> {
+        if self.link != LinkState::Following {
+            return Err(FollowerError::BeforeSync { what: "NEWLEADER" });
+        }
+        if self.config.role != Role::Participant {
+            return Err(FollowerError::WrongRole {
+                what: "NEWLEADER",
+                role: self.config.role,
+            });
+        }
+        if zxid > self.last_logged || self.newleader != NewLeader::Waiting {
+            return Err(FollowerError::BadNewLeader {
+                zxid,
+                last_logged: self.last_logged,
+            });
+        }
+        self.newleader = NewLeader::Pending(zxid);
+        self.maybe_ack(out);
+        Ok(())
+    }
+
+    /// Acknowledge what is durable, once synchronised, for participants; the first
+    /// acknowledgement on a link is `AckNewLeader`, after the epoch is taken.
     fn maybe_ack(&mut self, out: &mut Vec<Action>) {
-        let ready = self.link == LinkState::Following && self.config.role == Role::Participant;
+        if let NewLeader::Pending(z) = self.newleader
+            && self.durable >= z
+        {
+            self.newleader = NewLeader::Done;
+            out.push(Action::SetCurrentEpoch(self.config.epoch));
+            self.acked = self.durable;
+            self.stats.acks_sent += 1;
+            return self.send(Body::AckNewLeader { zxid: self.durable }, out);
+        }
+        let ready = self.link == LinkState::Following
+            && self.config.role == Role::Participant
+            && self.newleader == NewLeader::Done;
         if ready && self.durable > self.acked {
             self.acked = self.durable;
             self.stats.acks_sent += 1;

@@ -23,7 +23,19 @@ fn cfg(role: Role) -> FollowerConfig {
     }
 }
 
-/// A follower at `last`/`committed`, connected and synchronised by DIFF.
+fn newleader_done(zxid: Zxid) -> Vec<Action> {
+    vec![
+        Action::SetCurrentEpoch(E),
+        Action::Send {
+            to: LEADER,
+            msg: Msg::new(E, Body::AckNewLeader { zxid }),
+        },
+    ]
+}
+
+/// A follower at `last`/`committed`, connected and synchronised by DIFF, and for a
+/// participant past NEWLEADER (acked at `last`, durable already). Returns what the
+/// sync pushed.
 fn synced(role: Role, last: Zxid, committed: Zxid) -> (Follower, Vec<Action>) {
     let mut f = Follower::new(cfg(role), last, committed).unwrap();
     let mut out = Vec::new();
@@ -38,6 +50,10 @@ fn synced(role: Role, last: Zxid, committed: Zxid) -> (Follower, Vec<Action>) {
     out.clear();
     f.step(LEADER, Msg::new(E, Body::Diff { from: last }), &mut out)
         .unwrap();
+    if role == Role::Participant {
+        let nl = step(&mut f, Body::NewLeader { zxid: last }).unwrap();
+        assert_eq!(nl, newleader_done(last));
+    }
     (f, out)
 }
 
@@ -171,7 +187,7 @@ fn nothing_before_the_sync_and_no_acks_while_syncing() {
 #[test]
 fn diff_acks_what_was_already_durable() {
     let (mut f, out) = synced(Role::Participant, z(3), z(1));
-    assert_eq!(out, vec![ack(z(3))]);
+    assert!(out.is_empty(), "nothing is acked before NEWLEADER");
     assert_eq!(
         step(&mut f, Body::Commit { zxid: z(3) }).unwrap(),
         vec![Action::Commit { upto_zxid: z(3) }]
@@ -186,7 +202,11 @@ fn trunc_cuts_uncommitted_txns_then_continues() {
     let mut out = Vec::new();
     f.connect(&mut out);
     let out = step(&mut f, Body::Trunc { to: z(3) }).unwrap();
-    assert_eq!(out, vec![Action::Truncate { after_zxid: z(3) }, ack(z(3))]);
+    assert_eq!(out, vec![Action::Truncate { after_zxid: z(3) }]);
+    assert_eq!(
+        step(&mut f, Body::NewLeader { zxid: z(3) }).unwrap(),
+        newleader_done(z(3))
+    );
     assert_eq!((f.last_logged(), f.durable_zxid()), (z(3), z(3)));
     step(
         &mut f,
@@ -213,9 +233,18 @@ fn snap_installs_then_acks_once_durable() {
     let out = step(&mut f, Body::Snap { zxid: z(9) }).unwrap();
     assert_eq!(out, vec![Action::InstallSnapshot { zxid: z(9) }]);
     assert_eq!((f.committed_zxid(), f.last_logged()), (z(9), z(9)));
+    assert!(
+        step(&mut f, Body::NewLeader { zxid: z(9) })
+            .unwrap()
+            .is_empty()
+    );
     let mut out = Vec::new();
     f.persisted(z(9), &mut out).unwrap();
-    assert_eq!(out, vec![ack(z(9))]);
+    assert_eq!(
+        out,
+        newleader_done(z(9)),
+        "the image is durable: NEWLEADER is done"
+    );
     step(
         &mut f,
         Body::Proposal {
@@ -338,4 +367,54 @@ fn observer_applies_its_whole_log_after_a_sync() {
         "informs are committed txns"
     );
     assert_eq!(f.committed_zxid(), z(4));
+}
+
+#[test]
+fn nothing_is_acked_until_the_newleader_history_is_durable() {
+    let mut f = Follower::new(cfg(Role::Participant), 0, 0).unwrap();
+    f.connect(&mut Vec::new());
+    step(&mut f, Body::Diff { from: 0 }).unwrap();
+    for c in 1..=2 {
+        let p = Body::Proposal {
+            zxid: z(c),
+            txn: txn(c as u8),
+        };
+        step(&mut f, p).unwrap();
+    }
+    let mut out = Vec::new();
+    f.persisted(z(1), &mut out).unwrap();
+    assert!(out.is_empty(), "no ack before NEWLEADER");
+    assert!(
+        step(&mut f, Body::NewLeader { zxid: z(2) })
+            .unwrap()
+            .is_empty()
+    );
+    f.persisted(z(1), &mut out).unwrap();
+    assert!(out.is_empty(), "NEWLEADER's history is not durable yet");
+    f.persisted(z(2), &mut out).unwrap();
+    assert_eq!(out, newleader_done(z(2)));
+    // Then acks as usual.
+    let p = Body::Proposal {
+        zxid: z(3),
+        txn: txn(3),
+    };
+    step(&mut f, p).unwrap();
+    out.clear();
+    f.persisted(z(3), &mut out).unwrap();
+    assert_eq!(out, vec![ack(z(3))]);
+    // NEWLEADER beyond the log, twice, or before the sync is a violation.
+    assert!(matches!(
+        step(&mut f, Body::NewLeader { zxid: z(3) }),
+        Err(FollowerError::BadNewLeader { .. })
+    ));
+    let mut g = Follower::new(cfg(Role::Participant), 0, 0).unwrap();
+    g.connect(&mut Vec::new());
+    assert!(step(&mut g, Body::NewLeader { zxid: 0 }).is_err());
+    let mut h = Follower::new(cfg(Role::Participant), 0, 0).unwrap();
+    h.connect(&mut Vec::new());
+    step(&mut h, Body::Diff { from: 0 }).unwrap();
+    assert!(matches!(
+        step(&mut h, Body::NewLeader { zxid: z(1) }),
+        Err(FollowerError::BadNewLeader { .. })
+    ));
 }

@@ -8,9 +8,18 @@
 //!   applied state). The rest, txns of earlier epochs that may or may not have been
 //!   committed, are Zab's "initial history": they are sent to followers like
 //!   proposals and commit, in order and before any proposal of `E`, once a majority
-//!   has them durable (ZooKeeper waits for a majority's NEWLEADER ack instead). Until
-//!   then the driver's applied state is at `committed_zxid`, so nothing uncommitted is
-//!   ever served.
+//!   has them durable. Until then the driver's applied state is at `committed_zxid`,
+//!   so nothing uncommitted is ever served.
+//! - **NEWLEADER.** Every participant's sync stream ends with `NewLeader { zxid }`; the
+//!   follower acknowledges nothing until that much is durable and it has taken the
+//!   epoch as current (`Action::SetCurrentEpoch`), then answers `AckNewLeader`. The
+//!   leader commits nothing and refuses proposals ([`ProposeError::NotReady`]) until
+//!   a majority of voters (itself included) acknowledged NEWLEADER; then it takes the
+//!   epoch as current itself. Without this, a majority holding a committed txn of
+//!   the history could still carry an older current epoch and lose the next
+//!   election to a server without it, and a leader could propose in its epoch with
+//!   a log that later leaders truncate wrongly (both found by review and
+//!   `tests/sim_cluster.rs`). Call [`Leader::start`] once after `new`.
 //! - [`Leader::propose`] assigns the next zxid of `E` and pushes `Persist` for the
 //!   leader's own WAL and a `Proposal` to every synchronised participant. The leader
 //!   counts toward a quorum only from [`Leader::persisted`] (its own durability), as a
@@ -146,6 +155,8 @@ pub enum ProposeError {
     TxnTooLarge { len: usize },
     #[error("zxid counter of epoch {0} exhausted: a new epoch (election) is needed")]
     ZxidExhausted(Epoch),
+    #[error("not ready: a majority has not acknowledged NEWLEADER yet")]
+    NotReady,
 }
 
 /// How a (re)connecting follower was synchronised.
@@ -194,6 +205,10 @@ struct Peer {
     acked: Zxid,
     /// The leader's last zxid when it was synchronised (lag is counted from here).
     sync_zxid: Zxid,
+    /// It acknowledged a `NewLeader`: it holds the leader's history and epoch.
+    newleader_acked: bool,
+    /// The zxid of the `NewLeader` sent on its current link.
+    newleader_zxid: Zxid,
 }
 
 /// An established Zab leader.
@@ -214,6 +229,9 @@ pub struct Leader {
     last_zxid: Zxid,
     /// The leader's own durable zxid.
     durable: Zxid,
+    /// A majority of voters (the leader included) holds the history and the epoch:
+    /// only from then on does the leader commit or propose.
+    ready: bool,
     stats: LeaderStats,
 }
 
@@ -283,6 +301,7 @@ impl Leader {
             committed: committed_zxid,
             last_zxid: prev,
             durable: prev,
+            ready: false,
             stats: LeaderStats::default(),
         })
     }
@@ -306,6 +325,8 @@ impl Leader {
                 synced: false,
                 acked: 0,
                 sync_zxid: 0,
+                newleader_acked: false,
+                newleader_zxid: 0,
             });
         }
         if me != Some(Role::Participant) {
@@ -365,9 +386,39 @@ impl Leader {
         self.peers.iter().position(|p| p.id == id)
     }
 
+    /// Call once after [`Leader::new`]: a leader that is a majority alone (a single
+    /// voter) is ready at once (module docs, "NEWLEADER").
+    pub fn start(&mut self, out: &mut Vec<Action>) {
+        self.check_ready(out);
+    }
+
+    /// A majority holds the history and the epoch: commits and proposals may flow.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    fn check_ready(&mut self, out: &mut Vec<Action>) {
+        if self.ready {
+            return;
+        }
+        let acked = self
+            .peers
+            .iter()
+            .filter(|p| p.role == Role::Participant && p.newleader_acked)
+            .count();
+        if 1 + acked >= self.quorum {
+            self.ready = true;
+            out.push(Action::SetCurrentEpoch(self.epoch));
+            self.try_commit(out);
+        }
+    }
+
     /// Assign the next zxid to `txn` and replicate it. Refused beyond
-    /// `proposals_inflight_max` uncommitted proposals.
+    /// `proposals_inflight_max` uncommitted proposals, and before the leader is ready.
     pub fn propose(&mut self, txn: TxnBytes, out: &mut Vec<Action>) -> Result<Zxid, ProposeError> {
+        if !self.ready {
+            return Err(ProposeError::NotReady);
+        }
         if txn.len() > TXN_BYTES_MAX {
             return Err(ProposeError::TxnTooLarge { len: txn.len() });
         }
@@ -487,6 +538,19 @@ impl Leader {
                 self.on_ack(i, zxid, out);
                 Ok(())
             }
+            Body::AckNewLeader { zxid } => {
+                let p = &mut self.peers[i];
+                if p.role == Role::Participant && p.synced && zxid >= p.newleader_zxid {
+                    p.newleader_acked = true;
+                    if zxid > p.acked {
+                        self.on_ack(i, zxid, out);
+                    }
+                    self.check_ready(out);
+                } else {
+                    self.stats.msgs_unexpected += 1;
+                }
+                Ok(())
+            }
             _ => {
                 self.stats.msgs_unexpected += 1;
                 Ok(())
@@ -513,6 +577,9 @@ impl Leader {
 
     /// Advance the commit point to what a quorum of voters has durable.
     fn try_commit(&mut self, out: &mut Vec<Action>) {
+        if !self.ready {
+            return;
+        }
         let mut acked = [0 as Zxid; VOTERS_MAX];
         let n = self.voter_acks(&mut acked);
         let point = commit_point(&mut acked[..n], self.quorum).min(self.last_zxid);
@@ -643,9 +710,14 @@ impl Leader {
             (SyncKind::Trunc, pos)
         };
         self.stream_from(i, start, out);
+        if self.peers[i].role == Role::Participant {
+            let zxid = self.last_zxid;
+            self.send(id, Body::NewLeader { zxid }, out);
+        }
         let p = &mut self.peers[i];
         p.synced = true;
         p.sync_zxid = self.last_zxid;
+        p.newleader_zxid = self.last_zxid;
         Ok(kind)
     }
 

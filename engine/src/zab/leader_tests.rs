@@ -25,7 +25,21 @@ fn z(c: u32) -> Zxid {
     make_zxid(E, c)
 }
 
-/// Leader 1 with voters 2, 3 and observer 4, all connected from an empty log.
+/// `id` acknowledges the NEWLEADER of its link: it holds everything sent so far.
+fn newleader_ack(l: &mut Leader, id: ServerId) -> Vec<Action> {
+    let mut out = Vec::new();
+    let msg = Msg::new(
+        l.epoch(),
+        Body::AckNewLeader {
+            zxid: l.last_zxid(),
+        },
+    );
+    l.step(id, msg, &mut out).unwrap();
+    out
+}
+
+/// Leader 1 with voters 2, 3 and observer 4, all connected from an empty log, and
+/// ready (both voters acknowledged NEWLEADER).
 fn leader_with(limits: Limits) -> Leader {
     let mut cfg = LeaderConfig::new(1, E, members(&[1, 2, 3], &[4]));
     cfg.limits = limits;
@@ -37,6 +51,10 @@ fn leader_with(limits: Limits) -> Leader {
             SyncKind::Diff
         );
     }
+    assert!(!l.is_ready());
+    newleader_ack(&mut l, 2);
+    assert_eq!(newleader_ack(&mut l, 3), vec![], "ready with the first");
+    assert!(l.is_ready());
     l
 }
 
@@ -149,6 +167,8 @@ fn single_voter_commits_on_its_own_durability() {
     let cfg = LeaderConfig::new(1, E, members(&[1], &[]));
     let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
+    l.start(&mut out);
+    assert_eq!(out, vec![Action::SetCurrentEpoch(E)], "a majority alone");
     l.propose(txn(1), &mut out).unwrap();
     out.clear();
     l.persisted(z(1), &mut out).unwrap();
@@ -163,6 +183,9 @@ fn five_voters_need_three() {
     for id in 2..=5 {
         l.follower_connected(id, 0, &mut out).unwrap();
     }
+    newleader_ack(&mut l, 2);
+    assert!(!l.is_ready(), "two of five");
+    newleader_ack(&mut l, 3);
     l.propose(txn(1), &mut out).unwrap();
     l.persisted(z(1), &mut out).unwrap();
     assert!(commits(&ack(&mut l, 2, z(1))).is_empty());
@@ -203,6 +226,8 @@ fn throttles_at_the_default_limit() {
     let cfg = LeaderConfig::new(1, E, members(&[1, 2, 3], &[]));
     let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
+    l.follower_connected(2, 0, &mut out).unwrap();
+    newleader_ack(&mut l, 2);
     for _ in 0..PROPOSALS_INFLIGHT_MAX {
         l.propose(txn(0), &mut out).unwrap();
         out.clear();
@@ -293,9 +318,12 @@ fn leader_with_history() -> Leader {
     let mut cfg = LeaderConfig::new(1, 2, members(&[1, 2, 3], &[4]));
     cfg.limits = limits;
     let history = (1..=5).map(|c| (z(c), txn(c as u8))).collect();
-    let l = Leader::new(cfg, 0, z(5), history).unwrap();
+    let mut l = Leader::new(cfg, 0, z(5), history).unwrap();
     assert_eq!(l.log_base(), z(2));
     assert_eq!(l.committed_zxid(), z(5));
+    // Voter 3 holds it all and acknowledges NEWLEADER: the leader is ready.
+    l.follower_connected(3, z(5), &mut Vec::new()).unwrap();
+    assert_eq!(newleader_ack(&mut l, 3), vec![Action::SetCurrentEpoch(2)]);
     l
 }
 
@@ -316,6 +344,7 @@ fn diff_when_the_follower_is_in_the_log() {
                 txn: txn(5)
             },
             Body::Commit { zxid: z(5) },
+            Body::NewLeader { zxid: z(5) },
         ]
     );
     out.clear();
@@ -324,7 +353,7 @@ fn diff_when_the_follower_is_in_the_log() {
         l.follower_connected(3, z(2), &mut out).unwrap(),
         SyncKind::Diff
     );
-    assert_eq!(sent_to(&out, 3).len(), 1 + 3 + 1);
+    assert_eq!(sent_to(&out, 3).len(), 1 + 3 + 1 + 1);
     // In-flight proposals follow the commit.
     let e2 = make_zxid(2, 1);
     l.propose(txn(9), &mut out).unwrap();
@@ -339,6 +368,7 @@ fn diff_when_the_follower_is_in_the_log() {
                 zxid: e2,
                 txn: txn(9)
             },
+            Body::NewLeader { zxid: e2 },
         ]
     );
 }
@@ -377,7 +407,11 @@ fn trunc_when_the_follower_has_txns_the_leader_never_had() {
     );
     assert_eq!(
         sent_to(&out, 2),
-        vec![Body::Trunc { to: z(5) }, Body::Commit { zxid: z(5) }]
+        vec![
+            Body::Trunc { to: z(5) },
+            Body::Commit { zxid: z(5) },
+            Body::NewLeader { zxid: z(5) }
+        ]
     );
     out.clear();
     l.propose(txn(9), &mut out).unwrap();
@@ -395,6 +429,9 @@ fn trunc_when_the_follower_has_txns_the_leader_never_had() {
                 zxid: make_zxid(2, 1),
                 txn: txn(9)
             },
+            Body::NewLeader {
+                zxid: make_zxid(2, 1)
+            },
         ]
     );
 }
@@ -408,7 +445,10 @@ fn snap_when_the_follower_is_older_than_the_retained_log() {
         SyncKind::Snap
     );
     assert_eq!(out[0], Action::SendSnapshot { to: 2, zxid: z(5) });
-    assert_eq!(sent_to(&out, 2), vec![Body::Commit { zxid: z(5) }]);
+    assert_eq!(
+        sent_to(&out, 2),
+        vec![Body::Commit { zxid: z(5) }, Body::NewLeader { zxid: z(5) }]
+    );
     out.clear();
     assert_eq!(
         l.follower_connected(3, 0, &mut out).unwrap(),
@@ -571,22 +611,29 @@ fn the_initial_history_commits_only_once_a_majority_has_it() {
                 Body::Diff { .. },
                 Body::Commit { .. },
                 Body::Proposal { .. },
-                Body::Proposal { .. }
+                Body::Proposal { .. },
+                Body::NewLeader { .. }
             ]
         ),
-        "the uncommitted tail goes as proposals: {to_3:?}"
+        "the uncommitted tail goes as proposals, then NEWLEADER: {to_3:?}"
     );
-    // A proposal of the new epoch queues behind the tail.
+    // Nothing is proposed or committed before a majority acknowledged NEWLEADER.
     let mut out = Vec::new();
+    assert_eq!(l.propose(txn(9), &mut out), Err(ProposeError::NotReady));
+    let out = ack_in(&mut l, 2, 2, z(4));
+    assert!(commits(&out).is_empty(), "a plain ack is not NEWLEADER's");
+    // 2 acknowledges NEWLEADER (it holds all of it): with the leader, a majority.
+    let mut out = Vec::new();
+    let msg = Msg::new(2, Body::AckNewLeader { zxid: z(4) });
+    l.step(2, msg, &mut out).unwrap();
+    assert_eq!(out[0], Action::SetCurrentEpoch(2));
+    assert_eq!(commits(&out), vec![z(4)], "the initial history commits");
     let zxid = l.propose(txn(9), &mut out).unwrap();
     assert_eq!(zxid, make_zxid(2, 1));
-    // 2 acks its durable log (after sync): with the leader that is a majority.
-    let out = ack_in(&mut l, 2, 2, z(4));
-    assert_eq!(commits(&out), vec![z(4)]);
     let out = ack_in(&mut l, 2, 3, make_zxid(2, 1));
     assert!(
         commits(&out).is_empty(),
-        "the leader's own WAL has not made it durable"
+        "the leader's own WAL is not durable yet"
     );
     let mut out = Vec::new();
     l.persisted(make_zxid(2, 1), &mut out).unwrap();

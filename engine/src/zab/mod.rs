@@ -11,11 +11,12 @@
 //! runtime must follow (module docs of each core, and that simulation's docs).
 //!
 //! A new leader's uncommitted initial history commits, before anything of its own
-//! epoch, once a majority has it durable (see `leader`). The driver keeps the current
-//! epoch: a leader takes its epoch at `Established`; a follower only once it has
-//! logged durably a txn of the new epoch, i.e. holds the leader's whole history (the
-//! role of ZooKeeper's NEWLEADER; `sim_cluster` catches the early variant). [`wire`]
-//! maps the cores' messages to the peer wire (`transport::peer`) and back. Not yet:
+//! epoch, once a majority has it durable; and nothing commits or is proposed until a
+//! majority of voters acknowledged NEWLEADER, i.e. holds the leader's history durably
+//! and took its epoch as current (`Action::SetCurrentEpoch`; see `leader`). A review
+//! and `tests/sim_cluster.rs` showed what goes wrong without it: a committed txn lost
+//! to a later leader, and a TRUNC that skips a txn. [`wire`] maps the cores' messages
+//! to the peer wire (`transport::peer`) and back. Not yet:
 //! the runtime does not run the cores over TCP.
 //!
 //! # Contract
@@ -198,6 +199,11 @@ pub enum Action {
     /// Follower: replace the applied state and the log with the image received with
     /// the `Snap { zxid }` message, durably; then report `persisted(zxid)`.
     InstallSnapshot { zxid: Zxid },
+    /// Make `epoch` this server's current epoch, durably, before the next action. A
+    /// follower does it once it holds the leader's whole history; a leader once a
+    /// majority of voters has (ZooKeeper's NEWLEADER). Election votes and discovery
+    /// compare histories by it.
+    SetCurrentEpoch(Epoch),
 }
 
 /// The zxid of `counter` in `epoch`.

@@ -48,6 +48,13 @@ pub enum Body {
     /// Leader → follower: comes with an image of the state at `zxid` (see
     /// `Action::SendSnapshot`); what follows continues from it.
     Snap { zxid: Zxid },
+    /// Leader → participant, after the sync stream: everything up to `zxid` was sent.
+    /// Once it is durable the follower takes the epoch as its current epoch (durably)
+    /// and answers `AckNewLeader`; it acknowledges nothing before.
+    NewLeader { zxid: Zxid },
+    /// Participant → leader: the leader's history up to `zxid` is durable here and its
+    /// epoch is this follower's current epoch.
+    AckNewLeader { zxid: Zxid },
     /// Leader → participant: log this txn.
     Proposal { zxid: Zxid, txn: TxnBytes },
     /// Leader → participant: everything up to `zxid` is committed (cumulative).

@@ -12,8 +12,7 @@
 //! # What does not map
 //! `Body::Snap` travels as a wire `Snap` with the image's size and then the image
 //! in chunks: the driver builds it with [`snap_to_peer`] from `Action::SendSnapshot`,
-//! never from a `Send`. Wire messages the cores do not take (NEWLEADER, UPTODATE,
-//! ping, forwarded requests, revalidation, sync, snapshot chunks) come back as
+//! never from a `Send`. Wire messages the cores do not take (UPTODATE, ping, forwarded requests, revalidation, sync, snapshot chunks) come back as
 //! [`Incoming::Runtime`] for the runtime to handle.
 
 use std::sync::Arc;
@@ -104,6 +103,8 @@ pub fn msg_to_peer(me: ServerId, role: Role, msg: &Msg) -> Result<PeerMsg, WireE
             txn: txn.to_vec(),
         }),
         Body::Commit { zxid } => PeerMsg::Commit(peer::Commit { zxid: *zxid }),
+        Body::NewLeader { zxid } => PeerMsg::NewLeader(peer::NewLeader { zxid: *zxid }),
+        Body::AckNewLeader { zxid } => PeerMsg::AckNewLeader(peer::AckNewLeader { zxid: *zxid }),
         Body::Inform { zxid, txn } => PeerMsg::Inform(peer::Inform {
             zxid: *zxid,
             txn: txn.to_vec(),
@@ -208,6 +209,18 @@ pub fn from_peer(
                 zxid: a.zxid.to_native(),
             },
         ),
+        ArchivedPeerMsg::NewLeader(n) => on_link(
+            "NewLeader",
+            Body::NewLeader {
+                zxid: n.zxid.to_native(),
+            },
+        ),
+        ArchivedPeerMsg::AckNewLeader(a) => on_link(
+            "AckNewLeader",
+            Body::AckNewLeader {
+                zxid: a.zxid.to_native(),
+            },
+        ),
         ArchivedPeerMsg::Commit(c) => on_link(
             "Commit",
             Body::Commit {
@@ -273,6 +286,8 @@ mod tests {
                 txn: txn.clone(),
             },
             Body::Commit { zxid: z },
+            Body::NewLeader { zxid: z },
+            Body::AckNewLeader { zxid: z },
             Body::Inform {
                 zxid: z,
                 txn: txn.clone(),
