@@ -24,10 +24,14 @@
 //!   leader's own WAL and a `Proposal` to every synchronised participant. The leader
 //!   counts toward a quorum only from [`Leader::persisted`] (its own durability), as a
 //!   follower does from its acks.
-//! - [`Leader::step`] takes `FollowerInfo` (a new link: synchronise, as
-//!   [`Leader::follower_connected`]) and `Ack` (cumulative durable zxid). Messages of
-//!   another epoch, from unknown senders, duplicate or regressing acks, and acks beyond
-//!   the log are ignored and counted in [`LeaderStats`].
+//! - [`Leader::step`] takes `Ack` (cumulative durable zxid), `AckNewLeader`, and
+//!   `FollowerInfo` of this epoch (a new link: synchronise, as
+//!   [`Leader::follower_connected`]; the broadcast-only simulation uses it). A runtime
+//!   routes every `FollowerInfo` to discovery instead, which calls
+//!   `follower_connected` once the learner acked the epoch: a learner must never skip
+//!   discovery's checks. Messages of another epoch, from unknown senders, duplicate or
+//!   regressing acks, and acks beyond the log are ignored and counted in
+//!   [`LeaderStats`].
 //! - A commit is pushed as one `Commit { upto_zxid }` for the driver, one cumulative
 //!   `Commit` message per synchronised participant, and one `Inform` per txn per
 //!   synchronised observer.
