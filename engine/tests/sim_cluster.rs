@@ -15,13 +15,19 @@
 //! link to its leader breaks, and a leader without a synchronised majority for a
 //! while, go back to election.
 //!
+//! Per seed, a learner whose link broke may reconnect to the same leader through a
+//! fresh discovery (no election), and a server going back to election may lose its
+//! WAL tail that was not durable yet.
+//!
 //! Checked after every action:
 //! - agreement: every server applies one and the same sequence of txns (zxid and
 //!   bytes), snapshots included; apply never goes back, and truncation never cuts an
 //!   applied txn;
-//! - durability: a leader commits only what a majority of voters has durable (their
-//!   storage's view); every leader that establishes an epoch holds every txn any
-//!   server applied; no epoch is established twice.
+//! - durability: every txn a leader commits is durable, byte for byte, on a majority
+//!   of voters (their storage's view); an ack names a txn durable at its sender; a
+//!   learner takes the leader's epoch only holding its starting history durably;
+//!   every leader that establishes an epoch starts its log with every applied txn;
+//!   no epoch is established twice; a TRUNC target is a txn the follower holds.
 //!
 //! At the end all faults stop; the ensemble must settle (one leader, every voter
 //! synchronised), commit one more txn, and every voter and observer must apply it.
@@ -174,6 +180,14 @@ struct Sim {
     chosen: Vec<(Zxid, TxnBytes)>,
     established: BTreeMap<Epoch, ServerId>,
     faults: bool,
+    /// Per seed: a learner whose link broke often reconnects to the same leader
+    /// through a fresh discovery instead of re-running election.
+    reconnect_directly: bool,
+    /// Per seed: a server going back to election sometimes loses its WAL tail that
+    /// was not durable yet, instead of flushing it.
+    lose_tail_on_look: bool,
+    /// Each established epoch's starting history length (the leader's log then).
+    history_len: BTreeMap<Epoch, usize>,
     counts: Counts,
     violation: Option<String>,
     txn_no: u64,
@@ -208,6 +222,8 @@ impl Sim {
                 role: Role::Observer,
             });
         }
+        let reconnect_directly = rng.random_bool(0.5);
+        let lose_tail_on_look = rng.random_bool(0.3);
         let inflight = rng.random_range(1..=8usize);
         let committed_log = rng.random_range(0..=24usize);
         let limits = Limits {
@@ -246,6 +262,9 @@ impl Sim {
             chosen: Vec::new(),
             established: BTreeMap::new(),
             faults: true,
+            reconnect_directly,
+            lose_tail_on_look,
+            history_len: BTreeMap::new(),
             counts: Counts::default(),
             violation: None,
             txn_no: 0,
@@ -300,8 +319,13 @@ impl Sim {
             Role2::Learning { leader, .. } => self.leader_lost_link(leader, id),
             Role2::Looking => {}
         }
+        let lose = self.lose_tail_on_look && self.rng.random_bool(0.5);
         let s = self.srv(id);
-        s.flush();
+        if lose {
+            s.lose_undurable();
+        } else {
+            s.flush();
+        }
         let h = s.history();
         let mut out = Vec::new();
         s.election.look(h.last_zxid, h.current_epoch, &mut out);
@@ -419,6 +443,7 @@ impl Sim {
             cfg.fault_commit_quorum = Some(1);
         }
         let history = s.log.clone();
+        self.history_len.insert(epoch, history.len());
         let mut committed = s.applied_zxid();
         if self.plant.history_taken_as_committed && s.durable > 0 {
             committed = s.last_durable();
@@ -441,7 +466,15 @@ impl Sim {
                 Action::Persist { zxid, txn } => self.srv(id).log.push((zxid, txn)),
                 Action::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
                 Action::Commit { upto_zxid } => {
-                    self.check_majority_durable(id, upto_zxid);
+                    let s = &self.servers[&id];
+                    let newly: Vec<Zxid> = s.log[s.applied..]
+                        .iter()
+                        .map(|e| e.0)
+                        .take_while(|&z| z <= upto_zxid)
+                        .collect();
+                    for z in newly {
+                        self.check_majority_durable(id, z);
+                    }
                     self.apply(id, upto_zxid);
                 }
                 Action::SendSnapshot { to, zxid } => {
@@ -476,7 +509,14 @@ impl Sim {
         while let Some(a) = work.pop_front() {
             match a {
                 Action::Persist { zxid, txn } => self.srv(id).log.push((zxid, txn)),
-                Action::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
+                Action::Send { to, msg } => {
+                    if let Body::Ack { zxid } | Body::AckNewLeader { zxid } = msg.body
+                        && let Err(e) = self.check_ack_durable(id, zxid)
+                    {
+                        return self.fail(e);
+                    }
+                    self.send(id, to, Wire::Zab(msg))
+                }
                 Action::Commit { upto_zxid } => self.apply(id, upto_zxid),
                 Action::Truncate { after_zxid } => {
                     self.counts.truncs += 1;
@@ -510,9 +550,48 @@ impl Sim {
                     }
                     work.extend(more);
                 }
-                Action::SetCurrentEpoch(e) => self.set_current_epoch(id, e),
+                Action::SetCurrentEpoch(e) => {
+                    if let Err(e) = self.check_holds_history(id, e) {
+                        return self.fail(e);
+                    }
+                    self.set_current_epoch(id, e)
+                }
                 other => self.fail(format!("learner {id} pushed {other:?}")),
             }
+        }
+    }
+
+    /// An ack names a txn durable in the sender's storage when it is sent.
+    fn check_ack_durable(&self, id: ServerId, zxid: Zxid) -> Check {
+        let s = &self.servers[&id];
+        if zxid == 0 || s.log[..s.durable].iter().any(|e| e.0 == zxid) {
+            Ok(())
+        } else {
+            Err(format!("{id} acked {zxid:#x}, not durable here"))
+        }
+    }
+
+    /// A learner takes its leader's epoch only holding the leader's starting history
+    /// durably, byte for byte (what makes its votes safe from then on).
+    fn check_holds_history(&self, id: ServerId, epoch: Epoch) -> Check {
+        let s = &self.servers[&id];
+        let leader = s
+            .leader()
+            .ok_or(format!("{id}: current epoch {epoch} while leading no one"))?;
+        let l = &self.servers[&leader].log;
+        let need = self.history_len.get(&epoch).copied().unwrap_or(usize::MAX);
+        let same = s.durable <= l.len()
+            && s.log[..s.durable]
+                .iter()
+                .zip(l)
+                .all(|(a, b)| a.0 == b.0 && a.1[..] == b.1[..]);
+        if s.durable >= need && same {
+            Ok(())
+        } else {
+            Err(format!(
+                "{id} took epoch {epoch} holding {} durable txns, not the {need} of {leader}'s history",
+                s.durable
+            ))
         }
     }
 
@@ -602,7 +681,20 @@ impl Sim {
         self.links.remove(&(b, a));
         for (x, y) in [(a, b), (b, a)] {
             if self.servers[&y].up && self.servers[&y].leader() == Some(x) {
-                self.look(y); // a learner whose link to its leader broke
+                if self.reconnect_directly && self.rng.random_bool(0.7) {
+                    // A new link to the same leader: discovery again, no election.
+                    let now = self.now;
+                    let s = self.srv(y);
+                    s.flush();
+                    s.zab = Role2::Learning {
+                        leader: x,
+                        disc: None,
+                        core: None,
+                        since: now,
+                    };
+                } else {
+                    self.look(y); // a learner whose link to its leader broke
+                }
             }
         }
         self.leader_lost_link(a, b);

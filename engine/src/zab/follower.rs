@@ -3,9 +3,12 @@
 //! # Contract
 //! - [`Follower::new`] takes what the driver recovered: the last zxid of its durable
 //!   log and the zxid its applied state is at.
-//! - [`Follower::connect`] starts a new link: it sends `FollowerInfo { last_zxid }` and
+//! - A new link: after discovery accepted the leader's epoch, [`Follower::await_sync`]
 //!   waits for exactly one of `Diff` / `Trunc` / `Snap`; until then it logs, commits
-//!   and acknowledges nothing. [`Follower::disconnected`] reports a broken link.
+//!   and acknowledges nothing. ([`Follower::connect`] sends its own `FollowerInfo`
+//!   instead, skipping discovery: for the broadcast-only simulation, never a runtime,
+//!   since discovery refuses a learner that promised a newer epoch.)
+//!   [`Follower::disconnected`] reports a broken link.
 //! - `Proposal` → `Persist` (participants); `Inform` → `Persist` + `Commit` (observers;
 //!   an observer's log holds only committed txns, so after a sync it also commits
 //!   whatever it had logged but not applied).
@@ -18,7 +21,7 @@
 //! - Any protocol violation (a commit beyond the log, a gap in the proposals, a sync
 //!   that does not match what it reported, a message before the sync) returns a
 //!   [`FollowerError`] and leaves the follower disconnected: the driver must drop the
-//!   link and [`connect`](Follower::connect) again, which re-synchronises it.
+//!   link and start a new one (discovery, then `await_sync`), which re-synchronises it.
 //! - Messages of another epoch or from another server than the leader are ignored
 //!   and counted.
 //!
@@ -453,6 +456,7 @@ impl Follower {
     fn maybe_ack(&mut self, out: &mut Vec<Action>) {
         if let NewLeader::Pending(z) = self.newleader
             && self.durable >= z
+            && self.link == LinkState::Following
         {
             self.newleader = NewLeader::Done;
             out.push(Action::SetCurrentEpoch(self.config.epoch));

@@ -30,8 +30,11 @@
 //!   only from its own `persisted` too.
 //! - [`Action::Send`]: put the message on the link to that server. Links are FIFO
 //!   (TCP); a broken link drops what was in flight and is reported to both cores
-//!   ([`Leader::follower_disconnected`], [`Follower::disconnected`]); a new link starts
-//!   with [`Follower::connect`] and a synchronisation.
+//!   ([`Leader::follower_disconnected`], [`Follower::disconnected`]). Every new link
+//!   (a reconnect too) starts with discovery (`LearnerDiscovery` on the learner; the
+//!   leader routes `FollowerInfo`/`AckEpoch` to `LeaderDiscovery`), then, at
+//!   `Accepted`, [`Follower::await_sync`] and the leader's `Sync`. ([`Follower::connect`]
+//!   skips discovery: only the broadcast-only simulation uses it.)
 //! - [`Action::Commit`]: apply every logged txn up to `upto_zxid`, in zxid order. The
 //!   state a driver has applied at a point of the action stream is therefore exactly
 //!   the last `Commit` before it, which is what [`Action::SendSnapshot`] relies on.
@@ -40,7 +43,7 @@
 //! - [`Action::Truncate`] / [`Action::InstallSnapshot`] (follower): cut the WAL after a
 //!   zxid / replace state and log with the received image; then report `persisted`.
 //! - [`Action::Disconnect`] (leader): close the link to a follower that lags too far;
-//!   it reconnects and is synchronised again.
+//!   it reconnects (through discovery, as every new link) and is synchronised again.
 //!
 //! Txn payloads are opaque bytes ([`TxnBytes`], shared so one proposal can go to many
 //! links without copies); the runtime stores them in the WAL as they are.
