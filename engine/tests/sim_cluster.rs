@@ -37,6 +37,8 @@
 //! Rare interleavings need more: a bug once showed first at seed 2906, so sweep
 //! `CLUSTER_SIM_SEEDS=40000` in release (~2 min) after changing a core.
 
+mod sim_common;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -48,6 +50,7 @@ use engine::zab::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use sim_common::{env_u64, for_each_seed};
 
 const SEEDS_DEFAULT: u64 = 1_000;
 const TICKS_DEFAULT: u64 = 2_000;
@@ -1053,36 +1056,19 @@ fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
     Ok(sim.counts)
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
-    })
-}
-
 #[test]
 fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
     let ticks = env_u64("CLUSTER_SIM_TICKS").unwrap_or(TICKS_DEFAULT);
-    let seeds: Vec<u64> = match env_u64("CLUSTER_SIM_SEED") {
-        Some(s) => vec![s],
-        None => (0..env_u64("CLUSTER_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
-    };
     let mut total = Counts::default();
-    for seed in seeds {
-        match run_seed(seed, ticks, Plant::default()) {
-            Ok(c) => {
-                total.establishments += c.establishments;
-                total.proposals += c.proposals;
-                total.commits += c.commits;
-                total.snaps += c.snaps;
-                total.truncs += c.truncs;
-                total.crashes += c.crashes;
-            }
-            Err(e) => panic!(
-                "seed {seed}: {e}\nreplay: CLUSTER_SIM_SEED={seed} cargo test -p engine \
-                 --test sim_cluster"
-            ),
-        }
+    for c in for_each_seed("CLUSTER_SIM", "sim_cluster", SEEDS_DEFAULT, |seed| {
+        run_seed(seed, ticks, Plant::default())
+    }) {
+        total.establishments += c.establishments;
+        total.proposals += c.proposals;
+        total.commits += c.commits;
+        total.snaps += c.snaps;
+        total.truncs += c.truncs;
+        total.crashes += c.crashes;
     }
     eprintln!("sim_cluster: {total:?}");
     assert!(

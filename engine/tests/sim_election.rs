@@ -26,6 +26,8 @@
 //! Replay one seed: `ELECTION_SIM_SEED=S cargo test -p engine --test sim_election`;
 //! more seeds: `ELECTION_SIM_SEEDS=N` (default 300); ticks: `ELECTION_SIM_TICKS`.
 
+mod sim_common;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use engine::zab::quorum::majority;
@@ -35,6 +37,7 @@ use engine::zab::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use sim_common::{env_u64, for_each_seed};
 
 const SEEDS_DEFAULT: u64 = 300;
 const TICKS_DEFAULT: u64 = 3_000;
@@ -690,34 +693,17 @@ fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
     Ok(sim.counts)
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
-    })
-}
-
 #[test]
 fn elected_leaders_hold_every_committed_txn_and_the_ensemble_settles() {
     let ticks = env_u64("ELECTION_SIM_TICKS").unwrap_or(TICKS_DEFAULT);
-    let seeds: Vec<u64> = match env_u64("ELECTION_SIM_SEED") {
-        Some(s) => vec![s],
-        None => (0..env_u64("ELECTION_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
-    };
     let mut total = Counts::default();
-    for seed in seeds {
-        match run_seed(seed, ticks, Plant::default()) {
-            Ok(c) => {
-                total.establishments += c.establishments;
-                total.commits += c.commits;
-                total.abandoned += c.abandoned;
-                total.crashes += c.crashes;
-            }
-            Err(e) => panic!(
-                "seed {seed}: {e}\nreplay: ELECTION_SIM_SEED={seed} cargo test -p engine \
-                 --test sim_election"
-            ),
-        }
+    for c in for_each_seed("ELECTION_SIM", "sim_election", SEEDS_DEFAULT, |seed| {
+        run_seed(seed, ticks, Plant::default())
+    }) {
+        total.establishments += c.establishments;
+        total.commits += c.commits;
+        total.abandoned += c.abandoned;
+        total.crashes += c.crashes;
     }
     eprintln!("sim_election: {total:?}");
     assert!(

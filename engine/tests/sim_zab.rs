@@ -29,6 +29,8 @@
 //! More seeds: `ZAB_SIM_SEEDS=N` (default 200); steps per seed: `ZAB_SIM_STEPS`
 //! (default 20000).
 
+mod sim_common;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ use engine::zab::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use sim_common::{env_u64, for_each_seed};
 
 const LEADER: ServerId = 0;
 const EPOCH: Epoch = 1;
@@ -698,35 +701,22 @@ fn run_seed(seed: u64, steps: usize, faults: Faults) -> Result<Counts, String> {
     Ok(sim.counts)
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number"))
-    })
-}
-
 #[test]
 fn broadcast_keeps_agreement_and_durability() {
     let steps = env_u64("ZAB_SIM_STEPS").map_or(STEPS_DEFAULT, |s| s as usize);
-    let seeds: Vec<u64> = match env_u64("ZAB_SIM_SEED") {
-        Some(s) => vec![s],
-        None => (0..env_u64("ZAB_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
-    };
+    let runs = for_each_seed("ZAB_SIM", "sim_zab", SEEDS_DEFAULT, |seed| {
+        run_seed(seed, steps, Faults::default())
+    });
     let mut total = Counts::default();
-    for &seed in &seeds {
-        match run_seed(seed, steps, Faults::default()) {
-            Ok(c) => total.add(&c),
-            Err(e) => panic!(
-                "zab simulation failed at seed {seed}, {e}\nreplay: ZAB_SIM_SEED={seed} cargo test -p engine --test sim_zab"
-            ),
-        }
+    for c in &runs {
+        total.add(c);
     }
-    println!("{} seeds x {steps} steps: {total:?}", seeds.len());
+    println!("{} seeds x {steps} steps: {total:?}", runs.len());
     assert_eq!(
         total.follower_errors, 0,
         "a correct leader never breaks the stream"
     );
-    if seeds.len() >= 50 {
+    if runs.len() >= 50 {
         // The seeds must reach the interesting paths, or the run proves little.
         assert!(
             total.throttled > 0 && total.lag_drops > 0 && total.crashes > 0,

@@ -1,0 +1,37 @@
+//! What the seeded simulations share: their knobs from the environment and the seed
+//! loop that prints how to replay a failing seed.
+#![allow(dead_code)]
+
+/// A number from the environment; a value that is not one stops the test, naming it.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
+    })
+}
+
+/// Runs `run` on the seeds `{prefix}_SEED` names (one), else on 0..`{prefix}_SEEDS`
+/// (default `seeds_default`). A failing seed panics with the command that replays it.
+/// Returns each seed's result, in seed order.
+pub fn for_each_seed<T>(
+    prefix: &str,
+    test: &str,
+    seeds_default: u64,
+    mut run: impl FnMut(u64) -> Result<T, String>,
+) -> Vec<T> {
+    let seeds: Vec<u64> = match env_u64(&format!("{prefix}_SEED")) {
+        Some(s) => vec![s],
+        None => (0..env_u64(&format!("{prefix}_SEEDS")).unwrap_or(seeds_default)).collect(),
+    };
+    seeds
+        .into_iter()
+        .map(|seed| {
+            run(seed).unwrap_or_else(|e| {
+                panic!(
+                    "seed {seed}: {e}\nreplay: {prefix}_SEED={seed} cargo test -p engine \
+                     --test {test}"
+                )
+            })
+        })
+        .collect()
+}
