@@ -65,7 +65,8 @@ impl Bench {
             session: SESSION,
             xid: self.xid,
         };
-        self.core.request(client, &[], op, 0, &mut self.out);
+        self.core
+            .request(client, &[], op, engine::shard::Now::at(0), &mut self.out);
     }
 
     fn durable(&mut self) {

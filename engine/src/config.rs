@@ -68,6 +68,10 @@ pub struct Config {
     pub min_session_timeout_ms: u32,
     /// Upper bound of a negotiated session timeout (default 20 x tickTime).
     pub max_session_timeout_ms: u32,
+    /// Requests read from clients and not yet answered by the shard, in all
+    /// (ZooKeeper's `globalOutstandingLimit`, default 1000): past it the server stops
+    /// reading client sockets. Each core gets an equal share (at least 1).
+    pub global_outstanding_limit: u32,
     /// Txns between snapshots.
     pub snap_count: u64,
     /// Snapshots (with their WAL suffix) kept by autopurge; at least 3.
@@ -134,6 +138,21 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// ZooKeeper's default `globalOutstandingLimit`.
+pub const GLOBAL_OUTSTANDING_DEFAULT: u32 = 1000;
+/// The largest `globalOutstandingLimit`: the shard answers everything below it without
+/// refusing (its in-flight limit is larger still).
+pub const GLOBAL_OUTSTANDING_MAX: u32 = (crate::shard::core::INFLIGHT_TXNS_MAX / 2) as u32;
+
+const _: () = assert!(GLOBAL_OUTSTANDING_DEFAULT <= GLOBAL_OUTSTANDING_MAX);
+
+impl Config {
+    /// Each of `cores` executors' share of `globalOutstandingLimit` (at least 1).
+    pub fn outstanding_per_core(&self, cores: usize) -> usize {
+        (self.global_outstanding_limit as usize / cores.max(1)).max(1)
+    }
+}
+
 /// Keys ZooKeeper defines that a standalone corekeeper accepts without using.
 const PASSTHROUGH_KEYS: &[&str] = &[
     "initLimit",
@@ -145,7 +164,6 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "admin.serverPort",
     "forceSync",
     "preAllocSize",
-    "globalOutstandingLimit",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "secureClientPort",
@@ -231,6 +249,13 @@ impl Config {
             max_cnxns: take_num(&mut kv, "maxCnxns", 0u32, 0, CONNECTIONS_MAX)?,
             min_session_timeout_ms,
             max_session_timeout_ms,
+            global_outstanding_limit: take_num(
+                &mut kv,
+                "globalOutstandingLimit",
+                GLOBAL_OUTSTANDING_DEFAULT,
+                1,
+                GLOBAL_OUTSTANDING_MAX,
+            )?,
             snap_count: take_num(&mut kv, "snapCount", 100_000u64, 1, u64::MAX)?,
             autopurge_snap_retain_count: take_num(
                 &mut kv,

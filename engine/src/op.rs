@@ -121,6 +121,9 @@ pub enum Op {
     MultiRead(Vec<Op>),
     /// The identities the requesting connection has authenticated as (zkCli `whoami`).
     WhoAmI,
+    /// A client's heartbeat (xid -2): touches the session and is answered in its turn,
+    /// behind the session's own writes, as ZooKeeper's request pipeline answers it.
+    Ping,
 }
 
 impl Op {

@@ -415,22 +415,21 @@ fn metrics_are_served_on_the_admin_port() {
     assert!(text.starts_with("HTTP/1.0 404"), "{text}");
 }
 
+/// Snapshots every `snapCount` writes; purging only with `autopurge.purgeInterval` > 0
+/// (ZooKeeper's rule: 0 disables it), once at start and then every interval.
 #[test]
 fn snapshots_are_taken_retained_and_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let cfg = format!(
-        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nsnapCount=50\nautopurge.snapRetainCount=3\ncores=1\n",
-        dir.path().display(),
-        addr.port()
-    );
-    let mut s = Server::start_with_config(dir.path(), addr, &cfg);
+    let cfg = |interval: u32| {
+        format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nsnapCount=50\nautopurge.snapRetainCount=3\nautopurge.purgeInterval={interval}\ncores=1\n",
+            dir.path().display(),
+            addr.port()
+        )
+    };
+    let mut s = Server::start_with_config(dir.path(), addr, &cfg(0));
     let mut c = client(&s);
-    for i in 0..300 {
-        c.create(&format!("/n{i:03}"), &[i as u8], CreateMode::Persistent)
-            .unwrap();
-    }
-    // Snapshots are written on the blocking pool: wait (bounded) for the retained three.
     let snaps = dir.path().join("snapshots");
     let count = || {
         std::fs::read_dir(&snaps).map_or(0, |d| {
@@ -439,20 +438,31 @@ fn snapshots_are_taken_retained_and_recovered() {
                 .count()
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count() < 3 {
-        assert!(Instant::now() < deadline, "no snapshots written");
-        std::thread::sleep(Duration::from_millis(20));
+    // Write until five snapshots are on disk (each is written on the blocking pool
+    // while writes go on, so how many writes that takes is not fixed): with
+    // purgeInterval=0 none is ever deleted.
+    let mut n = 0;
+    while count() < 5 {
+        assert!(n < 20_000, "five snapshots within 20000 writes");
+        c.create(&format!("/n{n:05}"), &[n as u8], CreateMode::Persistent)
+            .unwrap();
+        n += 1;
     }
-    assert_eq!(count(), 3, "autopurge.snapRetainCount keeps three");
     s.kill();
     drop(c);
-    let s = Server::start_with_config(dir.path(), addr, &cfg);
+    assert!(count() >= 5, "purgeInterval=0 keeps every snapshot");
+    // With an interval the purge runs at start: three snapshots stay.
+    let s = Server::start_with_config(dir.path(), addr, &cfg(1));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() != 3 {
+        assert!(Instant::now() < deadline, "the purge at start keeps three");
+        std::thread::sleep(Duration::from_millis(20)); // poll only; bounded above
+    }
     let mut c = client(&s);
-    assert_eq!(c.get_children("/", false).unwrap().len(), 301);
-    for i in [0, 149, 299] {
+    assert_eq!(c.get_children("/", false).unwrap().len(), n + 1);
+    for i in [0, n / 2, n - 1] {
         assert_eq!(
-            c.get_data(&format!("/n{i:03}"), false).unwrap().0,
+            c.get_data(&format!("/n{i:05}"), false).unwrap().0,
             Some(vec![i as u8])
         );
     }

@@ -140,4 +140,4 @@ pub use options::{AppendMethod, FlushMethod, SyncMode, WalOptions};
 pub use record::RecordRef;
 pub use recovery::Recovery;
 pub use snapshot::SnapshotStore;
-pub use wal::{Appended, LOCK_FILE_NAME, ReadIter, SegmentInfo, Wal, WalStats};
+pub use wal::{Appended, LOCK_FILE_NAME, PurgeJob, ReadIter, SegmentInfo, Wal, WalStats};

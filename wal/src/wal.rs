@@ -452,12 +452,7 @@ impl Wal {
 
     /// Removes a file and fsyncs the directory.
     fn remove_durably(&self, path: &Path) -> Result<()> {
-        self.storage
-            .remove(path)
-            .map_err(|e| WalError::io("remove segment", path, e))?;
-        self.storage
-            .sync_dir(&self.dir)
-            .map_err(|e| WalError::io("fsync directory", &self.dir, e))
+        remove_durably(&*self.storage, &self.dir, path)
     }
 
     /// Index of the segment to cut, the byte offset to cut at, and the zxid of the last
@@ -495,24 +490,32 @@ impl Wal {
 
     /// Deletes the oldest segments whose records all have zxids below `zxid` (after a
     /// snapshot covers them). The active segment is never deleted. Returns how many.
+    /// Blocks on the directory fsyncs: a server's event loop uses
+    /// [`Wal::detach_below`] and runs the job elsewhere.
     pub fn purge_below(&mut self, zxid: u64) -> Result<usize> {
-        let shared = self.shared.clone();
-        let _g = lock(&shared.sync_lock);
+        self.detach_below(zxid).run()
+    }
+
+    /// Detaches the oldest segments whose records all have zxids below `zxid` (never
+    /// the active one) from the log, in memory only, and returns the job that deletes
+    /// their files. The job blocks on the disk: run it off the appending thread. Until
+    /// it has run, recovery still finds those files; they hold only records below
+    /// `zxid`, which are skipped or replayed idempotently, so a crash at any point
+    /// leaves a valid log.
+    pub fn detach_below(&mut self, zxid: u64) -> PurgeJob {
         let removable = self.segments[..self.segments.len() - 1]
             .iter()
             .take_while(|s| s.last_zxid < zxid)
             .count();
-        // Oldest first, each removal durable before the next: a crash leaves no gap.
-        for _ in 0..removable {
-            let path = self.segments[0].shared.path.clone();
-            self.remove_durably(&path)?;
-            let gone = self.segments.remove(0);
-            lock_pending(&shared).retain(|p| p.seg.seq != gone.shared.seq);
+        let gone: Vec<Segment> = self.segments.drain(..removable).collect();
+        let seqs: Vec<_> = gone.iter().map(|s| s.shared.seq).collect();
+        lock_pending(&self.shared).retain(|p| !seqs.contains(&p.seg.seq));
+        PurgeJob {
+            storage: self.storage.clone(),
+            dir: self.dir.clone(),
+            zxid,
+            paths: gone.iter().map(|s| s.shared.path.clone()).collect(),
         }
-        if removable > 0 {
-            tracing::info!(zxid, segments = removable, "wal purged segments below zxid");
-        }
-        Ok(removable)
     }
 
     /// Blocks until the next segment is pre-written (e.g. at startup, or before a latency
@@ -659,6 +662,51 @@ fn prefault_bytes(opts: &WalOptions) -> usize {
         AppendMethod::Map => opts.prefault_bytes_max,
         AppendMethod::Pwrite => 0,
     }
+}
+
+/// Segment files detached by [`Wal::detach_below`], to delete off the appending thread.
+#[must_use = "the files stay on disk until the job runs"]
+pub struct PurgeJob {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    zxid: u64,
+    paths: Vec<PathBuf>,
+}
+
+impl PurgeJob {
+    /// Segment files it deletes.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Deletes the files oldest first, each removal durable (directory fsync) before the
+    /// next, so a crash leaves no gap in the log. Returns how many were deleted.
+    pub fn run(self) -> Result<usize> {
+        for path in &self.paths {
+            remove_durably(&*self.storage, &self.dir, path)?;
+        }
+        if !self.paths.is_empty() {
+            tracing::info!(
+                zxid = self.zxid,
+                segments = self.paths.len(),
+                "wal purged segments below zxid"
+            );
+        }
+        Ok(self.paths.len())
+    }
+}
+
+fn remove_durably(storage: &dyn Storage, dir: &Path, path: &Path) -> Result<()> {
+    storage
+        .remove(path)
+        .map_err(|e| WalError::io("remove segment", path, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| WalError::io("fsync directory", dir, e))
 }
 
 fn lock_pending(shared: &Shared) -> std::sync::MutexGuard<'_, Vec<PendingSeg>> {

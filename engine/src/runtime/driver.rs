@@ -7,8 +7,15 @@
 //!   coming; when it returns, one [`ShardCore::durable`] releases every reply it
 //!   covers, and the next flush takes everything appended meanwhile (ZooKeeper's
 //!   SyncRequestProcessor, without its fixed batch timer: the flush itself is the
-//!   batching window);
-//! - replies and events are grouped per destination core and sent once per batch.
+//!   batching window). With `sync=always` each txn is appended and flushed on its
+//!   own, still on the blocking pool: the shard's core never waits on the disk;
+//! - replies and events are grouped per destination core and sent once per batch;
+//! - sessions move between connections here: a request that arrives on a connection
+//!   its session has left is answered `SessionMoved` (ZooKeeper's answer), never run;
+//! - purging (old snapshots and WAL segments) runs only with
+//!   `autopurge.purgeInterval` > 0, as in ZooKeeper: once at start and then every
+//!   interval, the deletions and directory fsyncs on the blocking pool;
+//! - time: wall clock for txn stamps, monotonic for deadlines ([`super::clock`]).
 //!
 //! A failed flush is fatal: the WAL cannot promise durability any more, so the driver
 //! stops and the server exits rather than acknowledge what may be lost.
@@ -19,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -36,9 +43,11 @@ use crate::config::{Config, SyncPolicy};
 use crate::op::{Op, SESSION_PASSWORD_LEN};
 use crate::prep::PrepConfig;
 use crate::session::{SessionConfig, SessionIdGen};
-use crate::shard::{Action, ClientRef, ConnId, Reply, ShardCore};
+use crate::shard::{Action, ClientRef, ConnId, Now, Reply, ShardCore};
 use crate::tree::acl::{self, AclConfig};
+use crate::tree::read::ReadResult;
 use crate::txn::{Db, Txn, TxnResult};
+use transport::jute::ErrorCode;
 
 /// Messages the driver takes per loop iteration; one flush and one cross-core send per
 /// destination cover them all.
@@ -56,9 +65,7 @@ pub const RECORD_KIND_TXN: u8 = 1;
 
 /// Milliseconds since the epoch: the time prep stamps on txns.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    super::clock::wall_ms()
 }
 
 /// The shard's state as found on disk.
@@ -105,7 +112,7 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
             tracing::info!(zxid, bytes = bytes.len(), "loading snapshot");
             let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
             aligned.extend_from_slice(&bytes);
-            Db::restore(&aligned, scfg, now_ms())
+            Db::restore(&aligned, scfg, super::clock::mono_ms())
                 .map_err(|e| format!("snapshot {zxid:#x} in {}: {e}", snap_dir.display()))?
         }
         None => Db::new(scfg),
@@ -129,7 +136,7 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
             tracing::info!(replayed, zxid = rec.zxid, "replaying WAL");
         }
     }
-    db.sessions.restart_timers(now_ms());
+    db.sessions.restart_timers(super::clock::mono_ms());
     tracing::info!(
         last_zxid = db.last_zxid(),
         replayed,
@@ -173,6 +180,13 @@ pub struct Driver<O: Outlet> {
     snap_retain: usize,
     applied_since_snap: u64,
     snapshot_running: bool,
+    /// `autopurge.purgeInterval` (0: never purge).
+    purge_interval: Option<Duration>,
+    /// When the last purge started; `None`: none yet (the first runs at start).
+    purged_at: Option<Instant>,
+    purge_running: bool,
+    /// `sync=always`: txns not yet appended, each to be appended and flushed alone.
+    unappended: std::collections::VecDeque<(i64, AlignedVec)>,
     inbox: Rc<Mailbox<ToShard>>,
     outlet: O,
     outboxes: Vec<Vec<ToConn>>,
@@ -219,12 +233,17 @@ impl<O: Outlet> Driver<O> {
             snap_retain: cfg.autopurge_snap_retain_count as usize,
             applied_since_snap: 0,
             snapshot_running: false,
+            purge_interval: (cfg.autopurge_purge_interval_h > 0)
+                .then(|| Duration::from_secs(u64::from(cfg.autopurge_purge_interval_h) * 3600)),
+            purged_at: None,
+            purge_running: false,
+            unappended: std::collections::VecDeque::new(),
             inbox,
             outlet,
             outboxes: (0..cores).map(|_| Vec::new()).collect(),
             conns: HashMap::new(),
             session_conn: HashMap::new(),
-            ids: SessionIdGen::new(0, now_ms()),
+            ids: SessionIdGen::new(0, super::clock::wall_ms()),
             rng: SmallRng::from_seed(seed),
             flushing: false,
             appended_zxid: last,
@@ -239,8 +258,9 @@ impl<O: Outlet> Driver<O> {
     /// stop.
     pub async fn run(mut self) -> Result<(), String> {
         let mut batch = Vec::with_capacity(DRIVER_BATCH_MAX);
+        self.maybe_purge();
         while self.inbox.recv_batch(&mut batch, DRIVER_BATCH_MAX).await {
-            let now = now_ms();
+            let now = super::clock::now();
             for msg in batch.drain(..) {
                 self.handle(msg, now)?;
             }
@@ -250,10 +270,16 @@ impl<O: Outlet> Driver<O> {
         Ok(())
     }
 
-    fn handle(&mut self, msg: ToShard, now: i64) -> Result<(), String> {
+    fn handle(&mut self, msg: ToShard, now: Now) -> Result<(), String> {
         match msg {
             ToShard::Connect { conn, req, peer } => self.connect(conn, req, peer, now),
             ToShard::Request { client, op } => {
+                if self.moved(client) {
+                    let reply = Reply::Read(Err(ErrorCode::SessionMoved));
+                    let zxid = self.core.db().last_zxid();
+                    self.reply(client, zxid, reply);
+                    return self.execute();
+                }
                 let auth = self
                     .conns
                     .get(&client.conn)
@@ -261,13 +287,16 @@ impl<O: Outlet> Driver<O> {
                     .unwrap_or(&[]);
                 self.core.request(client, auth, op, now, &mut self.actions);
             }
-            ToShard::Touch { session } => _ = self.core.db_mut().sessions.touch(session, now),
-            ToShard::Auth { conn, id } => {
-                if let Some(c) = self.conns.get_mut(&conn)
-                    && !c.auth.contains(&id)
-                {
-                    c.auth.push(id);
+            ToShard::Auth { client, ids } => {
+                if let Some(c) = self.conns.get_mut(&client.conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
                 }
+                // Auth packets are answered with zxid 0, as ZooKeeper does.
+                self.reply(client, 0, Reply::Read(Ok(ReadResult::Empty)));
             }
             ToShard::Closed { conn } => {
                 // Watches belong to the connection, as in ZooKeeper: the client
@@ -282,11 +311,20 @@ impl<O: Outlet> Driver<O> {
             ToShard::Flushed { result } => self.flushed(result)?,
             ToShard::Tick => self.tick(now),
             ToShard::Snapshotted { zxid, result } => self.snapshotted(zxid, result),
+            ToShard::Purged { result } => self.purged(result),
         }
         self.execute()
     }
 
-    fn connect(&mut self, conn: ConnId, req: ConnectRequest, peer: SocketAddr, now: i64) {
+    /// Whether `client`'s session now lives on another connection (it reconnected
+    /// elsewhere): its requests on the old one are answered `SessionMoved`.
+    fn moved(&self, client: ClientRef) -> bool {
+        self.session_conn
+            .get(&client.session)
+            .is_some_and(|c| *c != client.conn)
+    }
+
+    fn connect(&mut self, conn: ConnId, req: ConnectRequest, peer: SocketAddr, now: Now) {
         let last = self.core.db().last_zxid();
         if req.last_zxid_seen > last {
             // The client has seen a future this server does not have (ZooKeeper refuses too).
@@ -314,7 +352,7 @@ impl<O: Outlet> Driver<O> {
         match self.core.db_mut().sessions.reconnect(
             session,
             req.passwd.as_deref().unwrap_or(&[]),
-            now,
+            now.mono_ms,
         ) {
             Ok(timeout) => {
                 if let Some(old) = self.session_conn.get(&session).copied() {
@@ -361,7 +399,7 @@ impl<O: Outlet> Driver<O> {
         ConnectResponse::for_request(req, timeout, session, passwd, false)
     }
 
-    fn tick(&mut self, now: i64) {
+    fn tick(&mut self, now: Now) {
         self.ticks += 1;
         // Counting watches walks every session's set: once a tick, not per batch.
         let watches = self.core.db().tree.watches.total() as u64;
@@ -374,6 +412,7 @@ impl<O: Outlet> Driver<O> {
         if self.ticks.is_multiple_of(REAP_EVERY_TICKS) {
             self.core.reap(now, &mut self.actions);
         }
+        self.maybe_purge();
     }
 
     /// Carries out the core's actions.
@@ -387,7 +426,11 @@ impl<O: Outlet> Driver<O> {
         while !self.actions.is_empty() {
             for action in std::mem::take(&mut self.actions) {
                 match action {
-                    Action::Persist { zxid, bytes } if self.sync != SyncPolicy::Always => {
+                    Action::Persist { zxid, bytes } if self.sync == SyncPolicy::Always => {
+                        self.unappended.push_back((zxid, bytes));
+                        continue;
+                    }
+                    Action::Persist { zxid, bytes } => {
                         run.push((zxid, bytes));
                         continue;
                     }
@@ -432,13 +475,8 @@ impl<O: Outlet> Driver<O> {
     fn execute_one(&mut self, action: Action) -> Result<bool, String> {
         match action {
             Action::Persist { zxid, bytes } => {
-                self.wal
-                    .append(zxid as u64, RECORD_KIND_TXN, &bytes)
-                    .map_err(|e| format!("WAL append failed: {e}"))?;
-                self.appended_zxid = zxid;
-                if self.sync == SyncPolicy::Always {
-                    self.flush_inline()?;
-                }
+                debug_assert!(false, "persists are batched by execute");
+                self.append_run(&mut vec![(zxid, bytes)])?;
             }
             Action::Event(event) => {
                 if let Some(conn) = self.session_conn.get(&event.session).copied() {
@@ -494,7 +532,7 @@ impl<O: Outlet> Driver<O> {
         }
     }
 
-    /// Sync mode `always`/`never`: flush on this core (`never` only publishes).
+    /// Sync mode `never`: nothing to wait for, only the watermark moves.
     fn flush_inline(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let result = self.syncer.flush().map_err(|e| e.to_string());
@@ -503,8 +541,17 @@ impl<O: Outlet> Driver<O> {
     }
 
     /// Group commit: one flush at a time on the blocking pool, covering all appended.
+    /// With `sync=always`, one txn is appended first: each gets a flush of its own.
     fn start_flush(&mut self) -> Result<(), String> {
-        if self.flushing || self.appended_zxid <= self.durable_zxid {
+        if self.flushing {
+            return Ok(());
+        }
+        if self.appended_zxid <= self.durable_zxid
+            && let Some(one) = self.unappended.pop_front()
+        {
+            self.append_run(&mut vec![one])?;
+        }
+        if self.appended_zxid <= self.durable_zxid {
             return Ok(());
         }
         self.flushing = true;
@@ -535,7 +582,9 @@ impl<O: Outlet> Driver<O> {
 
     fn flushed(&mut self, result: Result<u64, String>) -> Result<(), String> {
         self.flushing = false;
-        self.flushed_now(result)
+        self.flushed_now(result)?;
+        // `sync=always`: the next txn's own flush (replies of this one are out first).
+        self.start_flush()
     }
 
     fn flushed_now(&mut self, result: Result<u64, String>) -> Result<(), String> {
@@ -561,15 +610,15 @@ impl<O: Outlet> Driver<O> {
         let zxid = image.last_zxid();
         self.snapshot_running = true;
         self.applied_since_snap = 0;
-        let (store, inbox, retain) = (self.snapshots.clone(), self.inbox.clone(), self.snap_retain);
+        let (store, inbox) = (self.snapshots.clone(), self.inbox.clone());
         glommio::spawn_local(async move {
             let result = glommio::executor()
                 .spawn_blocking(move || {
                     let bytes = image.to_bytes();
                     store
                         .write(zxid as u64, &bytes)
-                        .map_err(|e| e.to_string())?;
-                    store.retain(retain).map(|_| ()).map_err(|e| e.to_string())
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 })
                 .await;
             inbox.push(ToShard::Snapshotted { zxid, result });
@@ -583,20 +632,57 @@ impl<O: Outlet> Driver<O> {
             return tracing::error!(zxid, "snapshot failed: {e}");
         }
         self.stats.shard.snapshots.fetch_add(1, Relaxed);
-        // Keep the log from the oldest retained snapshot on, so falling back to it
-        // (if a newer one is found corrupt) still has every txn after it.
-        let oldest = self
-            .snapshots
-            .list()
-            .ok()
-            .and_then(|l| l.into_iter().min())
-            .unwrap_or(0);
-        match self.wal.purge_below(oldest + 1) {
-            Ok(n) if n > 0 => tracing::info!(segments = n, below = oldest, "purged WAL segments"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("WAL purge failed: {e}"),
-        }
         tracing::info!(zxid, "snapshot written");
+    }
+
+    /// Starts a purge when `autopurge.purgeInterval` is set and due (at start, then
+    /// every interval): the snapshots beyond `autopurge.snapRetainCount` and the WAL
+    /// segments older than the oldest kept snapshot are deleted on the blocking pool.
+    fn maybe_purge(&mut self) {
+        let Some(interval) = self.purge_interval else {
+            return;
+        };
+        if self.purge_running || self.purged_at.is_some_and(|t| t.elapsed() < interval) {
+            return;
+        }
+        self.purged_at = Some(Instant::now());
+        self.purge_running = true;
+        let (store, retain) = (self.snapshots.clone(), self.snap_retain);
+        // Which snapshots stay is read here (a directory listing); the log is cut
+        // below the oldest of them, so falling back to it (if a newer one is found
+        // corrupt) still has every txn after it.
+        let kept = store.list().map(|l| l.into_iter().take(retain).min());
+        let wal_job = match &kept {
+            Ok(Some(oldest)) => Some(self.wal.detach_below(oldest + 1)),
+            _ => None,
+        };
+        let inbox = self.inbox.clone();
+        glommio::spawn_local(async move {
+            let result = glommio::executor()
+                .spawn_blocking(move || {
+                    kept.map_err(|e| e.to_string())?;
+                    let snaps = store.retain(retain).map_err(|e| e.to_string())?;
+                    let segments = match wal_job {
+                        Some(job) => job.run().map_err(|e| e.to_string())?,
+                        None => 0,
+                    };
+                    Ok((snaps, segments))
+                })
+                .await;
+            inbox.push(ToShard::Purged { result });
+        })
+        .detach();
+    }
+
+    fn purged(&mut self, result: Result<(usize, usize), String>) {
+        self.purge_running = false;
+        match result {
+            Ok((snaps, segments)) if snaps + segments > 0 => {
+                tracing::info!(snapshots = snaps, wal_segments = segments, "purged")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("purge failed: {e}"),
+        }
     }
 
     /// Sends every outbox and publishes the counters.

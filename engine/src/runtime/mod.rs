@@ -5,6 +5,7 @@
 //! connections); the state machines of a shard live on their owning core
 //! ([`driver`]) and other cores reach them by message ([`msg`]), never by lock.
 
+pub mod clock;
 pub mod driver;
 pub mod exec;
 pub mod mailbox;

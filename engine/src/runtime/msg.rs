@@ -22,10 +22,9 @@ pub enum ToShard {
     },
     /// A client request on the connection's session.
     Request { client: ClientRef, op: Op },
-    /// The client is alive (a ping): push its session's deadline back.
-    Touch { session: i64 },
-    /// The connection authenticated as `id` (adds to its ids, as ZooKeeper does).
-    Auth { conn: ConnId, id: Id },
+    /// The connection authenticated as `ids` (added to its ids, as ZooKeeper does);
+    /// answered like a request (xid -4), so it holds a credit until then.
+    Auth { client: ClientRef, ids: Vec<Id> },
     /// The socket is gone. The session lives on until it expires or is closed.
     Closed { conn: ConnId },
     /// Internal: the WAL is durable up to `zxid`, or a flush failed.
@@ -36,6 +35,10 @@ pub enum ToShard {
     Snapshotted {
         zxid: i64,
         result: Result<(), String>,
+    },
+    /// Internal: a purge deleted this many snapshots and WAL segments (or failed).
+    Purged {
+        result: Result<(usize, usize), String>,
     },
 }
 
@@ -60,6 +63,43 @@ pub enum ToConn {
     Event { conn: ConnId, event: WatchEvent },
     /// Close the connection after what is queued (e.g. its session closed or expired).
     Close { conn: ConnId },
+}
+
+impl ToConn {
+    /// About how many bytes it takes on the wire (output accounting; an estimate that
+    /// grows with the payload, not an exact encoded size).
+    pub fn approx_bytes(&self) -> usize {
+        const FRAME: usize = 96;
+        match self {
+            ToConn::Connected { .. } | ToConn::Close { .. } => FRAME,
+            ToConn::Event { event, .. } => FRAME + event.path.len(),
+            ToConn::Reply { reply, .. } => FRAME + reply_bytes(reply),
+        }
+    }
+}
+
+fn reply_bytes(reply: &Reply) -> usize {
+    use crate::tree::read::ReadResult as R;
+    use crate::txn::{OpResult, TxnResult};
+    fn read(r: &R) -> usize {
+        let names = |v: &[String]| v.iter().map(|s| s.len() + 4).sum::<usize>();
+        match r {
+            R::GetData { data, .. } => data.as_ref().map_or(0, Vec::len),
+            R::GetChildren { children } | R::GetChildren2 { children, .. } => names(children),
+            R::GetEphemerals { paths } => names(paths),
+            R::GetAcl { acl, .. } => acl.len() * 64,
+            R::Sync { path } => path.len(),
+            R::MultiRead(rs) => rs.iter().map(|r| 16 + r.as_ref().map_or(0, read)).sum(),
+            _ => 0,
+        }
+    }
+    match reply {
+        Reply::Read(Ok(r)) => read(r),
+        Reply::Read(Err(_)) => 0,
+        Reply::Write(TxnResult::Multi(rs)) => rs.len() * 96,
+        Reply::Write(TxnResult::Op(OpResult::Create { path, .. })) => path.len(),
+        Reply::Write(_) => 0,
+    }
 }
 
 impl ToConn {

@@ -1,28 +1,31 @@
-//! One client connection: handshake, request decoding, FIFO replies.
+//! One client connection's IO: handshake, request decoding, replies and events out.
 //!
 //! Two tasks per connection on its core: the reader (this module's [`serve`]) decodes
-//! frames and sends ops to the shard; the writer encodes what comes back. Contract:
+//! frames and sends ops to the shard; the writer encodes what comes back. What they
+//! decide (credits, reply matching, order, output limits) is [`ConnCore`]'s, pure and
+//! simulated; this module only moves bytes. Contract:
 //! - The first frame is a ConnectRequest (or a four-letter word, answered and closed).
 //!   No request is read before the handshake is answered, because requests name the
 //!   session the handshake creates.
-//! - Replies leave in request order. Every request takes a slot in `pending` when it
-//!   is read; a reply fills its slot and the writer sends filled slots from the front,
-//!   so an error answered locally (an unknown opcode) never overtakes a reply the shard
-//!   still owes. Pings (xid -2) and auth (xid -4) are answered out of band, as
-//!   ZooKeeper does and every client expects.
-//! - At most [`CONN_PENDING_MAX`] requests are outstanding; past that the reader stops
-//!   reading the socket (TCP pushes back on the client) instead of queueing.
+//! - Every request (pings and auth packets too) takes a credit; the reader stops
+//!   reading the socket while the connection has none ([`CONN_PENDING_MAX`]
+//!   outstanding), while its unsent output is above [`CONN_OUT_BYTES_PAUSE`], or while
+//!   its core's share of `globalOutstandingLimit` is taken by requests the shard has
+//!   not answered yet: TCP pushes back on clients, no request is refused for load
+//!   (ZooKeeper does the same).
+//! - Pings go through the shard like reads (they touch the session and are answered
+//!   behind the session's own writes, as ZooKeeper's pipeline answers them).
 //! - Malformed frames close the connection with a logged reason; the server and the
-//!   other sessions are untouched.
+//!   other sessions are untouched. A client whose unsent output passes
+//!   [`CONN_OUT_BYTES_MAX`] is closed, logged with its session id.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -30,12 +33,14 @@ use glommio::sync::Semaphore;
 use transport::jute::connect::ConnectRequest;
 use transport::jute::frame::{FrameBuffer, FrameDecoder};
 use transport::jute::header::{ReplyHeader, RequestHeader};
-use transport::jute::records::{AuthPacket, WatcherEvent};
+use transport::jute::records::AuthPacket;
 use transport::jute::request::Request;
 use transport::jute::response::Response;
 use transport::jute::wire::DecodeError;
 use transport::jute::{ErrorCode, OpCode, xid};
 
+pub use super::conn_core::{CONN_OUT_BYTES_MAX, CONN_OUT_BYTES_PAUSE, CONN_PENDING_MAX};
+use super::conn_core::{ConnCore, OutState};
 use super::convert::{Asked, to_op, to_response};
 use super::fourlw;
 use super::listen::ConnLimiter;
@@ -46,8 +51,6 @@ use crate::runtime::stats::Stats;
 use crate::shard::{ClientRef, ConnId};
 use crate::tree::acl::{self, AclConfig};
 
-/// Requests one connection may have outstanding (ZooKeeper throttles similarly).
-pub const CONN_PENDING_MAX: usize = 1000;
 /// Bytes asked of the socket per read.
 pub const READ_CHUNK_BYTES: usize = 64 << 10;
 /// Messages the writer takes per wake-up; their frames go out in one write.
@@ -64,6 +67,9 @@ pub struct CoreCtx {
     pub acl: AclConfig,
     /// Every connection of every core, for `cons` (touched at connect and close only).
     pub registry: Arc<Mutex<HashMap<ConnId, (SocketAddr, i64)>>>,
+    /// This core's share of `globalOutstandingLimit`: a unit per request the shard
+    /// has not answered yet.
+    budget: Semaphore,
     conns: RefCell<HashMap<u64, Rc<Conn>>>,
     next_id: Cell<u64>,
 }
@@ -80,6 +86,7 @@ impl CoreCtx {
         let acl = AclConfig {
             super_digest: cfg.super_digest.clone(),
         };
+        let budget = Semaphore::new(cfg.outstanding_per_core(cfg_cores(&cfg)) as u64);
         CoreCtx {
             core,
             cfg,
@@ -88,6 +95,7 @@ impl CoreCtx {
             limiter,
             acl,
             registry,
+            budget,
             conns: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
         }
@@ -99,30 +107,46 @@ impl CoreCtx {
     }
 
     /// Hands the shard's messages to their connections; those already gone are dropped.
+    /// A connection whose unsent output passes [`CONN_OUT_BYTES_MAX`] is closed.
     pub fn dispatch(&self, msgs: Vec<ToConn>) {
         let conns = self.conns.borrow();
         for m in msgs {
             debug_assert_eq!(m.conn().core, self.core, "routed to the owning core");
-            if let Some(c) = conns.get(&m.conn().id) {
-                c.out.push(Out::Shard(m));
+            let Some(c) = conns.get(&m.conn().id) else {
+                continue;
+            };
+            if c.dead.get() {
+                continue;
             }
+            let bytes = m.approx_bytes();
+            if c.core.borrow_mut().queued(bytes) == OutState::Overflow {
+                tracing::warn!(
+                    peer = %c.peer,
+                    session = format_args!("0x{:x}", c.session.get()),
+                    bytes_max = CONN_OUT_BYTES_MAX,
+                    "closing a connection whose client does not read its output"
+                );
+                c.dead.set(true);
+                c.out.close();
+                c.shutdown();
+                continue;
+            }
+            c.out.push(Out::Shard(m, bytes));
         }
     }
 }
 
-enum Out {
-    Shard(ToConn),
-    Pong,
-    Auth(ErrorCode),
-    /// A slot was answered locally: send what is ready.
-    Wake,
+fn cfg_cores(cfg: &Config) -> usize {
+    super::core_count(cfg)
 }
 
-struct Slot {
-    xid: i32,
-    asked: Asked,
-    started: Instant,
-    ready: Option<(i64, ErrorCode, Response)>,
+enum Out {
+    /// From the shard, with its estimated size (output accounting).
+    Shard(ToConn, usize),
+    /// A failed auth packet's answer; the connection closes after it.
+    AuthFailed,
+    /// A slot was answered locally: send what is ready.
+    Wake,
 }
 
 struct Conn {
@@ -130,12 +154,15 @@ struct Conn {
     peer: SocketAddr,
     fd: RawFd,
     out: Mailbox<Out>,
-    pending: RefCell<VecDeque<Slot>>,
-    credits: Semaphore,
+    core: RefCell<ConnCore>,
+    /// The reader waits here while it may not read ([`ConnCore::may_read`]).
+    resume: Semaphore,
+    reader_waiting: Cell<bool>,
     /// Signalled once the handshake is answered.
     connected: Semaphore,
     session: Cell<i64>,
-    last_zxid: Cell<i64>,
+    /// Closed for overflow: messages for it are dropped.
+    dead: Cell<bool>,
     /// Set by the reader when it stops with a final message queued (a failed auth):
     /// the writer sends what is queued and then shuts the socket itself.
     flush_then_close: Cell<bool>,
@@ -191,6 +218,8 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<CoreCtx>) {
         conn.shutdown();
     }
     writer_task.await;
+    // Answers the shard still owes will be dropped on arrival: give their budget back.
+    ctx.budget.signal(conn.core.borrow().shard_owes() as u64);
     ctx.conns.borrow_mut().remove(&conn.id.id);
     ctx.registry
         .lock()
@@ -211,11 +240,12 @@ fn register(ctx: &Rc<CoreCtx>, stream: &TcpStream, peer: SocketAddr) -> Rc<Conn>
         peer,
         fd: stream.as_raw_fd(),
         out: Mailbox::new(),
-        pending: RefCell::new(VecDeque::new()),
-        credits: Semaphore::new(CONN_PENDING_MAX as u64),
+        core: RefCell::new(ConnCore::new()),
+        resume: Semaphore::new(0),
+        reader_waiting: Cell::new(false),
         connected: Semaphore::new(0),
         session: Cell::new(0),
-        last_zxid: Cell::new(0),
+        dead: Cell::new(false),
         flush_then_close: Cell::new(false),
     });
     ctx.conns.borrow_mut().insert(id.id, conn.clone());
@@ -279,7 +309,6 @@ enum Step {
         asked: Asked,
         op: Result<crate::op::Op, ErrorCode>,
     },
-    Ping,
     Auth(AuthPacket),
     Close(String),
 }
@@ -290,7 +319,17 @@ fn decode_step(frame: &[u8]) -> Step {
         Err(e) => return Step::Close(format!("malformed request header: {e}")),
     };
     match hdr.op_code() {
-        Some(OpCode::Ping) => return Step::Ping,
+        Some(OpCode::Ping) => {
+            let asked = Asked {
+                op: OpCode::Ping,
+                steps: Vec::new(),
+            };
+            return Step::Shard {
+                xid: hdr.xid,
+                asked,
+                op: Ok(crate::op::Op::Ping),
+            };
+        }
         Some(OpCode::Auth) => {
             return match Request::decode(hdr, body) {
                 Ok(Request::Auth(a)) => Step::Auth(a),
@@ -328,6 +367,9 @@ async fn read_loop(
 ) {
     loop {
         loop {
+            if !wait_until_readable(conn).await {
+                return;
+            }
             let step = match buf.next_frame() {
                 Ok(Some(frame)) => decode_step(frame),
                 Ok(None) => break,
@@ -348,61 +390,73 @@ async fn read_loop(
     }
 }
 
+/// Waits while the connection may not read (no credit, or output backed up); false
+/// once the connection is closing.
+async fn wait_until_readable(conn: &Conn) -> bool {
+    while !conn.core.borrow().may_read() {
+        conn.reader_waiting.set(true);
+        if conn.resume.acquire(1).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// False when the connection must close.
 async fn handle_step(step: Step, conn: &Rc<Conn>, ctx: &CoreCtx) -> bool {
     let session = conn.session.get();
+    let client = |xid| ClientRef {
+        conn: conn.id,
+        session,
+        xid,
+    };
     match step {
-        Step::Ping => {
-            ctx.shard.push(ToShard::Touch { session });
-            conn.out.push(Out::Pong);
-        }
         Step::Auth(a) => match acl::auth_ids(&a.scheme, a.auth.as_deref().unwrap_or(&[]), &ctx.acl)
         {
             Ok(ids) => {
-                for id in ids {
-                    ctx.shard.push(ToShard::Auth { conn: conn.id, id });
+                let asked = Asked {
+                    op: OpCode::Auth,
+                    steps: Vec::new(),
+                };
+                if !take_budget(ctx).await {
+                    return false;
                 }
-                conn.out.push(Out::Auth(ErrorCode::Ok));
+                conn.core
+                    .borrow_mut()
+                    .admit(xid::AUTH, asked, now_us(), None);
+                ctx.shard.push(ToShard::Auth {
+                    client: client(xid::AUTH),
+                    ids,
+                });
             }
             Err(_) => {
                 // ZooKeeper answers AUTHFAILED, stops reading and closes. The writer
                 // closes after sending it; stopping here without the reader's shutdown
                 // lets the reply out first (clients raise AuthFailedError on it).
                 tracing::info!(peer = %conn.peer, scheme = a.scheme, "authentication failed");
-                conn.out.push(Out::Auth(ErrorCode::AuthFailed));
+                conn.out.push(Out::AuthFailed);
                 conn.flush_then_close.set(true);
                 return false;
             }
         },
-        Step::Shard { xid, asked, op } => {
-            if conn.credits.acquire(1).await.is_err() {
-                return false;
-            }
-            // A request refused here is answered in its own slot at once; the writer
-            // sends it when the replies the shard owes before it have gone out.
-            let ready = op
-                .as_ref()
-                .err()
-                .map(|e| (conn.last_zxid.get(), *e, Response::Empty));
-            let slot = Slot {
-                xid,
-                asked,
-                started: Instant::now(),
-                ready,
-            };
-            conn.pending.borrow_mut().push_back(slot);
-            match op {
-                Ok(op) => ctx.shard.push(ToShard::Request {
-                    client: ClientRef {
-                        conn: conn.id,
-                        session,
-                        xid,
-                    },
+        Step::Shard { xid, asked, op } => match op {
+            Ok(op) => {
+                if !take_budget(ctx).await {
+                    return false;
+                }
+                conn.core.borrow_mut().admit(xid, asked, now_us(), None);
+                ctx.shard.push(ToShard::Request {
+                    client: client(xid),
                     op,
-                }),
-                Err(_) => conn.out.push(Out::Wake),
+                });
             }
-        }
+            Err(e) => {
+                // Answered here; the writer sends it once the replies the shard owes
+                // before it have gone out.
+                conn.core.borrow_mut().admit(xid, asked, now_us(), Some(e));
+                conn.out.push(Out::Wake);
+            }
+        },
         Step::Close(reason) => {
             tracing::warn!(peer = %conn.peer, session = format_args!("0x{session:x}"), "closing connection: {reason}");
             return false;
@@ -411,15 +465,36 @@ async fn handle_step(step: Step, conn: &Rc<Conn>, ctx: &CoreCtx) -> bool {
     true
 }
 
+/// Takes a unit of the core's outstanding budget (waits while it is all taken).
+async fn take_budget(ctx: &CoreCtx) -> bool {
+    match ctx.budget.try_acquire(1) {
+        Ok(true) => true,
+        Ok(false) => ctx.budget.acquire(1).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Microseconds on this process's monotonic clock (request latency).
+fn now_us() -> u64 {
+    crate::runtime::clock::mono_us()
+}
+
 async fn write_loop(mut writer: impl AsyncWriteExt + Unpin, conn: Rc<Conn>, ctx: Rc<CoreCtx>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
     let mut wbuf = Vec::with_capacity(64 << 10);
     while conn.out.recv_batch(&mut batch, WRITE_BATCH_MAX).await {
         let mut close = false;
+        let mut bytes = 0;
         for out in batch.drain(..) {
+            if let Out::Shard(_, b) = &out {
+                bytes += b;
+            }
             close |= encode(out, &conn, &ctx, &mut wbuf);
         }
-        drain_ready(&conn, &ctx, &mut wbuf);
+        let freed = conn
+            .core
+            .borrow_mut()
+            .drain(&mut wbuf, now_us(), sent(&ctx));
         ctx.my_stats()
             .bytes_out
             .fetch_add(wbuf.len() as u64, Relaxed);
@@ -427,32 +502,47 @@ async fn write_loop(mut writer: impl AsyncWriteExt + Unpin, conn: Rc<Conn>, ctx:
             break;
         }
         wbuf.clear();
+        conn.core.borrow_mut().written(bytes);
+        if freed > 0 || bytes > 0 {
+            wake_reader(&conn);
+        }
         if close {
             let _ = writer.flush().await;
             break;
         }
     }
-    conn.credits.close();
+    conn.resume.close();
     conn.connected.close();
     conn.shutdown();
+}
+
+/// Lets a waiting reader re-check whether it may read.
+fn wake_reader(conn: &Conn) {
+    if conn.reader_waiting.get() && conn.core.borrow().may_read() {
+        conn.reader_waiting.set(false);
+        conn.resume.signal(1);
+    }
+}
+
+/// Counts one reply sent, with its latency.
+fn sent(ctx: &CoreCtx) -> impl FnMut(u64) + '_ {
+    move |latency_us| {
+        ctx.my_stats().record_latency(latency_us);
+        ctx.my_stats().packets_sent.fetch_add(1, Relaxed);
+    }
 }
 
 /// Encodes or slots one message; true when the connection must close after it.
 fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
     match out {
-        Out::Pong => {
-            drain_ready(conn, ctx, wbuf);
-            Response::Empty.encode_frame(
-                &ReplyHeader::new(xid::PING, conn.last_zxid.get(), ErrorCode::Ok),
-                wbuf,
-            );
-        }
-        Out::Auth(err) => {
-            Response::Empty.encode_frame(&ReplyHeader::new(xid::AUTH, 0, err), wbuf);
-            return err != ErrorCode::Ok;
+        Out::AuthFailed => {
+            conn.core.borrow_mut().drain(wbuf, now_us(), sent(ctx));
+            Response::Empty
+                .encode_frame(&ReplyHeader::new(xid::AUTH, 0, ErrorCode::AuthFailed), wbuf);
+            return true;
         }
         Out::Wake => {}
-        Out::Shard(ToConn::Connected { resp, accepted, .. }) => {
+        Out::Shard(ToConn::Connected { resp, accepted, .. }, _) => {
             resp.encode_frame(wbuf);
             if !accepted {
                 return true;
@@ -462,62 +552,36 @@ fn encode(out: Out, conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) -> bool {
             reg.insert(conn.id, (conn.peer, resp.session_id));
             conn.connected.signal(1);
         }
-        Out::Shard(ToConn::Reply {
-            xid, zxid, reply, ..
-        }) => {
-            conn.last_zxid.set(conn.last_zxid.get().max(zxid));
+        Out::Shard(
+            ToConn::Reply {
+                xid, zxid, reply, ..
+            },
+            _,
+        ) => {
             let err = reply.error();
-            let Some(asked) = conn
-                .pending
-                .borrow()
-                .iter()
-                .find(|s| s.ready.is_none())
-                .map(|s| s.asked.clone())
-            else {
-                tracing::error!(xid, "reply with nothing outstanding; dropped");
-                return false;
-            };
-            fill(conn, xid, zxid, err, to_response(&asked, reply));
+            let answered = conn
+                .core
+                .borrow_mut()
+                .answer(xid, zxid, err, |asked| to_response(asked, reply));
+            match answered {
+                Ok(()) => ctx.budget.signal(1),
+                Err(e) => tracing::error!(
+                    xid = e.xid,
+                    session = format_args!("0x{:x}", conn.session.get()),
+                    "reply matches no outstanding request; dropped"
+                ),
+            }
         }
-        Out::Shard(ToConn::Event { event, .. }) => {
+        Out::Shard(ToConn::Event { event, .. }, _) => {
             // Replies already answered left the shard before this event: they go
             // first. A read that set this watch must reach the client before the
             // event, or the client (kazoo) has no watcher registered to hear it.
-            drain_ready(conn, ctx, wbuf);
-            let ev = Response::Notification(WatcherEvent::node(event.kind, event.path));
-            ev.encode_frame(&ReplyHeader::notification(), wbuf);
+            conn.core
+                .borrow_mut()
+                .event(event, wbuf, now_us(), sent(ctx));
             ctx.my_stats().packets_sent.fetch_add(1, Relaxed);
         }
-        Out::Shard(ToConn::Close { .. }) => return true,
+        Out::Shard(ToConn::Close { .. }, _) => return true,
     }
     false
-}
-
-/// Fills the oldest unanswered slot, which must be `xid`'s: the shard answers a
-/// session in request order, and locally answered slots are never unanswered.
-fn fill(conn: &Conn, xid: i32, zxid: i64, err: ErrorCode, resp: Response) {
-    let mut pending = conn.pending.borrow_mut();
-    let Some(slot) = pending.iter_mut().find(|s| s.ready.is_none()) else {
-        return;
-    };
-    debug_assert_eq!(slot.xid, xid, "replies arrive in request order");
-    slot.ready = Some((zxid, err, resp));
-}
-
-/// Sends answered slots from the front.
-fn drain_ready(conn: &Conn, ctx: &CoreCtx, wbuf: &mut Vec<u8>) {
-    let mut pending = conn.pending.borrow_mut();
-    while pending.front().is_some_and(|s| s.ready.is_some()) {
-        let Some(slot) = pending.pop_front() else {
-            break;
-        };
-        let Some((zxid, err, resp)) = slot.ready else {
-            break;
-        };
-        resp.encode_frame(&ReplyHeader::new(slot.xid, zxid, err), wbuf);
-        ctx.my_stats()
-            .record_latency(slot.started.elapsed().as_micros() as u64);
-        ctx.my_stats().packets_sent.fetch_add(1, Relaxed);
-        conn.credits.signal(1);
-    }
 }

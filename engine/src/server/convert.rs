@@ -265,9 +265,10 @@ fn read(asked: &Asked, r: ReadResult) -> Response {
                 .collect(),
         }),
         ReadResult::AddWatch => Response::add_watch_ok(),
-        ReadResult::RemoveWatches | ReadResult::CheckWatches | ReadResult::SetWatches { .. } => {
-            Response::Empty
-        }
+        ReadResult::RemoveWatches
+        | ReadResult::CheckWatches
+        | ReadResult::SetWatches { .. }
+        | ReadResult::Empty => Response::Empty,
         ReadResult::MultiRead(rs) => {
             let results = rs
                 .into_iter()

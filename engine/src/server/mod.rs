@@ -7,6 +7,7 @@
 //! `Vec`s) to core 0 and one downlink (replies and events) back.
 
 pub mod conn;
+pub mod conn_core;
 pub mod convert;
 pub mod fourlw;
 pub mod listen;

@@ -1,7 +1,9 @@
 //! `ShardCore`: the request pipeline of one shard, as a pure state machine.
 //!
 //! Inputs are client requests, "the log is durable up to zxid", and clock ticks (all
-//! with `now_ms` supplied by the caller). Outputs are [`Action`]s, in the order the
+//! with the time supplied by the caller as [`Now`]: wall-clock time stamps txns
+//! (ctime, mtime, TTL), monotonic time drives session deadlines, so a wall-clock step
+//! (NTP) neither expires every session at once nor keeps dead ones alive). Outputs are [`Action`]s, in the order the
 //! driver must carry them out:
 //! - [`Action::Persist`]: append the txn's bytes to the WAL. Nothing that depends on it
 //!   is released until the driver reports [`ShardCore::durable`] for its zxid
@@ -17,6 +19,13 @@
 //!   so a client never sees a read that misses its own earlier write.
 //! - Events caused by a txn are emitted before the reply to that txn and before any
 //!   later reply, so a client receives an event before any reply reflecting the change.
+//! - A refusal (`ThrottledOp`, a full session queue) is an answer like any other: it
+//!   queues behind the session's earlier requests, never overtakes them. Refusals are a
+//!   last line of defence: the runtime's credits (per connection, and
+//!   `globalOutstandingLimit` per core) keep client requests below
+//!   [`INFLIGHT_TXNS_MAX`], so clients see backpressure (an unread socket), not errors.
+//! - The reaper never proposes a second delete for a path whose delete is in flight,
+//!   and runs under steady writes too (prep validates against in-flight changes).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -30,13 +39,33 @@ use crate::tree::watch::WatchEvent;
 use crate::txn::{Db, Txn, TxnResult};
 
 /// Writes persisted but not yet applied; beyond it writes are refused with
-/// `ThrottledOp` (ZooKeeper's answer to an overloaded server) and the driver stops
-/// reading from sockets.
+/// `ThrottledOp`, in order. The runtime's credits keep client requests well below it
+/// (`Config::global_outstanding_limit` is clamped to it), so only internal txns
+/// (expiry, reaping) could ever reach it.
 pub const INFLIGHT_TXNS_MAX: usize = 16_384;
 /// Requests one session may have waiting behind its own writes.
 pub const SESSION_QUEUE_MAX: usize = 4_096;
 
 const _: () = assert!(SESSION_QUEUE_MAX <= INFLIGHT_TXNS_MAX);
+
+/// The time, as the caller's clocks tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Now {
+    /// Milliseconds since the Unix epoch: stamped on txns (ctime, mtime), TTLs.
+    pub wall_ms: i64,
+    /// Milliseconds on a monotonic clock: session deadlines only.
+    pub mono_ms: i64,
+}
+
+impl Now {
+    /// Both clocks at `ms` (tests and simulations that need no clock step).
+    pub fn at(ms: i64) -> Self {
+        Now {
+            wall_ms: ms,
+            mono_ms: ms,
+        }
+    }
+}
 
 /// A connection, named by the core that owns it and a number unique on that core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +127,8 @@ struct Inflight {
 enum Queued {
     /// The session's write with this zxid; later entries wait until it is applied.
     Write { zxid: i64 },
+    /// A refusal, answered in its turn.
+    Refused { client: ClientRef, error: ErrorCode },
     Read {
         client: ClientRef,
         op: Op,
@@ -111,6 +142,11 @@ pub struct ShardCore {
     prep: Prep,
     inflight: VecDeque<Inflight>,
     queues: HashMap<i64, VecDeque<Queued>>,
+    /// Paths whose reaper delete is in flight, with its zxid.
+    reaping: Vec<(i64, String)>,
+    /// The latest monotonic time seen: the start of the timer of a session whose
+    /// create is applied.
+    mono_ms: i64,
 }
 
 impl ShardCore {
@@ -122,6 +158,8 @@ impl ShardCore {
             prep,
             inflight: VecDeque::new(),
             queues: HashMap::new(),
+            reaping: Vec::new(),
+            mono_ms: 0,
         }
     }
 
@@ -156,16 +194,17 @@ impl ShardCore {
         client: ClientRef,
         auth: &[Id],
         op: Op,
-        now_ms: i64,
+        now: Now,
         out: &mut Vec<Action>,
     ) {
+        self.observe(now);
         let is_create = matches!(op, Op::CreateSession { .. });
-        if !is_create && !self.db.sessions.touch(client.session, now_ms) {
+        if !is_create && !self.db.sessions.touch(client.session, now.mono_ms) {
             return self.reply_now(client, Reply::Read(Err(ErrorCode::SessionExpired)), out);
         }
         let queued = self.queues.get(&client.session).map_or(0, VecDeque::len);
         if queued >= SESSION_QUEUE_MAX || (op.is_write() && !self.has_room()) {
-            return self.reply_now(client, Reply::Read(Err(ErrorCode::ThrottledOp)), out);
+            return self.refuse(client, ErrorCode::ThrottledOp, queued, out);
         }
         if op.is_write() {
             let ctx = RequestCtx {
@@ -173,7 +212,7 @@ impl ShardCore {
                 cxid: client.xid,
                 auth,
             };
-            let txn = self.prep.prep(&self.db, &ctx, &op, now_ms);
+            let txn = self.prep.prep(&self.db, &ctx, &op, now.wall_ms);
             let zxid = self.persist(txn, Some(client), out);
             self.queues
                 .entry(client.session)
@@ -191,6 +230,35 @@ impl ShardCore {
         }
     }
 
+    /// Answers `client` with `error` in its turn: at once when the session has nothing
+    /// queued, else behind what it has (a queue over its limit still takes a refusal:
+    /// refusals are bounded by the connection's credits, which the core cannot see).
+    fn refuse(
+        &mut self,
+        client: ClientRef,
+        error: ErrorCode,
+        queued: usize,
+        out: &mut Vec<Action>,
+    ) {
+        tracing::debug!(
+            session = format_args!("0x{:x}", client.session),
+            ?error,
+            "request refused"
+        );
+        if queued == 0 {
+            return self.reply_now(client, Reply::Read(Err(error)), out);
+        }
+        self.queues
+            .entry(client.session)
+            .or_default()
+            .push_back(Queued::Refused { client, error });
+    }
+
+    /// Advances the monotonic clock (never backwards).
+    fn observe(&mut self, now: Now) {
+        self.mono_ms = self.mono_ms.max(now.mono_ms);
+    }
+
     /// The log is durable up to `zxid`: apply what it covers, emit events and replies.
     pub fn durable(&mut self, zxid: i64, out: &mut Vec<Action>) {
         while self.inflight.front().is_some_and(|f| f.zxid <= zxid) {
@@ -199,6 +267,12 @@ impl ShardCore {
             };
             let applied = self.db.apply(&f.txn);
             debug_assert_eq!(applied.zxid, f.zxid, "apply follows persist order");
+            if let crate::txn::TxnBody::CreateSession { .. } = &f.txn.body {
+                // Apply started the timer from the txn's wall-clock stamp; deadlines
+                // live on the monotonic clock.
+                self.db.sessions.touch(f.txn.header.session, self.mono_ms);
+            }
+            self.reaping.retain(|(z, _)| *z > f.zxid);
             self.prep.applied(f.zxid);
             out.extend(applied.events.into_iter().map(Action::Event));
             if let Some(client) = f.client {
@@ -213,10 +287,11 @@ impl ShardCore {
         }
     }
 
-    /// Expires sessions whose deadline passed: each gets a `CloseSession` txn that
-    /// removes its ephemerals once durable. Returns the expired sessions.
-    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Action>) -> Vec<i64> {
-        let expired = self.db.sessions.expired(now_ms);
+    /// Expires sessions whose deadline passed on the monotonic clock: each gets a
+    /// `CloseSession` txn that removes its ephemerals once durable. Returns them.
+    pub fn tick(&mut self, now: Now, out: &mut Vec<Action>) -> Vec<i64> {
+        self.observe(now);
+        let expired = self.db.sessions.expired(now.mono_ms);
         for &session in &expired {
             tracing::info!(session = format_args!("0x{session:x}"), "session expired");
             let ctx = RequestCtx {
@@ -224,31 +299,39 @@ impl ShardCore {
                 cxid: 0,
                 auth: &[],
             };
-            let txn = self.prep.prep(&self.db, &ctx, &Op::CloseSession, now_ms);
+            let txn = self
+                .prep
+                .prep(&self.db, &ctx, &Op::CloseSession, now.wall_ms);
             self.persist(txn, None, out);
         }
         expired
     }
 
     /// Deletes empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
-    /// Runs only with no write in flight, so a node is never reaped twice.
-    pub fn reap(&mut self, now_ms: i64, out: &mut Vec<Action>) {
-        if !self.inflight.is_empty() {
-            return;
-        }
+    /// Runs whatever is in flight: prep validates each delete against the in-flight
+    /// changes, and a path whose delete is already in flight is skipped.
+    pub fn reap(&mut self, now: Now, out: &mut Vec<Action>) {
+        self.observe(now);
         let mut paths = self.db.tree.empty_containers();
-        paths.extend(self.db.tree.expired_ttls(now_ms));
+        paths.extend(self.db.tree.expired_ttls(now.wall_ms));
         for path in paths {
+            if self.reaping.iter().any(|(_, p)| *p == path) {
+                continue;
+            }
             let ctx = RequestCtx {
                 session: 0,
                 cxid: 0,
                 auth: &[],
             };
-            let txn = self
-                .prep
-                .prep(&self.db, &ctx, &Op::DeleteContainer { path }, now_ms);
-            self.persist(txn, None, out);
+            let op = Op::DeleteContainer { path: path.clone() };
+            let txn = self.prep.prep(&self.db, &ctx, &op, now.wall_ms);
+            let zxid = self.persist(txn, None, out);
+            self.reaping.push((zxid, path));
         }
+        debug_assert!(
+            self.reaping.len() <= self.inflight.len(),
+            "a reaping path is forgotten once its delete is applied"
+        );
     }
 
     fn persist(&mut self, txn: Txn, client: Option<ClientRef>, out: &mut Vec<Action>) -> i64 {
@@ -293,11 +376,21 @@ impl ShardCore {
             matches!(head, Some(Queued::Write { zxid: z }) if z == zxid),
             "writes answer in order"
         );
-        while let Some(Queued::Read { .. }) = q.front() {
-            let Some(Queued::Read { client, op, auth }) = q.pop_front() else {
-                break;
-            };
-            self.answer_read(client, &auth, &op, out);
+        loop {
+            match q.front() {
+                Some(Queued::Read { .. }) => {
+                    let Some(Queued::Read { client, op, auth }) = q.pop_front() else {
+                        break;
+                    };
+                    self.answer_read(client, &auth, &op, out);
+                }
+                Some(Queued::Refused { client, error }) => {
+                    let (client, error) = (*client, *error);
+                    q.pop_front();
+                    self.reply_now(client, Reply::Read(Err(error)), out);
+                }
+                Some(Queued::Write { .. }) | None => break,
+            }
         }
         if !q.is_empty() {
             self.queues.insert(session, q);
@@ -332,7 +425,7 @@ mod tests {
 
     /// `session`'s request `xid`: `op` at time `now`.
     fn send(c: &mut ShardCore, session: i64, xid: i32, op: Op, now: i64, out: &mut Vec<Action>) {
-        c.request(client(session, xid), &[], op, now, out);
+        c.request(client(session, xid), &[], op, Now::at(now), out);
     }
 
     fn persisted(out: &[Action]) -> Vec<i64> {
@@ -367,7 +460,7 @@ mod tests {
             timeout_ms: 10_000,
             password: [7; SESSION_PASSWORD_LEN],
         };
-        c.request(client(id, 0), &[], op, 0, &mut out);
+        c.request(client(id, 0), &[], op, Now::at(0), &mut out);
         let z = persisted(&out)[0];
         out.clear();
         c.durable(z, &mut out);
@@ -512,7 +605,7 @@ mod tests {
         );
         c.durable(persisted(&out)[0], &mut out);
         out.clear();
-        c.tick(60_000, &mut out);
+        c.tick(Now::at(60_000), &mut out);
         let zs = persisted(&out);
         assert_eq!(zs.len(), 1, "one CloseSession for the expired session");
         assert!(
@@ -581,5 +674,159 @@ mod tests {
         );
         let created = out.iter().any(|a| matches!(a, Action::Reply { reply: Reply::Write(TxnResult::Op(OpResult::Create { path, .. })), .. } if path == "/d"));
         assert!(created);
+    }
+
+    #[test]
+    fn a_refusal_waits_behind_the_sessions_earlier_write() {
+        let mut c = core();
+        // Other sessions fill the in-flight limit (each within its own queue limit).
+        let others = INFLIGHT_TXNS_MAX / SESSION_QUEUE_MAX + 1;
+        for s in 1..=others as i64 + 1 {
+            open(&mut c, s);
+        }
+        let mut out = Vec::new();
+        send(
+            &mut c,
+            1,
+            1,
+            create("/a", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        let mut x = 0;
+        while c.has_room() {
+            x += 1;
+            assert!(x <= INFLIGHT_TXNS_MAX as i32, "the limit is reached");
+            let op = Op::SetData {
+                path: "/".into(),
+                data: None,
+                version: -1,
+            };
+            let session = 2 + (x as usize % others) as i64;
+            send(&mut c, session, x, op, 1, &mut out);
+        }
+        out.clear();
+        // Session 1's next write is refused, but only after its first write's answer.
+        send(
+            &mut c,
+            1,
+            2,
+            create("/b", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        assert!(
+            replies(&out).is_empty(),
+            "the refusal queues behind write 1"
+        );
+        let last = c.last_prepped_zxid();
+        c.durable(last, &mut out);
+        let mine: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Reply { to, reply, .. } if to.session == 1 => Some((to.xid, reply.error())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(mine, vec![(1, ErrorCode::Ok), (2, ErrorCode::ThrottledOp)]);
+    }
+
+    #[test]
+    fn wall_clock_steps_neither_expire_nor_keep_sessions() {
+        let mut c = core();
+        open(&mut c, 1); // 10 s timeout, created at mono 0
+        let mut out = Vec::new();
+        // NTP steps the wall clock an hour forward; 1 s passes on the monotonic one.
+        let ahead = Now {
+            wall_ms: 3_600_000,
+            mono_ms: 1_000,
+        };
+        assert!(c.tick(ahead, &mut out).is_empty(), "not expired by a step");
+        // Then an hour back; 30 s pass with no word from the client.
+        let behind = Now {
+            wall_ms: -3_600_000,
+            mono_ms: 31_000,
+        };
+        assert_eq!(c.tick(behind, &mut out), vec![1], "expired on time");
+    }
+
+    #[test]
+    fn a_session_timer_starts_on_the_monotonic_clock() {
+        let mut c = core();
+        let mut out = Vec::new();
+        let op = Op::CreateSession {
+            session_id: 9,
+            timeout_ms: 10_000,
+            password: [7; SESSION_PASSWORD_LEN],
+        };
+        // The wall clock is far ahead of the monotonic one when the session is made.
+        let now = Now {
+            wall_ms: 1_700_000_000_000,
+            mono_ms: 5_000,
+        };
+        c.request(client(9, 0), &[], op, now, &mut out);
+        c.durable(persisted(&out)[0], &mut out);
+        let later = Now {
+            wall_ms: 1_700_000_000_000,
+            mono_ms: 10_000,
+        };
+        assert!(c.tick(later, &mut out).is_empty());
+        let expired = Now {
+            wall_ms: 1_700_000_000_000,
+            mono_ms: 20_000,
+        };
+        assert_eq!(c.tick(expired, &mut out), vec![9]);
+    }
+
+    #[test]
+    fn the_reaper_runs_under_writes_and_reaps_each_path_once() {
+        let mut c = core();
+        open(&mut c, 1);
+        let mut out = Vec::new();
+        send(
+            &mut c,
+            1,
+            1,
+            create("/c", CreateMode::Container),
+            1,
+            &mut out,
+        );
+        send(
+            &mut c,
+            1,
+            2,
+            create("/c/x", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        c.durable(c.last_prepped_zxid(), &mut out);
+        send(
+            &mut c,
+            1,
+            3,
+            Op::Delete {
+                path: "/c/x".into(),
+                version: -1,
+            },
+            1,
+            &mut out,
+        );
+        c.durable(c.last_prepped_zxid(), &mut out);
+        // A write is in flight; the empty container is reaped all the same, once.
+        send(
+            &mut c,
+            1,
+            4,
+            create("/w", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        out.clear();
+        c.reap(Now::at(2), &mut out);
+        c.reap(Now::at(3), &mut out);
+        assert_eq!(persisted(&out).len(), 1, "one delete for /c");
+        c.durable(c.last_prepped_zxid(), &mut out);
+        assert!(c.db().tree.get("/c").is_none());
+        assert!(c.db().tree.get("/w").is_some());
     }
 }

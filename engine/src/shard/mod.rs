@@ -8,4 +8,4 @@
 
 pub mod core;
 
-pub use self::core::{Action, ClientRef, ConnId, Reply, ShardCore};
+pub use self::core::{Action, ClientRef, ConnId, Now, Reply, ShardCore};

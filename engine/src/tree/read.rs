@@ -56,6 +56,8 @@ pub enum ReadResult {
     WhoAmI {
         ids: Vec<Id>,
     },
+    /// An answer with no body: a ping's, an auth packet's.
+    Empty,
 }
 
 fn valid(p: &str) -> Result<(), ErrorCode> {
@@ -122,6 +124,7 @@ pub fn read(
         }
         Op::SetWatches { .. } => set_watches(tree, session, op),
         Op::WhoAmI => Ok(ReadResult::WhoAmI { ids: auth.to_vec() }),
+        Op::Ping => Ok(ReadResult::Empty),
         Op::MultiRead(ops) => Ok(ReadResult::MultiRead(
             ops.iter()
                 .map(|o| match o {
