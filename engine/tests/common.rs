@@ -98,6 +98,11 @@ impl Server {
     /// SIGKILL, as a crash would. Returns once the dead server's listening sockets
     /// (which io_uring tears down asynchronously) are gone, so the next client cannot
     /// reach them.
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

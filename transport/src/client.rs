@@ -122,6 +122,11 @@ impl Client {
         Ok(c)
     }
 
+    /// Bounds how long writing requests (`flush`, `recv`) may block.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.stream.set_write_timeout(t)
+    }
+
     /// Bounds how long a `recv` may block.
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         self.stream.set_read_timeout(t)
