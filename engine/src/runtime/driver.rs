@@ -20,8 +20,6 @@
 //! A failed flush is fatal: the WAL cannot promise durability any more, so the driver
 //! stops and the server exits rather than acknowledge what may be lost.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,8 +29,6 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rkyv::util::AlignedVec;
-use transport::jute::Id;
-use transport::jute::connect::{CONNECT_PASSWD_BYTES, ConnectRequest, ConnectResponse};
 use wal::snapshot::SnapshotStore;
 use wal::{Syncer, Wal, WalOptions};
 
@@ -40,21 +36,19 @@ use super::mailbox::Mailbox;
 use super::msg::{ToConn, ToShard};
 use super::stats::Stats;
 use crate::config::{Config, SyncPolicy};
-use crate::op::{Op, SESSION_PASSWORD_LEN};
+use crate::op::SESSION_PASSWORD_LEN;
 use crate::prep::PrepConfig;
 use crate::session::{SessionConfig, SessionIdGen};
-use crate::shard::{Action, ClientRef, ConnId, Now, Reply, ShardCore};
+use crate::shard::clients::Clients;
+use crate::shard::commit::{Committer, Flush};
+use crate::shard::{Action, ClientRef, Now, Reply, ShardCore};
 use crate::tree::acl::{self, AclConfig};
-use crate::tree::read::ReadResult;
-use crate::txn::{Db, Txn, TxnResult};
-use transport::jute::ErrorCode;
+use crate::txn::{Db, Txn};
 
 /// Messages the driver takes per loop iteration; one flush and one cross-core send per
 /// destination cover them all.
 pub const DRIVER_BATCH_MAX: usize = 1024;
-/// The xid the driver gives a connection's `CreateSession`, so its reply becomes the
-/// handshake's answer. Clients never use it: their xids count up from 1.
-pub const CONNECT_XID: i32 = i32::MIN;
+pub use crate::shard::clients::CONNECT_XID;
 /// Ticks between container/TTL reaping passes (ZooKeeper checks every 60 s).
 pub const REAP_EVERY_TICKS: u64 = 30;
 /// Records between progress lines while replaying the WAL.
@@ -156,13 +150,6 @@ fn wal_sync(s: SyncPolicy) -> wal::SyncMode {
     }
 }
 
-/// What the driver knows about a connection.
-struct ConnInfo {
-    session: i64,
-    auth: Vec<Id>,
-    req: ConnectRequest,
-}
-
 /// Where the driver's output goes: one outbox per core, drained by `send`.
 pub trait Outlet {
     /// Hands `msgs` to core `core` (the driver's own core included).
@@ -174,7 +161,7 @@ pub struct Driver<O: Outlet> {
     core: ShardCore,
     wal: Wal,
     syncer: Syncer,
-    sync: SyncPolicy,
+    commit: Committer,
     snapshots: Arc<SnapshotStore>,
     snap_count: u64,
     snap_retain: usize,
@@ -185,18 +172,11 @@ pub struct Driver<O: Outlet> {
     /// When the last purge started; `None`: none yet (the first runs at start).
     purged_at: Option<Instant>,
     purge_running: bool,
-    /// `sync=always`: txns not yet appended, each to be appended and flushed alone.
-    unappended: std::collections::VecDeque<(i64, AlignedVec)>,
     inbox: Rc<Mailbox<ToShard>>,
     outlet: O,
     outboxes: Vec<Vec<ToConn>>,
-    conns: HashMap<ConnId, ConnInfo>,
-    session_conn: HashMap<i64, ConnId>,
-    ids: SessionIdGen,
+    clients: Clients,
     rng: SmallRng,
-    flushing: bool,
-    appended_zxid: i64,
-    durable_zxid: i64,
     ticks: u64,
     stats: Arc<Stats>,
     actions: Vec<Action>,
@@ -227,7 +207,7 @@ impl<O: Outlet> Driver<O> {
             core: ShardCore::new(rec.db, prep),
             wal: rec.wal,
             syncer,
-            sync: cfg.sync,
+            commit: Committer::new(cfg.sync, last),
             snapshots: Arc::new(rec.snapshots),
             snap_count: cfg.snap_count,
             snap_retain: cfg.autopurge_snap_retain_count as usize,
@@ -237,17 +217,11 @@ impl<O: Outlet> Driver<O> {
                 .then(|| Duration::from_secs(u64::from(cfg.autopurge_purge_interval_h) * 3600)),
             purged_at: None,
             purge_running: false,
-            unappended: std::collections::VecDeque::new(),
             inbox,
             outlet,
             outboxes: (0..cores).map(|_| Vec::new()).collect(),
-            conns: HashMap::new(),
-            session_conn: HashMap::new(),
-            ids: SessionIdGen::new(0, super::clock::wall_ms()),
+            clients: Clients::new(SessionIdGen::new(0, super::clock::wall_ms())),
             rng: SmallRng::from_seed(seed),
-            flushing: false,
-            appended_zxid: last,
-            durable_zxid: last,
             ticks: 0,
             stats,
             actions: Vec::new(),
@@ -264,150 +238,63 @@ impl<O: Outlet> Driver<O> {
             for msg in batch.drain(..) {
                 self.handle(msg, now)?;
             }
-            self.start_flush()?;
             self.publish();
         }
         Ok(())
     }
 
     fn handle(&mut self, msg: ToShard, now: Now) -> Result<(), String> {
+        let mut out = Vec::new();
         match msg {
-            ToShard::Connect { conn, req, peer } => self.connect(conn, req, peer, now),
+            ToShard::Connect { conn, req, peer } => {
+                let mut password = [0u8; SESSION_PASSWORD_LEN];
+                self.rng.fill_bytes(&mut password);
+                let ip = acl::ip_id(peer.ip());
+                let core = &mut self.core;
+                self.clients.connect(
+                    core,
+                    conn,
+                    req,
+                    ip,
+                    password,
+                    now,
+                    &mut out,
+                    &mut self.actions,
+                );
+            }
             ToShard::Request { client, op } => {
-                if self.moved(client) {
-                    let reply = Reply::Read(Err(ErrorCode::SessionMoved));
-                    let zxid = self.core.db().last_zxid();
-                    self.reply(client, zxid, reply);
-                    return self.execute();
-                }
-                let auth = self
-                    .conns
-                    .get(&client.conn)
-                    .map(|c| c.auth.as_slice())
-                    .unwrap_or(&[]);
-                self.core.request(client, auth, op, now, &mut self.actions);
+                self.clients
+                    .request(&mut self.core, client, op, now, &mut self.actions);
             }
-            ToShard::Auth { client, ids } => {
-                if let Some(c) = self.conns.get_mut(&client.conn) {
-                    for id in ids {
-                        if !c.auth.contains(&id) {
-                            c.auth.push(id);
-                        }
-                    }
-                }
-                // Auth packets are answered with zxid 0, as ZooKeeper does.
-                self.reply(client, 0, Reply::Read(Ok(ReadResult::Empty)));
-            }
+            ToShard::Auth { client, ids } => self.clients.auth(client, ids, &mut out),
             ToShard::Closed { conn } => {
-                // Watches belong to the connection, as in ZooKeeper: the client
-                // re-registers them with setWatches when it reconnects.
-                if let Some(c) = self.conns.remove(&conn)
-                    && self.session_conn.get(&c.session) == Some(&conn)
-                {
-                    self.session_conn.remove(&c.session);
-                    self.core.db_mut().tree.watches.remove_session(c.session);
+                if let Some(session) = self.clients.closed(conn) {
+                    self.core.db_mut().tree.watches.remove_session(session);
                 }
             }
-            ToShard::Flushed { result } => self.flushed(result)?,
-            ToShard::Tick => self.tick(now),
+            ToShard::Flushed { result } => self.flushed_now(result, false)?,
+            ToShard::Tick => self.tick(now, &mut out),
             ToShard::Snapshotted { zxid, result } => self.snapshotted(zxid, result),
             ToShard::Purged { result } => self.purged(result),
         }
+        self.route(out);
         self.execute()
     }
 
-    /// Whether `client`'s session now lives on another connection (it reconnected
-    /// elsewhere): its requests on the old one are answered `SessionMoved`.
-    fn moved(&self, client: ClientRef) -> bool {
-        self.session_conn
-            .get(&client.session)
-            .is_some_and(|c| *c != client.conn)
-    }
-
-    fn connect(&mut self, conn: ConnId, req: ConnectRequest, peer: SocketAddr, now: Now) {
-        let last = self.core.db().last_zxid();
-        if req.last_zxid_seen > last {
-            // The client has seen a future this server does not have (ZooKeeper refuses too).
-            tracing::warn!(%peer, seen = req.last_zxid_seen, last, "refusing a client that has seen a newer zxid");
-            return self.refuse(conn, &req);
-        }
-        if req.session_id == 0 {
-            let session = self.ids.next_id();
-            let mut password = [0u8; SESSION_PASSWORD_LEN];
-            self.rng.fill_bytes(&mut password);
-            self.attach(conn, session, req.clone(), peer);
-            let op = Op::CreateSession {
-                session_id: session,
-                timeout_ms: req.time_out,
-                password,
-            };
-            let client = ClientRef {
-                conn,
-                session,
-                xid: CONNECT_XID,
-            };
-            return self.core.request(client, &[], op, now, &mut self.actions);
-        }
-        let session = req.session_id;
-        match self.core.db_mut().sessions.reconnect(
-            session,
-            req.passwd.as_deref().unwrap_or(&[]),
-            now.mono_ms,
-        ) {
-            Ok(timeout) => {
-                if let Some(old) = self.session_conn.get(&session).copied() {
-                    // The session moved: its old connection is closed, as ZooKeeper does.
-                    self.outboxes[old.core as usize].push(ToConn::Close { conn: old });
-                }
-                self.attach(conn, session, req.clone(), peer);
-                let resp = self.connect_response(&req, session, timeout);
-                self.outboxes[conn.core as usize].push(ToConn::Connected {
-                    conn,
-                    resp,
-                    accepted: true,
-                });
-            }
-            Err(_) => self.refuse(conn, &req),
+    /// Puts messages into their cores' outboxes.
+    fn route(&mut self, msgs: Vec<ToConn>) {
+        for m in msgs {
+            self.outboxes[m.conn().core as usize].push(m);
         }
     }
 
-    fn attach(&mut self, conn: ConnId, session: i64, req: ConnectRequest, peer: SocketAddr) {
-        let auth = vec![acl::ip_id(peer.ip())];
-        self.conns.insert(conn, ConnInfo { session, auth, req });
-        self.session_conn.insert(session, conn);
-    }
-
-    fn refuse(&mut self, conn: ConnId, req: &ConnectRequest) {
-        let resp = ConnectResponse::rejected(req);
-        self.outboxes[conn.core as usize].push(ToConn::Connected {
-            conn,
-            resp,
-            accepted: false,
-        });
-    }
-
-    fn connect_response(
-        &self,
-        req: &ConnectRequest,
-        session: i64,
-        timeout: i32,
-    ) -> ConnectResponse {
-        let mut passwd = [0u8; CONNECT_PASSWD_BYTES];
-        if let Some(s) = self.core.db().sessions.get(session) {
-            passwd.copy_from_slice(&s.password[..CONNECT_PASSWD_BYTES]);
-        }
-        ConnectResponse::for_request(req, timeout, session, passwd, false)
-    }
-
-    fn tick(&mut self, now: Now) {
+    fn tick(&mut self, now: Now, out: &mut Vec<ToConn>) {
         self.ticks += 1;
         // Counting watches walks every session's set: once a tick, not per batch.
         let watches = self.core.db().tree.watches.total() as u64;
         self.stats.shard.watches.store(watches, Relaxed);
         for session in self.core.tick(now, &mut self.actions) {
-            if let Some(conn) = self.session_conn.remove(&session) {
-                self.outboxes[conn.core as usize].push(ToConn::Close { conn });
-            }
+            self.clients.expired(session, out);
         }
         if self.ticks.is_multiple_of(REAP_EVERY_TICKS) {
             self.core.reap(now, &mut self.actions);
@@ -415,34 +302,36 @@ impl<O: Outlet> Driver<O> {
         self.maybe_purge();
     }
 
-    /// Carries out the core's actions.
-    /// Carries out the core's actions until none are left: an inline flush (sync
-    /// `always` or `never`) makes the core release replies, which are actions too.
-    /// Consecutive persists go to the WAL in one `append_batch` (one write system call
-    /// instead of one per txn).
+    /// Carries out the core's actions until none are left (an inline flush, with
+    /// `sync=never`, makes the core release replies, which are actions too), then
+    /// starts the flush the committer asks for. Persists of one pass go to the WAL in
+    /// one `append_batch` (one write system call instead of one per txn).
     fn execute(&mut self) -> Result<(), String> {
         let mut applied = 0u64;
         let mut run: Vec<(i64, AlignedVec)> = Vec::new();
-        while !self.actions.is_empty() {
-            for action in std::mem::take(&mut self.actions) {
-                match action {
-                    Action::Persist { zxid, bytes } if self.sync == SyncPolicy::Always => {
-                        self.unappended.push_back((zxid, bytes));
-                        continue;
-                    }
-                    Action::Persist { zxid, bytes } => {
-                        run.push((zxid, bytes));
-                        continue;
-                    }
-                    other => {
-                        self.append_run(&mut run)?;
-                        applied += u64::from(self.execute_one(other)?);
+        loop {
+            while !self.actions.is_empty() {
+                for action in std::mem::take(&mut self.actions) {
+                    match action {
+                        Action::Persist { zxid, bytes } => {
+                            self.commit.persist(zxid, bytes, &mut run);
+                        }
+                        Action::Event(event) => {
+                            if let Some(conn) = self.clients.conn_of(event.session) {
+                                self.outboxes[conn.core as usize]
+                                    .push(ToConn::Event { conn, event });
+                            }
+                        }
+                        Action::Reply { to, zxid, reply } => {
+                            applied += u64::from(matches!(reply, Reply::Write(_)));
+                            self.reply(to, zxid, reply);
+                        }
                     }
                 }
+                self.append_run(&mut run)?;
             }
-            self.append_run(&mut run)?;
-            if self.sync == SyncPolicy::Never && self.appended_zxid > self.durable_zxid {
-                self.flush_inline()?;
+            if !self.start_flush(&mut run)? {
+                break;
             }
         }
         self.applied_since_snap += applied;
@@ -466,137 +355,61 @@ impl<O: Outlet> Driver<O> {
         self.wal
             .append_batch(&records)
             .map_err(|e| format!("WAL append failed: {e}"))?;
-        self.appended_zxid = last;
+        self.commit.appended_to(last);
         run.clear();
         Ok(())
     }
 
-    /// One action; true when it answered a write.
-    fn execute_one(&mut self, action: Action) -> Result<bool, String> {
-        match action {
-            Action::Persist { zxid, bytes } => {
-                debug_assert!(false, "persists are batched by execute");
-                self.append_run(&mut vec![(zxid, bytes)])?;
-            }
-            Action::Event(event) => {
-                if let Some(conn) = self.session_conn.get(&event.session).copied() {
-                    self.outboxes[conn.core as usize].push(ToConn::Event { conn, event });
-                }
-            }
-            Action::Reply { to, zxid, reply } => {
-                let write = matches!(reply, Reply::Write(_));
-                self.reply(to, zxid, reply);
-                return Ok(write);
-            }
-        }
-        Ok(false)
-    }
-
     fn reply(&mut self, to: ClientRef, zxid: i64, reply: Reply) {
-        let out = &mut self.outboxes[to.conn.core as usize];
-        if to.xid != CONNECT_XID {
-            if matches!(reply, Reply::Write(TxnResult::CloseSession)) {
-                out.push(ToConn::Reply {
-                    conn: to.conn,
-                    xid: to.xid,
-                    zxid,
-                    reply,
-                });
-                self.session_conn.remove(&to.session);
-                return out.push(ToConn::Close { conn: to.conn });
+        let mut out = Vec::new();
+        self.clients.reply(&self.core, to, zxid, reply, &mut out);
+        self.route(out);
+    }
+
+    /// Starts the flush the committer asks for: on the blocking pool, or inline with
+    /// `sync=never` (no disk work). True when an inline flush released actions.
+    fn start_flush(&mut self, run: &mut Vec<(i64, AlignedVec)>) -> Result<bool, String> {
+        let flush = self.commit.next_flush(run);
+        self.append_run(run)?;
+        match flush {
+            None => Ok(false),
+            Some(Flush::Inline { .. }) => {
+                let started = Instant::now();
+                let result = self.syncer.flush().map_err(|e| e.to_string());
+                self.stats
+                    .shard
+                    .record_flush(0, started.elapsed().as_micros() as u64);
+                self.flushed_now(result, true)?;
+                Ok(true)
             }
-            return out.push(ToConn::Reply {
-                conn: to.conn,
-                xid: to.xid,
-                zxid,
-                reply,
-            });
-        }
-        let Some(info) = self.conns.get(&to.conn) else {
-            return;
-        };
-        let req = info.req.clone();
-        match reply {
-            Reply::Write(TxnResult::CreateSession { timeout_ms }) => {
-                let resp = self.connect_response(&req, to.session, timeout_ms);
-                self.outboxes[to.conn.core as usize].push(ToConn::Connected {
-                    conn: to.conn,
-                    resp,
-                    accepted: true,
-                });
-            }
-            other => {
-                tracing::warn!(error = ?other.error(), "session creation failed");
-                self.refuse(to.conn, &req);
+            Some(Flush::Background { covers }) => {
+                let (syncer, inbox, stats) =
+                    (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
+                let txns = (covers - self.commit.durable()) as u64;
+                glommio::spawn_local(async move {
+                    let started = Instant::now();
+                    let result = glommio::executor()
+                        .spawn_blocking(move || syncer.flush())
+                        .await;
+                    stats
+                        .shard
+                        .record_flush(txns, started.elapsed().as_micros() as u64);
+                    inbox.push(ToShard::Flushed {
+                        result: result.map_err(|e| e.to_string()),
+                    });
+                })
+                .detach();
+                Ok(false)
             }
         }
     }
 
-    /// Sync mode `never`: nothing to wait for, only the watermark moves.
-    fn flush_inline(&mut self) -> Result<(), String> {
-        let started = Instant::now();
-        let result = self.syncer.flush().map_err(|e| e.to_string());
-        self.record_flush(started);
-        self.flushed_now(result)
-    }
-
-    /// Group commit: one flush at a time on the blocking pool, covering all appended.
-    /// With `sync=always`, one txn is appended first: each gets a flush of its own.
-    fn start_flush(&mut self) -> Result<(), String> {
-        if self.flushing {
-            return Ok(());
-        }
-        if self.appended_zxid <= self.durable_zxid
-            && let Some(one) = self.unappended.pop_front()
-        {
-            self.append_run(&mut vec![one])?;
-        }
-        if self.appended_zxid <= self.durable_zxid {
-            return Ok(());
-        }
-        self.flushing = true;
-        let (syncer, inbox, stats) = (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
-        let txns = (self.appended_zxid - self.durable_zxid) as u64;
-        glommio::spawn_local(async move {
-            let started = Instant::now();
-            let result = glommio::executor()
-                .spawn_blocking(move || syncer.flush())
-                .await;
-            stats
-                .shard
-                .record_flush(txns, started.elapsed().as_micros() as u64);
-            inbox.push(ToShard::Flushed {
-                result: result.map_err(|e| e.to_string()),
-            });
-        })
-        .detach();
-        Ok(())
-    }
-
-    fn record_flush(&self, started: Instant) {
-        let txns = (self.appended_zxid - self.durable_zxid).max(0) as u64;
-        self.stats
-            .shard
-            .record_flush(txns, started.elapsed().as_micros() as u64);
-    }
-
-    fn flushed(&mut self, result: Result<u64, String>) -> Result<(), String> {
-        self.flushing = false;
-        self.flushed_now(result)?;
-        // `sync=always`: the next txn's own flush (replies of this one are out first).
-        self.start_flush()
-    }
-
-    fn flushed_now(&mut self, result: Result<u64, String>) -> Result<(), String> {
+    fn flushed_now(&mut self, result: Result<u64, String>, inline: bool) -> Result<(), String> {
         let zxid = result.map_err(|e| {
             format!("WAL flush failed, stopping to avoid acknowledging lost writes: {e}")
         })? as i64;
-        debug_assert!(
-            zxid >= self.durable_zxid,
-            "the durable watermark only rises"
-        );
-        self.durable_zxid = zxid;
-        self.core.durable(zxid, &mut self.actions);
+        let durable = self.commit.flushed(zxid, inline);
+        self.core.durable(durable, &mut self.actions);
         Ok(())
     }
 

@@ -6,6 +6,8 @@
 //! locally; Zab replaces "durable on this node" with "committed by a quorum" without
 //! changing the sequencing here.
 
+pub mod clients;
+pub mod commit;
 pub mod core;
 
 pub use self::core::{Action, ClientRef, ConnId, Now, Reply, ShardCore};

@@ -1,0 +1,196 @@
+//! `Committer`: when the shard's WAL is appended to and flushed, as a pure state machine.
+//!
+//! The driver appends what [`Committer::persist`] hands back, starts the flush that
+//! [`Committer::next_flush`] asks for, and reports its end to [`Committer::flushed`];
+//! the returned watermark goes to `ShardCore::durable`. Rules:
+//! - **Batch** (group commit, the default): everything persisted is appended at once;
+//!   at most [`FLUSHES_INFLIGHT_MAX`] flush runs at a time, off the shard's core, and
+//!   each covers everything appended when it started (the flush is the batching
+//!   window, as in ZooKeeper's SyncRequestProcessor without its timer). One flush in
+//!   flight: the WAL's syncer serialises flushes under one lock, so a second would only
+//!   queue behind the first (measured in `wal/src/group.rs`'s docs).
+//! - **Always**: one txn is appended and flushed at a time, each with a flush of its
+//!   own; the others wait, in order, unappended.
+//! - **Never**: nothing reaches the disk; the watermark moves inline (benchmarks).
+//!
+//! Invariants: `durable <= appended`; the watermark only rises; nothing is reported
+//! durable that was not appended before the flush that covers it started.
+
+use std::collections::VecDeque;
+
+use rkyv::util::AlignedVec;
+
+use crate::config::SyncPolicy;
+
+/// Flushes running at once.
+pub const FLUSHES_INFLIGHT_MAX: usize = 1;
+
+/// A flush to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// On the blocking pool; report its end with [`Committer::flushed`].
+    Background { covers: i64 },
+    /// Right now, on this core (`sync=never`: no disk work).
+    Inline { covers: i64 },
+}
+
+/// The group-commit state of one shard's WAL.
+#[derive(Debug)]
+pub struct Committer {
+    policy: SyncPolicy,
+    appended: i64,
+    durable: i64,
+    flushing: usize,
+    /// `Always`: txns waiting for their own append + flush, oldest first.
+    held: VecDeque<(i64, AlignedVec)>,
+}
+
+impl Committer {
+    /// A log whose last (durable) record is `last_zxid`.
+    pub fn new(policy: SyncPolicy, last_zxid: i64) -> Self {
+        Committer {
+            policy,
+            appended: last_zxid,
+            durable: last_zxid,
+            flushing: 0,
+            held: VecDeque::new(),
+        }
+    }
+
+    pub fn durable(&self) -> i64 {
+        self.durable
+    }
+
+    pub fn appended(&self) -> i64 {
+        self.appended
+    }
+
+    /// Txns appended but not durable, plus those held back (`Always`).
+    pub fn backlog(&self) -> usize {
+        (self.appended - self.durable) as usize + self.held.len()
+    }
+
+    /// A txn to persist: pushed to `append` (to append now, in order) or held.
+    pub fn persist(&mut self, zxid: i64, bytes: AlignedVec, append: &mut Vec<(i64, AlignedVec)>) {
+        debug_assert!(
+            zxid > self.appended && self.held.back().is_none_or(|(z, _)| *z < zxid),
+            "txns are persisted in zxid order"
+        );
+        match self.policy {
+            SyncPolicy::Always => self.held.push_back((zxid, bytes)),
+            SyncPolicy::Batch | SyncPolicy::Never => {
+                debug_assert!(append.last().is_none_or(|(z, _)| *z < zxid));
+                append.push((zxid, bytes));
+            }
+        }
+    }
+
+    /// The driver appended everything up to `zxid`.
+    pub fn appended_to(&mut self, zxid: i64) {
+        debug_assert!(zxid >= self.appended, "appends go forward");
+        self.appended = zxid;
+    }
+
+    /// The flush to start now, if any; `Always` first hands one held txn to `append`
+    /// (the caller appends it before flushing).
+    pub fn next_flush(&mut self, append: &mut Vec<(i64, AlignedVec)>) -> Option<Flush> {
+        if self.flushing >= FLUSHES_INFLIGHT_MAX {
+            return None;
+        }
+        if self.policy == SyncPolicy::Always && self.appended == self.durable {
+            let (zxid, bytes) = self.held.pop_front()?;
+            append.push((zxid, bytes));
+            self.appended = zxid;
+        }
+        if self.appended <= self.durable {
+            return None;
+        }
+        let covers = self.appended;
+        if self.policy == SyncPolicy::Never {
+            return Some(Flush::Inline { covers });
+        }
+        self.flushing += 1;
+        Some(Flush::Background { covers })
+    }
+
+    /// A flush ended, durable up to `zxid` (what the WAL says; at least what it
+    /// covered). Returns the new watermark.
+    pub fn flushed(&mut self, zxid: i64, inline: bool) -> i64 {
+        if !inline {
+            debug_assert!(self.flushing > 0, "a flush was running");
+            self.flushing -= 1;
+        }
+        debug_assert!(
+            zxid <= self.appended,
+            "only appended records become durable"
+        );
+        self.durable = self.durable.max(zxid);
+        self.durable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes() -> AlignedVec {
+        AlignedVec::new()
+    }
+
+    #[test]
+    fn batch_flushes_one_at_a_time_covering_all_appended() {
+        let mut c = Committer::new(SyncPolicy::Batch, 0);
+        let mut append = Vec::new();
+        c.persist(1, bytes(), &mut append);
+        c.persist(2, bytes(), &mut append);
+        assert_eq!(append.len(), 2);
+        c.appended_to(2);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 2 })
+        );
+        append.clear();
+        c.persist(3, bytes(), &mut append);
+        c.appended_to(3);
+        assert_eq!(c.next_flush(&mut append), None, "one flush in flight");
+        assert_eq!(c.flushed(2, false), 2);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 3 })
+        );
+        assert_eq!(c.flushed(3, false), 3);
+        assert_eq!(c.backlog(), 0);
+    }
+
+    #[test]
+    fn always_appends_and_flushes_each_txn_alone() {
+        let mut c = Committer::new(SyncPolicy::Always, 10);
+        let mut append = Vec::new();
+        c.persist(11, bytes(), &mut append);
+        c.persist(12, bytes(), &mut append);
+        assert!(append.is_empty(), "held until their turn");
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 11 })
+        );
+        assert_eq!(append.iter().map(|(z, _)| *z).collect::<Vec<_>>(), [11]);
+        append.clear();
+        assert_eq!(c.next_flush(&mut append), None);
+        c.flushed(11, false);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 12 })
+        );
+    }
+
+    #[test]
+    fn never_moves_the_watermark_inline() {
+        let mut c = Committer::new(SyncPolicy::Never, 0);
+        let mut append = Vec::new();
+        c.persist(1, bytes(), &mut append);
+        c.appended_to(1);
+        assert_eq!(c.next_flush(&mut append), Some(Flush::Inline { covers: 1 }));
+        assert_eq!(c.flushed(1, true), 1);
+        assert_eq!(c.next_flush(&mut append), None);
+    }
+}
