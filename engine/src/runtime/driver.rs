@@ -244,6 +244,7 @@ impl<O: Outlet> Driver<O> {
     }
 
     fn handle(&mut self, msg: ToShard, now: Now) -> Result<(), String> {
+        self.core.observe(now);
         let mut out = Vec::new();
         match msg {
             ToShard::Connect { conn, req, peer } => {

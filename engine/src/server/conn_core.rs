@@ -70,7 +70,7 @@ pub enum OutState {
 }
 
 /// The connection's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnCore {
     slots: VecDeque<Slot>,
     /// Slots the shard still owes an answer.
@@ -79,11 +79,35 @@ pub struct ConnCore {
     out_bytes: usize,
     /// The highest zxid seen in a reply (carried on pongs and local answers).
     last_zxid: i64,
+    /// Output limits: pause reading above the first, close above the second.
+    out_bytes_pause: usize,
+    out_bytes_max: usize,
+}
+
+impl Default for ConnCore {
+    fn default() -> Self {
+        ConnCore::with_limits(CONN_OUT_BYTES_PAUSE, CONN_OUT_BYTES_MAX)
+    }
 }
 
 impl ConnCore {
+    /// A connection with the server's limits.
     pub fn new() -> Self {
         ConnCore::default()
+    }
+
+    /// A connection with other output limits (simulations use small ones to reach
+    /// them); `pause_bytes < max_bytes`.
+    pub fn with_limits(pause_bytes: usize, max_bytes: usize) -> Self {
+        debug_assert!(pause_bytes < max_bytes, "pausing comes before closing");
+        ConnCore {
+            slots: VecDeque::new(),
+            shard_owes: 0,
+            out_bytes: 0,
+            last_zxid: 0,
+            out_bytes_pause: pause_bytes,
+            out_bytes_max: max_bytes,
+        }
     }
 
     /// Whether another request may be read now (a free credit).
@@ -194,9 +218,9 @@ impl ConnCore {
     }
 
     pub fn out_state(&self) -> OutState {
-        if self.out_bytes > CONN_OUT_BYTES_MAX {
+        if self.out_bytes > self.out_bytes_max {
             OutState::Overflow
-        } else if self.out_bytes > CONN_OUT_BYTES_PAUSE {
+        } else if self.out_bytes > self.out_bytes_pause {
             OutState::Paused
         } else {
             OutState::Flowing

@@ -254,8 +254,10 @@ impl ShardCore {
             .push_back(Queued::Refused { client, error });
     }
 
-    /// Advances the monotonic clock (never backwards).
-    fn observe(&mut self, now: Now) {
+    /// The time is `now` (every input does this too; a caller whose next input is
+    /// [`ShardCore::durable`] calls it first, so a session created by that call starts
+    /// its timer now). The monotonic clock never goes back.
+    pub fn observe(&mut self, now: Now) {
         self.mono_ms = self.mono_ms.max(now.mono_ms);
     }
 
