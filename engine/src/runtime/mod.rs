@@ -1,4 +1,7 @@
-//! The runtime: the only place that does IO.
+//! The runtime: executors, clocks and the shard driver. With `server`'s socket tasks it
+//! is where IO happens; every decision it acts on is made by a pure state machine
+//! (`shard::{core, clients, commit}`, `server::conn_core`), simulated in
+//! `engine/tests/sim_glue.rs`.
 //!
 //! One glommio executor per core, each pinned to its CPU ([`exec`]). Every core
 //! accepts client connections (the listener uses SO_REUSEPORT, so the kernel spreads
