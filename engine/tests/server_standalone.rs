@@ -514,6 +514,38 @@ fn two_servers_started_together_never_share_a_port() {
     }
 }
 
+/// Logs written to a pipe (or a file) carry no ANSI colour codes: colour is for
+/// terminals only.
+#[test]
+fn logs_to_a_pipe_are_not_coloured() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_corekeeper"))
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args(["--client-addr", &addr.to_string(), "--cores", "1"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "corekeeper exited");
+        assert!(Instant::now() < deadline, "corekeeper did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = [out.stdout, out.stderr].concat();
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("INFO"), "no log lines to check: {text}");
+    assert!(
+        !logs.contains(&0x1b),
+        "ANSI escapes in piped logs: {text:?}"
+    );
+}
+
 #[test]
 fn start_up_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
