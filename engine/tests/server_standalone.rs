@@ -384,6 +384,39 @@ fn sessions_survive_a_restart_and_can_reattach() {
     );
 }
 
+/// The answer to a four-letter word.
+fn four_letter(addr: std::net::SocketAddr, word: &str) -> String {
+    let mut w = TcpStream::connect(addr).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    w.write_all(word.as_bytes()).unwrap();
+    let mut text = String::new();
+    w.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// `srvr` (the default whitelist's only word) shows the state the server started
+/// with before any request has reached the shard: the counters were published only
+/// after the driver's first batch, so a fresh server said `Node count: 0`. corekeeper
+/// counts the four system nodes (`/`, `/zookeeper`, its `quota` and `config`);
+/// ZooKeeper 3.8 prints 5 there, its root being stored twice (under "" and "/").
+#[test]
+fn srvr_shows_the_recovered_state_before_the_first_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let text = four_letter(addr, "srvr");
+    assert!(text.contains("Node count: 4\n"), "{text}");
+    let mut c = client(&s);
+    c.create("/a", b"", CreateMode::Persistent).unwrap();
+    let zxid = c.last_zxid();
+    s.kill();
+    drop(c);
+    let _s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let text = four_letter(addr, "srvr");
+    assert!(text.contains("Node count: 5\n"), "{text}");
+    assert!(text.contains(&format!("Zxid: 0x{zxid:x}\n")), "{text}");
+}
+
 #[test]
 fn metrics_are_served_on_the_admin_port() {
     let dir = tempfile::tempdir().unwrap();
