@@ -450,10 +450,11 @@ fn metrics_are_served_on_the_admin_port() {
 
 #[test]
 fn snapshots_are_taken_retained_and_recovered() {
+    const RETAIN: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let cfg = format!(
-        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nsnapCount=50\nautopurge.snapRetainCount=3\ncores=1\n",
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nsnapCount=50\nautopurge.snapRetainCount={RETAIN}\ncores=1\n4lw.commands.whitelist=srvr,mntr\n",
         dir.path().display(),
         addr.port()
     );
@@ -463,7 +464,6 @@ fn snapshots_are_taken_retained_and_recovered() {
         c.create(&format!("/n{i:03}"), &[i as u8], CreateMode::Persistent)
             .unwrap();
     }
-    // Snapshots are written on the blocking pool: wait (bounded) for the retained three.
     let snaps = dir.path().join("snapshots");
     let count = || {
         std::fs::read_dir(&snaps).map_or(0, |d| {
@@ -472,17 +472,46 @@ fn snapshots_are_taken_retained_and_recovered() {
                 .count()
         })
     };
+    // Snapshots are written (then purged to RETAIN) on the blocking pool, one at a
+    // time, and the driver counts one (`ck_snapshots`) only after its purge. Write
+    // until at least RETAIN + 1 are done, so purging has had something to remove
+    // (bounded: a slow snapshot only delays the next, 50 writes later).
+    c.create("/pad", b"", CreateMode::Persistent).unwrap();
+    let taken = || {
+        let mntr = four_letter(addr, "mntr");
+        mntr.lines()
+            .find_map(|l| l.strip_prefix("ck_snapshots\t"))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no ck_snapshots in {mntr}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while taken() < RETAIN + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {RETAIN} + 1 snapshots"
+        );
+        for _ in 0..50 {
+            c.set_data("/pad", b"x", -1).unwrap();
+        }
+    }
+    // With the writes stopped, at most one more snapshot can be in flight: between
+    // its write and its purge the directory holds RETAIN + 1 files, never more, and
+    // once it is done exactly RETAIN. Wait (bounded) for that.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count() < 3 {
-        assert!(Instant::now() < deadline, "no snapshots written");
+    loop {
+        let n = count();
+        assert!(n <= RETAIN + 1, "{n} snapshots: purge keeps {RETAIN}");
+        if n == RETAIN {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} snapshots, never {RETAIN}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(count(), 3, "autopurge.snapRetainCount keeps three");
     s.kill();
     drop(c);
     let s = Server::start_with_config(dir.path(), addr, &cfg);
     let mut c = client(&s);
-    assert_eq!(c.get_children("/", false).unwrap().len(), 301);
+    assert_eq!(c.get_children("/", false).unwrap().len(), 302);
     for i in [0, 149, 299] {
         assert_eq!(
             c.get_data(&format!("/n{i:03}"), false).unwrap().0,
