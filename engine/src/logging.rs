@@ -1,5 +1,10 @@
 //! Structured logs through `tracing`; glommio's `log` records are bridged in, so its
 //! warnings (locked memory, ring setup) are seen. `RUST_LOG` overrides the level.
+//!
+//! Logs go to stdout, coloured only when stdout is a terminal: written to a file, a
+//! pipe or a journal they carry no ANSI escape codes.
+
+use std::io::IsTerminal;
 
 /// Installs the global subscriber once; later calls are no-ops.
 pub fn init() {
@@ -8,5 +13,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal())
         .try_init();
 }

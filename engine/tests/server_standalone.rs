@@ -384,6 +384,39 @@ fn sessions_survive_a_restart_and_can_reattach() {
     );
 }
 
+/// The answer to a four-letter word.
+fn four_letter(addr: std::net::SocketAddr, word: &str) -> String {
+    let mut w = TcpStream::connect(addr).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    w.write_all(word.as_bytes()).unwrap();
+    let mut text = String::new();
+    w.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// `srvr` (the default whitelist's only word) shows the state the server started
+/// with before any request has reached the shard: the counters were published only
+/// after the driver's first batch, so a fresh server said `Node count: 0`. corekeeper
+/// counts the four system nodes (`/`, `/zookeeper`, its `quota` and `config`);
+/// ZooKeeper 3.8 prints 5 there, its root being stored twice (under "" and "/").
+#[test]
+fn srvr_shows_the_recovered_state_before_the_first_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let text = four_letter(addr, "srvr");
+    assert!(text.contains("Node count: 4\n"), "{text}");
+    let mut c = client(&s);
+    c.create("/a", b"", CreateMode::Persistent).unwrap();
+    let zxid = c.last_zxid();
+    s.kill();
+    drop(c);
+    let _s = Server::start(dir.path(), addr, &["--cores", "1"]);
+    let text = four_letter(addr, "srvr");
+    assert!(text.contains("Node count: 5\n"), "{text}");
+    assert!(text.contains(&format!("Zxid: 0x{zxid:x}\n")), "{text}");
+}
+
 #[test]
 fn metrics_are_served_on_the_admin_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -522,6 +555,38 @@ fn two_servers_started_together_never_share_a_port() {
         }
         let _ = child.wait();
     }
+}
+
+/// Logs written to a pipe (or a file) carry no ANSI colour codes: colour is for
+/// terminals only.
+#[test]
+fn logs_to_a_pipe_are_not_coloured() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_corekeeper"))
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args(["--client-addr", &addr.to_string(), "--cores", "1"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "corekeeper exited");
+        assert!(Instant::now() < deadline, "corekeeper did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = [out.stdout, out.stderr].concat();
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("INFO"), "no log lines to check: {text}");
+    assert!(
+        !logs.contains(&0x1b),
+        "ANSI escapes in piped logs: {text:?}"
+    );
 }
 
 #[test]

@@ -104,7 +104,10 @@ struct MNode {
     data: Option<Vec<u8>>,
     version: i32,
     aversion: i32,
+    /// What clients read: changes to the children, creates and deletes.
     cversion: i32,
+    /// Children created: what sequential names number (deletes do not count).
+    creates: i32,
     kind: NodeKind,
     children: BTreeSet<String>,
     acl: Vec<Acl>,
@@ -139,7 +142,8 @@ impl Model {
                     data: n.data.as_deref().map(<[u8]>::to_vec),
                     version: n.stat.version,
                     aversion: n.stat.aversion,
-                    cversion: n.stat.cversion,
+                    cversion: n.client_stat().cversion,
+                    creates: n.stat.cversion,
                     kind: n.kind,
                     children: n.children.iter().cloned().collect(),
                     acl: n.acl.to_vec(),
@@ -204,6 +208,7 @@ impl Model {
         self.nodes.remove(p);
         if let Some(parent) = path::parent(p).and_then(|pp| self.nodes.get_mut(pp)) {
             parent.children.remove(path::name(p));
+            parent.cversion += 1;
         }
     }
 
@@ -227,7 +232,7 @@ impl Model {
                     return Err(NoAuth);
                 }
                 let fin = if mode.is_sequential() {
-                    path::sequential_name(p, parent.cversion)
+                    path::sequential_name(p, parent.creates)
                 } else {
                     p.clone()
                 };
@@ -245,6 +250,7 @@ impl Model {
                 };
                 let parent = self.nodes.get_mut(parent_path).ok_or(NoNode)?;
                 parent.cversion += 1;
+                parent.creates += 1;
                 parent.children.insert(path::name(&fin).to_string());
                 self.nodes.insert(
                     fin.clone(),
@@ -253,6 +259,7 @@ impl Model {
                         version: 0,
                         aversion: 0,
                         cversion: 0,
+                        creates: 0,
                         kind,
                         children: BTreeSet::new(),
                         acl,
@@ -709,9 +716,14 @@ impl Sim {
         let ok = match (&got, want) {
             (Err(ErrorCode::NoNode), None) => true,
             (Err(ErrorCode::NoAuth), Some(n)) => !model_allows(&n.acl, perms::READ, &auth),
-            (Ok(ReadResult::Exists { stat }), Some(n)) => stat.version == n.version,
+            (Ok(ReadResult::Exists { stat }), Some(n)) => {
+                stat.version == n.version && stat.cversion == n.cversion
+            }
             (Ok(ReadResult::GetData { data, stat }), Some(n)) => {
-                *data == n.data && stat.version == n.version && readable
+                *data == n.data
+                    && stat.version == n.version
+                    && stat.cversion == n.cversion
+                    && readable
             }
             _ => false,
         };
@@ -848,7 +860,8 @@ impl Sim {
             let same = n.data.as_deref() == m.data.as_deref()
                 && n.stat.version == m.version
                 && n.stat.aversion == m.aversion
-                && n.stat.cversion == m.cversion
+                && n.stat.cversion == m.creates
+                && n.client_stat().cversion == m.cversion
                 && n.kind == m.kind
                 && n.children.iter().eq(m.children.iter())
                 && *n.acl == *m.acl;

@@ -453,51 +453,6 @@ fn watch_limit_refuses_reads_that_would_exceed_it() {
     assert!(s.read(B, &unwatched).is_ok());
 }
 
-/// Rough prep + apply throughput (not a pass/fail check): run with
-/// `cargo test -p engine --test tree_ops -- --ignored --nocapture throughput`.
-#[test]
-#[ignore]
-fn throughput() {
-    let mut s = Server::new();
-    s.write(A, &create("/t", CreateMode::Persistent));
-    let n = 100_000;
-    let start = std::time::Instant::now();
-    let mut batch = Vec::with_capacity(64);
-    for round in 0..3 {
-        for i in 0..n {
-            let p = format!("/t/n{i}");
-            let op = match round {
-                0 => create(&p, CreateMode::Persistent),
-                1 => set(&p),
-                _ => del(&p),
-            };
-            let req = RequestCtx {
-                session: A,
-                cxid: i,
-                auth: &[],
-            };
-            batch.push(s.prep.prep(&s.db, &req, &op, s.now));
-            if batch.len() == 64 {
-                for t in batch.drain(..) {
-                    let bytes = t.to_bytes();
-                    let t = Txn::from_bytes(&bytes).unwrap();
-                    let a = s.db.apply(&t);
-                    s.prep.applied(a.zxid);
-                }
-            }
-        }
-    }
-    for t in batch.drain(..) {
-        s.db.apply(&t);
-    }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{} writes (prep + encode + decode + apply) in {secs:.2}s: {:.0}/s",
-        3 * n,
-        3.0 * n as f64 / secs
-    );
-}
-
 /// Corrupt txn and snapshot bytes are refused with an error, never a panic.
 #[test]
 fn corrupt_bytes_are_refused_not_panicked_on() {

@@ -107,9 +107,11 @@ pub enum Command {
         addr: Option<String>,
     },
     /// corekeeper's per-core profile, live: `mntr` every `interval_ms`, `count` times
-    /// (until interrupted when `None`).
+    /// (until interrupted when `None`); with `admin` (a port on the server's host, or
+    /// `host:port`) the admin port's `/metrics` instead.
     Top {
         addr: Option<String>,
+        admin: Option<String>,
         interval_ms: u64,
         count: Option<u64>,
     },
@@ -167,7 +169,7 @@ ckctl [-server host:port,host:port/chroot] [-timeout ms] [--auth scheme:auth] [c
 	stat [-w] path
 	sync path
 	srvr|mntr|ruok|cons|conf|envi|wchs|dirs|isro [host:port]
-	top [-i interval_ms] [-n count] [host:port] # corekeeper's per-core profile, live
+	top [-i interval_ms] [-n count] [-a admin_port|host:port] [host:port] # corekeeper's per-core profile, live (mntr, or /metrics with -a)
 	help
 	quit";
 
@@ -416,7 +418,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             })
         }
         "top" => {
-            let p = split(rest, "", "in", "top")?;
+            let p = split(rest, "", "ina", "top")?;
             let pos = positionals(&p, 0, 1, "top", First::Other)?;
             let interval_ms: u64 = p
                 .value('i')
@@ -436,6 +438,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             let count = p.value('n').map(|v| num(v, "count", "top")).transpose()?;
             Ok(Command::Top {
                 addr: pos.first().cloned(),
+                admin: p.value('a').map(str::to_string),
                 interval_ms,
                 count,
             })

@@ -375,9 +375,9 @@ impl Session {
                 let text = four_letter_any(addr.as_deref(), &self.conn, word)?;
                 out.write_all(text.as_bytes()).map_err(out_err)
             }
-            Command::Top { addr, .. } => {
+            Command::Top { addr, admin, .. } => {
                 // The runner samples over time; a session shows one snapshot.
-                let text = four_letter_any(addr.as_deref(), &self.conn, "mntr")?;
+                let text = top_text(addr.as_deref(), admin.as_deref(), &self.conn)?;
                 out.write_all(text.as_bytes()).map_err(out_err)
             }
             Command::Help => writeln!(out, "{}", cmd::USAGE).map_err(out_err),
@@ -836,6 +836,99 @@ fn four_letter_any(
     )))
 }
 
+/// The body of `GET /metrics` from the admin endpoint at `admin` (`host:port`).
+pub fn metrics(admin: &str) -> io::Result<String> {
+    let wait = Duration::from_millis(NETWORK_WAIT_MS_MAX);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {admin}"));
+    for sa in admin.to_socket_addrs()? {
+        let mut stream = match TcpStream::connect_timeout(&sa, wait) {
+            Ok(s) => s,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        stream.set_read_timeout(Some(wait))?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut bytes = Vec::new();
+        stream
+            .take(FOUR_LETTER_BYTES_MAX as u64)
+            .read_to_end(&mut bytes)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.lines().next().unwrap_or_default();
+        if status.split_whitespace().nth(1) != Some("200") {
+            let why = format!("GET /metrics from {admin} answered {status:?}");
+            return Err(io::Error::other(why));
+        }
+        return Ok(body.to_string());
+    }
+    Err(last)
+}
+
+/// `metrics` from `admin`: a port on the host of `addr` (else of the first of `conn`'s
+/// servers that answers), or a `host:port` of its own.
+fn metrics_any(addr: Option<&str>, admin: &str, conn: &ConnectString) -> Result<String, CliError> {
+    let targets: Vec<String> = match admin.parse::<u16>() {
+        Ok(port) => {
+            let servers: Vec<&str> = match addr {
+                Some(a) => vec![a],
+                None => conn.servers.iter().map(String::as_str).collect(),
+            };
+            servers
+                .iter()
+                .map(|s| {
+                    let host = s.rsplit_once(':').map_or(*s, |(h, _)| h);
+                    format!("{host}:{port}")
+                })
+                .collect()
+        }
+        Err(_) => vec![admin.to_string()],
+    };
+    let mut errors = Vec::new();
+    for t in &targets {
+        match metrics(t) {
+            Ok(text) => return Ok(text),
+            Err(e) => errors.push(format!("{t}: {e}")),
+        }
+    }
+    Err(CliError::Other(format!(
+        "top: reading /metrics failed: {}",
+        errors.join("; ")
+    )))
+}
+
+/// What `top` samples, as the server says it: `mntr`'s answer or, with `admin`, the
+/// admin port's `/metrics`. A server whose whitelist refuses `mntr` is an error that
+/// says what to enable, not a sample of zeros.
+fn top_text(
+    addr: Option<&str>,
+    admin: Option<&str>,
+    conn: &ConnectString,
+) -> Result<String, CliError> {
+    if let Some(admin) = admin {
+        return metrics_any(addr, admin, conn);
+    }
+    let text = four_letter_any(addr, conn, "mntr")?;
+    if crate::top::mntr_refused(&text) {
+        return Err(CliError::Other(crate::top::MNTR_REFUSED.into()));
+    }
+    Ok(text)
+}
+
+/// One `top` sample (see [`top_text`]).
+fn top_sample(
+    addr: Option<&str>,
+    admin: Option<&str>,
+    conn: &ConnectString,
+) -> Result<crate::top::Sample, CliError> {
+    let text = top_text(addr, admin, conn)?;
+    Ok(match admin {
+        Some(_) => crate::top::from_metrics(&text),
+        None => crate::top::parse(&text),
+    })
+}
+
 /// Exit status of a failed command.
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status of a bad command line.
@@ -883,21 +976,24 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// `ckctl top`: samples `mntr` and prints the per-core profile of each interval.
+    /// `ckctl top`: samples `mntr` (or `/metrics`) and prints the per-core profile of
+    /// each interval, headed by the server as `host:port[,host:port...]`.
     fn top(
         &self,
         addr: Option<&str>,
+        admin: Option<&str>,
         interval_ms: u64,
         count: Option<u64>,
         out: &mut dyn Write,
     ) -> Result<(), CliError> {
-        let server = addr.map_or_else(|| format!("{:?}", self.inv.connect), str::to_string);
-        let mut prev = crate::top::parse(&four_letter_any(addr, &self.inv.connect, "mntr")?);
+        let conn = &self.inv.connect;
+        let server = addr.map_or_else(|| conn.servers.join(","), str::to_string);
+        let mut prev = top_sample(addr, admin, conn)?;
         let mut taken = std::time::Instant::now();
         let mut shown = 0;
         while count.is_none_or(|n| shown < n) {
             std::thread::sleep(std::time::Duration::from_millis(interval_ms));
-            let cur = crate::top::parse(&four_letter_any(addr, &self.inv.connect, "mntr")?);
+            let cur = top_sample(addr, admin, conn)?;
             let now = std::time::Instant::now();
             let text = crate::top::render(&server, &prev, &cur, (now - taken).as_secs_f64());
             writeln!(out, "{text}").map_err(out_err)?;
@@ -922,10 +1018,11 @@ impl Runner<'_> {
             Command::Help => return writeln!(out, "{}", cmd::USAGE).map_err(out_err),
             Command::Top {
                 addr,
+                admin,
                 interval_ms,
                 count,
             } => {
-                return self.top(addr.as_deref(), *interval_ms, *count, out);
+                return self.top(addr.as_deref(), admin.as_deref(), *interval_ms, *count, out);
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! `ckctl top`: corekeeper's per-core profile, live.
 //!
-//! Polls the `mntr` four-letter word every interval and prints, per core, what happened
+//! Polls the `mntr` four-letter word (or, with `-a`, the admin port's `/metrics`,
+//! which needs no 4lw whitelist entry) every interval and prints, per core, what happened
 //! since the previous sample: requests/s, bytes in/out per second, executor busy
 //! percentage, messages queued for the shard, and open connections; then the shard's
 //! group commits (flushes/s, txns per flush, flush latency percentiles read from the
@@ -17,12 +18,76 @@ pub type Sample = BTreeMap<String, String>;
 pub const TOP_INTERVAL_MS_MIN: u64 = 100;
 pub const TOP_INTERVAL_MS_MAX: u64 = 60_000;
 
+/// Why `top` cannot sample a server whose whitelist refuses `mntr`, and what to do.
+pub const MNTR_REFUSED: &str = "top: mntr is not in the server's 4lw.commands.whitelist \
+     (by default only srvr is): add mntr to it, or pass -a ADMIN_PORT to read /metrics \
+     from the server's admin port (adminPort, corekeeper --admin-port)";
+
+/// Whether `text` is the server's refusal to run `mntr` (ZooKeeper's wording, which
+/// corekeeper answers too).
+pub fn mntr_refused(text: &str) -> bool {
+    text.starts_with("mntr is not executed because it is not in the whitelist")
+}
+
 /// Parses `key<TAB>value` lines.
 pub fn parse(text: &str) -> Sample {
     text.lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// A Prometheus exposition from corekeeper's admin port (`GET /metrics`) as the `mntr`
+/// keys [`render`] reads; metrics it does not know are left out.
+pub fn from_metrics(text: &str) -> Sample {
+    let mut out = Sample::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let (name, label) = match key.split_once('{') {
+            Some((name, rest)) => (name, rest.split('"').nth(1)),
+            None => (key, None),
+        };
+        let core = |m: &str| label.map(|c| format!("ck_core_{c}_{m}"));
+        let (k, v) = match name {
+            "corekeeper_core_requests_total" => (core("requests"), v),
+            "corekeeper_core_bytes_in_total" => (core("bytes_in"), v),
+            "corekeeper_core_bytes_out_total" => (core("bytes_out"), v),
+            "corekeeper_core_connections" => (core("connections"), v),
+            "corekeeper_core_queue_depth" => (core("queue_depth"), v),
+            "corekeeper_core_busy_seconds_total" => (core("busy_us"), v * 1e6),
+            "corekeeper_last_zxid" => {
+                out.insert("zk_last_zxid".into(), format!("0x{:x}", v as u64));
+                continue;
+            }
+            "corekeeper_znodes" => (Some("zk_znode_count".into()), v),
+            "corekeeper_sessions" => (Some("zk_global_sessions".into()), v),
+            "corekeeper_inflight_txns" => (Some("ck_shard_0_inflight".into()), v),
+            "corekeeper_wal_flush_seconds_count" => (Some("ck_shard_0_flushes".into()), v),
+            "corekeeper_wal_flush_seconds_sum" => (Some("ck_shard_0_flush_us_sum".into()), v * 1e6),
+            "corekeeper_wal_batch_txns_sum" => (Some("ck_shard_0_flushed_txns".into()), v),
+            "corekeeper_wal_flush_seconds_bucket" => {
+                let le = match label {
+                    Some("+Inf") => "inf".to_string(),
+                    Some(s) => match s.parse::<f64>() {
+                        Ok(b) => format!("{}", (b * 1e6).round() as u64),
+                        Err(_) => continue,
+                    },
+                    None => continue,
+                };
+                (Some(format!("ck_shard_0_flush_us_le_{le}")), v)
+            }
+            _ => continue,
+        };
+        if let Some(k) = k {
+            out.insert(k, format!("{v}"));
+        }
+    }
+    out
 }
 
 fn num(s: &Sample, key: &str) -> f64 {
@@ -39,6 +104,8 @@ fn cores(s: &Sample) -> Vec<u32> {
         .keys()
         .filter_map(|k| k.strip_prefix("ck_core_")?.split_once('_')?.0.parse().ok())
         .collect();
+    // Keys sort as text (core 10 before core 2): order the numbers.
+    v.sort_unstable();
     v.dedup();
     v
 }
@@ -148,6 +215,44 @@ mod tests {
             text.contains("5.0 flushes/s, 5.0 txns/flush, flush avg 300us p50 <=500us p99 >100ms"),
             "{text}"
         );
+    }
+
+    /// What corekeeper's `/metrics` says in the state of `AFTER` (the lines `top` reads,
+    /// and one it does not).
+    const AFTER_METRICS: &str = "# HELP corekeeper_core_requests_total Requests answered, by core.\n# TYPE corekeeper_core_requests_total counter\ncorekeeper_core_requests_total{core=\"0\"} 300\ncorekeeper_core_requests_total{core=\"1\"} 50\ncorekeeper_core_bytes_in_total{core=\"0\"} 2048\ncorekeeper_core_connections{core=\"0\"} 3\ncorekeeper_core_busy_seconds_total{core=\"0\"} 0.5\ncorekeeper_core_busy_seconds_total{core=\"1\"} 0.1\ncorekeeper_last_zxid 32\ncorekeeper_znodes 9\ncorekeeper_uptime_seconds 12.5\ncorekeeper_wal_flush_seconds_bucket{le=\"0.0001\"} 1\ncorekeeper_wal_flush_seconds_bucket{le=\"0.0005\"} 15\ncorekeeper_wal_flush_seconds_bucket{le=\"+Inf\"} 20\ncorekeeper_wal_flush_seconds_sum 0.004\ncorekeeper_wal_flush_seconds_count 20\ncorekeeper_wal_batch_txns_sum 60\n";
+
+    #[test]
+    fn metrics_read_as_the_same_sample() {
+        let m = from_metrics(AFTER_METRICS);
+        let a = parse(AFTER);
+        for (k, v) in &a {
+            let got = m.get(k).unwrap_or_else(|| panic!("{k} missing from {m:?}"));
+            if k == "zk_last_zxid" {
+                continue;
+            }
+            let (got, want): (f64, f64) = (got.parse().unwrap(), v.parse().unwrap());
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{k}: {got}"
+            );
+        }
+        assert_eq!(m["zk_last_zxid"], "0x20");
+        let text = render("x", &parse(BEFORE), &m, 2.0);
+        assert_eq!(text, render("x", &parse(BEFORE), &a, 2.0));
+    }
+
+    #[test]
+    fn cores_are_in_numeric_order() {
+        let s = parse("ck_core_10_requests\t1\nck_core_2_requests\t1\nck_core_1_requests\t1\n");
+        assert_eq!(cores(&s), vec![1, 2, 10]);
+    }
+
+    #[test]
+    fn a_refused_mntr_is_recognised() {
+        assert!(mntr_refused(
+            "mntr is not executed because it is not in the whitelist.\n"
+        ));
+        assert!(!mntr_refused("zk_version\t3.8.0\n"));
     }
 
     #[test]

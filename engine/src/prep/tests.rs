@@ -138,7 +138,8 @@ fn sequential_names_follow_parent_cversion() {
         version: -1,
     });
     h.ok(&persistent("/q/plain"));
-    // cversion counts creates only (ZooKeeper leaves it alone on delete).
+    // Names number the creates only: the stored cversion (ZooKeeper's StatPersisted)
+    // ignores deletes, although clients see them in the cversion they read.
     let c = name(h.ok(&create("/q/", CreateMode::PersistentSequential)));
     assert_eq!(c, "/q/0000000003");
     // Pipelined sequentials get distinct names before either applies.

@@ -202,7 +202,7 @@ impl<O: Outlet> Driver<O> {
         let syncer = rec.wal.syncer();
         let mut seed = [0u8; 32];
         fill_random(&mut seed);
-        stats.shard.last_zxid.store(last, Relaxed);
+        stats.shard.publish_db(&rec.db);
         Driver {
             core: ShardCore::new(rec.db, prep),
             wal: rec.wal,

@@ -12,6 +12,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use crate::txn::Db;
+
 /// Upper bounds (µs) of the WAL flush latency histogram's buckets; one more bucket
 /// counts everything slower.
 pub const FLUSH_US_BUCKETS: [u64; 10] = [
@@ -112,6 +114,16 @@ fn bucket(bounds: &[u64], v: u64) -> usize {
 }
 
 impl ShardStats {
+    /// Publishes the size of the shard's state (last zxid, znodes, sessions), as the
+    /// driver does after every batch. The driver calls it once more when it is created,
+    /// with the recovered state, so `srvr`, `mntr` and `/metrics` show that state
+    /// before the first request instead of zeros.
+    pub fn publish_db(&self, db: &Db) {
+        self.last_zxid.store(db.last_zxid(), Relaxed);
+        self.znodes.store(db.tree.len() as u64, Relaxed);
+        self.sessions.store(db.sessions.len() as u64, Relaxed);
+    }
+
     /// One WAL flush covering `txns` txns took `us` µs.
     pub fn record_flush(&self, txns: u64, us: u64) {
         self.flushes.fetch_add(1, Relaxed);
@@ -272,6 +284,18 @@ mod tests {
         assert_eq!(rows["ck_shard_0_batch_txns_le_4"], "2");
         assert_eq!(rows["ck_shard_0_batch_txns_le_inf"], "3");
         assert!(rows.contains_key("ck_core_1_busy_us"));
+    }
+
+    #[test]
+    fn publish_db_shows_a_fresh_state_before_any_batch() {
+        let s = Stats::new(1);
+        assert_eq!(s.shard.znodes.load(Relaxed), 0);
+        s.shard
+            .publish_db(&Db::new(crate::session::SessionConfig::default()));
+        // /, /zookeeper, /zookeeper/quota, /zookeeper/config.
+        assert_eq!(s.shard.znodes.load(Relaxed), 4);
+        assert_eq!(s.shard.last_zxid.load(Relaxed), 0);
+        assert_eq!(s.shard.sessions.load(Relaxed), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   each covers everything appended when it started (the flush is the batching
 //!   window, as in ZooKeeper's SyncRequestProcessor without its timer). One flush in
 //!   flight: the WAL's syncer serialises flushes under one lock, so a second would only
-//!   queue behind the first (measured in `wal/src/group.rs`'s docs).
+//!   queue behind the first on the syncer's lock (`wal/src/group.rs`).
 //! - **Always**: one txn is appended and flushed at a time, each with a flush of its
 //!   own; the others wait, in order, unappended.
 //! - **Never**: nothing reaches the disk; the watermark moves inline (benchmarks).

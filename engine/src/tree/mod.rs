@@ -103,7 +103,10 @@ pub struct Node {
     /// `None` is null data (reads back with length -1), distinct from empty.
     pub data: Option<Data>,
     pub acl: AclList,
-    /// As clients see it (`ephemeral_owner` already 0 for containers and TTL nodes).
+    /// As stored (ZooKeeper's `StatPersisted`): `cversion` counts the creates of
+    /// children only, which is what sequential names number; clients see
+    /// [`Node::client_stat`]. `ephemeral_owner` is already 0 for containers and TTL
+    /// nodes.
     pub stat: Stat,
     pub kind: NodeKind,
     /// Child names, sorted.
@@ -121,6 +124,17 @@ impl Node {
         };
         n.fix_lengths();
         n
+    }
+
+    /// The stat as clients see it (ZooKeeper's `DataNode.copyStat`): `cversion` is the
+    /// number of changes to the children, creates and deletes. The stored count of
+    /// creates becomes `2 * creates - num_children` (every child gone was deleted
+    /// once): create and delete one child and the parent shows cversion 2; `/` on a
+    /// fresh tree shows -1 (`/zookeeper` was never created by a txn), as in ZooKeeper.
+    pub fn client_stat(&self) -> Stat {
+        let mut s = self.stat;
+        s.cversion = s.cversion.wrapping_mul(2).wrapping_sub(s.num_children);
+        s
     }
 
     fn fix_lengths(&mut self) {
@@ -381,7 +395,7 @@ impl DataTree {
             ..Stat::default()
         };
         let node = Node::new(data, self.intern(acl), stat, kind);
-        let stat = node.stat;
+        let stat = node.client_stat();
         self.index(p, kind);
         self.nodes.insert(p.into(), node);
         self.watches.created(p, events);
@@ -409,7 +423,9 @@ impl DataTree {
         self.unindex(p, kind);
         if let Some(parent) = self.node_mut(parent_path) {
             parent.children.remove(path::name(p));
-            // ZooKeeper moves pzxid forward only, and leaves cversion alone on delete.
+            // ZooKeeper moves pzxid forward only (a replayed older delete must not move
+            // it back). The stored cversion counts creates, so it stays; clients still
+            // see the delete as one more change (`Node::client_stat`).
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
             parent.fix_lengths();
         }
@@ -433,7 +449,7 @@ impl DataTree {
         node.stat.mzxid = zxid;
         node.stat.mtime = time_ms;
         node.fix_lengths();
-        let stat = node.stat;
+        let stat = node.client_stat();
         self.watches.data_changed(p, events);
         Ok(stat)
     }
@@ -448,7 +464,7 @@ impl DataTree {
         let node = self.node_mut(p).ok_or(ErrorCode::NoNode)?;
         let old = std::mem::replace(&mut node.acl, acl);
         node.stat.aversion = aversion;
-        let stat = node.stat;
+        let stat = node.client_stat();
         self.release(old);
         Ok(stat)
     }
@@ -699,9 +715,47 @@ mod tests {
         assert_eq!(
             (a.cversion, a.pzxid, a.num_children),
             (1, 8, 0),
-            "delete bumps pzxid only"
+            "the stored cversion counts creates; the delete moves pzxid"
         );
+        assert_eq!(t.get("/a").unwrap().client_stat().cversion, 2);
         t.check_invariants().unwrap();
+    }
+
+    fn read_stat(t: &mut DataTree, p: &str) -> Stat {
+        let op = crate::op::Op::Exists {
+            path: p.into(),
+            watch: false,
+        };
+        match read::read(t, 1, &[], &op) {
+            Ok(read::ReadResult::Exists { stat }) => stat,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// ZooKeeper 3.8 (checked with kazoo): create then delete a child and the parent
+    /// reads back cversion 2 and numChildren 0; a delete is a change to the children.
+    #[test]
+    fn clients_see_deletes_in_cversion() {
+        let mut t = DataTree::new();
+        create(&mut t, "/a", NodeKind::Persistent, 2);
+        create(&mut t, "/a/b", NodeKind::Persistent, 3);
+        let s = read_stat(&mut t, "/a");
+        assert_eq!((s.cversion, s.pzxid, s.num_children), (1, 3, 1));
+        let mut ev = vec![];
+        t.delete("/a/b", 4, &mut ev).unwrap();
+        let s = read_stat(&mut t, "/a");
+        assert_eq!((s.cversion, s.pzxid, s.num_children), (2, 4, 0));
+        create(&mut t, "/a/c", NodeKind::Ephemeral(7), 5);
+        create(&mut t, "/a/d", NodeKind::Persistent, 6);
+        t.delete("/a/c", 7, &mut ev).unwrap();
+        // Three creates and two deletes.
+        let s = read_stat(&mut t, "/a");
+        assert_eq!((s.cversion, s.pzxid, s.num_children), (5, 7, 1));
+        // The system nodes were never created by a txn: ZooKeeper shows -1 and -2.
+        assert_eq!(read_stat(&mut t, ZOOKEEPER_PATH).cversion, -2);
+        // `/`: one create (/a), two children (/zookeeper, /a).
+        assert_eq!(read_stat(&mut t, "/").cversion, 0);
+        assert_eq!(read_stat(&mut DataTree::new(), "/").cversion, -1);
     }
 
     #[test]

@@ -148,7 +148,9 @@ fn exists(
             .add(WatchTable::Data, p, session, WatchMode::Standard)?;
     }
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
-    Ok(ReadResult::Exists { stat: node.stat })
+    Ok(ReadResult::Exists {
+        stat: node.client_stat(),
+    })
 }
 
 fn get_data(
@@ -160,7 +162,7 @@ fn get_data(
 ) -> Result<ReadResult, ErrorCode> {
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     acl::require(&node.acl, perms::READ, auth)?;
-    let (data, stat) = (node.data.as_deref().map(<[u8]>::to_vec), node.stat);
+    let (data, stat) = (node.data.as_deref().map(<[u8]>::to_vec), node.client_stat());
     if watch {
         tree.watches
             .add(WatchTable::Data, p, session, WatchMode::Standard)?;
@@ -177,7 +179,7 @@ fn get_children(
 ) -> Result<(Vec<String>, Stat), ErrorCode> {
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     acl::require(&node.acl, perms::READ, auth)?;
-    let out = (node.children.iter().cloned().collect(), node.stat);
+    let out = (node.children.iter().cloned().collect(), node.client_stat());
     if watch {
         tree.watches
             .add(WatchTable::Child, p, session, WatchMode::Standard)?;
@@ -195,7 +197,7 @@ fn get_acl(tree: &DataTree, auth: &[Id], p: &str) -> Result<ReadResult, ErrorCod
     };
     Ok(ReadResult::GetAcl {
         acl: shown,
-        stat: node.stat,
+        stat: node.client_stat(),
     })
 }
 

@@ -19,10 +19,12 @@ pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 /// it runs until the test process exits).
 pub fn server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(start)
+    *ADDR.get_or_init(|| start_with("4lw.commands.whitelist=*\nextendedTypesEnabled=true\n"))
 }
 
-fn start() -> SocketAddr {
+/// Starts an in-process server whose zoo.cfg is the basics plus `extra` lines (it runs
+/// until the test process exits); its client address.
+pub fn start_with(extra: &str) -> SocketAddr {
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,8 +37,7 @@ fn start() -> SocketAddr {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = format!(
-        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ncores=1\n\
-         4lw.commands.whitelist=*\nextendedTypesEnabled=true\n",
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ncores=1\n{extra}",
         dir.display(),
         addr.port()
     );
