@@ -1,12 +1,16 @@
 //! Group commit: the [`Syncer`] that makes appended records durable and publishes the
-//! durable-zxid watermark, the pure [`FlushPolicy`], and the [`GroupCommit`] thread that
-//! applies the policy (what ZooKeeper's `SyncRequestProcessor` does).
+//! durable-zxid watermark. Group commit is the caller running [`Syncer::flush`] off its
+//! hot thread while appends go on: each flush covers everything appended when it
+//! started, so records appended during one flush are batched into the next. The
+//! server's scheduling of those flushes (one at a time, on glommio's blocking pool)
+//! lives in `engine::shard::commit`.
 //!
 //! Contract:
 //! - The appender (the shard's core) never waits for a flush. It publishes each record by
 //!   storing the segment's end and then the appended zxid (release); a flush reads the
 //!   appended zxid first (acquire), then flushes every segment up to its end, so the zxid it
 //!   publishes as durable is covered by what it flushed.
+//! - Flushes are serialised (one lock): a second flush started during one waits for it.
 //! - The durable watermark only grows, except through `Wal::truncate_after`, which lowers
 //!   it to the truncation point (those records no longer exist).
 //! - A failed flush poisons the log: the watermark never moves again and every later
@@ -16,14 +20,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, WalError};
 use crate::io::lock;
-use crate::options::{
-    FLUSH_BYTES_MAX_DEFAULT, FLUSH_DELAY_US_MAX_DEFAULT, FLUSH_RECORDS_MAX_DEFAULT, SyncMode,
-};
+use crate::options::SyncMode;
 use crate::segment::SegShared;
 
 /// A segment that may hold bytes not yet flushed.
@@ -33,7 +34,7 @@ pub(crate) struct PendingSeg {
     pub synced: usize,
 }
 
-/// State shared by the `Wal` (appender), its `Syncer`s and the group-commit thread.
+/// State shared by the `Wal` (appender) and its `Syncer`s.
 pub(crate) struct Shared {
     pub mode: SyncMode,
     /// How far past the flushed end a flush pre-faults the active segment for writing.
@@ -44,20 +45,11 @@ pub(crate) struct Shared {
     pub sync_lock: Mutex<()>,
     pub appended_zxid: AtomicU64,
     pub durable_zxid: AtomicU64,
-    pub appended_records: AtomicU64,
-    pub appended_bytes: AtomicU64,
-    pub flushed_records: AtomicU64,
-    pub flushed_bytes: AtomicU64,
     pub flushes: AtomicU64,
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<String>>,
     durable_mx: Mutex<()>,
     durable_cv: Condvar,
-    /// The group-commit thread to wake, with its thresholds.
-    flusher: Mutex<Option<Thread>>,
-    has_flusher: AtomicBool,
-    wake_records: AtomicU64,
-    wake_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -69,19 +61,11 @@ impl Shared {
             sync_lock: Mutex::new(()),
             appended_zxid: AtomicU64::new(last_zxid),
             durable_zxid: AtomicU64::new(last_zxid),
-            appended_records: AtomicU64::new(0),
-            appended_bytes: AtomicU64::new(0),
-            flushed_records: AtomicU64::new(0),
-            flushed_bytes: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(None),
             durable_mx: Mutex::new(()),
             durable_cv: Condvar::new(),
-            flusher: Mutex::new(None),
-            has_flusher: AtomicBool::new(false),
-            wake_records: AtomicU64::new(u64::MAX),
-            wake_bytes: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -100,29 +84,10 @@ impl Shared {
         self.notify_waiters();
     }
 
-    /// Called by the appender after publishing a record; wakes the flusher when the
-    /// batch starts or reaches a threshold (not on every append: that would cost a
-    /// futex wake per record).
-    pub fn note_appended(&self, zxid: u64, count: u64, bytes: usize) {
-        let records = self.appended_records.fetch_add(count, Ordering::SeqCst) + count;
-        let total_bytes = self
-            .appended_bytes
-            .fetch_add(bytes as u64, Ordering::SeqCst)
-            + bytes as u64;
+    /// Called by the appender after storing the segment's new end: publishes `zxid` as
+    /// appended, so that the next flush covers it.
+    pub fn note_appended(&self, zxid: u64) {
         self.appended_zxid.store(zxid, Ordering::Release);
-        if !self.has_flusher.load(Ordering::Acquire) {
-            return;
-        }
-        let pending_records = records.saturating_sub(self.flushed_records.load(Ordering::SeqCst));
-        let pending_bytes = total_bytes.saturating_sub(self.flushed_bytes.load(Ordering::SeqCst));
-        // Thresholds are read from atomics so that the common case takes no lock.
-        if (pending_records <= count
-            || pending_records >= self.wake_records.load(Ordering::Relaxed)
-            || pending_bytes >= self.wake_bytes.load(Ordering::Relaxed))
-            && let Some(thread) = lock(&self.flusher).as_ref()
-        {
-            thread.unpark();
-        }
     }
 
     /// Sets the durable watermark (under `sync_lock`) and wakes waiters.
@@ -138,7 +103,7 @@ impl Shared {
 }
 
 /// A `Send + Clone` handle that makes everything appended so far durable and tells who
-/// waits when it is. Give one to a dedicated flusher thread (or use [`GroupCommit`]).
+/// waits when it is. Call [`Syncer::flush`] from a thread other than the appender's.
 #[derive(Clone)]
 pub struct Syncer {
     pub(crate) shared: Arc<Shared>,
@@ -160,10 +125,8 @@ impl Syncer {
         let shared = &*self.shared;
         let guard = lock(&shared.sync_lock);
         shared.check_poisoned()?;
-        // Counters first, then the zxid, then the segment ends: each later read covers at
-        // least what the earlier one promised.
-        let records = shared.appended_records.load(Ordering::SeqCst);
-        let bytes = shared.appended_bytes.load(Ordering::SeqCst);
+        // The zxid first, then the segment ends: the ends cover at least what the zxid
+        // promised.
         let zxid = shared.appended_zxid.load(Ordering::Acquire);
         let active = if shared.mode != SyncMode::Never {
             self.flush_pending()?
@@ -174,8 +137,6 @@ impl Syncer {
         if zxid > shared.durable_zxid.load(Ordering::Acquire) {
             shared.publish_durable(zxid);
         }
-        shared.flushed_records.store(records, Ordering::SeqCst);
-        shared.flushed_bytes.store(bytes, Ordering::SeqCst);
         drop(guard);
         // Writeback write-protected the pages just flushed: fault the active segment's
         // next pages back in (writable) here, after waiters were released and outside the
@@ -262,271 +223,5 @@ impl Syncer {
                 }
             };
         }
-    }
-}
-
-/// When to flush: when the batch reaches `records_max` records or `bytes_max` bytes, or
-/// its oldest record has waited `delay_us_max` microseconds, whichever comes first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlushPolicy {
-    pub records_max: u32,
-    pub bytes_max: u64,
-    pub delay_us_max: u64,
-}
-
-impl Default for FlushPolicy {
-    fn default() -> Self {
-        FlushPolicy {
-            records_max: FLUSH_RECORDS_MAX_DEFAULT,
-            bytes_max: FLUSH_BYTES_MAX_DEFAULT,
-            delay_us_max: FLUSH_DELAY_US_MAX_DEFAULT,
-        }
-    }
-}
-
-/// The unflushed batch, as the policy sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Batch {
-    pub records: u64,
-    pub bytes: u64,
-    /// When the oldest unflushed record was noticed.
-    pub oldest: Instant,
-}
-
-/// What the policy says to do now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlushDecision {
-    /// Nothing to flush: sleep until woken.
-    Idle,
-    /// Flush now.
-    FlushNow,
-    /// Wait until this instant (or until woken), then ask again.
-    WaitUntil(Instant),
-}
-
-impl FlushPolicy {
-    /// The policy [`GroupCommit`] applies for `mode`: `Always` flushes every record.
-    pub fn for_mode(self, mode: SyncMode) -> Self {
-        match mode {
-            SyncMode::Always => FlushPolicy {
-                records_max: 1,
-                bytes_max: 0,
-                delay_us_max: 0,
-            },
-            SyncMode::Batch | SyncMode::Never => self,
-        }
-    }
-
-    /// Decides, without reading any clock: `now` is an input.
-    pub fn decide(&self, batch: Option<Batch>, now: Instant) -> FlushDecision {
-        let Some(b) = batch.filter(|b| b.records > 0) else {
-            return FlushDecision::Idle;
-        };
-        let deadline = b.oldest + Duration::from_micros(self.delay_us_max);
-        if b.records >= u64::from(self.records_max) || b.bytes >= self.bytes_max || now >= deadline
-        {
-            FlushDecision::FlushNow
-        } else {
-            FlushDecision::WaitUntil(deadline)
-        }
-    }
-}
-
-/// Callback told the new durable zxid after each flush (e.g. to message a core).
-pub type OnDurable = Box<dyn Fn(u64) + Send>;
-
-/// A background thread applying a [`FlushPolicy`] with a [`Syncer`].
-/// Stop it with [`GroupCommit::stop`] (which flushes one last time); dropping it stops it
-/// too. A flush error ends the thread (the log is poisoned; waiters see the error).
-pub struct GroupCommit {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<()>>>,
-    shared: Arc<Shared>,
-}
-
-impl GroupCommit {
-    /// Starts the thread. Only one group-commit thread per log makes sense.
-    pub fn start(
-        syncer: Syncer,
-        policy: FlushPolicy,
-        on_durable: Option<OnDurable>,
-    ) -> Result<Self> {
-        let policy = policy.for_mode(syncer.shared.mode);
-        let stop = Arc::new(AtomicBool::new(false));
-        let shared = syncer.shared.clone();
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("wal-group-commit".into())
-            .spawn(move || run(&syncer, policy, &stop2, on_durable))
-            .map_err(|e| WalError::io("spawn group-commit thread", "", e))?;
-        shared
-            .wake_records
-            .store(u64::from(policy.records_max), Ordering::Relaxed);
-        shared.wake_bytes.store(policy.bytes_max, Ordering::Relaxed);
-        *lock(&shared.flusher) = Some(thread.thread().clone());
-        shared.has_flusher.store(true, Ordering::Release);
-        // Records appended before registration would otherwise wait for the next wake.
-        thread.thread().unpark();
-        Ok(GroupCommit {
-            stop,
-            thread: Some(thread),
-            shared,
-        })
-    }
-
-    /// Stops the thread after a last flush; returns the thread's error if it failed.
-    pub fn stop(mut self) -> Result<()> {
-        self.stop_inner()
-    }
-
-    fn stop_inner(&mut self) -> Result<()> {
-        let Some(thread) = self.thread.take() else {
-            return Ok(());
-        };
-        self.shared.has_flusher.store(false, Ordering::Release);
-        *lock(&self.shared.flusher) = None;
-        self.stop.store(true, Ordering::SeqCst);
-        thread.thread().unpark();
-        thread.join().unwrap_or_else(|_| {
-            Err(WalError::Poisoned {
-                reason: "group-commit thread panicked".into(),
-            })
-        })
-    }
-}
-
-impl Drop for GroupCommit {
-    fn drop(&mut self) {
-        let _ = self.stop_inner();
-    }
-}
-
-fn run(
-    syncer: &Syncer,
-    policy: FlushPolicy,
-    stop: &AtomicBool,
-    on_durable: Option<OnDurable>,
-) -> Result<()> {
-    let shared = &*syncer.shared;
-    let mut oldest: Option<Instant> = None;
-    loop {
-        let stopping = stop.load(Ordering::SeqCst);
-        let records = shared.appended_records.load(Ordering::SeqCst)
-            - shared.flushed_records.load(Ordering::SeqCst);
-        let bytes = shared.appended_bytes.load(Ordering::SeqCst)
-            - shared.flushed_bytes.load(Ordering::SeqCst);
-        let now = Instant::now();
-        let batch = (records > 0).then(|| Batch {
-            records,
-            bytes,
-            oldest: *oldest.get_or_insert(now),
-        });
-        let decision = if stopping && batch.is_some() {
-            FlushDecision::FlushNow
-        } else {
-            policy.decide(batch, now)
-        };
-        match decision {
-            FlushDecision::FlushNow => {
-                let durable = syncer.flush()?;
-                oldest = None;
-                if let Some(cb) = &on_durable {
-                    cb(durable);
-                }
-            }
-            _ if stopping => return Ok(()),
-            FlushDecision::Idle => {
-                oldest = None;
-                std::thread::park();
-            }
-            FlushDecision::WaitUntil(t) => {
-                std::thread::park_timeout(t.saturating_duration_since(now))
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy() -> FlushPolicy {
-        FlushPolicy {
-            records_max: 4,
-            bytes_max: 1000,
-            delay_us_max: 100,
-        }
-    }
-
-    #[test]
-    fn idle_without_records() {
-        let now = Instant::now();
-        assert_eq!(policy().decide(None, now), FlushDecision::Idle);
-        assert_eq!(
-            policy().decide(
-                Some(Batch {
-                    records: 0,
-                    bytes: 0,
-                    oldest: now
-                }),
-                now
-            ),
-            FlushDecision::Idle
-        );
-    }
-
-    #[test]
-    fn waits_until_the_deadline_of_the_oldest_record() {
-        let t0 = Instant::now();
-        let b = Batch {
-            records: 1,
-            bytes: 10,
-            oldest: t0,
-        };
-        let deadline = t0 + Duration::from_micros(100);
-        assert_eq!(
-            policy().decide(Some(b), t0),
-            FlushDecision::WaitUntil(deadline)
-        );
-        assert_eq!(
-            policy().decide(Some(b), t0 + Duration::from_micros(99)),
-            FlushDecision::WaitUntil(deadline)
-        );
-        assert_eq!(policy().decide(Some(b), deadline), FlushDecision::FlushNow);
-    }
-
-    #[test]
-    fn flushes_on_count_or_bytes_whichever_first() {
-        let t0 = Instant::now();
-        let by_count = Batch {
-            records: 4,
-            bytes: 10,
-            oldest: t0,
-        };
-        let by_bytes = Batch {
-            records: 2,
-            bytes: 1000,
-            oldest: t0,
-        };
-        assert_eq!(policy().decide(Some(by_count), t0), FlushDecision::FlushNow);
-        assert_eq!(policy().decide(Some(by_bytes), t0), FlushDecision::FlushNow);
-    }
-
-    #[test]
-    fn always_mode_flushes_each_record() {
-        let p = policy().for_mode(SyncMode::Always);
-        let t0 = Instant::now();
-        assert_eq!(
-            p.decide(
-                Some(Batch {
-                    records: 1,
-                    bytes: 1,
-                    oldest: t0
-                }),
-                t0
-            ),
-            FlushDecision::FlushNow
-        );
-        assert_eq!(policy().for_mode(SyncMode::Batch), policy());
     }
 }

@@ -57,10 +57,14 @@
 //! media corruption, so it refuses to open and names the offset; the operator decides.
 //!
 //! # Group commit
-//! [`GroupCommit`] runs a thread that applies a [`FlushPolicy`] (flush at N records, B
-//! bytes or T µs, whichever first; like ZooKeeper's `SyncRequestProcessor`) with a
-//! [`Syncer`], and calls back with the new durable zxid. [`SyncMode`] selects `Always`
-//! (a flush per record), `Batch` (the default) or `Never` (benchmarks only).
+//! Group commit is the caller running [`Syncer::flush`] off its hot thread while the
+//! appender goes on: each flush covers everything appended when it started, so what is
+//! appended during one flush goes out with the next. The crate has no flusher thread and
+//! no batching policy of its own; the server's scheduling (one flush at a time on
+//! glommio's blocking pool, or one per txn with `sync=always`) lives in
+//! `engine::shard::commit`. [`SyncMode`] `Never` (benchmarks only) makes flushes do no
+//! disk work; the log flushes alike under `Always` and `Batch` (only the caller's schedule
+//! differs).
 //!
 //! # Measured (`cargo bench -p bench --bench wal_append`)
 //! On this project's machine (ext4 on virtio, 2 cores shared with other jobs) one
@@ -99,13 +103,15 @@
 //!   one [`Wal::append_batch`] (one `pwrite`) and one flush made 683k–741k records/s,
 //!   costing the same as a bare fdatasync (1.00–1.04x); one `pwrite` per record gave 185k–414k/s and
 //!   map appends 331k–754k/s (1024 through the map: 0.82M–1.94M/s). On the loaded disk a flush took ~4 ms, so only batches
-//!   of ~1000 reach it (234k–409k/s through the map). The [`GroupCommit`] thread batches up to
-//!   1000 records by default; in the `pipelined` target (one thread appending as fast
-//!   as it can, the group-commit thread flushing) map appends made 200 000 records
-//!   durable at 0.8M–3.6M records/s over 22 runs; `pwrite` appends through
-//!   `append_batch` of 64 at 2.6M–6.2M/s (2 runs); one-by-one `pwrite` appends only at
-//!   80k–293k/s, each `pwrite` costing 3–8 µs on this loaded 2-core machine. **The engine
-//!   should append its proposals with `append_batch`.**
+//!   of ~1000 reach it (234k–409k/s through the map). The `pipelined` target models the
+//!   server: one thread appends 200 000 records as fast as it can while a second loops
+//!   [`Syncer::flush`] (one at a time, each covering everything appended so far) until
+//!   the last is durable. In two runs each on the loaded machine (2026-12-06), `pwrite`
+//!   appends through `append_batch` of 64 made them durable at 1.9M–2.2M records/s
+//!   (224–318 flushes), map appends at 1.1M–1.5M/s (147–206 flushes), one-by-one `pwrite`
+//!   appends only at 138k–188k/s (3474–4704 flushes), each `pwrite` costing 3–8 µs on
+//!   this loaded 2-core machine. **The engine should append its proposals with
+//!   `append_batch`.**
 //! - **The append itself** (`append_only`, a flush every 256 appends outside the timing,
 //!   loaded machine): `pwrite` 2.8–4.6 µs whatever the size; through the map 0.09–0.17
 //!   µs for 100 B, 1.4–1.6 µs for 1 KiB, 7–8 µs for 4 KiB, with the flushing thread
@@ -119,8 +125,8 @@
 //!   measurement on a quiet, dedicated disk, as is mounting with `lazytime`.
 //!
 //! # Modules
-//! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (syncer,
-//! policy, flusher thread), [`truncation`] (crash-safe truncate), [`snapshot`], [`io`] (the fault-injectable file trait),
+//! [`record`] (format), [`segment`] (files, pre-writing), [`recovery`], [`group`] (the
+//! syncer: flush, durable watermark, poisoning), [`truncation`] (crash-safe truncate), [`snapshot`], [`io`] (the fault-injectable file trait),
 //! [`options`] (limits).
 
 pub mod error;
@@ -135,7 +141,7 @@ pub mod truncation;
 mod wal;
 
 pub use error::{Result, WalError};
-pub use group::{Batch, FlushDecision, FlushPolicy, GroupCommit, OnDurable, Syncer};
+pub use group::Syncer;
 pub use options::{AppendMethod, FlushMethod, SyncMode, WalOptions};
 pub use record::RecordRef;
 pub use recovery::Recovery;

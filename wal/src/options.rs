@@ -18,12 +18,6 @@ pub const SEGMENT_BYTES_MIN: u64 = 64 << 10;
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
 /// Default largest payload of one record: 1 MiB (ZooKeeper's `jute.maxbuffer`).
 pub const RECORD_BYTES_MAX_DEFAULT: u32 = 1 << 20;
-/// Default group-commit batch: flush after this many records...
-pub const FLUSH_RECORDS_MAX_DEFAULT: u32 = 1000;
-/// ...or this many bytes...
-pub const FLUSH_BYTES_MAX_DEFAULT: u64 = 4 << 20;
-/// ...or when the oldest unflushed record has waited this long.
-pub const FLUSH_DELAY_US_MAX_DEFAULT: u64 = 200;
 /// Default of [`WalOptions::prefault_bytes_max`]: 64 KiB. The pre-fault's cost grows
 /// with the window and lands on the flushing thread (measured: a 1 MiB window made a
 /// synchronous append+flush ~1.3x a bare fdatasync, 16 KiB ~1.0x); 64 KiB covers the
@@ -45,16 +39,19 @@ const _: () = assert!(
 const _: () =
     assert!(SEGMENT_HEADER_BYTES.is_multiple_of(8) && RECORD_HEADER_BYTES.is_multiple_of(8));
 
-/// How appended records are made durable.
+/// How appended records are made durable. The log flushes only when a
+/// [`crate::Syncer::flush`] is called; when to call it is the caller's choice
+/// (`engine::shard::commit` schedules the server's flushes). The log treats `Always` and
+/// `Batch` alike; they differ only in what the caller does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncMode {
-    /// Every record is flushed on its own (the group-commit thread flushes per record).
+    /// The caller flushes after every record.
     Always,
-    /// Records are flushed in groups per [`crate::group::FlushPolicy`]. The default.
+    /// The caller flushes groups of records (group commit). The default.
     #[default]
     Batch,
-    /// Nothing is ever flushed; the durable watermark follows appends. **Benchmarks
-    /// only**: a crash of the machine loses data that was reported durable.
+    /// Nothing is ever flushed: a flush does no disk work but still moves the durable
+    /// watermark. **Benchmarks only**: a crash of the machine loses data that was reported durable.
     Never,
 }
 

@@ -225,7 +225,7 @@ impl Wal {
         seg.last_zxid = zxid;
         self.last_zxid = zxid;
         self.stats.appends += 1;
-        self.shared.note_appended(zxid, 1, len);
+        self.shared.note_appended(zxid);
         Ok(Appended {
             zxid,
             segment: seg.shared.seq,
@@ -307,7 +307,7 @@ impl Wal {
         seg.last_zxid = last_zxid;
         self.last_zxid = last_zxid;
         self.stats.appends += taken as u64;
-        self.shared.note_appended(last_zxid, taken as u64, bytes);
+        self.shared.note_appended(last_zxid);
         Ok(taken)
     }
 

@@ -11,10 +11,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{append_range, check_all_from, opts};
+use common::{FlushLoop, append_range, check_all_from, opts};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use wal::{FlushPolicy, GroupCommit, Wal};
+use wal::Wal;
 
 /// Rounds per run (each one kills a child); bounded so the test stays fast.
 const ROUNDS: u64 = 12;
@@ -133,14 +133,8 @@ fn crash_child() {
     };
     let (mut wal, rec) = Wal::open(&dir, options).unwrap();
     let syncer = wal.syncer();
-    let group = rng.random_bool(0.5).then(|| {
-        let policy = FlushPolicy {
-            records_max: rng.random_range(1..64),
-            bytes_max: rng.random_range(1024..64 << 10),
-            delay_us_max: rng.random_range(50..2000),
-        };
-        GroupCommit::start(wal.syncer(), policy, None).unwrap()
-    });
+    // Half the runs flush from another thread while appends go on (group commit).
+    let group = rng.random_bool(0.5).then(|| FlushLoop::start(wal.syncer()));
     let mut z = rec.last_zxid;
     for _ in 0..CHILD_BURSTS_MAX {
         let burst = rng.random_range(1..50);

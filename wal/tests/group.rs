@@ -1,4 +1,4 @@
-//! The syncer, the durable watermark and the group-commit thread.
+//! The syncer, the durable watermark, and group commit as a flush loop on another thread.
 
 mod common;
 
@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{append_range, opts};
+use common::{FlushLoop, append_range, opts};
 use wal::io::FaultStorage;
-use wal::{FlushPolicy, GroupCommit, SyncMode, Syncer, Wal, WalOptions};
+use wal::{SyncMode, Syncer, Wal, WalOptions};
 
-const HOUR_US: u64 = 3_600_000_000;
 /// A generous bound for "this does not happen": exceeding it means a bug, not slowness.
 const NEVER: Option<Duration> = Some(Duration::from_millis(100));
 
@@ -29,7 +28,6 @@ fn syncer_is_send_and_clone() {
     check::<Syncer>();
     fn send<T: Send>() {}
     send::<Wal>();
-    send::<GroupCommit>();
 }
 
 #[test]
@@ -43,12 +41,13 @@ fn flush_publishes_the_last_appended_zxid() {
         (0, 10),
         "append alone is not durable"
     );
-    let before = fs.flush_count();
+    let (before, flushes) = (fs.flush_count(), syncer.flush_count());
     assert_eq!(syncer.flush().unwrap(), 10);
     assert!(fs.flush_count() > before, "a flush reached the storage");
     assert_eq!(wal.durable_zxid(), 10);
     // Flushing again with nothing new is harmless.
     assert_eq!(syncer.flush().unwrap(), 10);
+    assert_eq!(syncer.flush_count(), flushes + 2, "every flush is counted");
 }
 
 #[test]
@@ -101,78 +100,33 @@ fn waiters_on_other_threads_are_released_by_a_flush() {
 }
 
 #[test]
-fn group_commit_flushes_when_the_batch_is_full() {
+fn a_flush_loop_makes_each_lone_record_durable() {
     let (mut wal, _fs) = mem_wal(SyncMode::Batch);
-    let policy = FlushPolicy {
-        records_max: 16,
-        bytes_max: u64::MAX,
-        delay_us_max: HOUR_US,
-    };
-    let gc = GroupCommit::start(wal.syncer(), policy, None).unwrap();
+    let flushing = FlushLoop::start(wal.syncer());
     let syncer = wal.syncer();
-    append_range(&mut wal, 1, 15);
-    assert!(
-        !syncer.wait_durable_timeout(1, NEVER).unwrap(),
-        "15 records wait for the 16th"
-    );
-    append_range(&mut wal, 16, 16);
-    syncer.wait_durable(16).unwrap();
-    append_range(&mut wal, 17, 20);
-    gc.stop().unwrap();
+    for z in 1..=5 {
+        wal.append(z, 0, b"lone").unwrap();
+        syncer.wait_durable(z).unwrap();
+    }
+    append_range(&mut wal, 6, 20);
+    flushing.stop().unwrap();
     assert_eq!(syncer.durable_zxid(), 20, "stop flushes one last time");
 }
 
 #[test]
-fn group_commit_flushes_on_bytes() {
-    let (mut wal, _fs) = mem_wal(SyncMode::Batch);
-    let policy = FlushPolicy {
-        records_max: u32::MAX,
-        bytes_max: 4000,
-        delay_us_max: HOUR_US,
-    };
-    let _gc = GroupCommit::start(wal.syncer(), policy, None).unwrap();
-    wal.append(1, 0, &[1; 3000]).unwrap();
-    assert!(!wal.syncer().wait_durable_timeout(1, NEVER).unwrap());
-    wal.append(2, 0, &[2; 3000]).unwrap();
-    wal.syncer().wait_durable(2).unwrap();
-}
-
-#[test]
-fn group_commit_flushes_a_lone_record_after_the_delay() {
-    let (mut wal, _fs) = mem_wal(SyncMode::Batch);
-    let policy = FlushPolicy {
-        records_max: u32::MAX,
-        bytes_max: u64::MAX,
-        delay_us_max: 200,
-    };
-    let (tx, rx) = mpsc::channel();
-    let _gc = GroupCommit::start(
-        wal.syncer(),
-        policy,
-        Some(Box::new(move |z| tx.send(z).unwrap())),
-    )
-    .unwrap();
-    for z in 1..=5 {
-        wal.append(z, 0, b"lone").unwrap();
-        wal.syncer().wait_durable(z).unwrap();
+fn always_and_batch_modes_flush_to_storage() {
+    for mode in [SyncMode::Always, SyncMode::Batch] {
+        let (mut wal, fs) = mem_wal(mode);
+        for z in 1..=5 {
+            wal.append(z, 0, b"x").unwrap();
+            let before = fs.flush_count();
+            assert_eq!(wal.flush().unwrap(), z);
+            assert!(
+                fs.flush_count() > before,
+                "{mode:?}: zxid {z} reached storage"
+            );
+        }
     }
-    // The callback runs after the watermark is published: wait for the one of zxid 5.
-    let mut seen = vec![rx.recv().unwrap()];
-    while seen.last() != Some(&5) {
-        seen.push(rx.recv().unwrap());
-    }
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "callbacks {seen:?}");
-}
-
-#[test]
-fn always_mode_makes_each_record_durable_without_explicit_flushes() {
-    let (mut wal, fs) = mem_wal(SyncMode::Always);
-    let _gc = GroupCommit::start(wal.syncer(), FlushPolicy::default(), None).unwrap();
-    for z in 1..=50 {
-        wal.append(z, 0, b"x").unwrap();
-        wal.syncer().wait_durable(z).unwrap();
-    }
-    assert!(fs.flush_count() >= 50);
 }
 
 #[test]
@@ -185,15 +139,10 @@ fn never_mode_moves_the_watermark_without_flushing() {
 }
 
 #[test]
-fn concurrent_appends_and_group_commit_stay_consistent() {
+fn concurrent_appends_and_a_flush_loop_stay_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let (mut wal, _) = Wal::open(dir.path(), opts()).unwrap();
-    let policy = FlushPolicy {
-        records_max: 32,
-        bytes_max: 64 << 10,
-        delay_us_max: 500,
-    };
-    let gc = GroupCommit::start(wal.syncer(), policy, None).unwrap();
+    let flushing = FlushLoop::start(wal.syncer());
     let syncer = wal.syncer();
     let watcher = std::thread::spawn(move || {
         let mut last = 0;
@@ -209,7 +158,7 @@ fn concurrent_appends_and_group_commit_stay_consistent() {
     append_range(&mut wal, 1, 2000);
     wal.syncer().wait_durable(2000).unwrap();
     watcher.join().unwrap();
-    gc.stop().unwrap();
+    flushing.stop().unwrap();
     drop(wal);
     let (wal, rec) = Wal::open(dir.path(), opts()).unwrap();
     assert_eq!(rec.last_zxid, 2000);

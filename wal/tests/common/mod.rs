@@ -2,8 +2,12 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use wal::{Wal, WalOptions};
+use wal::{Syncer, Wal, WalOptions};
 
 /// Small segments so that tests roll often.
 pub fn opts() -> WalOptions {
@@ -54,4 +58,54 @@ pub fn check_all_from(wal: &Wal, zxid: u64) -> Vec<u64> {
 
 pub fn open(dir: &Path) -> (Wal, wal::Recovery) {
     Wal::open(dir, opts()).expect("open wal")
+}
+
+/// Group commit as the server does it: a thread other than the appender's runs one
+/// [`Syncer::flush`] at a time, each covering everything appended so far, whenever
+/// something is appended and not yet durable. Stops at the first failed flush.
+pub struct FlushLoop {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<wal::Result<()>>>,
+}
+
+impl FlushLoop {
+    pub fn start(syncer: Syncer) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Acquire) {
+                if syncer.appended_zxid() > syncer.durable_zxid() {
+                    syncer.flush()?;
+                } else {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            syncer.flush().map(|_| ())
+        });
+        FlushLoop {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the loop after a last flush; the error of the flush that ended it, if any.
+    pub fn stop(mut self) -> wal::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> wal::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.stop.store(true, Ordering::Release);
+        thread.join().expect("flush loop panicked")
+    }
+}
+
+impl Drop for FlushLoop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = self.stop_inner();
+        }
+    }
 }
