@@ -267,11 +267,14 @@ impl Model {
                 }
                 let parent_path = path::parent(p).ok_or(BadArguments)?;
                 let parent = self.nodes.get(parent_path).ok_or(NoNode)?;
+                // ZooKeeper checks the parent's DELETE permission before the node.
+                if matches!(op, Op::Delete { .. })
+                    && !model_allows(&parent.acl, perms::DELETE, &auth)
+                {
+                    return Err(NoAuth);
+                }
                 let n = self.nodes.get(p).ok_or(NoNode)?;
                 if let Op::Delete { version, .. } = op {
-                    if !model_allows(&parent.acl, perms::DELETE, &auth) {
-                        return Err(NoAuth);
-                    }
                     if *version != -1 && *version != n.version {
                         return Err(BadVersion);
                     }

@@ -450,6 +450,27 @@ fn ttl_bounds_are_zookeepers() {
 }
 
 #[test]
+fn delete_checks_the_parents_acl_before_the_node_exists() {
+    // ZooKeeper's order (found by ckdiff): parent, parent's DELETE permission, node.
+    let mut h = H::new(PrepConfig::default());
+    let read_only = Op::Create {
+        path: "/r".into(),
+        data: None,
+        acl: Acl::read_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: None,
+    };
+    h.ok(&read_only);
+    let delete = |p: &str| Op::Delete {
+        path: p.into(),
+        version: -1,
+    };
+    assert_eq!(h.err(S1, &[], &delete("/r/missing")), ErrorCode::NoAuth);
+    assert_eq!(h.err(S1, &[], &delete("/none/missing")), ErrorCode::NoNode);
+    assert_eq!(h.err(S1, &[], &delete("/missing")), ErrorCode::NoNode);
+}
+
+#[test]
 fn create_session_clamps_timeout_and_prep_rebuilds() {
     let mut h = H::new(PrepConfig::default());
     let op = Op::CreateSession {
