@@ -369,7 +369,8 @@ struct Pending {
     expect: Expect,
     model_after: Model,
     what: String,
-    /// Who closes (their watches go first) and what the txn changes.
+    /// Who closes (their watches go once their ephemerals are gone) and what the txn
+    /// changes.
     closes: Option<i64>,
     changes: Vec<(EventType, String)>,
 }
@@ -452,18 +453,13 @@ impl Sim {
     }
 
     /// The events the registered one-shot data watches owe for `changes` (ZooKeeper:
-    /// each fires once, sessions ascending per change; a closing session loses its
-    /// watches first).
+    /// each fires once, sessions ascending per change; a closing session hears of its
+    /// own ephemerals' deletion, then loses its other watches).
     fn expected_events(
         &mut self,
         closes: Option<i64>,
         changes: &[(EventType, String)],
     ) -> Vec<WatchEvent> {
-        if let Some(s) = closes {
-            for sessions in self.watches.values_mut() {
-                sessions.remove(&s);
-            }
-        }
         let mut out = Vec::new();
         for (kind, p) in changes {
             for session in self.watches.remove(p).unwrap_or_default() {
@@ -472,6 +468,11 @@ impl Sim {
                     kind: *kind,
                     path: p.clone(),
                 });
+            }
+        }
+        if let Some(s) = closes {
+            for sessions in self.watches.values_mut() {
+                sessions.remove(&s);
             }
         }
         out
