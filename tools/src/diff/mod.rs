@@ -1,10 +1,12 @@
 //! `ckdiff`: differential testing of two ZooKeeper-protocol servers (issue 11).
 //!
-//! One seed is one random sequence of client steps ([`steps`]) over every opcode a
-//! client sends (creates in every mode, delete and setData with right and wrong
-//! versions, reads with and without watches, multi and multiRead with failing and
-//! check ops, ACLs and digest auth, sync, persistent and recursive watches,
-//! removeWatches and checkWatches, ephemerals of several sessions, closeSession). Each
+//! One seed is one random sequence of client steps ([`steps`]) over the client
+//! opcodes (creates in every mode, delete and setData with right and wrong versions,
+//! reads with and without watches, multi and multiRead with failing and check ops,
+//! ACLs and digest auth, whoAmI, getEphemerals, getAllChildrenNumber, sync,
+//! persistent and recursive watches, removeWatches and checkWatches, ephemerals of
+//! several sessions, closeSession; not setWatches, reconfig, SASL, nor a check
+//! outside a multi, which ZooKeeper 3.8 never answers). Each
 //! step goes to both servers ("side a" and "side b") and is followed by a barrier: an
 //! `exists` of the seed's root on every open session, so that every event the step
 //! caused has arrived (a server must deliver a watch event before a later read's
@@ -18,8 +20,14 @@
 //! and one seed replays alone. A seed's own session (`admin`) creates the root and
 //! watches it recursively, so every change shows as an event there too; a
 //! NodeDeleted for a container that no op of the step deleted is the server's
-//! container reaper (ZooKeeper checks every 60 s, corekeeper too) racing the seed: such
-//! a seed is run again rather than reported.
+//! container reaper (ZooKeeper checks every 60 s, corekeeper too) racing the seed, and
+//! a read reporting a zxid that no write of the seed took is another client writing
+//! (a session expiring): such a seed is run again (at most [`RERUNS_MAX`] times)
+//! rather than reported.
+//!
+//! What ZooKeeper 3.8 does differently on purpose or by accident is not generated
+//! (see [`steps`]): mixed watch kinds on one session and path (3.8's watch manager
+//! keeps one mode; corekeeper follows 3.9), malformed create flags.
 //!
 //! Known differences can be masked ([`Known`]); a seed that differs only in a masked
 //! way passes and is counted as showing that difference, so the flag can go once a
