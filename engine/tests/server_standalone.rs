@@ -149,7 +149,18 @@ fn bad_input_closes_only_the_offending_connection() {
     let mut good = client(&s);
     good.create("/ok", b"", CreateMode::Persistent).unwrap();
 
-    // Invalid paths and wrong versions get ZooKeeper's errors.
+    // Invalid paths and wrong versions get ZooKeeper's errors: BADARGUMENTS for a
+    // write, NONODE for a read (ZooKeeper validates paths on writes only).
+    assert_eq!(
+        err_of(
+            &mut good,
+            Request::Delete(DeleteRequest {
+                path: "no-slash".into(),
+                version: -1
+            })
+        ),
+        ErrorCode::BadArguments
+    );
     assert_eq!(
         err_of(
             &mut good,
@@ -158,7 +169,7 @@ fn bad_input_closes_only_the_offending_connection() {
                 watch: false
             })
         ),
-        ErrorCode::BadArguments
+        ErrorCode::NoNode
     );
     assert_eq!(
         err_of(

@@ -274,11 +274,14 @@ impl Model {
                 }
                 let parent_path = path::parent(p).ok_or(BadArguments)?;
                 let parent = self.nodes.get(parent_path).ok_or(NoNode)?;
+                // ZooKeeper checks the parent's DELETE permission before the node.
+                if matches!(op, Op::Delete { .. })
+                    && !model_allows(&parent.acl, perms::DELETE, &auth)
+                {
+                    return Err(NoAuth);
+                }
                 let n = self.nodes.get(p).ok_or(NoNode)?;
                 if let Op::Delete { version, .. } = op {
-                    if !model_allows(&parent.acl, perms::DELETE, &auth) {
-                        return Err(NoAuth);
-                    }
                     if *version != -1 && *version != n.version {
                         return Err(BadVersion);
                     }
@@ -373,7 +376,8 @@ struct Pending {
     expect: Expect,
     model_after: Model,
     what: String,
-    /// Who closes (their watches go first) and what the txn changes.
+    /// Who closes (their watches go once their ephemerals are gone) and what the txn
+    /// changes.
     closes: Option<i64>,
     changes: Vec<(EventType, String)>,
 }
@@ -456,18 +460,13 @@ impl Sim {
     }
 
     /// The events the registered one-shot data watches owe for `changes` (ZooKeeper:
-    /// each fires once, sessions ascending per change; a closing session loses its
-    /// watches first).
+    /// each fires once, sessions ascending per change; a closing session hears of its
+    /// own ephemerals' deletion, then loses its other watches).
     fn expected_events(
         &mut self,
         closes: Option<i64>,
         changes: &[(EventType, String)],
     ) -> Vec<WatchEvent> {
-        if let Some(s) = closes {
-            for sessions in self.watches.values_mut() {
-                sessions.remove(&s);
-            }
-        }
         let mut out = Vec::new();
         for (kind, p) in changes {
             for session in self.watches.remove(p).unwrap_or_default() {
@@ -476,6 +475,11 @@ impl Sim {
                     kind: *kind,
                     path: p.clone(),
                 });
+            }
+        }
+        if let Some(s) = closes {
+            for sessions in self.watches.values_mut() {
+                sessions.remove(&s);
             }
         }
         out

@@ -305,13 +305,67 @@ fn close_session_deletes_ephemerals_and_notifies_others() {
     );
     let a = s.write(A, &Op::CloseSession);
     assert_eq!(a.result, TxnResult::CloseSession);
+    // As in ZooKeeper (found by ckdiff), the closing session's own watches fire for
+    // its ephemerals too: its connection hears them before the closeSession reply.
     assert_eq!(
         a.events,
-        vec![ev(B, EventType::NodeDeleted, "/e")],
-        "the closed session gets none"
+        vec![
+            ev(A, EventType::NodeDeleted, "/e"),
+            ev(B, EventType::NodeDeleted, "/e")
+        ]
     );
     assert!(s.db.tree.get("/e").is_none());
     assert_eq!(s.db.tree.watches.count(A), 0);
+}
+
+#[test]
+fn reads_of_invalid_paths_find_no_node_like_zookeeper() {
+    // ZooKeeper validates paths on writes only (found by ckdiff): a read of `/m/`
+    // is NONODE, and exists and addWatch register their watch.
+    let mut s = Server::new();
+    s.write(A, &create("/m", CreateMode::Persistent));
+    for path in ["/m/", "no-slash", "/m//x"] {
+        let p = || path.to_string();
+        for op in [
+            Op::GetData {
+                path: p(),
+                watch: true,
+            },
+            Op::GetChildren {
+                path: p(),
+                watch: true,
+            },
+            Op::GetChildren2 {
+                path: p(),
+                watch: false,
+            },
+            Op::GetAcl { path: p() },
+            Op::GetAllChildrenNumber { path: p() },
+            Op::Exists {
+                path: p(),
+                watch: true,
+            },
+        ] {
+            assert_eq!(s.read(A, &op), Err(ErrorCode::NoNode), "{op:?}");
+        }
+        let check = Op::CheckWatches {
+            path: p(),
+            kind: WatcherType::Data,
+        };
+        assert!(s.read(A, &check).is_ok(), "exists left its watch on {path}");
+        let add = Op::AddWatch {
+            path: p(),
+            mode: AddWatchMode::PersistentRecursive,
+        };
+        assert!(s.read(A, &add).is_ok());
+    }
+    // Writes still refuse them.
+    assert_eq!(
+        s.write(A, &create("/m/", CreateMode::Persistent))
+            .result
+            .error(),
+        ErrorCode::BadArguments
+    );
 }
 
 #[test]

@@ -9,12 +9,16 @@
 //! - [`run`]: a [`run::Session`] executes commands over `transport::client::Client`, and
 //!   [`run::main`] is the whole program (the binary only wires stdin/stdout/stderr).
 //!
-//! Everything but `run` is pure and unit-tested; `run` is tested against a real
+//! `ckdiff` (issue 11) is [`diff`]: the same seeded random ops sent to two servers,
+//! every reply and watch event compared field by field.
+//!
+//! Everything but `run` and `diff` is pure and unit-tested; `run` is tested against a real
 //! corekeeper in `tests/`.
 
 pub mod acl;
 pub mod cmd;
 pub mod connect;
+pub mod diff;
 pub mod format;
 pub mod run;
 pub mod top;

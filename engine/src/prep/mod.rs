@@ -567,10 +567,14 @@ fn delete(
     }
     let parent_path = cut_parent(p)?;
     let mut parent = st.get(parent_path).ok_or(ErrorCode::NoNode)?;
+    if version.is_some() {
+        // Before the node is looked up, as ZooKeeper does: deleting a missing child of
+        // a node the caller may not delete from is NOAUTH, not NONODE.
+        acl::require(&parent.acl, perms::DELETE, ctx.req.auth)?;
+    }
     let node = st.get(p).ok_or(ErrorCode::NoNode)?;
     match version {
         Some(v) => {
-            acl::require(&parent.acl, perms::DELETE, ctx.req.auth)?;
             check_version(v, node.stat.version)?;
             if node.child_count > 0 {
                 return Err(ErrorCode::NotEmpty);

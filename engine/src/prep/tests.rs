@@ -417,6 +417,61 @@ fn containers_and_ttls_reaped_by_delete_container() {
 }
 
 #[test]
+fn ttl_bounds_are_zookeepers() {
+    // ckdiff found corekeeper accepting a TTL of 2^40 ms, which ZooKeeper 3.8 refuses.
+    let mut h = H::new(PrepConfig {
+        ttl_enabled: true,
+        ..PrepConfig::default()
+    });
+    let ttl = |path: &str, ttl: i64| Op::Create {
+        path: path.into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        mode: CreateMode::PersistentWithTtl,
+        ttl_ms: Some(ttl),
+    };
+    h.ok(&ttl("/max", (1 << 40) - 1));
+    for bad in [1 << 40, i64::MAX, 0, -1] {
+        assert_eq!(h.err(S1, &[], &ttl("/t", bad)), ErrorCode::BadArguments);
+    }
+    // Without a TTL (a create2 asking for a TTL mode), or with one for another mode.
+    let mut no_ttl = ttl("/t", 0);
+    if let Op::Create { ttl_ms, .. } = &mut no_ttl {
+        *ttl_ms = None;
+    }
+    assert_eq!(h.err(S1, &[], &no_ttl), ErrorCode::BadArguments);
+    let mut persistent_with_ttl = ttl("/t", 100);
+    if let Op::Create { mode, .. } = &mut persistent_with_ttl {
+        *mode = CreateMode::Persistent;
+    }
+    assert_eq!(
+        h.err(S1, &[], &persistent_with_ttl),
+        ErrorCode::BadArguments
+    );
+}
+
+#[test]
+fn delete_checks_the_parents_acl_before_the_node_exists() {
+    // ZooKeeper's order (found by ckdiff): parent, parent's DELETE permission, node.
+    let mut h = H::new(PrepConfig::default());
+    let read_only = Op::Create {
+        path: "/r".into(),
+        data: None,
+        acl: Acl::read_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: None,
+    };
+    h.ok(&read_only);
+    let delete = |p: &str| Op::Delete {
+        path: p.into(),
+        version: -1,
+    };
+    assert_eq!(h.err(S1, &[], &delete("/r/missing")), ErrorCode::NoAuth);
+    assert_eq!(h.err(S1, &[], &delete("/none/missing")), ErrorCode::NoNode);
+    assert_eq!(h.err(S1, &[], &delete("/missing")), ErrorCode::NoNode);
+}
+
+#[test]
 fn create_session_clamps_timeout_and_prep_rebuilds() {
     let mut h = H::new(PrepConfig::default());
     let op = Op::CreateSession {

@@ -43,16 +43,24 @@ fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
     CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)
 }
 
+/// create, create2 and createContainer. Modes are settled the way ZooKeeper 3.8's
+/// `PrepRequestProcessor` settles them, and the refusals it makes there are left to
+/// prep, so that they take a zxid as ZooKeeper's error txns do (an unknown flag value,
+/// which no `Op` can carry, is still refused here, without one):
+/// - create/create2 with the container flag logs a plain create: a persistent node;
+/// - create/create2 with a TTL mode carries no TTL: prep answers BADARGUMENTS (or
+///   UNIMPLEMENTED without `extendedTypesEnabled`);
+/// - createContainer makes a container whatever the flags, except TTL flags, refused
+///   like a TTL mode without a TTL. (Sequential flags would ask ZooKeeper for a
+///   sequential container, which corekeeper does not have: it makes a plain one.)
 fn create(r: CreateRequest, container: bool) -> Result<Op, ErrorCode> {
-    let mode = if container {
-        CreateMode::Container
-    } else {
-        create_mode(r.flags)?
+    let flags = create_mode(r.flags)?;
+    let mode = match (container, flags) {
+        (true, m) if m.is_ttl() => m,
+        (true, _) => CreateMode::Container,
+        (false, CreateMode::Container) => CreateMode::Persistent,
+        (false, m) => m,
     };
-    if !container && (mode.is_container() || mode.is_ttl()) {
-        // create/create2 cannot ask for these: ZooKeeper answers BADARGUMENTS.
-        return Err(ErrorCode::BadArguments);
-    }
     Ok(Op::Create {
         path: r.path,
         data: r.data,
@@ -62,9 +70,12 @@ fn create(r: CreateRequest, container: bool) -> Result<Op, ErrorCode> {
     })
 }
 
+/// createTTL. A mode other than a TTL one with a TTL >= 0 is left to prep
+/// (BADARGUMENTS with a zxid, as ZooKeeper's `validateTTL`); one with a negative TTL,
+/// which ZooKeeper would log as a TTL node of that TTL, is refused here.
 fn create_ttl(r: CreateTtlRequest) -> Result<Op, ErrorCode> {
     let mode = create_mode(r.flags)?;
-    if !mode.is_ttl() {
+    if !mode.is_ttl() && r.ttl < 0 {
         return Err(ErrorCode::BadArguments);
     }
     Ok(Op::Create {
@@ -224,9 +235,14 @@ fn single(op: OpCode, r: OpResult) -> Response {
     }
 }
 
+/// One result of a multi. ZooKeeper 3.8 answers a create2 step with a plain create
+/// result (path only, type 1), unlike a standalone create2; createTTL and
+/// createContainer steps get a create2 result with the stat.
 fn step(op: OpCode, r: OpResult) -> WireOpResult {
     match r {
-        OpResult::Create { path, .. } if op == OpCode::Create => WireOpResult::Create { path },
+        OpResult::Create { path, .. } if matches!(op, OpCode::Create | OpCode::Create2) => {
+            WireOpResult::Create { path }
+        }
         OpResult::Create { path, stat } => WireOpResult::Create2 { path, stat },
         OpResult::Delete => WireOpResult::Delete,
         OpResult::SetData { stat } | OpResult::SetAcl { stat } => WireOpResult::SetData { stat },
@@ -336,10 +352,32 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(
-            to_op(Request::Create(create_req(4))),
-            Err(ErrorCode::BadArguments)
-        );
+        // The container flag on a plain create makes a persistent node in ZooKeeper
+        // 3.8; TTL modes without a TTL are prep's to refuse (they take a zxid).
+        assert!(matches!(
+            to_op(Request::Create(create_req(4))).unwrap(),
+            Op::Create {
+                mode: CreateMode::Persistent,
+                ttl_ms: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            to_op(Request::Create2(create_req(5))).unwrap(),
+            Op::Create {
+                mode: CreateMode::PersistentWithTtl,
+                ttl_ms: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            to_op(Request::CreateContainer(create_req(6))).unwrap(),
+            Op::Create {
+                mode: CreateMode::PersistentSequentialWithTtl,
+                ttl_ms: None,
+                ..
+            }
+        ));
         assert_eq!(
             to_op(Request::Create(create_req(99))),
             Err(ErrorCode::BadArguments)
@@ -404,6 +442,42 @@ mod tests {
         };
         assert!(matches!(to_response(&create, r()), Response::Create(_)));
         assert!(matches!(to_response(&create2, r()), Response::Create2(_)));
+    }
+
+    #[test]
+    fn a_create2_step_in_a_multi_answers_like_zookeeper() {
+        // Seen against ZooKeeper 3.8.0 by ckdiff: create2 steps get a create result
+        // (no stat), createContainer and createTTL steps a create2 result.
+        let req = Request::Multi(MultiRequest {
+            ops: vec![
+                MultiOp::Create2(create_req(0)),
+                MultiOp::CreateContainer(create_req(4)),
+                MultiOp::Create(create_req(0)),
+            ],
+        });
+        let created = |p: &str| OpResult::Create {
+            path: p.into(),
+            stat: Stat::default(),
+        };
+        let reply = Reply::Write(TxnResult::Multi(vec![
+            created("/a"),
+            created("/b"),
+            created("/c"),
+        ]));
+        let Response::Multi(m) = to_response(&Asked::of(&req), reply) else {
+            panic!("a multi answers a multi response");
+        };
+        assert_eq!(
+            m.results,
+            vec![
+                WireOpResult::Create { path: "/a".into() },
+                WireOpResult::Create2 {
+                    path: "/b".into(),
+                    stat: Stat::default()
+                },
+                WireOpResult::Create { path: "/c".into() },
+            ]
+        );
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub const CONFIG_PATH: &str = "/zookeeper/config";
 /// Smallest ACL cache size that triggers a sweep of unused entries.
 const ACL_SWEEP_AT_MIN: usize = 1024;
 
-/// Largest TTL a TTL node may have (ZooKeeper packs it into 56 bits).
-pub const TTL_MS_MAX: i64 = 0x00FF_FFFF_FFFF_FFFF;
+/// Largest TTL a TTL node may have: ZooKeeper's `EphemeralType.TTL.maxValue()`, 40 bits
+/// (the ephemeralOwner packs the TTL under 16 reserved bits and an 8-bit type).
+pub const TTL_MS_MAX: i64 = 0x00FF_FFFF_FFFF;
 
 /// Paths no client may delete (`DataTree.isSpecialPath`).
 pub fn is_special_path(path: &str) -> bool {

@@ -71,11 +71,10 @@ pub fn read(
     auth: &[Id],
     op: &Op,
 ) -> Result<ReadResult, ErrorCode> {
-    if let Some(p) = op.path()
-        && !matches!(op, Op::GetEphemerals { .. } | Op::Sync { .. })
-    {
-        valid(p)?;
-    }
+    // No path validation: ZooKeeper checks paths on writes only, so a read of an
+    // invalid path (`/a/`) finds no node (NONODE), and exists and addWatch register a
+    // watch on it (which can never fire), as ZooKeeper does. Clients validate paths
+    // themselves.
     match op {
         Op::Sync { path } => Ok(ReadResult::Sync { path: path.clone() }),
         Op::Exists { path, watch } => exists(tree, session, path, *watch),

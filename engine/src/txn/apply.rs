@@ -148,13 +148,15 @@ impl Db {
     }
 
     fn close_session(&mut self, session: i64, zxid: i64, events: &mut Vec<WatchEvent>) {
-        // The session is gone: it gets no events, not even for its own ephemerals.
-        self.tree.watches.remove_session(session);
         let paths: Vec<String> = self.tree.ephemerals(session).map(str::to_string).collect();
         for p in paths {
             let r = self.tree.delete(&p, zxid, events);
             debug_assert!(r.is_ok(), "ephemerals have no children: {r:?}");
         }
+        // Only now: as in ZooKeeper, whose closeSession deletes the ephemerals while the
+        // session's connection still holds its watches, the closing session hears of
+        // its own ephemerals' deletion before the closeSession reply.
+        self.tree.watches.remove_session(session);
         self.sessions.remove(session);
     }
 
