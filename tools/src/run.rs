@@ -785,9 +785,9 @@ fn print_stat_if(out: &mut dyn Write, stat: bool, s: &Stat) -> Result<(), CliErr
     Ok(())
 }
 
-/// Sends four-letter `word` to `addr` and returns the answer (with a final newline).
-pub fn four_letter(addr: &str, word: &str) -> io::Result<String> {
-    debug_assert!(word.len() == 4, "four-letter words have four letters");
+/// Sends `request` to the first of `addr`'s addresses that accepts a connection and
+/// returns what it answers before closing (at most `FOUR_LETTER_BYTES_MAX` bytes).
+fn ask(addr: &str, request: &[u8]) -> io::Result<Vec<u8>> {
     let wait = Duration::from_millis(NETWORK_WAIT_MS_MAX);
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {addr}"));
     for sa in addr.to_socket_addrs()? {
@@ -799,18 +799,25 @@ pub fn four_letter(addr: &str, word: &str) -> io::Result<String> {
             }
         };
         stream.set_read_timeout(Some(wait))?;
-        stream.write_all(word.as_bytes())?;
+        stream.write_all(request)?;
         let mut bytes = Vec::new();
         stream
             .take(FOUR_LETTER_BYTES_MAX as u64)
             .read_to_end(&mut bytes)?;
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        return Ok(text);
+        return Ok(bytes);
     }
     Err(last)
+}
+
+/// Sends four-letter `word` to `addr` and returns the answer (with a final newline).
+pub fn four_letter(addr: &str, word: &str) -> io::Result<String> {
+    debug_assert!(word.len() == 4, "four-letter words have four letters");
+    let bytes = ask(addr, word.as_bytes())?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// `four_letter` to `addr`, or to the first of `conn`'s servers that answers.
@@ -838,32 +845,15 @@ fn four_letter_any(
 
 /// The body of `GET /metrics` from the admin endpoint at `admin` (`host:port`).
 pub fn metrics(admin: &str) -> io::Result<String> {
-    let wait = Duration::from_millis(NETWORK_WAIT_MS_MAX);
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {admin}"));
-    for sa in admin.to_socket_addrs()? {
-        let mut stream = match TcpStream::connect_timeout(&sa, wait) {
-            Ok(s) => s,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        stream.set_read_timeout(Some(wait))?;
-        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut bytes = Vec::new();
-        stream
-            .take(FOUR_LETTER_BYTES_MAX as u64)
-            .read_to_end(&mut bytes)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.lines().next().unwrap_or_default();
-        if status.split_whitespace().nth(1) != Some("200") {
-            let why = format!("GET /metrics from {admin} answered {status:?}");
-            return Err(io::Error::other(why));
-        }
-        return Ok(body.to_string());
+    let bytes = ask(admin, b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        let why = format!("GET /metrics from {admin} answered {status:?}");
+        return Err(io::Error::other(why));
     }
-    Err(last)
+    Ok(body.to_string())
 }
 
 /// `metrics` from `admin`: a port on the host of `addr` (else of the first of `conn`'s

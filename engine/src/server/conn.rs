@@ -86,7 +86,7 @@ impl CoreCtx {
         let acl = AclConfig {
             super_digest: cfg.super_digest.clone(),
         };
-        let budget = Semaphore::new(cfg.outstanding_per_core(cfg_cores(&cfg)) as u64);
+        let budget = Semaphore::new(cfg.outstanding_per_core(super::core_count(&cfg)) as u64);
         CoreCtx {
             core,
             cfg,
@@ -134,10 +134,6 @@ impl CoreCtx {
             c.out.push(Out::Shard(m, bytes));
         }
     }
-}
-
-fn cfg_cores(cfg: &Config) -> usize {
-    super::core_count(cfg)
 }
 
 enum Out {
