@@ -82,12 +82,14 @@ pub struct Config {
     pub jute_maxbuffer: usize,
     /// Four-letter words answered on the client port (`*` = all).
     pub four_letter_words: Vec<String>,
-    /// Executors (cores) to run; `None` = every available core.
+    /// Executors (cores) to run; `None` = half the usable CPUs (`server::default_cores`).
     pub cores: Option<usize>,
     /// Port of the admin/metrics HTTP endpoint on the client address' IP; `None` = off.
     pub admin_port: Option<u16>,
     /// WAL flush policy.
     pub sync: SyncPolicy,
+    /// Flushes that may run at once with `sync=batch` (`flushesInflightMax`).
+    pub flushes_inflight_max: usize,
     /// ZooKeeper's `extendedTypesEnabled`: TTL nodes are refused unless set.
     pub extended_types_enabled: bool,
     /// `user:base64(sha1(user:password))` of the digest superuser, if any
@@ -288,6 +290,13 @@ impl Config {
                 Some(v) => Some(parse_num("adminPort", &v, 0u16, u16::MAX)?),
             },
             sync: take_sync(&mut kv)?,
+            flushes_inflight_max: take_num(
+                &mut kv,
+                "flushesInflightMax",
+                crate::shard::commit::FLUSHES_INFLIGHT_DEFAULT,
+                1,
+                crate::shard::commit::FLUSHES_INFLIGHT_MAX,
+            )?,
             extended_types_enabled: take_bool(&mut kv, "extendedTypesEnabled", false)?,
             super_digest: kv.remove("superDigest"),
             passthrough: BTreeMap::new(),

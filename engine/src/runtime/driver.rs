@@ -207,7 +207,7 @@ impl<O: Outlet> Driver<O> {
             core: ShardCore::new(rec.db, prep),
             wal: rec.wal,
             syncer,
-            commit: Committer::new(cfg.sync, last),
+            commit: Committer::new(cfg.sync, last).with_flushes_max(cfg.flushes_inflight_max),
             snapshots: Arc::new(rec.snapshots),
             snap_count: cfg.snap_count,
             snap_retain: cfg.autopurge_snap_retain_count as usize,
@@ -370,6 +370,7 @@ impl<O: Outlet> Driver<O> {
     /// Starts the flush the committer asks for: on the blocking pool, or inline with
     /// `sync=never` (no disk work). True when an inline flush released actions.
     fn start_flush(&mut self, run: &mut Vec<(i64, AlignedVec)>) -> Result<bool, String> {
+        let covered_before = self.commit.covered();
         let flush = self.commit.next_flush(run);
         self.append_run(run)?;
         match flush {
@@ -386,7 +387,7 @@ impl<O: Outlet> Driver<O> {
             Some(Flush::Background { covers }) => {
                 let (syncer, inbox, stats) =
                     (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
-                let txns = (covers - self.commit.durable()) as u64;
+                let txns = (covers - covered_before) as u64;
                 glommio::spawn_local(async move {
                     let started = Instant::now();
                     let result = glommio::executor()

@@ -79,11 +79,21 @@ struct Shared {
     cores: usize,
 }
 
-/// The number of executors `cfg` asks for.
+/// The number of executors `cfg` asks for; by default half the usable CPUs (at least
+/// one). Today one shard on core 0 executes every request and the other executors only
+/// carry sockets to it, so the CPUs beyond that are worth more to the kernel's network
+/// stack, the WAL's flush threads and clients on the same machine: on 2 CPUs with the
+/// client beside it, a second executor cost 20-25% of get throughput (README,
+/// Benchmarks).
 pub fn core_count(cfg: &Config) -> usize {
     cfg.cores
-        .unwrap_or_else(|| usable_cpus().len())
+        .unwrap_or_else(|| default_cores(usable_cpus().len()))
         .clamp(1, CORES_MAX)
+}
+
+/// Executors to run on `cpus` usable CPUs when `cores` is not set.
+pub fn default_cores(cpus: usize) -> usize {
+    (cpus / 2).clamp(1, CORES_MAX)
 }
 
 /// Runs the server until it fails. Start-up errors come back before anything is served.

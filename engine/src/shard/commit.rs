@@ -4,17 +4,20 @@
 //! [`Committer::next_flush`] asks for, and reports its end to [`Committer::flushed`];
 //! the returned watermark goes to `ShardCore::durable`. Rules:
 //! - **Batch** (group commit, the default): everything persisted is appended at once;
-//!   at most [`FLUSHES_INFLIGHT_MAX`] flush runs at a time, off the shard's core, and
-//!   each covers everything appended when it started (the flush is the batching
-//!   window, as in ZooKeeper's SyncRequestProcessor without its timer). One flush in
-//!   flight: the WAL's syncer serialises flushes under one lock, so a second would only
-//!   queue behind the first on the syncer's lock (`wal/src/group.rs`).
+//!   up to `flushes_max` flushes (config `flushesInflightMax`, at most
+//!   [`FLUSHES_INFLIGHT_MAX`]) run at a time, off the shard's core; each covers what was
+//!   appended since the previous one started (the running flushes are the batching
+//!   window, as in ZooKeeper's SyncRequestProcessor without its timer). The WAL's
+//!   syncer lets flushes overlap: each writes from the durable end, so the one that
+//!   ends has made all it covered durable (`wal/src/group.rs`); a flush's end reports
+//!   the WAL's watermark.
 //! - **Always**: one txn is appended and flushed at a time, each with a flush of its
 //!   own; the others wait, in order, unappended.
 //! - **Never**: nothing reaches the disk; the watermark moves inline (benchmarks).
 //!
-//! Invariants: `durable <= appended`; the watermark only rises; nothing is reported
-//! durable that was not appended before the flush that covers it started.
+//! Invariants: `durable <= covered <= appended`; the watermark only rises; nothing is
+//! reported durable that was not appended before the flush that covers it started; a
+//! flush starts only with something new to cover.
 
 use std::collections::VecDeque;
 
@@ -22,8 +25,13 @@ use rkyv::util::AlignedVec;
 
 use crate::config::SyncPolicy;
 
-/// Flushes running at once.
-pub const FLUSHES_INFLIGHT_MAX: usize = 1;
+/// Upper bound on flushes running at once (the `flushesInflightMax` setting).
+pub const FLUSHES_INFLIGHT_MAX: usize = 8;
+/// Flushes running at once unless configured: see the module docs for the measurements.
+pub const FLUSHES_INFLIGHT_DEFAULT: usize = 2;
+
+const _: () =
+    assert!(FLUSHES_INFLIGHT_DEFAULT >= 1 && FLUSHES_INFLIGHT_DEFAULT <= FLUSHES_INFLIGHT_MAX);
 
 /// A flush to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +47,11 @@ pub enum Flush {
 pub struct Committer {
     policy: SyncPolicy,
     appended: i64,
+    /// The highest zxid a started flush covers.
+    covered: i64,
     durable: i64,
     flushing: usize,
+    flushes_max: usize,
     /// `Always`: txns waiting for their own append + flush, oldest first.
     held: VecDeque<(i64, AlignedVec)>,
 }
@@ -51,10 +62,29 @@ impl Committer {
         Committer {
             policy,
             appended: last_zxid,
+            covered: last_zxid,
             durable: last_zxid,
             flushing: 0,
+            flushes_max: FLUSHES_INFLIGHT_DEFAULT,
             held: VecDeque::new(),
         }
+    }
+
+    /// Lets up to `n` flushes run at once (`Batch` only; 1..=[`FLUSHES_INFLIGHT_MAX`]).
+    pub fn with_flushes_max(mut self, n: usize) -> Self {
+        debug_assert!((1..=FLUSHES_INFLIGHT_MAX).contains(&n), "config bounds it");
+        self.flushes_max = n.clamp(1, FLUSHES_INFLIGHT_MAX);
+        self
+    }
+
+    /// The highest zxid a started flush covers.
+    pub fn covered(&self) -> i64 {
+        self.covered
+    }
+
+    /// Flushes running now.
+    pub fn flushing(&self) -> usize {
+        self.flushing
     }
 
     pub fn durable(&self) -> i64 {
@@ -94,7 +124,11 @@ impl Committer {
     /// The flush to start now, if any; `Always` first hands one held txn to `append`
     /// (the caller appends it before flushing).
     pub fn next_flush(&mut self, append: &mut Vec<(i64, AlignedVec)>) -> Option<Flush> {
-        if self.flushing >= FLUSHES_INFLIGHT_MAX {
+        let max = match self.policy {
+            SyncPolicy::Batch => self.flushes_max,
+            SyncPolicy::Always | SyncPolicy::Never => 1,
+        };
+        if self.flushing >= max {
             return None;
         }
         if self.policy == SyncPolicy::Always && self.appended == self.durable {
@@ -102,10 +136,11 @@ impl Committer {
             append.push((zxid, bytes));
             self.appended = zxid;
         }
-        if self.appended <= self.durable {
+        if self.appended <= self.covered {
             return None;
         }
         let covers = self.appended;
+        self.covered = covers;
         if self.policy == SyncPolicy::Never {
             return Some(Flush::Inline { covers });
         }
@@ -121,8 +156,8 @@ impl Committer {
             self.flushing -= 1;
         }
         debug_assert!(
-            zxid <= self.appended,
-            "only appended records become durable"
+            zxid <= self.covered,
+            "only records a started flush covers become durable"
         );
         self.durable = self.durable.max(zxid);
         self.durable
@@ -139,7 +174,7 @@ mod tests {
 
     #[test]
     fn batch_flushes_one_at_a_time_covering_all_appended() {
-        let mut c = Committer::new(SyncPolicy::Batch, 0);
+        let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(1);
         let mut append = Vec::new();
         c.persist(1, bytes(), &mut append);
         c.persist(2, bytes(), &mut append);
@@ -160,6 +195,41 @@ mod tests {
         );
         assert_eq!(c.flushed(3, false), 3);
         assert_eq!(c.backlog(), 0);
+    }
+
+    #[test]
+    fn batch_overlaps_flushes_each_covering_what_is_new() {
+        let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(2);
+        let mut append = Vec::new();
+        c.persist(1, bytes(), &mut append);
+        c.appended_to(1);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 1 })
+        );
+        assert_eq!(c.next_flush(&mut append), None, "nothing new to cover");
+        c.persist(2, bytes(), &mut append);
+        c.appended_to(2);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 2 })
+        );
+        c.persist(3, bytes(), &mut append);
+        c.appended_to(3);
+        assert_eq!(c.next_flush(&mut append), None, "two flushes in flight");
+        // The second ends first and made 1..=2 durable.
+        assert_eq!(c.flushed(2, false), 2);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 3 })
+        );
+        assert_eq!(
+            c.flushed(2, false),
+            2,
+            "the first ends: the WAL says 2 still"
+        );
+        assert_eq!(c.flushed(3, false), 3);
+        assert_eq!((c.backlog(), c.flushing()), (0, 0));
     }
 
     #[test]
