@@ -327,6 +327,14 @@ impl<O: Outlet> Driver<O> {
                             applied += u64::from(matches!(reply, Reply::Write(_)));
                             self.reply(to, zxid, reply);
                         }
+                        Action::Forward { session, .. } => {
+                            // A standalone core preps its writes itself.
+                            debug_assert!(false, "a standalone shard forwards nothing");
+                            tracing::error!(
+                                session = format_args!("0x{session:x}"),
+                                "a standalone shard asked to forward a write; dropped"
+                            );
+                        }
                     }
                 }
                 self.append_run(&mut run)?;
