@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod driver;
+pub mod epochs;
 pub mod exec;
 pub mod mailbox;
 pub mod msg;
