@@ -7,6 +7,8 @@
 //! accepts client connections (the listener uses SO_REUSEPORT, so the kernel spreads
 //! connections); the state machines of a shard live on their owning core
 //! ([`driver`]) and other cores reach them by message ([`msg`]), never by lock.
+//! [`epochs`] keeps the Zab epochs durable in dataDir (used once replication runs;
+//! start-up reads them).
 
 pub mod clock;
 pub mod driver;
