@@ -376,6 +376,33 @@ mod tests {
         }
     }
 
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any two distinct servers, started at any times (the clock may even
+            /// differ wildly between them), hand out disjoint ids.
+            #[test]
+            fn distinct_servers_never_collide(
+                a in any::<u8>(),
+                b in any::<u8>(),
+                ta in any::<i64>(),
+                tb in any::<i64>(),
+                n in 1usize..2000,
+            ) {
+                prop_assume!(a != b);
+                let mut ga = SessionIdGen::new(a, ta);
+                let mut gb = SessionIdGen::new(b, tb);
+                let ids_a: BTreeSet<i64> = (0..n).map(|_| ga.next_id()).collect();
+                let ids_b: BTreeSet<i64> = (0..n).map(|_| gb.next_id()).collect();
+                prop_assert_eq!(ids_a.len(), n);
+                prop_assert!(ids_a.is_disjoint(&ids_b));
+                prop_assert!(!ids_a.contains(&0) && !ids_a.contains(&i64::MIN));
+            }
+        }
+    }
+
     #[test]
     fn a_restart_never_reuses_a_recovered_sessions_id() {
         let t = 1_765_000_000_000;
