@@ -446,7 +446,8 @@ fn take_bool(
 fn take_ticks(kv: &mut BTreeMap<String, String>, key: &str) -> Result<u32, ConfigError> {
     match kv.remove(key) {
         None => Ok(0),
-        Some(v) => super::parse_num(key, &v, 1, LIMIT_TICKS_MAX),
+        // 0 is ZooKeeper's "not set": fine standalone, refused for an ensemble.
+        Some(v) => super::parse_num(key, &v, 0, LIMIT_TICKS_MAX),
     }
 }
 
@@ -790,7 +791,7 @@ mod tests {
             ("server.-1=127.0.0.1:2888:3888", "decimal server id"),
             ("server.256=127.0.0.1:2888:3888", "at most 255"),
             ("peerType=leader", "peerType"),
-            ("initLimit=0", "initLimit"),
+            ("initLimit=-1", "initLimit"),
             ("syncLimit=x", "syncLimit"),
             ("initLimit=100001", "initLimit"),
             ("reconfigEnabled=yes", "reconfigEnabled"),
@@ -914,7 +915,8 @@ mod tests {
             ensemble(no_init, Some("1")).unwrap_err(),
             ConfigError::Missing { key: "initLimit" }
         );
-        let no_sync = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\ninitLimit=5\n";
+        let no_sync = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\ninitLimit=5\n\
+                       syncLimit=0\n";
         assert_eq!(
             ensemble(no_sync, Some("1")).unwrap_err(),
             ConfigError::Missing { key: "syncLimit" }
