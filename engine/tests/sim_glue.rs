@@ -888,8 +888,9 @@ impl World {
             *t = self.now.mono_ms; // recovery gives every session a full timeout
         }
         let last = db.last_zxid();
+        let ids = SessionIdGen::resume(0, self.now.wall_ms, db.sessions.iter().map(|s| s.id));
         self.core = new_core(db);
-        self.clients = Clients::new(SessionIdGen::new(0, self.now.wall_ms));
+        self.clients = Clients::new(ids);
         self.late.clear();
         self.commit = Committer::new(self.policy, last).with_flushes_max(self.flushes_max);
         self.wal_durable = last;

@@ -203,6 +203,11 @@ impl<O: Outlet> Driver<O> {
         let mut seed = [0u8; 32];
         fill_random(&mut seed);
         stats.shard.publish_db(&rec.db);
+        let ids = SessionIdGen::resume(
+            cfg.server_id(),
+            super::clock::wall_ms(),
+            rec.db.sessions.iter().map(|s| s.id),
+        );
         Driver {
             core: ShardCore::new(rec.db, prep),
             wal: rec.wal,
@@ -220,7 +225,7 @@ impl<O: Outlet> Driver<O> {
             inbox,
             outlet,
             outboxes: (0..cores).map(|_| Vec::new()).collect(),
-            clients: Clients::new(SessionIdGen::new(0, super::clock::wall_ms())),
+            clients: Clients::new(ids),
             rng: SmallRng::from_seed(seed),
             ticks: 0,
             stats,
