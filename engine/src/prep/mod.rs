@@ -185,6 +185,11 @@ impl Prep {
         self.last_zxid
     }
 
+    /// See [`Prep::set_check_sessions`].
+    pub fn check_sessions(&self) -> bool {
+        self.check_sessions
+    }
+
     pub fn config(&self) -> &PrepConfig {
         &self.config
     }

@@ -210,6 +210,31 @@ impl ShardCore {
         self.role
     }
 
+    /// Becomes the leader of a new epoch whose first zxid follows `base` (the Zab
+    /// leader's `make_zxid(epoch, 0)`): prep starts over there, so the zxid it gives
+    /// each txn is the one the Zab leader's `next_zxid` expects (the leader owns
+    /// zxids; its `propose` refuses any other). Nothing may be in flight: a new
+    /// leader starts once its history is committed.
+    pub fn lead_from(&mut self, base: i64) {
+        debug_assert!(
+            self.inflight.is_empty(),
+            "a new epoch starts with nothing in flight"
+        );
+        debug_assert!(
+            base >= self.db.last_zxid(),
+            "an epoch's base is past the history"
+        );
+        let check = self.prep.check_sessions();
+        self.prep = Prep::new(base, self.prep.config().clone());
+        self.prep.set_check_sessions(check);
+        self.role = Role::Leader;
+    }
+
+    /// The zxid the next prepped txn gets.
+    pub fn next_zxid(&self) -> i64 {
+        self.prep.last_zxid() + 1
+    }
+
     /// The replicated state.
     pub fn db(&self) -> &Db {
         &self.db
@@ -1185,5 +1210,53 @@ mod tests {
         assert!(e.contains("is not after"), "{e}");
         let e = p.learner.learn(AlignedVec::new(), &mut out).unwrap_err();
         assert!(e.contains("undecodable"), "{e}");
+    }
+
+    #[test]
+    fn a_leaders_prep_gives_the_zab_leaders_zxids_across_epochs() {
+        use crate::zab::{
+            Action as ZabAction, Leader, LeaderConfig, Member, Role as ZabRole, epoch_of, make_zxid,
+        };
+        use std::sync::Arc;
+        let mut history = 0;
+        for epoch in [1, 2] {
+            let members = vec![Member {
+                id: 1,
+                role: ZabRole::Participant,
+            }];
+            let cfg = LeaderConfig::new(1, epoch, members);
+            let mut zab = Leader::new(cfg, history, history, Vec::new()).unwrap();
+            let mut zout = Vec::new();
+            zab.start(&mut zout);
+            let mut c = core();
+            // Replays the history so far (a fresh core per epoch stands for the
+            // restarted leader; the db only matters for prep's checks).
+            c.lead_from(make_zxid(epoch, 0));
+            for i in 0..3 {
+                let mut out = Vec::new();
+                let op = Op::CreateSession {
+                    session_id: i64::from(epoch) * 10 + i,
+                    timeout_ms: 10_000,
+                    password: [7; SESSION_PASSWORD_LEN],
+                };
+                let expected = zab.next_zxid().unwrap();
+                assert_eq!(c.next_zxid(), expected);
+                c.request(
+                    client(i64::from(epoch) * 10 + i, 0),
+                    &[],
+                    op,
+                    Now::at(0),
+                    &mut out,
+                );
+                let Some(Action::Persist { zxid, bytes }) = out.into_iter().next() else {
+                    panic!("a write is persisted");
+                };
+                assert_eq!((zxid, epoch_of(zxid)), (expected, epoch));
+                zab.propose(zxid, Arc::from(bytes.as_slice()), &mut zout)
+                    .unwrap();
+                history = zxid;
+            }
+            assert!(zout.iter().any(|a| matches!(a, ZabAction::Persist { .. })));
+        }
     }
 }
