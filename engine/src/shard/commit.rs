@@ -1,9 +1,11 @@
 //! `Committer`: when the shard's WAL is appended to and flushed, as a pure state machine.
 //!
-//! The driver appends what [`Committer::persist`] hands back, starts the flush that
-//! [`Committer::next_flush`] asks for, and reports its end to [`Committer::flushed`];
-//! the returned watermark goes to `ShardCore::durable`. Rules:
-//! - **Batch** (group commit, the default): everything persisted is appended at once;
+//! The driver appends what [`Committer::persist`] and [`Committer::next_flush`] hand
+//! back, starts the flush that `next_flush` asks for, and reports its end to
+//! [`Committer::flushed`]; the returned watermark goes to `ShardCore::durable`. Rules:
+//! - **Batch** (group commit, the default): persisted txns wait in memory until a
+//!   flush starts, then are appended all at once (one `pwrite` per flush, not one per
+//!   driver pass: a txn cannot become durable before the next flush starts anyway);
 //!   up to `flushes_max` flushes (config `flushesInflightMax`, at most
 //!   [`FLUSHES_INFLIGHT_MAX`]) run at a time, off the shard's core; each covers what was
 //!   appended since the previous one started (the running flushes are the batching
@@ -11,9 +13,20 @@
 //!   syncer lets flushes overlap: each writes from the durable end, so the one that
 //!   ends has made all it covered durable (`wal/src/group.rs`); a flush's end reports
 //!   the WAL's watermark.
+//!
+//!   Measured (ckbench, corekeeper alone, `--cores 1`, 100 B setData, one 4 s run per
+//!   setting, interleaved, twice, on the 2-core dev machine with builds running beside
+//!   it, 2026-12-06): overlapping flushes did not pay on this virtio ext4 disk, whose
+//!   flushes serialise in the journal anyway. set 1x8: 18.5k / 17.3k / 15.7k ops/s and
+//!   13.1k / 10.7k / 12.0k for 1 / 2 / 4 flushes; set 4x4: 30.9k / 29.2k / 22.0k and
+//!   31.1k / 25.9k / 23.9k; set 8x16: 125k-147k (1) vs 123k-132k (2); set 1x1
+//!   2.7k-2.9k either way. So the default is one flush in flight; a disk that can
+//!   overlap flushes (several NVMe queues) can take `flushesInflightMax` > 1. These
+//!   runs had noisy neighbours: treat differences under ~20% as noise.
 //! - **Always**: one txn is appended and flushed at a time, each with a flush of its
 //!   own; the others wait, in order, unappended.
-//! - **Never**: nothing reaches the disk; the watermark moves inline (benchmarks).
+//! - **Never**: appended at every pass, nothing reaches the disk; the watermark moves
+//!   inline (benchmarks).
 //!
 //! Invariants: `durable <= covered <= appended`; the watermark only rises; nothing is
 //! reported durable that was not appended before the flush that covers it started (a
@@ -29,7 +42,7 @@ use crate::config::SyncPolicy;
 /// Upper bound on flushes running at once (the `flushesInflightMax` setting).
 pub const FLUSHES_INFLIGHT_MAX: usize = 8;
 /// Flushes running at once unless configured: see the module docs for the measurements.
-pub const FLUSHES_INFLIGHT_DEFAULT: usize = 2;
+pub const FLUSHES_INFLIGHT_DEFAULT: usize = 1;
 
 const _: () =
     assert!(FLUSHES_INFLIGHT_DEFAULT >= 1 && FLUSHES_INFLIGHT_DEFAULT <= FLUSHES_INFLIGHT_MAX);
@@ -53,7 +66,8 @@ pub struct Committer {
     durable: i64,
     flushing: usize,
     flushes_max: usize,
-    /// `Always`: txns waiting for their own append + flush, oldest first.
+    /// `Always`: txns waiting for their own append + flush; `Batch`: for the next
+    /// flush; oldest first.
     held: VecDeque<(i64, AlignedVec)>,
 }
 
@@ -108,8 +122,8 @@ impl Committer {
             "txns are persisted in zxid order"
         );
         match self.policy {
-            SyncPolicy::Always => self.held.push_back((zxid, bytes)),
-            SyncPolicy::Batch | SyncPolicy::Never => {
+            SyncPolicy::Always | SyncPolicy::Batch => self.held.push_back((zxid, bytes)),
+            SyncPolicy::Never => {
                 debug_assert!(append.last().is_none_or(|(z, _)| *z < zxid));
                 append.push((zxid, bytes));
             }
@@ -132,10 +146,20 @@ impl Committer {
         if self.flushing >= max {
             return None;
         }
-        if self.policy == SyncPolicy::Always && self.appended == self.durable {
-            let (zxid, bytes) = self.held.pop_front()?;
-            append.push((zxid, bytes));
-            self.appended = zxid;
+        match self.policy {
+            SyncPolicy::Always if self.appended == self.durable => {
+                let (zxid, bytes) = self.held.pop_front()?;
+                append.push((zxid, bytes));
+                self.appended = zxid;
+            }
+            SyncPolicy::Batch => {
+                if let Some(&(last, _)) = self.held.back() {
+                    debug_assert!(append.last().is_none_or(|(z, _)| *z < self.held[0].0));
+                    append.extend(self.held.drain(..));
+                    self.appended = last;
+                }
+            }
+            _ => {}
         }
         if self.appended <= self.covered {
             return None;
@@ -176,27 +200,33 @@ mod tests {
         AlignedVec::new()
     }
 
+    /// The zxids in `append`, which it then empties (the driver appended them).
+    fn took(append: &mut Vec<(i64, AlignedVec)>) -> Vec<i64> {
+        append.drain(..).map(|(z, _)| z).collect()
+    }
+
     #[test]
-    fn batch_flushes_one_at_a_time_covering_all_appended() {
+    fn batch_appends_when_a_flush_starts_and_flushes_one_at_a_time() {
         let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(1);
         let mut append = Vec::new();
         c.persist(1, bytes(), &mut append);
         c.persist(2, bytes(), &mut append);
-        assert_eq!(append.len(), 2);
-        c.appended_to(2);
+        assert!(append.is_empty(), "held until a flush starts");
+        assert_eq!(c.backlog(), 2);
         assert_eq!(
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 2 })
         );
-        append.clear();
+        assert_eq!(took(&mut append), [1, 2], "one append for the flush");
         c.persist(3, bytes(), &mut append);
-        c.appended_to(3);
         assert_eq!(c.next_flush(&mut append), None, "one flush in flight");
+        assert!(append.is_empty(), "3 waits for the next flush");
         assert_eq!(c.flushed(2, false), 2);
         assert_eq!(
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 3 })
         );
+        assert_eq!(took(&mut append), [3]);
         assert_eq!(c.flushed(3, false), 3);
         assert_eq!(c.backlog(), 0);
     }
@@ -206,20 +236,19 @@ mod tests {
         let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(2);
         let mut append = Vec::new();
         c.persist(1, bytes(), &mut append);
-        c.appended_to(1);
         assert_eq!(
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 1 })
         );
+        assert_eq!(took(&mut append), [1]);
         assert_eq!(c.next_flush(&mut append), None, "nothing new to cover");
         c.persist(2, bytes(), &mut append);
-        c.appended_to(2);
         assert_eq!(
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 2 })
         );
+        assert_eq!(took(&mut append), [2]);
         c.persist(3, bytes(), &mut append);
-        c.appended_to(3);
         assert_eq!(c.next_flush(&mut append), None, "two flushes in flight");
         // The second ends first and made 1..=2 durable.
         assert_eq!(c.flushed(2, false), 2);
@@ -227,6 +256,7 @@ mod tests {
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 3 })
         );
+        assert_eq!(took(&mut append), [3]);
         assert_eq!(
             c.flushed(2, false),
             2,
