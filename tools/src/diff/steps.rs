@@ -120,7 +120,6 @@ pub struct Generator {
     containers: BTreeSet<String>,
     open: Vec<bool>,
     steps: usize,
-    world_readable: bool,
     /// The kind of watch each (session, path) was first given.
     styles: BTreeMap<(usize, String), Style>,
     /// Sessions that ever set a watch on a path ([`ADMIN`] holds the root's).
@@ -157,18 +156,9 @@ impl Generator {
             containers: BTreeSet::new(),
             open: Vec::new(),
             steps: 0,
-            world_readable: false,
             styles: BTreeMap::new(),
             watched_by: BTreeMap::from([(String::new(), BTreeSet::from([ADMIN]))]),
         }
-    }
-
-    /// Makes every valid ACL grant READ to world:anyone, so that no watch event is
-    /// for a node its watcher may not read (ZooKeeper drops those, see
-    /// `Known::watch_acl`).
-    pub fn world_readable(mut self) -> Generator {
-        self.world_readable = true;
-        self
     }
 
     /// Whether `rel` was ever created as a container (by a create side a answered).
@@ -450,8 +440,9 @@ impl Generator {
 
     /// An ACL. Every valid one grants READ and DELETE to identities the cleanup
     /// session holds (world, or one of [`CREDENTIALS`]), so a seed's tree can always be
-    /// removed afterwards (a setACL may restrict a node that has children); with
-    /// [`Generator::world_readable`], every valid one grants READ to world.
+    /// removed afterwards (a setACL may restrict a node that has children). Some grant
+    /// world no READ, so that watchers who may not read a node are not told of its
+    /// changes (ZooKeeper's fix of CVE-2024-23944).
     fn acl(&mut self) -> Vec<Acl> {
         let digest = |cred: &str, p: i32| Acl {
             perms: p,
@@ -465,23 +456,16 @@ impl Generator {
         match self.rng.below(12) {
             0..=2 => Acl::open_unsafe(),
             3 => vec![world(READ), digest("u1:p1", ALL)],
-            4 if self.world_readable => vec![digest("u1:p1", ALL), world(READ)],
             4 => vec![digest("u1:p1", ALL)],
             5 => vec![digest("u2:p2", READ | DELETE | ADMIN), world(READ)],
             6 => vec![world(CREATE | DELETE | READ | WRITE)],
             // Read-only for world; DELETE for u2 lets the cleanup remove children
             // that were created before a setACL made the node read-only.
             7 => vec![world(READ), digest("u2:p2", DELETE)],
-            8 => {
-                let mut acl = vec![Acl {
-                    perms: ALL,
-                    id: Id::new("auth", ""),
-                }];
-                if self.world_readable {
-                    acl.push(world(READ));
-                }
-                acl
-            }
+            8 => vec![Acl {
+                perms: ALL,
+                id: Id::new("auth", ""),
+            }],
             9 => vec![world(ALL), world(ALL), digest("u2:p2", ALL)],
             10 => Vec::new(),
             _ => vec![
