@@ -224,6 +224,7 @@ impl Model {
                 mode,
                 ttl_ms,
                 acl,
+                container: _,
             } => {
                 let parent_path = path::parent(p).ok_or(BadArguments)?;
                 let acl = model_fixup(acl, &auth)?;
@@ -538,6 +539,7 @@ impl Sim {
                     acl,
                     mode,
                     ttl_ms: mode.is_ttl().then_some(300),
+                    container: false,
                 }
             }
             4..=5 => Op::Delete {
@@ -579,6 +581,7 @@ impl Sim {
                                 acl: Acl::open_unsafe(),
                                 mode: CreateMode::Persistent,
                                 ttl_ms: None,
+                                container: false,
                             },
                         }
                     })

@@ -66,6 +66,7 @@ fn create(path: &str, mode: CreateMode) -> Op {
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: None,
+        container: false,
     }
 }
 
@@ -390,6 +391,7 @@ fn get_acl_hides_digests_without_admin() {
         ],
         mode: CreateMode::Persistent,
         ttl_ms: None,
+        container: false,
     };
     s.write(A, &op);
     let Ok(ReadResult::GetAcl { acl, .. }) = s.read(A, &Op::GetAcl { path: "/s".into() }) else {
