@@ -27,7 +27,9 @@
 //!
 //! What ZooKeeper 3.8 does differently on purpose or by accident is not generated
 //! (see [`steps`]): mixed watch kinds on one session and path (3.8's watch manager
-//! keeps one mode; corekeeper follows 3.9), malformed create flags.
+//! keeps one mode; corekeeper follows 3.9). Malformed creates are (unknown flags,
+//! modes an opcode cannot carry, standalone and inside multis): corekeeper answers
+//! them as ZooKeeper 3.8 does.
 //!
 //! Known differences can be masked ([`Known`]); a seed that differs only in a masked
 //! way passes and is counted as showing that difference, so the flag can go once a

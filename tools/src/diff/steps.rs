@@ -482,9 +482,9 @@ impl Generator {
         }
     }
 
-    /// A create of any kind; `odd` allows requests no client sends (modes an opcode
-    /// cannot carry, bad TTLs).
-    fn create_request(&mut self, odd: bool) -> MultiOp {
+    /// A create of any kind, 12% of them requests no client sends (modes an opcode
+    /// cannot carry, bad TTLs, unknown flags), standalone and in multis alike.
+    fn create_request(&mut self) -> MultiOp {
         let path = self.create_path();
         let data = self.data();
         let acl = self.acl();
@@ -508,34 +508,42 @@ impl Generator {
             CreateMode::EphemeralSequential,
         ];
         let r = self.rng.below(100);
-        match if odd { r } else { r % 90 } {
+        match r {
             0..30 => MultiOp::Create(plain(self.rng.pick(&modes).code())),
-            30..60 => MultiOp::Create2(plain(self.rng.pick(&modes).code())),
-            60..75 => MultiOp::CreateContainer(plain(CreateMode::Container.code())),
-            75..90 => {
+            30..58 => MultiOp::Create2(plain(self.rng.pick(&modes).code())),
+            58..72 => MultiOp::CreateContainer(plain(CreateMode::Container.code())),
+            72..88 => {
                 let mode = *self.rng.pick(&[
                     CreateMode::PersistentWithTtl,
                     CreateMode::PersistentSequentialWithTtl,
                 ]);
                 MultiOp::CreateTtl(ttl(mode.code(), TTL_MS))
             }
-            // What real clients do not send: modes an opcode cannot carry, bad TTLs.
-            // Not generated, as known differences no client meets: unknown flag values
-            // (ZooKeeper refuses them with a zxid, corekeeper without) and
-            // createContainer with sequential flags (a sequential container in
-            // ZooKeeper, a plain one in corekeeper).
-            90..93 => MultiOp::Create2(plain(*self.rng.pick(&[4, 5, 6]))),
-            93..95 => MultiOp::CreateContainer(plain(*self.rng.pick(&[0, 1, 5, 6]))),
-            95..98 => MultiOp::CreateTtl(ttl(
+            // What real clients do not send: modes an opcode cannot carry (inside a
+            // multi, ZooKeeper 3.8 re-derives a step's type from them), bad TTLs,
+            // flag values no mode has.
+            88..91 => MultiOp::Create2(plain(*self.rng.pick(&[4, 5, 6]))),
+            91..93 => MultiOp::Create(plain(*self.rng.pick(&[4, 5, 6]))),
+            93..95 => MultiOp::CreateContainer(plain(*self.rng.pick(&[0, 1, 2, 3, 5, 6]))),
+            95..97 => MultiOp::CreateTtl(ttl(
                 CreateMode::PersistentWithTtl.code(),
                 *self.rng.pick(&[0, -1, 1 << 40, i64::MAX]),
             )),
-            _ => MultiOp::CreateTtl(ttl(*self.rng.pick(&[0, 1, 2, 4]), TTL_MS)),
+            97 => MultiOp::CreateTtl(ttl(*self.rng.pick(&[0, 1, 2, 3, 4]), TTL_MS)),
+            _ => {
+                let flags = *self.rng.pick(&[7, -1, 8, 1 << 20]);
+                match self.rng.below(4) {
+                    0 => MultiOp::Create(plain(flags)),
+                    1 => MultiOp::Create2(plain(flags)),
+                    2 => MultiOp::CreateContainer(plain(flags)),
+                    _ => MultiOp::CreateTtl(ttl(flags, TTL_MS)),
+                }
+            }
         }
     }
 
     fn create(&mut self) -> Request {
-        match self.create_request(true) {
+        match self.create_request() {
             MultiOp::Create(r) => Request::Create(r),
             MultiOp::Create2(r) => Request::Create2(r),
             MultiOp::CreateContainer(r) => Request::CreateContainer(r),
@@ -552,12 +560,9 @@ impl Generator {
         };
         let ops = (0..n)
             .map(|_| match self.rng.below(100) {
-                // Only well-formed creates: ZooKeeper 3.8 re-derives a multi step's
-                // type from its flags (a createContainer step without the container
-                // flag makes a plain node, a createTTL step without a TTL mode drops
-                // the TTL, a create2 step with TTL flags fails the whole multi with
-                // MARSHALLINGERROR), which no client meets.
-                0..35 => self.create_request(false),
+                // Malformed creates too: ZooKeeper 3.8 re-derives a multi step's type
+                // from its flags (see `engine::server::convert`).
+                0..35 => self.create_request(),
                 35..60 => {
                     let path = self.path();
                     let version = self.version(&path, |s| s.version);
