@@ -75,8 +75,9 @@ fn bad_flags(path: String) -> Op {
 }
 
 /// createTTL. A mode other than a TTL one with a TTL >= 0 is left to prep
-/// (BADARGUMENTS with a zxid, as ZooKeeper's `validateTTL`); one with a negative TTL,
-/// which ZooKeeper would log as a TTL node of that TTL, is refused here.
+/// (BADARGUMENTS with a zxid, as ZooKeeper's `validateTTL`); one with a negative TTL
+/// is refused here, on purpose unlike ZooKeeper 3.8, which logs it as a TTL txn of that
+/// TTL, then fails applying it and exits (and cannot replay its log).
 fn create_ttl(r: CreateTtlRequest) -> Result<Op, ErrorCode> {
     let Some(mode) = CreateMode::from_code(r.flags) else {
         return Ok(bad_flags(r.path));
