@@ -645,7 +645,7 @@ impl World {
                     self.touched.insert(to.session, self.now.mono_ms);
                 }
                 if let Action::Event(e) = &a
-                    && let Some(conn) = self.clients.conn_of(e.session)
+                    && let Some(conn) = self.clients.event_conn(e)
                     && let Some(c) = self.conns.iter_mut().find(|c| c.id == conn)
                 {
                     c.event_zxids.push_back(z);
@@ -660,7 +660,7 @@ impl World {
         match a {
             Action::Persist { zxid, bytes } => self.commit.persist(zxid, bytes, run),
             Action::Event(event) => {
-                if let Some(conn) = self.clients.conn_of(event.session) {
+                if let Some(conn) = self.clients.event_conn(&event) {
                     self.route(vec![ToConn::Event { conn, event }]);
                 }
             }

@@ -323,7 +323,7 @@ impl<O: Outlet> Driver<O> {
                             self.commit.persist(zxid, bytes, &mut run);
                         }
                         Action::Event(event) => {
-                            if let Some(conn) = self.clients.conn_of(event.session) {
+                            if let Some(conn) = self.clients.event_conn(&event) {
                                 self.outboxes[conn.core as usize]
                                     .push(ToConn::Event { conn, event });
                             }

@@ -636,6 +636,7 @@ mod tests {
             acl: Acl::open_unsafe(),
             mode,
             ttl_ms: None,
+            container: false,
         }
     }
 
