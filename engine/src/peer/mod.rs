@@ -1,9 +1,9 @@
-//! The replication links between servers: which exist and who dials
-//! ([`links::LinkBook`], pure), for the election port and the quorum port alike.
-//! The glommio side that carries `transport::peer` frames over them lands with the
-//! replicated runtime (issue 12).
+//! The replication links between servers, for the election port and the quorum port
+//! alike: which exist and who dials ([`links::LinkBook`], pure) and the glommio side
+//! that carries `transport::peer` frames over them ([`net::PeerNet`]).
 
 pub mod links;
+pub mod net;
 
 #[cfg(test)]
 mod links_tests;
