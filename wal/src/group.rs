@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     pub sync_lock: RwLock<()>,
     pub appended_zxid: AtomicU64,
     pub durable_zxid: AtomicU64,
+    /// Bumped (under the exclusive sync lock) by every truncation or reset: a flush
+    /// result tagged with an older generation may name records that no longer exist.
+    pub generation: AtomicU64,
     pub flushes: AtomicU64,
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<String>>,
@@ -85,6 +88,7 @@ impl Shared {
             sync_lock: RwLock::new(()),
             appended_zxid: AtomicU64::new(last_zxid),
             durable_zxid: AtomicU64::new(last_zxid),
+            generation: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(None),
@@ -148,8 +152,17 @@ impl Syncer {
     /// threads may flush at once (group commit with overlapping flushes, see the module
     /// docs). In [`SyncMode::Never`] nothing is flushed but the watermark still moves.
     pub fn flush(&self) -> Result<u64> {
+        self.flush_tagged().map(|(_, zxid)| zxid)
+    }
+
+    /// [`Syncer::flush`], with the log's generation the flush ran in (see
+    /// [`Syncer::generation`]): a caller that hears of a flush after a truncation or
+    /// reset drops a result of an older generation.
+    pub fn flush_tagged(&self) -> Result<(u64, u64)> {
         let shared = &*self.shared;
         let guard = shared.sync_lock.read().unwrap_or_else(|e| e.into_inner());
+        // Stable while the read lock is held: only truncation and reset bump it.
+        let generation = shared.generation.load(Ordering::Acquire);
         shared.check_poisoned()?;
         let claim = self.claim();
         if shared.mode != SyncMode::Never {
@@ -168,7 +181,12 @@ impl Syncer {
         {
             seg.region.prefault(end, shared.prefault_bytes);
         }
-        Ok(durable)
+        Ok((generation, durable))
+    }
+
+    /// The log's generation: bumped by every `Wal::truncate_after` and `Wal::reset_to`.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// The appended zxid first, then the segment ends: the ends cover at least what

@@ -321,6 +321,11 @@ impl Wal {
         self.syncer().flush()
     }
 
+    /// Bumped by every truncation and reset (see [`Syncer::flush_tagged`]).
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
     /// Zxid of the last appended record (or the truncation point; 0: empty log).
     pub fn last_zxid(&self) -> u64 {
         self.last_zxid
@@ -381,6 +386,7 @@ impl Wal {
         }
         let shared = self.shared.clone();
         let guard = shared.sync_lock.write().unwrap_or_else(|e| e.into_inner());
+        shared.generation.fetch_add(1, Ordering::AcqRel);
         self.discard_spare();
         let (keep, cut, last_kept) = self.cut_point(zxid)?;
         let done = self.truncate_locked(zxid, keep, cut, last_kept);
@@ -392,6 +398,30 @@ impl Wal {
         self.start_spare();
         done?;
         tracing::info!(zxid, "wal truncated after zxid");
+        Ok(())
+    }
+
+    /// Makes the log continue after `zxid`, whose state the caller has just made
+    /// durable in a snapshot (Zab SNAP): records above `zxid` are removed as by
+    /// [`Wal::truncate_after`] (they may diverge from the snapshot's history), records
+    /// at or below it stay (recovery skips what the snapshot covers), the next append
+    /// must be above `zxid`, and everything up to `zxid` counts as durable. Bumps the
+    /// generation even when nothing was removed.
+    pub fn reset_to(&mut self, zxid: u64) -> Result<()> {
+        self.shared.check_poisoned()?;
+        if zxid < self.last_zxid {
+            self.truncate_after(zxid)?;
+        }
+        let shared = self.shared.clone();
+        let _guard = shared.sync_lock.write().unwrap_or_else(|e| e.into_inner());
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+        debug_assert!(self.last_zxid <= zxid, "nothing above the snapshot is left");
+        self.last_zxid = zxid;
+        shared.appended_zxid.store(zxid, Ordering::Release);
+        if shared.durable_zxid.load(Ordering::Acquire) < zxid {
+            shared.publish_durable(zxid);
+        }
+        tracing::info!(zxid, "wal reset to continue after a snapshot");
         Ok(())
     }
 

@@ -360,6 +360,68 @@ fn truncate_after_removes_later_records_durably() {
 }
 
 #[test]
+fn reset_to_a_snapshot_above_the_log_continues_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open(dir.path());
+    append_range(&mut wal, 1, 10);
+    wal.reset_to(20).unwrap();
+    assert_eq!((wal.last_zxid(), wal.durable_zxid()), (20, 20));
+    assert!(matches!(
+        wal.append(15, 0, b""),
+        Err(WalError::NonIncreasingZxid { .. })
+    ));
+    append_range(&mut wal, 21, 23);
+    wal.flush().unwrap();
+    drop(wal);
+    let (wal, rec) = open(dir.path());
+    assert_eq!(rec.last_zxid, 23);
+    let mut want: Vec<u64> = (1..=10).collect();
+    want.extend(21..=23);
+    assert_eq!(
+        check_all_from(&wal, 0),
+        want,
+        "recovery skips what the snapshot covers"
+    );
+}
+
+#[test]
+fn reset_to_a_snapshot_below_the_end_removes_the_diverging_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open(dir.path());
+    append_range(&mut wal, 1, 300);
+    wal.flush().unwrap();
+    wal.reset_to(100).unwrap();
+    assert_eq!((wal.last_zxid(), wal.durable_zxid()), (100, 100));
+    wal.append(101, 7, b"the leader's 101").unwrap();
+    wal.flush().unwrap();
+    drop(wal);
+    let (wal, rec) = open(dir.path());
+    assert_eq!(rec.last_zxid, 101);
+    let last = wal.read_from(101).next().unwrap().unwrap();
+    assert_eq!((last.zxid, last.payload), (101, &b"the leader's 101"[..]));
+}
+
+#[test]
+fn truncation_and_reset_bump_the_generation_flushes_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open(dir.path());
+    let syncer = wal.syncer();
+    append_range(&mut wal, 1, 10);
+    let g = wal.generation();
+    assert_eq!(syncer.flush_tagged().unwrap(), (g, 10));
+    wal.truncate_after(5).unwrap();
+    assert_eq!(syncer.generation(), g + 1);
+    append_range(&mut wal, 6, 8);
+    assert_eq!(syncer.flush_tagged().unwrap(), (g + 1, 8));
+    wal.reset_to(8).unwrap();
+    assert_eq!(
+        (wal.generation(), syncer.flush_tagged().unwrap()),
+        (g + 2, (g + 2, 8)),
+        "a reset bumps it even when nothing is removed"
+    );
+}
+
+#[test]
 fn truncate_between_zxids_keeps_the_floor() {
     let dir = tempfile::tempdir().unwrap();
     let (mut wal, _) = open(dir.path());

@@ -390,7 +390,7 @@ impl<O: Outlet> Driver<O> {
             None => Ok(false),
             Some(Flush::Inline { .. }) => {
                 let started = Instant::now();
-                let result = self.syncer.flush().map_err(|e| e.to_string());
+                let result = self.syncer.flush_tagged().map_err(|e| e.to_string());
                 self.stats
                     .shard
                     .record_flush(0, started.elapsed().as_micros() as u64);
@@ -404,7 +404,7 @@ impl<O: Outlet> Driver<O> {
                 glommio::spawn_local(async move {
                     let started = Instant::now();
                     let result = glommio::executor()
-                        .spawn_blocking(move || syncer.flush())
+                        .spawn_blocking(move || syncer.flush_tagged())
                         .await;
                     stats
                         .shard
@@ -419,11 +419,20 @@ impl<O: Outlet> Driver<O> {
         }
     }
 
-    fn flushed_now(&mut self, result: Result<u64, String>, inline: bool) -> Result<(), String> {
-        let zxid = result.map_err(|e| {
+    fn flushed_now(
+        &mut self,
+        result: Result<(u64, u64), String>,
+        inline: bool,
+    ) -> Result<(), String> {
+        let (generation, zxid) = result.map_err(|e| {
             format!("WAL flush failed, stopping to avoid acknowledging lost writes: {e}")
-        })? as i64;
-        let durable = self.commit.flushed(zxid, inline);
+        })?;
+        if generation != self.syncer.generation() {
+            // The log was truncated or reset since: what it names may be gone.
+            self.commit.flushed_stale(inline);
+            return Ok(());
+        }
+        let durable = self.commit.flushed(zxid as i64, inline);
         self.core.durable(durable, &mut self.actions);
         Ok(())
     }

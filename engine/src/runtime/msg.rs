@@ -27,8 +27,10 @@ pub enum ToShard {
     Auth { client: ClientRef, ids: Vec<Id> },
     /// The socket is gone. The session lives on until it expires or is closed.
     Closed { conn: ConnId },
-    /// Internal: the WAL is durable up to `zxid`, or a flush failed.
-    Flushed { result: Result<u64, String> },
+    /// Internal: the WAL is durable up to a zxid, or a flush failed; with the WAL's
+    /// generation the flush ran in (a result of an older one is stale: a truncation
+    /// or reset came between).
+    Flushed { result: Result<(u64, u64), String> },
     /// Internal: a clock tick (session expiry, container reaping).
     Tick,
     /// Internal: a snapshot at `zxid` is on disk (or failed).

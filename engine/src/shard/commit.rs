@@ -173,6 +173,25 @@ impl Committer {
         Some(Flush::Background { covers })
     }
 
+    /// A flush ended whose result is stale: the log was truncated or reset after it
+    /// started (the WAL's generation moved), so what it names may be gone.
+    pub fn flushed_stale(&mut self, inline: bool) {
+        if !inline {
+            debug_assert!(self.flushing > 0, "a flush was running");
+            self.flushing = self.flushing.saturating_sub(1);
+        }
+    }
+
+    /// The log was truncated or reset to end at `zxid` (Zab TRUNC or SNAP), durable:
+    /// what was held, appended or covered beyond it is gone. Flushes still running
+    /// report through [`Committer::flushed_stale`].
+    pub fn reset(&mut self, zxid: i64) {
+        self.held.clear();
+        self.appended = zxid;
+        self.covered = zxid;
+        self.durable = zxid;
+    }
+
     /// A flush ended, durable up to `zxid` (what the WAL says; at least what it
     /// covered). Returns the new watermark.
     pub fn flushed(&mut self, zxid: i64, inline: bool) -> i64 {
@@ -264,6 +283,31 @@ mod tests {
         );
         assert_eq!(c.flushed(3, false), 3);
         assert_eq!((c.backlog(), c.flushing()), (0, 0));
+    }
+
+    #[test]
+    fn a_reset_forgets_what_it_cut_and_a_stale_flush_only_frees_its_slot() {
+        let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(1);
+        let mut append = Vec::new();
+        for z in 1..=3 {
+            c.persist(z, bytes(), &mut append);
+        }
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 3 })
+        );
+        c.persist(4, bytes(), &mut append);
+        c.reset(2);
+        assert_eq!((c.appended(), c.durable(), c.backlog()), (2, 2, 0));
+        c.flushed_stale(false);
+        assert_eq!(c.flushing(), 0);
+        c.persist(3, bytes(), &mut append);
+        append.clear();
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 3 })
+        );
+        assert_eq!(c.flushed(3, false), 3);
     }
 
     #[test]
