@@ -146,3 +146,13 @@ pub fn start_fails(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Waits on the current glommio executor until `cond` holds; `bound` passing first
+/// means a bug, not a slow machine (it is generous).
+pub async fn wait_for(bound: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < bound, "waited {bound:?} for {what}");
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}

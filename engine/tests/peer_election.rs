@@ -4,9 +4,11 @@
 
 mod common;
 
+use common::wait_for as wait;
+
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::peer::elect::{ElectionRunner, election_timing};
 use engine::peer::links::LINK_QUEUE_BYTES_MAX;
@@ -46,14 +48,6 @@ fn start(
     .unwrap()
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < WAIT_MAX, "waited {WAIT_MAX:?} for {what}");
-        glommio::timer::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Each live runner's decided leader and state.
 fn decided(rs: &[Option<Rc<ElectionRunner>>]) -> Vec<Option<(u64, PeerState)>> {
     rs.iter()
@@ -83,7 +77,7 @@ fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
                 Some((1, Following)),
                 Some((1, Following)),
             ];
-            wait_for("1 elected", || decided(&rs) == want).await;
+            wait(WAIT_MAX, "1 elected", || decided(&rs) == want).await;
 
             // The leader stops; the others look again and the better of them (equal
             // histories: the higher id, 3) leads.
@@ -92,7 +86,10 @@ fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
                 rs[id - 1].as_ref().unwrap().look(zxids[id - 1], 1);
             }
             let want = vec![None, Some((3, Following)), Some((3, Leading))];
-            wait_for("3 elected among the survivors", || decided(&rs) == want).await;
+            wait(WAIT_MAX, "3 elected among the survivors", || {
+                decided(&rs) == want
+            })
+            .await;
 
             // Server 1 comes back (looking, with its longer history): the others have
             // decided, so it learns their decision and follows 3.
@@ -102,7 +99,7 @@ fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
                 Some((3, Following)),
                 Some((3, Leading)),
             ];
-            wait_for("1 follows 3", || decided(&rs) == want).await;
+            wait(WAIT_MAX, "1 follows 3", || decided(&rs) == want).await;
             for r in rs.iter().flatten() {
                 assert_eq!(r.ignored(), 0, "only votes on the election port");
                 r.stop();

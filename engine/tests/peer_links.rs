@@ -5,9 +5,11 @@
 
 mod common;
 
+use common::wait_for as wait;
+
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -48,14 +50,6 @@ fn start(me: u64, addrs: &[std::net::SocketAddr], log: &Log) -> Rc<PeerNet> {
     .unwrap()
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < WAIT_MAX, "waited {WAIT_MAX:?} for {what}");
-        glommio::timer::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 fn all_up(nets: &[Rc<PeerNet>]) -> bool {
     nets.iter().all(|n| n.up().len() == nets.len() - 1)
 }
@@ -89,12 +83,12 @@ fn links_connect_carry_frames_drop_bad_input_and_recover() {
         async move {
             let log: Log = Rc::default();
             let mut nets: Vec<_> = (1..=3).map(|id| start(id, &addrs, &log)).collect();
-            wait_for("every pair linked", || all_up(&nets)).await;
+            wait(WAIT_MAX, "every pair linked", || all_up(&nets)).await;
 
             // Frames both ways over a link.
             assert!(nets[2].send(1, &PeerMsg::Ack(Ack { zxid: 7 })));
             assert!(nets[0].send(3, &PeerMsg::Ack(Ack { zxid: 8 })));
-            wait_for("acks delivered", || {
+            wait(WAIT_MAX, "acks delivered", || {
                 count(&log, 1, "msg 3 ACK") == 1 && count(&log, 3, "msg 1 ACK") == 1
             })
             .await;
@@ -115,24 +109,24 @@ fn links_connect_carry_frames_drop_bad_input_and_recover() {
             let mut s = TcpStream::connect(addrs[0]).await.unwrap();
             s.write_all(&hello(3, HELLO_PORT_ELECTION)).await.unwrap();
             s.write_all(&[0xAB; 64]).await.unwrap();
-            wait_for("the bad link dropped", || {
+            wait(WAIT_MAX, "the bad link dropped", || {
                 count(&log, 1, "down 3") >= downs_before + 2
             })
             .await;
             drop(s);
-            wait_for("relinked after bad input", || all_up(&nets)).await;
+            wait(WAIT_MAX, "relinked after bad input", || all_up(&nets)).await;
             assert_eq!(count(&log, 1, "down 2"), 0, "the other link never dropped");
 
             // Server 2 stops: its peers see it go; a new server 2 links again.
             nets[1].stop();
-            wait_for("2 gone", || {
+            wait(WAIT_MAX, "2 gone", || {
                 nets[0].up().len() == 1 && nets[2].up().len() == 1
             })
             .await;
             nets[1] = start(2, &addrs, &log);
-            wait_for("2 back", || all_up(&nets)).await;
+            wait(WAIT_MAX, "2 back", || all_up(&nets)).await;
             assert!(nets[1].send(1, &PeerMsg::Ack(Ack { zxid: 9 })));
-            wait_for("a frame from the new 2", || {
+            wait(WAIT_MAX, "a frame from the new 2", || {
                 count(&log, 1, "msg 2 ACK") == 1
             })
             .await;

@@ -211,7 +211,9 @@ impl PeerNet {
                 tracing::debug!(peer, %addr, error = %e, "peer dial failed");
             }
             match (connected, link) {
-                (Ok(stream), Some(link)) => net.run_link(stream, link, acts),
+                (Ok(stream), Some(link)) => {
+                    net.run_link(stream, link, acts, PeerDecoder::new(), Vec::new())
+                }
                 (Ok(stream), None) => drop(stream),
                 (Err(_), _) => net.apply(acts),
             }
@@ -220,8 +222,16 @@ impl PeerNet {
     }
 
     /// Registers the link's writer, tells the handler (through `acts`, which hold its
-    /// `Up`), and reads frames until the link ends.
-    fn run_link(self: &Rc<Self>, stream: TcpStream, link: LinkId, acts: Vec<LinkAction>) {
+    /// `Up`), and reads frames until the link ends: from `first` (bytes that came
+    /// with the hello), then the socket, through `decoder`.
+    fn run_link(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        link: LinkId,
+        acts: Vec<LinkAction>,
+        decoder: PeerDecoder,
+        first: Vec<u8>,
+    ) {
         let fd = stream.as_raw_fd();
         let out = Rc::new(Mailbox::new());
         self.links.borrow_mut().insert(
@@ -234,14 +244,7 @@ impl PeerNet {
         self.apply(acts);
         let (reader, writer) = futures_lite::io::split(stream);
         spawn_local(write_loop(writer, out, Rc::downgrade(self), link)).detach();
-        spawn_local(read_loop(
-            reader,
-            Rc::downgrade(self),
-            link,
-            PeerDecoder::new(),
-            Vec::new(),
-        ))
-        .detach();
+        spawn_local(read_loop(reader, Rc::downgrade(self), link, decoder, first)).detach();
     }
 
     fn lost(self: &Rc<Self>, link: LinkId, reason: String) {
@@ -359,21 +362,7 @@ async fn greet(mut stream: TcpStream, net: Weak<PeerNet>) {
         .borrow_mut()
         .accepted(hello.server_id, net.now_ms(), &mut acts);
     match accepted {
-        Ok(link) => {
-            let fd = stream.as_raw_fd();
-            let out = Rc::new(Mailbox::new());
-            net.links.borrow_mut().insert(
-                link,
-                LinkIo {
-                    fd,
-                    out: out.clone(),
-                },
-            );
-            net.apply(acts);
-            let (reader, writer) = futures_lite::io::split(stream);
-            spawn_local(write_loop(writer, out, Rc::downgrade(&net), link)).detach();
-            spawn_local(read_loop(reader, Rc::downgrade(&net), link, decoder, rest)).detach();
-        }
+        Ok(link) => net.run_link(stream, link, acts, decoder, rest),
         Err(refusal) => {
             net.apply(acts);
             tracing::info!(?from, peer = hello.server_id, reason = %refusal, "peer connection refused");

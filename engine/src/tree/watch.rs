@@ -555,6 +555,12 @@ mod tests {
     /// CVE-2024-23944: each event names the ACL its receiver must be allowed to read
     /// by: the changed node's, the parent's for NodeChildrenChanged, the changed
     /// node's (not the watched ancestor's) for a recursive watch.
+    fn session_kind_acl(out: &[WatchEvent]) -> Vec<(i64, EventType, AclList)> {
+        out.iter()
+            .map(|e| (e.session, e.kind, e.acl.clone()))
+            .collect()
+    }
+
     #[test]
     fn events_carry_the_acl_that_guards_them() {
         let (node, parent, other) = (digest_only("n"), digest_only("p"), digest_only("o"));
@@ -567,10 +573,7 @@ mod tests {
             .unwrap();
         let mut out = vec![];
         w.created("/p/x", &node, &parent, &mut out);
-        let got: Vec<_> = out
-            .iter()
-            .map(|e| (e.session, e.kind, e.acl.clone()))
-            .collect();
+        let got = session_kind_acl(&out);
         assert_eq!(
             got,
             vec![
@@ -586,10 +589,7 @@ mod tests {
             .unwrap();
         w.data_changed("/p/x", &other, &mut out);
         w.deleted("/p/x", &node, &parent, &mut out);
-        let got: Vec<_> = out
-            .iter()
-            .map(|e| (e.session, e.kind, e.acl.clone()))
-            .collect();
+        let got = session_kind_acl(&out);
         assert_eq!(
             got,
             vec![
