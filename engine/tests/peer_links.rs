@@ -15,7 +15,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use rkyv::util::AlignedVec;
 
-use engine::peer::links::LINK_QUEUE_BYTES_MAX;
+use engine::peer::links::{LINK_QUEUE_BYTES_MAX, Policy};
 use engine::peer::net::{NetEvent, PeerNet, PortSpec};
 use engine::runtime::exec::run_on_cores;
 use transport::peer::{
@@ -28,9 +28,13 @@ const WAIT_MAX: Duration = Duration::from_secs(20);
 type Log = Rc<RefCell<Vec<(u64, String)>>>;
 
 fn start(me: u64, addrs: &[std::net::SocketAddr], log: &Log) -> Rc<PeerNet> {
+    start_port(me, HELLO_PORT_ELECTION, addrs, log)
+}
+
+fn start_port(me: u64, port: u8, addrs: &[std::net::SocketAddr], log: &Log) -> Rc<PeerNet> {
     let spec = PortSpec {
         me,
-        port: HELLO_PORT_ELECTION,
+        port,
         listen: addrs[me as usize - 1],
         peers: (1..=addrs.len() as u64)
             .filter(|&id| id != me)
@@ -128,6 +132,56 @@ fn links_connect_carry_frames_drop_bad_input_and_recover() {
             assert!(nets[1].send(1, &PeerMsg::Ack(Ack { zxid: 9 })));
             wait(WAIT_MAX, "a frame from the new 2", || {
                 count(&log, 1, "msg 2 ACK") == 1
+            })
+            .await;
+            for n in &nets {
+                n.stop();
+            }
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn quorum_port_links_follow_the_leader() {
+    let addrs: Vec<_> = (0..3).map(|_| common::free_addr()).collect();
+    run_on_cores(1, move |_| {
+        let addrs = addrs.clone();
+        async move {
+            let log: Log = Rc::default();
+            let nets: Vec<_> = (1..=3)
+                .map(|id| start_port(id, HELLO_PORT_QUORUM, &addrs, &log))
+                .collect();
+            for n in &nets {
+                n.set_policy(Policy::ToLeader(None));
+            }
+            for n in &nets {
+                n.set_policy(Policy::ToLeader(Some(2)));
+            }
+            let peers = |n: &Rc<PeerNet>| {
+                let mut p: Vec<u64> = n.up().iter().map(|l| l.peer).collect();
+                p.sort();
+                p
+            };
+            wait(WAIT_MAX, "learners linked to 2", || {
+                peers(&nets[1]) == [1, 3] && peers(&nets[0]) == [2] && peers(&nets[2]) == [2]
+            })
+            .await;
+            // A new leader: every link of the old role closes, learners dial 1.
+            for n in &nets {
+                n.set_policy(Policy::ToLeader(Some(1)));
+            }
+            wait(WAIT_MAX, "learners linked to 1", || {
+                peers(&nets[0]) == [2, 3] && peers(&nets[1]) == [1] && peers(&nets[2]) == [1]
+            })
+            .await;
+            assert!(nets[2].send(1, &PeerMsg::Ack(Ack { zxid: 1 })));
+            assert!(
+                !nets[2].send(2, &PeerMsg::Ack(Ack { zxid: 1 })),
+                "no learner-to-learner link"
+            );
+            wait(WAIT_MAX, "a learner's frame at the leader", || {
+                count(&log, 1, "msg 3 ACK") == 1
             })
             .await;
             for n in &nets {

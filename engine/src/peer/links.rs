@@ -3,11 +3,15 @@
 //!
 //! The runtime (`peer::net`) does the TCP work and reports what happened; the book
 //! answers with [`LinkAction`]s. Rules:
-//! - **One link per peer, dialled by the higher id** (ZooKeeper's QuorumCnxManager
-//!   rule): a server dials every peer with a smaller id and accepts only peers with a
-//!   larger one. A smaller id that dials anyway is refused, and the book dials it
-//!   back at once (it may have come back after a restart; waiting for the backoff
-//!   would delay an election).
+//! - **Who dials** is the book's [`Policy`]. The election port links every pair, dialled
+//!   by the higher id (ZooKeeper's QuorumCnxManager rule): a server dials every peer
+//!   with a smaller id and accepts only peers with a larger one; a smaller id that
+//!   dials anyway is refused, and the book dials it back at once (it may have come back
+//!   after a restart; waiting for the backoff would delay an election). The quorum
+//!   port links learners to their leader only: a learner dials the leader it follows,
+//!   the leader accepts every member, and a server that is looking has no quorum
+//!   links (changing the policy closes the links that no longer fit, as ZooKeeper
+//!   drops its learner connections when it goes back to election).
 //! - **Generations.** Every link that comes up gets a new generation; messages and
 //!   closes of an older generation are ignored, so a late report about a dead link
 //!   never takes down its replacement. A peer that connects again while its link is
@@ -65,6 +69,8 @@ pub enum Refusal {
     Unknown(ServerId),
     /// This server dials that peer (it has the higher id); it does so now.
     WeDial(ServerId),
+    /// This server does not lead (quorum port): learners dial their leader.
+    NotLeading(ServerId),
     /// A connection claiming to be this server.
     Myself,
 }
@@ -77,8 +83,20 @@ impl std::fmt::Display for Refusal {
                 write!(f, "server {id} has the lower id: this server dials it")
             }
             Refusal::Myself => write!(f, "a connection claims this server's own id"),
+            Refusal::NotLeading(id) => {
+                write!(f, "server {id} dialled a server that does not lead")
+            }
         }
     }
+}
+
+/// Which links a port has and who dials them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Every pair, dialled by the higher id (the election port).
+    HigherDials,
+    /// Learners dial this leader, which accepts them; `None`: no links (looking).
+    ToLeader(Option<ServerId>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,13 +122,15 @@ struct Peer {
 #[derive(Debug)]
 pub struct LinkBook {
     me: ServerId,
+    policy: Policy,
     peers: Vec<Peer>,
     next_generation: u64,
     queue_bytes_max: usize,
 }
 
 impl LinkBook {
-    /// Links from `me` to every other id in `members` (`me` itself is skipped).
+    /// Links from `me` to every other id in `members` (`me` itself is skipped), every
+    /// pair dialled by the higher id (the election port; see [`LinkBook::set_policy`]).
     pub fn new(me: ServerId, members: &[ServerId], queue_bytes_max: usize) -> Self {
         let peers: Vec<Peer> = members
             .iter()
@@ -126,15 +146,48 @@ impl LinkBook {
         debug_assert!(peers.len() <= LINK_PEERS_MAX, "the config bounds members");
         LinkBook {
             me,
+            policy: Policy::HigherDials,
             peers,
             next_generation: 1,
             queue_bytes_max: queue_bytes_max.max(1),
         }
     }
 
-    /// Whether this server dials `peer` (it has the higher id).
+    /// Whether this server dials `peer` under the current policy.
     pub fn dials(&self, peer: ServerId) -> bool {
-        self.me > peer
+        dials(self.policy, self.me, peer)
+    }
+
+    /// Whether this server accepts a connection from `peer` under the current policy.
+    fn accepts(&self, peer: ServerId) -> Result<(), Refusal> {
+        match self.policy {
+            Policy::HigherDials if self.me > peer => Err(Refusal::WeDial(peer)),
+            Policy::HigherDials => Ok(()),
+            Policy::ToLeader(Some(l)) if l == self.me => Ok(()),
+            Policy::ToLeader(_) => Err(Refusal::NotLeading(peer)),
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// From now on `policy` decides which links exist. Every link closes (`Close` and
+    /// `Down`): a link belongs to the role it was made for, and Zab starts every link
+    /// of a new role with discovery. Dials that are now due start at the next tick,
+    /// without backoff.
+    pub fn set_policy(&mut self, policy: Policy, now_ms: u64, out: &mut Vec<LinkAction>) {
+        if policy == self.policy {
+            return;
+        }
+        self.policy = policy;
+        for p in self.peers.iter_mut() {
+            Self::lose(p, now_ms, "the server's role changed".into(), out);
+            if p.state == State::Idle {
+                p.retry_at_ms = now_ms;
+                p.backoff_ms = LINK_RETRY_MS_MIN;
+            }
+        }
     }
 
     /// The link to `peer` if it is up.
@@ -158,9 +211,9 @@ impl LinkBook {
 
     /// Dials that are due at `now_ms`.
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<LinkAction>) {
-        let me = self.me;
+        let (me, policy) = (self.me, self.policy);
         for p in self.peers.iter_mut() {
-            if me > p.id && p.state == State::Idle && now_ms >= p.retry_at_ms {
+            if dials(policy, me, p.id) && p.state == State::Idle && now_ms >= p.retry_at_ms {
                 p.attempts += 1;
                 p.state = State::Dialing(p.attempts);
                 out.push(LinkAction::Dial {
@@ -213,17 +266,17 @@ impl LinkBook {
         if from == self.me {
             return Err(Refusal::Myself);
         }
-        let me = self.me;
         let generation = self.next_generation;
+        let allowed = self.accepts(from);
         let Some(p) = self.peer_mut(from) else {
             return Err(Refusal::Unknown(from));
         };
-        if me > from {
-            // We dial it: do so now if no dial or link is under way.
-            if p.state == State::Idle {
+        if let Err(refusal) = allowed {
+            if matches!(refusal, Refusal::WeDial(_)) && p.state == State::Idle {
+                // We dial it: do so now if no dial or link is under way.
                 p.retry_at_ms = now_ms;
             }
-            return Err(Refusal::WeDial(from));
+            return Err(refusal);
         }
         if let State::Up {
             generation: old, ..
@@ -344,5 +397,14 @@ impl LinkBook {
 
     fn peer_mut(&mut self, id: ServerId) -> Option<&mut Peer> {
         self.peers.iter_mut().find(|p| p.id == id)
+    }
+}
+
+/// Whether `me` dials `peer` under `policy`.
+fn dials(policy: Policy, me: ServerId, peer: ServerId) -> bool {
+    match policy {
+        Policy::HigherDials => me > peer,
+        Policy::ToLeader(Some(l)) => l == peer && l != me,
+        Policy::ToLeader(None) => false,
     }
 }

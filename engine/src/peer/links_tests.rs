@@ -206,3 +206,55 @@ fn two_books_converge_through_random_failures() {
         );
     }
 }
+
+#[test]
+fn on_the_quorum_port_learners_dial_their_leader_only() {
+    // Server 2 follows 3: it dials 3 (a higher id) and nobody else, and refuses all.
+    let mut b = LinkBook::new(2, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    b.set_policy(Policy::ToLeader(None), 0, &mut out);
+    b.tick(0, &mut out);
+    assert!(out.is_empty(), "a looking server has no quorum links");
+    b.set_policy(Policy::ToLeader(Some(3)), 1, &mut out);
+    b.tick(1, &mut out);
+    assert_eq!(dials(&out), [(3, 1)]);
+    assert!(b.dials(3) && !b.dials(1));
+    out.clear();
+    let l3 = b.dialed(3, 1, true, 1, &mut out).unwrap();
+    assert_eq!(
+        b.accepted(1, 1, &mut out),
+        Err(Refusal::NotLeading(1)),
+        "learners dial the leader, not each other"
+    );
+    // 2 becomes the leader: its link to 3 goes, learners 1 and 3 may connect.
+    out.clear();
+    b.set_policy(Policy::ToLeader(Some(2)), 2, &mut out);
+    assert_eq!(
+        out,
+        [
+            LinkAction::Close {
+                link: l3,
+                reason: "the server's role changed".into()
+            },
+            LinkAction::Down(l3)
+        ]
+    );
+    out.clear();
+    b.tick(3, &mut out);
+    assert!(out.is_empty(), "a leader dials nobody");
+    let l1 = b.accepted(1, 3, &mut out).unwrap();
+    let l3 = b.accepted(3, 3, &mut out).unwrap();
+    assert_eq!(b.up().count(), 2);
+    // Back to looking: every quorum link closes.
+    out.clear();
+    b.set_policy(Policy::ToLeader(None), 4, &mut out);
+    let downs: Vec<LinkId> = out
+        .iter()
+        .filter_map(|a| match a {
+            LinkAction::Down(l) => Some(*l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(downs, [l1, l3]);
+    assert_eq!(b.up().count(), 0);
+}

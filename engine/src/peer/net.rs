@@ -32,7 +32,7 @@ use transport::peer::{
     encode_frame,
 };
 
-use super::links::{LinkAction, LinkBook, LinkId};
+use super::links::{LinkAction, LinkBook, LinkId, Policy};
 use crate::runtime::mailbox::Mailbox;
 use crate::zab::ServerId;
 
@@ -110,6 +110,16 @@ impl PeerNet {
         let tick = spawn_local(tick_loop(Rc::downgrade(&net)));
         net.tasks.borrow_mut().extend([accept, tick]);
         Ok(net)
+    }
+
+    /// Which links the port has from now on (the quorum port follows the server's
+    /// role: see `links::Policy`); links that no longer fit close.
+    pub fn set_policy(self: &Rc<Self>, policy: Policy) {
+        let mut acts = Vec::new();
+        self.book
+            .borrow_mut()
+            .set_policy(policy, self.now_ms(), &mut acts);
+        self.apply(acts);
     }
 
     /// The peers with a link up now.
