@@ -311,7 +311,11 @@ fn sessions(h: &History) -> BTreeMap<i64, Vec<&Op>> {
 fn zxid_order(h: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     for (session, ops) in sessions(h) {
-        let mut answered: Vec<&Op> = ops.into_iter().filter(|o| o.zxid.is_some()).collect();
+        // A zxid of 0 or less says nothing (ZooKeeper's client ignores it too).
+        let mut answered: Vec<&Op> = ops
+            .into_iter()
+            .filter(|o| o.zxid.is_some_and(|z| z > 0))
+            .collect();
         answered.sort_by_key(|o| (o.end_ns(), o.id));
         let mut highest: Option<&Op> = None;
         for op in answered {

@@ -12,7 +12,10 @@
 //!   it kills and reaps it; [`Target::restart`] returns once the server answers `ruok`
 //!   again (bounded by bench's `READY_TIMEOUT_MS_MAX`);
 //! - [`run_schedule`] sleeps until each fault's time (the schedule, not a guess), and
-//!   records every fault's start and end in the history.
+//!   records every fault's start and end in the history;
+//! - a server is killed when the thread that started it exits (bench's launcher sets
+//!   the parent-death signal, which Linux ties to the thread): start, restart and drop
+//!   a `Target` from one thread that lives as long as the run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

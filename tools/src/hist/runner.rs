@@ -96,18 +96,21 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
         max_window: AtomicU32::new(0),
         deadline: start + o.duration,
     };
+    // The nemesis runs on this thread: bench's launcher asks the kernel to kill a
+    // server when the *thread* that started it exits, so restarts must come from a
+    // thread that outlives the run.
     let faults = std::thread::scope(|s| {
-        let nem = s.spawn(|| nemesis::run_schedule(&mut target, &schedule, start, &rec));
         let workers: Vec<_> = (0..cfg.workers)
             .map(|id| {
                 let sh = &shared;
                 s.spawn(move || Worker::new(id, sh).run())
             })
             .collect();
+        let faults = nemesis::run_schedule(&mut target, &schedule, start, &rec);
         for w in workers {
             w.join().map_err(|_| "a worker panicked".to_string())?;
         }
-        nem.join().map_err(|_| "the nemesis panicked".to_string())?
+        faults
     });
     let faults = match faults {
         Ok(n) => n,
@@ -303,13 +306,11 @@ fn launch_for(system: &str, a: &RunArgs) -> Result<Launch, String> {
     if let Some(bin) = &a.corekeeper_bin {
         return Ok(Launch::Binary(bin.clone()));
     }
-    // The corekeeper binary next to ckjepsen, else ckjepsen's own `serve`.
-    match bench::servers::find_corekeeper_bin(None) {
-        Ok(bin) => Ok(Launch::Binary(bin)),
-        Err(_) => std::env::current_exe()
-            .map(Launch::Serve)
-            .map_err(|e| format!("locating ckjepsen: {e}")),
-    }
+    // ckjepsen's own `serve`: the engine this ckjepsen was built with, never a stale
+    // binary left in a target directory.
+    std::env::current_exe()
+        .map(Launch::Serve)
+        .map_err(|e| format!("locating ckjepsen: {e}"))
 }
 
 /// `ckjepsen run`; exit status.

@@ -108,8 +108,9 @@ pub struct Recorder {
 
 /// How an op ended, for [`Recorder::complete`].
 pub enum Done {
-    Ok(Reply, i64),
-    Fail(Reply, i64),
+    /// The reply and its header's zxid (None: no reply header, e.g. a handshake).
+    Ok(Reply, Option<i64>),
+    Fail(Reply, Option<i64>),
     Unknown(String),
 }
 
@@ -169,12 +170,12 @@ impl Recorder {
         let line = match done {
             Done::Ok(r, zxid) => Line::Ok(Event {
                 reply: Some(r),
-                zxid: Some(zxid),
+                zxid,
                 ..ev
             }),
             Done::Fail(r, zxid) => Line::Fail(Event {
                 reply: Some(r),
-                zxid: Some(zxid),
+                zxid,
                 ..ev
             }),
             Done::Unknown(e) => Line::Unknown(Event {
@@ -627,7 +628,7 @@ impl<'a> Worker<'a> {
                                 self.server(),
                                 &call,
                                 t0,
-                                Done::Ok(Reply::Done, 0),
+                                Done::Ok(Reply::Done, None),
                             );
                         } else {
                             self.client = None;
@@ -646,7 +647,7 @@ impl<'a> Worker<'a> {
                             self.server(),
                             &call,
                             t0,
-                            Done::Fail(Reply::Error { code }, 0),
+                            Done::Fail(Reply::Error { code }, None),
                         );
                         self.session = 0;
                     }
@@ -709,11 +710,11 @@ impl<'a> Worker<'a> {
             Ok((zxid, Ok(reply))) => {
                 self.last_zxid = self.last_zxid.max(zxid);
                 self.learn(&call, &reply);
-                Done::Ok(reply, zxid)
+                Done::Ok(reply, Some(zxid))
             }
             Ok((zxid, Err(code))) => {
                 self.last_zxid = self.last_zxid.max(zxid);
-                Done::Fail(Reply::Error { code }, zxid)
+                Done::Fail(Reply::Error { code }, Some(zxid))
             }
             Err(e) => {
                 self.client = None;
@@ -824,7 +825,13 @@ pub fn final_reads(
             let op = rec.invoke(FINAL_PROCESS, session, addr, &call);
             match perform(&mut c, &paths, &call) {
                 Ok((zxid, Ok(reply))) => {
-                    rec.complete(op, FINAL_PROCESS, session, addr, Done::Ok(reply, zxid));
+                    rec.complete(
+                        op,
+                        FINAL_PROCESS,
+                        session,
+                        addr,
+                        Done::Ok(reply, Some(zxid)),
+                    );
                     break;
                 }
                 Ok((zxid, Err(code))) => {
@@ -833,7 +840,7 @@ pub fn final_reads(
                         FINAL_PROCESS,
                         session,
                         addr,
-                        Done::Fail(Reply::Error { code }, zxid),
+                        Done::Fail(Reply::Error { code }, Some(zxid)),
                     );
                     break;
                 }
