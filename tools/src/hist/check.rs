@@ -530,29 +530,31 @@ fn ephemerals(h: &History) -> Vec<Violation> {
                 .iter()
                 .filter(|(l, _)| l.invoke_ns > exp.end_ns())
                 .collect();
-            if let Some((gone, _)) = after.iter().find(|(_, names)| !names.contains(name)) {
-                if let Some((back, _)) = after
+            let gone = after.iter().find(|(_, names)| !names.contains(name));
+            let back = gone.and_then(|(g, _)| {
+                after
                     .iter()
-                    .find(|(l, names)| l.invoke_ns > gone.end_ns() && names.contains(name))
-                {
-                    reported.insert(name);
-                    out.push(Violation::new(
-                        "ephemerals",
-                        format!("{name} of expired session {session:#x} reappeared"),
-                        &[create, exp, gone, back],
-                    ));
-                }
+                    .find(|(l, names)| l.invoke_ns > g.end_ns() && names.contains(name))
+            });
+            if let (Some((gone, _)), Some((back, _))) = (gone, back) {
+                reported.insert(name);
+                out.push(Violation::new(
+                    "ephemerals",
+                    format!("{name} of expired session {session:#x} reappeared"),
+                    &[create, exp, gone, back],
+                ));
             }
         }
         let ended = closed.get(&session).or(expired.get(&session));
-        if let (Some(end), Some((fin, names))) = (ended, final_list) {
-            if names.contains(name) && !reported.contains(name) {
-                out.push(Violation::new(
-                    "ephemerals",
-                    format!("{name} still present at the end; its session {session:#x} ended"),
-                    &[create, end, fin],
-                ));
-            }
+        if let (Some(end), Some((fin, names))) = (ended, final_list)
+            && names.contains(name)
+            && !reported.contains(name)
+        {
+            out.push(Violation::new(
+                "ephemerals",
+                format!("{name} still present at the end; its session {session:#x} ended"),
+                &[create, end, fin],
+            ));
         }
     }
     out.sort_by(|a, b| a.message.cmp(&b.message));
@@ -623,16 +625,14 @@ fn lost_writes(h: &History) -> Vec<Violation> {
     for op in &h.ops {
         if let (Call::CreateSeq { parent }, Outcome::Ok(Reply::Created { name })) =
             (&op.call, &op.outcome)
+            && let Some((fop, names)) = final_seq.get(parent)
+            && !names.contains(name.as_str())
         {
-            if let Some((fop, names)) = final_seq.get(parent) {
-                if !names.contains(name.as_str()) {
-                    out.push(Violation::new(
-                        "lost write",
-                        format!("p{parent}: acknowledged create of {name} missing at the end"),
-                        &[op, fop],
-                    ));
-                }
-            }
+            out.push(Violation::new(
+                "lost write",
+                format!("p{parent}: acknowledged create of {name} missing at the end"),
+                &[op, fop],
+            ));
         }
     }
     out

@@ -2,7 +2,9 @@
 //!
 //! A run: start a fresh standalone server ([`Target`]), create the run's skeleton, run
 //! the workload ([`Worker`]s) and the nemesis' schedule side by side for the run's
-//! duration, heal, make the final reads, then read the history file back and check it
+//! duration (longer when restarts took so long that less than the planned healed
+//! stretch, the last `100 - FAULT_SPAN_PERCENT` % of the run, was left), heal, make the
+//! final reads, then read the history file back and check it
 //! ([`check_history`]). Runs of one invocation use seeds `seed, seed + 1, ...`, each on
 //! a fresh server, and end with one table line per system:
 //! `system runs ops faults violations lost` (plus the unknown ops and what the
@@ -11,7 +13,7 @@
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::check::{Report, check_history};
@@ -89,13 +91,11 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
         session_timeout_ms: cfg.session_timeout_ms,
         schedule: schedule.clone(),
     }));
-    let shared = Shared {
-        cfg: &cfg,
-        addr: addr.clone(),
-        rec: &rec,
-        max_window: AtomicU32::new(0),
-        deadline: start + o.duration,
-    };
+    let shared = Shared::new(&cfg, addr.clone(), &rec);
+    let duration_ns = o.duration.as_nanos() as u64;
+    if schedule.is_empty() {
+        shared.stop_at(duration_ns);
+    }
     // The nemesis runs on this thread: bench's launcher asks the kernel to kill a
     // server when the *thread* that started it exits, so restarts must come from a
     // thread that outlives the run.
@@ -107,6 +107,15 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
             })
             .collect();
         let faults = nemesis::run_schedule(&mut target, &schedule, start, &rec);
+        // However long the restarts took, the run ends with the healed stretch it
+        // planned (restarts are bounded, so the run is too).
+        let tail_ns = duration_ns / 100 * (100 - nemesis::FAULT_SPAN_PERCENT);
+        let stop = if faults.is_ok() {
+            duration_ns.max(rec.now_ns() + tail_ns)
+        } else {
+            0
+        };
+        shared.stop_at(stop);
         for w in workers {
             w.join().map_err(|_| "a worker panicked".to_string())?;
         }

@@ -16,8 +16,10 @@
 //!   does not come within the reply timeout makes the op `unknown` and drops the
 //!   connection; the worker then reattaches to its session ([`Call::Reconnect`], `ok`
 //!   or `fail` when the server says it expired, in which case it opens a new one),
-//!   polling every [`RECONNECT_POLL_MS`] while the server is down, until the deadline;
-//! - at the deadline each worker closes its session; then [`final_reads`] reads every
+//!   polling every [`RECONNECT_POLL_MS`] while the server is down, until the stop;
+//! - the workload stops when [`Shared::stop_at`] says (the runner sets it once the
+//!   nemesis has healed the server, so every run ends with a healed stretch however
+//!   long restarts took); each worker then closes its session; [`final_reads`] reads every
 //!   key used (sync + getData), the ephemerals' parent and every sequential parent.
 
 use std::collections::HashMap;
@@ -450,7 +452,29 @@ pub struct Shared<'a> {
     pub rec: &'a Recorder,
     /// Highest key window any worker entered.
     pub max_window: AtomicU32,
-    pub deadline: Instant,
+    /// When the workload stops, in the recorder's ns (`u64::MAX`: not decided yet).
+    pub stop_ns: AtomicU64,
+}
+
+impl Shared<'_> {
+    pub fn new<'a>(cfg: &'a WorkloadConfig, addr: String, rec: &'a Recorder) -> Shared<'a> {
+        Shared {
+            cfg,
+            addr,
+            rec,
+            max_window: AtomicU32::new(0),
+            stop_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Stops the workload at `ns` (recorder time).
+    pub fn stop_at(&self, ns: u64) {
+        self.stop_ns.store(ns, Ordering::Relaxed);
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.rec.now_ns() >= self.stop_ns.load(Ordering::Relaxed)
+    }
 }
 
 /// One worker: a session and its seeded op stream.
@@ -600,10 +624,10 @@ impl<'a> Worker<'a> {
     }
 
     /// Connects (reattaching to the session if there is one) unless connected; false
-    /// when the deadline passed first.
+    /// when the workload stopped first.
     fn ensure_connected(&mut self) -> bool {
         while self.client.is_none() {
-            if Instant::now() >= self.sh.deadline {
+            if self.sh.stopped() {
                 return false;
             }
             let t0 = self.sh.rec.now_ns();
@@ -755,10 +779,10 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// The worker's whole life: ops until the deadline, then close its session.
+    /// The worker's whole life: ops until the stop, then close its session.
     pub fn run(mut self) -> u64 {
         let mut pending: Option<Call> = None;
-        while Instant::now() < self.sh.deadline && self.ops < self.sh.cfg.ops_per_worker_max {
+        while !self.sh.stopped() && self.ops < self.sh.cfg.ops_per_worker_max {
             if !self.ensure_connected() {
                 break;
             }
@@ -869,13 +893,7 @@ mod tests {
     use super::*;
 
     fn shared<'a>(cfg: &'a WorkloadConfig, rec: &'a Recorder) -> Shared<'a> {
-        Shared {
-            cfg,
-            addr: "127.0.0.1:1".into(),
-            rec,
-            max_window: AtomicU32::new(0),
-            deadline: Instant::now(),
-        }
+        Shared::new(cfg, "127.0.0.1:1".into(), rec)
     }
 
     #[test]
