@@ -303,6 +303,11 @@ pub fn shrink(entries: &[Entry], init: State) -> Vec<Entry> {
     // First drop what only observes (reads, failed compare-and-sets), then weaken
     // writes: a witness with few reads and writes whose replies matter reads best.
     for weaken in [false, true] {
+        // Writes are weakened latest first: those after the contradiction then go
+        // unknown and the trim below drops them.
+        if weaken {
+            cur.sort_by_key(|e| std::cmp::Reverse((e.call, e.id)));
+        }
         let mut i = 0;
         while i < cur.len() && checks < SHRINK_CHECKS_MAX {
             let e = cur[i];
@@ -373,6 +378,7 @@ pub fn shrink(entries: &[Entry], init: State) -> Vec<Entry> {
         .max()
         .unwrap_or(0);
     cur.retain(|e| !e.is_open() || e.call <= last_ret);
+    cur.sort_by_key(|e| (e.call, e.id));
     cur
 }
 
@@ -455,6 +461,8 @@ mod tests {
         h.push(e(10, 995, 998, r(10, 10)));
         h.push(e(11, 1000, 1010, r(3, 3)));
         h.push(e(12, 1020, 1030, r(10, 10)));
+        h.push(e(13, 1100, 1110, w(11, 11)));
+        h.push(e(14, 1200, 1210, w(12, 12)));
         assert_eq!(check(&h, INITIAL), Verdict::NotLinearizable);
         let s = shrink(&h, INITIAL);
         assert_eq!(check(&s, INITIAL), Verdict::NotLinearizable);
@@ -471,6 +479,10 @@ mod tests {
             .map(|x| x.id)
             .collect();
         assert!(known.len() <= 3, "{s:?}");
+        assert!(
+            s.iter().all(|x| x.call <= 1000),
+            "nothing after the stale read: {s:?}"
+        );
     }
 
     /// A random small history: ops executed in the order of a random linearization
