@@ -52,7 +52,7 @@ pub const WORKERS_MAX: u32 = 64;
 /// Session timeout asked for.
 pub const SESSION_TIMEOUT_MS: i32 = 10_000;
 /// Longest wait for one reply before the op is unknown.
-pub const REPLY_TIMEOUT_MS: u64 = 4_000;
+pub const REPLY_TIMEOUT_MS_MAX: u64 = 4_000;
 /// Pause between connection attempts while the server is down.
 pub const RECONNECT_POLL_MS: u64 = 50;
 /// Tries at each final read (the server is healed by then; a try fails only if it
@@ -96,7 +96,7 @@ impl WorkloadConfig {
             ops_per_worker_max: u64::MAX,
             root: format!("/ckjepsen-{seed}"),
             session_timeout_ms: SESSION_TIMEOUT_MS,
-            reply_timeout: Duration::from_millis(REPLY_TIMEOUT_MS),
+            reply_timeout: Duration::from_millis(REPLY_TIMEOUT_MS_MAX),
         }
     }
 }
