@@ -694,7 +694,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Creates the current window's keys (value 0) with one multi; NodeExists means
-    /// another worker (or an earlier try) did. False when the connection dropped.
+    /// another worker (or an earlier try) did. False when it has to be tried again.
     fn ensure_window(&mut self) -> bool {
         let Some(c) = self.client.as_mut() else {
             return false;
@@ -703,23 +703,25 @@ impl<'a> Worker<'a> {
         let ops = (first..first + KEYS_PER_WINDOW)
             .map(|k| MultiOp::Create(create_req(self.paths.key(k), b"0", CreateMode::Persistent)))
             .collect();
-        match c.call(&Request::Multi(MultiRequest { ops })) {
+        let created = match c.call(&Request::Multi(MultiRequest { ops })) {
             Ok((h, Response::Multi(m))) if h.err == 0 => {
                 self.last_zxid = self.last_zxid.max(h.zxid);
-                let ok = match m.first_error() {
+                match m.first_error() {
                     None => true,
                     Some(code) => code == ErrorCode::NodeExists.code(),
-                };
-                assert!(ok, "creating window {} keys: error {m:?}", self.window);
-                self.window_ready = true;
-                true
+                }
             }
-            Ok((h, other)) => panic!("creating window keys: {h:?} {other:?}"),
-            Err(_) => {
-                self.client = None;
-                false
-            }
+            _ => false,
+        };
+        if created {
+            self.window_ready = true;
+        } else {
+            // A dropped connection, or an error reply (the session moved or expired
+            // under a fault): reconnect and try again, paced, until the stop.
+            self.client = None;
+            std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
         }
+        created
     }
 
     /// Runs one op and records it.
