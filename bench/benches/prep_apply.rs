@@ -80,6 +80,7 @@ fn create(path: String) -> Op {
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: None,
+        container: false,
     }
 }
 

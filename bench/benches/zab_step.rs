@@ -51,9 +51,11 @@ fn ack(l: &mut Leader, from: u64, zxid: Zxid, out: &mut Vec<Action>) {
 /// One pipeline of `n` proposals through the leader, to commit.
 fn pipeline(l: &mut Leader, txn: &TxnBytes, n: usize, batched: bool, out: &mut Vec<Action>) {
     // The first zxid of the pipeline (an epoch's first is counter 1, not last + 1).
-    let first = l.propose(txn.clone(), out).unwrap();
+    let first = l.next_zxid().unwrap();
+    l.propose(first, txn.clone(), out).unwrap();
     for _ in 1..n {
-        l.propose(txn.clone(), out).unwrap();
+        let z = l.next_zxid().unwrap();
+        l.propose(z, txn.clone(), out).unwrap();
     }
     let last = l.last_zxid();
     l.persisted(last, out).unwrap();

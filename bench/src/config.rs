@@ -46,7 +46,8 @@ compare options (start the systems, run the matrix interleaved, print medians an
   --warmup-s N / --duration-s N        per run                                    [1 / 5]
   --prime-s N                          unmeasured load on each system first (JIT)    [3]
   --value-bytes N / --keys N / --threads N / --seed N                 as for run
-  --cores N                            corekeeper's executors                        [1]
+  --cores N|default                    corekeeper's executors   [default: the server's]
+  --ck-set KEY=VALUE                   an extra line of corekeeper's zoo.cfg (repeat)
   --corekeeper-bin PATH                [corekeeper next to ckbench]
   --work-dir DIR                       servers' data (same disk for both) [temp dir, removed]
   --out DIR                            summary.txt, runs/*.json, per-cell SVG plots,

@@ -132,8 +132,10 @@ pub struct MatrixConfig {
     pub keys: u64,
     pub threads: usize,
     pub seed: u64,
-    /// corekeeper's executors.
+    /// corekeeper's executors (0: the server's default).
     pub cores: usize,
+    /// Extra `key=value` lines for corekeeper's zoo.cfg (`--ck-set`).
+    pub ck_settings: Vec<String>,
     pub corekeeper_bin: Option<PathBuf>,
     /// Where the servers' data goes (default: a fresh directory under the temp dir).
     pub work_dir: Option<PathBuf>,
@@ -157,7 +159,8 @@ impl MatrixConfig {
             keys: 1000,
             threads: 2,
             seed,
-            cores: 1,
+            cores: 0,
+            ck_settings: Vec::new(),
             corekeeper_bin: None,
             work_dir: None,
             out: None,
@@ -250,7 +253,14 @@ pub fn parse(flags: &[(String, String)], default_seed: u64) -> Result<MatrixConf
             "--keys" => c.keys = num(f, v, 1, KEYS_MAX)?,
             "--threads" => c.threads = num(f, v, 1, THREADS_MAX as u64)? as usize,
             "--seed" => c.seed = num(f, v, 0, u64::MAX)?,
+            "--cores" if v == "default" => c.cores = 0,
             "--cores" => c.cores = num(f, v, 1, CORES_MAX as u64)? as usize,
+            "--ck-set" => {
+                if !v.contains('=') || v.contains('\n') {
+                    return Err(format!("--ck-set: expected KEY=VALUE, got {v:?}"));
+                }
+                c.ck_settings.push(v.to_string());
+            }
             "--corekeeper-bin" => c.corekeeper_bin = Some(PathBuf::from(v)),
             "--work-dir" => c.work_dir = Some(PathBuf::from(v)),
             "--out" => c.out = Some(PathBuf::from(v)),
@@ -628,6 +638,7 @@ fn start_all(cfg: &MatrixConfig, work: &Path, log_dir: &Path) -> Result<Vec<Depl
                     dir,
                     corekeeper_bin: ck_bin.clone(),
                     cores: cfg.cores,
+                    settings: cfg.ck_settings.clone(),
                     log: Some(log_dir.join(format!("{}.log", system.name()))),
                 };
                 eprintln!(
@@ -767,7 +778,12 @@ pub fn cell_stem(cell: &Cell) -> String {
 pub fn summary_header(cfg: &MatrixConfig, deployments: &[String]) -> String {
     let names: Vec<&str> = cfg.systems.iter().map(|s| s.name()).collect();
     let cores = if cfg.systems.contains(&System::Corekeeper) {
-        format!("corekeeper cores={}; ", cfg.cores)
+        let cores = match cfg.cores {
+            0 => "default".to_string(),
+            n => n.to_string(),
+        };
+        let set: String = cfg.ck_settings.iter().map(|kv| format!(" {kv}")).collect();
+        format!("corekeeper cores={cores}{set}; ")
     } else {
         String::new()
     };

@@ -94,9 +94,11 @@ pub struct LaunchSpec {
     pub host: String,
     /// Its own directory (config, data, log) under the comparison's work directory.
     pub dir: PathBuf,
-    /// corekeeper only: the binary and its executor count.
+    /// corekeeper only: the binary, its executor count (0: the server's default) and
+    /// extra `key=value` lines for its zoo.cfg.
     pub corekeeper_bin: Option<PathBuf>,
     pub cores: usize,
+    pub settings: Vec<String>,
     /// Where its output goes (default: `server.log` in `dir`).
     pub log: Option<PathBuf>,
 }
@@ -314,7 +316,15 @@ pub fn zoo_cfg(spec: &LaunchSpec, port: u16) -> String {
     match spec.system {
         // forceSync=yes is ZooKeeper's default; said explicitly so nobody wonders.
         System::Zookeeper => s.push_str("admin.enableServer=false\nforceSync=yes\n"),
-        System::Corekeeper => s.push_str(&format!("cores={}\n", spec.cores)),
+        System::Corekeeper => {
+            if spec.cores > 0 {
+                s.push_str(&format!("cores={}\n", spec.cores));
+            }
+            for kv in &spec.settings {
+                s.push_str(kv);
+                s.push('\n');
+            }
+        }
     }
     s
 }
@@ -498,6 +508,7 @@ mod tests {
             dir: "/w/zk".into(),
             corekeeper_bin: None,
             cores: 1,
+            settings: vec!["flushesInflightMax=3".into()],
             log: None,
         };
         let zk = zoo_cfg(&spec, 5000);
@@ -507,13 +518,27 @@ mod tests {
             &LaunchSpec {
                 system: System::Corekeeper,
                 cores: 2,
-                ..spec
+                ..spec.clone()
             },
             5001,
         );
         assert!(
             ck.contains("cores=2") && ck.contains("clientPort=5001"),
             "{ck}"
+        );
+        assert!(ck.contains("\nflushesInflightMax=3\n"), "{ck}");
+        assert!(!zk.contains("flushesInflightMax"), "{zk}");
+        let default = zoo_cfg(
+            &LaunchSpec {
+                system: System::Corekeeper,
+                cores: 0,
+                ..spec
+            },
+            5001,
+        );
+        assert!(
+            !default.contains("cores="),
+            "the server's default: {default}"
         );
     }
 
@@ -527,6 +552,7 @@ mod tests {
             // Exits at once with status 1 whatever its arguments.
             corekeeper_bin: Some("/bin/false".into()),
             cores: 1,
+            settings: Vec::new(),
             log: None,
         };
         let e = ServerProcess::start(&spec).unwrap_err();

@@ -2,22 +2,33 @@
 //!
 //! Two ways in, one result ([`Config`]):
 //! - `corekeeper --config zoo.cfg`: a Java-properties style file (`key=value`, `#`
-//!   comments) with ZooKeeper's keys (`tickTime`, `dataDir`, `clientPort`, ...) and
-//!   corekeeper's (`cores`, `adminPort`, `sync`, ...);
+//!   comments) with ZooKeeper's keys (`tickTime`, `dataDir`, `clientPort`, `server.N`,
+//!   ...) and corekeeper's (`cores`, `adminPort`, `sync`, ...);
 //! - the quick form `corekeeper --data-dir DIR --client-addr 127.0.0.1:2181 [--cores N]`.
 //!
-//! Contract: parsing is pure (no IO beyond reading the named file) and validation is
-//! total: every bad value is a [`ConfigError`] naming the key and the value, returned
-//! before any socket or directory is touched. Unknown keys are collected in
-//! [`Config::unknown_keys`] so the caller can warn about them (ZooKeeper ignores them
-//! too, so a shared zoo.cfg keeps working). Keys ZooKeeper has that do not apply to a
-//! standalone corekeeper (`initLimit`, `server.N`, ...) are accepted and kept in
+//! Contract: validation is total: every bad value is a [`ConfigError`] naming the key
+//! and the value (or the file), returned before any socket or directory is touched.
+//! Parsing reads no file but the named one, its `dynamicConfigFile` if it names one
+//! ([`Config::load`]), and, for an ensemble only, `dataDir/myid` ([`ensemble`]).
+//! Unknown keys are collected in [`Config::unknown_keys`] and what ZooKeeper would log
+//! as a warning in [`Config::warnings`], so the caller can log them (ZooKeeper ignores
+//! unknown keys too, so a shared zoo.cfg keeps working). Keys ZooKeeper has that
+//! corekeeper does not use (`forceSync`, `electionAlg`, ...) are accepted and kept in
 //! [`Config::passthrough`].
+//!
+//! An ensemble's settings (`server.N`, `myid`, `initLimit`, ...) are parsed and checked
+//! here into [`Config::ensemble`]; a single `server.N` line means standalone, as in
+//! ZooKeeper. The server itself still refuses to run an ensemble (replication is not
+//! in the runtime yet): `server::run` says so after every check has passed.
+
+pub mod ensemble;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+use ensemble::{Ensemble, QuorumSpec};
 
 /// The largest frame a client may send, as ZooKeeper's `jute.maxbuffer` default.
 pub const JUTE_MAXBUFFER_DEFAULT: usize = 1 << 20;
@@ -82,17 +93,25 @@ pub struct Config {
     pub jute_maxbuffer: usize,
     /// Four-letter words answered on the client port (`*` = all).
     pub four_letter_words: Vec<String>,
-    /// Executors (cores) to run; `None` = every available core.
+    /// Executors (cores) to run; `None` = half the usable CPUs (`server::default_cores`).
     pub cores: Option<usize>,
     /// Port of the admin/metrics HTTP endpoint on the client address' IP; `None` = off.
     pub admin_port: Option<u16>,
     /// WAL flush policy.
     pub sync: SyncPolicy,
+    /// Flushes that may run at once with `sync=batch` (`flushesInflightMax`).
+    pub flushes_inflight_max: usize,
     /// ZooKeeper's `extendedTypesEnabled`: TTL nodes are refused unless set.
     pub extended_types_enabled: bool,
     /// `user:base64(sha1(user:password))` of the digest superuser, if any
     /// (ZooKeeper's `zookeeper.DigestAuthenticationProvider.superDigest`).
     pub super_digest: Option<String>,
+    /// The replicated ensemble this server belongs to; `None` = standalone (no
+    /// `server.N` line, or only one participant).
+    pub ensemble: Option<Ensemble>,
+    /// What ZooKeeper would log as a warning about this configuration (an even number
+    /// of voters, a lone `server.N` line); the caller logs each.
+    pub warnings: Vec<String>,
     /// Keys of ZooKeeper's that corekeeper accepts but does not use yet.
     pub passthrough: BTreeMap<String, String>,
     /// Keys nobody knows; the caller warns about each.
@@ -114,6 +133,12 @@ pub enum ConfigError {
     },
     /// A required key is absent.
     Missing { key: &'static str },
+    /// `dataDir/myid` is missing or unusable for an ensemble member.
+    MyId { path: PathBuf, reason: String },
+    /// The `server.N` lines contradict each other.
+    Ensemble(String),
+    /// The `dynamicConfigFile` holds something it may not.
+    DynamicFile { path: PathBuf, reason: String },
     /// Command-line usage error.
     Usage(String),
 }
@@ -131,6 +156,13 @@ impl fmt::Display for ConfigError {
                 write!(f, "config key {key}={value:?}: {reason}")
             }
             ConfigError::Missing { key } => write!(f, "config key {key} is required"),
+            ConfigError::MyId { path, reason } => {
+                write!(f, "server id file {}: {reason}", path.display())
+            }
+            ConfigError::Ensemble(reason) => write!(f, "ensemble (server.N lines): {reason}"),
+            ConfigError::DynamicFile { path, reason } => {
+                write!(f, "dynamic config file {}: {reason}", path.display())
+            }
             ConfigError::Usage(msg) => write!(f, "{msg}"),
         }
     }
@@ -147,18 +179,20 @@ pub const GLOBAL_OUTSTANDING_MAX: u32 = (crate::shard::core::INFLIGHT_TXNS_MAX /
 const _: () = assert!(GLOBAL_OUTSTANDING_DEFAULT <= GLOBAL_OUTSTANDING_MAX);
 
 impl Config {
+    /// This server's id: its `myid` in an ensemble, 0 standalone (as ZooKeeper's
+    /// standalone server). It is the top byte of every session id it hands out.
+    pub fn server_id(&self) -> u8 {
+        self.ensemble.as_ref().map_or(0, Ensemble::session_id_byte)
+    }
+
     /// Each of `cores` executors' share of `globalOutstandingLimit` (at least 1).
     pub fn outstanding_per_core(&self, cores: usize) -> usize {
         (self.global_outstanding_limit as usize / cores.max(1)).max(1)
     }
 }
 
-/// Keys ZooKeeper defines that a standalone corekeeper accepts without using.
+/// Keys ZooKeeper defines that corekeeper accepts without using.
 const PASSTHROUGH_KEYS: &[&str] = &[
-    "initLimit",
-    "syncLimit",
-    "standaloneEnabled",
-    "reconfigEnabled",
     "admin.enableServer",
     "admin.serverAddress",
     "admin.serverPort",
@@ -169,9 +203,7 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "secureClientPort",
     "secureClientPortAddress",
     "electionAlg",
-    "peerType",
     "syncEnabled",
-    "dynamicConfigFile",
     "quorumListenOnAllIPs",
     "skipACL",
     "maxResponseCacheSize",
@@ -193,36 +225,37 @@ pub const FOUR_LETTER_WORDS_ALL: &[&str] = &[
 ];
 
 impl Config {
-    /// Parses the text of a zoo.cfg.
+    /// Parses the text of a zoo.cfg (a `dynamicConfigFile` is read only by
+    /// [`Config::load`]).
     pub fn parse_zoo_cfg(text: &str) -> Result<Config, ConfigError> {
-        let mut kv = BTreeMap::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once('=') else {
-                return Err(ConfigError::Syntax {
-                    line: i + 1,
-                    text: raw.to_string(),
-                });
-            };
-            kv.insert(k.trim().to_string(), v.trim().to_string());
+        Self::from_map(parse_kv(text)?)
+    }
+
+    /// Reads and parses a zoo.cfg file, and the `dynamicConfigFile` it names, if any
+    /// (ZooKeeper 3.5+'s split of the server list into its own file; the path is taken
+    /// as given, relative to the working directory as ZooKeeper does).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut kv = parse_kv(&read_file(path)?)?;
+        if let Some(dynamic) = kv.remove("dynamicConfigFile") {
+            merge_dynamic_file(&mut kv, Path::new(&dynamic))?;
         }
         Self::from_map(kv)
     }
 
-    /// Reads and parses a zoo.cfg file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Self::parse_zoo_cfg(&text)
-    }
-
     /// Builds a config from `key -> value` pairs (zoo.cfg semantics).
     pub fn from_map(mut kv: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        if let Some(v) = kv.get("dynamicConfigFile") {
+            return Err(bad(
+                "dynamicConfigFile",
+                v,
+                "is read only from a config file given with --config",
+            ));
+        }
+        // ZooKeeper checks a client address in zoo.cfg against the one in this
+        // server's `server.N` line only when zoo.cfg names one.
+        let client_addr_given =
+            kv.contains_key("clientPort") || kv.contains_key("clientPortAddress");
+        let quorum = ensemble::take_spec(&mut kv)?;
         let tick_time_ms = take_num(&mut kv, "tickTime", 2000u32, 1, TICK_TIME_MS_MAX)?;
         let data_dir = PathBuf::from(
             kv.remove("dataDir")
@@ -288,17 +321,30 @@ impl Config {
                 Some(v) => Some(parse_num("adminPort", &v, 0u16, u16::MAX)?),
             },
             sync: take_sync(&mut kv)?,
+            flushes_inflight_max: take_num(
+                &mut kv,
+                "flushesInflightMax",
+                crate::shard::commit::FLUSHES_INFLIGHT_DEFAULT,
+                1,
+                crate::shard::commit::FLUSHES_INFLIGHT_MAX,
+            )?,
             extended_types_enabled: take_bool(&mut kv, "extendedTypesEnabled", false)?,
             super_digest: kv.remove("superDigest"),
+            ensemble: None,
+            warnings: quorum.warnings(),
             passthrough: BTreeMap::new(),
             unknown_keys: Vec::new(),
         };
-        cfg.finish(kv)
+        cfg.finish(kv, quorum, client_addr_given)
     }
 
     /// Sorts leftover keys into passthrough and unknown, then checks cross-key rules.
-    fn finish(mut self, rest: BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        refuse_ensemble(&rest)?;
+    fn finish(
+        mut self,
+        rest: BTreeMap<String, String>,
+        quorum: QuorumSpec,
+        client_addr_given: bool,
+    ) -> Result<Config, ConfigError> {
         for (k, v) in rest {
             let known = PASSTHROUGH_KEYS.contains(&k.as_str())
                 || k.starts_with("server.")
@@ -322,7 +368,68 @@ impl Config {
                 ),
             ));
         }
+        if quorum.is_distributed() {
+            self.join_ensemble(quorum, client_addr_given)?;
+        }
         Ok(self)
+    }
+
+    /// Reads `dataDir/myid` and checks this server's place in the ensemble: its
+    /// client address (ZooKeeper's `setupClientPort`: the `;client` part of its line
+    /// wins, and must agree with a `clientPort`/`clientPortAddress` given in zoo.cfg) and
+    /// distinct ports for everything it listens on.
+    fn join_ensemble(
+        &mut self,
+        quorum: QuorumSpec,
+        client_addr_given: bool,
+    ) -> Result<(), ConfigError> {
+        let myid = ensemble::read_myid(&self.data_dir)?;
+        let path = ensemble::myid_path(&self.data_dir);
+        let ens = Ensemble::new(quorum, myid.as_deref(), &path, self.extended_types_enabled)?;
+        let me = ens.me();
+        if let Some(client) = &me.client {
+            let Some(addr) = client.socket_addr() else {
+                return Err(bad(
+                    &me.key(),
+                    &client.to_string(),
+                    "this server's own client address must be an IP address",
+                ));
+            };
+            let ours = self.client_addr;
+            let agree = if ours.ip().is_unspecified() {
+                ours.port() == addr.port()
+            } else {
+                ours == addr
+            };
+            if client_addr_given && !agree {
+                return Err(bad(
+                    "clientPort",
+                    &ours.to_string(),
+                    &format!(
+                        "differs from the client address {addr} in this server's line {}",
+                        me.key()
+                    ),
+                ));
+            }
+            self.client_addr = addr;
+        }
+        let mut ports = vec![
+            ("client", self.client_addr.port()),
+            ("quorum", me.quorum.port),
+            ("election", me.election.port),
+        ];
+        ports.extend(self.admin_port.map(|p| ("admin", p)));
+        for (i, (what, port)) in ports.iter().enumerate() {
+            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                return Err(ConfigError::Ensemble(format!(
+                    "this server ({}) would listen on port {port} as both its {other} and \
+                     its {what} port",
+                    me.key()
+                )));
+            }
+        }
+        self.ensemble = Some(ens);
+        Ok(())
     }
 
     /// The quick form: `--data-dir DIR --client-addr IP:PORT [--cores N] [--sync MODE]
@@ -383,30 +490,80 @@ impl Config {
 /// Command-line usage of `corekeeper`.
 pub const USAGE: &str = "usage: corekeeper --config zoo.cfg\n       corekeeper --data-dir DIR --client-addr IP:PORT [--data-log-dir DIR] [--cores N] [--sync always|batch|never] [--tick-time-ms MS] [--admin-port PORT]";
 
-/// More than one `server.N` line describes an ensemble. Replication is not wired into
-/// the server yet, so each member would run as an independent standalone server and
-/// their data would silently diverge: refuse instead (one `server.N` line is a
-/// standalone server, as in ZooKeeper).
-fn refuse_ensemble(rest: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    let servers: Vec<&str> = rest
-        .keys()
-        .filter(|k| k.starts_with("server."))
-        .map(String::as_str)
-        .collect();
-    if servers.len() < 2 {
-        return Ok(());
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// `key=value` lines (`#` and `!` comments). Later keys win, as in Java's Properties,
+/// except that a repeated `server.N` line is refused: one of two addresses for the
+/// same server would be silently dropped.
+fn parse_kv(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut kv = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(ConfigError::Syntax {
+                line: i + 1,
+                text: raw.to_string(),
+            });
+        };
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        if k.starts_with("server.") && kv.contains_key(&k) {
+            return Err(bad(
+                &k,
+                &v,
+                &format!("line {}: this server.N line is given twice", i + 1),
+            ));
+        }
+        kv.insert(k, v);
     }
-    Err(bad(
-        servers[0],
-        &rest[servers[0]],
-        &format!(
-            "{} server.N lines describe an ensemble ({}), and this corekeeper runs \
-             standalone only: each member would take writes alone and their data would \
-             diverge. Start one server per ensemble without the server.N lines.",
-            servers.len(),
-            servers.join(", ")
-        ),
-    ))
+    Ok(kv)
+}
+
+/// Adds the server list of a dynamic config file to `kv`. As ZooKeeper: the static
+/// file must then hold no server list, and the dynamic file only `server.N` lines (its
+/// version comes from the file name; corekeeper has no reconfig yet and ignores it).
+fn merge_dynamic_file(kv: &mut BTreeMap<String, String>, path: &Path) -> Result<(), ConfigError> {
+    let in_static = kv
+        .keys()
+        .find(|k| k.starts_with("server.") || k.starts_with("group") || k.starts_with("weight"));
+    if let Some(k) = in_static {
+        return Err(bad(
+            k,
+            &kv[k],
+            &format!(
+                "must be in the dynamic config file {} (dynamicConfigFile is set)",
+                path.display()
+            ),
+        ));
+    }
+    let dynamic = parse_kv(&read_file(path)?).map_err(|e| ConfigError::DynamicFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    for (k, v) in dynamic {
+        let reason = if k == "version" {
+            "holds a version key: a dynamic file's version is in its name"
+        } else if k.starts_with("group") || k.starts_with("weight") {
+            "hierarchical quorums (group/weight) are not supported"
+        } else if !k.starts_with("server.") {
+            "may hold only server.N lines"
+        } else {
+            kv.insert(k, v);
+            continue;
+        };
+        return Err(ConfigError::DynamicFile {
+            path: path.to_path_buf(),
+            reason: format!("{k}={v}: {reason}"),
+        });
+    }
+    Ok(())
 }
 
 fn bad(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -522,11 +679,8 @@ mod tests {
         assert_eq!(c.jute_maxbuffer, JUTE_MAXBUFFER_DEFAULT);
         assert_eq!(c.sync, SyncPolicy::Batch);
         assert_eq!(c.four_letter_words, vec!["srvr"]);
-        assert!(c.unknown_keys.is_empty());
-        assert_eq!(
-            c.passthrough.get("initLimit").map(String::as_str),
-            Some("10")
-        );
+        assert!(c.unknown_keys.is_empty() && c.passthrough.is_empty());
+        assert_eq!((c.ensemble.as_ref(), c.server_id()), (None, 0));
         assert_eq!(c.wal_dir(), Path::new("/tmp/zk"));
     }
 
@@ -559,7 +713,9 @@ mod tests {
         );
         assert!(c.extended_types_enabled);
         assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
-        assert!(c.passthrough.contains_key("server.1"));
+        // One server.N line: standalone, as ZooKeeper; the line is checked, then ignored.
+        assert_eq!((c.ensemble.as_ref(), c.server_id()), (None, 0));
+        assert!(c.warnings[0].contains("standalone"), "{:?}", c.warnings);
     }
 
     #[test]
@@ -662,18 +818,133 @@ mod tests {
         ));
     }
 
+    /// A data dir holding `myid` = `id`, and a zoo.cfg text for it.
+    fn member(id: &str, rest: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), id).unwrap();
+        let text = format!(
+            "dataDir={}\ninitLimit=10\nsyncLimit=5\n{rest}",
+            dir.path().display()
+        );
+        (dir, text)
+    }
+
+    const THREE: &str = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+                         server.3=127.0.0.3:2888:3888:observer;127.0.0.3:2183\n";
+
     #[test]
-    fn an_ensemble_config_is_refused_rather_than_run_as_divergent_standalones() {
-        let base = "dataDir=/d\nclientPort=2181\n";
-        assert!(cfg(&format!("{base}server.1=127.0.0.1:2888:3888\n")).is_ok());
-        let err = cfg(&format!(
-            "{base}server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
-             server.3=127.0.0.3:2888:3888:observer\n"
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("server.1"), "{err}");
-        assert!(err.contains("3 server.N lines"), "{err}");
-        assert!(err.contains("standalone only"), "{err}");
+    fn an_ensemble_config_parses_into_the_ensemble_and_its_server_id() {
+        let (_dir, text) = member("2\n", &format!("clientPort=2182\n{THREE}"));
+        let c = cfg(&text).unwrap();
+        let e = c
+            .ensemble
+            .as_ref()
+            .expect("two participants make an ensemble");
+        assert_eq!((e.my_id, c.server_id()), (2, 2));
+        assert_eq!(e.servers.len(), 3);
+        assert_eq!(c.client_addr, "0.0.0.0:2182".parse::<SocketAddr>().unwrap());
+        assert!(
+            c.warnings[0].contains("no server failure"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.passthrough.is_empty() && c.unknown_keys.is_empty());
+        // The observer's own line names its client address: it wins.
+        let (_dir, text) = member("3", &format!("peerType=observer\n{THREE}"));
+        let c = cfg(&text).unwrap();
+        assert_eq!(
+            c.client_addr,
+            "127.0.0.3:2183".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(c.ensemble.unwrap().my_role(), crate::zab::Role::Observer);
+        // ... and must agree with a clientPort in zoo.cfg (ZooKeeper's rule).
+        let (_dir, text) = member("3", &format!("clientPort=2183\n{THREE}"));
+        assert!(cfg(&text).is_ok());
+        let (_dir, text) = member("3", &format!("clientPort=2181\n{THREE}"));
+        let err = cfg(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("clientPort") && err.contains("server.3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ensemble_start_up_errors_name_the_cause() {
+        let no_myid = format!("dataDir=/nonexistent/d\ninitLimit=5\nsyncLimit=2\n{THREE}");
+        let err = cfg(&no_myid).unwrap_err();
+        assert!(matches!(err, ConfigError::MyId { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/d/myid"), "{err}");
+        let (_dir, text) = member("9", THREE);
+        assert!(
+            cfg(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("id 9 is not among")
+        );
+        let (_dir, text) = member("1", &format!("clientPort=2888\n{THREE}"));
+        let err = cfg(&text).unwrap_err().to_string();
+        assert!(err.contains("port 2888") && err.contains("client"), "{err}");
+        let (_dir, text) = member("1", &format!("adminPort=3888\n{THREE}"));
+        let err = cfg(&text).unwrap_err().to_string();
+        assert!(err.contains("port 3888") && err.contains("admin"), "{err}");
+        let (_dir, text) = member("1", &format!("server.1=127.0.0.9:1:2\n{THREE}"));
+        let err = cfg(&text).unwrap_err().to_string();
+        assert!(err.contains("server.1") && err.contains("twice"), "{err}");
+        let (_dir, text) = member(
+            "1",
+            "server.1=127.0.0.1:2888:3888;h.example:2181\nserver.2=127.0.0.2:2888:3888\n",
+        );
+        let err = cfg(&text).unwrap_err().to_string();
+        assert!(err.contains("must be an IP address"), "{err}");
+        let err = cfg("dataDir=/d\ndynamicConfigFile=/d/zoo.cfg.dynamic\n").unwrap_err();
+        assert!(err.to_string().contains("dynamicConfigFile"), "{err}");
+    }
+
+    #[test]
+    fn a_dynamic_config_file_holds_the_server_list() {
+        let (dir, text) = member("1", "");
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        let main = dir.path().join("zoo.cfg");
+        let write = |main_extra: &str, dynamic_text: &str| {
+            std::fs::write(
+                &main,
+                format!(
+                    "{text}dynamicConfigFile={}\n{main_extra}",
+                    dynamic.display()
+                ),
+            )
+            .unwrap();
+            std::fs::write(&dynamic, dynamic_text).unwrap();
+            Config::load(&main)
+        };
+        let c = write("", THREE).unwrap();
+        assert_eq!(c.ensemble.as_ref().unwrap().servers.len(), 3);
+        assert_eq!(c.server_id(), 1);
+        let err = write("server.4=127.0.0.4:2888:3888\n", THREE).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must be in the dynamic config file"),
+            "{err}"
+        );
+        for (bad_line, needle) in [
+            ("version=100000000\n", "version"),
+            ("tickTime=2000\n", "only server.N"),
+            ("group.1=1:2\n", "hierarchical"),
+            ("nonsense\n", "expected key=value"),
+        ] {
+            let err = write("", &format!("{THREE}{bad_line}")).unwrap_err();
+            assert!(matches!(err, ConfigError::DynamicFile { .. }), "{err}");
+            assert!(err.to_string().contains(needle), "{bad_line}: {err}");
+        }
+        std::fs::remove_file(&dynamic).unwrap();
+        std::fs::write(
+            &main,
+            format!("{text}dynamicConfigFile={}\n", dynamic.display()),
+        )
+        .unwrap();
+        assert!(matches!(
+            Config::load(&main).unwrap_err(),
+            ConfigError::Read { .. }
+        ));
     }
 }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod logging;
 pub mod op;
+pub mod peer;
 pub mod prep;
 pub mod runtime;
 pub mod server;

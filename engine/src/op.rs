@@ -5,7 +5,7 @@
 //! ([`Op::is_write`]) go through `crate::prep` to become txns; everything else is
 //! answered from the tree by `crate::tree::read::read`.
 
-use transport::jute::{Acl, AddWatchMode, CreateMode, WatcherType};
+use transport::jute::{Acl, AddWatchMode, CreateMode, ErrorCode, WatcherType};
 
 /// Length of a session password (the C client reads exactly 16 bytes).
 pub const SESSION_PASSWORD_LEN: usize = 16;
@@ -15,13 +15,29 @@ pub const SESSION_PASSWORD_LEN: usize = 16;
 pub enum Op {
     // ---- writes ----
     /// Create a node. `data: None` is null data (reads back with length -1).
-    /// `ttl_ms` is required for TTL modes and must be `None` otherwise.
+    /// `ttl_ms` is required for TTL modes and must be `None` otherwise. `container`
+    /// is ZooKeeper's createContainer txn type: a container whatever `mode` says,
+    /// named as `mode` says (sequential flags give a sequential container, as in
+    /// ZooKeeper); `mode: Container` alone makes a container too.
     Create {
         path: String,
         data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         mode: CreateMode,
         ttl_ms: Option<i64>,
+        container: bool,
+    },
+    /// A write ZooKeeper refuses while preparing it, so that the refusal takes a zxid:
+    /// prep answers `error`. Only the server layer makes these, from requests no
+    /// client sends (see `server::convert`): create flags no mode has
+    /// (BADARGUMENTS), and, inside a multi, a create step with TTL flags that is not
+    /// a createTTL record (`whole_multi`: once prep reaches it, the whole multi fails
+    /// with MARSHALLINGERROR in the reply header, as ZooKeeper 3.8's cast of the
+    /// record fails; a step failing before it fails the multi as usual).
+    Malformed {
+        path: String,
+        error: ErrorCode,
+        whole_multi: bool,
     },
     /// Delete a childless node; `version` -1 matches any.
     Delete {
@@ -132,6 +148,7 @@ impl Op {
         matches!(
             self,
             Op::Create { .. }
+                | Op::Malformed { .. }
                 | Op::Delete { .. }
                 | Op::DeleteContainer { .. }
                 | Op::SetData { .. }
@@ -147,7 +164,11 @@ impl Op {
     pub fn allowed_in_multi(&self) -> bool {
         matches!(
             self,
-            Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. }
+            Op::Create { .. }
+                | Op::Malformed { .. }
+                | Op::Delete { .. }
+                | Op::SetData { .. }
+                | Op::Check { .. }
         )
     }
 
@@ -155,6 +176,7 @@ impl Op {
     pub fn path(&self) -> Option<&str> {
         match self {
             Op::Create { path, .. }
+            | Op::Malformed { path, .. }
             | Op::Delete { path, .. }
             | Op::DeleteContainer { path }
             | Op::SetData { path, .. }

@@ -632,19 +632,59 @@ fn start_up_errors_are_clear() {
         err.to_lowercase().contains("lock") || err.contains("in use"),
         "a second server on the same data dir: {err}"
     );
-    // A ZooKeeper ensemble's zoo.cfg: refused, not run as a lone standalone member.
+}
+
+/// A ZooKeeper ensemble's zoo.cfg is checked as ZooKeeper would (myid, the peer ports,
+/// the epoch files), then refused, not run as a lone standalone member.
+#[test]
+fn an_ensemble_config_is_checked_then_refused() {
     let ens = tempfile::tempdir().unwrap();
     let cfg = ens.path().join("zoo.cfg");
-    let text = format!(
-        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
-         server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n",
-        ens.path().display(),
-        free_addr().port()
-    );
-    std::fs::write(&cfg, text).unwrap();
-    let err = start_fails(&["--config", &cfg.display().to_string()]);
+    let port = || free_addr().port();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let write = |quorum_port: u16| {
+        let text = format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ninitLimit=10\n\
+             syncLimit=5\nserver.1=127.0.0.1:{quorum_port}:{}\nserver.2=127.0.0.1:{}:{}\n\
+             server.3=127.0.0.1:{}:{}\n",
+            ens.path().display(),
+            port(),
+            port(),
+            port(),
+            port(),
+            port(),
+            port(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    let start = || start_fails(&["--config", &cfg.display().to_string()]);
+    write(port());
+    let err = start();
+    assert!(err.contains("myid") && err.contains("missing"), "{err}");
+    std::fs::write(ens.path().join("myid"), "4\n").unwrap();
+    let err = start();
+    assert!(err.contains("id 4 is not among"), "{err}");
+    std::fs::write(ens.path().join("myid"), "1\n").unwrap();
+    let err = start();
     assert!(
-        err.contains("ensemble") && err.contains("server.1"),
+        err.contains("replication is not yet available") && err.contains("server.1"),
+        "{err}"
+    );
+    write(busy_port);
+    let err = start();
+    assert!(
+        err.contains(&format!(
+            "quorum address 127.0.0.1:{busy_port} is already in use"
+        )),
+        "{err}"
+    );
+    drop(busy);
+    write(port());
+    std::fs::write(ens.path().join("acceptedEpoch"), "garbage").unwrap();
+    let err = start();
+    assert!(
+        err.contains("acceptedEpoch") && err.contains("corrupt"),
         "{err}"
     );
 }

@@ -938,7 +938,7 @@ impl Sim {
         let txn: TxnBytes = Arc::from(bytes);
         let mut out = Vec::new();
         if let Role2::Leading { core: Some(l), .. } = &mut self.srv(id).zab {
-            match l.propose(txn, &mut out) {
+            match l.next_zxid().and_then(|z| l.propose(z, txn, &mut out)) {
                 Ok(_) => self.counts.proposals += 1,
                 Err(ProposeError::Throttled { .. } | ProposeError::NotReady) => {}
                 Err(e) => return self.fail(format!("{id}: propose failed: {e}")),

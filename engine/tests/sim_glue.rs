@@ -10,7 +10,9 @@
 //!   that decodes as the answer to that request's opcode); a reply that matches no
 //!   outstanding request is a failure;
 //! - no write is answered before its zxid is durable; after a crash, every write a
-//!   client was answered is still in the log;
+//!   client was answered is still in the log; group commit runs 1-3 overlapping flushes
+//!   (per seed) that end in any order; a crash keeps the longest prefix of the log
+//!   that is on the fake disk;
 //! - a watch event reaches the client before any reply that reflects its txn;
 //! - limits hold: credits per connection, the per-core share of the outstanding
 //!   budget, the shard's in-flight txns; a connection whose unread output passes
@@ -65,6 +67,10 @@ enum Bug {
     None,
     /// Tells the core a flush is durable when it starts, not when it ends.
     AckBeforeFlush,
+    /// A WAL whose overlapping flushes each write only the bytes appended since the
+    /// previous flush started, and publish what they covered when they end: a later
+    /// flush ending first leaves a hole below its watermark.
+    FlushOwnRangeOnly,
     /// Feeds the wall clock where the monotonic one belongs (the old driver's bug).
     WallClockDeadlines,
     /// Delivers a txn's watch events after its reply.
@@ -128,10 +134,14 @@ struct World {
     core: ShardCore,
     clients: Clients,
     commit: Committer,
+    flushes_max: usize,
     policy: SyncPolicy,
     /// The fake WAL: appended txns; the first `durable` entries survive a crash.
     log: Vec<(i64, Vec<u8>)>,
-    flush_running: Option<i64>,
+    /// Overlapping flushes under way: (first zxid of its own range, covers).
+    flushes: Vec<(i64, i64)>,
+    /// Zxids of the fake disk that a crash keeps (a prefix of them survives recovery).
+    on_disk: std::collections::BTreeSet<i64>,
     inbox: VecDeque<Inbound>,
     conns: Vec<SimConn>,
     users: Vec<User>,
@@ -176,6 +186,7 @@ impl World {
             SyncPolicy::Batch
         };
         let budget_max = [1, 3, 20, 500][rng.random_range(0..4)];
+        let flushes_max = rng.random_range(1..=3);
         let users = (0..CLIENTS)
             .map(|_| User {
                 conn: None,
@@ -199,10 +210,12 @@ impl World {
             },
             core: new_core(Db::new(session_config())),
             clients: Clients::new(SessionIdGen::new(0, 1_700_000_000_000)),
-            commit: Committer::new(policy, 0),
+            commit: Committer::new(policy, 0).with_flushes_max(flushes_max),
+            flushes_max,
             policy,
             log: Vec::new(),
-            flush_running: None,
+            flushes: Vec::new(),
+            on_disk: Default::default(),
             inbox: VecDeque::new(),
             conns: Vec::new(),
             users,
@@ -546,12 +559,19 @@ impl World {
                 }
                 Some(Flush::Background { covers }) => {
                     self.append(&mut run);
-                    debug_assert!(self.flush_running.is_none());
-                    self.flush_running = Some(covers);
-                    if self.bug != Bug::AckBeforeFlush {
-                        return Ok(());
+                    if self.flushes.len() >= self.flushes_max && self.bug != Bug::AckBeforeFlush {
+                        return Err(format!(
+                            "{} flushes running, the limit is {}",
+                            self.flushes.len() + 1,
+                            self.flushes_max
+                        ));
                     }
-                    self.durable(covers, false)?;
+                    let own_from = self.flushes.iter().map(|f| f.1).max();
+                    let own_from = own_from.unwrap_or(self.wal_durable).max(self.wal_durable);
+                    self.flushes.push((own_from + 1, covers));
+                    if self.bug == Bug::AckBeforeFlush {
+                        self.durable(covers, false)?;
+                    }
                 }
             }
         }
@@ -565,16 +585,43 @@ impl World {
         self.commit.appended_to(last);
     }
 
-    /// The running flush ends: durable up to what it covered.
+    /// One of the running flushes (any: overlapping ones end in any order) ends. Like
+    /// the real WAL, a flush writes from the durable end to what it covers, so when it
+    /// ends everything up to that is on disk, whatever the earlier flushes do.
     fn flush_ends(&mut self) -> Res {
-        if let Some(covers) = self.flush_running.take() {
-            self.wal_durable = self.wal_durable.max(covers);
-            if self.bug != Bug::AckBeforeFlush {
-                self.durable(covers, false)?;
-            }
-            self.execute()?;
+        if self.flushes.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let i = self.rng.random_range(0..self.flushes.len());
+        let (own_from, mut covers) = self.flushes.remove(i);
+        if self.rng.random_bool(0.3) {
+            // Its thread started late and read the WAL's end then: it covers all
+            // appended so far (the real syncer reads the end when it runs).
+            covers = covers.max(self.log.last().map_or(0, |(z, _)| *z));
+        }
+        let from = match self.bug {
+            Bug::FlushOwnRangeOnly => own_from,
+            _ => 0,
+        };
+        let written: Vec<i64> = self
+            .log
+            .iter()
+            .map(|(z, _)| *z)
+            .filter(|z| (from..=covers).contains(z))
+            .collect();
+        self.on_disk.extend(written);
+        // Recovery keeps the longest prefix of the log that is on disk.
+        let prefix = self
+            .log
+            .iter()
+            .take_while(|(z, _)| self.on_disk.contains(z))
+            .last()
+            .map_or(self.wal_durable, |(z, _)| *z);
+        self.wal_durable = self.wal_durable.max(prefix);
+        if self.bug != Bug::AckBeforeFlush {
+            self.durable(covers, false)?;
+        }
+        self.execute()
     }
 
     /// Releases the core one zxid at a time, so each event is tagged with its txn.
@@ -598,7 +645,7 @@ impl World {
                     self.touched.insert(to.session, self.now.mono_ms);
                 }
                 if let Action::Event(e) = &a
-                    && let Some(conn) = self.clients.conn_of(e.session)
+                    && let Some(conn) = self.clients.event_conn(e)
                     && let Some(c) = self.conns.iter_mut().find(|c| c.id == conn)
                 {
                     c.event_zxids.push_back(z);
@@ -613,7 +660,7 @@ impl World {
         match a {
             Action::Persist { zxid, bytes } => self.commit.persist(zxid, bytes, run),
             Action::Event(event) => {
-                if let Some(conn) = self.clients.conn_of(event.session) {
+                if let Some(conn) = self.clients.event_conn(&event) {
                     self.route(vec![ToConn::Event { conn, event }]);
                 }
             }
@@ -631,6 +678,7 @@ impl World {
                 self.clients.reply(&self.core, to, zxid, reply, &mut out);
                 self.route(out);
             }
+            Action::Forward { .. } => return Err("a standalone shard forwarded a write".into()),
         }
         Ok(())
     }
@@ -840,12 +888,14 @@ impl World {
             *t = self.now.mono_ms; // recovery gives every session a full timeout
         }
         let last = db.last_zxid();
+        let ids = SessionIdGen::resume(0, self.now.wall_ms, db.sessions.iter().map(|s| s.id));
         self.core = new_core(db);
-        self.clients = Clients::new(SessionIdGen::new(0, self.now.wall_ms));
+        self.clients = Clients::new(ids);
         self.late.clear();
-        self.commit = Committer::new(self.policy, last);
+        self.commit = Committer::new(self.policy, last).with_flushes_max(self.flushes_max);
         self.wal_durable = last;
-        self.flush_running = None;
+        self.flushes.clear();
+        self.on_disk = self.log.iter().map(|(z, _)| *z).collect();
         self.inbox.clear();
         self.conns.clear();
         self.budget_used = [0; 2];
@@ -932,6 +982,11 @@ fn catches(bug: Bug, seeds_max: u64, what: &str) {
 #[test]
 fn an_ack_before_the_flush_ends_is_caught() {
     catches(Bug::AckBeforeFlush, 50, "answered while the disk holds");
+}
+
+#[test]
+fn a_flush_that_leaves_a_hole_below_its_watermark_is_caught() {
+    catches(Bug::FlushOwnRangeOnly, 300, "answered while the disk holds");
 }
 
 #[test]

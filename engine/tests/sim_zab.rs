@@ -465,7 +465,11 @@ impl Sim {
         let mut bytes = self.txn_no.to_le_bytes().to_vec();
         bytes.extend((0..len).map(|_| self.rng.random::<u8>()));
         let mut out = Vec::new();
-        match self.leader.propose(Arc::from(bytes), &mut out) {
+        let leader = &mut self.leader;
+        match leader
+            .next_zxid()
+            .and_then(|z| leader.propose(z, Arc::from(bytes), &mut out).map(|()| z))
+        {
             Ok(_) => self.counts.proposals += 1,
             Err(ProposeError::Throttled { .. }) => self.counts.throttled += 1,
             // Until a majority acknowledged NEWLEADER (followers still connecting).

@@ -66,6 +66,7 @@ fn create(path: &str, mode: CreateMode) -> Op {
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: None,
+        container: false,
     }
 }
 
@@ -84,11 +85,13 @@ fn del(path: &str) -> Op {
     }
 }
 
+/// An event about a node with the ACL every node here has (`create`'s, the root's).
 fn ev(session: i64, kind: EventType, path: &str) -> WatchEvent {
     WatchEvent {
         session,
         kind,
         path: path.into(),
+        acl: Acl::open_unsafe().into(),
     }
 }
 
@@ -260,11 +263,12 @@ fn set_watches_catch_up() {
     assert_eq!(
         events,
         vec![
-            ev(B, EventType::NodeDataChanged, "/d"),
-            ev(B, EventType::NodeDeleted, "/gone"),
-            ev(B, EventType::NodeCreated, "/born"),
-            ev(B, EventType::NodeChildrenChanged, "/c"),
-        ]
+            WatchEvent::unchecked(B, EventType::NodeDataChanged, "/d"),
+            WatchEvent::unchecked(B, EventType::NodeDeleted, "/gone"),
+            WatchEvent::unchecked(B, EventType::NodeCreated, "/born"),
+            WatchEvent::unchecked(B, EventType::NodeChildrenChanged, "/c"),
+        ],
+        "what setWatches owes is not ACL-checked (ZooKeeper's DataTree.setWatches)"
     );
     // Watches without news were registered.
     assert_eq!(s.db.tree.watches.count(B), 3);
@@ -387,6 +391,7 @@ fn get_acl_hides_digests_without_admin() {
         ],
         mode: CreateMode::Persistent,
         ttl_ms: None,
+        container: false,
     };
     s.write(A, &op);
     let Ok(ReadResult::GetAcl { acl, .. }) = s.read(A, &Op::GetAcl { path: "/s".into() }) else {
@@ -633,4 +638,75 @@ fn snapshot_image_survives_the_tree_growing() {
     assert_eq!(r.digest(), at);
     s.db.tree.check_invariants().unwrap();
     assert_eq!(s.db.tree.get("/g").unwrap().children.len(), 8999);
+}
+
+/// CVE-2024-23944: every triggered event names the ACL to check before it is sent: the
+/// changed node's for its own events, the parent's for NodeChildrenChanged.
+#[test]
+fn events_name_the_acl_that_guards_them() {
+    let mut s = Server::new();
+    use transport::jute::perms;
+    // Only u1 may read /p; anyone may create and delete its children.
+    let secret = vec![
+        Acl {
+            perms: perms::ALL,
+            id: Id::new("digest", engine::tree::acl::digest("u1:p1")),
+        },
+        Acl {
+            perms: perms::CREATE | perms::DELETE,
+            id: Id::anyone(),
+        },
+    ];
+    let mut op = create("/p", CreateMode::Persistent);
+    if let Op::Create { acl, .. } = &mut op {
+        acl.clone_from(&secret);
+    }
+    s.write(A, &op);
+    // B sets its watches as u1 (who may read /p); the tree does not check events.
+    let u1 = [Id::new("digest", engine::tree::acl::digest("u1:p1"))];
+    for (p, watch_children) in [("/p", true), ("/p/x", false)] {
+        let op = if watch_children {
+            Op::GetChildren {
+                path: p.into(),
+                watch: true,
+            }
+        } else {
+            Op::Exists {
+                path: p.into(),
+                watch: true,
+            }
+        };
+        // An exists of a missing node answers NoNode and still leaves its watch.
+        let r = read(&mut s.db.tree, B, &u1, &op);
+        assert!(matches!(r, Ok(_) | Err(ErrorCode::NoNode)), "{r:?}");
+    }
+    let a = s.write(A, &create("/p/x", CreateMode::Persistent));
+    let got: Vec<_> = a
+        .events
+        .iter()
+        .map(|e| (e.kind, e.path.as_str(), e.acl.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (EventType::NodeCreated, "/p/x", Acl::open_unsafe()),
+            (EventType::NodeChildrenChanged, "/p", secret.clone()),
+        ]
+    );
+    s.read(
+        B,
+        &Op::Exists {
+            path: "/p".into(),
+            watch: true,
+        },
+    )
+    .unwrap();
+    s.write(A, &del("/p/x"));
+    let a = s.write(A, &del("/p"));
+    assert_eq!(a.events.len(), 1);
+    assert_eq!(
+        a.events[0].acl.to_vec(),
+        secret,
+        "a deleted node's own ACL guards its NodeDeleted"
+    );
 }

@@ -188,7 +188,6 @@ fn a_planted_cversion_difference_is_reported_with_its_replay() {
     let mut o = opts(101, 1, 50);
     o.known = Known {
         cversion_on_delete: true,
-        ..Known::default()
     };
     let (sum, out) = run(&tcp(a), &tampered, o);
     assert_eq!((sum.passed, sum.failed, sum.known_seen), (1, 0, 1), "{out}");

@@ -2,15 +2,23 @@
 //! durable-zxid watermark. Group commit is the caller running [`Syncer::flush`] off its
 //! hot thread while appends go on: each flush covers everything appended when it
 //! started, so records appended during one flush are batched into the next. The
-//! server's scheduling of those flushes (one at a time, on glommio's blocking pool)
-//! lives in `engine::shard::commit`.
+//! server's scheduling of those flushes (a few overlapping, on glommio's blocking
+//! pool) lives in `engine::shard::commit`.
 //!
 //! Contract:
 //! - The appender (the shard's core) never waits for a flush. It publishes each record by
 //!   storing the segment's end and then the appended zxid (release); a flush reads the
 //!   appended zxid first (acquire), then flushes every segment up to its end, so the zxid it
 //!   publishes as durable is covered by what it flushed.
-//! - Flushes are serialised (one lock): a second flush started during one waits for it.
+//! - Flushes may overlap. Each flushes from the oldest byte not yet durable to the end
+//!   it read, so its range includes what a running earlier flush covers: the kernel
+//!   writes the new dirty pages at once, waits for the pages the earlier flush has
+//!   under writeback, then flushes the device cache. A flush that ends has made
+//!   everything below its end durable whatever the others do, so it publishes its zxid
+//!   (the watermark takes the maximum): no byte is published as durable while a byte
+//!   before it may not be. What overlaps is the writing of new pages with the earlier
+//!   flush's wait for the disk. Truncation takes the sync lock exclusively, flushes
+//!   share it.
 //! - The durable watermark only grows, except through `Wal::truncate_after`, which lowers
 //!   it to the truncation point (those records no longer exist).
 //! - A failed flush poisons the log: the watermark never moves again and every later
@@ -19,7 +27,7 @@
 //!   proves nothing; only reopening (recovery from what is on disk) is safe.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, WalError};
@@ -34,6 +42,21 @@ pub(crate) struct PendingSeg {
     pub synced: usize,
 }
 
+impl PendingSeg {
+    /// A segment whose first `end` bytes are durable.
+    pub fn durable_to(seg: Arc<SegShared>, end: usize) -> Self {
+        PendingSeg { seg, synced: end }
+    }
+}
+
+/// What one flush covers: the appended zxid it read, and per segment the range it
+/// flushes (from the durable end to the published end).
+struct Claim {
+    zxid: u64,
+    /// (segment, from, to)
+    work: Vec<(Arc<SegShared>, usize, usize)>,
+}
+
 /// State shared by the `Wal` (appender) and its `Syncer`s.
 pub(crate) struct Shared {
     pub mode: SyncMode,
@@ -41,8 +64,9 @@ pub(crate) struct Shared {
     pub prefault_bytes: usize,
     /// Segments with possibly unflushed bytes, oldest first.
     pub pending: Mutex<Vec<PendingSeg>>,
-    /// Serialises flushes with each other and with truncation and purging.
-    pub sync_lock: Mutex<()>,
+    /// Shared by flushes, taken exclusively by truncation (which rewrites what flushes
+    /// would read).
+    pub sync_lock: RwLock<()>,
     pub appended_zxid: AtomicU64,
     pub durable_zxid: AtomicU64,
     pub flushes: AtomicU64,
@@ -58,7 +82,7 @@ impl Shared {
             mode,
             prefault_bytes,
             pending: Mutex::new(Vec::new()),
-            sync_lock: Mutex::new(()),
+            sync_lock: RwLock::new(()),
             appended_zxid: AtomicU64::new(last_zxid),
             durable_zxid: AtomicU64::new(last_zxid),
             flushes: AtomicU64::new(0),
@@ -90,7 +114,7 @@ impl Shared {
         self.appended_zxid.store(zxid, Ordering::Release);
     }
 
-    /// Sets the durable watermark (under `sync_lock`) and wakes waiters.
+    /// Sets the durable watermark (under the `pending` lock) and wakes waiters.
     pub fn publish_durable(&self, zxid: u64) {
         self.durable_zxid.store(zxid, Ordering::Release);
         self.notify_waiters();
@@ -118,61 +142,79 @@ impl std::fmt::Debug for Syncer {
 }
 
 impl Syncer {
-    /// Flushes every byte appended so far (msync of the dirty ranges, or fdatasync) and
-    /// publishes the last appended zxid as durable. Returns the durable zxid.
-    /// In [`SyncMode::Never`] nothing is flushed but the watermark still moves.
+    /// Flushes every byte appended so far and not yet durable (msync of the dirty
+    /// ranges, or fdatasync) and publishes the last appended zxid it read as durable.
+    /// Returns the durable watermark (at least what this flush covered). Several
+    /// threads may flush at once (group commit with overlapping flushes, see the module
+    /// docs). In [`SyncMode::Never`] nothing is flushed but the watermark still moves.
     pub fn flush(&self) -> Result<u64> {
         let shared = &*self.shared;
-        let guard = lock(&shared.sync_lock);
+        let guard = shared.sync_lock.read().unwrap_or_else(|e| e.into_inner());
         shared.check_poisoned()?;
-        // The zxid first, then the segment ends: the ends cover at least what the zxid
-        // promised.
-        let zxid = shared.appended_zxid.load(Ordering::Acquire);
-        let active = if shared.mode != SyncMode::Never {
-            self.flush_pending()?
-        } else {
-            None
-        };
-        shared.flushes.fetch_add(1, Ordering::Relaxed);
-        if zxid > shared.durable_zxid.load(Ordering::Acquire) {
-            shared.publish_durable(zxid);
+        let claim = self.claim();
+        if shared.mode != SyncMode::Never {
+            self.write_out(&claim)?;
         }
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        let active = claim.work.last().map(|(seg, _, to)| (seg.clone(), *to));
+        let durable = self.finish(claim);
         drop(guard);
         // Writeback write-protected the pages just flushed: fault the active segment's
         // next pages back in (writable) here, after waiters were released and outside the
         // lock, so that the appender on the shard core does not take those faults.
-        if let Some((seg, end)) = active.filter(|_| shared.prefault_bytes > 0) {
+        if let Some((seg, end)) = active
+            && shared.mode != SyncMode::Never
+            && shared.prefault_bytes > 0
+        {
             seg.region.prefault(end, shared.prefault_bytes);
         }
-        Ok(zxid)
+        Ok(durable)
     }
 
-    /// Flushes every pending range; returns the active segment and its flushed end.
-    fn flush_pending(&self) -> Result<Option<(Arc<SegShared>, usize)>> {
+    /// The appended zxid first, then the segment ends: the ends cover at least what
+    /// the zxid promised. Each range starts at the segment's durable end.
+    fn claim(&self) -> Claim {
         let shared = &*self.shared;
-        let mut work: Vec<(Arc<SegShared>, usize, usize)> = lock(&shared.pending)
+        let pending = lock(&shared.pending);
+        let zxid = shared.appended_zxid.load(Ordering::Acquire);
+        let work = pending
             .iter()
             .map(|p| (p.seg.clone(), p.synced, p.seg.end()))
             .collect();
-        for (seg, from, to) in &work {
+        Claim { zxid, work }
+    }
+
+    /// Flushes the claimed ranges; a failure poisons the log.
+    fn write_out(&self, claim: &Claim) -> Result<()> {
+        for (seg, from, to) in &claim.work {
             if to <= from {
                 continue;
             }
             debug_assert!(*to <= seg.region.len(), "published end lies within the map");
             if let Err(e) = seg.region.flush(*from, to - from) {
                 let reason = format!("flush of {} bytes {from}..{to}: {e}", seg.path.display());
-                shared.poison(reason);
+                self.shared.poison(reason);
                 return Err(WalError::io("flush", &seg.path, e));
             }
         }
+        Ok(())
+    }
+
+    /// Everything below the claim's ends is durable now: raises the segments' durable
+    /// ends and the watermark. Returns the watermark.
+    fn finish(&self, claim: Claim) -> u64 {
+        let shared = &*self.shared;
         let mut pending = lock(&shared.pending);
-        for p in pending.iter_mut() {
-            if let Some((_, _, to)) = work.iter().find(|(s, _, _)| s.seq == p.seg.seq) {
+        for (seg, _, to) in &claim.work {
+            if let Some(p) = pending.iter_mut().find(|p| p.seg.seq == seg.seq) {
                 p.synced = p.synced.max(*to);
             }
         }
+        if claim.zxid > shared.durable_zxid.load(Ordering::Acquire) {
+            shared.publish_durable(claim.zxid);
+        }
         pending.retain(|p| !(p.seg.sealed.load(Ordering::Acquire) && p.synced >= p.seg.end()));
-        Ok(work.pop().map(|(seg, _, to)| (seg, to)))
+        shared.durable_zxid.load(Ordering::Acquire)
     }
 
     /// The highest zxid known durable (0: none). Never blocks.

@@ -311,6 +311,49 @@ struct Faults {
     flushes: AtomicU64,
     /// Successful flushes/syncs still allowed before every later one fails.
     flushes_until_failure: AtomicU64,
+    /// When set, map flushes wait at this gate (tests of overlapping flushes).
+    gate: Mutex<Option<Arc<FlushGate>>>,
+}
+
+/// Holds map flushes until a test lets each one through, so that overlapping flushes
+/// can be made to finish in a chosen order. Flushes are numbered in the order they
+/// reach the gate.
+#[derive(Debug, Default)]
+pub struct FlushGate {
+    state: Mutex<GateState>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    arrived: usize,
+    released: Vec<usize>,
+}
+
+impl FlushGate {
+    /// Blocks until `n` flushes have reached the gate.
+    pub fn wait_arrived(&self, n: usize) {
+        let mut st = lock(&self.state);
+        while st.arrived < n {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Lets the `i`-th flush (0-based, in order of arrival) through.
+    pub fn release(&self, i: usize) {
+        lock(&self.state).released.push(i);
+        self.cv.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut st = lock(&self.state);
+        let me = st.arrived;
+        st.arrived += 1;
+        self.cv.notify_all();
+        while !st.released.contains(&me) {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 impl Faults {
@@ -376,6 +419,10 @@ impl Region for MemRegion {
         self.len
     }
     fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
+        let gate = lock(&self.faults.gate).clone();
+        if let Some(gate) = gate {
+            gate.pass();
+        }
         self.faults.take_flush_failure()?;
         let end = offset
             .checked_add(len)
@@ -524,6 +571,13 @@ impl FaultStorage {
     /// fails, as if the machine died right after the `n`-th.
     pub fn fail_flushes_after(&self, n: u64) {
         self.faults.flushes_until_failure.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on every map flush waits at the returned gate until released.
+    pub fn gate_flushes(&self) -> Arc<FlushGate> {
+        let gate = Arc::new(FlushGate::default());
+        *lock(&self.faults.gate) = Some(gate.clone());
+        gate
     }
 
     /// Only `bytes` more bytes may be written; then writes fail with ENOSPC.

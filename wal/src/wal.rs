@@ -139,10 +139,8 @@ impl Wal {
             .expect("at least one segment")
             .shared
             .clone();
-        lock_pending(&shared).push(PendingSeg {
-            synced: active.end(),
-            seg: active,
-        });
+        let end = active.end();
+        lock_pending(&shared).push(PendingSeg::durable_to(active, end));
         let spare = recovered.spare.map_or(Spare::None, Spare::Ready);
         let mut wal = Wal {
             dir,
@@ -382,7 +380,7 @@ impl Wal {
             return Ok(());
         }
         let shared = self.shared.clone();
-        let guard = lock(&shared.sync_lock);
+        let guard = shared.sync_lock.write().unwrap_or_else(|e| e.into_inner());
         self.discard_spare();
         let (keep, cut, last_kept) = self.cut_point(zxid)?;
         let done = self.truncate_locked(zxid, keep, cut, last_kept);
@@ -437,10 +435,7 @@ impl Wal {
         {
             let mut pending = lock_pending(&self.shared);
             pending.retain(|p| p.seg.seq < active.seq);
-            pending.push(PendingSeg {
-                synced: cut,
-                seg: active,
-            });
+            pending.push(PendingSeg::durable_to(active, cut));
         }
         self.last_zxid = zxid;
         self.shared.appended_zxid.store(zxid, Ordering::Release);
@@ -591,10 +586,7 @@ impl Wal {
         );
         self.active().shared.sealed.store(true, Ordering::Release);
         let next = Arc::new(next);
-        lock_pending(&self.shared).push(PendingSeg {
-            synced: SEGMENT_HEADER_BYTES,
-            seg: next.clone(),
-        });
+        lock_pending(&self.shared).push(PendingSeg::durable_to(next.clone(), SEGMENT_HEADER_BYTES));
         self.segments.push(Segment {
             shared: next,
             first_zxid: 0,

@@ -51,6 +51,63 @@ fn flush_publishes_the_last_appended_zxid() {
 }
 
 #[test]
+fn a_later_overlapping_flush_covers_the_earlier_ones_range() {
+    let (mut wal, fs) = mem_wal(SyncMode::Batch);
+    let gate = fs.gate_flushes();
+    let syncer = wal.syncer();
+    append_range(&mut wal, 1, 5);
+    let first = {
+        let s = syncer.clone();
+        std::thread::spawn(move || s.flush().unwrap())
+    };
+    gate.wait_arrived(1);
+    append_range(&mut wal, 6, 9);
+    let second = {
+        let s = syncer.clone();
+        std::thread::spawn(move || s.flush().unwrap())
+    };
+    gate.wait_arrived(2);
+    // The later flush ends first: its range started at the durable end, so it made
+    // 1..=9 durable although the earlier flush (1..=5) still runs.
+    gate.release(1);
+    assert_eq!(second.join().unwrap(), 9);
+    assert_eq!(syncer.durable_zxid(), 9);
+    let crashed = fs.crash(|_, _| 0);
+    let (_, rec) = Wal::open_with(Path::new("/wal"), opts(), Arc::new(crashed)).unwrap();
+    assert_eq!(rec.last_zxid, 9, "no hole below the published watermark");
+    gate.release(0);
+    assert_eq!(first.join().unwrap(), 9, "the watermark never goes back");
+    drop(wal);
+}
+
+#[test]
+fn concurrent_flushers_keep_the_watermark_within_what_was_appended() {
+    let (mut wal, _fs) = mem_wal(SyncMode::Batch);
+    let syncer = wal.syncer();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flushers: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, stop) = (syncer.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut last = 0;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let d = s.flush().unwrap();
+                    assert!(d <= s.appended_zxid(), "durable never passes appended");
+                    assert!(s.durable_zxid() >= last, "the watermark only rises");
+                    last = s.durable_zxid();
+                }
+            })
+        })
+        .collect();
+    append_range(&mut wal, 1, 2000); // several segments
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for f in flushers {
+        f.join().unwrap();
+    }
+    assert_eq!(syncer.flush().unwrap(), 2000);
+}
+
+#[test]
 fn flushed_bytes_are_what_a_crash_keeps() {
     let (mut wal, fs) = mem_wal(SyncMode::Batch);
     append_range(&mut wal, 1, 300); // several segments

@@ -19,6 +19,9 @@ fn main() {
     for key in &cfg.unknown_keys {
         tracing::warn!(key, "unknown configuration key ignored");
     }
+    for warning in &cfg.warnings {
+        tracing::warn!("{warning}");
+    }
     if let Err(e) = engine::server::run(cfg) {
         eprintln!("corekeeper: {e}");
         std::process::exit(1);

@@ -185,6 +185,11 @@ impl Prep {
         self.last_zxid
     }
 
+    /// See [`Prep::set_check_sessions`].
+    pub fn check_sessions(&self) -> bool {
+        self.check_sessions
+    }
+
     pub fn config(&self) -> &PrepConfig {
         &self.config
     }
@@ -338,6 +343,16 @@ impl Prep {
         let mut steps = Vec::with_capacity(ops.len());
         let mut failed = None;
         for (i, op) in ops.iter().enumerate() {
+            if let Op::Malformed {
+                error,
+                whole_multi: true,
+                ..
+            } = op
+            {
+                // ZooKeeper 3.8 fails the whole request here (see `Op::Malformed`);
+                // what the steps before it staged is dropped.
+                return TxnBody::Op(TxnOp::error(*error));
+            }
             let r = if op.allowed_in_multi() {
                 prep_op(&mut st, &ctx, op)
             } else {
@@ -417,7 +432,16 @@ fn prep_op(st: &mut Stage<'_>, ctx: &Ctx<'_>, op: &Op) -> Result<TxnOp, ErrorCod
             acl,
             mode,
             ttl_ms,
-        } => create(st, ctx, path, data, acl, *mode, *ttl_ms),
+            container,
+        } => {
+            let want = Want {
+                mode: *mode,
+                ttl_ms: *ttl_ms,
+                container: *container,
+            };
+            create(st, ctx, path, data, acl, want)
+        }
+        Op::Malformed { error, .. } => Err(*error),
         Op::Delete { path, version } => delete(st, ctx, path, Some(*version)),
         Op::DeleteContainer { path } => delete(st, ctx, path, None),
         Op::SetData {
@@ -472,11 +496,20 @@ fn prep_op(st: &mut Stage<'_>, ctx: &Ctx<'_>, op: &Op) -> Result<TxnOp, ErrorCod
     }
 }
 
-fn create_kind(
-    ctx: &Ctx<'_>,
+/// What a create asks for (see [`Op::Create`]).
+#[derive(Debug, Clone, Copy)]
+struct Want {
     mode: CreateMode,
     ttl_ms: Option<i64>,
-) -> Result<NodeKind, ErrorCode> {
+    container: bool,
+}
+
+fn create_kind(ctx: &Ctx<'_>, want: &Want) -> Result<NodeKind, ErrorCode> {
+    let Want {
+        mode,
+        ttl_ms,
+        container,
+    } = *want;
     if mode.is_ttl() {
         if !ctx.cfg.ttl_enabled {
             return Err(ErrorCode::Unimplemented);
@@ -489,7 +522,7 @@ fn create_kind(
     if ttl_ms.is_some_and(|t| t >= 0) {
         return Err(ErrorCode::BadArguments);
     }
-    Ok(if mode.is_container() {
+    Ok(if container || mode.is_container() {
         NodeKind::Container
     } else if mode.is_ephemeral() {
         NodeKind::Ephemeral(ctx.req.session)
@@ -504,10 +537,10 @@ fn create(
     p: &str,
     data: &Option<Vec<u8>>,
     a: &[Acl],
-    mode: CreateMode,
-    ttl_ms: Option<i64>,
+    want: Want,
 ) -> Result<TxnOp, ErrorCode> {
-    let kind = create_kind(ctx, mode, ttl_ms)?;
+    let kind = create_kind(ctx, &want)?;
+    let mode = want.mode;
     let parent_path = cut_parent(p)?;
     let fixed = acl::fixup(a, ctx.req.auth)?;
     let mut parent = st.get(parent_path).ok_or(ErrorCode::NoNode)?;

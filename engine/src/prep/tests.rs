@@ -22,6 +22,7 @@ fn create(path: &str, mode: CreateMode) -> Op {
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: None,
+        container: false,
     }
 }
 
@@ -210,6 +211,7 @@ fn validation_errors() {
         acl: acl::creator_all(),
         mode: CreateMode::Persistent,
         ttl_ms: None,
+        container: false,
     };
     assert_eq!(h.err(S1, &[], &op), ErrorCode::InvalidAcl);
     let ttl = Op::Create {
@@ -218,6 +220,7 @@ fn validation_errors() {
         acl: Acl::open_unsafe(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: Some(100),
+        container: false,
     };
     assert_eq!(h.err(S1, &[], &ttl), ErrorCode::Unimplemented);
     assert_eq!(
@@ -236,6 +239,7 @@ fn permissions_before_versions() {
         acl: acl::creator_all(),
         mode: CreateMode::Persistent,
         ttl_ms: None,
+        container: false,
     };
     assert_eq!(h.err(S1, &bob, &op), ErrorCode::Ok);
     let stale = Op::SetData {
@@ -390,6 +394,7 @@ fn containers_and_ttls_reaped_by_delete_container() {
         acl: Acl::open_unsafe(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: Some(50),
+        container: false,
     };
     let r = h.ok(&ttl);
     assert!(matches!(r, OpResult::Create { stat, .. } if stat.ephemeral_owner == 0));
@@ -412,6 +417,7 @@ fn containers_and_ttls_reaped_by_delete_container() {
         acl: Acl::open_unsafe(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: Some(0),
+        container: false,
     };
     assert_eq!(h.err(S1, &[], &bad_ttl), ErrorCode::BadArguments);
 }
@@ -429,6 +435,7 @@ fn ttl_bounds_are_zookeepers() {
         acl: Acl::open_unsafe(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: Some(ttl),
+        container: false,
     };
     h.ok(&ttl("/max", (1 << 40) - 1));
     for bad in [1 << 40, i64::MAX, 0, -1] {
@@ -460,6 +467,7 @@ fn delete_checks_the_parents_acl_before_the_node_exists() {
         acl: Acl::read_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: None,
+        container: false,
     };
     h.ok(&read_only);
     let delete = |p: &str| Op::Delete {
@@ -506,4 +514,79 @@ fn data_shards_may_skip_the_session_check() {
     // The shard's CloseSession (after shard 0 expired the session) removes it.
     h.run(0x99, &[], &Op::CloseSession);
     assert!(h.db.tree.get("/e").is_none());
+}
+
+/// Requests no client sends, answered as ZooKeeper 3.8 answers them (checked with
+/// ckdiff's malformed creates): unknown create flags fail in prep, taking a zxid;
+/// createContainer with sequential flags makes a sequential container.
+#[test]
+fn malformed_creates_are_refused_in_prep_like_zookeeper() {
+    let mut h = H::new(PrepConfig::default());
+    let bad = |path: &str, whole_multi| Op::Malformed {
+        path: path.into(),
+        error: if whole_multi {
+            ErrorCode::MarshallingError
+        } else {
+            ErrorCode::BadArguments
+        },
+        whole_multi,
+    };
+    let before = h.db.last_zxid();
+    assert_eq!(h.err(S1, &[], &bad("/x", false)), ErrorCode::BadArguments);
+    assert_eq!(h.db.last_zxid(), before + 1, "the refusal takes a zxid");
+
+    h.ok(&persistent("/q"));
+    let mut seq = create("/q/c-", CreateMode::PersistentSequential);
+    if let Op::Create { container, .. } = &mut seq {
+        *container = true;
+    }
+    let OpResult::Create { path, .. } = h.ok(&seq) else {
+        panic!("a create")
+    };
+    assert_eq!(path, "/q/c-0000000000");
+    assert_eq!(h.db.tree.get(&path).unwrap().kind, NodeKind::Container);
+
+    // In a multi, an unknown flag fails its step; a TTL-flagged create that is not a
+    // createTTL record fails the whole multi once reached (MARSHALLINGERROR in the
+    // header, with a zxid, nothing of the steps before it kept), but not when a step
+    // before it failed already.
+    let a = h.run(
+        S1,
+        &[],
+        &Op::Multi(vec![persistent("/m1"), bad("/m2", false)]),
+    );
+    assert_eq!(
+        a.result,
+        TxnResult::Multi(vec![
+            OpResult::Error(ErrorCode::Ok),
+            OpResult::Error(ErrorCode::BadArguments),
+        ])
+    );
+    let before = h.db.last_zxid();
+    let a = h.run(
+        S1,
+        &[],
+        &Op::Multi(vec![persistent("/m1"), bad("/m2", true)]),
+    );
+    assert_eq!(a.result.error(), ErrorCode::MarshallingError);
+    assert_eq!(a.zxid, before + 1);
+    assert!(h.db.tree.get("/m1").is_none());
+    let t = h.prep_as(S1, &[], &persistent("/m1"));
+    assert!(
+        matches!(t.body, TxnBody::Op(TxnOp::Create(_))),
+        "nothing of the aborted multi stays outstanding"
+    );
+    h.apply(&t);
+    let a = h.run(
+        S1,
+        &[],
+        &Op::Multi(vec![persistent("/m1"), bad("/m2", true)]),
+    );
+    assert_eq!(
+        a.result,
+        TxnResult::Multi(vec![
+            OpResult::Error(ErrorCode::NodeExists),
+            OpResult::Error(ErrorCode::RuntimeInconsistency),
+        ])
+    );
 }

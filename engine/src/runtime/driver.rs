@@ -203,11 +203,16 @@ impl<O: Outlet> Driver<O> {
         let mut seed = [0u8; 32];
         fill_random(&mut seed);
         stats.shard.publish_db(&rec.db);
+        let ids = SessionIdGen::resume(
+            cfg.server_id(),
+            super::clock::wall_ms(),
+            rec.db.sessions.iter().map(|s| s.id),
+        );
         Driver {
             core: ShardCore::new(rec.db, prep),
             wal: rec.wal,
             syncer,
-            commit: Committer::new(cfg.sync, last),
+            commit: Committer::new(cfg.sync, last).with_flushes_max(cfg.flushes_inflight_max),
             snapshots: Arc::new(rec.snapshots),
             snap_count: cfg.snap_count,
             snap_retain: cfg.autopurge_snap_retain_count as usize,
@@ -220,7 +225,7 @@ impl<O: Outlet> Driver<O> {
             inbox,
             outlet,
             outboxes: (0..cores).map(|_| Vec::new()).collect(),
-            clients: Clients::new(SessionIdGen::new(0, super::clock::wall_ms())),
+            clients: Clients::new(ids),
             rng: SmallRng::from_seed(seed),
             ticks: 0,
             stats,
@@ -318,7 +323,7 @@ impl<O: Outlet> Driver<O> {
                             self.commit.persist(zxid, bytes, &mut run);
                         }
                         Action::Event(event) => {
-                            if let Some(conn) = self.clients.conn_of(event.session) {
+                            if let Some(conn) = self.clients.event_conn(&event) {
                                 self.outboxes[conn.core as usize]
                                     .push(ToConn::Event { conn, event });
                             }
@@ -326,6 +331,14 @@ impl<O: Outlet> Driver<O> {
                         Action::Reply { to, zxid, reply } => {
                             applied += u64::from(matches!(reply, Reply::Write(_)));
                             self.reply(to, zxid, reply);
+                        }
+                        Action::Forward { session, .. } => {
+                            // A standalone core preps its writes itself.
+                            debug_assert!(false, "a standalone shard forwards nothing");
+                            tracing::error!(
+                                session = format_args!("0x{session:x}"),
+                                "a standalone shard asked to forward a write; dropped"
+                            );
                         }
                     }
                 }
@@ -370,6 +383,7 @@ impl<O: Outlet> Driver<O> {
     /// Starts the flush the committer asks for: on the blocking pool, or inline with
     /// `sync=never` (no disk work). True when an inline flush released actions.
     fn start_flush(&mut self, run: &mut Vec<(i64, AlignedVec)>) -> Result<bool, String> {
+        let covered_before = self.commit.covered();
         let flush = self.commit.next_flush(run);
         self.append_run(run)?;
         match flush {
@@ -386,7 +400,7 @@ impl<O: Outlet> Driver<O> {
             Some(Flush::Background { covers }) => {
                 let (syncer, inbox, stats) =
                     (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
-                let txns = (covers - self.commit.durable()) as u64;
+                let txns = (covers - covered_before) as u64;
                 glommio::spawn_local(async move {
                     let started = Instant::now();
                     let result = glommio::executor()

@@ -6,10 +6,16 @@
 
 use std::time::Duration;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 /// io_uring buffer memory per executor. 8 MiB locked / 256 KiB leaves room for 32 cores.
 pub const IO_MEMORY_BYTES_PER_CORE: usize = 256 << 10;
+/// Threads of each executor's blocking pool (flushes, snapshot writes, purges): enough
+/// for `FLUSHES_INFLIGHT_MAX` overlapping flushes beside a snapshot and a purge. They
+/// are not pinned: they mostly wait on the disk, and the scheduler may run their
+/// syscalls' CPU work on any core. (glommio's default is one thread pinned to the
+/// executor's CPU, which would serialise every flush behind a snapshot write.)
+pub const BLOCKING_THREADS_PER_EXECUTOR: usize = crate::shard::commit::FLUSHES_INFLIGHT_MAX + 2;
 /// Spin this long before parking an idle executor: cross-core messages arriving within
 /// it skip the futex wake-up (tens to hundreds of µs on a loaded 2-core machine).
 pub const SPIN_BEFORE_PARK_US: u64 = 50;
@@ -52,6 +58,7 @@ where
             .name(&format!("ck-core-{i}"))
             .io_memory(IO_MEMORY_BYTES_PER_CORE)
             .spin_before_park(Duration::from_micros(SPIN_BEFORE_PARK_US))
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_EXECUTOR))
             .spawn(move || task(i))
             .map_err(|e| {
                 std::io::Error::other(format!("cannot start executor {i} on cpu {cpu}: {e}"))

@@ -7,9 +7,12 @@
 //! accepts client connections (the listener uses SO_REUSEPORT, so the kernel spreads
 //! connections); the state machines of a shard live on their owning core
 //! ([`driver`]) and other cores reach them by message ([`msg`]), never by lock.
+//! [`epochs`] keeps the Zab epochs durable in dataDir (used once replication runs;
+//! start-up reads them).
 
 pub mod clock;
 pub mod driver;
+pub mod epochs;
 pub mod exec;
 pub mod mailbox;
 pub mod msg;

@@ -320,11 +320,7 @@ mod tests {
         c.admit(2, asked(OpCode::Delete), 0, None);
         c.answer(1, 1, ErrorCode::Ok, |_| Response::Empty).unwrap();
         let mut wbuf = Vec::new();
-        let ev = WatchEvent {
-            session: 1,
-            kind: transport::jute::EventType::NodeDeleted,
-            path: "/a".into(),
-        };
+        let ev = WatchEvent::unchecked(1, transport::jute::EventType::NodeDeleted, "/a");
         assert_eq!(c.event(ev, &mut wbuf, 0, |_| {}), 1);
         assert_eq!(
             frames(&wbuf),

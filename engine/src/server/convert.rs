@@ -27,9 +27,7 @@ pub struct Asked {
 impl Asked {
     pub fn of(req: &Request) -> Asked {
         let steps = match req {
-            Request::Multi(m) | Request::MultiRead(m) => {
-                m.ops.iter().map(MultiOp::op_code).collect()
-            }
+            Request::Multi(m) | Request::MultiRead(m) => m.ops.iter().map(step_code).collect(),
             _ => Vec::new(),
         };
         Asked {
@@ -39,27 +37,23 @@ impl Asked {
     }
 }
 
-fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
-    CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)
-}
-
 /// create, create2 and createContainer. Modes are settled the way ZooKeeper 3.8's
 /// `PrepRequestProcessor` settles them, and the refusals it makes there are left to
-/// prep, so that they take a zxid as ZooKeeper's error txns do (an unknown flag value,
-/// which no `Op` can carry, is still refused here, without one):
+/// prep, so that they take a zxid as ZooKeeper's error txns do:
+/// - a flag value no mode has is refused (BADARGUMENTS) whatever else is wrong;
 /// - create/create2 with the container flag logs a plain create: a persistent node;
 /// - create/create2 with a TTL mode carries no TTL: prep answers BADARGUMENTS (or
 ///   UNIMPLEMENTED without `extendedTypesEnabled`);
-/// - createContainer makes a container whatever the flags, except TTL flags, refused
-///   like a TTL mode without a TTL. (Sequential flags would ask ZooKeeper for a
-///   sequential container, which corekeeper does not have: it makes a plain one.)
+/// - createContainer makes a container whatever the flags, named as they say (a
+///   sequential container for sequential flags), except TTL flags, refused like a
+///   TTL mode without a TTL.
 fn create(r: CreateRequest, container: bool) -> Result<Op, ErrorCode> {
-    let flags = create_mode(r.flags)?;
+    let Some(flags) = CreateMode::from_code(r.flags) else {
+        return Ok(bad_flags(r.path));
+    };
     let mode = match (container, flags) {
-        (true, m) if m.is_ttl() => m,
-        (true, _) => CreateMode::Container,
         (false, CreateMode::Container) => CreateMode::Persistent,
-        (false, m) => m,
+        (_, m) => m,
     };
     Ok(Op::Create {
         path: r.path,
@@ -67,14 +61,27 @@ fn create(r: CreateRequest, container: bool) -> Result<Op, ErrorCode> {
         acl: r.acl,
         mode,
         ttl_ms: None,
+        container,
     })
 }
 
+/// ZooKeeper's `CreateMode.fromFlag` refusal, made in prep (it takes a zxid).
+fn bad_flags(path: String) -> Op {
+    Op::Malformed {
+        path,
+        error: ErrorCode::BadArguments,
+        whole_multi: false,
+    }
+}
+
 /// createTTL. A mode other than a TTL one with a TTL >= 0 is left to prep
-/// (BADARGUMENTS with a zxid, as ZooKeeper's `validateTTL`); one with a negative TTL,
-/// which ZooKeeper would log as a TTL node of that TTL, is refused here.
+/// (BADARGUMENTS with a zxid, as ZooKeeper's `validateTTL`); one with a negative TTL
+/// is refused here, on purpose unlike ZooKeeper 3.8, which logs it as a TTL txn of that
+/// TTL, then fails applying it and exits (and cannot replay its log).
 fn create_ttl(r: CreateTtlRequest) -> Result<Op, ErrorCode> {
-    let mode = create_mode(r.flags)?;
+    let Some(mode) = CreateMode::from_code(r.flags) else {
+        return Ok(bad_flags(r.path));
+    };
     if !mode.is_ttl() && r.ttl < 0 {
         return Err(ErrorCode::BadArguments);
     }
@@ -84,6 +91,7 @@ fn create_ttl(r: CreateTtlRequest) -> Result<Op, ErrorCode> {
         acl: r.acl,
         mode,
         ttl_ms: Some(r.ttl),
+        container: false,
     })
 }
 
@@ -91,9 +99,66 @@ fn watcher_type(code: i32) -> Result<WatcherType, ErrorCode> {
     WatcherType::from_code(code).ok_or(ErrorCode::BadArguments)
 }
 
-/// A multi step is the same record as the standalone request: convert it as one.
-/// (multiRead steps keep their watch flag, as ZooKeeper honours it.)
+/// A multi step's type as ZooKeeper 3.8 re-derives it from a create step's flags
+/// when it reads a multi (its `Op.create`), whatever opcode the step came with: TTL
+/// flags make a createTTL step, the container flag a createContainer step, anything
+/// else (unknown flags too) a create step. It decides the step's result shape.
+fn step_code(op: &MultiOp) -> OpCode {
+    let flags = match op {
+        MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => r.flags,
+        MultiOp::CreateTtl(r) => r.flags,
+        other => return other.op_code(),
+    };
+    match CreateMode::from_code(flags) {
+        Some(m) if m.is_ttl() => OpCode::CreateTtl,
+        Some(CreateMode::Container) => OpCode::CreateContainer,
+        _ => OpCode::Create,
+    }
+}
+
+/// A multi step is the same record as the standalone request, converted as one,
+/// except creates, whose type ZooKeeper 3.8 re-derives from their flags
+/// ([`step_code`]): a createTTL step without TTL flags drops its TTL and makes what
+/// the flags say (a container for the container flag); any other create step makes
+/// a container for the container flag and a node as its flags say otherwise (not a
+/// container for createContainer); a step with TTL flags that is not a createTTL
+/// record fails the whole multi with MARSHALLINGERROR once prep reaches it
+/// (ZooKeeper casts the record to the TTL one). (multiRead steps keep their watch
+/// flag, as ZooKeeper honours it.)
 fn multi_step(op: MultiOp) -> Result<Op, ErrorCode> {
+    let code = step_code(&op);
+    let (r, ttl) = match op {
+        MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => (r, None),
+        MultiOp::CreateTtl(r) => {
+            let plain = CreateRequest {
+                path: r.path,
+                data: r.data,
+                acl: r.acl,
+                flags: r.flags,
+            };
+            (plain, Some(r.ttl))
+        }
+        other => return plain_step(other),
+    };
+    match (code, ttl) {
+        (OpCode::CreateTtl, Some(ttl)) => create_ttl(CreateTtlRequest {
+            path: r.path,
+            data: r.data,
+            acl: r.acl,
+            flags: r.flags,
+            ttl,
+        }),
+        (OpCode::CreateTtl, None) => Ok(Op::Malformed {
+            path: r.path,
+            error: ErrorCode::MarshallingError,
+            whole_multi: true,
+        }),
+        (code, _) => create(r, code == OpCode::CreateContainer),
+    }
+}
+
+/// A step other than a create, converted as the standalone request.
+fn plain_step(op: MultiOp) -> Result<Op, ErrorCode> {
     to_op(match op {
         MultiOp::Create(r) => Request::Create(r),
         MultiOp::Create2(r) => Request::Create2(r),
@@ -235,9 +300,10 @@ fn single(op: OpCode, r: OpResult) -> Response {
     }
 }
 
-/// One result of a multi. ZooKeeper 3.8 answers a create2 step with a plain create
-/// result (path only, type 1), unlike a standalone create2; createTTL and
-/// createContainer steps get a create2 result with the stat.
+/// One result of a multi, shaped by the step's derived type ([`step_code`]): ZooKeeper
+/// 3.8 answers a create step (a create2 one too, unlike a standalone create2) with a
+/// plain create result (path only, type 1), createTTL and createContainer steps with
+/// a create2 result with the stat.
 fn step(op: OpCode, r: OpResult) -> WireOpResult {
     match r {
         OpResult::Create { path, .. } if matches!(op, OpCode::Create | OpCode::Create2) => {
@@ -344,11 +410,22 @@ mod tests {
                 ..
             }
         ));
+        // createContainer: a container named as the flags say (ZooKeeper 3.8).
         let op = to_op(Request::CreateContainer(create_req(0))).unwrap();
         assert!(matches!(
             op,
             Op::Create {
-                mode: CreateMode::Container,
+                mode: CreateMode::Persistent,
+                container: true,
+                ..
+            }
+        ));
+        let op = to_op(Request::CreateContainer(create_req(2))).unwrap();
+        assert!(matches!(
+            op,
+            Op::Create {
+                mode: CreateMode::PersistentSequential,
+                container: true,
                 ..
             }
         ));
@@ -378,10 +455,21 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(
-            to_op(Request::Create(create_req(99))),
-            Err(ErrorCode::BadArguments)
-        );
+        // Unknown flags: refused by prep, with a zxid, as ZooKeeper's error txn.
+        for req in [
+            Request::Create(create_req(99)),
+            Request::Create2(create_req(-1)),
+            Request::CreateContainer(create_req(7)),
+        ] {
+            assert_eq!(
+                to_op(req),
+                Ok(Op::Malformed {
+                    path: "/a".into(),
+                    error: ErrorCode::BadArguments,
+                    whole_multi: false
+                })
+            );
+        }
         let ttl = CreateTtlRequest {
             path: "/t".into(),
             data: None,
@@ -396,6 +484,72 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// ZooKeeper 3.8 re-derives a multi create step's type from its flags (checked
+    /// against it with ckdiff's malformed creates).
+    #[test]
+    fn multi_create_steps_take_their_type_from_their_flags() {
+        let ttl_req = |flags: i32| CreateTtlRequest {
+            path: "/t".into(),
+            data: None,
+            acl: vec![],
+            flags,
+            ttl: 100,
+        };
+        let multi = Request::Multi(MultiRequest {
+            ops: vec![
+                MultiOp::CreateContainer(create_req(3)),
+                MultiOp::CreateTtl(ttl_req(0)),
+                MultiOp::CreateTtl(ttl_req(4)),
+                MultiOp::Create2(create_req(4)),
+                MultiOp::CreateTtl(ttl_req(5)),
+                MultiOp::Create(create_req(9)),
+                MultiOp::Create2(create_req(6)),
+            ],
+        });
+        assert_eq!(
+            Asked::of(&multi).steps,
+            [
+                OpCode::Create,
+                OpCode::Create,
+                OpCode::CreateContainer,
+                OpCode::CreateContainer,
+                OpCode::CreateTtl,
+                OpCode::Create,
+                OpCode::CreateTtl,
+            ]
+        );
+        let Ok(Op::Multi(steps)) = to_op(multi) else {
+            panic!("a multi")
+        };
+        let shape: Vec<_> = steps
+            .iter()
+            .map(|s| match s {
+                Op::Create {
+                    mode,
+                    ttl_ms,
+                    container,
+                    ..
+                } => format!("{mode:?} {ttl_ms:?} {container}"),
+                Op::Malformed {
+                    error, whole_multi, ..
+                } => format!("{error:?} {whole_multi}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "EphemeralSequential None false",
+                "Persistent None false",
+                "Container None true",
+                "Container None true",
+                "PersistentWithTtl Some(100) false",
+                "BadArguments false",
+                "MarshallingError true",
+            ]
+        );
     }
 
     #[test]

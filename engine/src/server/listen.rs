@@ -22,6 +22,11 @@ pub const ORPHAN_LISTENER_WAIT_MS_MAX: u64 = 10_000;
 /// Refuses `addr` when a process already listens on it (on this address or a
 /// wildcard); waits out listeners left by a dead process.
 pub fn probe_bind(addr: SocketAddr) -> Result<(), String> {
+    probe_bind_as("client address", addr)
+}
+
+/// [`probe_bind`] for an address that errors call `what` ("quorum address", ...).
+pub fn probe_bind_as(what: &str, addr: SocketAddr) -> Result<(), String> {
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_millis(ORPHAN_LISTENER_WAIT_MS_MAX);
     let mut announced = false;
@@ -32,12 +37,12 @@ pub fn probe_bind(addr: SocketAddr) -> Result<(), String> {
         }
         if let Some(pid) = inodes.iter().find_map(|i| socket_owner(*i)) {
             return Err(format!(
-                "client address {addr} is already in use by another process (pid {pid})"
+                "{what} {addr} is already in use by another process (pid {pid})"
             ));
         }
         if std::time::Instant::now() > deadline {
             return Err(format!(
-                "client address {addr} is still held by a dead process' sockets"
+                "{what} {addr} is still held by a dead process' sockets"
             ));
         }
         if !announced {

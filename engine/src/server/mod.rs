@@ -1,7 +1,9 @@
 //! The client-facing server: start-up, listening, connections, four-letter words.
 //!
 //! [`run`] checks everything that can be checked before serving (configuration,
-//! directories, the WAL, the port), then starts one executor per core. Core 0 owns
+//! directories, the WAL, the port), then starts one executor per core. An ensemble's
+//! configuration is checked as far as it can be (its ports, the epoch files) and then
+//! refused: replication is not in the runtime yet ([`REPLICATION_UNAVAILABLE`]). Core 0 owns
 //! shard 0 (the only shard for now) and its [`Driver`]; every core accepts clients.
 //! Cross-core traffic is batched: each non-zero core has one uplink (requests, in
 //! `Vec`s) to core 0 and one downlink (replies and events) back.
@@ -27,7 +29,7 @@ use crate::runtime::mailbox::Mailbox;
 use crate::runtime::msg::{ToConn, ToShard};
 use crate::runtime::stats::Stats;
 use conn::CoreCtx;
-use listen::{ConnLimiter, probe_bind};
+use listen::{ConnLimiter, probe_bind, probe_bind_as};
 
 /// Batches in flight on one cross-core link before the sender waits.
 pub const LINK_BATCHES_MAX: usize = 1024;
@@ -79,18 +81,42 @@ struct Shared {
     cores: usize,
 }
 
-/// The number of executors `cfg` asks for.
+/// The number of executors `cfg` asks for; by default half the usable CPUs (at least
+/// one). Today one shard on core 0 executes every request and the other executors only
+/// carry sockets to it, so the CPUs beyond that are worth more to the kernel's network
+/// stack, the WAL's flush threads and clients on the same machine: on 2 CPUs with the
+/// client beside it, a second executor cost 20-25% of get throughput (README,
+/// Benchmarks).
 pub fn core_count(cfg: &Config) -> usize {
     cfg.cores
-        .unwrap_or_else(|| usable_cpus().len())
+        .unwrap_or_else(|| default_cores(usable_cpus().len()))
         .clamp(1, CORES_MAX)
 }
+
+/// Executors to run on `cpus` usable CPUs when `cores` is not set.
+pub fn default_cores(cpus: usize) -> usize {
+    (cpus / 2).clamp(1, CORES_MAX)
+}
+
+/// What [`run`] says to an ensemble's configuration once every check passed.
+pub const REPLICATION_UNAVAILABLE: &str = "replication is not yet available: this \
+    corekeeper runs standalone only, and running ensemble members as independent \
+    standalone servers would let their data diverge. The ensemble configuration is \
+    valid; start a standalone server (no server.N lines, or one) for now";
 
 /// Runs the server until it fails. Start-up errors come back before anything is served.
 pub fn run(cfg: Config) -> Result<(), String> {
     probe_bind(cfg.client_addr)?;
     if let Some(port) = cfg.admin_port {
         probe_bind(std::net::SocketAddr::new(cfg.client_addr.ip(), port))?;
+    }
+    if let Some(ensemble) = &cfg.ensemble {
+        check_ensemble_start(&cfg, ensemble)?;
+        return Err(format!(
+            "server.{} of a {}-server ensemble: {REPLICATION_UNAVAILABLE}",
+            ensemble.my_id,
+            ensemble.servers.len()
+        ));
     }
     let recovered = recover(&cfg)?;
     let cores = core_count(&cfg);
@@ -118,6 +144,52 @@ pub fn run(cfg: Config) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     results.into_iter().collect()
+}
+
+/// What an ensemble member can check before replicating: its quorum and election
+/// ports are free (ZooKeeper binds them at start too) and its epoch files are
+/// readable.
+fn check_ensemble_start(
+    cfg: &Config,
+    ensemble: &crate::config::ensemble::Ensemble,
+) -> Result<(), String> {
+    let me = ensemble.me();
+    // ZooKeeper's quorumListenOnAllIPs binds the peer ports on every address.
+    let all_ips = cfg
+        .passthrough
+        .get("quorumListenOnAllIPs")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    for (what, addr) in [
+        ("quorum address", &me.quorum),
+        ("election address", &me.election),
+    ] {
+        let resolved = resolve(addr).map_err(|e| format!("{what} {addr} ({}): {e}", me.key()))?;
+        let bind = if all_ips {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port)
+        } else {
+            resolved
+        };
+        probe_bind_as(what, bind)?;
+    }
+    let storage = Arc::new(wal::io::OsStorage);
+    crate::runtime::epochs::EpochFiles::open(storage, &cfg.data_dir)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The socket address of a peer address (a host name is looked up; the first answer
+/// is taken, as Java's `InetSocketAddress` does).
+fn resolve(addr: &crate::config::ensemble::PeerAddr) -> Result<std::net::SocketAddr, String> {
+    use crate::config::ensemble::Host;
+    use std::net::ToSocketAddrs;
+    match &addr.host {
+        Host::Ip(ip) => Ok(std::net::SocketAddr::new(*ip, addr.port)),
+        Host::Name(name) => (name.as_str(), addr.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {name}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{name} resolves to no address")),
+    }
 }
 
 async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {

@@ -60,29 +60,72 @@ impl Default for SessionConfig {
     }
 }
 
-/// Hands out session ids the way ZooKeeper does: the server id in the top byte, the
-/// start time in the middle, a counter below. The start time is an input (pure).
+/// Hands out session ids the way ZooKeeper does (`SessionTrackerImpl.
+/// initializeNextSessionId`): the first is `((start_ms << 24) >>> 8) | server_id << 56`
+/// (the server id in the top byte, the low 40 bits of the start time in ms below it,
+/// 16 zero bits for a counter), then one more per session. The start time is an input
+/// (pure); the runtime passes the wall clock, so a restart starts past the ids of
+/// earlier runs unless those handed out more than 65 536 ids per ms they ran.
+///
+/// Invariants: every id keeps the server id in its top byte (the counter wraps within
+/// the low 56 bits rather than carry into it), so two servers' ids never collide; no
+/// id is 0 (no session) or `i64::MIN` (ZooKeeper's container-node owner).
+/// [`SessionIdGen::resume`] also starts above every session id of this server that
+/// recovery brought back.
 #[derive(Debug, Clone)]
 pub struct SessionIdGen {
-    next: i64,
+    /// `server_id << 56`.
+    prefix: i64,
+    /// The low 56 bits of the next id.
+    counter: u64,
 }
 
+/// The bits of a session id below the server id.
+const SESSION_COUNTER_MASK: u64 = (1 << 56) - 1;
+
 impl SessionIdGen {
+    /// ZooKeeper's first id for `server_id` started at `start_ms`.
     pub fn new(server_id: u8, start_ms: i64) -> Self {
-        let base = ((start_ms << 24) as u64 >> 8) as i64;
+        let base = ((start_ms << 24) as u64) >> 8;
         SessionIdGen {
-            next: base | ((server_id as i64) << 56),
+            prefix: i64::from(server_id) << 56,
+            counter: base & SESSION_COUNTER_MASK,
         }
     }
 
-    /// A fresh id, never 0.
-    pub fn next_id(&mut self) -> i64 {
-        if self.next == 0 {
-            self.next = 1;
+    /// As [`SessionIdGen::new`], but never below an id in `existing` (the sessions
+    /// recovered from the snapshot and log) that this server handed out: a clock that
+    /// went back across a restart cannot make it reuse a live session's id.
+    pub fn resume(server_id: u8, start_ms: i64, existing: impl IntoIterator<Item = i64>) -> Self {
+        let mut ids = SessionIdGen::new(server_id, start_ms);
+        for id in existing {
+            if id & !(SESSION_COUNTER_MASK as i64) == ids.prefix {
+                let after = ((id as u64) & SESSION_COUNTER_MASK) + 1;
+                ids.counter = ids.counter.max(after & SESSION_COUNTER_MASK);
+            }
         }
-        let id = self.next;
-        self.next = self.next.wrapping_add(1);
-        id
+        ids
+    }
+
+    /// The server id these ids carry.
+    pub fn server_id(&self) -> u8 {
+        (self.prefix >> 56) as u8
+    }
+
+    /// A fresh id, never 0 nor `i64::MIN`.
+    pub fn next_id(&mut self) -> i64 {
+        loop {
+            let id = self.prefix | self.counter as i64;
+            self.counter = (self.counter + 1) & SESSION_COUNTER_MASK;
+            debug_assert_eq!(
+                id & !(SESSION_COUNTER_MASK as i64),
+                self.prefix,
+                "the counter stays below the server id byte, so servers never collide"
+            );
+            if id != 0 && id != i64::MIN {
+                return id;
+            }
+        }
     }
 }
 
@@ -289,5 +332,99 @@ mod tests {
         let a = g.next_id();
         assert_eq!(a >> 56, 3);
         assert_eq!(g.next_id(), a + 1);
+        assert_eq!(g.server_id(), 3);
+    }
+
+    #[test]
+    fn id_gen_matches_zookeepers_formula() {
+        // Java: ((Time.currentElapsedTime() << 24) >>> 8) | (id << 56)
+        for (server, ms) in [(0u8, 0i64), (1, 1_765_000_000_123), (7, i64::MAX), (255, 1)] {
+            let java = ((((ms << 24) as u64) >> 8) as i64) | (i64::from(server) << 56);
+            let mut g = SessionIdGen::new(server, ms);
+            let first = g.next_id();
+            if java != 0 && java != i64::MIN {
+                assert_eq!(first, java, "server {server} at {ms}");
+            }
+        }
+        // Standalone (server 0) at time 0 would start at 0, which means "no session".
+        assert_eq!(SessionIdGen::new(0, 0).next_id(), 1);
+        // Server 128 at time 0 would start at ZooKeeper's container owner.
+        assert_eq!(SessionIdGen::new(128, 0).next_id(), i64::MIN + 1);
+    }
+
+    #[test]
+    fn two_servers_ids_never_collide() {
+        // Same start time, neighbouring times, and a counter about to wrap: each
+        // server's ids keep its own top byte.
+        let near_wrap = (SESSION_COUNTER_MASK >> 16) as i64; // the last ms before wrap
+        for (t1, t2) in [
+            (1_765_000_000_000, 1_765_000_000_000),
+            (5, 6),
+            (near_wrap, 0),
+        ] {
+            let mut a = SessionIdGen::new(1, t1);
+            let mut b = SessionIdGen::new(2, t2);
+            let ids_a: BTreeSet<i64> = (0..70_000).map(|_| a.next_id()).collect();
+            let ids_b: BTreeSet<i64> = (0..70_000).map(|_| b.next_id()).collect();
+            assert_eq!((ids_a.len(), ids_b.len()), (70_000, 70_000));
+            assert!(
+                ids_a.is_disjoint(&ids_b),
+                "servers 1 and 2 at {t1} and {t2}"
+            );
+            assert!(ids_a.iter().all(|id| id >> 56 == 1));
+            assert!(ids_b.iter().all(|id| id >> 56 == 2));
+        }
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any two distinct servers, started at any times (the clock may even
+            /// differ wildly between them), hand out disjoint ids.
+            #[test]
+            fn distinct_servers_never_collide(
+                a in any::<u8>(),
+                b in any::<u8>(),
+                ta in any::<i64>(),
+                tb in any::<i64>(),
+                n in 1usize..2000,
+            ) {
+                prop_assume!(a != b);
+                let mut ga = SessionIdGen::new(a, ta);
+                let mut gb = SessionIdGen::new(b, tb);
+                let ids_a: BTreeSet<i64> = (0..n).map(|_| ga.next_id()).collect();
+                let ids_b: BTreeSet<i64> = (0..n).map(|_| gb.next_id()).collect();
+                prop_assert_eq!(ids_a.len(), n);
+                prop_assert!(ids_a.is_disjoint(&ids_b));
+                prop_assert!(!ids_a.contains(&0) && !ids_a.contains(&i64::MIN));
+            }
+        }
+    }
+
+    #[test]
+    fn a_restart_never_reuses_a_recovered_sessions_id() {
+        let t = 1_765_000_000_000;
+        let mut before = SessionIdGen::new(2, t);
+        let live: Vec<i64> = (0..100_000).map(|_| before.next_id()).collect();
+        // The restart comes 1 ms later (100 000 ids span more than 1 ms of base), at
+        // the same ms, and after the clock went back an hour.
+        for restart_ms in [t + 1, t, t - 3_600_000] {
+            // Other servers' sessions (and server 0's) do not move this server's ids.
+            let others = [(i64::from(3u8) << 56) | 0xffff_ffff, 5];
+            let mut after = SessionIdGen::resume(2, restart_ms, live.iter().copied().chain(others));
+            let fresh: BTreeSet<i64> = (0..1000).map(|_| after.next_id()).collect();
+            assert!(
+                live.iter().all(|id| !fresh.contains(id)),
+                "restart at {restart_ms}"
+            );
+            assert!(fresh.iter().all(|id| id >> 56 == 2));
+        }
+        // With nothing recovered, resume is new.
+        assert_eq!(
+            SessionIdGen::resume(2, t, []).next_id(),
+            SessionIdGen::new(2, t).next_id()
+        );
     }
 }

@@ -12,6 +12,10 @@
 //! - Watches belong to the connection, as in ZooKeeper: when it closes while still
 //!   serving its session, the session's watches go (the client re-registers them with
 //!   `setWatches` when it reconnects).
+//! - A watch event reaches a session only if the event's ACL grants READ to the ids
+//!   its connection holds at that moment ([`Clients::event_conn`]; ZooKeeper's fix of
+//!   CVE-2024-23944): a session never hears of changes to a node it may not read. The
+//!   superuser and world-readable nodes pass, as in every ACL check.
 //!
 //! Invariant: `session_conn` maps a session to a connection that `conns` knows and that
 //! serves that session.
@@ -19,14 +23,16 @@
 use std::collections::HashMap;
 
 use transport::jute::connect::{CONNECT_PASSWD_BYTES, ConnectRequest, ConnectResponse};
-use transport::jute::{ErrorCode, Id};
+use transport::jute::{ErrorCode, Id, perms};
 
 use super::core::{ClientRef, ConnId, Now, Reply, ShardCore};
 use crate::op::{Op, SESSION_PASSWORD_LEN};
 use crate::runtime::msg::ToConn;
 use crate::session::SessionIdGen;
 use crate::shard::Action;
+use crate::tree::acl;
 use crate::tree::read::ReadResult;
+use crate::tree::watch::WatchEvent;
 use crate::txn::TxnResult;
 
 /// The xid a connection's `CreateSession` gets, so its reply becomes the handshake's
@@ -61,6 +67,26 @@ impl Clients {
     /// The connection serving `session`, if any.
     pub fn conn_of(&self, session: i64) -> Option<ConnId> {
         self.session_conn.get(&session).copied()
+    }
+
+    /// The connection to deliver `event` to: its session's, when that connection's ids
+    /// may read the node the event is about; `None` drops the event (no connection, or
+    /// no READ permission).
+    pub fn event_conn(&self, event: &WatchEvent) -> Option<ConnId> {
+        let conn = self.conn_of(event.session)?;
+        let info = self.conns.get(&conn);
+        debug_assert!(info.is_some(), "a session's connection is known");
+        let auth = info.map_or(&[][..], |c| c.auth.as_slice());
+        if acl::check(&event.acl, perms::READ, auth) {
+            Some(conn)
+        } else {
+            tracing::trace!(
+                session = format_args!("0x{:x}", event.session),
+                path = event.path,
+                "watch event not delivered: no READ permission"
+            );
+            None
+        }
     }
 
     /// Connections known.
@@ -269,4 +295,121 @@ fn connect_response(
         passwd.copy_from_slice(&s.password[..CONNECT_PASSWD_BYTES]);
     }
     ConnectResponse::for_request(req, timeout, session, passwd, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prep::PrepConfig;
+    use crate::session::SessionConfig;
+    use crate::shard::core::Now;
+    use crate::tree::AclList;
+    use crate::tree::acl::{AclConfig, auth_ids};
+    use crate::txn::Db;
+    use transport::jute::{Acl, EventType};
+
+    const CONN: ConnId = ConnId { core: 0, id: 1 };
+
+    /// A table with one connection that has just opened a new session (its id).
+    fn connected() -> (Clients, ShardCore, i64) {
+        let mut core = ShardCore::new(
+            Db::new(SessionConfig::from_tick(2000)),
+            PrepConfig::default(),
+        );
+        let mut clients = Clients::new(SessionIdGen::new(0, 1_700_000_000_000));
+        let req = ConnectRequest {
+            time_out: 10_000,
+            ..Default::default()
+        };
+        let (mut out, mut actions) = (Vec::new(), Vec::new());
+        let ip = Id::new("ip", "127.0.0.1");
+        clients.connect(
+            &mut core,
+            CONN,
+            req,
+            ip,
+            [7; SESSION_PASSWORD_LEN],
+            Now::at(0),
+            &mut out,
+            &mut actions,
+        );
+        let session = clients.conns[&CONN].session;
+        assert_eq!(clients.conn_of(session), Some(CONN));
+        (clients, core, session)
+    }
+
+    fn event(session: i64, acl: Vec<Acl>) -> WatchEvent {
+        WatchEvent {
+            session,
+            kind: EventType::NodeDataChanged,
+            path: "/n".into(),
+            acl: AclList::from(acl),
+        }
+    }
+
+    fn add_auth(clients: &mut Clients, session: i64, user_password: &str, cfg: &AclConfig) {
+        let ids = auth_ids("digest", user_password.as_bytes(), cfg).unwrap();
+        let client = ClientRef {
+            conn: CONN,
+            session,
+            xid: -4,
+        };
+        clients.auth(client, ids, &mut Vec::new());
+    }
+
+    fn digest_acl(user_password: &str, perms: i32) -> Acl {
+        Acl {
+            perms,
+            id: Id::new("digest", acl::digest(user_password)),
+        }
+    }
+
+    /// CVE-2024-23944: an event about a node the session may not read is dropped; it
+    /// is delivered once the connection holds an id that may (or the superuser's).
+    #[test]
+    fn events_reach_only_sessions_that_may_read_the_node() {
+        let cfg = AclConfig::with_super_password("super:test");
+        let (mut clients, _core, s) = connected();
+        let u1_only = vec![digest_acl("u1:p1", perms::ALL)];
+        let u1_write = vec![
+            digest_acl("u1:p1", perms::WRITE | perms::DELETE),
+            Acl {
+                perms: perms::CREATE,
+                id: Id::anyone(),
+            },
+        ];
+        assert_eq!(clients.event_conn(&event(s, u1_only.clone())), None);
+        assert_eq!(
+            clients.event_conn(&event(s, u1_write.clone())),
+            None,
+            "permissions other than READ do not count"
+        );
+        let world_read = vec![
+            digest_acl("u1:p1", perms::ALL),
+            Acl {
+                perms: perms::READ,
+                id: Id::anyone(),
+            },
+        ];
+        assert_eq!(clients.event_conn(&event(s, world_read)), Some(CONN));
+        assert_eq!(clients.event_conn(&event(s, Vec::new())), Some(CONN));
+        let ip_read = vec![Acl {
+            perms: perms::READ,
+            id: Id::new("ip", "127.0.0.0/8"),
+        }];
+        assert_eq!(clients.event_conn(&event(s, ip_read)), Some(CONN));
+
+        add_auth(&mut clients, s, "u2:p2", &cfg);
+        assert_eq!(clients.event_conn(&event(s, u1_only.clone())), None);
+        add_auth(&mut clients, s, "u1:p1", &cfg);
+        assert_eq!(clients.event_conn(&event(s, u1_only.clone())), Some(CONN));
+        assert_eq!(clients.event_conn(&event(s, u1_write.clone())), None);
+
+        let (mut clients, _core, s) = connected();
+        add_auth(&mut clients, s, "super:test", &cfg);
+        assert_eq!(clients.event_conn(&event(s, u1_write)), Some(CONN));
+
+        assert_eq!(clients.closed(CONN), Some(s));
+        assert_eq!(clients.event_conn(&event(s, Vec::new())), None);
+    }
 }

@@ -1,20 +1,37 @@
 //! `Committer`: when the shard's WAL is appended to and flushed, as a pure state machine.
 //!
-//! The driver appends what [`Committer::persist`] hands back, starts the flush that
-//! [`Committer::next_flush`] asks for, and reports its end to [`Committer::flushed`];
-//! the returned watermark goes to `ShardCore::durable`. Rules:
-//! - **Batch** (group commit, the default): everything persisted is appended at once;
-//!   at most [`FLUSHES_INFLIGHT_MAX`] flush runs at a time, off the shard's core, and
-//!   each covers everything appended when it started (the flush is the batching
-//!   window, as in ZooKeeper's SyncRequestProcessor without its timer). One flush in
-//!   flight: the WAL's syncer serialises flushes under one lock, so a second would only
-//!   queue behind the first on the syncer's lock (`wal/src/group.rs`).
+//! The driver appends what [`Committer::persist`] and [`Committer::next_flush`] hand
+//! back, starts the flush that `next_flush` asks for, and reports its end to
+//! [`Committer::flushed`]; the returned watermark goes to `ShardCore::durable`. Rules:
+//! - **Batch** (group commit, the default): persisted txns wait in memory until a
+//!   flush starts, then are appended all at once (one `pwrite` per flush, not one per
+//!   driver pass: a txn cannot become durable before the next flush starts anyway);
+//!   up to `flushes_max` flushes (config `flushesInflightMax`, at most
+//!   [`FLUSHES_INFLIGHT_MAX`]) run at a time, off the shard's core; each covers what was
+//!   appended since the previous one started (the running flushes are the batching
+//!   window, as in ZooKeeper's SyncRequestProcessor without its timer). The WAL's
+//!   syncer lets flushes overlap: each writes from the durable end, so the one that
+//!   ends has made all it covered durable (`wal/src/group.rs`); a flush's end reports
+//!   the WAL's watermark.
+//!
+//!   Measured (ckbench, corekeeper alone, `--cores 1`, 100 B setData, one 4 s run per
+//!   setting, interleaved, twice, on the 2-core dev machine with builds running beside
+//!   it, 2026-12-06): overlapping flushes did not pay on this virtio ext4 disk, whose
+//!   flushes serialise in the journal anyway. set 1x8: 18.5k / 17.3k / 15.7k ops/s and
+//!   13.1k / 10.7k / 12.0k for 1 / 2 / 4 flushes; set 4x4: 30.9k / 29.2k / 22.0k and
+//!   31.1k / 25.9k / 23.9k; set 8x16: 125k-147k (1) vs 123k-132k (2); set 1x1
+//!   2.7k-2.9k either way. So the default is one flush in flight; a disk that can
+//!   overlap flushes (several NVMe queues) can take `flushesInflightMax` > 1. These
+//!   runs had noisy neighbours: treat differences under ~20% as noise.
 //! - **Always**: one txn is appended and flushed at a time, each with a flush of its
 //!   own; the others wait, in order, unappended.
-//! - **Never**: nothing reaches the disk; the watermark moves inline (benchmarks).
+//! - **Never**: appended at every pass, nothing reaches the disk; the watermark moves
+//!   inline (benchmarks).
 //!
-//! Invariants: `durable <= appended`; the watermark only rises; nothing is reported
-//! durable that was not appended before the flush that covers it started.
+//! Invariants: `durable <= covered <= appended`; the watermark only rises; nothing is
+//! reported durable that was not appended before the flush that covers it started (a
+//! flush's thread may start after more was appended, and then covers that too); a
+//! flush starts only with something new to cover.
 
 use std::collections::VecDeque;
 
@@ -22,8 +39,13 @@ use rkyv::util::AlignedVec;
 
 use crate::config::SyncPolicy;
 
-/// Flushes running at once.
-pub const FLUSHES_INFLIGHT_MAX: usize = 1;
+/// Upper bound on flushes running at once (the `flushesInflightMax` setting).
+pub const FLUSHES_INFLIGHT_MAX: usize = 8;
+/// Flushes running at once unless configured: see the module docs for the measurements.
+pub const FLUSHES_INFLIGHT_DEFAULT: usize = 1;
+
+const _: () =
+    assert!(FLUSHES_INFLIGHT_DEFAULT >= 1 && FLUSHES_INFLIGHT_DEFAULT <= FLUSHES_INFLIGHT_MAX);
 
 /// A flush to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +61,13 @@ pub enum Flush {
 pub struct Committer {
     policy: SyncPolicy,
     appended: i64,
+    /// The highest zxid a started flush covers.
+    covered: i64,
     durable: i64,
     flushing: usize,
-    /// `Always`: txns waiting for their own append + flush, oldest first.
+    flushes_max: usize,
+    /// `Always`: txns waiting for their own append + flush; `Batch`: for the next
+    /// flush; oldest first.
     held: VecDeque<(i64, AlignedVec)>,
 }
 
@@ -51,10 +77,29 @@ impl Committer {
         Committer {
             policy,
             appended: last_zxid,
+            covered: last_zxid,
             durable: last_zxid,
             flushing: 0,
+            flushes_max: FLUSHES_INFLIGHT_DEFAULT,
             held: VecDeque::new(),
         }
+    }
+
+    /// Lets up to `n` flushes run at once (`Batch` only; 1..=[`FLUSHES_INFLIGHT_MAX`]).
+    pub fn with_flushes_max(mut self, n: usize) -> Self {
+        debug_assert!((1..=FLUSHES_INFLIGHT_MAX).contains(&n), "config bounds it");
+        self.flushes_max = n.clamp(1, FLUSHES_INFLIGHT_MAX);
+        self
+    }
+
+    /// The highest zxid a started flush covers.
+    pub fn covered(&self) -> i64 {
+        self.covered
+    }
+
+    /// Flushes running now.
+    pub fn flushing(&self) -> usize {
+        self.flushing
     }
 
     pub fn durable(&self) -> i64 {
@@ -77,8 +122,8 @@ impl Committer {
             "txns are persisted in zxid order"
         );
         match self.policy {
-            SyncPolicy::Always => self.held.push_back((zxid, bytes)),
-            SyncPolicy::Batch | SyncPolicy::Never => {
+            SyncPolicy::Always | SyncPolicy::Batch => self.held.push_back((zxid, bytes)),
+            SyncPolicy::Never => {
                 debug_assert!(append.last().is_none_or(|(z, _)| *z < zxid));
                 append.push((zxid, bytes));
             }
@@ -94,18 +139,33 @@ impl Committer {
     /// The flush to start now, if any; `Always` first hands one held txn to `append`
     /// (the caller appends it before flushing).
     pub fn next_flush(&mut self, append: &mut Vec<(i64, AlignedVec)>) -> Option<Flush> {
-        if self.flushing >= FLUSHES_INFLIGHT_MAX {
+        let max = match self.policy {
+            SyncPolicy::Batch => self.flushes_max,
+            SyncPolicy::Always | SyncPolicy::Never => 1,
+        };
+        if self.flushing >= max {
             return None;
         }
-        if self.policy == SyncPolicy::Always && self.appended == self.durable {
-            let (zxid, bytes) = self.held.pop_front()?;
-            append.push((zxid, bytes));
-            self.appended = zxid;
+        match self.policy {
+            SyncPolicy::Always if self.appended == self.durable => {
+                let (zxid, bytes) = self.held.pop_front()?;
+                append.push((zxid, bytes));
+                self.appended = zxid;
+            }
+            SyncPolicy::Batch => {
+                if let Some(&(last, _)) = self.held.back() {
+                    debug_assert!(append.last().is_none_or(|(z, _)| *z < self.held[0].0));
+                    append.extend(self.held.drain(..));
+                    self.appended = last;
+                }
+            }
+            _ => {}
         }
-        if self.appended <= self.durable {
+        if self.appended <= self.covered {
             return None;
         }
         let covers = self.appended;
+        self.covered = covers;
         if self.policy == SyncPolicy::Never {
             return Some(Flush::Inline { covers });
         }
@@ -120,11 +180,14 @@ impl Committer {
             debug_assert!(self.flushing > 0, "a flush was running");
             self.flushing -= 1;
         }
+        // A flush covers what the WAL holds when its thread starts, which may be more
+        // than `covers` said when it was scheduled: never more than was appended.
         debug_assert!(
             zxid <= self.appended,
             "only appended records become durable"
         );
         self.durable = self.durable.max(zxid);
+        self.covered = self.covered.max(self.durable);
         self.durable
     }
 }
@@ -137,29 +200,70 @@ mod tests {
         AlignedVec::new()
     }
 
+    /// The zxids in `append`, which it then empties (the driver appended them).
+    fn took(append: &mut Vec<(i64, AlignedVec)>) -> Vec<i64> {
+        append.drain(..).map(|(z, _)| z).collect()
+    }
+
     #[test]
-    fn batch_flushes_one_at_a_time_covering_all_appended() {
-        let mut c = Committer::new(SyncPolicy::Batch, 0);
+    fn batch_appends_when_a_flush_starts_and_flushes_one_at_a_time() {
+        let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(1);
         let mut append = Vec::new();
         c.persist(1, bytes(), &mut append);
         c.persist(2, bytes(), &mut append);
-        assert_eq!(append.len(), 2);
-        c.appended_to(2);
+        assert!(append.is_empty(), "held until a flush starts");
+        assert_eq!(c.backlog(), 2);
         assert_eq!(
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 2 })
         );
-        append.clear();
+        assert_eq!(took(&mut append), [1, 2], "one append for the flush");
         c.persist(3, bytes(), &mut append);
-        c.appended_to(3);
         assert_eq!(c.next_flush(&mut append), None, "one flush in flight");
+        assert!(append.is_empty(), "3 waits for the next flush");
         assert_eq!(c.flushed(2, false), 2);
         assert_eq!(
             c.next_flush(&mut append),
             Some(Flush::Background { covers: 3 })
         );
+        assert_eq!(took(&mut append), [3]);
         assert_eq!(c.flushed(3, false), 3);
         assert_eq!(c.backlog(), 0);
+    }
+
+    #[test]
+    fn batch_overlaps_flushes_each_covering_what_is_new() {
+        let mut c = Committer::new(SyncPolicy::Batch, 0).with_flushes_max(2);
+        let mut append = Vec::new();
+        c.persist(1, bytes(), &mut append);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 1 })
+        );
+        assert_eq!(took(&mut append), [1]);
+        assert_eq!(c.next_flush(&mut append), None, "nothing new to cover");
+        c.persist(2, bytes(), &mut append);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 2 })
+        );
+        assert_eq!(took(&mut append), [2]);
+        c.persist(3, bytes(), &mut append);
+        assert_eq!(c.next_flush(&mut append), None, "two flushes in flight");
+        // The second ends first and made 1..=2 durable.
+        assert_eq!(c.flushed(2, false), 2);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 3 })
+        );
+        assert_eq!(took(&mut append), [3]);
+        assert_eq!(
+            c.flushed(2, false),
+            2,
+            "the first ends: the WAL says 2 still"
+        );
+        assert_eq!(c.flushed(3, false), 3);
+        assert_eq!((c.backlog(), c.flushing()), (0, 0));
     }
 
     #[test]

@@ -12,4 +12,4 @@ pub mod clients;
 pub mod commit;
 pub mod core;
 
-pub use self::core::{Action, ClientRef, ConnId, Now, Reply, ShardCore};
+pub use self::core::{Action, ClientRef, ConnId, Now, Reply, Role, ShardCore};

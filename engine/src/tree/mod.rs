@@ -386,6 +386,7 @@ impl DataTree {
         }
         parent.children.insert(name.to_string());
         parent.fix_lengths();
+        let parent_acl = parent.acl.clone();
         let stat = Stat {
             czxid: zxid,
             mzxid: zxid,
@@ -395,11 +396,12 @@ impl DataTree {
             ephemeral_owner: kind.ephemeral_owner(),
             ..Stat::default()
         };
-        let node = Node::new(data, self.intern(acl), stat, kind);
+        let acl = self.intern(acl);
+        let node = Node::new(data, acl.clone(), stat, kind);
         let stat = node.client_stat();
         self.index(p, kind);
         self.nodes.insert(p.into(), node);
-        self.watches.created(p, events);
+        self.watches.created(p, &acl, &parent_acl, events);
         Ok(stat)
     }
 
@@ -416,12 +418,10 @@ impl DataTree {
         }
         let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
         let kind = node.kind;
-        if let Some(node) = self.nodes.remove(p) {
-            // A snapshot image may still hold a copy of the node (and so its ACL): the
-            // cache's sweep forgets the ACL once the image is gone.
-            self.release(node.acl);
-        }
+        let removed = self.nodes.remove(p);
+        debug_assert!(removed.is_some(), "the node was just found");
         self.unindex(p, kind);
+        let mut parent_acl = None;
         if let Some(parent) = self.node_mut(parent_path) {
             parent.children.remove(path::name(p));
             // ZooKeeper moves pzxid forward only (a replayed older delete must not move
@@ -429,8 +429,18 @@ impl DataTree {
             // see the delete as one more change (`Node::client_stat`).
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
             parent.fix_lengths();
+            parent_acl = Some(parent.acl.clone());
         }
-        self.watches.deleted(p, events);
+        debug_assert!(parent_acl.is_some(), "a node's parent is in the tree");
+        if let Some(node) = removed {
+            // The events carry the deleted node's ACL: who may not read the node does
+            // not hear of its deletion.
+            let parent_acl = parent_acl.unwrap_or_else(|| node.acl.clone());
+            self.watches.deleted(p, &node.acl, &parent_acl, events);
+            // A snapshot image (or an event) may still hold the ACL: the cache's
+            // sweep forgets it once they are gone.
+            self.release(node.acl);
+        }
         Ok(())
     }
 
@@ -451,7 +461,8 @@ impl DataTree {
         node.stat.mtime = time_ms;
         node.fix_lengths();
         let stat = node.client_stat();
-        self.watches.data_changed(p, events);
+        let acl = node.acl.clone();
+        self.watches.data_changed(p, &acl, events);
         Ok(stat)
     }
 

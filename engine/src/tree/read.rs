@@ -230,13 +230,9 @@ fn set_watches(tree: &mut DataTree, session: i64, op: &Op) -> Result<ReadResult,
     }
     let rel = *relative_zxid;
     let mut events = Vec::new();
-    let mut owe = |kind: EventType, p: &str| {
-        events.push(WatchEvent {
-            session,
-            kind,
-            path: p.to_string(),
-        })
-    };
+    // What a reconnecting client missed, sent without an ACL check, as ZooKeeper's
+    // `DataTree.setWatches` does (its CVE-2024-23944 fix checks triggered watches only).
+    let mut owe = |kind: EventType, p: &str| events.push(WatchEvent::unchecked(session, kind, p));
     let mut register = Vec::new();
     for p in data {
         match tree.get(p) {

@@ -14,12 +14,20 @@
 //! order (see `DataTree`). A session may hold at most `watches_per_session_max`
 //! registrations (a path in a table counts once); beyond that registering fails with
 //! `QuotaExceeded`.
+//!
+//! Every event carries the ACL a session must be granted READ by to receive it
+//! (ZooKeeper's fix of CVE-2024-23944): the changed node's, or for
+//! `NodeChildrenChanged` the parent's (the node whose children changed); recursive
+//! watchers on ancestors are checked against the changed node's ACL too. The check
+//! itself is made where the session's ids are known (`shard::clients`): a one-shot
+//! watch that fires is consumed whether or not its event is then delivered, as in
+//! ZooKeeper.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use transport::jute::{AddWatchMode, ErrorCode, EventType, WatcherType};
 
-use super::path;
+use super::{AclList, path};
 
 /// Default limit of watch registrations per session.
 pub const WATCHES_PER_SESSION_MAX_DEFAULT: usize = 100_000;
@@ -54,6 +62,23 @@ pub struct WatchEvent {
     pub session: i64,
     pub kind: EventType,
     pub path: String,
+    /// Delivered only if this ACL grants the session READ (see the module docs). Empty
+    /// for events that need no check (an empty ACL allows everything, as in
+    /// ZooKeeper's `checkACL`): those `setWatches` owes, which ZooKeeper sends
+    /// unchecked too.
+    pub acl: AclList,
+}
+
+impl WatchEvent {
+    /// An event that any session may receive (no ACL to check).
+    pub fn unchecked(session: i64, kind: EventType, path: &str) -> WatchEvent {
+        WatchEvent {
+            session,
+            kind,
+            path: path.to_string(),
+            acl: AclList::from(Vec::new()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -290,37 +315,52 @@ impl WatchManager {
         skip: &BTreeSet<i64>,
         kind: EventType,
         path: &str,
+        acl: &AclList,
     ) {
         for &session in sessions.difference(skip) {
             out.push(WatchEvent {
                 session,
                 kind,
                 path: path.to_string(),
+                acl: acl.clone(),
             });
         }
     }
 
-    /// A node was created: `NodeCreated` on it, `NodeChildrenChanged` on its parent.
-    pub fn created(&mut self, path: &str, out: &mut Vec<WatchEvent>) {
+    /// A node with `acl` was created under a parent with `parent_acl`: `NodeCreated`
+    /// on it, `NodeChildrenChanged` on its parent.
+    pub fn created(
+        &mut self,
+        path: &str,
+        acl: &AclList,
+        parent_acl: &AclList,
+        out: &mut Vec<WatchEvent>,
+    ) {
         let none = BTreeSet::new();
         let hit = self.data.trigger(path, EventType::NodeCreated);
-        Self::emit(out, &hit, &none, EventType::NodeCreated, path);
-        self.parent_changed(path, out);
+        Self::emit(out, &hit, &none, EventType::NodeCreated, path, acl);
+        self.parent_changed(path, parent_acl, out);
     }
 
-    /// A node was deleted: `NodeDeleted` to its data and child watchers (each once),
-    /// `NodeChildrenChanged` on its parent.
-    pub fn deleted(&mut self, path: &str, out: &mut Vec<WatchEvent>) {
+    /// A node with `acl` was deleted from a parent with `parent_acl`: `NodeDeleted` to
+    /// its data and child watchers (each once), `NodeChildrenChanged` on its parent.
+    pub fn deleted(
+        &mut self,
+        path: &str,
+        acl: &AclList,
+        parent_acl: &AclList,
+        out: &mut Vec<WatchEvent>,
+    ) {
         let none = BTreeSet::new();
         let hit = self.data.trigger(path, EventType::NodeDeleted);
-        Self::emit(out, &hit, &none, EventType::NodeDeleted, path);
+        Self::emit(out, &hit, &none, EventType::NodeDeleted, path, acl);
         let child_hit = self.child.trigger(path, EventType::NodeDeleted);
-        Self::emit(out, &child_hit, &hit, EventType::NodeDeleted, path);
-        self.parent_changed(path, out);
+        Self::emit(out, &child_hit, &hit, EventType::NodeDeleted, path, acl);
+        self.parent_changed(path, parent_acl, out);
     }
 
-    /// A node's data changed: `NodeDataChanged`.
-    pub fn data_changed(&mut self, path: &str, out: &mut Vec<WatchEvent>) {
+    /// The data of a node with `acl` changed: `NodeDataChanged`.
+    pub fn data_changed(&mut self, path: &str, acl: &AclList, out: &mut Vec<WatchEvent>) {
         let hit = self.data.trigger(path, EventType::NodeDataChanged);
         Self::emit(
             out,
@@ -328,10 +368,11 @@ impl WatchManager {
             &BTreeSet::new(),
             EventType::NodeDataChanged,
             path,
+            acl,
         );
     }
 
-    fn parent_changed(&mut self, path: &str, out: &mut Vec<WatchEvent>) {
+    fn parent_changed(&mut self, path: &str, parent_acl: &AclList, out: &mut Vec<WatchEvent>) {
         if let Some(parent) = path::parent(path) {
             let hit = self.child.trigger(parent, EventType::NodeChildrenChanged);
             Self::emit(
@@ -340,6 +381,7 @@ impl WatchManager {
                 &BTreeSet::new(),
                 EventType::NodeChildrenChanged,
                 parent,
+                parent_acl,
             );
         }
     }
@@ -349,6 +391,7 @@ impl WatchManager {
 mod tests {
     use super::*;
     use EventType::*;
+    use transport::jute::{Acl, Id, perms};
 
     #[test]
     fn total_counts_every_sessions_registrations() {
@@ -365,11 +408,12 @@ mod tests {
     }
 
     fn ev(session: i64, kind: EventType, path: &str) -> WatchEvent {
-        WatchEvent {
-            session,
-            kind,
-            path: path.to_string(),
-        }
+        WatchEvent::unchecked(session, kind, path)
+    }
+
+    /// The ACL the tests' nodes have: empty, which lets everyone read.
+    fn open() -> AclList {
+        AclList::from(Vec::new())
     }
 
     #[test]
@@ -380,10 +424,10 @@ mod tests {
         w.add(WatchTable::Child, "/", 2, WatchMode::Standard)
             .unwrap();
         let mut out = vec![];
-        w.data_changed("/a", &mut out);
-        w.data_changed("/a", &mut out);
-        w.created("/b", &mut out);
-        w.created("/c", &mut out);
+        w.data_changed("/a", &open(), &mut out);
+        w.data_changed("/a", &open(), &mut out);
+        w.created("/b", &open(), &open(), &mut out);
+        w.created("/c", &open(), &open(), &mut out);
         assert_eq!(
             out,
             vec![
@@ -404,7 +448,7 @@ mod tests {
         w.add(WatchTable::Child, "/a", 2, WatchMode::Standard)
             .unwrap();
         let mut out = vec![];
-        w.deleted("/a", &mut out);
+        w.deleted("/a", &open(), &open(), &mut out);
         assert_eq!(
             out,
             vec![ev(1, NodeDeleted, "/a"), ev(2, NodeDeleted, "/a")]
@@ -417,11 +461,11 @@ mod tests {
         let mut w = WatchManager::default();
         w.add_persistent("/a", 7, AddWatchMode::Persistent).unwrap();
         let mut out = vec![];
-        w.deleted("/a", &mut out);
-        w.created("/a", &mut out);
-        w.created("/a/x", &mut out);
-        w.data_changed("/a", &mut out);
-        w.data_changed("/a/x", &mut out);
+        w.deleted("/a", &open(), &open(), &mut out);
+        w.created("/a", &open(), &open(), &mut out);
+        w.created("/a/x", &open(), &open(), &mut out);
+        w.data_changed("/a", &open(), &mut out);
+        w.data_changed("/a/x", &open(), &mut out);
         assert_eq!(
             out,
             vec![
@@ -440,11 +484,11 @@ mod tests {
         w.add_persistent("/a", 7, AddWatchMode::PersistentRecursive)
             .unwrap();
         let mut out = vec![];
-        w.created("/a/b", &mut out);
-        w.created("/a/b/c", &mut out);
-        w.data_changed("/a/b/c", &mut out);
-        w.deleted("/a/b/c", &mut out);
-        w.created("/ab", &mut out);
+        w.created("/a/b", &open(), &open(), &mut out);
+        w.created("/a/b/c", &open(), &open(), &mut out);
+        w.data_changed("/a/b/c", &open(), &mut out);
+        w.deleted("/a/b/c", &open(), &open(), &mut out);
+        w.created("/ab", &open(), &open(), &mut out);
         assert_eq!(
             out,
             vec![
@@ -463,8 +507,8 @@ mod tests {
         w.add(WatchTable::Data, "/a", 1, WatchMode::Standard)
             .unwrap();
         let mut out = vec![];
-        w.data_changed("/a", &mut out);
-        w.data_changed("/a", &mut out);
+        w.data_changed("/a", &open(), &mut out);
+        w.data_changed("/a", &open(), &mut out);
         assert_eq!(out.len(), 2);
     }
 
@@ -499,5 +543,63 @@ mod tests {
         w.remove_session(1);
         assert_eq!(w.count(1), 0);
         assert_eq!(w.count(2), 1);
+    }
+
+    fn digest_only(user: &str) -> AclList {
+        AclList::from(vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("digest", format!("{user}:hash")),
+        }])
+    }
+
+    /// CVE-2024-23944: each event names the ACL its receiver must be allowed to read
+    /// by: the changed node's, the parent's for NodeChildrenChanged, the changed
+    /// node's (not the watched ancestor's) for a recursive watch.
+    #[test]
+    fn events_carry_the_acl_that_guards_them() {
+        let (node, parent, other) = (digest_only("n"), digest_only("p"), digest_only("o"));
+        let mut w = WatchManager::default();
+        w.add(WatchTable::Data, "/p/x", 1, WatchMode::Standard)
+            .unwrap();
+        w.add(WatchTable::Child, "/p", 2, WatchMode::Standard)
+            .unwrap();
+        w.add_persistent("/", 3, AddWatchMode::PersistentRecursive)
+            .unwrap();
+        let mut out = vec![];
+        w.created("/p/x", &node, &parent, &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|e| (e.session, e.kind, e.acl.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, NodeCreated, node.clone()),
+                (3, NodeCreated, node.clone()),
+                (2, NodeChildrenChanged, parent.clone()),
+            ]
+        );
+        out.clear();
+        w.add(WatchTable::Data, "/p/x", 1, WatchMode::Standard)
+            .unwrap();
+        w.add(WatchTable::Child, "/p/x", 2, WatchMode::Standard)
+            .unwrap();
+        w.data_changed("/p/x", &other, &mut out);
+        w.deleted("/p/x", &node, &parent, &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|e| (e.session, e.kind, e.acl.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, NodeDataChanged, other.clone()),
+                (3, NodeDataChanged, other),
+                (3, NodeDeleted, node.clone()),
+                (2, NodeDeleted, node),
+            ]
+        );
+        // The one-shot watches fired (consumed) whether or not they will be delivered.
+        assert_eq!(w.count(1) + w.count(2), 0);
     }
 }

@@ -20,8 +20,12 @@
 //!   election to a server without it, and a leader could propose in its epoch with
 //!   a log that later leaders truncate wrongly (both found by review and
 //!   `tests/sim_cluster.rs`). Call [`Leader::start`] once after `new`.
-//! - [`Leader::propose`] assigns the next zxid of `E` and pushes `Persist` for the
-//!   leader's own WAL and a `Proposal` to every synchronised participant. The leader
+//! - The leader owns zxids: [`Leader::next_zxid`] says which the next proposal of `E`
+//!   gets (or why none is taken now), the shard preps its txn with it
+//!   (`ShardCore::lead_from` starts prep at the epoch's base), and [`Leader::propose`]
+//!   takes the txn only with that zxid, pushing `Persist` for the leader's own WAL and
+//!   a `Proposal` to every synchronised participant. Asking first means a refusal never
+//!   strands a txn that prep already counted. The leader
 //!   counts toward a quorum only from [`Leader::persisted`] (its own durability), as a
 //!   follower does from its acks.
 //! - [`Leader::step`] takes `Ack` (cumulative durable zxid), `AckNewLeader`, and
@@ -161,6 +165,8 @@ pub enum ProposeError {
     ZxidExhausted(Epoch),
     #[error("not ready: a majority has not acknowledged NEWLEADER yet")]
     NotReady,
+    #[error("txn prepped with zxid {zxid:#x}, but the next zxid is {expected:#x}")]
+    NotNext { zxid: Zxid, expected: Zxid },
 }
 
 /// How a (re)connecting follower was synchronised.
@@ -417,18 +423,17 @@ impl Leader {
         }
     }
 
-    /// Assign the next zxid to `txn` and replicate it. Refused beyond
-    /// `proposals_inflight_max` uncommitted proposals, and before the leader is ready.
-    pub fn propose(&mut self, txn: TxnBytes, out: &mut Vec<Action>) -> Result<Zxid, ProposeError> {
+    /// The zxid the next proposal must carry, or why none is taken now (not ready,
+    /// `proposals_inflight_max` uncommitted proposals, the epoch's counter exhausted).
+    /// The leader is the one owner of zxids: the caller asks here, preps its txn with
+    /// this zxid (the zxid is inside the txn's bytes), then calls [`Leader::propose`]
+    /// in the same step, so a refusal never strands a prepped txn.
+    pub fn next_zxid(&self) -> Result<Zxid, ProposeError> {
         if !self.ready {
             return Err(ProposeError::NotReady);
         }
-        if txn.len() > TXN_BYTES_MAX {
-            return Err(ProposeError::TxnTooLarge { len: txn.len() });
-        }
         let inflight = self.inflight();
         if inflight >= self.limits.proposals_inflight_max {
-            self.stats.throttled += 1;
             return Err(ProposeError::Throttled {
                 inflight,
                 max: self.limits.proposals_inflight_max,
@@ -441,7 +446,35 @@ impl Leader {
         } else {
             1
         };
-        let zxid = make_zxid(self.epoch, counter);
+        Ok(make_zxid(self.epoch, counter))
+    }
+
+    /// Replicates `txn`, prepped with `zxid`, which must be [`Leader::next_zxid`]
+    /// (refused otherwise, as are txns over [`TXN_BYTES_MAX`]: callers bound the
+    /// size of what they prep).
+    pub fn propose(
+        &mut self,
+        zxid: Zxid,
+        txn: TxnBytes,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProposeError> {
+        let expected = match self.next_zxid() {
+            Ok(z) => z,
+            Err(e) => {
+                if matches!(e, ProposeError::Throttled { .. }) {
+                    self.stats.throttled += 1;
+                }
+                return Err(e);
+            }
+        };
+        if zxid != expected {
+            debug_assert!(false, "proposed {zxid:#x}, the next zxid is {expected:#x}");
+            return Err(ProposeError::NotNext { zxid, expected });
+        }
+        if txn.len() > TXN_BYTES_MAX {
+            return Err(ProposeError::TxnTooLarge { len: txn.len() });
+        }
+        let counter = counter_of(zxid);
         debug_assert!(zxid > self.last_zxid, "zxids strictly increase");
         debug_assert!(
             counter == 1 || self.last_zxid == zxid - 1,
@@ -478,7 +511,7 @@ impl Leader {
             self.inflight() <= self.limits.proposals_inflight_max,
             "in-flight proposals stay within the limit"
         );
-        Ok(zxid)
+        Ok(())
     }
 
     /// Disconnect every synchronised voter more than `follower_lag_proposals_max`

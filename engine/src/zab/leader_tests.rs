@@ -5,6 +5,39 @@ use crate::zab::{Action, Body, Limits, Msg, PROPOSALS_INFLIGHT_MAX, Role, TxnByt
 
 const E: Epoch = 1;
 
+/// Asks for the next zxid and proposes `txn` with it, as the shard does (a refusal of
+/// `next_zxid` comes back from `propose` too, which counts it).
+fn propose(l: &mut Leader, txn: TxnBytes, out: &mut Vec<Action>) -> Result<Zxid, ProposeError> {
+    let zxid = l.next_zxid().unwrap_or(0);
+    l.propose(zxid, txn, out).map(|()| zxid)
+}
+
+#[test]
+fn a_txn_prepped_with_another_zxid_is_refused() {
+    let mut l = leader_with(Limits::default());
+    let mut out = Vec::new();
+    let next = l.next_zxid().unwrap();
+    assert_eq!(next, l.next_zxid().unwrap(), "asking assigns nothing");
+    let wrong = next + 1;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        l.propose(wrong, txn(1), &mut Vec::new())
+    }));
+    if cfg!(debug_assertions) {
+        assert!(r.is_err(), "a debug build asserts");
+    } else {
+        assert_eq!(
+            r.unwrap(),
+            Err(ProposeError::NotNext {
+                zxid: wrong,
+                expected: next
+            })
+        );
+    }
+    let mut l = leader_with(Limits::default());
+    assert_eq!(propose(&mut l, txn(1), &mut out), Ok(next));
+    assert_eq!(l.next_zxid(), Ok(next + 1));
+}
+
 fn members(voters: &[ServerId], observers: &[ServerId]) -> Vec<Member> {
     let p = voters.iter().map(|&id| Member {
         id,
@@ -91,7 +124,7 @@ fn sent_to(out: &[Action], id: ServerId) -> Vec<Body> {
 fn propose_persists_and_sends_proposals_to_voters_only() {
     let mut l = leader();
     let mut out = Vec::new();
-    let zx = l.propose(txn(1), &mut out).unwrap();
+    let zx = propose(&mut l, txn(1), &mut out).unwrap();
     assert_eq!(zx, z(1));
     assert_eq!(
         out[0],
@@ -111,7 +144,7 @@ fn propose_persists_and_sends_proposals_to_voters_only() {
     }
     assert!(sent_to(&out, 4).is_empty(), "observers get no proposals");
     assert_eq!(
-        l.propose(txn(2), &mut out).unwrap(),
+        propose(&mut l, txn(2), &mut out).unwrap(),
         z(2),
         "zxids are contiguous"
     );
@@ -122,7 +155,7 @@ fn commits_in_order_on_a_durable_majority() {
     let mut l = leader();
     let mut out = Vec::new();
     for i in 1..=3 {
-        l.propose(txn(i), &mut out).unwrap();
+        propose(&mut l, txn(i), &mut out).unwrap();
     }
     // One follower alone is not a majority of 3 while the leader is not durable.
     assert!(commits(&ack(&mut l, 2, z(3))).is_empty());
@@ -157,7 +190,7 @@ fn commits_in_order_on_a_durable_majority() {
 fn followers_alone_can_form_the_majority() {
     let mut l = leader();
     let mut out = Vec::new();
-    l.propose(txn(1), &mut out).unwrap();
+    propose(&mut l, txn(1), &mut out).unwrap();
     ack(&mut l, 2, z(1));
     assert_eq!(commits(&ack(&mut l, 3, z(1))), vec![z(1)]);
 }
@@ -169,7 +202,7 @@ fn single_voter_commits_on_its_own_durability() {
     let mut out = Vec::new();
     l.start(&mut out);
     assert_eq!(out, vec![Action::SetCurrentEpoch(E)], "a majority alone");
-    l.propose(txn(1), &mut out).unwrap();
+    propose(&mut l, txn(1), &mut out).unwrap();
     out.clear();
     l.persisted(z(1), &mut out).unwrap();
     assert_eq!(commits(&out), vec![z(1)]);
@@ -186,7 +219,7 @@ fn five_voters_need_three() {
     newleader_ack(&mut l, 2);
     assert!(!l.is_ready(), "two of five");
     newleader_ack(&mut l, 3);
-    l.propose(txn(1), &mut out).unwrap();
+    propose(&mut l, txn(1), &mut out).unwrap();
     l.persisted(z(1), &mut out).unwrap();
     assert!(commits(&ack(&mut l, 2, z(1))).is_empty());
     assert_eq!(commits(&ack(&mut l, 5, z(1))), vec![z(1)]);
@@ -202,10 +235,10 @@ fn throttles_at_the_inflight_limit() {
     let mut l = leader_with(limits);
     let mut out = Vec::new();
     for _ in 0..4 {
-        l.propose(txn(0), &mut out).unwrap();
+        propose(&mut l, txn(0), &mut out).unwrap();
     }
     assert_eq!(
-        l.propose(txn(0), &mut out),
+        propose(&mut l, txn(0), &mut out),
         Err(ProposeError::Throttled {
             inflight: 4,
             max: 4
@@ -215,7 +248,7 @@ fn throttles_at_the_inflight_limit() {
     l.persisted(z(2), &mut out).unwrap();
     ack(&mut l, 2, z(2));
     assert_eq!(
-        l.propose(txn(0), &mut out),
+        propose(&mut l, txn(0), &mut out),
         Ok(z(5)),
         "commits open the window"
     );
@@ -229,11 +262,11 @@ fn throttles_at_the_default_limit() {
     l.follower_connected(2, 0, &mut out).unwrap();
     newleader_ack(&mut l, 2);
     for _ in 0..PROPOSALS_INFLIGHT_MAX {
-        l.propose(txn(0), &mut out).unwrap();
+        propose(&mut l, txn(0), &mut out).unwrap();
         out.clear();
     }
     assert!(matches!(
-        l.propose(txn(0), &mut out),
+        propose(&mut l, txn(0), &mut out),
         Err(ProposeError::Throttled { .. })
     ));
 }
@@ -244,7 +277,7 @@ fn refuses_oversized_txns() {
     let big: TxnBytes = Arc::from(vec![0u8; crate::zab::TXN_BYTES_MAX + 1]);
     let mut out = Vec::new();
     assert!(matches!(
-        l.propose(big, &mut out),
+        propose(&mut l, big, &mut out),
         Err(ProposeError::TxnTooLarge { .. })
     ));
     assert!(out.is_empty());
@@ -254,7 +287,7 @@ fn refuses_oversized_txns() {
 fn ignores_stale_epochs_unknown_senders_and_bad_acks() {
     let mut l = leader();
     let mut out = Vec::new();
-    l.propose(txn(1), &mut out).unwrap();
+    propose(&mut l, txn(1), &mut out).unwrap();
     l.persisted(z(1), &mut out).unwrap();
     out.clear();
     l.step(2, Msg::new(E + 1, Body::Ack { zxid: z(1) }), &mut out)
@@ -280,7 +313,7 @@ fn duplicate_and_regressing_acks_are_harmless() {
     let mut l = leader();
     let mut out = Vec::new();
     for i in 1..=2 {
-        l.propose(txn(i), &mut out).unwrap();
+        propose(&mut l, txn(i), &mut out).unwrap();
     }
     l.persisted(z(2), &mut out).unwrap();
     assert_eq!(commits(&ack(&mut l, 2, z(2))), vec![z(2)]);
@@ -295,13 +328,13 @@ fn duplicate_and_regressing_acks_are_harmless() {
 fn acks_from_a_disconnected_follower_are_not_counted() {
     let mut l = leader();
     let mut out = Vec::new();
-    l.propose(txn(1), &mut out).unwrap();
+    propose(&mut l, txn(1), &mut out).unwrap();
     l.persisted(z(1), &mut out).unwrap();
     l.follower_disconnected(2).unwrap();
     assert!(ack(&mut l, 2, z(1)).is_empty());
     assert_eq!(l.stats().acks_unsynced, 1);
     out.clear();
-    l.propose(txn(2), &mut out).unwrap();
+    propose(&mut l, txn(2), &mut out).unwrap();
     assert!(
         sent_to(&out, 2).is_empty(),
         "no stream to a disconnected follower"
@@ -356,7 +389,7 @@ fn diff_when_the_follower_is_in_the_log() {
     assert_eq!(sent_to(&out, 3).len(), 1 + 3 + 1 + 1);
     // In-flight proposals follow the commit.
     let e2 = make_zxid(2, 1);
-    l.propose(txn(9), &mut out).unwrap();
+    propose(&mut l, txn(9), &mut out).unwrap();
     out.clear();
     l.follower_connected(2, z(5), &mut out).unwrap();
     assert_eq!(
@@ -377,7 +410,7 @@ fn diff_when_the_follower_is_in_the_log() {
 fn observers_are_synchronised_with_informs_of_committed_txns_only() {
     let mut l = leader_with_history();
     let mut out = Vec::new();
-    l.propose(txn(9), &mut out).unwrap();
+    propose(&mut l, txn(9), &mut out).unwrap();
     out.clear();
     l.follower_connected(4, z(3), &mut out).unwrap();
     assert_eq!(
@@ -414,7 +447,7 @@ fn trunc_when_the_follower_has_txns_the_leader_never_had() {
         ]
     );
     out.clear();
-    l.propose(txn(9), &mut out).unwrap();
+    propose(&mut l, txn(9), &mut out).unwrap();
     out.clear();
     assert_eq!(
         l.follower_connected(3, z(6), &mut out).unwrap(),
@@ -481,7 +514,7 @@ fn committed_log_is_trimmed_to_its_limit() {
     let mut l = leader_with(limits);
     let mut out = Vec::new();
     for _ in 0..10 {
-        let zx = l.propose(txn(0), &mut out).unwrap();
+        let zx = propose(&mut l, txn(0), &mut out).unwrap();
         l.persisted(zx, &mut out).unwrap();
         ack(&mut l, 2, zx);
     }
@@ -504,12 +537,12 @@ fn drops_a_voter_that_lags_too_far() {
     let mut l = leader_with(limits);
     let mut out = Vec::new();
     for c in 1..=3 {
-        l.propose(txn(0), &mut out).unwrap();
+        propose(&mut l, txn(0), &mut out).unwrap();
         l.persisted(z(c), &mut out).unwrap();
         ack(&mut l, 2, z(c));
     }
     assert!(!out.contains(&Action::Disconnect { to: 3 }));
-    l.propose(txn(0), &mut out).unwrap();
+    propose(&mut l, txn(0), &mut out).unwrap();
     assert!(out.contains(&Action::Disconnect { to: 3 }));
     assert!(!l.is_synced(3) && l.is_synced(2));
     assert_eq!(l.stats().lagging_dropped, 1);
@@ -619,7 +652,10 @@ fn the_initial_history_commits_only_once_a_majority_has_it() {
     );
     // Nothing is proposed or committed before a majority acknowledged NEWLEADER.
     let mut out = Vec::new();
-    assert_eq!(l.propose(txn(9), &mut out), Err(ProposeError::NotReady));
+    assert_eq!(
+        propose(&mut l, txn(9), &mut out),
+        Err(ProposeError::NotReady)
+    );
     let out = ack_in(&mut l, 2, 2, z(4));
     assert!(commits(&out).is_empty(), "a plain ack is not NEWLEADER's");
     // 2 acknowledges NEWLEADER (it holds all of it): with the leader, a majority.
@@ -628,7 +664,7 @@ fn the_initial_history_commits_only_once_a_majority_has_it() {
     l.step(2, msg, &mut out).unwrap();
     assert_eq!(out[0], Action::SetCurrentEpoch(2));
     assert_eq!(commits(&out), vec![z(4)], "the initial history commits");
-    let zxid = l.propose(txn(9), &mut out).unwrap();
+    let zxid = propose(&mut l, txn(9), &mut out).unwrap();
     assert_eq!(zxid, make_zxid(2, 1));
     let out = ack_in(&mut l, 2, 3, make_zxid(2, 1));
     assert!(

@@ -27,7 +27,9 @@
 //!
 //! What ZooKeeper 3.8 does differently on purpose or by accident is not generated
 //! (see [`steps`]): mixed watch kinds on one session and path (3.8's watch manager
-//! keeps one mode; corekeeper follows 3.9), malformed create flags.
+//! keeps one mode; corekeeper follows 3.9). Malformed creates are (unknown flags,
+//! modes an opcode cannot carry, standalone and inside multis): corekeeper answers
+//! them as ZooKeeper 3.8 does.
 //!
 //! Known differences can be masked ([`Known`]); a seed that differs only in a masked
 //! way passes and is counted as showing that difference, so the flag can go once a
@@ -120,13 +122,10 @@ impl Connector for TcpConnector {
 /// Known differences that may be masked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Known {
-    /// corekeeper does not bump the parent's cversion when a child is deleted (so
-    /// sequential suffixes, taken from the cversion, differ too).
+    /// corekeeper did not bump the parent's cversion when a child was deleted (so
+    /// sequential suffixes, taken from the cversion, differed too). Fixed; the mask
+    /// stays for comparing older builds.
     pub cversion_on_delete: bool,
-    /// corekeeper delivers watch events for nodes the watching session may not read;
-    /// ZooKeeper (3.8.4, 3.9.2, Debian's 3.8.0-11+deb12u2: the fix of CVE-2024-23944)
-    /// drops them. Masked by generating only ACLs that let world read.
-    pub watch_acl: bool,
 }
 
 impl Known {
@@ -135,9 +134,6 @@ impl Known {
         let mut v = Vec::new();
         if self.cversion_on_delete {
             v.push("cversion-on-delete");
-        }
-        if self.watch_acl {
-            v.push("watch-acl");
         }
         v
     }
@@ -835,9 +831,6 @@ impl Runner<'_> {
             }
         }
         let mut generator = Generator::new(seed);
-        if self.opts.known.watch_acl {
-            generator = generator.world_readable();
-        }
         let mut known_seen = false;
         for i in 0..self.opts.ops {
             let step = generator.next_step();
@@ -1031,7 +1024,7 @@ impl Runner<'_> {
 
 /// Usage text.
 pub const USAGE: &str = "usage: ckdiff --a HOST:PORT --b HOST:PORT [--seed S] [--seeds N] [--ops M]
-              [--ignore cversion-on-delete,watch-acl] [--prefix-a PATH] [--prefix-b PATH]
+              [--ignore cversion-on-delete] [--prefix-a PATH] [--prefix-b PATH]
               [--reply-timeout-ms MS] [--verbose] [--trace]
 Sends the same seeded random client ops to both servers (seeds S..S+N, M ops each,
 under /d<seed>) and reports every difference in replies and watch events.
@@ -1080,7 +1073,6 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
                 for what in value.split(',') {
                     match what {
                         "cversion-on-delete" => opts.known.cversion_on_delete = true,
-                        "watch-acl" => opts.known.watch_acl = true,
                         other => return Err(format!("--ignore: unknown difference {other}")),
                     }
                 }

@@ -120,7 +120,6 @@ pub struct Generator {
     containers: BTreeSet<String>,
     open: Vec<bool>,
     steps: usize,
-    world_readable: bool,
     /// The kind of watch each (session, path) was first given.
     styles: BTreeMap<(usize, String), Style>,
     /// Sessions that ever set a watch on a path ([`ADMIN`] holds the root's).
@@ -157,18 +156,9 @@ impl Generator {
             containers: BTreeSet::new(),
             open: Vec::new(),
             steps: 0,
-            world_readable: false,
             styles: BTreeMap::new(),
             watched_by: BTreeMap::from([(String::new(), BTreeSet::from([ADMIN]))]),
         }
-    }
-
-    /// Makes every valid ACL grant READ to world:anyone, so that no watch event is
-    /// for a node its watcher may not read (ZooKeeper drops those, see
-    /// `Known::watch_acl`).
-    pub fn world_readable(mut self) -> Generator {
-        self.world_readable = true;
-        self
     }
 
     /// Whether `rel` was ever created as a container (by a create side a answered).
@@ -450,8 +440,9 @@ impl Generator {
 
     /// An ACL. Every valid one grants READ and DELETE to identities the cleanup
     /// session holds (world, or one of [`CREDENTIALS`]), so a seed's tree can always be
-    /// removed afterwards (a setACL may restrict a node that has children); with
-    /// [`Generator::world_readable`], every valid one grants READ to world.
+    /// removed afterwards (a setACL may restrict a node that has children). Some grant
+    /// world no READ, so that watchers who may not read a node are not told of its
+    /// changes (ZooKeeper's fix of CVE-2024-23944).
     fn acl(&mut self) -> Vec<Acl> {
         let digest = |cred: &str, p: i32| Acl {
             perms: p,
@@ -465,23 +456,16 @@ impl Generator {
         match self.rng.below(12) {
             0..=2 => Acl::open_unsafe(),
             3 => vec![world(READ), digest("u1:p1", ALL)],
-            4 if self.world_readable => vec![digest("u1:p1", ALL), world(READ)],
             4 => vec![digest("u1:p1", ALL)],
             5 => vec![digest("u2:p2", READ | DELETE | ADMIN), world(READ)],
             6 => vec![world(CREATE | DELETE | READ | WRITE)],
             // Read-only for world; DELETE for u2 lets the cleanup remove children
             // that were created before a setACL made the node read-only.
             7 => vec![world(READ), digest("u2:p2", DELETE)],
-            8 => {
-                let mut acl = vec![Acl {
-                    perms: ALL,
-                    id: Id::new("auth", ""),
-                }];
-                if self.world_readable {
-                    acl.push(world(READ));
-                }
-                acl
-            }
+            8 => vec![Acl {
+                perms: ALL,
+                id: Id::new("auth", ""),
+            }],
             9 => vec![world(ALL), world(ALL), digest("u2:p2", ALL)],
             10 => Vec::new(),
             _ => vec![
@@ -498,9 +482,9 @@ impl Generator {
         }
     }
 
-    /// A create of any kind; `odd` allows requests no client sends (modes an opcode
-    /// cannot carry, bad TTLs).
-    fn create_request(&mut self, odd: bool) -> MultiOp {
+    /// A create of any kind, 12% of them requests no client sends (modes an opcode
+    /// cannot carry, bad TTLs, unknown flags), standalone and in multis alike.
+    fn create_request(&mut self) -> MultiOp {
         let path = self.create_path();
         let data = self.data();
         let acl = self.acl();
@@ -524,34 +508,42 @@ impl Generator {
             CreateMode::EphemeralSequential,
         ];
         let r = self.rng.below(100);
-        match if odd { r } else { r % 90 } {
+        match r {
             0..30 => MultiOp::Create(plain(self.rng.pick(&modes).code())),
-            30..60 => MultiOp::Create2(plain(self.rng.pick(&modes).code())),
-            60..75 => MultiOp::CreateContainer(plain(CreateMode::Container.code())),
-            75..90 => {
+            30..58 => MultiOp::Create2(plain(self.rng.pick(&modes).code())),
+            58..72 => MultiOp::CreateContainer(plain(CreateMode::Container.code())),
+            72..88 => {
                 let mode = *self.rng.pick(&[
                     CreateMode::PersistentWithTtl,
                     CreateMode::PersistentSequentialWithTtl,
                 ]);
                 MultiOp::CreateTtl(ttl(mode.code(), TTL_MS))
             }
-            // What real clients do not send: modes an opcode cannot carry, bad TTLs.
-            // Not generated, as known differences no client meets: unknown flag values
-            // (ZooKeeper refuses them with a zxid, corekeeper without) and
-            // createContainer with sequential flags (a sequential container in
-            // ZooKeeper, a plain one in corekeeper).
-            90..93 => MultiOp::Create2(plain(*self.rng.pick(&[4, 5, 6]))),
-            93..95 => MultiOp::CreateContainer(plain(*self.rng.pick(&[0, 1, 5, 6]))),
-            95..98 => MultiOp::CreateTtl(ttl(
+            // What real clients do not send: modes an opcode cannot carry (inside a
+            // multi, ZooKeeper 3.8 re-derives a step's type from them), bad TTLs,
+            // flag values no mode has.
+            88..91 => MultiOp::Create2(plain(*self.rng.pick(&[4, 5, 6]))),
+            91..93 => MultiOp::Create(plain(*self.rng.pick(&[4, 5, 6]))),
+            93..95 => MultiOp::CreateContainer(plain(*self.rng.pick(&[0, 1, 2, 3, 5, 6]))),
+            95..97 => MultiOp::CreateTtl(ttl(
                 CreateMode::PersistentWithTtl.code(),
                 *self.rng.pick(&[0, -1, 1 << 40, i64::MAX]),
             )),
-            _ => MultiOp::CreateTtl(ttl(*self.rng.pick(&[0, 1, 2, 4]), TTL_MS)),
+            97 => MultiOp::CreateTtl(ttl(*self.rng.pick(&[0, 1, 2, 3, 4]), TTL_MS)),
+            _ => {
+                let flags = *self.rng.pick(&[7, -1, 8, 1 << 20]);
+                match self.rng.below(4) {
+                    0 => MultiOp::Create(plain(flags)),
+                    1 => MultiOp::Create2(plain(flags)),
+                    2 => MultiOp::CreateContainer(plain(flags)),
+                    _ => MultiOp::CreateTtl(ttl(flags, TTL_MS)),
+                }
+            }
         }
     }
 
     fn create(&mut self) -> Request {
-        match self.create_request(true) {
+        match self.create_request() {
             MultiOp::Create(r) => Request::Create(r),
             MultiOp::Create2(r) => Request::Create2(r),
             MultiOp::CreateContainer(r) => Request::CreateContainer(r),
@@ -568,12 +560,9 @@ impl Generator {
         };
         let ops = (0..n)
             .map(|_| match self.rng.below(100) {
-                // Only well-formed creates: ZooKeeper 3.8 re-derives a multi step's
-                // type from its flags (a createContainer step without the container
-                // flag makes a plain node, a createTTL step without a TTL mode drops
-                // the TTL, a create2 step with TTL flags fails the whole multi with
-                // MARSHALLINGERROR), which no client meets.
-                0..35 => self.create_request(false),
+                // Malformed creates too: ZooKeeper 3.8 re-derives a multi step's type
+                // from its flags (see `engine::server::convert`).
+                0..35 => self.create_request(),
                 35..60 => {
                     let path = self.path();
                     let version = self.version(&path, |s| s.version);

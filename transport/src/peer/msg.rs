@@ -286,6 +286,27 @@ pub struct Sync {
     pub session: i64,
 }
 
+/// The first frame on every link, from the server that dialled: who it is and which
+/// of its ports it dialled, so the acceptor can refuse a stranger, a server that
+/// should be dialled instead, or a link to the wrong port (ZooKeeper's
+/// QuorumCnxManager initial message: protocol version, sid, address).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug), compare(PartialEq))]
+pub struct Hello {
+    /// Must be [`HELLO_PROTOCOL`].
+    pub protocol: u32,
+    pub server_id: u64,
+    /// Which port: [`HELLO_PORT_ELECTION`] or [`HELLO_PORT_QUORUM`].
+    pub port: u8,
+}
+
+/// The peer protocol's version, in [`Hello::protocol`].
+pub const HELLO_PROTOCOL: u32 = 1;
+/// [`Hello::port`]: the election port.
+pub const HELLO_PORT_ELECTION: u8 = 1;
+/// [`Hello::port`]: the quorum port.
+pub const HELLO_PORT_QUORUM: u8 = 2;
+
 /// Every message two replicas exchange, one frame each.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[rkyv(derive(Debug), compare(PartialEq))]
@@ -330,6 +351,8 @@ pub enum PeerMsg {
     RevalidateReply(RevalidateReply),
     /// See [`Sync`].
     Sync(Sync),
+    /// See [`Hello`].
+    Hello(Hello),
 }
 
 impl PeerMsg {
@@ -375,12 +398,13 @@ impl PeerMsg {
             PeerMsg::Revalidate(_) => 17,
             PeerMsg::RevalidateReply(_) => 18,
             PeerMsg::Sync(_) => 19,
+            PeerMsg::Hello(_) => 20,
         }
     }
 }
 
 /// Names of the messages, in enum order.
-const NAMES: [&str; 20] = [
+const NAMES: [&str; 21] = [
     "VOTE",
     "FOLLOWERINFO",
     "LEADERINFO",
@@ -401,6 +425,7 @@ const NAMES: [&str; 20] = [
     "REVALIDATE",
     "REVALIDATEREPLY",
     "SYNC",
+    "HELLO",
 ];
 
 impl ArchivedPeerMsg {
@@ -435,6 +460,7 @@ impl ArchivedPeerMsg {
             ArchivedPeerMsg::Revalidate(_) => 17,
             ArchivedPeerMsg::RevalidateReply(_) => 18,
             ArchivedPeerMsg::Sync(_) => 19,
+            ArchivedPeerMsg::Hello(_) => 20,
         }
     }
 }

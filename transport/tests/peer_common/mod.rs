@@ -129,6 +129,13 @@ pub fn peer_msg() -> impl Strategy<Value = PeerMsg> {
             RevalidateReply { session, valid }
         )),
         any::<i64>().prop_map(|session| PeerMsg::Sync(Sync { session })),
+        (any::<u32>(), any::<u64>(), any::<u8>()).prop_map(|(protocol, server_id, port)| {
+            PeerMsg::Hello(Hello {
+                protocol,
+                server_id,
+                port,
+            })
+        }),
     ]
 }
 
@@ -207,6 +214,11 @@ pub fn one_of_each() -> Vec<PeerMsg> {
             valid: true,
         }),
         PeerMsg::Sync(Sync { session: 0x100 }),
+        PeerMsg::Hello(Hello {
+            protocol: HELLO_PROTOCOL,
+            server_id: 3,
+            port: HELLO_PORT_QUORUM,
+        }),
     ]
 }
 

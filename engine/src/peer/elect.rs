@@ -1,0 +1,219 @@
+//! Fast leader election over the election port: the pure [`Election`] core driven by
+//! real links ([`PeerNet`]) and a timer, on the executor that owns the port.
+//!
+//! The runner is IO only: notifications that arrive are converted
+//! (`zab::wire::from_peer`) and stepped into the core in arrival order; the core's
+//! `Send`s go out on the links (a peer without a link misses it, and the core's
+//! re-broadcast makes up for it once the link is back); the core ticks every
+//! [`ELECTION_TICK_MS`]. A decision is kept and reported to the `on_decided` callback;
+//! [`ElectionRunner::look`] starts a new round (at start, and whenever Zab loses its
+//! leader or quorum). A frame on the election port that is not a vote is ignored and
+//! counted; a malformed one drops its link (`PeerNet`).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::{Task, spawn_local, timer};
+use transport::peer::{ArchivedPeerMsg, HELLO_PORT_ELECTION};
+
+use super::net::{NetEvent, PeerNet, PortSpec};
+use crate::runtime::mailbox::Mailbox;
+use crate::zab::election::{Decision, Election, ElectionAction, ElectionConfig, Notification};
+use crate::zab::wire::{Incoming, from_peer, vote_to_peer};
+use crate::zab::{Epoch, Role, ServerId, Zxid};
+
+/// Period of the election core's clock.
+pub const ELECTION_TICK_MS: u64 = 10;
+/// Notifications stepped per wake-up (the rest wait for the next).
+pub const ELECTION_BATCH_MAX: usize = 256;
+
+/// Ticks of [`ELECTION_TICK_MS`] for the core's timing, as ZooKeeper's defaults give
+/// them: 200 ms of quiet after a majority agrees (finalizeWait), re-broadcast after
+/// 50 ms idle, backing off to 2 s.
+pub fn election_timing(id: ServerId, role: Role, voters: Vec<ServerId>) -> ElectionConfig {
+    ElectionConfig {
+        id,
+        role,
+        voters,
+        finalize_ticks: (200 / ELECTION_TICK_MS) as u32,
+        resend_ticks_min: (50 / ELECTION_TICK_MS) as u32,
+        resend_ticks_max: (2_000 / ELECTION_TICK_MS) as u32,
+    }
+}
+
+type OnDecided = Box<dyn Fn(&Decision)>;
+
+/// One server's election, running.
+pub struct ElectionRunner {
+    me: ServerId,
+    election: RefCell<Election>,
+    net: Rc<PeerNet>,
+    decided: RefCell<Option<Decision>>,
+    on_decided: OnDecided,
+    /// Frames on the election port that were not votes.
+    ignored: Cell<u64>,
+    task: RefCell<Option<Task<()>>>,
+}
+
+impl ElectionRunner {
+    /// Binds the election port, starts looking with this server's history
+    /// (`last_zxid`, `epoch`) and reports each decision to `on_decided`.
+    pub fn start(
+        spec: PortSpec,
+        cfg: ElectionConfig,
+        last_zxid: Zxid,
+        epoch: Epoch,
+        on_decided: impl Fn(&Decision) + 'static,
+    ) -> Result<Rc<ElectionRunner>, String> {
+        debug_assert_eq!(
+            spec.port, HELLO_PORT_ELECTION,
+            "votes travel on the election port"
+        );
+        let roles: Vec<(ServerId, Role)> = spec
+            .peers
+            .iter()
+            .map(|(id, _)| {
+                let role = if cfg.voters.contains(id) {
+                    Role::Participant
+                } else {
+                    Role::Observer
+                };
+                (*id, role)
+            })
+            .collect();
+        let election = Election::new(cfg).map_err(|e| e.to_string())?;
+        let inbox: Rc<Mailbox<(ServerId, Notification)>> = Rc::new(Mailbox::new());
+        let ignored = Rc::new(Cell::new(0u64));
+        let net = {
+            let (inbox, ignored) = (inbox.clone(), ignored.clone());
+            PeerNet::start(spec.clone(), move |e| {
+                if let NetEvent::Msg(link, m) = e {
+                    let role = roles
+                        .iter()
+                        .find(|(id, _)| *id == link.peer)
+                        .map_or(Role::Observer, |(_, r)| *r);
+                    match vote_of(link.peer, role, m) {
+                        Some(n) => inbox.push((link.peer, n)),
+                        None => ignored.set(ignored.get() + 1),
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot listen on election address {}: {e}", spec.listen))?
+        };
+        let runner = Rc::new(ElectionRunner {
+            me: spec.me,
+            election: RefCell::new(election),
+            net,
+            decided: RefCell::new(None),
+            on_decided: Box::new(on_decided),
+            ignored: Cell::new(0),
+            task: RefCell::new(None),
+        });
+        runner.look(last_zxid, epoch);
+        let task = spawn_local(run(Rc::downgrade(&runner), inbox, ignored));
+        *runner.task.borrow_mut() = Some(task);
+        Ok(runner)
+    }
+
+    /// Starts a new round from this history (Zab lost its leader or quorum).
+    pub fn look(&self, last_zxid: Zxid, epoch: Epoch) {
+        *self.decided.borrow_mut() = None;
+        let mut out = Vec::new();
+        self.election.borrow_mut().look(last_zxid, epoch, &mut out);
+        self.carry_out(out);
+    }
+
+    /// The decision of the current round, once made.
+    pub fn decided(&self) -> Option<Decision> {
+        self.decided.borrow().clone()
+    }
+
+    /// Election-port frames that were not votes.
+    pub fn ignored(&self) -> u64 {
+        self.ignored.get()
+    }
+
+    /// Stops the election and closes the port.
+    pub fn stop(&self) {
+        self.task.borrow_mut().take();
+        self.net.stop();
+    }
+
+    fn carry_out(&self, out: Vec<ElectionAction>) {
+        for a in out {
+            match a {
+                ElectionAction::Send { to, n } => {
+                    // No link: the core re-broadcasts once idle.
+                    let _ = self.net.send(to, &vote_to_peer(self.me, &n));
+                }
+                ElectionAction::Decided(d) => {
+                    tracing::info!(leader = d.vote.leader, state = ?d.state, round = d.round, "election decided");
+                    (self.on_decided)(&d);
+                    *self.decided.borrow_mut() = Some(d);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ElectionRunner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The notification in `m` from `from`, if it is one.
+fn vote_of(from: ServerId, role: Role, m: &ArchivedPeerMsg) -> Option<Notification> {
+    match from_peer(from, role, m, None) {
+        Ok(Incoming::Vote { from: sender, n }) if sender == from => Some(n),
+        Ok(Incoming::Vote { from: sender, .. }) => {
+            tracing::warn!(
+                link = from,
+                sender,
+                "a vote on one server's link names another sender; ignored"
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+async fn run(
+    runner: std::rc::Weak<ElectionRunner>,
+    inbox: Rc<Mailbox<(ServerId, Notification)>>,
+    ignored: Rc<Cell<u64>>,
+) {
+    let period = Duration::from_millis(ELECTION_TICK_MS);
+    let mut next_tick = Instant::now() + period;
+    let mut batch = Vec::new();
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        futures_lite::future::or(
+            async {
+                inbox.recv_batch(&mut batch, ELECTION_BATCH_MAX).await;
+            },
+            timer::sleep(wait),
+        )
+        .await;
+        let Some(r) = runner.upgrade() else { return };
+        r.ignored.set(ignored.get());
+        let mut out = Vec::new();
+        {
+            let mut e = r.election.borrow_mut();
+            for (from, n) in batch.drain(..) {
+                e.step(from, n, &mut out);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                e.tick(&mut out);
+                next_tick += period;
+                if next_tick <= now {
+                    // A stalled executor ticks once, not once per missed period.
+                    next_tick = now + period;
+                }
+            }
+        }
+        r.carry_out(out);
+    }
+}

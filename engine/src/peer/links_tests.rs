@@ -1,0 +1,208 @@
+use super::links::*;
+
+fn ups(out: &[LinkAction]) -> Vec<LinkId> {
+    out.iter()
+        .filter_map(|a| match a {
+            LinkAction::Up(l) => Some(*l),
+            _ => None,
+        })
+        .collect()
+}
+
+fn dials(out: &[LinkAction]) -> Vec<(u64, u64)> {
+    out.iter()
+        .filter_map(|a| match a {
+            LinkAction::Dial { peer, attempt } => Some((*peer, *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_higher_id_dials_and_the_lower_accepts() {
+    let mut b = LinkBook::new(2, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    b.tick(0, &mut out);
+    assert_eq!(dials(&out), [(1, 1)], "2 dials 1 only");
+    out.clear();
+    b.dialed(1, 1, true, 5, &mut out);
+    let l1 = ups(&out)[0];
+    assert_eq!((l1.peer, b.link(1)), (1, Some(l1)));
+    out.clear();
+    let l3 = b.accepted(3, 5, &mut out).unwrap();
+    assert_eq!(ups(&out), [l3]);
+    assert_ne!(
+        l1.generation, l3.generation,
+        "every link its own generation"
+    );
+    assert_eq!(b.up().count(), 2);
+    out.clear();
+    b.tick(10_000, &mut out);
+    assert!(out.is_empty(), "nothing to dial while links are up");
+}
+
+#[test]
+fn refusals_name_the_reason_and_a_lower_id_is_dialled_back_at_once() {
+    let mut b = LinkBook::new(2, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    assert_eq!(b.accepted(2, 0, &mut out), Err(Refusal::Myself));
+    assert_eq!(b.accepted(9, 0, &mut out), Err(Refusal::Unknown(9)));
+    // A failed dial backs off ...
+    b.tick(0, &mut out);
+    b.dialed(1, 1, false, 0, &mut out);
+    out.clear();
+    b.tick(LINK_RETRY_MS_MIN - 1, &mut out);
+    assert!(out.is_empty(), "backing off");
+    // ... but a connection from 1 (it restarted) makes 2 dial it now.
+    let e = b.accepted(1, 1, &mut out).unwrap_err();
+    assert_eq!(e, Refusal::WeDial(1));
+    assert!(e.to_string().contains("this server dials it"), "{e}");
+    b.tick(1, &mut out);
+    assert_eq!(dials(&out), [(1, 2)]);
+}
+
+#[test]
+fn retries_back_off_to_the_limit_and_reset_once_up() {
+    let mut b = LinkBook::new(5, &[1, 5], LINK_QUEUE_BYTES_MAX);
+    let (mut now, mut out, mut delays) = (0, Vec::new(), Vec::new());
+    let mut last_dial = 0;
+    for _ in 0..10 {
+        loop {
+            out.clear();
+            b.tick(now, &mut out);
+            if let Some(&(_, attempt)) = dials(&out).first() {
+                delays.push(now - last_dial);
+                last_dial = now;
+                b.dialed(1, attempt, false, now, &mut out);
+                break;
+            }
+            now += 1;
+        }
+    }
+    assert_eq!(delays[1], LINK_RETRY_MS_MIN);
+    assert!(delays.windows(2).all(|w| w[1] >= w[0]), "{delays:?}");
+    assert_eq!(*delays.last().unwrap(), LINK_RETRY_MS_MAX);
+    // Up, then lost: the next retry starts from the minimum again.
+    out.clear();
+    now += LINK_RETRY_MS_MAX;
+    b.tick(now, &mut out);
+    let (_, attempt) = dials(&out)[0];
+    b.dialed(1, attempt, true, now, &mut out);
+    let link = ups(&out)[0];
+    out.clear();
+    b.failed(link, "reset by peer".into(), now, &mut out);
+    assert_eq!(
+        out,
+        [
+            LinkAction::Close {
+                link,
+                reason: "reset by peer".into()
+            },
+            LinkAction::Down(link)
+        ]
+    );
+    out.clear();
+    b.tick(now + LINK_RETRY_MS_MIN, &mut out);
+    assert_eq!(dials(&out).len(), 1, "retried after the minimum delay");
+}
+
+#[test]
+fn a_reconnecting_peer_replaces_its_link_and_stale_reports_are_ignored() {
+    let mut b = LinkBook::new(1, &[1, 2], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    let old = b.accepted(2, 0, &mut out).unwrap();
+    out.clear();
+    let new = b.accepted(2, 1, &mut out).unwrap();
+    assert_eq!(
+        out,
+        [
+            LinkAction::Close {
+                link: old,
+                reason: "replaced by a new connection from the peer".into()
+            },
+            LinkAction::Down(old),
+            LinkAction::Up(new)
+        ]
+    );
+    out.clear();
+    // The old link's reader reports its end late: nothing happens to the new one.
+    b.failed(old, "eof".into(), 2, &mut out);
+    assert!(!b.queued(old, 10, 2, &mut out));
+    assert!(out.is_empty());
+    assert_eq!(b.link(2), Some(new));
+}
+
+#[test]
+fn a_peer_that_does_not_read_is_dropped_past_the_queue_limit() {
+    let mut b = LinkBook::new(1, &[1, 2], 1000);
+    let mut out = Vec::new();
+    let l = b.accepted(2, 0, &mut out).unwrap();
+    out.clear();
+    assert!(b.queued(l, 600, 0, &mut out));
+    b.written(l, 200);
+    assert_eq!(b.queued_bytes(l), 400);
+    assert!(b.queued(l, 600, 0, &mut out), "exactly at the limit");
+    assert!(!b.queued(l, 1, 0, &mut out));
+    assert!(
+        matches!(&out[0], LinkAction::Close { link, reason } if *link == l && reason.contains("1001 bytes unwritten")),
+        "{out:?}"
+    );
+    assert_eq!(out[1], LinkAction::Down(l));
+    assert_eq!(b.link(2), None);
+}
+
+/// Two books driven against each other through random losses settle with the link
+/// up on both sides, with matching generations counted per side.
+#[test]
+fn two_books_converge_through_random_failures() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    for seed in 0..200u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut hi = LinkBook::new(3, &[1, 3], LINK_QUEUE_BYTES_MAX);
+        let mut lo = LinkBook::new(1, &[1, 3], LINK_QUEUE_BYTES_MAX);
+        let mut now = 0;
+        // (hi's link, lo's link) of the connection that is open, if any.
+        let mut conn: Option<(LinkId, LinkId)> = None;
+        for step in 0..400 {
+            now += rng.random_range(0..100);
+            let mut out = Vec::new();
+            hi.tick(now, &mut out);
+            for (peer, attempt) in dials(&out) {
+                assert_eq!(peer, 1);
+                let ok = step > 300 || rng.random_bool(0.6);
+                let mut o2 = Vec::new();
+                if ok {
+                    let theirs = lo.accepted(3, now, &mut o2).unwrap();
+                    hi.dialed(1, attempt, true, now, &mut o2);
+                    let ours = hi.link(1).unwrap();
+                    conn = Some((ours, theirs));
+                } else {
+                    hi.dialed(1, attempt, false, now, &mut o2);
+                }
+            }
+            if step < 300
+                && rng.random_bool(0.1)
+                && let Some((ours, theirs)) = conn.take()
+            {
+                let mut o = Vec::new();
+                if rng.random_bool(0.5) {
+                    hi.failed(ours, "lost".into(), now, &mut o);
+                    lo.failed(theirs, "lost".into(), now, &mut o);
+                } else {
+                    lo.failed(theirs, "lost".into(), now, &mut o);
+                    hi.failed(ours, "lost".into(), now, &mut o);
+                }
+            }
+            assert_eq!(
+                hi.link(1).is_some(),
+                lo.link(3).is_some(),
+                "seed {seed} step {step}: both sides agree the link is up"
+            );
+        }
+        assert!(
+            hi.link(1).is_some() && lo.link(3).is_some(),
+            "seed {seed}: settled with the link up"
+        );
+    }
+}

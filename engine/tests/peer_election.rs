@@ -1,0 +1,114 @@
+//! Fast leader election over real loopback links: three servers on one executor elect
+//! the best history (ties: the highest id), re-elect among the survivors when the
+//! leader stops, and a restarted server follows the leader they chose.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use engine::peer::elect::{ElectionRunner, election_timing};
+use engine::peer::links::LINK_QUEUE_BYTES_MAX;
+use engine::peer::net::PortSpec;
+use engine::runtime::exec::run_on_cores;
+use engine::zab::election::{Decision, PeerState};
+use engine::zab::{Role, make_zxid};
+use transport::peer::HELLO_PORT_ELECTION;
+
+/// A bound for "this happens": reaching it means a bug, not a slow machine.
+const WAIT_MAX: Duration = Duration::from_secs(30);
+
+type Decisions = Rc<RefCell<Vec<(u64, Decision)>>>;
+
+fn start(
+    me: u64,
+    addrs: &[std::net::SocketAddr],
+    zxid: i64,
+    log: &Decisions,
+) -> Rc<ElectionRunner> {
+    let n = addrs.len() as u64;
+    let spec = PortSpec {
+        me,
+        port: HELLO_PORT_ELECTION,
+        listen: addrs[me as usize - 1],
+        peers: (1..=n)
+            .filter(|&id| id != me)
+            .map(|id| (id, addrs[id as usize - 1]))
+            .collect(),
+        queue_bytes_max: LINK_QUEUE_BYTES_MAX,
+    };
+    let cfg = election_timing(me, Role::Participant, (1..=n).collect());
+    let log = log.clone();
+    ElectionRunner::start(spec, cfg, zxid, 1, move |d| {
+        log.borrow_mut().push((me, d.clone()))
+    })
+    .unwrap()
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT_MAX, "waited {WAIT_MAX:?} for {what}");
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Each live runner's decided leader and state.
+fn decided(rs: &[Option<Rc<ElectionRunner>>]) -> Vec<Option<(u64, PeerState)>> {
+    rs.iter()
+        .map(|r| {
+            r.as_ref()
+                .and_then(|r| r.decided())
+                .map(|d| (d.vote.leader, d.state))
+        })
+        .collect()
+}
+
+#[test]
+fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
+    let addrs: Vec<_> = (0..3).map(|_| common::free_addr()).collect();
+    run_on_cores(1, move |_| {
+        let addrs = addrs.clone();
+        async move {
+            let log: Decisions = Rc::default();
+            // Server 1 holds the longest history: it must win although its id is lowest.
+            let zxids = [make_zxid(1, 9), make_zxid(1, 5), make_zxid(1, 5)];
+            let mut rs: Vec<Option<Rc<ElectionRunner>>> = (1..=3)
+                .map(|id| Some(start(id, &addrs, zxids[id as usize - 1], &log)))
+                .collect();
+            use PeerState::*;
+            let want = vec![
+                Some((1, Leading)),
+                Some((1, Following)),
+                Some((1, Following)),
+            ];
+            wait_for("1 elected", || decided(&rs) == want).await;
+
+            // The leader stops; the others look again and the better of them (equal
+            // histories: the higher id, 3) leads.
+            rs[0].take().unwrap().stop();
+            for id in [2usize, 3] {
+                rs[id - 1].as_ref().unwrap().look(zxids[id - 1], 1);
+            }
+            let want = vec![None, Some((3, Following)), Some((3, Leading))];
+            wait_for("3 elected among the survivors", || decided(&rs) == want).await;
+
+            // Server 1 comes back (looking, with its longer history): the others have
+            // decided, so it learns their decision and follows 3.
+            rs[0] = Some(start(1, &addrs, zxids[0], &log));
+            let want = vec![
+                Some((3, Following)),
+                Some((3, Following)),
+                Some((3, Leading)),
+            ];
+            wait_for("1 follows 3", || decided(&rs) == want).await;
+            for r in rs.iter().flatten() {
+                assert_eq!(r.ignored(), 0, "only votes on the election port");
+                r.stop();
+            }
+            assert!(log.borrow().len() >= 6, "every decision was reported");
+        }
+    })
+    .unwrap();
+}
