@@ -114,6 +114,7 @@ impl Target {
             dir: dir.to_path_buf(),
             corekeeper_bin: None,
             cores: 1,
+            settings: Vec::new(),
             log: None,
         };
         let cfg = dir.join("zoo.cfg");
