@@ -187,7 +187,7 @@ impl ServerProcess {
     }
 
     /// Polls `ruok` and `srvr` until both answer, the process exits, or `timeout` passes.
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.exit_status() {
@@ -304,7 +304,8 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-fn zoo_cfg(spec: &LaunchSpec, port: u16) -> String {
+/// The zoo.cfg [`ServerProcess::start`] writes for `spec` listening on `port`.
+pub fn zoo_cfg(spec: &LaunchSpec, port: u16) -> String {
     let data = spec.dir.join("data");
     let mut s = format!(
         "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress={}\n\
@@ -328,7 +329,8 @@ fn zoo_cfg(spec: &LaunchSpec, port: u16) -> String {
     s
 }
 
-fn zookeeper_command(cfg: &Path) -> Result<Command, String> {
+/// The command that runs a standalone ZooKeeper on the config file `cfg`.
+pub fn zookeeper_command(cfg: &Path) -> Result<Command, String> {
     let mut c = zookeeper_java(&[
         "-Dzookeeper.forceSync=yes",
         "-Dlog4j.configuration=file:/dev/null",

@@ -12,6 +12,9 @@
 //! `ckdiff` (issue 11) is [`diff`]: the same seeded random ops sent to two servers,
 //! every reply and watch event compared field by field.
 //!
+//! `ckjepsen` (issue 13) is [`hist`]: a seeded workload recorded as a history while a
+//! nemesis kills and pauses the server, then linearizability and session checkers.
+//!
 //! Everything but `run` and `diff` is pure and unit-tested; `run` is tested against a real
 //! corekeeper in `tests/`.
 
@@ -20,6 +23,7 @@ pub mod cmd;
 pub mod connect;
 pub mod diff;
 pub mod format;
+pub mod hist;
 pub mod run;
 pub mod top;
 pub mod watches;

@@ -1,0 +1,9 @@
+//! `ckjepsen`: recorded histories and consistency checkers; see `tools::hist`.
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Unlocked handles: `ckjepsen serve` runs the engine, whose threads log to stderr
+    // (a lock held here for the whole run would block them forever).
+    let status = tools::hist::runner::main(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    std::process::exit(status);
+}

@@ -1,0 +1,262 @@
+//! A nemesis for one standalone server: `kill -9` then restart (same port, same data),
+//! and SIGSTOP then SIGCONT, on a seeded schedule, bounded in time.
+//!
+//! Contract:
+//! - [`schedule`] is a function of its arguments only: `count` faults (at most
+//!   [`FAULTS_MAX`]), one in each of `count` equal slots of the first
+//!   [`FAULT_SPAN_PERCENT`] % of the run, each lasting at most [`KILL_DOWN_MS_MAX`] /
+//!   [`PAUSE_MS_MAX`] and ending inside its slot, so the server is healed well before
+//!   the workload ends;
+//! - a [`Target`] is a server this process started (bench's launcher: corekeeper's
+//!   binary, or ZooKeeper 3.8 from Debian's packages); it owns the process, so dropping
+//!   it kills and reaps it; [`Target::restart`] returns once the server answers `ruok`
+//!   again (bounded by bench's `READY_TIMEOUT_MS_MAX`);
+//! - [`run_schedule`] sleeps until each fault's time (the schedule, not a guess), and
+//!   records every fault's start and end in the history;
+//! - a server is killed when the thread that started it exits (bench's launcher sets
+//!   the parent-death signal, which Linux ties to the thread): start, restart and drop
+//!   a `Target` from one thread that lives as long as the run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bench::servers::{self, LaunchSpec, ServerProcess, System};
+
+use super::history::{Fault, FaultKind};
+use super::workload::Recorder;
+use crate::diff::rng::Rng;
+
+/// Faults in one run at most.
+pub const FAULTS_MAX: usize = 16;
+/// Share of the run (from its start) in which faults happen; the rest runs healed.
+pub const FAULT_SPAN_PERCENT: u64 = 70;
+/// Longest a killed server stays down before its restart begins.
+pub const KILL_DOWN_MS_MAX: u64 = 1_000;
+/// Longest a pause lasts.
+pub const PAUSE_MS_MAX: u64 = 1_500;
+/// Shortest fault.
+pub const FAULT_MS_MIN: u64 = 50;
+
+/// `count` faults of the given kinds over a run of `duration_ms`.
+pub fn schedule(seed: u64, duration_ms: u64, kinds: &[FaultKind], count: usize) -> Vec<Fault> {
+    let count = count.min(FAULTS_MAX);
+    if kinds.is_empty() || count == 0 {
+        return Vec::new();
+    }
+    let mut rng = Rng::new(seed ^ 0xFA17);
+    let span = duration_ms * FAULT_SPAN_PERCENT / 100;
+    let slot = span / count as u64;
+    (0..count as u64)
+        .filter_map(|i| {
+            let kind = *rng.pick(kinds);
+            let max = match kind {
+                FaultKind::Kill => KILL_DOWN_MS_MAX,
+                FaultKind::Pause => PAUSE_MS_MAX,
+            };
+            // Each fault starts in the first half of its slot and ends inside it.
+            let half = slot / 2;
+            let for_ms = max.min(half);
+            if for_ms < FAULT_MS_MIN {
+                return None;
+            }
+            let for_ms = FAULT_MS_MIN + rng.below((for_ms - FAULT_MS_MIN) as usize + 1) as u64;
+            let at_ms = i * slot + rng.below(half as usize + 1) as u64;
+            Some(Fault {
+                at_ms,
+                kind,
+                for_ms,
+            })
+        })
+        .collect()
+}
+
+/// How to run corekeeper.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// The `corekeeper` binary (`--config zoo.cfg`).
+    Binary(PathBuf),
+    /// A program that runs corekeeper with `serve --config zoo.cfg` (ckjepsen itself).
+    Serve(PathBuf),
+    Zookeeper,
+}
+
+impl Launch {
+    pub fn system(&self) -> System {
+        match self {
+            Launch::Zookeeper => System::Zookeeper,
+            _ => System::Corekeeper,
+        }
+    }
+}
+
+/// One standalone server under test.
+pub struct Target {
+    pub launch: Launch,
+    pub addr: String,
+    dir: PathBuf,
+    cfg: PathBuf,
+    proc: Option<ServerProcess>,
+    starts: u32,
+    paused: bool,
+}
+
+impl Target {
+    /// Starts a server with its config and data under `dir` (created; must be fresh).
+    pub fn start(launch: Launch, dir: &Path) -> Result<Target, String> {
+        std::fs::create_dir_all(dir.join("data"))
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let host = "127.0.0.1";
+        let port = servers::free_port(host)?;
+        let spec = LaunchSpec {
+            system: launch.system(),
+            host: host.into(),
+            dir: dir.to_path_buf(),
+            corekeeper_bin: None,
+            cores: 1,
+            settings: Vec::new(),
+            log: None,
+        };
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, servers::zoo_cfg(&spec, port))
+            .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
+        let mut t = Target {
+            launch,
+            addr: format!("{host}:{port}"),
+            dir: dir.to_path_buf(),
+            cfg,
+            proc: None,
+            starts: 0,
+            paused: false,
+        };
+        t.spawn()?;
+        Ok(t)
+    }
+
+    fn command(&self) -> Result<Command, String> {
+        Ok(match &self.launch {
+            Launch::Binary(bin) => {
+                let mut c = Command::new(bin);
+                c.arg("--config").arg(&self.cfg);
+                c
+            }
+            Launch::Serve(bin) => {
+                let mut c = Command::new(bin);
+                c.arg("serve").arg("--config").arg(&self.cfg);
+                c
+            }
+            Launch::Zookeeper => servers::zookeeper_command(&self.cfg)?,
+        })
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        self.starts += 1;
+        let log = self.dir.join(format!("server-{}.log", self.starts));
+        let mut p = ServerProcess::spawn(
+            self.launch.system(),
+            self.addr.clone(),
+            self.command()?,
+            log,
+        )?;
+        p.wait_ready(Duration::from_millis(servers::READY_TIMEOUT_MS_MAX))?;
+        self.proc = Some(p);
+        Ok(())
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(p) = &self.proc {
+            // SAFETY: kill(2) on the pid of a child we have not reaped yet (the
+            // ServerProcess reaps it only on drop), so the pid is still ours.
+            unsafe {
+                libc::kill(p.pid() as i32, sig);
+            }
+        }
+    }
+
+    /// `kill -9`; the process is reaped.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.proc = None; // drop reaps
+        self.paused = false;
+    }
+
+    pub fn restart(&mut self) -> Result<(), String> {
+        if self.proc.is_none() {
+            self.spawn()?;
+        }
+        Ok(())
+    }
+
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+        self.paused = true;
+    }
+
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.paused = false;
+    }
+
+    /// Undoes whatever fault is in force.
+    pub fn heal(&mut self) -> Result<(), String> {
+        if self.paused {
+            self.resume();
+        }
+        self.restart()
+    }
+
+    /// Times the server was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+}
+
+/// Runs `faults` against `target` (times from `start`), recording each; heals at the
+/// end. Returns the number of faults injected.
+pub fn run_schedule(
+    target: &mut Target,
+    faults: &[Fault],
+    start: Instant,
+    rec: &Recorder,
+) -> Result<usize, String> {
+    let mut done = 0;
+    for f in faults {
+        let at = start + Duration::from_millis(f.at_ms);
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        rec.nemesis(f.kind, "start");
+        match f.kind {
+            FaultKind::Kill => target.kill(),
+            FaultKind::Pause => target.pause(),
+        }
+        std::thread::sleep(Duration::from_millis(f.for_ms));
+        target.heal()?;
+        rec.nemesis(f.kind, "end");
+        done += 1;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_seeded_bounded_and_inside_the_run() {
+        let kinds = [FaultKind::Kill, FaultKind::Pause];
+        let a = schedule(7, 10_000, &kinds, 4);
+        assert_eq!(a, schedule(7, 10_000, &kinds, 4));
+        assert_ne!(a, schedule(8, 10_000, &kinds, 4));
+        assert_eq!(a.len(), 4);
+        let span = 10_000 * FAULT_SPAN_PERCENT / 100;
+        let mut end = 0;
+        for f in &a {
+            assert!(f.at_ms >= end, "faults do not overlap: {a:?}");
+            end = f.at_ms + f.for_ms;
+            assert!(end <= span, "{a:?}");
+        }
+        assert_eq!(schedule(7, 10_000, &kinds, 100).len(), FAULTS_MAX);
+        assert!(schedule(7, 10_000, &[], 3).is_empty());
+        // Too short a run for any fault to fit.
+        assert!(schedule(7, 50, &kinds, 3).is_empty());
+    }
+}

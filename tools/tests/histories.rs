@@ -1,0 +1,94 @@
+//! `ckjepsen` end to end: one short run with a `kill -9` and restart of a real server
+//! (corekeeper, run as `ckjepsen serve`; and ZooKeeper 3.8 when it is installed), its
+//! history written, read back and checked. Bounded: a few seconds of workload, one
+//! fault, the server's own readiness bound for the restart.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tools::hist::history::{FaultKind, History};
+use tools::hist::nemesis::Launch;
+use tools::hist::runner::{RunOptions, RunResult, run_line, run_once};
+
+/// Workload length of the run.
+const RUN_MS: u64 = 3_000;
+const WORKERS: u32 = 4;
+
+fn short_run(launch: Launch, name: &str) -> RunResult {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ckjepsen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = RunOptions {
+        launch,
+        seed: 7,
+        duration: Duration::from_millis(RUN_MS),
+        workers: WORKERS,
+        fault_kinds: vec![FaultKind::Kill],
+        faults: 1,
+        out,
+    };
+    let r = run_once(&o).unwrap_or_else(|e| panic!("{name} run: {e}"));
+    for v in &r.report.violations {
+        print!("{}", v.render());
+    }
+    println!("{}", run_line(&r));
+    r
+}
+
+fn assert_clean(r: &RunResult) {
+    let rep = &r.report;
+    assert_eq!(r.faults, 1, "the kill and restart happened");
+    assert!(rep.ok > 0, "some ops succeeded");
+    assert_eq!(
+        rep.lost, 0,
+        "acknowledged writes lost: {:#?}",
+        rep.violations
+    );
+    assert_eq!(
+        (rep.lin_sync.violations, rep.lin_sync.inconclusive),
+        (0, 0),
+        "write + sync-read linearizability: {:#?}",
+        rep.violations
+    );
+    assert_eq!(
+        rep.session_violations, 0,
+        "session guarantees: {:#?}",
+        rep.violations
+    );
+    // The file says what happened: the schedule in the header, the kill's start and end.
+    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
+    assert_eq!(h.header.schedule, r.schedule);
+    let phases: Vec<&str> = h.nemesis.iter().map(|n| n.phase.as_str()).collect();
+    assert_eq!(phases, ["start", "end"]);
+    assert_eq!(h.ops.len(), rep.ops);
+}
+
+#[test]
+fn a_kill_and_restart_of_corekeeper_loses_no_acknowledged_write() {
+    let r = short_run(
+        Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
+        "corekeeper",
+    );
+    assert_clean(&r);
+}
+
+/// ZooKeeper 3.8 is the reference row; it runs only where Debian's packages are
+/// installed (tools/scripts/acceptance/run.sh installs them), and says so otherwise.
+#[test]
+fn a_kill_and_restart_of_zookeeper_when_installed() {
+    use bench::servers::{JAVA_DIR, ZK_JARS};
+    let missing: Vec<&&str> = ZK_JARS
+        .iter()
+        .filter(|j| !std::path::Path::new(JAVA_DIR).join(j).exists())
+        .collect();
+    let java = std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !missing.is_empty() || !java {
+        eprintln!("skipped: ZooKeeper 3.8 is not installed (missing {missing:?}, java {java})");
+        return;
+    }
+    let r = short_run(Launch::Zookeeper, "zookeeper");
+    assert_clean(&r);
+}
