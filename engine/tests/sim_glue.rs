@@ -678,7 +678,9 @@ impl World {
                 self.clients.reply(&self.core, to, zxid, reply, &mut out);
                 self.route(out);
             }
-            Action::Forward { .. } => return Err("a standalone shard forwarded a write".into()),
+            Action::Forward { .. } | Action::ForwardSync { .. } => {
+                return Err("a standalone shard forwarded a request".into());
+            }
         }
         Ok(())
     }

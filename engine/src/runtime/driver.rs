@@ -332,7 +332,7 @@ impl<O: Outlet> Driver<O> {
                             applied += u64::from(matches!(reply, Reply::Write(_)));
                             self.reply(to, zxid, reply);
                         }
-                        Action::Forward { session, .. } => {
+                        Action::Forward { session, .. } | Action::ForwardSync { session, .. } => {
                             // A standalone core preps its writes itself.
                             debug_assert!(false, "a standalone shard forwards nothing");
                             tracing::error!(

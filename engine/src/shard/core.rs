@@ -11,6 +11,10 @@
 //! - [`Action::Event`]: a watch event for a session's connection.
 //! - [`Action::Reply`]: the answer to one request.
 //! - [`Action::Forward`]: (a learner only) send this write to the leader.
+//! - [`Action::ForwardSync`]: (a learner only) send this `sync` to the leader, whose
+//!   answer ([`ShardCore::synced`]) names the zxid it had committed when the sync
+//!   reached it; the client is answered once this server applied that far, so its next
+//!   read is as fresh as the leader was (ZooKeeper's `sync` + read).
 //!
 //! Roles ([`Role`]): a **standalone** server or a Zab **leader** preps every write
 //! itself (its own clients' through [`ShardCore::request`], learners' through
@@ -136,6 +140,9 @@ pub enum Action {
         auth: Vec<Id>,
         op: Op,
     },
+    /// (Learners) send a client's `sync` to the leader; its answer comes back through
+    /// [`ShardCore::synced`].
+    ForwardSync { session: i64, cxid: i32 },
 }
 
 /// What this shard's server is in its replication group.
@@ -169,6 +176,13 @@ enum Queued {
         op: Op,
         auth: Vec<Id>,
     },
+    /// (Learners) a `sync` sent to the leader; answered in its turn once the leader
+    /// said up to which zxid (`upto`) and this server applied that far.
+    Sync {
+        client: ClientRef,
+        op: Op,
+        upto: Option<i64>,
+    },
 }
 
 /// The pipeline of one shard.
@@ -183,6 +197,9 @@ pub struct ShardCore {
     /// create is applied.
     mono_ms: i64,
     role: Role,
+    /// Sessions whose queue head is a `Sync` the leader answered, with the zxid it
+    /// waits for: re-examined as txns are applied.
+    syncs_waiting: Vec<(i64, i64)>,
 }
 
 impl ShardCore {
@@ -197,6 +214,7 @@ impl ShardCore {
             reaping: Vec::new(),
             mono_ms: 0,
             role: Role::Standalone,
+            syncs_waiting: Vec::new(),
         }
     }
 
@@ -305,6 +323,19 @@ impl ShardCore {
                 .entry(client.session)
                 .or_default()
                 .push_back(Queued::Write { client });
+        } else if self.role == Role::Learner && matches!(op, Op::Sync { .. }) {
+            out.push(Action::ForwardSync {
+                session: client.session,
+                cxid: client.xid,
+            });
+            self.queues
+                .entry(client.session)
+                .or_default()
+                .push_back(Queued::Sync {
+                    client,
+                    op,
+                    upto: None,
+                });
         } else if queued == 0 {
             self.answer_read(client, auth, &op, out);
         } else {
@@ -374,6 +405,24 @@ impl ShardCore {
         Ok(zxid)
     }
 
+    /// (Learner) the leader answered the `sync` `cxid` of `session`: it had committed
+    /// up to `upto` when the sync reached it. The client is answered in its turn once
+    /// this server applied that far.
+    pub fn synced(&mut self, session: i64, cxid: i32, upto: i64, out: &mut Vec<Action>) {
+        let Some(q) = self.queues.get_mut(&session) else {
+            return; // the session closed meanwhile
+        };
+        let Some(Queued::Sync { upto: at, .. }) = q
+            .iter_mut()
+            .find(|e| matches!(e, Queued::Sync { client, upto: None, .. } if client.xid == cxid))
+        else {
+            return;
+        };
+        *at = Some(upto);
+        self.syncs_waiting.push((upto, session));
+        self.drain_session(session, out);
+    }
+
     /// Answers `client` with `error` in its turn: at once when the session has nothing
     /// queued, else behind what it has (a queue over its limit still takes a refusal:
     /// refusals are bounded by the connection's credits, which the core cannot see).
@@ -430,6 +479,24 @@ impl ShardCore {
                 });
                 self.release_session(client.session, out);
             }
+            // A sync answered by the leader may wait for exactly this txn; it goes
+            // before any later write of its session (whose txn comes later).
+            self.release_syncs(out);
+        }
+    }
+
+    /// Drains the sessions whose answered `sync` waited for a zxid now applied.
+    fn release_syncs(&mut self, out: &mut Vec<Action>) {
+        let applied = self.db.last_zxid();
+        if self.syncs_waiting.iter().all(|(z, _)| *z > applied) {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.syncs_waiting)
+            .into_iter()
+            .partition(|(z, _)| *z <= applied);
+        self.syncs_waiting = waiting;
+        for (_, session) in ready {
+            self.drain_session(session, out);
         }
     }
 
@@ -439,7 +506,16 @@ impl ShardCore {
     /// has none either.
     fn waiting_client(&self, f: &Inflight) -> Option<ClientRef> {
         let (session, cxid) = (f.txn.header.session, f.txn.header.cxid);
-        match self.queues.get(&session)?.front()? {
+        let q = self.queues.get(&session)?;
+        debug_assert!(
+            f.internal
+                || !q
+                    .iter()
+                    .skip(1)
+                    .any(|e| matches!(e, Queued::Write { client } if client.xid == cxid)),
+            "a session's txns commit in its request order, behind its syncs"
+        );
+        match q.front()? {
             Queued::Write { client } if client.xid == cxid => Some(*client),
             _ => None,
         }
@@ -526,18 +602,25 @@ impl ShardCore {
         });
     }
 
-    /// The session's oldest write was answered: answer the reads queued behind it, up
-    /// to its next write.
+    /// The session's oldest write was answered: answer what is queued behind it, up
+    /// to its next write (or a sync still waiting).
     fn release_session(&mut self, session: i64, out: &mut Vec<Action>) {
-        let Some(mut q) = self.queues.remove(&session) else {
-            debug_assert!(false, "a client write is always queued");
-            return;
-        };
-        let head = q.pop_front();
+        let head = self.queues.get_mut(&session).and_then(VecDeque::pop_front);
         debug_assert!(
             matches!(head, Some(Queued::Write { .. })),
-            "writes answer in order"
+            "a client write is queued, and writes answer in order"
         );
+        self.drain_session(session, out);
+    }
+
+    /// Answers the session's queued entries from the head while they can be answered:
+    /// reads, refusals, and syncs whose zxid is applied; stops at a write or a sync
+    /// still waiting.
+    fn drain_session(&mut self, session: i64, out: &mut Vec<Action>) {
+        let Some(mut q) = self.queues.remove(&session) else {
+            return;
+        };
+        let applied = self.db.last_zxid();
         loop {
             match q.front() {
                 Some(Queued::Read { .. }) => {
@@ -551,7 +634,13 @@ impl ShardCore {
                     q.pop_front();
                     self.reply_now(client, Reply::Read(Err(error)), out);
                 }
-                Some(Queued::Write { .. }) | None => break,
+                Some(Queued::Sync { upto: Some(z), .. }) if *z <= applied => {
+                    let Some(Queued::Sync { client, op, .. }) = q.pop_front() else {
+                        break;
+                    };
+                    self.answer_read(client, &[], &op, out);
+                }
+                Some(Queued::Sync { .. } | Queued::Write { .. }) | None => break,
             }
         }
         if !q.is_empty() {
@@ -1259,5 +1348,98 @@ mod tests {
             }
             assert!(zout.iter().any(|a| matches!(a, ZabAction::Persist { .. })));
         }
+    }
+
+    #[test]
+    fn a_learners_sync_waits_for_what_the_leader_had_committed() {
+        let mut p = Pair::new();
+        let create_session = |id| Op::CreateSession {
+            session_id: id,
+            timeout_ms: 10_000,
+            password: [7; SESSION_PASSWORD_LEN],
+        };
+        // Session 7 on the learner, 9 on the leader.
+        let mut out = Vec::new();
+        p.learner
+            .request(client(7, 0), &[], create_session(7), Now::at(0), &mut out);
+        let (_, zs) = p.exchange(out);
+        p.commit(zs[0]);
+        let mut lout = Vec::new();
+        p.leader
+            .request(client(9, 0), &[], create_session(9), Now::at(0), &mut lout);
+        let z9 = p.leader.last_prepped_zxid();
+        p.leader.durable(z9, &mut Vec::new());
+        for a in lout.drain(..) {
+            if let Action::Persist { bytes, .. } = a {
+                p.learner.learn(bytes, &mut Vec::new()).unwrap();
+            }
+        }
+        p.learner.durable(z9, &mut Vec::new());
+        send(
+            &mut p.leader,
+            9,
+            1,
+            create("/fresh", CreateMode::Persistent),
+            1,
+            &mut lout,
+        );
+        let z = p.leader.last_prepped_zxid();
+        p.leader.durable(z, &mut Vec::new());
+        // The learner got the txns but has not applied them (their commit is late).
+        for a in lout {
+            if let Action::Persist { bytes, .. } = a {
+                p.learner.learn(bytes, &mut Vec::new()).unwrap();
+            }
+        }
+        // 7: sync, then a read and a write behind it.
+        let mut out = Vec::new();
+        let sync = Op::Sync { path: "/".into() };
+        send(&mut p.learner, 7, 5, sync, 1, &mut out);
+        let get = Op::GetData {
+            path: "/fresh".into(),
+            watch: false,
+        };
+        send(&mut p.learner, 7, 6, get, 1, &mut out);
+        send(
+            &mut p.learner,
+            7,
+            7,
+            create("/after", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        assert!(matches!(
+            out[0],
+            Action::ForwardSync {
+                session: 7,
+                cxid: 5
+            }
+        ));
+        assert!(
+            replies(&out).is_empty(),
+            "a learner's sync waits for the leader"
+        );
+        let forwards: Vec<Action> = out.drain(1..).collect();
+        // The leader answers the sync with what it had committed: z.
+        p.learner.synced(7, 5, z, &mut out);
+        assert!(replies(&out).is_empty(), "not applied that far yet");
+        // The late commits arrive; then the write forwarded after the sync.
+        p.learner.durable(z, &mut out);
+        assert_eq!(
+            replies(&out),
+            [(5, ErrorCode::Ok), (6, ErrorCode::Ok)],
+            "the sync, then a read that sees the leader's write"
+        );
+        let read = out.iter().find_map(|a| match a {
+            Action::Reply {
+                to,
+                reply: Reply::Read(Ok(r)),
+                ..
+            } if to.xid == 6 => Some(r.clone()),
+            _ => None,
+        });
+        assert!(matches!(read, Some(ReadResult::GetData { .. })), "{read:?}");
+        let (_, zs) = p.exchange(forwards);
+        assert_eq!(replies(&p.commit(zs[0])), [(7, ErrorCode::Ok)]);
     }
 }
