@@ -20,10 +20,12 @@
 //!    `ShardCore` forwards its clients' writes (`Action::Forward`), persists the
 //!    leader's txn bytes as they arrived (`learn`) and answers its clients by
 //!    (session, cxid) when they commit; the leader preps forwarded writes with
-//!    `request_forwarded`.
+//!    `request_forwarded`; a learner's `sync` goes to the leader
+//!    (`Action::ForwardSync`, answered through `ShardCore::synced`).
+//!
 //! What is missing is the task that strings 2 and 3 together over [`net::PeerNet`]
 //! (what `tests/sim_cluster.rs` does between its simulated servers), snapshot
-//! streaming, forwarded sessions/pings/sync, and the server's use of all of it.
+//! streaming, forwarded sessions and pings, and the server's use of all of it.
 
 pub mod elect;
 pub mod links;
