@@ -109,3 +109,47 @@ fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
     })
     .unwrap();
 }
+
+/// A callback that starts a new round (`look`, e.g. Zab could not reach the chosen
+/// leader) does not have that round's "nothing decided yet" overwritten by the old
+/// decision.
+#[test]
+fn a_round_started_from_on_decided_is_not_clobbered() {
+    use std::rc::Weak;
+    let addrs = [common::free_addr()];
+    run_on_cores(1, move |_| async move {
+        let me: Rc<RefCell<Option<Weak<ElectionRunner>>>> = Rc::default();
+        let rounds: Rc<RefCell<Vec<u64>>> = Rc::default();
+        let spec = PortSpec {
+            me: 1,
+            port: HELLO_PORT_ELECTION,
+            listen: addrs[0],
+            peers: Vec::new(),
+            queue_bytes_max: LINK_QUEUE_BYTES_MAX,
+        };
+        let cfg = election_timing(1, Role::Participant, vec![1]);
+        let runner = {
+            let (me, rounds) = (me.clone(), rounds.clone());
+            ElectionRunner::start(spec, cfg, 0, 1, move |d| {
+                rounds.borrow_mut().push(d.round);
+                if rounds.borrow().len() == 1 {
+                    let r = me.borrow().as_ref().and_then(Weak::upgrade);
+                    if let Some(r) = r {
+                        r.look(0, 1); // a new round, from the callback
+                    }
+                }
+            })
+            .unwrap()
+        };
+        *me.borrow_mut() = Some(Rc::downgrade(&runner));
+        wait(WAIT_MAX, "decided once", || !rounds.borrow().is_empty()).await;
+        let first = rounds.borrow()[0];
+        assert_ne!(
+            runner.decided().map(|d| d.round),
+            Some(first),
+            "decided() reports the round the callback superseded"
+        );
+        runner.stop();
+    })
+    .unwrap();
+}

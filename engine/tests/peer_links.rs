@@ -191,3 +191,56 @@ fn quorum_port_links_follow_the_leader() {
     })
     .unwrap();
 }
+
+/// A handler that calls back into its PeerNet (`set_policy` when Zab steps down on a
+/// message, or a `send` that overflows the queue) gets the resulting `Down` events
+/// after it returns, never nested inside its own call (a protocol handler holding a
+/// `RefCell` borrow of its state would panic).
+#[test]
+fn the_handler_is_not_reentered_by_its_own_calls() {
+    use std::cell::Cell;
+    use std::rc::Weak;
+    let addrs: Vec<_> = (0..2).map(|_| common::free_addr()).collect();
+    run_on_cores(1, move |_| {
+        let addrs = addrs.clone();
+        async move {
+            let log: Log = Rc::default();
+            let learner = start_port(1, HELLO_PORT_QUORUM, &addrs, &log);
+            // The leader's handler steps down when a frame arrives.
+            let me: Rc<RefCell<Option<Weak<PeerNet>>>> = Rc::default();
+            let (depth, deepest) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u32)));
+            let spec = PortSpec {
+                me: 2,
+                port: HELLO_PORT_QUORUM,
+                listen: addrs[1],
+                peers: vec![(1, addrs[0])],
+                queue_bytes_max: LINK_QUEUE_BYTES_MAX,
+            };
+            let leader = {
+                let (me, depth, deepest) = (me.clone(), depth.clone(), deepest.clone());
+                PeerNet::start(spec, move |e| {
+                    depth.set(depth.get() + 1);
+                    deepest.set(deepest.get().max(depth.get()));
+                    if let NetEvent::Msg(..) = e {
+                        let net = me.borrow().as_ref().and_then(Weak::upgrade);
+                        if let Some(net) = net {
+                            net.set_policy(Policy::ToLeader(None));
+                        }
+                    }
+                    depth.set(depth.get() - 1);
+                })
+                .unwrap()
+            };
+            *me.borrow_mut() = Some(Rc::downgrade(&leader));
+            leader.set_policy(Policy::ToLeader(Some(2)));
+            learner.set_policy(Policy::ToLeader(Some(2)));
+            wait(WAIT_MAX, "linked", || leader.up().len() == 1).await;
+            assert!(learner.send(2, &PeerMsg::Ack(Ack { zxid: 1 })));
+            wait(WAIT_MAX, "stepped down", || leader.up().is_empty()).await;
+            assert_eq!(deepest.get(), 1, "the handler was re-entered");
+            leader.stop();
+            learner.stop();
+        }
+    })
+    .unwrap();
+}

@@ -170,7 +170,7 @@ impl Syncer {
         }
         shared.flushes.fetch_add(1, Ordering::Relaxed);
         let active = claim.work.last().map(|(seg, _, to)| (seg.clone(), *to));
-        let durable = self.finish(claim);
+        let durable = self.finish(claim)?;
         drop(guard);
         // Writeback write-protected the pages just flushed: fault the active segment's
         // next pages back in (writable) here, after waiters were released and outside the
@@ -220,9 +220,12 @@ impl Syncer {
 
     /// Everything below the claim's ends is durable now: raises the segments' durable
     /// ends and the watermark. Returns the watermark.
-    fn finish(&self, claim: Claim) -> u64 {
+    fn finish(&self, claim: Claim) -> Result<u64> {
         let shared = &*self.shared;
         let mut pending = lock(&shared.pending);
+        // An overlapping flush failed: its error may have been about pages this one
+        // covered too (the kernel reports a writeback error to one caller only).
+        shared.check_poisoned()?;
         for (seg, _, to) in &claim.work {
             if let Some(p) = pending.iter_mut().find(|p| p.seg.seq == seg.seq) {
                 p.synced = p.synced.max(*to);
@@ -232,7 +235,7 @@ impl Syncer {
             shared.publish_durable(claim.zxid);
         }
         pending.retain(|p| !(p.seg.sealed.load(Ordering::Acquire) && p.synced >= p.seg.end()));
-        shared.durable_zxid.load(Ordering::Acquire)
+        Ok(shared.durable_zxid.load(Ordering::Acquire))
     }
 
     /// The highest zxid known durable (0: none). Never blocks.

@@ -464,8 +464,14 @@ impl Wal {
         let active = seg.shared.clone();
         {
             let mut pending = lock_pending(&self.shared);
+            // Bytes of the cut segment below `cut` that were not flushed yet stay
+            // pending: only the zeroed tail was flushed here.
+            let synced = pending
+                .iter()
+                .find(|p| p.seg.seq == active.seq)
+                .map_or(cut, |p| p.synced.min(cut));
             pending.retain(|p| p.seg.seq < active.seq);
-            pending.push(PendingSeg::durable_to(active, cut));
+            pending.push(PendingSeg::durable_to(active, synced));
         }
         self.last_zxid = zxid;
         self.shared.appended_zxid.store(zxid, Ordering::Release);

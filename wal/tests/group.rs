@@ -221,3 +221,58 @@ fn concurrent_appends_and_a_flush_loop_stay_consistent() {
     assert_eq!(rec.last_zxid, 2000);
     assert_eq!(common::check_all_from(&wal, 0).len(), 2000);
 }
+
+#[test]
+fn truncation_keeps_unflushed_bytes_below_the_cut_pending() {
+    let (mut wal, fs) = mem_wal(SyncMode::Batch);
+    append_range(&mut wal, 1, 5);
+    assert_eq!(wal.flush().unwrap(), 5);
+    append_range(&mut wal, 6, 10); // appended, never flushed
+    wal.truncate_after(8).unwrap(); // keeps 6..=8, which are still not durable
+    assert_eq!(
+        wal.durable_zxid(),
+        5,
+        "truncation does not make 6..=8 durable"
+    );
+    assert_eq!(wal.flush().unwrap(), 8, "the flush publishes 8 as durable");
+    let crashed = fs.crash(|_, _| 0);
+    drop(wal);
+    let (_, rec) = Wal::open_with(Path::new("/wal"), opts(), Arc::new(crashed)).unwrap();
+    assert_eq!(
+        rec.last_zxid, 8,
+        "a zxid published durable survives a crash"
+    );
+}
+
+/// A failed flush poisons the log: a flush that was already running when another
+/// failed publishes nothing afterwards (on Linux the writeback error of a shared page
+/// is reported to one fsync/msync caller only, so the other may "succeed" for pages
+/// the failed one could not write).
+#[test]
+fn a_flush_that_ends_after_another_failed_publishes_nothing() {
+    let (mut wal, fs) = mem_wal(SyncMode::Batch);
+    let gate = fs.gate_flushes();
+    let syncer = wal.syncer();
+    append_range(&mut wal, 1, 5);
+    let first = {
+        let s = syncer.clone();
+        std::thread::spawn(move || s.flush())
+    };
+    gate.wait_arrived(1);
+    append_range(&mut wal, 6, 9);
+    let second = {
+        let s = syncer.clone();
+        std::thread::spawn(move || s.flush())
+    };
+    gate.wait_arrived(2);
+    fs.fail_next_flushes(1);
+    gate.release(1);
+    assert!(second.join().unwrap().is_err(), "the later flush fails");
+    gate.release(0);
+    let first = first.join().unwrap();
+    assert_eq!(
+        (syncer.durable_zxid(), first.is_err()),
+        (0, true),
+        "the watermark never moves after a failed flush"
+    );
+}

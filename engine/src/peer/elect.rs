@@ -149,8 +149,9 @@ impl ElectionRunner {
                 }
                 ElectionAction::Decided(d) => {
                     tracing::info!(leader = d.vote.leader, state = ?d.state, round = d.round, "election decided");
+                    // Stored first: the callback may read it or start a new round.
+                    *self.decided.borrow_mut() = Some(d.clone());
                     (self.on_decided)(&d);
-                    *self.decided.borrow_mut() = Some(d);
                 }
             }
         }

@@ -183,6 +183,11 @@ impl LinkBook {
         self.policy = policy;
         for p in self.peers.iter_mut() {
             Self::lose(p, now_ms, "the server's role changed".into(), out);
+            if matches!(p.state, State::Dialing(_)) {
+                // A dial made for the old role: its result is ignored (`dialed`
+                // answers None and the runtime closes what it connected).
+                p.state = State::Idle;
+            }
             if p.state == State::Idle {
                 p.retry_at_ms = now_ms;
                 p.backoff_ms = LINK_RETRY_MS_MIN;
@@ -248,7 +253,8 @@ impl LinkBook {
             generation,
             queued: 0,
         };
-        p.backoff_ms = LINK_RETRY_MS_MIN;
+        // The backoff resets once the link carries a frame (`heard`): a peer that
+        // takes the connection and then refuses it must not be redialled at once.
         self.next_generation += 1;
         let link = LinkId { peer, generation };
         out.push(LinkAction::Up(link));
@@ -348,6 +354,13 @@ impl LinkBook {
                 generation,
                 queued: queued.saturating_sub(n),
             };
+        }
+    }
+
+    /// A frame arrived on `link`: it works, so the next loss retries from the minimum.
+    pub fn heard(&mut self, link: LinkId) {
+        if let Some(p) = self.current(link) {
+            p.backoff_ms = LINK_RETRY_MS_MIN;
         }
     }
 

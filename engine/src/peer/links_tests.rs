@@ -89,6 +89,7 @@ fn retries_back_off_to_the_limit_and_reset_once_up() {
     let (_, attempt) = dials(&out)[0];
     b.dialed(1, attempt, true, now, &mut out);
     let link = ups(&out)[0];
+    b.heard(link); // it carried a frame: it works
     out.clear();
     b.failed(link, "reset by peer".into(), now, &mut out);
     assert_eq!(
@@ -257,4 +258,45 @@ fn on_the_quorum_port_learners_dial_their_leader_only() {
         .collect();
     assert_eq!(downs, [l1, l3]);
     assert_eq!(b.up().count(), 0);
+}
+
+/// A dial started under one policy does not bring a link up under another (the leader
+/// changed, or this server started leading or looking, while it was in flight).
+#[test]
+fn a_dial_in_flight_across_a_policy_change_does_not_come_up() {
+    let mut b = LinkBook::new(1, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    b.set_policy(Policy::ToLeader(Some(2)), 0, &mut out);
+    b.tick(0, &mut out);
+    assert_eq!(dials(&out), [(2, 1)]);
+    out.clear();
+    // The leader changes to 3 while the dial of 2 is under way.
+    b.set_policy(Policy::ToLeader(Some(3)), 1, &mut out);
+    let link = b.dialed(2, 1, true, 2, &mut out);
+    assert_eq!(
+        (link, ups(&out)),
+        (None, vec![]),
+        "no quorum link to a server this one no longer follows"
+    );
+}
+
+#[test]
+fn a_link_refused_right_after_the_dial_keeps_backing_off() {
+    let mut b = LinkBook::new(5, &[1, 5], LINK_QUEUE_BYTES_MAX);
+    let (mut now, mut delays, mut last) = (0, Vec::new(), 0);
+    while delays.len() < 6 {
+        let mut out = Vec::new();
+        b.tick(now, &mut out);
+        if let Some(&(_, attempt)) = dials(&out).first() {
+            delays.push(now - last);
+            last = now;
+            let link = b.dialed(1, attempt, true, now, &mut out).unwrap();
+            b.failed(link, "refused by the peer".into(), now, &mut out);
+        }
+        now += 1;
+    }
+    assert!(
+        delays.windows(2).skip(1).all(|w| w[1] >= w[0]) && delays[5] > LINK_RETRY_MS_MIN,
+        "no redial storm: {delays:?}"
+    );
 }

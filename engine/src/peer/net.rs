@@ -13,7 +13,10 @@
 //!   link (logged with the peer's id), never the process; the book redials.
 //! - [`PeerNet::send`] queues an encoded frame for a peer's link; bytes queued and not
 //!   written are bounded by the book (the link is dropped past the limit). Nothing is
-//!   queued for a peer without a link.
+//!   queued for a peer without a link, nor once the net is stopped.
+//! - The handler is never re-entered: `Up`/`Down` caused by a call the handler makes
+//!   (`send`, `set_policy`) are queued and delivered after it returns, in order. Per
+//!   link the handler sees `Up`, then messages, then `Down`, and nothing after it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -85,6 +88,9 @@ pub struct PeerNet {
     handler: Handler,
     tasks: RefCell<Vec<Task<()>>>,
     stopped: Cell<bool>,
+    /// Link events waiting for the handler, and whether it is running now.
+    events: RefCell<std::collections::VecDeque<(bool, LinkId)>>,
+    in_handler: Cell<bool>,
     started: Instant,
 }
 
@@ -104,6 +110,8 @@ impl PeerNet {
             handler: Box::new(handler),
             tasks: RefCell::new(Vec::new()),
             stopped: Cell::new(false),
+            events: RefCell::new(std::collections::VecDeque::new()),
+            in_handler: Cell::new(false),
             started: Instant::now(),
         });
         let accept = spawn_local(accept_loop(listener, Rc::downgrade(&net)));
@@ -141,6 +149,9 @@ impl PeerNet {
 
     /// Queues an encoded frame (the same `Rc` may go to several peers).
     pub fn send_frame(self: &Rc<Self>, peer: ServerId, frame: Rc<AlignedVec<16>>) -> bool {
+        if self.stopped.get() {
+            return false;
+        }
         let Some(link) = self.book.borrow().link(peer) else {
             return false;
         };
@@ -175,7 +186,7 @@ impl PeerNet {
         for a in acts {
             match a {
                 LinkAction::Dial { peer, attempt } => self.dial(peer, attempt),
-                LinkAction::Up(link) => (self.handler)(NetEvent::Up(link)),
+                LinkAction::Up(link) => self.events.borrow_mut().push_back((true, link)),
                 LinkAction::Close { link, reason } => {
                     tracing::info!(peer = link.peer, port = self.spec.port, %reason, "peer link closed");
                     if let Some(io) = self.links.borrow_mut().remove(&link) {
@@ -183,9 +194,47 @@ impl PeerNet {
                         io.out.close();
                     }
                 }
-                LinkAction::Down(link) => (self.handler)(NetEvent::Down(link)),
+                LinkAction::Down(link) => self.events.borrow_mut().push_back((false, link)),
             }
         }
+        self.deliver_events();
+    }
+
+    /// Hands queued link events to the handler, unless it is running (then they go
+    /// when it returns).
+    fn deliver_events(&self) {
+        if self.in_handler.get() {
+            return;
+        }
+        self.in_handler.set(true);
+        loop {
+            let Some((up, link)) = self.events.borrow_mut().pop_front() else {
+                break;
+            };
+            (self.handler)(if up {
+                NetEvent::Up(link)
+            } else {
+                NetEvent::Down(link)
+            });
+        }
+        self.in_handler.set(false);
+    }
+
+    /// Hands a received message to the handler, if its link is still the current one.
+    fn deliver_msg(&self, link: LinkId, msg: &ArchivedPeerMsg) -> bool {
+        if self.stopped.get() || self.book.borrow().link(link.peer) != Some(link) {
+            return false;
+        }
+        debug_assert!(
+            !self.in_handler.get(),
+            "messages come from reader tasks only"
+        );
+        self.in_handler.set(true);
+        (self.handler)(NetEvent::Msg(link, msg));
+        self.in_handler.set(false);
+        self.deliver_events();
+        self.book.borrow_mut().heard(link);
+        true
     }
 
     fn dial(self: &Rc<Self>, peer: ServerId, attempt: u64) {
@@ -402,15 +451,16 @@ async fn read_loop(
         let mut failed = None;
         loop {
             match decoder.decode(&mut chunk) {
-                Ok(Some(msg)) => (net.handler)(NetEvent::Msg(link, msg)),
+                Ok(Some(msg)) => {
+                    if !net.deliver_msg(link, msg) {
+                        return; // closed meanwhile (the handler may drop it)
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     failed = Some(format!("bad frame: {e}"));
                     break;
                 }
-            }
-            if net.book.borrow().link(link.peer) != Some(link) {
-                return; // closed meanwhile (the handler may drop it)
             }
         }
         pending.clear();

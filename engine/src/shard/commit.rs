@@ -182,14 +182,17 @@ impl Committer {
         }
     }
 
-    /// The log was truncated or reset to end at `zxid` (Zab TRUNC or SNAP), durable:
-    /// what was held, appended or covered beyond it is gone. Flushes still running
-    /// report through [`Committer::flushed_stale`].
-    pub fn reset(&mut self, zxid: i64) {
+    /// The log was truncated or reset to end at `zxid` (Zab TRUNC or SNAP), and the
+    /// WAL's watermark is now `durable` (`min(old, zxid)` after a truncation, `zxid`
+    /// after a reset to a snapshot): what was held, appended or covered beyond `zxid`
+    /// is gone; records between `durable` and `zxid` still need a flush. Flushes still
+    /// running report through [`Committer::flushed_stale`].
+    pub fn reset(&mut self, zxid: i64, durable: i64) {
+        debug_assert!(durable <= zxid, "nothing past the end is durable");
         self.held.clear();
         self.appended = zxid;
-        self.covered = zxid;
-        self.durable = zxid;
+        self.durable = durable;
+        self.covered = durable;
     }
 
     /// A flush ended, durable up to `zxid` (what the WAL says; at least what it
@@ -297,10 +300,15 @@ mod tests {
             Some(Flush::Background { covers: 3 })
         );
         c.persist(4, bytes(), &mut append);
-        c.reset(2);
-        assert_eq!((c.appended(), c.durable(), c.backlog()), (2, 2, 0));
+        c.reset(2, 0);
+        assert_eq!((c.appended(), c.durable(), c.backlog()), (2, 0, 2));
         c.flushed_stale(false);
-        assert_eq!(c.flushing(), 0);
+        assert_eq!(
+            c.next_flush(&mut append),
+            Some(Flush::Background { covers: 2 }),
+            "what the cut kept still needs its flush"
+        );
+        assert_eq!(c.flushed(2, false), 2);
         c.persist(3, bytes(), &mut append);
         append.clear();
         assert_eq!(

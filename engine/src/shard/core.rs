@@ -423,6 +423,32 @@ impl ShardCore {
         self.drain_session(session, out);
     }
 
+    /// (Learner) the link to the leader is gone (it goes back to election): forwarded
+    /// writes and syncs that did not come back have an unknown outcome, so every
+    /// request queued on this server is answered `ConnectionLoss`, in order, as if
+    /// its connection closed (ZooKeeper closes them); nothing waits forever behind a
+    /// forward the old leader will never answer. Learned txns stay: the next leader's
+    /// synchronisation decides them.
+    pub fn leader_lost(&mut self, out: &mut Vec<Action>) {
+        self.syncs_waiting.clear();
+        let mut sessions: Vec<i64> = self.queues.keys().copied().collect();
+        sessions.sort_unstable();
+        for session in sessions {
+            let Some(q) = self.queues.remove(&session) else {
+                continue;
+            };
+            for e in q {
+                let client = match e {
+                    Queued::Write { client }
+                    | Queued::Sync { client, .. }
+                    | Queued::Refused { client, .. }
+                    | Queued::Read { client, .. } => client,
+                };
+                self.reply_now(client, Reply::Read(Err(ErrorCode::ConnectionLoss)), out);
+            }
+        }
+    }
+
     /// Answers `client` with `error` in its turn: at once when the session has nothing
     /// queued, else behind what it has (a queue over its limit still takes a refusal:
     /// refusals are bounded by the connection's credits, which the core cannot see).
@@ -525,6 +551,9 @@ impl ShardCore {
     /// `CloseSession` txn that removes its ephemerals once durable. Returns them.
     pub fn tick(&mut self, now: Now, out: &mut Vec<Action>) -> Vec<i64> {
         self.observe(now);
+        if self.role == Role::Learner {
+            return Vec::new(); // the leader expires sessions
+        }
         let expired = self.db.sessions.expired(now.mono_ms);
         for &session in &expired {
             tracing::info!(session = format_args!("0x{session:x}"), "session expired");
@@ -546,6 +575,9 @@ impl ShardCore {
     /// changes, and a path whose delete is already in flight is skipped.
     pub fn reap(&mut self, now: Now, out: &mut Vec<Action>) {
         self.observe(now);
+        if self.role == Role::Learner {
+            return; // the leader reaps
+        }
         let mut paths = self.db.tree.empty_containers();
         paths.extend(self.db.tree.expired_ttls(now.wall_ms));
         for path in paths {
@@ -1441,5 +1473,89 @@ mod tests {
         assert!(matches!(read, Some(ReadResult::GetData { .. })), "{read:?}");
         let (_, zs) = p.exchange(forwards);
         assert_eq!(replies(&p.commit(zs[0])), [(7, ErrorCode::Ok)]);
+    }
+
+    /// A learner's tick preps nothing: the leader expires sessions and owns zxids.
+    #[test]
+    fn a_learners_tick_preps_nothing() {
+        let mut p = Pair::new();
+        let mut out = Vec::new();
+        let op = Op::CreateSession {
+            session_id: 7,
+            timeout_ms: 10_000,
+            password: [7; SESSION_PASSWORD_LEN],
+        };
+        p.learner
+            .request(client(7, 0), &[], op, Now::at(0), &mut out);
+        let (_, zs) = p.exchange(std::mem::take(&mut out));
+        p.commit(zs[0]);
+        let mut out = Vec::new();
+        let expired = p.learner.tick(Now::at(1_000_000), &mut out);
+        assert_eq!(
+            (expired, persisted(&out)),
+            (vec![], vec![]),
+            "a learner preps no expiry txn of its own"
+        );
+    }
+
+    /// A forwarded write that never comes back (the leader changed) does not stay at
+    /// the head of its session's queue once the learner says the leader is lost.
+    #[test]
+    fn a_lost_forward_does_not_wedge_the_session() {
+        let mut p = Pair::new();
+        let mut out = Vec::new();
+        let op = Op::CreateSession {
+            session_id: 7,
+            timeout_ms: 10_000,
+            password: [7; SESSION_PASSWORD_LEN],
+        };
+        p.learner
+            .request(client(7, 0), &[], op, Now::at(0), &mut out);
+        let (_, zs) = p.exchange(std::mem::take(&mut out));
+        p.commit(zs[0]);
+        // Write 1 is forwarded but lost on the way (dropped, not exchanged): the link
+        // to the leader broke, and the learner says so.
+        let mut lost = Vec::new();
+        send(
+            &mut p.learner,
+            7,
+            1,
+            create("/a", CreateMode::Persistent),
+            1,
+            &mut lost,
+        );
+        assert!(matches!(lost[..], [Action::Forward { .. }]));
+        let mut out = Vec::new();
+        p.learner.leader_lost(&mut out);
+        assert_eq!(
+            replies(&out),
+            vec![(1, ErrorCode::ConnectionLoss)],
+            "its outcome is unknown, as with a lost connection"
+        );
+        // The client reconnects (new connection, same session) and writes again.
+        let conn2 = ClientRef {
+            conn: ConnId { core: 0, id: 2 },
+            session: 7,
+            xid: 2,
+        };
+        let mut out = Vec::new();
+        p.learner.request(
+            conn2,
+            &[],
+            create("/b", CreateMode::Persistent),
+            Now::at(2),
+            &mut out,
+        );
+        let (_, zs) = p.exchange(std::mem::take(&mut out));
+        let out = p.commit(zs[0]);
+        assert!(
+            p.learner.db().tree.get("/b").is_some(),
+            "write 2 is applied"
+        );
+        assert_eq!(
+            replies(&out),
+            vec![(2, ErrorCode::Ok)],
+            "write 2 is answered"
+        );
     }
 }
