@@ -14,15 +14,16 @@
 //!   ends has made all it covered durable (`wal/src/group.rs`); a flush's end reports
 //!   the WAL's watermark.
 //!
-//!   Measured (ckbench, corekeeper alone, `--cores 1`, 100 B setData, one 4 s run per
-//!   setting, interleaved, twice, on the 2-core dev machine with builds running beside
-//!   it, 2026-12-06): overlapping flushes did not pay on this virtio ext4 disk, whose
-//!   flushes serialise in the journal anyway. set 1x8: 18.5k / 17.3k / 15.7k ops/s and
-//!   13.1k / 10.7k / 12.0k for 1 / 2 / 4 flushes; set 4x4: 30.9k / 29.2k / 22.0k and
-//!   31.1k / 25.9k / 23.9k; set 8x16: 125k-147k (1) vs 123k-132k (2); set 1x1
-//!   2.7k-2.9k either way. So the default is one flush in flight; a disk that can
-//!   overlap flushes (several NVMe queues) can take `flushesInflightMax` > 1. These
-//!   runs had noisy neighbours: treat differences under ~20% as noise.
+//!   Measured (ckbench, corekeeper alone, 100 B setData, one 4 s run per setting,
+//!   interleaved, three times, on the 2-core dev machine with nothing else running,
+//!   2026-12-06): one flush in flight vs two overlapping: set 8x16 159.6k-163.5k vs
+//!   155.7k-159.5k ops/s, set 4x4 32.0k-33.0k vs 31.6k-32.6k, set 1x8 16.0k-19.1k vs
+//!   17.2k-18.3k, set 1x1 2.9k-3.0k vs 3.0k-3.1k: no difference on this virtio ext4
+//!   disk, whose flushes serialise in the journal anyway. So the default is one; a
+//!   disk that can overlap flushes (several NVMe queues) can take
+//!   `flushesInflightMax` > 1. Appending at flush start (one `pwrite` per flush instead
+//!   of one per driver pass) is what moved set 8x16 from 108k-112k ops/s (commit
+//!   150e60b, server CPU 1.15 cores) to 161k-168k (1.0 core) in the same quiet runs.
 //! - **Always**: one txn is appended and flushed at a time, each with a flush of its
 //!   own; the others wait, in order, unappended.
 //! - **Never**: appended at every pass, nothing reaches the disk; the watermark moves
