@@ -203,6 +203,10 @@ impl PeerNet {
     /// Hands queued link events to the handler, unless it is running (then they go
     /// when it returns).
     fn deliver_events(&self) {
+        if self.stopped.get() {
+            self.events.borrow_mut().clear(); // a stopped net tells nothing more
+            return;
+        }
         if self.in_handler.get() {
             return;
         }
