@@ -25,6 +25,7 @@ fn short_run(launch: Launch, name: &str) -> RunResult {
         workers: WORKERS,
         fault_kinds: vec![FaultKind::Kill],
         faults: 1,
+        session_timeout_ms: tools::hist::workload::SESSION_TIMEOUT_MS,
         out,
     };
     let r = run_once(&o).unwrap_or_else(|e| panic!("{name} run: {e}"));
@@ -91,4 +92,43 @@ fn a_kill_and_restart_of_zookeeper_when_installed() {
     }
     let r = short_run(Launch::Zookeeper, "zookeeper");
     assert_clean(&r);
+}
+
+/// A client that goes silent longer than its session timeout: corekeeper expires the
+/// session (the worker's reattach is refused with SESSIONEXPIRED) and the checkers see
+/// no ephemeral of it afterwards, no lost write, no violation.
+#[test]
+fn a_silent_clients_session_expires_and_its_ephemerals_go() {
+    use tools::hist::history::{Call, Outcome, Reply};
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ckjepsen-silence-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = RunOptions {
+        launch: Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
+        seed: 11,
+        duration: Duration::from_millis(12_000),
+        workers: WORKERS,
+        fault_kinds: vec![FaultKind::Silence],
+        faults: 1,
+        session_timeout_ms: 4_000,
+        out,
+    };
+    let r = run_once(&o).unwrap_or_else(|e| panic!("silence run: {e}"));
+    for v in &r.report.violations {
+        print!("{}", v.render());
+    }
+    println!("{}", run_line(&r));
+    assert_eq!(r.faults, 1, "the silence happened");
+    assert!(r.report.violations.is_empty(), "no violation");
+    assert_eq!(r.report.lost, 0);
+    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
+    let expired = h
+        .ops
+        .iter()
+        .filter(|op| {
+            matches!(op.call, Call::Reconnect { .. })
+                && matches!(op.outcome, Outcome::Fail(Reply::Error { code }) if code == -112)
+        })
+        .count();
+    assert!(expired >= 1, "the silent worker's session expired");
 }

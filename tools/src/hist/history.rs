@@ -31,6 +31,10 @@ pub enum FaultKind {
     Kill,
     /// SIGSTOP, then SIGCONT after `for_ms`.
     Pause,
+    /// A client goes silent: one worker drops its connection without closing its
+    /// session and sends nothing for `for_ms` (longer than the session timeout), so
+    /// the server expires the session and must remove its ephemerals.
+    Silence,
 }
 
 /// One entry of the fault schedule (milliseconds from the start of the workload).

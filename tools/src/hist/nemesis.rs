@@ -12,7 +12,9 @@
 //!   it kills and reaps it; [`Target::restart`] returns once the server answers `ruok`
 //!   again (bounded by bench's `READY_TIMEOUT_MS_MAX`);
 //! - [`run_schedule`] sleeps until each fault's time (the schedule, not a guess), and
-//!   records every fault's start and end in the history;
+//!   records every fault's start and end in the history; a silence is the workload's
+//!   (the `silence` callback makes worker `i % workers` go quiet), the server is left
+//!   alone;
 //! - a server is killed when the thread that started it exits (bench's launcher sets
 //!   the parent-death signal, which Linux ties to the thread): start, restart and drop
 //!   a `Target` from one thread that lives as long as the run.
@@ -37,9 +39,26 @@ pub const KILL_DOWN_MS_MAX: u64 = 1_000;
 pub const PAUSE_MS_MAX: u64 = 1_500;
 /// Shortest fault.
 pub const FAULT_MS_MIN: u64 = 50;
+/// How far a silence outlasts the session timeout: the server expires sessions on its
+/// ticks (ZooKeeper's default tick is 2 s), so this covers the timeout, a tick, and
+/// as much again for a slow machine.
+pub const SILENCE_MARGIN_MS: u64 = 4_000;
 
-/// `count` faults of the given kinds over a run of `duration_ms`.
-pub fn schedule(seed: u64, duration_ms: u64, kinds: &[FaultKind], count: usize) -> Vec<Fault> {
+/// How long a silence lasts for sessions of `session_timeout_ms`.
+pub fn silence_ms(session_timeout_ms: i32) -> u64 {
+    session_timeout_ms.max(0) as u64 + SILENCE_MARGIN_MS
+}
+
+/// `count` faults of the given kinds over a run of `duration_ms`. A silence lasts
+/// [`silence_ms`] of the session timeout and ends with its slot; it is left out when
+/// its slot is too short for it.
+pub fn schedule(
+    seed: u64,
+    duration_ms: u64,
+    kinds: &[FaultKind],
+    count: usize,
+    session_timeout_ms: i32,
+) -> Vec<Fault> {
     let count = count.min(FAULTS_MAX);
     if kinds.is_empty() || count == 0 {
         return Vec::new();
@@ -53,6 +72,16 @@ pub fn schedule(seed: u64, duration_ms: u64, kinds: &[FaultKind], count: usize) 
             let max = match kind {
                 FaultKind::Kill => KILL_DOWN_MS_MAX,
                 FaultKind::Pause => PAUSE_MS_MAX,
+                FaultKind::Silence => {
+                    // It ends with its slot, so it starts as late as it can: the
+                    // worker has a session to lose by then.
+                    let for_ms = silence_ms(session_timeout_ms);
+                    return (for_ms <= slot).then(|| Fault {
+                        at_ms: i * slot + (slot - for_ms),
+                        kind,
+                        for_ms,
+                    });
+                }
             };
             // Each fault starts in the first half of its slot and ends inside it.
             let half = slot / 2;
@@ -218,15 +247,17 @@ pub fn run_schedule(
     faults: &[Fault],
     start: Instant,
     rec: &Recorder,
+    silence: &dyn Fn(usize, Duration),
 ) -> Result<usize, String> {
     let mut done = 0;
-    for f in faults {
+    for (i, f) in faults.iter().enumerate() {
         let at = start + Duration::from_millis(f.at_ms);
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
         rec.nemesis(f.kind, "start");
         match f.kind {
             FaultKind::Kill => target.kill(),
             FaultKind::Pause => target.pause(),
+            FaultKind::Silence => silence(i, Duration::from_millis(f.for_ms)),
         }
         std::thread::sleep(Duration::from_millis(f.for_ms));
         target.heal()?;
@@ -243,9 +274,9 @@ mod tests {
     #[test]
     fn schedules_are_seeded_bounded_and_inside_the_run() {
         let kinds = [FaultKind::Kill, FaultKind::Pause];
-        let a = schedule(7, 10_000, &kinds, 4);
-        assert_eq!(a, schedule(7, 10_000, &kinds, 4));
-        assert_ne!(a, schedule(8, 10_000, &kinds, 4));
+        let a = schedule(7, 10_000, &kinds, 4, 4_000);
+        assert_eq!(a, schedule(7, 10_000, &kinds, 4, 4_000));
+        assert_ne!(a, schedule(8, 10_000, &kinds, 4, 4_000));
         assert_eq!(a.len(), 4);
         let span = 10_000 * FAULT_SPAN_PERCENT / 100;
         let mut end = 0;
@@ -254,9 +285,22 @@ mod tests {
             end = f.at_ms + f.for_ms;
             assert!(end <= span, "{a:?}");
         }
-        assert_eq!(schedule(7, 10_000, &kinds, 100).len(), FAULTS_MAX);
-        assert!(schedule(7, 10_000, &[], 3).is_empty());
+        assert_eq!(schedule(7, 10_000, &kinds, 100, 4_000).len(), FAULTS_MAX);
+        assert!(schedule(7, 10_000, &[], 3, 4_000).is_empty());
         // Too short a run for any fault to fit.
-        assert!(schedule(7, 50, &kinds, 3).is_empty());
+        assert!(schedule(7, 50, &kinds, 3, 4_000).is_empty());
+        // A silence outlasts the session timeout, in a slot long enough for it only.
+        let s = schedule(7, 12_000, &[FaultKind::Silence], 1, 4_000);
+        // (a 12 s run: its one slot is 8.4 s, room for 4 s + the margin)
+        assert_eq!(
+            s,
+            [Fault {
+                at_ms: 8_400 - 4_000 - SILENCE_MARGIN_MS,
+                kind: FaultKind::Silence,
+                for_ms: 4_000 + SILENCE_MARGIN_MS
+            }]
+        );
+        assert!(schedule(7, 12_000, &[FaultKind::Silence], 2, 4_000).is_empty());
+        assert!(schedule(7, 10_000, &[FaultKind::Silence], 1, 4_000).is_empty());
     }
 }

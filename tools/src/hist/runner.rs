@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub workers: u32,
     pub fault_kinds: Vec<FaultKind>,
     pub faults: usize,
+    /// Session timeout the workers ask for (a silence outlasts it).
+    pub session_timeout_ms: i32,
     /// Where the history (`<system>-<seed>.jsonl`) and the server's directory go.
     pub out: PathBuf,
 }
@@ -64,12 +66,14 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
     let _ = fs::remove_dir_all(&server_dir);
     let mut target = Target::start(o.launch.clone(), &server_dir)?;
     let addr = target.addr.clone();
-    let cfg = WorkloadConfig::new(o.seed, o.workers, o.duration);
+    let mut cfg = WorkloadConfig::new(o.seed, o.workers, o.duration);
+    cfg.session_timeout_ms = o.session_timeout_ms;
     let schedule = nemesis::schedule(
         o.seed,
         o.duration.as_millis() as u64,
         &o.fault_kinds,
         o.faults,
+        cfg.session_timeout_ms,
     );
     let history = o.out.join(format!("{system}-{}.jsonl", o.seed));
     let file =
@@ -106,7 +110,8 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
                 s.spawn(move || Worker::new(id, sh).run())
             })
             .collect();
-        let faults = nemesis::run_schedule(&mut target, &schedule, start, &rec);
+        let silence = |i: usize, d: Duration| shared.silence(i, d);
+        let faults = nemesis::run_schedule(&mut target, &schedule, start, &rec, &silence);
         // However long the restarts took, the run ends with the healed stretch it
         // planned (restarts are bounded, so the run is too).
         let tail_ns = duration_ns / 100 * (100 - nemesis::FAULT_SPAN_PERCENT);
@@ -246,6 +251,7 @@ pub struct RunArgs {
     pub workers: u32,
     pub kinds: Vec<FaultKind>,
     pub faults: usize,
+    pub session_timeout_ms: i32,
     pub corekeeper_bin: Option<PathBuf>,
     pub out: PathBuf,
 }
@@ -259,6 +265,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
         workers: WORKERS_DEFAULT,
         kinds: vec![FaultKind::Kill, FaultKind::Pause],
         faults: FAULTS_PER_RUN_DEFAULT,
+        session_timeout_ms: workload::SESSION_TIMEOUT_MS,
         corekeeper_bin: None,
         out: PathBuf::from("ckjepsen-out"),
     };
@@ -286,6 +293,12 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
             "--time-ms" => a.time_ms = num(value()?)?.clamp(1, DURATION_MS_MAX),
             "--workers" => a.workers = num(value()?)?.clamp(1, workload::WORKERS_MAX as u64) as u32,
             "--faults-per-run" => a.faults = num(value()?)? as usize,
+            "--session-timeout-ms" => {
+                a.session_timeout_ms = num(value()?)?.clamp(
+                    workload::SESSION_TIMEOUT_MS_MIN as u64,
+                    workload::SESSION_TIMEOUT_MS_MAX as u64,
+                ) as i32
+            }
             "--faults" => {
                 let v = value()?;
                 a.kinds = if v == "none" {
@@ -295,6 +308,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                         .map(|k| match k {
                             "kill" => Ok(FaultKind::Kill),
                             "pause" => Ok(FaultKind::Pause),
+                            "silence" => Ok(FaultKind::Silence),
                             _ => Err(format!("--faults: unknown fault {k}")),
                         })
                         .collect::<Result<_, _>>()?
@@ -350,6 +364,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 workers: a.workers,
                 fault_kinds: a.kinds.clone(),
                 faults: a.faults,
+                session_timeout_ms: a.session_timeout_ms,
                 out: a.out.clone(),
             };
             match run_once(&o) {

@@ -49,8 +49,11 @@ pub const EPHEMERALS_PER_SESSION_MAX: u32 = 8;
 pub const CLOSES_PER_WORKER_MAX: u32 = 20;
 /// Workers at most.
 pub const WORKERS_MAX: u32 = 64;
-/// Session timeout asked for.
+/// Session timeout asked for (default), and the range `--session-timeout-ms` takes
+/// (ZooKeeper's default bounds: 2 and 20 ticks of 2 s).
 pub const SESSION_TIMEOUT_MS: i32 = 10_000;
+pub const SESSION_TIMEOUT_MS_MIN: i32 = 4_000;
+pub const SESSION_TIMEOUT_MS_MAX: i32 = 40_000;
 /// Longest wait for one reply before the op is unknown.
 pub const REPLY_TIMEOUT_MS_MAX: u64 = 4_000;
 /// Pause between connection attempts while the server is down.
@@ -454,6 +457,9 @@ pub struct Shared<'a> {
     pub max_window: AtomicU32,
     /// When the workload stops, in the recorder's ns (`u64::MAX`: not decided yet).
     pub stop_ns: AtomicU64,
+    /// Per worker: silent (no connection, no requests) until this time, in the
+    /// recorder's ns (a `Silence` fault).
+    pub silent_until_ns: Vec<AtomicU64>,
 }
 
 impl Shared<'_> {
@@ -464,6 +470,15 @@ impl Shared<'_> {
             rec,
             max_window: AtomicU32::new(0),
             stop_ns: AtomicU64::new(u64::MAX),
+            silent_until_ns: (0..cfg.workers).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Fault `i` of the schedule silences worker `i % workers` for `d` from now.
+    pub fn silence(&self, i: usize, d: Duration) {
+        let n = self.silent_until_ns.len().max(1);
+        if let Some(w) = self.silent_until_ns.get(i % n) {
+            w.store(self.rec.now_ns() + d.as_nanos() as u64, Ordering::Release);
         }
     }
 
@@ -781,10 +796,24 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// A `Silence` fault: drop the connection without closing the session (the server
+    /// must expire it) and send nothing until the silence ends or the workload stops.
+    fn keep_silent(&mut self) {
+        let until = self.sh.silent_until_ns[self.id as usize].load(Ordering::Acquire);
+        if self.sh.rec.now_ns() >= until {
+            return;
+        }
+        drop(self.client.take());
+        while self.sh.rec.now_ns() < until && !self.sh.stopped() {
+            std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
+        }
+    }
+
     /// The worker's whole life: ops until the stop, then close its session.
     pub fn run(mut self) -> u64 {
         let mut pending: Option<Call> = None;
         while !self.sh.stopped() && self.ops < self.sh.cfg.ops_per_worker_max {
+            self.keep_silent();
             if !self.ensure_connected() {
                 break;
             }
