@@ -1165,6 +1165,20 @@ mod tests {
             (rest, proposed)
         }
 
+        /// Opens session `id` through the learner (forwarded, committed everywhere).
+        fn open_on_learner(&mut self, id: i64) {
+            let mut out = Vec::new();
+            let op = Op::CreateSession {
+                session_id: id,
+                timeout_ms: 10_000,
+                password: [7; SESSION_PASSWORD_LEN],
+            };
+            self.learner
+                .request(client(id, 0), &[], op, Now::at(0), &mut out);
+            let (_, zs) = self.exchange(out);
+            self.commit(zs[0]);
+        }
+
         /// The group committed up to `zxid`: both apply; the learner's actions.
         fn commit(&mut self, zxid: i64) -> Vec<Action> {
             let (mut lout, mut out) = (Vec::new(), Vec::new());
@@ -1479,16 +1493,7 @@ mod tests {
     #[test]
     fn a_learners_tick_preps_nothing() {
         let mut p = Pair::new();
-        let mut out = Vec::new();
-        let op = Op::CreateSession {
-            session_id: 7,
-            timeout_ms: 10_000,
-            password: [7; SESSION_PASSWORD_LEN],
-        };
-        p.learner
-            .request(client(7, 0), &[], op, Now::at(0), &mut out);
-        let (_, zs) = p.exchange(std::mem::take(&mut out));
-        p.commit(zs[0]);
+        p.open_on_learner(7);
         let mut out = Vec::new();
         let expired = p.learner.tick(Now::at(1_000_000), &mut out);
         assert_eq!(
@@ -1503,16 +1508,7 @@ mod tests {
     #[test]
     fn a_lost_forward_does_not_wedge_the_session() {
         let mut p = Pair::new();
-        let mut out = Vec::new();
-        let op = Op::CreateSession {
-            session_id: 7,
-            timeout_ms: 10_000,
-            password: [7; SESSION_PASSWORD_LEN],
-        };
-        p.learner
-            .request(client(7, 0), &[], op, Now::at(0), &mut out);
-        let (_, zs) = p.exchange(std::mem::take(&mut out));
-        p.commit(zs[0]);
+        p.open_on_learner(7);
         // Write 1 is forwarded but lost on the way (dropped, not exchanged): the link
         // to the leader broke, and the learner says so.
         let mut lost = Vec::new();
