@@ -58,6 +58,18 @@ use crate::txn::{Db, Txn, TxnResult};
 /// (`Config::global_outstanding_limit` is clamped to it), so only internal txns
 /// (expiry, reaping) could ever reach it.
 pub const INFLIGHT_TXNS_MAX: usize = 16_384;
+/// The cxid of txns the server preps for itself (session expiry, reaping): no client
+/// request is a write with this xid (ZooKeeper's clients count xids up from 1, and
+/// negative xids are reserved for pings, auth, watches and notifications), so a
+/// learner, which cannot tell a leader's internal txn from a client's, never answers a
+/// client with one.
+pub const INTERNAL_CXID: i32 = i32::MIN + 1;
+
+const _: () = assert!(
+    INTERNAL_CXID != crate::shard::clients::CONNECT_XID,
+    "a session's creation is answered to its client"
+);
+
 /// Requests one session may have waiting behind its own writes.
 pub const SESSION_QUEUE_MAX: usize = 4_096;
 
@@ -532,6 +544,9 @@ impl ShardCore {
     /// has none either.
     fn waiting_client(&self, f: &Inflight) -> Option<ClientRef> {
         let (session, cxid) = (f.txn.header.session, f.txn.header.cxid);
+        if cxid == INTERNAL_CXID {
+            return None;
+        }
         let q = self.queues.get(&session)?;
         debug_assert!(
             f.internal
@@ -559,7 +574,7 @@ impl ShardCore {
             tracing::info!(session = format_args!("0x{session:x}"), "session expired");
             let ctx = RequestCtx {
                 session,
-                cxid: 0,
+                cxid: INTERNAL_CXID,
                 auth: &[],
             };
             let txn = self
@@ -586,7 +601,7 @@ impl ShardCore {
             }
             let ctx = RequestCtx {
                 session: 0,
-                cxid: 0,
+                cxid: INTERNAL_CXID,
                 auth: &[],
             };
             let op = Op::DeleteContainer { path: path.clone() };
@@ -1552,6 +1567,37 @@ mod tests {
             replies(&out),
             vec![(2, ErrorCode::Ok)],
             "write 2 is answered"
+        );
+    }
+
+    #[test]
+    fn a_learned_expiry_never_answers_a_client_write_with_the_same_session() {
+        let mut p = Pair::new();
+        p.open_on_learner(7);
+        // Session 7 writes with xid 0 (a client whose xids wrapped) and the write's
+        // forward is in flight when the leader expires the session.
+        let mut out = Vec::new();
+        send(
+            &mut p.learner,
+            7,
+            0,
+            create("/a", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        let mut lout = Vec::new();
+        let expired = p.leader.tick(Now::at(1_000_000), &mut lout);
+        assert_eq!(expired, [7]);
+        let mut applied = Vec::new();
+        for a in lout {
+            if let Action::Persist { zxid, bytes } = a {
+                p.learner.learn(bytes, &mut Vec::new()).unwrap();
+                p.learner.durable(zxid, &mut applied);
+            }
+        }
+        assert!(
+            replies(&applied).is_empty(),
+            "the expiry is not the answer to the client's write: {applied:?}"
         );
     }
 }
