@@ -50,33 +50,55 @@ fn flush_publishes_the_last_appended_zxid() {
     assert_eq!(syncer.flush_count(), flushes + 2, "every flush is counted");
 }
 
-#[test]
-fn a_later_overlapping_flush_covers_the_earlier_ones_range() {
+type FlushThread = std::thread::JoinHandle<wal::Result<u64>>;
+
+/// Two overlapping flushes held at the storage's gate: the first covers 1..=5, the
+/// second (started after 6..=9 were appended) 1..=9. Neither has written anything,
+/// and no other thread touches the storage (no roll: nine small records).
+fn two_gated_flushes() -> (
+    Wal,
+    FaultStorage,
+    Arc<wal::io::FlushGate>,
+    Syncer,
+    FlushThread,
+    FlushThread,
+) {
     let (mut wal, fs) = mem_wal(SyncMode::Batch);
+    // The spare segment's background pre-write syncs too: let it finish first, so
+    // that the storage's flushes (and an injected failure) are these two only.
+    wal.prepare_next_segment().unwrap();
     let gate = fs.gate_flushes();
     let syncer = wal.syncer();
     append_range(&mut wal, 1, 5);
-    let first = {
-        let s = syncer.clone();
-        std::thread::spawn(move || s.flush().unwrap())
+    let flush = |s: &Syncer| {
+        let s = s.clone();
+        std::thread::spawn(move || s.flush())
     };
+    let first = flush(&syncer);
     gate.wait_arrived(1);
     append_range(&mut wal, 6, 9);
-    let second = {
-        let s = syncer.clone();
-        std::thread::spawn(move || s.flush().unwrap())
-    };
+    let second = flush(&syncer);
     gate.wait_arrived(2);
+    (wal, fs, gate, syncer, first, second)
+}
+
+#[test]
+fn a_later_overlapping_flush_covers_the_earlier_ones_range() {
+    let (wal, fs, gate, syncer, first, second) = two_gated_flushes();
     // The later flush ends first: its range started at the durable end, so it made
     // 1..=9 durable although the earlier flush (1..=5) still runs.
     gate.release(1);
-    assert_eq!(second.join().unwrap(), 9);
+    assert_eq!(second.join().unwrap().unwrap(), 9);
     assert_eq!(syncer.durable_zxid(), 9);
     let crashed = fs.crash(|_, _| 0);
     let (_, rec) = Wal::open_with(Path::new("/wal"), opts(), Arc::new(crashed)).unwrap();
     assert_eq!(rec.last_zxid, 9, "no hole below the published watermark");
     gate.release(0);
-    assert_eq!(first.join().unwrap(), 9, "the watermark never goes back");
+    assert_eq!(
+        first.join().unwrap().unwrap(),
+        9,
+        "the watermark never goes back"
+    );
     drop(wal);
 }
 
@@ -253,21 +275,7 @@ fn truncation_keeps_unflushed_bytes_below_the_cut_pending() {
 /// the failed one could not write).
 #[test]
 fn a_flush_that_ends_after_another_failed_publishes_nothing() {
-    let (mut wal, fs) = mem_wal(SyncMode::Batch);
-    let gate = fs.gate_flushes();
-    let syncer = wal.syncer();
-    append_range(&mut wal, 1, 5);
-    let first = {
-        let s = syncer.clone();
-        std::thread::spawn(move || s.flush())
-    };
-    gate.wait_arrived(1);
-    append_range(&mut wal, 6, 9);
-    let second = {
-        let s = syncer.clone();
-        std::thread::spawn(move || s.flush())
-    };
-    gate.wait_arrived(2);
+    let (_wal, fs, gate, syncer, first, second) = two_gated_flushes();
     fs.fail_next_flushes(1);
     gate.release(1);
     assert!(second.join().unwrap().is_err(), "the later flush fails");
