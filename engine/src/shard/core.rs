@@ -61,7 +61,7 @@ pub const INFLIGHT_TXNS_MAX: usize = 16_384;
 /// The cxid of txns the server preps for itself (session expiry, reaping): no client
 /// request is a write with this xid (ZooKeeper's clients count xids up from 1, and
 /// negative xids are reserved for pings, auth, watches and notifications), so a
-/// learner, which cannot tell a leader's internal txn from a client's, never answers a
+/// server (a learner too, which learns its leader's internal txns) never answers a
 /// client with one.
 pub const INTERNAL_CXID: i32 = i32::MIN + 1;
 
@@ -173,9 +173,6 @@ pub enum Role {
 struct Inflight {
     zxid: i64,
     txn: Txn,
-    /// Prepped here for the server itself (expiry, reaping): never a client's write,
-    /// even if its (session, cxid) looks like one.
-    internal: bool,
 }
 
 enum Queued {
@@ -329,7 +326,7 @@ impl ShardCore {
                     auth,
                 };
                 let txn = self.prep.prep(&self.db, &ctx, &op, now.wall_ms);
-                self.persist(txn, false, out);
+                self.persist(txn, out);
             }
             self.queues
                 .entry(client.session)
@@ -393,7 +390,7 @@ impl ShardCore {
             auth,
         };
         let txn = self.prep.prep(&self.db, &ctx, op, now.wall_ms);
-        self.persist(txn, false, out);
+        self.persist(txn, out);
         true
     }
 
@@ -409,11 +406,7 @@ impl ShardCore {
             return Err(format!("txn {zxid:#x} is not after {last:#x}"));
         }
         out.push(Action::Persist { zxid, bytes });
-        self.inflight.push_back(Inflight {
-            zxid,
-            txn,
-            internal: false,
-        });
+        self.inflight.push_back(Inflight { zxid, txn });
         Ok(zxid)
     }
 
@@ -508,7 +501,7 @@ impl ShardCore {
             self.reaping.retain(|(z, _)| *z > f.zxid);
             self.prep.applied(f.zxid);
             out.extend(applied.events.into_iter().map(Action::Event));
-            if let Some(client) = self.waiting_client(&f).filter(|_| !f.internal) {
+            if let Some(client) = self.waiting_client(&f) {
                 let reply = Reply::Write(applied.result);
                 out.push(Action::Reply {
                     to: client,
@@ -539,7 +532,7 @@ impl ShardCore {
     }
 
     /// The client of this server whose write `txn` is: the head of its session's queue
-    /// with the txn's cxid. Internal txns (session 0, expiry, reaping) and learners'
+    /// with the txn's cxid. Internal txns ([`INTERNAL_CXID`]: expiry, reaping) and learners'
     /// writes (on a leader) have none; on a learner, a txn of another server's client
     /// has none either.
     fn waiting_client(&self, f: &Inflight) -> Option<ClientRef> {
@@ -549,11 +542,9 @@ impl ShardCore {
         }
         let q = self.queues.get(&session)?;
         debug_assert!(
-            f.internal
-                || !q
-                    .iter()
-                    .skip(1)
-                    .any(|e| matches!(e, Queued::Write { client } if client.xid == cxid)),
+            !q.iter()
+                .skip(1)
+                .any(|e| matches!(e, Queued::Write { client } if client.xid == cxid)),
             "a session's txns commit in its request order, behind its syncs"
         );
         match q.front()? {
@@ -580,7 +571,7 @@ impl ShardCore {
             let txn = self
                 .prep
                 .prep(&self.db, &ctx, &Op::CloseSession, now.wall_ms);
-            self.persist(txn, true, out);
+            self.persist(txn, out);
         }
         expired
     }
@@ -606,7 +597,7 @@ impl ShardCore {
             };
             let op = Op::DeleteContainer { path: path.clone() };
             let txn = self.prep.prep(&self.db, &ctx, &op, now.wall_ms);
-            let zxid = self.persist(txn, true, out);
+            let zxid = self.persist(txn, out);
             self.reaping.push((zxid, path));
         }
         debug_assert!(
@@ -615,7 +606,7 @@ impl ShardCore {
         );
     }
 
-    fn persist(&mut self, txn: Txn, internal: bool, out: &mut Vec<Action>) -> i64 {
+    fn persist(&mut self, txn: Txn, out: &mut Vec<Action>) -> i64 {
         let zxid = txn.zxid();
         debug_assert!(
             self.inflight.back().is_none_or(|b| b.zxid < zxid),
@@ -625,11 +616,7 @@ impl ShardCore {
             zxid,
             bytes: txn.to_bytes(),
         });
-        self.inflight.push_back(Inflight {
-            zxid,
-            txn,
-            internal,
-        });
+        self.inflight.push_back(Inflight { zxid, txn });
         zxid
     }
 
