@@ -156,3 +156,18 @@ pub async fn wait_for(bound: Duration, what: &str, mut cond: impl FnMut() -> boo
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The `port` (election or quorum) of server `me` in an ensemble numbered 1..=n whose
+/// servers listen on `addrs[id - 1]`: its own address and every other member's.
+pub fn port_spec(me: u64, port: u8, addrs: &[SocketAddr]) -> engine::peer::net::PortSpec {
+    engine::peer::net::PortSpec {
+        me,
+        port,
+        listen: addrs[me as usize - 1],
+        peers: (1..=addrs.len() as u64)
+            .filter(|&id| id != me)
+            .map(|id| (id, addrs[id as usize - 1]))
+            .collect(),
+        queue_bytes_max: engine::peer::links::LINK_QUEUE_BYTES_MAX,
+    }
+}

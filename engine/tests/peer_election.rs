@@ -11,8 +11,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use engine::peer::elect::{ElectionRunner, election_timing};
-use engine::peer::links::LINK_QUEUE_BYTES_MAX;
-use engine::peer::net::PortSpec;
 use engine::runtime::exec::run_on_cores;
 use engine::zab::election::{Decision, PeerState};
 use engine::zab::{Role, make_zxid};
@@ -30,16 +28,7 @@ fn start(
     log: &Decisions,
 ) -> Rc<ElectionRunner> {
     let n = addrs.len() as u64;
-    let spec = PortSpec {
-        me,
-        port: HELLO_PORT_ELECTION,
-        listen: addrs[me as usize - 1],
-        peers: (1..=n)
-            .filter(|&id| id != me)
-            .map(|id| (id, addrs[id as usize - 1]))
-            .collect(),
-        queue_bytes_max: LINK_QUEUE_BYTES_MAX,
-    };
+    let spec = common::port_spec(me, HELLO_PORT_ELECTION, addrs);
     let cfg = election_timing(me, Role::Participant, (1..=n).collect());
     let log = log.clone();
     ElectionRunner::start(spec, cfg, zxid, 1, move |d| {
@@ -120,13 +109,7 @@ fn a_round_started_from_on_decided_is_not_clobbered() {
     run_on_cores(1, move |_| async move {
         let me: Rc<RefCell<Option<Weak<ElectionRunner>>>> = Rc::default();
         let rounds: Rc<RefCell<Vec<u64>>> = Rc::default();
-        let spec = PortSpec {
-            me: 1,
-            port: HELLO_PORT_ELECTION,
-            listen: addrs[0],
-            peers: Vec::new(),
-            queue_bytes_max: LINK_QUEUE_BYTES_MAX,
-        };
+        let spec = common::port_spec(1, HELLO_PORT_ELECTION, &addrs);
         let cfg = election_timing(1, Role::Participant, vec![1]);
         let runner = {
             let (me, rounds) = (me.clone(), rounds.clone());

@@ -15,8 +15,8 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use rkyv::util::AlignedVec;
 
-use engine::peer::links::{LINK_QUEUE_BYTES_MAX, Policy};
-use engine::peer::net::{NetEvent, PeerNet, PortSpec};
+use engine::peer::links::Policy;
+use engine::peer::net::{NetEvent, PeerNet};
 use engine::runtime::exec::run_on_cores;
 use transport::peer::{
     Ack, HELLO_PORT_ELECTION, HELLO_PORT_QUORUM, HELLO_PROTOCOL, Hello, PeerMsg, encode_frame,
@@ -32,16 +32,7 @@ fn start(me: u64, addrs: &[std::net::SocketAddr], log: &Log) -> Rc<PeerNet> {
 }
 
 fn start_port(me: u64, port: u8, addrs: &[std::net::SocketAddr], log: &Log) -> Rc<PeerNet> {
-    let spec = PortSpec {
-        me,
-        port,
-        listen: addrs[me as usize - 1],
-        peers: (1..=addrs.len() as u64)
-            .filter(|&id| id != me)
-            .map(|id| (id, addrs[id as usize - 1]))
-            .collect(),
-        queue_bytes_max: LINK_QUEUE_BYTES_MAX,
-    };
+    let spec = common::port_spec(me, port, addrs);
     let log = log.clone();
     PeerNet::start(spec, move |e| {
         let line = match e {
@@ -209,13 +200,7 @@ fn the_handler_is_not_reentered_by_its_own_calls() {
             // The leader's handler steps down when a frame arrives.
             let me: Rc<RefCell<Option<Weak<PeerNet>>>> = Rc::default();
             let (depth, deepest) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u32)));
-            let spec = PortSpec {
-                me: 2,
-                port: HELLO_PORT_QUORUM,
-                listen: addrs[1],
-                peers: vec![(1, addrs[0])],
-                queue_bytes_max: LINK_QUEUE_BYTES_MAX,
-            };
+            let spec = common::port_spec(2, HELLO_PORT_QUORUM, &addrs);
             let leader = {
                 let (me, depth, deepest) = (me.clone(), depth.clone(), deepest.clone());
                 PeerNet::start(spec, move |e| {
