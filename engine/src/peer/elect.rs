@@ -52,7 +52,7 @@ pub struct ElectionRunner {
     decided: RefCell<Option<Decision>>,
     on_decided: OnDecided,
     /// Frames on the election port that were not votes.
-    ignored: Cell<u64>,
+    ignored: Rc<Cell<u64>>,
     task: RefCell<Option<Task<()>>>,
 }
 
@@ -107,11 +107,11 @@ impl ElectionRunner {
             net,
             decided: RefCell::new(None),
             on_decided: Box::new(on_decided),
-            ignored: Cell::new(0),
+            ignored,
             task: RefCell::new(None),
         });
         runner.look(last_zxid, epoch);
-        let task = spawn_local(run(Rc::downgrade(&runner), inbox, ignored));
+        let task = spawn_local(run(Rc::downgrade(&runner), inbox));
         *runner.task.borrow_mut() = Some(task);
         Ok(runner)
     }
@@ -180,11 +180,7 @@ fn vote_of(from: ServerId, role: Role, m: &ArchivedPeerMsg) -> Option<Notificati
     }
 }
 
-async fn run(
-    runner: std::rc::Weak<ElectionRunner>,
-    inbox: Rc<Mailbox<(ServerId, Notification)>>,
-    ignored: Rc<Cell<u64>>,
-) {
+async fn run(runner: std::rc::Weak<ElectionRunner>, inbox: Rc<Mailbox<(ServerId, Notification)>>) {
     let period = Duration::from_millis(ELECTION_TICK_MS);
     let mut next_tick = Instant::now() + period;
     let mut batch = Vec::new();
@@ -198,7 +194,6 @@ async fn run(
         )
         .await;
         let Some(r) = runner.upgrade() else { return };
-        r.ignored.set(ignored.get());
         let mut out = Vec::new();
         {
             let mut e = r.election.borrow_mut();
