@@ -237,7 +237,6 @@ impl PeerNet {
         (self.handler)(NetEvent::Msg(link, msg));
         self.in_handler.set(false);
         self.deliver_events();
-        self.book.borrow_mut().heard(link);
         true
     }
 
@@ -452,13 +451,14 @@ async fn read_loop(
         }
         let Some(net) = net.upgrade() else { return };
         let mut chunk: &[u8] = &pending;
-        let mut failed = None;
+        let (mut failed, mut heard) = (None, false);
         loop {
             match decoder.decode(&mut chunk) {
                 Ok(Some(msg)) => {
                     if !net.deliver_msg(link, msg) {
                         return; // closed meanwhile (the handler may drop it)
                     }
+                    heard = true;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -468,6 +468,10 @@ async fn read_loop(
             }
         }
         pending.clear();
+        if heard {
+            // Once per read, not per frame: the link works, its backoff resets.
+            net.book.borrow_mut().heard(link);
+        }
         if let Some(reason) = failed {
             tracing::warn!(peer = link.peer, port = net.spec.port, %reason, "dropping peer link");
             break reason;
