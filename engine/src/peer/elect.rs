@@ -7,8 +7,9 @@
 //! re-broadcast makes up for it once the link is back); the core ticks every
 //! [`ELECTION_TICK_MS`]. A decision is kept and reported to the `on_decided` callback;
 //! [`ElectionRunner::look`] starts a new round (at start, and whenever Zab loses its
-//! leader or quorum). A frame on the election port that is not a vote is ignored and
-//! counted; a malformed one drops its link (`PeerNet`).
+//! leader or quorum). A frame on the election port that is not a vote, or a vote
+//! beyond [`ELECTION_INBOX_MAX`] waiting, is ignored and counted; a malformed one
+//! drops its link (`PeerNet`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -27,6 +28,10 @@ use crate::zab::{Epoch, Role, ServerId, Zxid};
 pub const ELECTION_TICK_MS: u64 = 10;
 /// Notifications stepped per wake-up (the rest wait for the next).
 pub const ELECTION_BATCH_MAX: usize = 256;
+/// Notifications waiting to be stepped; beyond it a vote is dropped (and counted as
+/// ignored): election makes up for lost votes by re-broadcasting, and a peer that
+/// floods the port cannot grow this server's memory.
+pub const ELECTION_INBOX_MAX: usize = 4 * ELECTION_BATCH_MAX;
 
 /// Ticks of [`ELECTION_TICK_MS`] for the core's timing, as ZooKeeper's defaults give
 /// them: 200 ms of quiet after a majority agrees (finalizeWait), re-broadcast after
@@ -94,8 +99,8 @@ impl ElectionRunner {
                         .find(|(id, _)| *id == link.peer)
                         .map_or(Role::Observer, |(_, r)| *r);
                     match vote_of(link.peer, role, m) {
-                        Some(n) => inbox.push((link.peer, n)),
-                        None => ignored.set(ignored.get() + 1),
+                        Some(n) if inbox.len() < ELECTION_INBOX_MAX => inbox.push((link.peer, n)),
+                        _ => ignored.set(ignored.get() + 1),
                     }
                 }
             })
