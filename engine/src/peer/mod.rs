@@ -28,8 +28,10 @@
 //! streaming, forwarded sessions and pings, and the server's use of all of it.
 
 pub mod elect;
+pub mod forward;
 pub mod links;
 pub mod net;
+pub mod node;
 
 #[cfg(test)]
 mod links_tests;

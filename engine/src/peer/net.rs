@@ -167,6 +167,19 @@ impl PeerNet {
         ok
     }
 
+    /// Drops the link to `peer` (a protocol error, silence, a lagging follower);
+    /// the book redials it if this server dials, with backoff.
+    pub fn close(self: &Rc<Self>, peer: ServerId, reason: String) {
+        let Some(link) = self.book.borrow().link(peer) else {
+            return;
+        };
+        let mut acts = Vec::new();
+        self.book
+            .borrow_mut()
+            .failed(link, reason, self.now_ms(), &mut acts);
+        self.apply(acts);
+    }
+
     /// Closes every link and stops listening and dialling.
     pub fn stop(&self) {
         self.stopped.set(true);

@@ -67,6 +67,9 @@ pub struct Recovered {
     pub db: Db,
     pub wal: Wal,
     pub snapshots: SnapshotStore,
+    /// (Ensemble members) the txns the WAL holds after `db`: logged, not known to be
+    /// committed, so not applied until the group commits them.
+    pub logged: Vec<Txn>,
 }
 
 /// Where the snapshots of `cfg` live.
@@ -120,11 +123,20 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
         tracing::warn!(file = %file.display(), offset, bytes = recovery.bytes_truncated, "truncated a torn WAL tail");
     }
     let mut replayed = 0u64;
+    let mut logged = Vec::new();
+    let replicated = cfg.ensemble.is_some();
     for rec in wal.read_from(db.last_zxid() as u64 + 1) {
         let rec = rec.map_err(|e| e.to_string())?;
         let txn = Txn::from_bytes(rec.payload)
             .map_err(|e| format!("WAL record {:#x} does not decode: {e}", rec.zxid))?;
-        db.apply_if_new(&txn);
+        if replicated {
+            // A member's log may end in txns its group never committed: the next
+            // leader's sync decides them (ZooKeeper applies them at load and reloads
+            // on TRUNC; holding them back means no client ever reads one).
+            logged.push(txn);
+        } else {
+            db.apply_if_new(&txn);
+        }
         replayed += 1;
         if replayed.is_multiple_of(REPLAY_PROGRESS_EVERY) {
             tracing::info!(replayed, zxid = rec.zxid, "replaying WAL");
@@ -134,12 +146,18 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
     tracing::info!(
         last_zxid = db.last_zxid(),
         replayed,
+        logged = logged.len(),
         znodes = db.tree.len(),
         sessions = db.sessions.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
-    Ok(Recovered { db, wal, snapshots })
+    Ok(Recovered {
+        db,
+        wal,
+        snapshots,
+        logged,
+    })
 }
 
 fn wal_sync(s: SyncPolicy) -> wal::SyncMode {
@@ -180,6 +198,12 @@ pub struct Driver<O: Outlet> {
     ticks: u64,
     stats: Arc<Stats>,
     actions: Vec<Action>,
+    /// Persisted txns not yet appended to the WAL (one `append_batch` per pass).
+    run: Vec<(i64, AlignedVec)>,
+    prep_config: PrepConfig,
+    session_config: SessionConfig,
+    /// Replication (ensemble members); `None`: standalone.
+    repl: Option<super::replica::Replica>,
 }
 
 impl<O: Outlet> Driver<O> {
@@ -198,7 +222,7 @@ impl<O: Outlet> Driver<O> {
             acl,
             ttl_enabled: cfg.extended_types_enabled,
         };
-        let last = rec.db.last_zxid();
+        let last = rec.wal.last_zxid() as i64;
         let syncer = rec.wal.syncer();
         let mut seed = [0u8; 32];
         fill_random(&mut seed);
@@ -208,8 +232,16 @@ impl<O: Outlet> Driver<O> {
             super::clock::wall_ms(),
             rec.db.sessions.iter().map(|s| s.id),
         );
+        let mut core = ShardCore::new(rec.db, prep.clone());
+        let replicated = cfg.ensemble.is_some();
+        if replicated {
+            core.set_role(crate::shard::Role::Learner);
+        }
+        for txn in rec.logged {
+            core.restore_logged(txn);
+        }
         Driver {
-            core: ShardCore::new(rec.db, prep),
+            core,
             wal: rec.wal,
             syncer,
             commit: Committer::new(cfg.sync, last).with_flushes_max(cfg.flushes_inflight_max),
@@ -230,7 +262,22 @@ impl<O: Outlet> Driver<O> {
             ticks: 0,
             stats,
             actions: Vec::new(),
+            run: Vec::new(),
+            prep_config: prep,
+            session_config: session_config(cfg),
+            repl: None,
         }
+    }
+
+    /// Makes this shard a member of a replicated group (see `replica`).
+    pub fn with_replica(mut self, r: super::replica::Replica) -> Self {
+        self.repl = Some(r);
+        self
+    }
+
+    /// The last txn in the WAL (applied or not).
+    pub fn logged_zxid(&self) -> i64 {
+        self.core.logged_zxid()
     }
 
     /// Runs until the inbox closes; an error means the WAL failed and the server must
@@ -252,7 +299,17 @@ impl<O: Outlet> Driver<O> {
         self.core.observe(now);
         let mut out = Vec::new();
         match msg {
+            ToShard::Connect { conn, .. } if !self.serving() => {
+                // Not in broadcast: ZooKeeper closes the socket; the client moves on.
+                out.push(ToConn::Close { conn });
+            }
+            ToShard::Request { client, .. } if !self.serving() => {
+                out.push(ToConn::Close { conn: client.conn });
+            }
             ToShard::Connect { conn, req, peer } => {
+                if req.session_id != 0 {
+                    self.touched(req.session_id);
+                }
                 let mut password = [0u8; SESSION_PASSWORD_LEN];
                 self.rng.fill_bytes(&mut password);
                 let ip = acl::ip_id(peer.ip());
@@ -269,6 +326,14 @@ impl<O: Outlet> Driver<O> {
                 );
             }
             ToShard::Request { client, op } => {
+                self.touched(client.session);
+                if op.is_write() && !self.leader_takes_write() {
+                    // The Zab leader cannot take a proposal now (not serving, or
+                    // throttled): the session sees its connection lost.
+                    out.push(ToConn::Close { conn: client.conn });
+                    self.route(out);
+                    return self.execute();
+                }
                 self.clients
                     .request(&mut self.core, client, op, now, &mut self.actions);
             }
@@ -279,9 +344,11 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             ToShard::Flushed { result } => self.flushed_now(result, false)?,
-            ToShard::Tick => self.tick(now, &mut out),
+            ToShard::Tick => self.tick(now, &mut out)?,
             ToShard::Snapshotted { zxid, result } => self.snapshotted(zxid, result),
             ToShard::Purged { result } => self.purged(result),
+            ToShard::Peer { from, ev } => self.peer_event(from, ev, now)?,
+            ToShard::Decided(d) => self.decided(d)?,
         }
         self.route(out);
         self.execute()
@@ -294,11 +361,12 @@ impl<O: Outlet> Driver<O> {
         }
     }
 
-    fn tick(&mut self, now: Now, out: &mut Vec<ToConn>) {
+    fn tick(&mut self, now: Now, out: &mut Vec<ToConn>) -> Result<(), String> {
         self.ticks += 1;
         // Counting watches walks every session's set: once a tick, not per batch.
         let watches = self.core.db().tree.watches.total() as u64;
         self.stats.shard.watches.store(watches, Relaxed);
+        self.repl_tick()?;
         for session in self.core.tick(now, &mut self.actions) {
             self.clients.expired(session, out);
         }
@@ -306,6 +374,7 @@ impl<O: Outlet> Driver<O> {
             self.core.reap(now, &mut self.actions);
         }
         self.maybe_purge();
+        Ok(())
     }
 
     /// Carries out the core's actions until none are left (an inline flush, with
@@ -314,13 +383,15 @@ impl<O: Outlet> Driver<O> {
     /// one `append_batch` (one write system call instead of one per txn).
     fn execute(&mut self) -> Result<(), String> {
         let mut applied = 0u64;
-        let mut run: Vec<(i64, AlignedVec)> = Vec::new();
         loop {
             while !self.actions.is_empty() {
                 for action in std::mem::take(&mut self.actions) {
                     match action {
+                        Action::Persist { zxid, bytes } if self.leading() => {
+                            self.propose(zxid, bytes)?;
+                        }
                         Action::Persist { zxid, bytes } => {
-                            self.commit.persist(zxid, bytes, &mut run);
+                            self.commit.persist(zxid, bytes, &mut self.run);
                         }
                         Action::Event(event) => {
                             if let Some(conn) = self.clients.event_conn(&event) {
@@ -332,29 +403,30 @@ impl<O: Outlet> Driver<O> {
                             applied += u64::from(matches!(reply, Reply::Write(_)));
                             self.reply(to, zxid, reply);
                         }
-                        Action::Forward { session, .. } | Action::ForwardSync { session, .. } => {
-                            // A standalone core preps its writes itself.
-                            debug_assert!(false, "a standalone shard forwards nothing");
-                            tracing::error!(
-                                session = format_args!("0x{session:x}"),
-                                "a standalone shard asked to forward a write; dropped"
-                            );
-                        }
+                        Action::Forward {
+                            session,
+                            cxid,
+                            auth,
+                            op,
+                        } => self.forward(session, cxid, &auth, &op),
+                        Action::ForwardSync { session, cxid } => self.forward_sync(session, cxid),
                     }
                 }
-                self.append_run(&mut run)?;
+                self.append_run()?;
             }
-            if !self.start_flush(&mut run)? {
+            if !self.start_flush()? {
                 break;
             }
         }
+        self.maybe_serve()?;
         self.applied_since_snap += applied;
         self.maybe_snapshot();
         Ok(())
     }
 
     /// Appends a run of persisted txns with one WAL write.
-    fn append_run(&mut self, run: &mut Vec<(i64, AlignedVec)>) -> Result<(), String> {
+    fn append_run(&mut self) -> Result<(), String> {
+        let run = &mut self.run;
         let Some(&(last, _)) = run.last() else {
             return Ok(());
         };
@@ -382,10 +454,10 @@ impl<O: Outlet> Driver<O> {
 
     /// Starts the flush the committer asks for: on the blocking pool, or inline with
     /// `sync=never` (no disk work). True when an inline flush released actions.
-    fn start_flush(&mut self, run: &mut Vec<(i64, AlignedVec)>) -> Result<bool, String> {
+    fn start_flush(&mut self) -> Result<bool, String> {
         let covered_before = self.commit.covered();
-        let flush = self.commit.next_flush(run);
-        self.append_run(run)?;
+        let flush = self.commit.next_flush(&mut self.run);
+        self.append_run()?;
         match flush {
             None => Ok(false),
             Some(Flush::Inline { .. }) => {
@@ -433,6 +505,11 @@ impl<O: Outlet> Driver<O> {
             return Ok(());
         }
         let durable = self.commit.flushed(zxid as i64, inline);
+        if self.repl.is_some() {
+            // Replicated: durable here is an ack (or the leader's own vote); the
+            // group's commit applies.
+            return self.repl_persisted(durable);
+        }
         self.core.durable(durable, &mut self.actions);
         Ok(())
     }
@@ -547,6 +624,9 @@ impl<O: Outlet> Driver<O> {
         Duration::from_millis(u64::from(cfg.tick_time_ms).max(1))
     }
 }
+
+#[path = "driver_repl.rs"]
+mod repl;
 
 /// Seeds from the OS (session passwords must not be guessable from the session id).
 fn fill_random(buf: &mut [u8]) {

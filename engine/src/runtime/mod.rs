@@ -16,4 +16,5 @@ pub mod epochs;
 pub mod exec;
 pub mod mailbox;
 pub mod msg;
+pub mod replica;
 pub mod stats;

@@ -10,6 +10,8 @@ use transport::jute::connect::{ConnectRequest, ConnectResponse};
 use crate::op::Op;
 use crate::shard::{ClientRef, ConnId, Reply};
 use crate::tree::watch::WatchEvent;
+use crate::zab::election::Decision;
+use crate::zab::{Msg, ServerId};
 
 /// To the shard driver.
 #[derive(Debug)]
@@ -42,6 +44,49 @@ pub enum ToShard {
     Purged {
         result: Result<(usize, usize), String>,
     },
+    /// Replication: something happened on the quorum link to `from`.
+    Peer { from: ServerId, ev: PeerIn },
+    /// Replication: the election decided.
+    Decided(Decision),
+}
+
+/// What arrived on (or happened to) a quorum link, read out of its frame.
+#[derive(Debug)]
+pub enum PeerIn {
+    Up,
+    Down,
+    /// For the Zab cores, stamped with the link's epoch.
+    Zab(Msg),
+    /// A snapshot of the state at `zxid`, `total_bytes` long, follows in chunks.
+    Snap {
+        zxid: i64,
+        total_bytes: u64,
+    },
+    SnapChunk {
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    /// The leader says this learner is in sync: it may serve clients.
+    UpToDate,
+    /// Liveness; from a learner, the sessions its clients touched (id, timeout).
+    Ping {
+        zxid: i64,
+        sessions: Vec<(i64, i32)>,
+    },
+    /// A learner's client write (`peer::forward` body).
+    Request {
+        session: i64,
+        cxid: i32,
+        body: Vec<u8>,
+    },
+    /// A client's `sync`: asked by a learner, answered by the leader with `zxid`.
+    Sync {
+        session: i64,
+        cxid: i32,
+        zxid: i64,
+    },
+    /// A message the link may not carry: the driver drops the link.
+    Bad(String),
 }
 
 /// To a connection.

@@ -87,6 +87,28 @@ pub struct ShardStats {
     pub flush_us_hist: [AtomicU64; FLUSH_US_BUCKETS.len() + 1],
     pub batch_hist: [AtomicU64; BATCH_TXNS_BUCKETS.len() + 1],
     pub snapshots: AtomicU64,
+    /// [`MODE_STANDALONE`], [`MODE_LOOKING`], [`MODE_LEADER`], [`MODE_FOLLOWER`] or
+    /// [`MODE_OBSERVER`].
+    pub mode: AtomicU64,
+    /// Learners synchronised to this leader.
+    pub synced_learners: AtomicU64,
+}
+
+pub const MODE_STANDALONE: u64 = 0;
+pub const MODE_LOOKING: u64 = 1;
+pub const MODE_LEADER: u64 = 2;
+pub const MODE_FOLLOWER: u64 = 3;
+pub const MODE_OBSERVER: u64 = 4;
+
+/// ZooKeeper's name for a mode (`srvr`'s `Mode:`, `mntr`'s `zk_server_state`).
+pub fn mode_name(mode: u64) -> &'static str {
+    match mode {
+        MODE_LOOKING => "looking",
+        MODE_LEADER => "leader",
+        MODE_FOLLOWER => "follower",
+        MODE_OBSERVER => "observer",
+        _ => "standalone",
+    }
 }
 
 impl Default for ShardStats {
@@ -104,6 +126,8 @@ impl Default for ShardStats {
             flush_us_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             batch_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             snapshots: AtomicU64::new(0),
+            mode: AtomicU64::new(MODE_STANDALONE),
+            synced_learners: AtomicU64::new(0),
         }
     }
 }

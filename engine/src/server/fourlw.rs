@@ -55,12 +55,13 @@ fn srvr(ctx: &CoreCtx) -> String {
     let s = &ctx.stats;
     let (min, avg, max) = s.latency_ms();
     format!(
-        "Zookeeper version: {VERSION}, built for corekeeper\nLatency min/avg/max: {min:.3}/{avg:.4}/{max:.3}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Zookeeper version: {VERSION}, built for corekeeper\nLatency min/avg/max: {min:.3}/{avg:.4}/{max:.3}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         s.total(|c| &c.packets_received),
         s.total(|c| &c.packets_sent),
         s.total(|c| &c.connections),
         s.shard.inflight.load(Relaxed),
         s.shard.last_zxid.load(Relaxed),
+        crate::runtime::stats::mode_name(s.shard.mode.load(Relaxed)),
         s.shard.znodes.load(Relaxed),
     )
 }
@@ -91,7 +92,10 @@ fn mntr(ctx: &CoreCtx) -> String {
     let flushes = sh.flushes.load(Relaxed).max(1);
     let mut rows: Vec<(String, String)> = [
         ("zk_version", VERSION.to_string()),
-        ("zk_server_state", "standalone".into()),
+        (
+            "zk_server_state",
+            crate::runtime::stats::mode_name(sh.mode.load(Relaxed)).into(),
+        ),
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", format!("{max:.3}")),
         ("zk_min_latency", format!("{min:.3}")),

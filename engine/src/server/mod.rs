@@ -1,9 +1,9 @@
 //! The client-facing server: start-up, listening, connections, four-letter words.
 //!
 //! [`run`] checks everything that can be checked before serving (configuration,
-//! directories, the WAL, the port), then starts one executor per core. An ensemble's
-//! configuration is checked as far as it can be (its ports, the epoch files) and then
-//! refused: replication is not in the runtime yet ([`REPLICATION_UNAVAILABLE`]). Core 0 owns
+//! directories, the WAL, the port), then starts one executor per core. An ensemble
+//! member also checks its quorum and election ports and its epoch files, and then runs
+//! its Zab group on core 0 beside the shard (`runtime::replica`). Core 0 owns
 //! shard 0 (the only shard for now) and its [`Driver`]; every core accepts clients.
 //! Cross-core traffic is batched: each non-zero core has one uplink (requests, in
 //! `Vec`s) to core 0 and one downlink (replies and events) back.
@@ -98,12 +98,6 @@ pub fn default_cores(cpus: usize) -> usize {
     (cpus / 2).clamp(1, CORES_MAX)
 }
 
-/// What [`run`] says to an ensemble's configuration once every check passed.
-pub const REPLICATION_UNAVAILABLE: &str = "replication is not yet available: this \
-    corekeeper runs standalone only, and running ensemble members as independent \
-    standalone servers would let their data diverge. The ensemble configuration is \
-    valid; start a standalone server (no server.N lines, or one) for now";
-
 /// Runs the server until it fails. Start-up errors come back before anything is served.
 pub fn run(cfg: Config) -> Result<(), String> {
     probe_bind(cfg.client_addr)?;
@@ -112,11 +106,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     if let Some(ensemble) = &cfg.ensemble {
         check_ensemble_start(&cfg, ensemble)?;
-        return Err(format!(
-            "server.{} of a {}-server ensemble: {REPLICATION_UNAVAILABLE}",
-            ensemble.my_id,
-            ensemble.servers.len()
-        ));
     }
     let recovered = recover(&cfg)?;
     let cores = core_count(&cfg);
@@ -342,14 +331,19 @@ async fn start_shard(
         local: ctx.clone(),
         remote,
     };
-    let driver = Driver::new(
+    let mut driver = Driver::new(
         &shared.cfg,
         rec,
-        inbox,
+        inbox.clone(),
         outlet,
         shared.cores,
         shared.stats.clone(),
     );
+    if let Some(ens) = &shared.cfg.ensemble {
+        let replica =
+            crate::runtime::replica::start(&shared.cfg, ens, driver.logged_zxid(), inbox)?;
+        driver = driver.with_replica(replica);
+    }
     Ok(glommio::spawn_local(driver.run()))
 }
 

@@ -90,6 +90,11 @@ impl Clients {
     }
 
     /// Connections known.
+    /// Every connection with a handshake.
+    pub fn conns(&self) -> Vec<ConnId> {
+        self.conns.keys().copied().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.conns.len()
     }

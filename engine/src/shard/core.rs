@@ -410,6 +410,37 @@ impl ShardCore {
         Ok(zxid)
     }
 
+    /// (Replicated, at start) a txn the WAL holds after the recovered state: logged
+    /// but not known to be committed, so it is not applied until the group commits
+    /// it ([`ShardCore::durable`]) or cut by a TRUNC ([`ShardCore::truncate_after`]).
+    pub fn restore_logged(&mut self, txn: Txn) {
+        let zxid = txn.zxid();
+        debug_assert!(
+            zxid > self.logged_zxid(),
+            "the WAL holds txns in zxid order, after the recovered state"
+        );
+        self.inflight.push_back(Inflight { zxid, txn });
+    }
+
+    /// The last txn logged here (applied or not).
+    pub fn logged_zxid(&self) -> i64 {
+        self.inflight.back().map_or(self.db.last_zxid(), |f| f.zxid)
+    }
+
+    /// (Replicated) the log was cut after `zxid` (a TRUNC, or a leader stepping down
+    /// drops what it prepped and never logged): those txns are forgotten. Never cuts
+    /// an applied txn.
+    pub fn truncate_after(&mut self, zxid: i64) {
+        debug_assert!(
+            zxid >= self.db.last_zxid(),
+            "truncation never cuts applied txns"
+        );
+        while self.inflight.back().is_some_and(|f| f.zxid > zxid) {
+            self.inflight.pop_back();
+        }
+        self.reaping.retain(|(z, _)| *z <= zxid);
+    }
+
     /// (Learner) the leader answered the `sync` `cxid` of `session`: it had committed
     /// up to `upto` when the sync reached it. The client is answered in its turn once
     /// this server applied that far.

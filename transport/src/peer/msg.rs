@@ -284,6 +284,11 @@ pub struct RevalidateReply {
 pub struct Sync {
     /// The session that asked.
     pub session: i64,
+    /// The client's xid of its `sync` request.
+    pub cxid: i32,
+    /// Leader → learner: the zxid the leader had committed when the sync reached it
+    /// (0 from the learner).
+    pub zxid: i64,
 }
 
 /// The first frame on every link, from the server that dialled: who it is and which
@@ -501,7 +506,15 @@ mod tests {
     #[test]
     fn names_follow_the_enum() {
         assert_eq!(PeerMsg::UpToDate.name(), "UPTODATE");
-        assert_eq!(PeerMsg::Sync(Sync { session: 1 }).name(), "SYNC");
+        assert_eq!(
+            PeerMsg::Sync(Sync {
+                session: 1,
+                cxid: 2,
+                zxid: 3
+            })
+            .name(),
+            "SYNC"
+        );
         assert_eq!(PeerMsg::Ack(Ack { zxid: 1 }).name(), "ACK");
         assert_eq!(PeerMsg::Vote(vote()).name(), "VOTE");
     }

@@ -128,7 +128,13 @@ pub fn peer_msg() -> impl Strategy<Value = PeerMsg> {
         (any::<i64>(), any::<bool>()).prop_map(|(session, valid)| PeerMsg::RevalidateReply(
             RevalidateReply { session, valid }
         )),
-        any::<i64>().prop_map(|session| PeerMsg::Sync(Sync { session })),
+        (any::<i64>(), any::<i32>(), any::<i64>()).prop_map(|(session, cxid, zxid)| PeerMsg::Sync(
+            Sync {
+                session,
+                cxid,
+                zxid
+            }
+        )),
         (any::<u32>(), any::<u64>(), any::<u8>()).prop_map(|(protocol, server_id, port)| {
             PeerMsg::Hello(Hello {
                 protocol,
@@ -213,7 +219,11 @@ pub fn one_of_each() -> Vec<PeerMsg> {
             session: 0x100,
             valid: true,
         }),
-        PeerMsg::Sync(Sync { session: 0x100 }),
+        PeerMsg::Sync(Sync {
+            session: 0x100,
+            cxid: 7,
+            zxid: 0x200,
+        }),
         PeerMsg::Hello(Hello {
             protocol: HELLO_PROTOCOL,
             server_id: 3,

@@ -1,0 +1,583 @@
+//! The shard driver's replication side: it carries out the pure [`Node`]'s actions
+//! with the WAL, the epoch files, the quorum links and the shard core, and feeds the
+//! node what the links, the election, the disk and the clock say.
+//!
+//! How the pieces meet (ZooKeeper's request processors, one core):
+//! - Leader: a client's write (or a learner's, `PeerIn::Request`) is prepped by the
+//!   shard core with the zxid the Zab leader hands out next (checked before prep, so
+//!   a prepped txn is always proposed); the core's `Persist` becomes
+//!   `Leader::propose`, whose `Persist` appends to the WAL and whose `Send`s go to the
+//!   followers; a flush reports `persisted` (the leader's own vote); the leader's
+//!   `Commit` applies through `ShardCore::durable`, which answers the clients.
+//! - Learner: the leader's `Proposal` is persisted as it arrived (`ShardCore::learn`)
+//!   and acked once durable; its `Commit` applies; the core's `Forward` and
+//!   `ForwardSync` go to the leader; touched sessions ride on pings.
+//! - `Look`: every client connection closes (ZooKeeper's behaviour: clients move to
+//!   a server with a quorum), queued requests are answered `ConnectionLoss`, the WAL
+//!   is made durable and forgets what was prepped but never logged, and election
+//!   starts from the durable history.
+//!
+//! [`Node`]: crate::peer::node::Node
+
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+use transport::peer::{self, PeerMsg, SNAP_CHUNK_BYTES_MAX};
+
+use super::super::msg::{PeerIn, ToConn};
+use super::super::replica::{PING_TOUCHES_MAX, SNAP_RECEIVE_BYTES_MAX};
+use super::{Driver, Outlet};
+use crate::peer::forward;
+use crate::peer::node::{Mode, NodeAction};
+use crate::shard::{Now, Role as ShardRole, ShardCore};
+use crate::txn::Db;
+use crate::zab::election::Decision;
+use crate::zab::{Action as ZabAction, Body, History, Msg, ServerId, TxnBytes, Zxid, make_zxid};
+
+impl<O: Outlet> Driver<O> {
+    /// Whether clients may be served: standalone always; a member once in broadcast.
+    pub(super) fn serving(&self) -> bool {
+        self.repl.as_ref().is_none_or(|r| r.node.serving())
+    }
+
+    /// Whether this server leads (its shard core's writes become proposals).
+    pub(super) fn leading(&self) -> bool {
+        self.repl
+            .as_ref()
+            .is_some_and(|r| matches!(r.node.mode(), Mode::Leading { .. }))
+    }
+
+    /// A learner remembers sessions its clients touch, for its next ping.
+    pub(super) fn touched(&mut self, session: i64) {
+        let timeout = self
+            .core
+            .db()
+            .sessions
+            .get(session)
+            .map_or(0, |s| s.timeout_ms);
+        if let Some(r) = &mut self.repl
+            && !matches!(r.node.mode(), Mode::Leading { .. })
+            && r.touched.len() < PING_TOUCHES_MAX
+        {
+            r.touched.insert(session, timeout);
+        }
+    }
+
+    /// Whether a write may be prepped now: the leader's next zxid is the one prep
+    /// would give (so the txn will be proposed); always for learners and standalone.
+    pub(super) fn leader_takes_write(&self) -> bool {
+        if !self.leading() {
+            return true;
+        }
+        let r = self.repl.as_ref().expect("leading means replicated");
+        r.node.next_zxid() == Ok(self.core.next_zxid())
+    }
+
+    fn history(&self) -> History {
+        let r = self.repl.as_ref().expect("replicated");
+        let e = r.epochs.epochs();
+        History {
+            accepted_epoch: e.accepted,
+            current_epoch: e.current,
+            last_zxid: self.syncer.durable_zxid() as i64,
+        }
+    }
+
+    /// The shard core prepped `bytes` at `zxid`: the Zab leader proposes it.
+    pub(super) fn propose(&mut self, zxid: i64, bytes: AlignedVec) -> Result<(), String> {
+        let txn: TxnBytes = Arc::from(&bytes[..]);
+        let mut acts = Vec::new();
+        let r = self.repl.as_mut().expect("leading means replicated");
+        if let Err(e) = r.node.propose(zxid, txn, &mut acts) {
+            // Checked before prep; an internal txn (expiry, reaping) past the
+            // window is the only way here. Stepping down drops what was prepped.
+            r.node
+                .look(format!("proposal {zxid:#x} refused: {e}"), &mut acts);
+        }
+        self.node_actions(acts)
+    }
+
+    pub(super) fn forward(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        auth: &[transport::jute::Id],
+        op: &crate::op::Op,
+    ) {
+        let Some(r) = &self.repl else { return };
+        let Some(leader) = r.node.leader() else {
+            return;
+        };
+        match forward::encode(auth, op) {
+            Ok(body) => {
+                let msg = PeerMsg::Request(peer::Request {
+                    session,
+                    cxid,
+                    op: 0,
+                    body,
+                });
+                // Lost with the link: the leader-lost path answers ConnectionLoss.
+                let _ = r.net.send(leader, &msg);
+            }
+            Err(e) => tracing::error!("cannot forward a write: {e}"),
+        }
+    }
+
+    pub(super) fn forward_sync(&mut self, session: i64, cxid: i32) {
+        let Some(r) = &self.repl else { return };
+        if let Some(leader) = r.node.leader() {
+            let msg = PeerMsg::Sync(peer::Sync {
+                session,
+                cxid,
+                zxid: 0,
+            });
+            let _ = r.net.send(leader, &msg);
+        }
+    }
+
+    /// A leader whose history is applied starts serving.
+    pub(super) fn maybe_serve(&mut self) -> Result<(), String> {
+        let applied_all = self.core.inflight() == 0;
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        let mut acts = Vec::new();
+        r.node.maybe_serve(applied_all, &mut acts);
+        if acts.is_empty() {
+            return Ok(());
+        }
+        self.node_actions(acts)?;
+        self.execute()
+    }
+
+    pub(super) fn repl_tick(&mut self) -> Result<(), String> {
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        let mut acts = Vec::new();
+        r.node.tick(&mut acts);
+        // Pings: the leader to every synchronised learner, a learner to its leader
+        // with the sessions its clients touched.
+        match r.node.mode() {
+            Mode::Leading { .. } => {
+                let zxid = r.node.leader_core().map_or(0, |l| l.committed_zxid());
+                let ping = PeerMsg::Ping(peer::Ping {
+                    zxid,
+                    sessions: Vec::new(),
+                });
+                for to in r.node.synced_learners() {
+                    let _ = r.net.send(to, &ping);
+                }
+            }
+            Mode::Following { leader, .. } | Mode::Observing { leader, .. } => {
+                let sessions = std::mem::take(&mut r.touched)
+                    .into_iter()
+                    .map(|(session, timeout_ms)| peer::SessionTouch {
+                        session,
+                        timeout_ms,
+                    })
+                    .collect();
+                let ping = PeerMsg::Ping(peer::Ping {
+                    zxid: self.core.logged_zxid(),
+                    sessions,
+                });
+                let _ = r.net.send(leader, &ping);
+            }
+            Mode::Looking => {}
+        }
+        self.publish_mode();
+        self.node_actions(acts)
+    }
+
+    fn publish_mode(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(r) = &self.repl else { return };
+        use super::super::stats::{MODE_FOLLOWER, MODE_LEADER, MODE_LOOKING, MODE_OBSERVER};
+        let code = match r.node.mode() {
+            Mode::Looking => MODE_LOOKING,
+            Mode::Leading { .. } => MODE_LEADER,
+            Mode::Following { .. } => MODE_FOLLOWER,
+            Mode::Observing { .. } => MODE_OBSERVER,
+        };
+        self.stats.shard.mode.store(code, Relaxed);
+        let learners = r.node.synced_learners().len() as u64;
+        self.stats.shard.synced_learners.store(learners, Relaxed);
+    }
+
+    pub(super) fn repl_persisted(&mut self, durable: i64) -> Result<(), String> {
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        let mut acts = Vec::new();
+        r.node.persisted(durable, &mut acts);
+        self.node_actions(acts)
+    }
+
+    pub(super) fn decided(&mut self, d: Decision) -> Result<(), String> {
+        let own = self.history();
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        if r.election.decided().as_ref() != Some(&d) {
+            return Ok(()); // a decision of a round since abandoned
+        }
+        let mut acts = Vec::new();
+        r.node.decided(&d, own, &mut acts);
+        self.publish_mode();
+        self.node_actions(acts)
+    }
+
+    pub(super) fn peer_event(
+        &mut self,
+        from: ServerId,
+        ev: PeerIn,
+        now: Now,
+    ) -> Result<(), String> {
+        let own = self.history();
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        let mut acts = Vec::new();
+        match ev {
+            PeerIn::Up => r.node.link_up(from, own, &mut acts),
+            PeerIn::Down => {
+                r.snap_in = None;
+                r.node.link_down(from, &mut acts)
+            }
+            PeerIn::Zab(msg) => r.node.step(from, msg, &mut acts),
+            PeerIn::Bad(why) => {
+                tracing::warn!(peer = from, "dropping the quorum link: {why}");
+                r.net.close(from, why);
+            }
+            PeerIn::Snap { zxid, total_bytes } => {
+                r.node.heard(from);
+                if total_bytes > SNAP_RECEIVE_BYTES_MAX {
+                    let why = format!("a snapshot of {total_bytes} bytes is over the limit");
+                    r.net.close(from, why);
+                } else {
+                    let cap = (total_bytes as usize).min(64 << 20);
+                    r.snap_in = Some((zxid, total_bytes, AlignedVec::with_capacity(cap)));
+                    return self.maybe_snapshot_complete(from);
+                }
+            }
+            PeerIn::SnapChunk { offset, bytes } => {
+                r.node.heard(from);
+                let ok = match &mut r.snap_in {
+                    Some((_, total, buf)) => {
+                        let fits = offset == buf.len() as u64
+                            && buf.len() as u64 + bytes.len() as u64 <= *total;
+                        if fits {
+                            buf.extend_from_slice(&bytes);
+                        }
+                        fits
+                    }
+                    None => false,
+                };
+                if !ok {
+                    r.snap_in = None;
+                    r.net.close(from, "a snapshot chunk out of place".into());
+                } else {
+                    return self.maybe_snapshot_complete(from);
+                }
+            }
+            PeerIn::UpToDate => r.node.up_to_date(from, &mut acts),
+            PeerIn::Ping { sessions, .. } => {
+                r.node.heard(from);
+                if matches!(r.node.mode(), Mode::Leading { .. }) {
+                    let db = self.core.db_mut();
+                    for (s, _) in sessions {
+                        db.sessions.touch(s, now.mono_ms);
+                    }
+                }
+            }
+            PeerIn::Request {
+                session,
+                cxid,
+                body,
+            } => {
+                r.node.heard(from);
+                return self.forwarded(from, session, cxid, &body, now);
+            }
+            PeerIn::Sync {
+                session,
+                cxid,
+                zxid,
+            } => {
+                r.node.heard(from);
+                if let Some(l) = r.node.leader_core() {
+                    let zxid = l.committed_zxid();
+                    let msg = PeerMsg::Sync(peer::Sync {
+                        session,
+                        cxid,
+                        zxid,
+                    });
+                    let _ = r.net.send(from, &msg);
+                } else if r.node.leader() == Some(from) {
+                    self.core.synced(session, cxid, zxid, &mut self.actions);
+                }
+            }
+        }
+        self.node_actions(acts)
+    }
+
+    /// Leader: a learner's client write.
+    fn forwarded(
+        &mut self,
+        from: ServerId,
+        session: i64,
+        cxid: i32,
+        body: &[u8],
+        now: Now,
+    ) -> Result<(), String> {
+        let r = self.repl.as_ref().expect("replicated");
+        let (auth, op) = match forward::decode(body) {
+            Ok(x) => x,
+            Err(e) => {
+                r.net.close(from, e);
+                return Ok(());
+            }
+        };
+        let taken = self.leader_takes_write()
+            && self.leading()
+            && self
+                .core
+                .request_forwarded(session, cxid, &auth, &op, now, &mut self.actions);
+        if !taken {
+            // Its clients see their connections lost and retry elsewhere or later.
+            r.net
+                .close(from, "the leader cannot take a forwarded write now".into());
+        }
+        Ok(())
+    }
+
+    fn maybe_snapshot_complete(&mut self, from: ServerId) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let done = matches!(&r.snap_in, Some((_, total, buf)) if buf.len() as u64 == *total);
+        if !done {
+            return Ok(());
+        }
+        let zxid = r.snap_in.as_ref().map_or(0, |s| s.0);
+        let epoch = r.link_epochs.borrow().get(&from).copied().unwrap_or(0);
+        let mut acts = Vec::new();
+        r.node
+            .step(from, Msg::new(epoch, Body::Snap { zxid }), &mut acts);
+        self.node_actions(acts)
+    }
+
+    /// Carries out the node's actions, in order.
+    pub(super) fn node_actions(&mut self, acts: Vec<NodeAction>) -> Result<(), String> {
+        for a in acts {
+            self.node_action(a)?;
+        }
+        Ok(())
+    }
+
+    fn node_action(&mut self, a: NodeAction) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        match a {
+            NodeAction::Zab(z) => return self.zab_action(z),
+            NodeAction::PersistAccepted(e) => r
+                .epochs
+                .store_accepted(e)
+                .map_err(|e| format!("cannot write acceptedEpoch: {e}"))?,
+            NodeAction::Policy(p) => r.net.set_policy(p),
+            NodeAction::Establish { epoch } => return self.establish(epoch),
+            NodeAction::Accepted { epoch } => {
+                let (last, committed) = (self.core.logged_zxid(), self.core.db().last_zxid());
+                let mut acts = Vec::new();
+                r.node.start_follower(epoch, last, committed, &mut acts);
+                return self.node_actions(acts);
+            }
+            NodeAction::UpToDate { to } => {
+                let _ = r.net.send(to, &PeerMsg::UpToDate);
+            }
+            NodeAction::Serve { epoch } => {
+                if matches!(r.node.mode(), Mode::Leading { .. }) {
+                    self.core.lead_from(make_zxid(epoch, 0));
+                }
+                tracing::info!(epoch, mode = ?r.node.mode(), "serving clients");
+                self.publish_mode();
+            }
+            NodeAction::Close { peer, reason } => {
+                tracing::info!(peer, %reason, "closing a quorum link");
+                r.net.close(peer, reason);
+            }
+            NodeAction::Look { reason } => return self.look(&reason),
+        }
+        Ok(())
+    }
+
+    fn zab_action(&mut self, z: ZabAction) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        match z {
+            ZabAction::Persist { zxid, txn } => {
+                let mut bytes = AlignedVec::with_capacity(txn.len());
+                bytes.extend_from_slice(&txn);
+                if self.leading() {
+                    self.commit.persist(zxid, bytes, &mut self.run);
+                } else if let Err(e) = self.core.learn(bytes, &mut self.actions) {
+                    let mut acts = Vec::new();
+                    let r = self.repl.as_mut().expect("replicated");
+                    r.node
+                        .look(format!("leader's txn {zxid:#x}: {e}"), &mut acts);
+                    return self.node_actions(acts);
+                }
+            }
+            ZabAction::Send { to, msg } => {
+                let role = r.node.role_of(r.node.id());
+                if let Body::LeaderInfo = msg.body {
+                    r.link_epochs.borrow_mut().insert(to, msg.epoch);
+                }
+                match crate::zab::wire::msg_to_peer(r.node.id(), role, &msg) {
+                    Ok(m) => {
+                        let _ = r.net.send(to, &m);
+                    }
+                    Err(e) => tracing::error!(to, "cannot send {msg:?}: {e}"),
+                }
+            }
+            ZabAction::Commit { upto_zxid } => {
+                self.core.durable(upto_zxid, &mut self.actions);
+            }
+            ZabAction::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
+            ZabAction::Disconnect { to } => r.net.close(to, "lagging too far".into()),
+            ZabAction::Truncate { after_zxid } => self.truncate(after_zxid)?,
+            ZabAction::InstallSnapshot { zxid } => return self.install_snapshot(zxid),
+            ZabAction::SetCurrentEpoch(e) => r
+                .epochs
+                .store_current(e)
+                .map_err(|e| format!("cannot write currentEpoch: {e}"))?,
+        }
+        Ok(())
+    }
+
+    /// Leader: discovery established `epoch`; the broadcast core starts over the
+    /// durable log after the applied state.
+    fn establish(&mut self, epoch: crate::zab::Epoch) -> Result<(), String> {
+        let base = self.core.db().last_zxid();
+        let mut history: Vec<(Zxid, TxnBytes)> = Vec::new();
+        for rec in self.wal.read_from(base as u64 + 1) {
+            let rec = rec.map_err(|e| format!("reading the WAL to lead: {e}"))?;
+            history.push((rec.zxid as i64, Arc::from(rec.payload)));
+        }
+        tracing::info!(
+            epoch,
+            base = format_args!("{base:#x}"),
+            uncommitted = history.len(),
+            "leading: epoch established"
+        );
+        let mut acts = Vec::new();
+        let r = self.repl.as_mut().expect("replicated");
+        r.node.start_leader(epoch, base, base, history, &mut acts);
+        self.node_actions(acts)
+    }
+
+    fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) {
+        let image = self.core.db().snapshot_image();
+        debug_assert_eq!(image.last_zxid(), zxid, "a SNAP sends the applied state");
+        let bytes = image.to_bytes();
+        let r = self.repl.as_ref().expect("replicated");
+        tracing::info!(
+            to,
+            zxid = format_args!("{zxid:#x}"),
+            bytes = bytes.len(),
+            "sending a snapshot"
+        );
+        let head = crate::zab::wire::snap_to_peer(zxid, bytes.len() as u64);
+        if !r.net.send(to, &head) {
+            return;
+        }
+        for (i, chunk) in bytes.chunks(SNAP_CHUNK_BYTES_MAX).enumerate() {
+            let m = PeerMsg::SnapChunk(peer::SnapChunk {
+                offset: (i * SNAP_CHUNK_BYTES_MAX) as u64,
+                bytes: chunk.to_vec(),
+            });
+            if !r.net.send(to, &m) {
+                return;
+            }
+        }
+    }
+
+    /// Follower TRUNC: the log ends at `zxid` from now on.
+    fn truncate(&mut self, zxid: Zxid) -> Result<(), String> {
+        self.append_run()?;
+        tracing::info!(
+            after = format_args!("{zxid:#x}"),
+            "truncating the log (TRUNC)"
+        );
+        self.wal
+            .truncate_after(zxid as u64)
+            .map_err(|e| format!("TRUNC failed: {e}"))?;
+        let durable = (self.syncer.durable_zxid() as i64).min(zxid);
+        self.commit.reset(zxid, durable);
+        self.core.truncate_after(zxid);
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let Some((z, _, bytes)) = r.snap_in.take() else {
+            let mut acts = Vec::new();
+            r.node
+                .look("InstallSnapshot without an image".into(), &mut acts);
+            return self.node_actions(acts);
+        };
+        debug_assert_eq!(z, zxid, "the image is the one announced");
+        let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(&bytes);
+        let db = Db::restore(
+            &aligned,
+            self.session_config,
+            super::super::clock::mono_ms(),
+        )
+        .map_err(|e| format!("the leader's snapshot {zxid:#x} does not load: {e}"))?;
+        self.snapshots
+            .write(zxid as u64, &bytes)
+            .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
+        self.append_run()?;
+        self.wal
+            .reset_to(zxid as u64)
+            .map_err(|e| format!("cannot reset the WAL to the snapshot: {e}"))?;
+        self.commit.reset(zxid, zxid);
+        let mut core = ShardCore::new(db, self.prep_config.clone());
+        core.set_role(ShardRole::Learner);
+        self.core = core;
+        self.stats.shard.publish_db(self.core.db());
+        tracing::info!(
+            zxid = format_args!("{zxid:#x}"),
+            bytes = bytes.len(),
+            "installed the leader's snapshot (SNAP)"
+        );
+        let mut acts = Vec::new();
+        let r = self.repl.as_mut().expect("replicated");
+        r.node.persisted(zxid, &mut acts);
+        self.node_actions(acts)
+    }
+
+    /// Back to election (see the module docs).
+    fn look(&mut self, reason: &str) -> Result<(), String> {
+        let mut out = Vec::new();
+        self.core.leader_lost(&mut self.actions);
+        for conn in self.clients.conns() {
+            out.push(ToConn::Close { conn });
+        }
+        self.route(out);
+        self.core.set_role(ShardRole::Learner);
+        self.append_run()?;
+        let (_, durable) = self
+            .syncer
+            .flush_tagged()
+            .map_err(|e| format!("WAL flush failed, stopping: {e}"))?;
+        let durable = durable as i64;
+        self.commit.reset(durable, durable);
+        self.core.truncate_after(durable);
+        let own = self.history();
+        let r = self.repl.as_mut().expect("replicated");
+        r.snap_in = None;
+        r.touched.clear();
+        r.link_epochs.borrow_mut().clear();
+        tracing::info!(%reason, last_zxid = format_args!("{:#x}", own.last_zxid), "looking for a leader");
+        r.election.look(own.last_zxid, own.current_epoch);
+        self.publish_mode();
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! The IO side of one server's Zab group, on the shard's core: the quorum port's
+//! links ([`PeerNet`]), the election runner, the epoch files, and the conversion of
+//! what arrives into [`ToShard::Peer`] / [`ToShard::Decided`] messages for the shard
+//! driver, which owns the pure [`Node`] and carries out its actions (`driver.rs`).
+//!
+//! Frames are validated by the links; here each is read in place and turned into a
+//! [`PeerIn`] with the epoch its link accepted (`zab::wire`): a learner's link takes
+//! the epoch of the `LeaderInfo` it received, a leader's link the epoch it offered
+//! (recorded when the driver sends `LeaderInfo`). A message the link may not carry
+//! (before an epoch, a learner lying about its role) becomes [`PeerIn::Bad`] and the
+//! driver drops that link.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use transport::peer::{
+    ArchivedPeerMsg, HELLO_PORT_ELECTION, HELLO_PORT_QUORUM, PING_SESSIONS_MAX,
+    SNAP_CHUNK_BYTES_MAX,
+};
+
+use super::epochs::EpochFiles;
+use super::mailbox::Mailbox;
+use super::msg::{PeerIn, ToShard};
+use crate::config::Config;
+use crate::config::ensemble::Ensemble;
+use crate::peer::elect::{ElectionRunner, election_timing};
+use crate::peer::links::LINK_QUEUE_BYTES_MAX;
+use crate::peer::net::{NetEvent, PeerNet, PortSpec};
+use crate::peer::node::{Node, NodeConfig};
+use crate::zab::wire::{Incoming, from_peer};
+use crate::zab::{Epoch, Limits, Member, Role, ServerId, Zxid};
+
+/// Bytes queued on one quorum link: a snapshot for a syncing learner is queued at
+/// once (in chunks), so the quorum port allows more than the election port.
+pub const QUORUM_QUEUE_BYTES_MAX: usize = 256 << 20;
+/// The largest snapshot a learner accepts from its leader.
+pub const SNAP_RECEIVE_BYTES_MAX: u64 = 4 << 30;
+/// Sessions per learner ping (the wire's limit).
+pub const PING_TOUCHES_MAX: usize = PING_SESSIONS_MAX;
+
+const _: () = assert!(QUORUM_QUEUE_BYTES_MAX >= LINK_QUEUE_BYTES_MAX);
+const _: () = assert!(SNAP_CHUNK_BYTES_MAX < QUORUM_QUEUE_BYTES_MAX);
+
+/// Link epochs, shared by the quorum port's handler and the driver.
+pub type LinkEpochs = Rc<RefCell<HashMap<ServerId, Epoch>>>;
+
+/// The running replication IO of one group.
+pub struct Replica {
+    pub node: Node,
+    pub net: Rc<PeerNet>,
+    pub election: Rc<ElectionRunner>,
+    pub epochs: EpochFiles,
+    pub link_epochs: LinkEpochs,
+    /// A snapshot being received: its zxid, size and the bytes so far.
+    pub snap_in: Option<(Zxid, u64, rkyv::util::AlignedVec<16>)>,
+    /// Sessions this learner's clients touched since its last ping.
+    pub touched: HashMap<i64, i32>,
+}
+
+fn resolve(addr: &crate::config::ensemble::PeerAddr) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    match &addr.host {
+        crate::config::ensemble::Host::Ip(ip) => Ok(SocketAddr::new(*ip, addr.port)),
+        crate::config::ensemble::Host::Name(n) => (n.as_str(), addr.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {n}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{n} resolves to no address")),
+    }
+}
+
+fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String> {
+    let pick = |s: &crate::config::ensemble::ServerSpec| {
+        if port == HELLO_PORT_ELECTION {
+            resolve(&s.election)
+        } else {
+            resolve(&s.quorum)
+        }
+    };
+    let mut peers = Vec::new();
+    for s in &ens.servers {
+        if s.id != ens.my_id {
+            peers.push((s.id, pick(s)?));
+        }
+    }
+    Ok(PortSpec {
+        me: ens.my_id,
+        port,
+        listen: pick(ens.me())?,
+        peers,
+        queue_bytes_max: queue,
+    })
+}
+
+/// What arrived on a quorum link, for the driver.
+fn convert(
+    from: ServerId,
+    role: Role,
+    m: &ArchivedPeerMsg,
+    epochs: &RefCell<HashMap<ServerId, Epoch>>,
+) -> PeerIn {
+    let link = epochs.borrow().get(&from).copied();
+    match from_peer(from, role, m, link) {
+        Ok(Incoming::Zab(msg)) => {
+            if let crate::zab::Body::LeaderInfo = msg.body {
+                // Everything after it on this link belongs to the offered epoch.
+                epochs.borrow_mut().insert(from, msg.epoch);
+            }
+            PeerIn::Zab(msg)
+        }
+        Ok(Incoming::Snap { zxid, total_bytes }) => PeerIn::Snap { zxid, total_bytes },
+        Ok(Incoming::Vote { .. }) => PeerIn::Bad("a vote on the quorum port".into()),
+        Ok(Incoming::Runtime) => runtime_msg(m),
+        Err(e) => PeerIn::Bad(e.to_string()),
+    }
+}
+
+fn runtime_msg(m: &ArchivedPeerMsg) -> PeerIn {
+    match m {
+        ArchivedPeerMsg::SnapChunk(c) => PeerIn::SnapChunk {
+            offset: c.offset.to_native(),
+            bytes: c.bytes.to_vec(),
+        },
+        ArchivedPeerMsg::UpToDate => PeerIn::UpToDate,
+        ArchivedPeerMsg::Ping(p) => PeerIn::Ping {
+            zxid: p.zxid.to_native(),
+            sessions: p
+                .sessions
+                .iter()
+                .map(|s| (s.session.to_native(), s.timeout_ms.to_native()))
+                .collect(),
+        },
+        ArchivedPeerMsg::Request(r) => PeerIn::Request {
+            session: r.session.to_native(),
+            cxid: r.cxid.to_native(),
+            body: r.body.to_vec(),
+        },
+        ArchivedPeerMsg::Sync(s) => PeerIn::Sync {
+            session: s.session.to_native(),
+            cxid: s.cxid.to_native(),
+            zxid: s.zxid.to_native(),
+        },
+        other => PeerIn::Bad(format!("unexpected {} on the quorum port", name(other))),
+    }
+}
+
+fn name(m: &ArchivedPeerMsg) -> &'static str {
+    match m {
+        ArchivedPeerMsg::Hello(_) => "HELLO",
+        ArchivedPeerMsg::Revalidate(_) => "REVALIDATE",
+        ArchivedPeerMsg::RevalidateReply(_) => "REVALIDATE_REPLY",
+        _ => "message",
+    }
+}
+
+/// The members of `ens`, as the cores see them.
+pub fn members(ens: &Ensemble) -> Vec<Member> {
+    ens.servers
+        .iter()
+        .map(|s| Member {
+            id: s.id,
+            role: s.role,
+        })
+        .collect()
+}
+
+/// Starts the group's IO on this executor: the quorum port (no links until a
+/// decision), the election (looking from `last_zxid`), and the node.
+pub fn start(
+    cfg: &Config,
+    ens: &Ensemble,
+    last_zxid: Zxid,
+    inbox: Rc<Mailbox<ToShard>>,
+) -> Result<Replica, String> {
+    let storage = Arc::new(wal::io::OsStorage);
+    let epochs = EpochFiles::open(storage, &cfg.data_dir).map_err(|e| e.to_string())?;
+    let members = members(ens);
+    let link_epochs: LinkEpochs = Rc::new(RefCell::new(HashMap::new()));
+    let qspec = port_spec(ens, HELLO_PORT_QUORUM, QUORUM_QUEUE_BYTES_MAX)?;
+    let net = {
+        let (inbox, link_epochs, members) = (inbox.clone(), link_epochs.clone(), members.clone());
+        PeerNet::start(qspec.clone(), move |e| {
+            let (from, ev) = match e {
+                NetEvent::Up(link) => (link.peer, PeerIn::Up),
+                NetEvent::Down(link) => {
+                    link_epochs.borrow_mut().remove(&link.peer);
+                    (link.peer, PeerIn::Down)
+                }
+                NetEvent::Msg(link, m) => {
+                    let role = members
+                        .iter()
+                        .find(|x| x.id == link.peer)
+                        .map_or(Role::Observer, |x| x.role);
+                    (link.peer, convert(link.peer, role, m, &link_epochs))
+                }
+            };
+            inbox.push(ToShard::Peer { from, ev });
+        })
+        .map_err(|e| format!("cannot listen on quorum address {}: {e}", qspec.listen))?
+    };
+    net.set_policy(crate::peer::links::Policy::ToLeader(None));
+    let espec = port_spec(ens, HELLO_PORT_ELECTION, LINK_QUEUE_BYTES_MAX)?;
+    let voters: Vec<ServerId> = ens.voters().map(|s| s.id).collect();
+    let timing = election_timing(ens.my_id, ens.my_role(), voters);
+    let current = epochs.epochs().current;
+    let election = {
+        let inbox = inbox.clone();
+        ElectionRunner::start(espec, timing, last_zxid, current, move |d| {
+            inbox.push(ToShard::Decided(d.clone()))
+        })?
+    };
+    let node = Node::new(NodeConfig {
+        id: ens.my_id,
+        role: ens.my_role(),
+        members,
+        limits: Limits::DEFAULT,
+        init_ticks: u64::from(ens.init_limit_ticks),
+        sync_ticks: u64::from(ens.sync_limit_ticks),
+    });
+    tracing::info!(
+        id = ens.my_id,
+        role = ?ens.my_role(),
+        members = ens.servers.len(),
+        last_zxid = format_args!("{last_zxid:#x}"),
+        current_epoch = current,
+        "replica started: looking for a leader"
+    );
+    Ok(Replica {
+        node,
+        net,
+        election,
+        epochs,
+        link_epochs,
+        snap_in: None,
+        touched: HashMap::new(),
+    })
+}
