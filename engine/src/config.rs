@@ -101,6 +101,10 @@ pub struct Config {
     pub sync: SyncPolicy,
     /// Flushes that may run at once with `sync=batch` (`flushesInflightMax`).
     pub flushes_inflight_max: usize,
+    /// Committed proposals a Zab leader keeps to synchronise learners by DIFF
+    /// (`commitLogCount`, ZooKeeper's `zookeeper.commitLogCount`); a learner further
+    /// behind gets a SNAP.
+    pub commit_log_count: usize,
     /// ZooKeeper's `extendedTypesEnabled`: TTL nodes are refused unless set.
     pub extended_types_enabled: bool,
     /// `user:base64(sha1(user:password))` of the digest superuser, if any
@@ -327,6 +331,13 @@ impl Config {
                 crate::shard::commit::FLUSHES_INFLIGHT_DEFAULT,
                 1,
                 crate::shard::commit::FLUSHES_INFLIGHT_MAX,
+            )?,
+            commit_log_count: take_num(
+                &mut kv,
+                "commitLogCount",
+                crate::zab::COMMITTED_LOG_MAX,
+                0,
+                crate::zab::COMMITTED_LOG_MAX,
             )?,
             extended_types_enabled: take_bool(&mut kv, "extendedTypesEnabled", false)?,
             super_digest: kv.remove("superDigest"),

@@ -30,28 +30,37 @@ struct Node {
 fn ensemble_config(dir: &Path, client: SocketAddr, lines: &str) -> String {
     format!(
         "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ntickTime=100\n\
-         initLimit=30\nsyncLimit=10\n{lines}",
+         initLimit=30\nsyncLimit=10\n4lw.commands.whitelist=*\n{lines}",
         dir.display(),
         client.port()
     )
 }
 
 fn start_ensemble(root: &Path, n: u64) -> Vec<Node> {
-    let mut lines = String::new();
-    for id in 1..=n {
+    start_ensemble_with(root, n, 0, "")
+}
+
+/// `voters` participants and then `observers` observers, with `extra` zoo.cfg lines.
+fn start_ensemble_with(root: &Path, voters: u64, observers: u64, extra: &str) -> Vec<Node> {
+    let mut lines = extra.to_string();
+    for id in 1..=voters + observers {
+        let role = if id > voters { ":observer" } else { "" };
         lines += &format!(
-            "server.{id}=127.0.0.1:{}:{}\n",
+            "server.{id}=127.0.0.1:{}:{}{role}\n",
             free_addr().port(),
             free_addr().port()
         );
     }
-    let mut nodes: Vec<Node> = (1..=n)
+    let mut nodes: Vec<Node> = (1..=voters + observers)
         .map(|id| {
             let dir = root.join(format!("n{id}"));
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("myid"), format!("{id}\n")).unwrap();
             let client = free_addr();
-            let cfg = ensemble_config(&dir, client, &lines);
+            let mut cfg = ensemble_config(&dir, client, &lines);
+            if id > voters {
+                cfg += "peerType=observer\n";
+            }
             Node {
                 id,
                 dir,
@@ -105,7 +114,8 @@ fn settled(nodes: &[Node]) -> usize {
             .filter(|(_, m)| m == "leader")
             .map(|(i, _)| *i)
             .collect();
-        if leaders.len() == 1 && modes.iter().all(|(_, m)| m == "leader" || m == "follower") {
+        let in_broadcast = |m: &String| m == "leader" || m == "follower" || m == "observer";
+        if leaders.len() == 1 && modes.iter().all(|(_, m)| in_broadcast(m)) {
             return leaders[0];
         }
         assert!(
@@ -145,6 +155,9 @@ fn check_everywhere(nodes: &[Node], acked: &[(String, Vec<u8>)]) {
                 .map(|(p, _)| p)
                 .collect();
             if missing.is_empty() {
+                // Closed, not left to expire: an expiry is a txn of its own, and
+                // the DIFF/SNAP test counts txns.
+                let _ = c.close();
                 break;
             }
             assert!(
@@ -216,4 +229,154 @@ fn three_nodes_replicate_fail_over_and_recover() {
     write_some(&mut c, "after-restart", 10, &mut acked);
     drop(c);
     check_everywhere(&nodes, &acked);
+}
+
+fn mntr(node: &Node, key: &str) -> Option<u64> {
+    four_letter(node.client, "mntr")
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t')?.parse().ok())
+}
+
+fn signal(node: &Node, sig: &str) {
+    let pid = node.server.as_ref().unwrap().pid().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// A follower paused (SIGSTOP, a GC-pause stand-in) while the other two take writes
+/// catches up once resumed; a follower that was down while more than
+/// `commitLogCount` txns committed comes back by SNAP (the leader's image), one
+/// that missed fewer by DIFF; the TRUNC path is the restart of the whole ensemble
+/// in the test above when a leader dies with txns only it logged.
+#[test]
+fn paused_and_lagging_followers_catch_up_by_diff_and_snap() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_ensemble_with(root.path(), 3, 0, "commitLogCount=20\n");
+    let leader = settled(&nodes);
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut acked = Vec::new();
+    let mut c = client(&nodes[leader]);
+
+    signal(&nodes[f1], "-STOP");
+    write_some(&mut c, "while-paused", 30, &mut acked);
+    signal(&nodes[f1], "-CONT");
+    check_everywhere(&nodes, &acked);
+
+    nodes[f2].server.as_mut().unwrap().kill();
+    nodes[f2].server = None;
+    write_some(&mut c, "while-down", 60, &mut acked);
+    let snaps = mntr(&nodes[leader], "ck_syncs_snap").unwrap();
+    start(&mut nodes[f2]);
+    let start_wait = Instant::now();
+    while mntr(&nodes[leader], "ck_syncs_snap").unwrap() <= snaps {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "no SNAP for the lagging follower"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        settled(&nodes),
+        leader,
+        "a returning follower does not move the leader"
+    );
+    check_everywhere(&nodes, &acked);
+    // It restarts from the snapshot it received and its log after it.
+    nodes[f2].server.as_mut().unwrap().kill();
+    nodes[f2].server = None;
+    write_some(&mut c, "short-absence", 2, &mut acked);
+    let diffs = mntr(&nodes[leader], "ck_syncs_diff").unwrap();
+    start(&mut nodes[f2]);
+    let start_wait = Instant::now();
+    while mntr(&nodes[leader], "ck_syncs_diff").unwrap() <= diffs {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "no DIFF for the returning follower: {}\n{}",
+            four_letter(nodes[leader].client, "mntr"),
+            four_letter(nodes[f2].client, "srvr")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check_everywhere(&nodes, &acked);
+}
+
+/// An observer learns every write, serves reads and forwards writes, and is counted
+/// as an observer (not a voter) by the leader.
+#[test]
+fn an_observer_serves_reads_and_forwards_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_ensemble_with(root.path(), 3, 1, "");
+    let leader = settled(&nodes);
+    assert_eq!(mode(&nodes[3]), "observer");
+    let mut acked = Vec::new();
+    let mut c = client(&nodes[3]);
+    write_some(&mut c, "via-observer", 10, &mut acked);
+    check_everywhere(&nodes, &acked);
+    let start_wait = Instant::now();
+    while mntr(&nodes[leader], "zk_synced_observers") != Some(1)
+        || mntr(&nodes[leader], "zk_synced_followers") != Some(2)
+    {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "the leader does not count its learners"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sessions are global: a client pinging a follower keeps its session (and its
+/// ephemeral) alive at the leader, which expires sessions; once the client goes
+/// silent the leader expires it and the ephemeral disappears everywhere. Another
+/// server takes the session over when the client reconnects there.
+#[test]
+fn sessions_live_by_pings_at_any_server_and_expire_at_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_ensemble(root.path(), 3);
+    let leader = settled(&nodes);
+    let f = (leader + 1) % 3;
+    let timeout_ms = 1_000;
+    let mut c = Client::connect(nodes[f].client, timeout_ms).unwrap();
+    c.create("/eph", b"x", CreateMode::Ephemeral).unwrap();
+    // Three timeouts of pings at the follower only: the leader must not expire it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3 * timeout_ms as u64) {
+        c.exists("/", false).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut at_leader = client(&nodes[leader]);
+    assert!(
+        at_leader.exists("/eph", false).unwrap().is_some(),
+        "expired despite pings"
+    );
+    // The session moves to the third server and keeps its ephemeral.
+    let other = (leader + 2) % 3;
+    let (sid, pw, zxid) = (c.session_id(), c.password(), c.last_zxid());
+    let mut moved = Client::reconnect(nodes[other].client, sid, &pw, timeout_ms, zxid).unwrap();
+    assert!(moved.exists("/eph", false).unwrap().is_some());
+    // Silence: both connections stay open but nothing is sent; the leader expires it.
+    let start_wait = Instant::now();
+    while at_leader.exists("/eph", false).unwrap().is_some() {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "a silent session never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for node in &nodes {
+        let start_wait = Instant::now();
+        let mut c = client(node);
+        while c.exists("/eph", false).unwrap().is_some() {
+            assert!(
+                start_wait.elapsed() < WAIT_MAX,
+                "server {} keeps the ephemeral",
+                node.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    drop((c, moved));
 }

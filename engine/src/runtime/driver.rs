@@ -118,7 +118,14 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
         sync: wal_sync(cfg.sync),
         ..WalOptions::default()
     };
-    let (wal, recovery) = Wal::open(&log_dir, opts).map_err(|e| e.to_string())?;
+    let (mut wal, recovery) = Wal::open(&log_dir, opts).map_err(|e| e.to_string())?;
+    if (wal.last_zxid() as i64) < db.last_zxid() {
+        // The log ends before the snapshot (a learner installed its leader's image,
+        // or old segments were purged): it continues from the snapshot, and the
+        // durable history this server reports includes it.
+        wal.reset_to(db.last_zxid() as u64)
+            .map_err(|e| format!("cannot continue the WAL after the snapshot: {e}"))?;
+    }
     if let Some((file, offset)) = &recovery.torn_tail {
         tracing::warn!(file = %file.display(), offset, bytes = recovery.bytes_truncated, "truncated a torn WAL tail");
     }

@@ -193,15 +193,31 @@ impl<O: Outlet> Driver<O> {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(r) = &self.repl else { return };
         use super::super::stats::{MODE_FOLLOWER, MODE_LEADER, MODE_LOOKING, MODE_OBSERVER};
+        // As ZooKeeper's four-letter words: a server shows its role once it serves.
         let code = match r.node.mode() {
+            _ if !r.node.serving() => MODE_LOOKING,
             Mode::Looking => MODE_LOOKING,
             Mode::Leading { .. } => MODE_LEADER,
             Mode::Following { .. } => MODE_FOLLOWER,
             Mode::Observing { .. } => MODE_OBSERVER,
         };
-        self.stats.shard.mode.store(code, Relaxed);
-        let learners = r.node.synced_learners().len() as u64;
-        self.stats.shard.synced_learners.store(learners, Relaxed);
+        let sh = &self.stats.shard;
+        sh.mode.store(code, Relaxed);
+        let synced = r.node.synced_learners();
+        let observers = synced
+            .iter()
+            .filter(|&&id| r.node.role_of(id) == crate::zab::Role::Observer)
+            .count();
+        sh.synced_learners.store(synced.len() as u64, Relaxed);
+        sh.synced_observers.store(observers as u64, Relaxed);
+        sh.learners.store(r.net.up().len() as u64, Relaxed);
+        let l = r.node.leader_core();
+        let st = l.map(|l| l.stats().clone()).unwrap_or_default();
+        sh.proposals_inflight
+            .store(l.map_or(0, |l| l.inflight() as u64), Relaxed);
+        sh.syncs_diff.store(st.syncs_diff, Relaxed);
+        sh.syncs_trunc.store(st.syncs_trunc, Relaxed);
+        sh.syncs_snap.store(st.syncs_snap, Relaxed);
     }
 
     pub(super) fn repl_persisted(&mut self, durable: i64) -> Result<(), String> {
@@ -499,6 +515,7 @@ impl<O: Outlet> Driver<O> {
 
     /// Follower TRUNC: the log ends at `zxid` from now on.
     fn truncate(&mut self, zxid: Zxid) -> Result<(), String> {
+        self.commit.drain_held(&mut self.run);
         self.append_run()?;
         tracing::info!(
             after = format_args!("{zxid:#x}"),
@@ -562,6 +579,7 @@ impl<O: Outlet> Driver<O> {
         }
         self.route(out);
         self.core.set_role(ShardRole::Learner);
+        self.commit.drain_held(&mut self.run);
         self.append_run()?;
         let (_, durable) = self
             .syncer

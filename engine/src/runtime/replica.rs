@@ -156,6 +156,18 @@ fn name(m: &ArchivedPeerMsg) -> &'static str {
     }
 }
 
+/// The Zab limits with `commitLogCount` committed proposals kept for DIFF.
+pub fn limits(commit_log_count: usize) -> Limits {
+    let l = Limits {
+        committed_log_max: commit_log_count,
+        follower_lag_proposals_max: crate::zab::FOLLOWER_LAG_PROPOSALS_MAX
+            .min(commit_log_count + crate::zab::PROPOSALS_INFLIGHT_MAX),
+        ..Limits::DEFAULT
+    };
+    debug_assert!(l.validate().is_ok(), "config bounds commitLogCount");
+    l
+}
+
 /// The members of `ens`, as the cores see them.
 pub fn members(ens: &Ensemble) -> Vec<Member> {
     ens.servers
@@ -216,7 +228,7 @@ pub fn start(
         id: ens.my_id,
         role: ens.my_role(),
         members,
-        limits: Limits::DEFAULT,
+        limits: limits(cfg.commit_log_count),
         init_ticks: u64::from(ens.init_limit_ticks),
         sync_ticks: u64::from(ens.sync_limit_ticks),
     });

@@ -92,6 +92,16 @@ pub struct ShardStats {
     pub mode: AtomicU64,
     /// Learners synchronised to this leader.
     pub synced_learners: AtomicU64,
+    /// Of them, observers.
+    pub synced_observers: AtomicU64,
+    /// Learners with a quorum link to this leader (synchronised or not).
+    pub learners: AtomicU64,
+    /// Leader: proposals not yet committed.
+    pub proposals_inflight: AtomicU64,
+    /// Leader: learners synchronised by DIFF, TRUNC and SNAP (this epoch).
+    pub syncs_diff: AtomicU64,
+    pub syncs_trunc: AtomicU64,
+    pub syncs_snap: AtomicU64,
 }
 
 pub const MODE_STANDALONE: u64 = 0;
@@ -128,6 +138,12 @@ impl Default for ShardStats {
             snapshots: AtomicU64::new(0),
             mode: AtomicU64::new(MODE_STANDALONE),
             synced_learners: AtomicU64::new(0),
+            synced_observers: AtomicU64::new(0),
+            learners: AtomicU64::new(0),
+            proposals_inflight: AtomicU64::new(0),
+            syncs_diff: AtomicU64::new(0),
+            syncs_trunc: AtomicU64::new(0),
+            syncs_snap: AtomicU64::new(0),
         }
     }
 }

@@ -142,6 +142,23 @@ fn mntr(ctx: &CoreCtx) -> String {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if sh.mode.load(Relaxed) == crate::runtime::stats::MODE_LEADER {
+        let synced = sh.synced_learners.load(Relaxed);
+        let observers = sh.synced_observers.load(Relaxed);
+        for (k, v) in [
+            ("zk_learners", sh.learners.load(Relaxed)),
+            ("zk_synced_followers", synced - observers.min(synced)),
+            ("zk_synced_non_voting_followers", 0),
+            ("zk_synced_observers", observers),
+            ("zk_pending_syncs", 0),
+            ("ck_proposals_inflight", sh.proposals_inflight.load(Relaxed)),
+            ("ck_syncs_diff", sh.syncs_diff.load(Relaxed)),
+            ("ck_syncs_trunc", sh.syncs_trunc.load(Relaxed)),
+            ("ck_syncs_snap", sh.syncs_snap.load(Relaxed)),
+        ] {
+            rows.push((k.to_string(), v.to_string()));
+        }
+    }
     rows.extend(s.profile_rows());
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))

@@ -131,6 +131,16 @@ impl Committer {
         }
     }
 
+    /// Hands every held txn to `append` now (a Zab member going back to election,
+    /// or cutting its log, must have in the WAL everything it applied or logged).
+    pub fn drain_held(&mut self, append: &mut Vec<(i64, AlignedVec)>) {
+        if let Some(&(last, _)) = self.held.back() {
+            debug_assert!(append.last().is_none_or(|(z, _)| *z < self.held[0].0));
+            append.extend(self.held.drain(..));
+            self.appended = last;
+        }
+    }
+
     /// The driver appended everything up to `zxid`.
     pub fn appended_to(&mut self, zxid: i64) {
         debug_assert!(zxid >= self.appended, "appends go forward");
