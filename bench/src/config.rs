@@ -37,9 +37,9 @@ usage:
 compare options (start the systems, run the matrix interleaved, print medians and ratios):
   --systems LIST                       systems, the first is the ratios' base
                                                                [zookeeper,corekeeper]
-  --shape standalone|3node             3node: a 3-node ZooKeeper ensemble on 127.0.0.21-23,
-                                       sessions round-robin over it (zookeeper only:
-                                       corekeeper has no replication yet)    [standalone]
+  --shape standalone|3node             3node: a 3-node ensemble per system (ZooKeeper on
+                                       127.0.0.21-23, corekeeper on .31-33), sessions
+                                       round-robin over it                   [standalone]
   --matrix KIND:SxI,...                cells: workload, sessions x in-flight per session
                                                      [get:1x1,set:1x1,get:8x16,set:8x16]
   --rounds N                           rounds per cell and system                    [3]

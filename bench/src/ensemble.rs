@@ -55,6 +55,9 @@ pub const TICK_MS: u32 = 2_000;
 pub const INIT_LIMIT_TICKS: u32 = 10;
 /// Ticks a follower may lag the leader before it is dropped.
 pub const SYNC_LIMIT_TICKS: u32 = 5;
+/// corekeeper's members listen on `127.0.0.{CK_HOST_OCTET_BASE + n}` (127.0.0.31..33),
+/// so both systems' ensembles run side by side in one comparison.
+pub const CK_HOST_OCTET_BASE: u8 = 30;
 /// Heap of each JVM, MiB.
 pub const JVM_HEAP_MB_MAX: u32 = 512;
 /// Longest wait for a leader, followers and a write through every node.
@@ -92,14 +95,23 @@ impl NodePlan {
 /// ([`port_or_free`] in real use).
 pub fn plan(
     nodes: usize,
+    port: impl FnMut(&str, u16) -> Result<u16, String>,
+) -> Result<Vec<NodePlan>, String> {
+    plan_at(nodes, HOST_OCTET_BASE, port)
+}
+
+/// [`plan`] with node `n` on `127.0.0.{base + n}`.
+pub fn plan_at(
+    nodes: usize,
+    base: u8,
     mut port: impl FnMut(&str, u16) -> Result<u16, String>,
 ) -> Result<Vec<NodePlan>, String> {
-    if nodes == 0 || nodes > usize::from(u8::MAX - HOST_OCTET_BASE) {
+    if nodes == 0 || nodes > usize::from(u8::MAX - base) {
         return Err(format!("an ensemble of {nodes} nodes cannot be planned"));
     }
     (1..=nodes as u32)
         .map(|id| {
-            let host = format!("127.0.0.{}", u32::from(HOST_OCTET_BASE) + id);
+            let host = format!("127.0.0.{}", u32::from(base) + id);
             Ok(NodePlan {
                 id,
                 client_port: port(&host, CLIENT_PORT)?,
@@ -288,11 +300,79 @@ pub fn start(dir: &Path, log_dir: &Path) -> Result<Deployment, String> {
         // On error the members started so far are dropped, which stops them.
         nodes.push(start_member(&plan, me, dir, log_dir)?);
     }
-    let mut d = Deployment {
+    ready(Deployment {
         system: System::Zookeeper,
         nodes,
         leader: None,
-    };
+    })
+}
+
+/// How corekeeper's members run: the binary, executors per member (0: its default)
+/// and extra zoo.cfg lines.
+#[derive(Debug, Clone)]
+pub struct CkSpec {
+    pub bin: std::path::PathBuf,
+    pub cores: usize,
+    pub settings: Vec<String>,
+}
+
+/// `zoo.cfg` of corekeeper member `me`: the same ensemble settings as ZooKeeper's
+/// (tick, limits, every `server.N` line), forceSync being corekeeper's default.
+pub fn ck_zoo_cfg(plan: &[NodePlan], me: usize, data_dir: &Path, ck: &CkSpec) -> String {
+    let node = &plan[me];
+    let mut s = format!(
+        "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
+         dataDir={}\nclientPort={}\nclientPortAddress={}\n\
+         4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+        data_dir.display(),
+        node.client_port,
+        node.host,
+    );
+    if ck.cores > 0 {
+        let _ = writeln!(s, "cores={}", ck.cores);
+    }
+    for kv in &ck.settings {
+        let _ = writeln!(s, "{kv}");
+    }
+    for n in plan {
+        let _ = writeln!(s, "{}", n.server_line());
+    }
+    s
+}
+
+/// Starts a corekeeper ensemble of [`ENSEMBLE_NODES`] on 127.0.0.31.., as [`start`]
+/// does ZooKeeper's (same readiness checks and errors).
+pub fn start_corekeeper(dir: &Path, log_dir: &Path, ck: &CkSpec) -> Result<Deployment, String> {
+    let plan = plan_at(ENSEMBLE_NODES, CK_HOST_OCTET_BASE, port_or_free)?;
+    let mut nodes = Vec::with_capacity(plan.len());
+    for (me, node) in plan.iter().enumerate() {
+        let node_dir = dir.join(format!("node{}", node.id));
+        let data = node_dir.join("data");
+        fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+        fs::write(data.join("myid"), format!("{}\n", node.id))
+            .map_err(|e| format!("writing myid in {}: {e}", data.display()))?;
+        let cfg = node_dir.join("zoo.cfg");
+        fs::write(&cfg, ck_zoo_cfg(&plan, me, &data, ck))
+            .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
+        let mut cmd = std::process::Command::new(&ck.bin);
+        cmd.arg("--config").arg(&cfg);
+        let log = log_dir.join(format!("corekeeper-node{}.log", node.id));
+        nodes.push(ServerProcess::spawn(
+            System::Corekeeper,
+            node.client_addr(),
+            cmd,
+            log,
+        )?);
+    }
+    ready(Deployment {
+        system: System::Corekeeper,
+        nodes,
+        leader: None,
+    })
+}
+
+/// Waits for one leader and a write through every member.
+fn ready(mut d: Deployment) -> Result<Deployment, String> {
     let addrs = d.servers();
     let deadline = Instant::now() + Duration::from_millis(ENSEMBLE_READY_TIMEOUT_MS_MAX);
     let poll = Duration::from_millis(READY_POLL_MS);
@@ -347,7 +427,7 @@ fn exited(nodes: &mut [ServerProcess]) -> Result<(), String> {
 }
 
 fn with_logs(d: &Deployment, err: &str) -> String {
-    let mut s = format!("zookeeper ensemble did not start: {err}");
+    let mut s = format!("{} ensemble did not start: {err}", d.system.name());
     for (i, n) in d.nodes.iter().enumerate() {
         let _ = write!(
             s,

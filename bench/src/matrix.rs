@@ -6,11 +6,10 @@
 //!   `--out DIR/logs` (else the work directory); all are stopped (and the work directory
 //!   removed) however the comparison ends;
 //! - shape `standalone`: one server per system ([`crate::servers`]) on its own loopback
-//!   address; shape `3node`: a 3-node ZooKeeper ensemble ([`crate::ensemble`]), the
-//!   connect string lists all three and sessions go round-robin over them (writes reach
-//!   the leader through followers, as ZooKeeper clients' do). corekeeper has no
-//!   replication yet, so `3node` with corekeeper is refused while parsing, before
-//!   anything starts;
+//!   address; shape `3node`: a 3-node ensemble per system ([`crate::ensemble`]:
+//!   ZooKeeper on 127.0.0.21-23, corekeeper on 127.0.0.31-33, same tick and limits),
+//!   the connect string lists all three and sessions go round-robin over them (writes
+//!   reach the leader through followers, as ZooKeeper clients' do);
 //! - the schedule is cell by cell, round by round, and within a round system by system
 //!   (A B A B ...): slow drift of the machine (other jobs, thermal, page cache) lands on
 //!   every system alike instead of on whichever ran last;
@@ -70,11 +69,6 @@ impl Shape {
         }
     }
 }
-
-/// Why `--shape 3node` cannot include corekeeper.
-pub const NO_CK_REPLICATION: &str = "--shape 3node: corekeeper has no replication yet \
-    (Zab is a later issue), so there is no 3-node corekeeper; run `--systems zookeeper \
-    --shape 3node` for the ZooKeeper 3-node baseline";
 
 /// One workload of the matrix: `KIND:SESSIONSxINFLIGHT`, e.g. `get:8x16`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -276,9 +270,7 @@ pub fn parse(flags: &[(String, String)], default_seed: u64) -> Result<MatrixConf
     if c.systems.is_empty() || c.cells.is_empty() {
         return Err("compare --systems needs at least one system and one matrix cell".into());
     }
-    if c.shape == Shape::ThreeNode && c.systems.contains(&System::Corekeeper) {
-        return Err(NO_CK_REPLICATION.into());
-    }
+
     Ok(c)
 }
 
@@ -650,20 +642,30 @@ fn start_all(cfg: &MatrixConfig, work: &Path, log_dir: &Path) -> Result<Vec<Depl
                 Deployment::standalone(ServerProcess::start(&spec)?)
             }
             Shape::ThreeNode => {
-                // parse() refuses corekeeper with 3node; checked again so a config built
-                // in code cannot start half a comparison.
-                if *system != System::Zookeeper {
-                    return Err(NO_CK_REPLICATION.into());
-                }
+                let base = match system {
+                    System::Zookeeper => crate::ensemble::HOST_OCTET_BASE,
+                    System::Corekeeper => crate::ensemble::CK_HOST_OCTET_BASE,
+                };
                 eprintln!(
-                    "starting a {}-node zookeeper ensemble on 127.0.0.{}.. (data in {}, \
+                    "starting a {}-node {} ensemble on 127.0.0.{}.. (data in {}, \
                      logs in {})",
                     crate::ensemble::ENSEMBLE_NODES,
-                    crate::ensemble::HOST_OCTET_BASE + 1,
+                    system.name(),
+                    base + 1,
                     dir.display(),
                     log_dir.display()
                 );
-                crate::ensemble::start(&dir, log_dir)?
+                match system {
+                    System::Zookeeper => crate::ensemble::start(&dir, log_dir)?,
+                    System::Corekeeper => {
+                        let ck = crate::ensemble::CkSpec {
+                            bin: ck_bin.clone().ok_or("corekeeper: no binary")?,
+                            cores: cfg.cores,
+                            settings: cfg.ck_settings.clone(),
+                        };
+                        crate::ensemble::start_corekeeper(&dir, log_dir, &ck)?
+                    }
+                }
             }
         };
         eprintln!("ready: {}", d.describe());
@@ -920,17 +922,10 @@ mod tests {
         assert_eq!(c.systems, [System::Corekeeper, System::Zookeeper]);
         assert_eq!(c.cells.len(), 2);
         assert_eq!((c.rounds, c.duration_s, c.cores, c.seed), (5, 2, 2, 9));
-        // 3node: corekeeper (also by default) is refused before anything starts.
-        for f in [
-            "--shape 3node",
-            "--systems zookeeper,corekeeper --shape 3node",
-        ] {
-            let e = parse(&flags(f), 0).unwrap_err();
-            assert!(
-                e.contains("no replication") && e.contains("--systems zookeeper --shape 3node"),
-                "{e}"
-            );
-        }
+        // 3node: both systems as ensembles (corekeeper on 127.0.0.31..).
+        let both = parse(&flags("--shape 3node"), 0).unwrap();
+        assert_eq!(both.shape, Shape::ThreeNode);
+        assert_eq!(both.systems, [System::Zookeeper, System::Corekeeper]);
         let z = parse(&flags("--systems zookeeper --shape 3node"), 0).unwrap();
         assert_eq!(
             (z.shape, &z.systems[..]),

@@ -380,3 +380,81 @@ fn sessions_live_by_pings_at_any_server_and_expire_at_the_leader() {
     }
     drop((c, moved));
 }
+
+/// Writes pipelined through a follower (16 in flight) while the leader is killed:
+/// every write the client saw acknowledged is on every server once a new leader
+/// took over, and the ensemble takes writes again.
+#[test]
+fn pipelined_acknowledged_writes_survive_kill_9_of_the_leader() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use transport::client::Incoming;
+    use transport::jute::{Acl, CreateRequest, Request};
+
+    const INFLIGHT: usize = 16;
+    const WRITES_MAX: usize = 200_000;
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_ensemble(root.path(), 3);
+    let leader = settled(&nodes);
+    let f = (leader + 1) % 3;
+    let mut c = client(&nodes[f]);
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let writer = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut inflight = std::collections::VecDeque::new();
+        let mut next = 0usize;
+        loop {
+            while inflight.len() < INFLIGHT && next < WRITES_MAX {
+                let req = Request::Create(CreateRequest {
+                    path: format!("/p-{next}"),
+                    data: Some(format!("p:{next}").into_bytes()),
+                    acl: Acl::open_unsafe(),
+                    flags: CreateMode::Persistent.code(),
+                });
+                if c.send(&req).is_err() {
+                    return acked;
+                }
+                inflight.push_back(next);
+                next += 1;
+            }
+            match c.recv() {
+                Ok(Incoming::Reply { header, .. }) => {
+                    let i = inflight.pop_front().expect("a reply answers a request");
+                    if header.err == 0 {
+                        acked.push(i);
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(Incoming::Event(_)) => {}
+                Err(_) => return acked, // the follower lost its leader: outcome unknown
+            }
+            if inflight.is_empty() {
+                return acked;
+            }
+        }
+    });
+    let start_wait = Instant::now();
+    while count.load(Ordering::Relaxed) < 500 {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "pipelined writes do not flow"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nodes[leader].server.as_mut().unwrap().kill();
+    nodes[leader].server = None;
+    let acked: Vec<(String, Vec<u8>)> = writer
+        .join()
+        .unwrap()
+        .into_iter()
+        .map(|i| (format!("/p-{i}"), format!("p:{i}").into_bytes()))
+        .collect();
+    assert!(acked.len() >= 500);
+    settled(&nodes);
+    check_everywhere(&nodes, &acked);
+    let mut more = acked;
+    let mut c = client(&nodes[f]);
+    write_some(&mut c, "after", 5, &mut more);
+    check_everywhere(&nodes, &more[more.len() - 5..]);
+}

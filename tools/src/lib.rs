@@ -9,6 +9,9 @@
 //! - [`run`]: a [`run::Session`] executes commands over `transport::client::Client`, and
 //!   [`run::main`] is the whole program (the binary only wires stdin/stdout/stderr).
 //!
+//! `ckctl cluster` is [`cluster`]: a local ensemble (up, status, kill, restart, pause,
+//! resume, down).
+//!
 //! `ckdiff` (issue 11) is [`diff`]: the same seeded random ops sent to two servers,
 //! every reply and watch event compared field by field.
 //!
@@ -19,6 +22,7 @@
 //! corekeeper in `tests/`.
 
 pub mod acl;
+pub mod cluster;
 pub mod cmd;
 pub mod connect;
 pub mod diff;

@@ -932,6 +932,9 @@ pub fn main(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
+    if args.first().map(String::as_str) == Some("cluster") {
+        return crate::cluster::main(&args[1..], out, err);
+    }
     let inv = match cmd::parse_invocation(args) {
         Ok(inv) => inv,
         Err(u) => {
