@@ -382,9 +382,7 @@ fn spawn(dir: &Path, id: u32, launch: &[String]) -> Result<u32, String> {
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {bin}: {e}"))?;
+    let child = cmd.spawn().map_err(|e| format!("starting {bin}: {e}"))?;
     Ok(child.id())
 }
 

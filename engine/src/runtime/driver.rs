@@ -479,7 +479,13 @@ impl<O: Outlet> Driver<O> {
             Some(Flush::Background { covers }) => {
                 let (syncer, inbox, stats) =
                     (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
-                let txns = (covers - covered_before) as u64;
+                // Zxids count txns within an epoch; a flush spanning a new epoch
+                // (Zab) counts from the epoch's first.
+                let txns = if (covers >> 32) == (covered_before >> 32) {
+                    (covers - covered_before) as u64
+                } else {
+                    u64::from(covers as u32)
+                };
                 glommio::spawn_local(async move {
                     let started = Instant::now();
                     let result = glommio::executor()

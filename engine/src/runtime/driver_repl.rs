@@ -444,12 +444,33 @@ impl<O: Outlet> Driver<O> {
                 if let Body::LeaderInfo = msg.body {
                     r.link_epochs.borrow_mut().insert(to, msg.epoch);
                 }
-                match crate::zab::wire::msg_to_peer(r.node.id(), role, &msg) {
-                    Ok(m) => {
-                        let _ = r.net.send(to, &m);
-                    }
-                    Err(e) => tracing::error!(to, "cannot send {msg:?}: {e}"),
+                // A proposal or commit goes to every follower in turn: encoded once.
+                let key = match msg.body {
+                    Body::Proposal { zxid, .. } => Some((1u8, zxid)),
+                    Body::Commit { zxid } => Some((2u8, zxid)),
+                    _ => None,
+                };
+                if let (Some(k), Some((ck, frame))) = (key, &r.frame_cache)
+                    && k == *ck
+                {
+                    let _ = r.net.send_frame(to, frame.clone());
+                    return Ok(());
                 }
+                let m = match crate::zab::wire::msg_to_peer(r.node.id(), role, &msg) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::error!(to, "cannot send {msg:?}: {e}");
+                        return Ok(());
+                    }
+                };
+                let mut frame = AlignedVec::<16>::new();
+                if let Err(e) = transport::peer::encode_frame(&m, &mut frame) {
+                    tracing::error!(to, "cannot encode {}: {e}", m.name());
+                    return Ok(());
+                }
+                let frame = std::rc::Rc::new(frame);
+                let _ = r.net.send_frame(to, frame.clone());
+                r.frame_cache = key.map(|k| (k, frame));
             }
             ZabAction::Commit { upto_zxid } => {
                 self.core.durable(upto_zxid, &mut self.actions);

@@ -58,6 +58,9 @@ pub struct Replica {
     pub snap_in: Option<(Zxid, u64, rkyv::util::AlignedVec<16>)>,
     /// Sessions this learner's clients touched since its last ping.
     pub touched: HashMap<i64, i32>,
+    /// The last proposal or commit frame encoded (kind, zxid): the leader sends the
+    /// same one to every follower.
+    pub frame_cache: Option<((u8, Zxid), Rc<rkyv::util::AlignedVec<16>>)>,
 }
 
 fn resolve(addr: &crate::config::ensemble::PeerAddr) -> Result<SocketAddr, String> {
@@ -248,5 +251,6 @@ pub fn start(
         link_epochs,
         snap_in: None,
         touched: HashMap::new(),
+        frame_cache: None,
     })
 }
