@@ -47,6 +47,7 @@
 pub mod config;
 pub mod driver;
 pub mod ensemble;
+pub mod failover;
 pub mod matrix;
 pub mod mock;
 pub mod output;

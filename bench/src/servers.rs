@@ -111,6 +111,10 @@ pub struct ServerProcess {
     pub addr: String,
     pub log: PathBuf,
     child: Child,
+    /// How it was started (program, arguments, environment), to start it again.
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
 }
 
 impl ServerProcess {
@@ -169,7 +173,44 @@ impl ServerProcess {
             addr,
             log,
             child,
+            program: cmd.get_program().to_os_string(),
+            args: cmd.get_args().map(|a| a.to_os_string()).collect(),
+            envs: cmd
+                .get_envs()
+                .map(|(k, v)| (k.to_os_string(), v.map(|v| v.to_os_string())))
+                .collect(),
         })
+    }
+
+    /// SIGKILL (a crash), and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again as it was started (after [`ServerProcess::kill`]); its output
+    /// goes on in the same log. Does not wait for it to serve.
+    pub fn relaunch(&mut self) -> Result<(), String> {
+        self.kill();
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        for (k, v) in &self.envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("opening {}: {e}", self.log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        die_with_parent(&mut cmd);
+        self.child = cmd
+            .spawn()
+            .map_err(|e| format!("restarting {}: {e}", self.system.name()))?;
+        Ok(())
     }
 
     /// How the process ended, if it has (reaps it).

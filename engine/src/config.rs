@@ -101,6 +101,9 @@ pub struct Config {
     pub sync: SyncPolicy,
     /// Flushes that may run at once with `sync=batch` (`flushesInflightMax`).
     pub flushes_inflight_max: usize,
+    /// How long an election's majority must stand before it decides
+    /// (`electionFinalizeWaitMs`; ZooKeeper's fixed finalizeWait is 200 ms).
+    pub election_finalize_wait_ms: u64,
     /// Committed proposals a Zab leader keeps to synchronise learners by DIFF
     /// (`commitLogCount`, ZooKeeper's `zookeeper.commitLogCount`); a learner further
     /// behind gets a SNAP.
@@ -331,6 +334,13 @@ impl Config {
                 crate::shard::commit::FLUSHES_INFLIGHT_DEFAULT,
                 1,
                 crate::shard::commit::FLUSHES_INFLIGHT_MAX,
+            )?,
+            election_finalize_wait_ms: take_num(
+                &mut kv,
+                "electionFinalizeWaitMs",
+                crate::peer::elect::FINALIZE_WAIT_MS_DEFAULT,
+                1,
+                crate::peer::elect::FINALIZE_WAIT_MS_MAX,
             )?,
             commit_log_count: take_num(
                 &mut kv,

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("failover") {
+        return failover(&args[1..]);
+    }
     let cmd = match parse_args(std::env::args().skip(1), seed) {
         Ok(c) => c,
         Err(e) => {
@@ -49,6 +53,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ckbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ckbench failover ...` (see `bench::failover`).
+fn failover(args: &[String]) -> ExitCode {
+    let cfg = match bench::failover::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ckbench failover: {e}\n\n{}", bench::failover::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match bench::failover::run(&cfg) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ckbench failover: {e}");
             ExitCode::FAILURE
         }
     }

@@ -33,15 +33,36 @@ pub const ELECTION_BATCH_MAX: usize = 256;
 /// floods the port cannot grow this server's memory.
 pub const ELECTION_INBOX_MAX: usize = 4 * ELECTION_BATCH_MAX;
 
+/// ZooKeeper's finalizeWait: how long a majority's agreement must stand unchallenged
+/// before the decision. corekeeper's default ([`FINALIZE_WAIT_MS_DEFAULT`],
+/// `electionFinalizeWaitMs`) is shorter: votes between live peers arrive within
+/// milliseconds, and a decision on an incomplete view is safe (discovery refuses to
+/// establish a leader older than a follower, which sends everyone back to election);
+/// this wait is most of a failover's time.
+pub const FINALIZE_WAIT_MS_ZOOKEEPER: u64 = 200;
+pub const FINALIZE_WAIT_MS_DEFAULT: u64 = 40;
+/// The longest `electionFinalizeWaitMs`.
+pub const FINALIZE_WAIT_MS_MAX: u64 = 10_000;
+
 /// Ticks of [`ELECTION_TICK_MS`] for the core's timing, as ZooKeeper's defaults give
-/// them: 200 ms of quiet after a majority agrees (finalizeWait), re-broadcast after
+/// them but for the finalize wait ([`FINALIZE_WAIT_MS_DEFAULT`]): re-broadcast after
 /// 50 ms idle, backing off to 2 s.
 pub fn election_timing(id: ServerId, role: Role, voters: Vec<ServerId>) -> ElectionConfig {
+    election_timing_with(id, role, voters, FINALIZE_WAIT_MS_DEFAULT)
+}
+
+/// [`election_timing`] with a finalize wait of `finalize_ms` (rounded up to ticks).
+pub fn election_timing_with(
+    id: ServerId,
+    role: Role,
+    voters: Vec<ServerId>,
+    finalize_ms: u64,
+) -> ElectionConfig {
     ElectionConfig {
         id,
         role,
         voters,
-        finalize_ticks: (200 / ELECTION_TICK_MS) as u32,
+        finalize_ticks: finalize_ms.div_ceil(ELECTION_TICK_MS).max(1) as u32,
         resend_ticks_min: (50 / ELECTION_TICK_MS) as u32,
         resend_ticks_max: (2_000 / ELECTION_TICK_MS) as u32,
     }

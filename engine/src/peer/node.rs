@@ -101,6 +101,10 @@ enum Phase {
         since: u64,
         heard: u64,
         serving: bool,
+        /// The leader answered on the current link. A link that closes before it
+        /// did was refused (the leader has not decided yet, a common race right
+        /// after an election): the learner redials instead of looking again.
+        answered: bool,
     },
 }
 
@@ -245,6 +249,7 @@ impl Node {
                     since: now,
                     heard: now,
                     serving: false,
+                    answered: false,
                 };
                 out.push(NodeAction::Policy(Policy::ToLeader(Some(d.vote.leader))));
             }
@@ -277,6 +282,18 @@ impl Node {
     /// leader forgets what the learner said on it.
     pub fn link_down(&mut self, peer: ServerId, out: &mut Vec<NodeAction>) {
         match &mut self.phase {
+            Phase::Learning {
+                leader,
+                disc,
+                core,
+                answered: false,
+                ..
+            } if *leader == peer => {
+                // Refused before the leader said anything: it may not have decided
+                // yet. The links redial (with backoff); initLimit bounds the wait.
+                *disc = None;
+                *core = None;
+            }
             Phase::Learning { leader, .. } if *leader == peer => {
                 self.look(format!("the link to leader {peer} closed"), out)
             }
@@ -302,7 +319,15 @@ impl Node {
     pub fn heard(&mut self, peer: ServerId) {
         let now = self.ticks;
         match &mut self.phase {
-            Phase::Learning { leader, heard, .. } if *leader == peer => *heard = now,
+            Phase::Learning {
+                leader,
+                heard,
+                answered,
+                ..
+            } if *leader == peer => {
+                *heard = now;
+                *answered = true;
+            }
             Phase::Leading { heard, .. } => {
                 heard.insert(peer, now);
             }

@@ -26,7 +26,7 @@ use super::mailbox::Mailbox;
 use super::msg::{PeerIn, ToShard};
 use crate::config::Config;
 use crate::config::ensemble::Ensemble;
-use crate::peer::elect::{ElectionRunner, election_timing};
+use crate::peer::elect::{ElectionRunner, election_timing_with};
 use crate::peer::links::LINK_QUEUE_BYTES_MAX;
 use crate::peer::net::{NetEvent, PeerNet, PortSpec};
 use crate::peer::node::{Node, NodeConfig};
@@ -219,7 +219,12 @@ pub fn start(
     net.set_policy(crate::peer::links::Policy::ToLeader(None));
     let espec = port_spec(ens, HELLO_PORT_ELECTION, LINK_QUEUE_BYTES_MAX)?;
     let voters: Vec<ServerId> = ens.voters().map(|s| s.id).collect();
-    let timing = election_timing(ens.my_id, ens.my_role(), voters);
+    let timing = election_timing_with(
+        ens.my_id,
+        ens.my_role(),
+        voters,
+        cfg.election_finalize_wait_ms,
+    );
     let current = epochs.epochs().current;
     let election = {
         let inbox = inbox.clone();
