@@ -312,6 +312,8 @@ pub fn start(dir: &Path, log_dir: &Path) -> Result<Deployment, String> {
 #[derive(Debug, Clone)]
 pub struct CkSpec {
     pub bin: std::path::PathBuf,
+    /// Words before `--config` (`serve` when `bin` is ckjepsen).
+    pub args: Vec<String>,
     pub cores: usize,
     pub settings: Vec<String>,
 }
@@ -355,7 +357,7 @@ pub fn start_corekeeper(dir: &Path, log_dir: &Path, ck: &CkSpec) -> Result<Deplo
         fs::write(&cfg, ck_zoo_cfg(&plan, me, &data, ck))
             .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
         let mut cmd = std::process::Command::new(&ck.bin);
-        cmd.arg("--config").arg(&cfg);
+        cmd.args(&ck.args).arg("--config").arg(&cfg);
         let log = log_dir.join(format!("corekeeper-node{}.log", node.id));
         nodes.push(ServerProcess::spawn(
             System::Corekeeper,

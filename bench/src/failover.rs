@@ -164,6 +164,7 @@ pub fn run(cfg: &FailoverConfig) -> Result<String, String> {
                 &logs,
                 &CkSpec {
                     bin: find_corekeeper_bin(cfg.corekeeper_bin.as_deref())?,
+                    args: Vec::new(),
                     cores: 0,
                     settings: Vec::new(),
                 },

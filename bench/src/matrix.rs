@@ -660,6 +660,7 @@ fn start_all(cfg: &MatrixConfig, work: &Path, log_dir: &Path) -> Result<Vec<Depl
                     System::Corekeeper => {
                         let ck = crate::ensemble::CkSpec {
                             bin: ck_bin.clone().ok_or("corekeeper: no binary")?,
+                            args: Vec::new(),
                             cores: cfg.cores,
                             settings: cfg.ck_settings.clone(),
                         };

@@ -41,6 +41,12 @@ use crate::zab::{
     Zxid,
 };
 
+/// Links a learner's chosen leader may refuse (it has not decided to lead yet, or
+/// decided otherwise) before the learner goes back to election: with the links'
+/// backoff (50 ms doubling) about 1.5 s, ZooKeeper's learners try 5 times a second
+/// apart. A stale decision (a majority that moved on) costs that, not initLimit.
+pub const LEADER_REFUSALS_MAX: u32 = 5;
+
 /// What one server is configured with.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -103,8 +109,10 @@ enum Phase {
         serving: bool,
         /// The leader answered on the current link. A link that closes before it
         /// did was refused (the leader has not decided yet, a common race right
-        /// after an election): the learner redials instead of looking again.
+        /// after an election): the learner redials instead of looking again, up to
+        /// [`LEADER_REFUSALS_MAX`] times.
         answered: bool,
+        refusals: u32,
     },
 }
 
@@ -250,6 +258,7 @@ impl Node {
                     heard: now,
                     serving: false,
                     answered: false,
+                    refusals: 0,
                 };
                 out.push(NodeAction::Policy(Policy::ToLeader(Some(d.vote.leader))));
             }
@@ -287,13 +296,23 @@ impl Node {
                 disc,
                 core,
                 answered: false,
+                refusals,
                 ..
-            } if *leader == peer => {
+            } if *leader == peer && *refusals < LEADER_REFUSALS_MAX => {
                 // Refused before the leader said anything: it may not have decided
-                // yet. The links redial (with backoff); initLimit bounds the wait.
+                // yet. The links redial (with backoff, 50 ms doubling).
+                *refusals += 1;
                 *disc = None;
                 *core = None;
             }
+            Phase::Learning {
+                leader,
+                answered: false,
+                ..
+            } if *leader == peer => self.look(
+                format!("leader {peer} refused {LEADER_REFUSALS_MAX} links: it does not lead"),
+                out,
+            ),
             Phase::Learning { leader, .. } if *leader == peer => {
                 self.look(format!("the link to leader {peer} closed"), out)
             }

@@ -594,8 +594,13 @@ impl<O: Outlet> Driver<O> {
     /// Back to election (see the module docs).
     fn look(&mut self, reason: &str) -> Result<(), String> {
         let mut out = Vec::new();
-        self.core.leader_lost(&mut self.actions);
-        for conn in self.clients.conns() {
+        // No reply for what was in flight (its outcome is unknown): every client
+        // connection closes, those with queued requests included.
+        let mut conns = self.core.leader_lost();
+        conns.extend(self.clients.conns());
+        conns.sort_unstable_by_key(|c| (c.core, c.id));
+        conns.dedup();
+        for conn in conns {
             out.push(ToConn::Close { conn });
         }
         self.route(out);

@@ -459,30 +459,31 @@ impl ShardCore {
         self.drain_session(session, out);
     }
 
-    /// (Learner) the link to the leader is gone (it goes back to election): forwarded
-    /// writes and syncs that did not come back have an unknown outcome, so every
-    /// request queued on this server is answered `ConnectionLoss`, in order, as if
-    /// its connection closed (ZooKeeper closes them); nothing waits forever behind a
-    /// forward the old leader will never answer. Learned txns stay: the next leader's
-    /// synchronisation decides them.
-    pub fn leader_lost(&mut self, out: &mut Vec<Action>) {
+    /// The server lost its leader or its leadership (it goes back to election):
+    /// forwarded writes and syncs that did not come back, and writes proposed but not
+    /// committed, have an unknown outcome. Nothing may answer them: an error reply
+    /// says "not applied", which a later leader may contradict. So every queued
+    /// request is forgotten without a reply, and the connections it came on are
+    /// returned for the driver to close: the clients see their connections lost (an
+    /// unknown outcome, as ZooKeeper's followers give when they close sockets) and
+    /// nothing waits forever behind a forward the old leader will never answer.
+    /// Logged txns stay: the next leader's synchronisation decides them.
+    pub fn leader_lost(&mut self) -> Vec<ConnId> {
         self.syncs_waiting.clear();
-        let mut sessions: Vec<i64> = self.queues.keys().copied().collect();
-        sessions.sort_unstable();
-        for session in sessions {
-            let Some(q) = self.queues.remove(&session) else {
-                continue;
-            };
-            for e in q {
-                let client = match e {
-                    Queued::Write { client }
-                    | Queued::Sync { client, .. }
-                    | Queued::Refused { client, .. }
-                    | Queued::Read { client, .. } => client,
-                };
-                self.reply_now(client, Reply::Read(Err(ErrorCode::ConnectionLoss)), out);
-            }
-        }
+        let mut conns: Vec<ConnId> = self
+            .queues
+            .drain()
+            .flat_map(|(_, q)| q.into_iter())
+            .map(|e| match e {
+                Queued::Write { client }
+                | Queued::Sync { client, .. }
+                | Queued::Refused { client, .. }
+                | Queued::Read { client, .. } => client.conn,
+            })
+            .collect();
+        conns.sort_unstable_by_key(|c| (c.core, c.id));
+        conns.dedup();
+        conns
     }
 
     /// Answers `client` with `error` in its turn: at once when the session has nothing
@@ -1554,12 +1555,11 @@ mod tests {
             &mut lost,
         );
         assert!(matches!(lost[..], [Action::Forward { .. }]));
-        let mut out = Vec::new();
-        p.learner.leader_lost(&mut out);
+        let lost_conns = p.learner.leader_lost();
         assert_eq!(
-            replies(&out),
-            vec![(1, ErrorCode::ConnectionLoss)],
-            "its outcome is unknown, as with a lost connection"
+            lost_conns.len(),
+            1,
+            "its connection closes: the outcome is unknown, never an error reply"
         );
         // The client reconnects (new connection, same session) and writes again.
         let conn2 = ClientRef {

@@ -513,9 +513,18 @@ fn ephemerals(h: &History) -> Vec<Violation> {
         let session = create.session;
         if let Some(close) = closed.get(&session) {
             let end = close.end_ns();
+            // A list reflects the state at its reply zxid: one at or after the close's
+            // that still shows the node is a violation. (On one server that is every
+            // list invoked after the close ended; in an ensemble a plain read at a
+            // lagging member may be older, which ZooKeeper's sequentially consistent
+            // reads allow.)
+            let after_close = |l: &Op| match (l.zxid, close.zxid) {
+                (Some(lz), Some(cz)) if lz > 0 && cz > 0 => lz >= cz,
+                _ => l.invoke_ns > end,
+            };
             if let Some((list, _)) = lists
                 .iter()
-                .find(|(l, names)| l.invoke_ns > end && names.contains(name))
+                .find(|(l, names)| l.invoke_ns > end && after_close(l) && names.contains(name))
             {
                 reported.insert(name);
                 out.push(Violation::new(
@@ -531,10 +540,15 @@ fn ephemerals(h: &History) -> Vec<Violation> {
                 .filter(|(l, _)| l.invoke_ns > exp.end_ns())
                 .collect();
             let gone = after.iter().find(|(_, names)| !names.contains(name));
+            // Back means a list of a state at or after the one that showed it gone.
+            let not_older = |l: &Op, g: &Op| match (l.zxid, g.zxid) {
+                (Some(lz), Some(gz)) if lz > 0 && gz > 0 => lz >= gz,
+                _ => true,
+            };
             let back = gone.and_then(|(g, _)| {
-                after
-                    .iter()
-                    .find(|(l, names)| l.invoke_ns > g.end_ns() && names.contains(name))
+                after.iter().find(|(l, names)| {
+                    l.invoke_ns > g.end_ns() && not_older(l, g) && names.contains(name)
+                })
             });
             if let (Some((gone, _)), Some((back, _))) = (gone, back) {
                 reported.insert(name);

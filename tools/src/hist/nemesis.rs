@@ -119,7 +119,7 @@ impl Launch {
     }
 }
 
-/// One standalone server under test.
+/// One standalone server, or a 3-node ensemble, under test.
 pub struct Target {
     pub launch: Launch,
     pub addr: String,
@@ -128,9 +128,76 @@ pub struct Target {
     proc: Option<ServerProcess>,
     starts: u32,
     paused: bool,
+    /// An ensemble instead of `proc`: kill takes down the leader of the moment,
+    /// pause stops a member picked by the seed.
+    ensemble: Option<Members>,
+}
+
+struct Members {
+    d: bench::servers::Deployment,
+    killed: Option<usize>,
+    paused: Option<usize>,
+    rng: Rng,
 }
 
 impl Target {
+    /// Starts a 3-node ensemble of `launch`'s system (bench's launcher: the same
+    /// configs as `ckbench compare --shape 3node`), data and logs under `dir`.
+    pub fn start_ensemble(launch: Launch, dir: &Path, seed: u64) -> Result<Target, String> {
+        let logs = dir.join("logs");
+        let d = match &launch {
+            Launch::Zookeeper => bench::ensemble::start(dir, &logs)?,
+            Launch::Binary(bin) | Launch::Serve(bin) => {
+                let args = match &launch {
+                    Launch::Serve(_) => vec!["serve".to_string()],
+                    _ => Vec::new(),
+                };
+                let ck = bench::ensemble::CkSpec {
+                    bin: bin.clone(),
+                    args,
+                    cores: 1,
+                    settings: Vec::new(),
+                };
+                bench::ensemble::start_corekeeper(dir, &logs, &ck)?
+            }
+        };
+        Ok(Target {
+            launch,
+            addr: d.servers().join(","),
+            dir: dir.to_path_buf(),
+            cfg: PathBuf::new(),
+            proc: None,
+            starts: 1,
+            paused: false,
+            ensemble: Some(Members {
+                d,
+                killed: None,
+                paused: None,
+                rng: Rng::new(seed ^ 0x3A0DE),
+            }),
+        })
+    }
+
+    /// The client addresses (one, or every member's).
+    pub fn servers(&self) -> Vec<String> {
+        match &self.ensemble {
+            Some(m) => m.d.servers(),
+            None => vec![self.addr.clone()],
+        }
+    }
+
+    fn ensemble_leader(m: &Members) -> usize {
+        m.d.servers()
+            .iter()
+            .position(|a| {
+                servers::four_letter(a, "srvr")
+                    .ok()
+                    .and_then(|t| bench::ensemble::parse_mode(&t))
+                    == Some(bench::ensemble::Mode::Leader)
+            })
+            .unwrap_or(0)
+    }
+
     /// Starts a server with its config and data under `dir` (created; must be fresh).
     pub fn start(launch: Launch, dir: &Path) -> Result<Target, String> {
         std::fs::create_dir_all(dir.join("data"))
@@ -157,6 +224,7 @@ impl Target {
             proc: None,
             starts: 0,
             paused: false,
+            ensemble: None,
         };
         t.spawn()?;
         Ok(t)
@@ -202,14 +270,29 @@ impl Target {
         }
     }
 
-    /// `kill -9`; the process is reaped.
+    /// `kill -9` (an ensemble's leader); the process is reaped.
     pub fn kill(&mut self) {
+        if let Some(m) = &mut self.ensemble {
+            let i = Self::ensemble_leader(m);
+            m.d.nodes[i].kill();
+            m.killed = Some(i);
+            return;
+        }
         self.signal(libc::SIGKILL);
         self.proc = None; // drop reaps
         self.paused = false;
     }
 
     pub fn restart(&mut self) -> Result<(), String> {
+        if let Some(m) = &mut self.ensemble {
+            if let Some(i) = m.killed.take() {
+                self.starts += 1;
+                let node = &mut m.d.nodes[i];
+                node.relaunch()?;
+                node.wait_ready(Duration::from_millis(servers::READY_TIMEOUT_MS_MAX))?;
+            }
+            return Ok(());
+        }
         if self.proc.is_none() {
             self.spawn()?;
         }
@@ -217,18 +300,30 @@ impl Target {
     }
 
     pub fn pause(&mut self) {
+        if let Some(m) = &mut self.ensemble {
+            let i = m.rng.below(m.d.nodes.len());
+            signal_pid(m.d.nodes[i].pid(), libc::SIGSTOP);
+            m.paused = Some(i);
+            return;
+        }
         self.signal(libc::SIGSTOP);
         self.paused = true;
     }
 
     pub fn resume(&mut self) {
+        if let Some(m) = &mut self.ensemble {
+            if let Some(i) = m.paused.take() {
+                signal_pid(m.d.nodes[i].pid(), libc::SIGCONT);
+            }
+            return;
+        }
         self.signal(libc::SIGCONT);
         self.paused = false;
     }
 
     /// Undoes whatever fault is in force.
     pub fn heal(&mut self) -> Result<(), String> {
-        if self.paused {
+        if self.paused || self.ensemble.as_ref().is_some_and(|m| m.paused.is_some()) {
             self.resume();
         }
         self.restart()
@@ -237,6 +332,14 @@ impl Target {
     /// Times the server was started.
     pub fn starts(&self) -> u32 {
         self.starts
+    }
+}
+
+fn signal_pid(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child not reaped yet (ServerProcess reaps only
+    // on kill or drop), so the pid is still ours.
+    unsafe {
+        libc::kill(pid as i32, sig);
     }
 }
 

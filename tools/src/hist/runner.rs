@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub session_timeout_ms: i32,
     /// Where the history (`<system>-<seed>.jsonl`) and the server's directory go.
     pub out: PathBuf,
+    /// A 3-node ensemble instead of one server (kill: the leader; pause: a member).
+    pub ensemble: bool,
 }
 
 /// What one run found.
@@ -64,8 +66,13 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
     fs::create_dir_all(&o.out).map_err(|e| format!("creating {}: {e}", o.out.display()))?;
     let server_dir = o.out.join(format!("{system}-{}-server", o.seed));
     let _ = fs::remove_dir_all(&server_dir);
-    let mut target = Target::start(o.launch.clone(), &server_dir)?;
-    let addr = target.addr.clone();
+    let mut target = if o.ensemble {
+        Target::start_ensemble(o.launch.clone(), &server_dir, o.seed)?
+    } else {
+        Target::start(o.launch.clone(), &server_dir)?
+    };
+    let servers = target.servers();
+    let addr = servers[0].clone();
     let mut cfg = WorkloadConfig::new(o.seed, o.workers, o.duration);
     cfg.session_timeout_ms = o.session_timeout_ms;
     let schedule = nemesis::schedule(
@@ -86,7 +93,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
         format: HISTORY_FORMAT,
         seed: o.seed,
         system: system.clone(),
-        server: addr.clone(),
+        server: servers.join(","),
         root: cfg.root.clone(),
         workers: cfg.workers,
         duration_ms: o.duration.as_millis() as u64,
@@ -95,7 +102,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
         session_timeout_ms: cfg.session_timeout_ms,
         schedule: schedule.clone(),
     }));
-    let shared = Shared::new(&cfg, addr.clone(), &rec);
+    let shared = Shared::new(&cfg, servers.clone(), &rec);
     let duration_ns = o.duration.as_nanos() as u64;
     if schedule.is_empty() {
         shared.stop_at(duration_ns);
@@ -233,6 +240,7 @@ pub const USAGE: &str = "\
 usage: ckjepsen run [--system corekeeper|zookeeper|both] [--runs N] [--seed S]
                     [--time-ms MS] [--workers N] [--faults kill,pause|none]
                     [--faults-per-run N] [--corekeeper-bin PATH] [--out DIR]
+                    [--shape standalone|3node]   (3node: kill hits the leader)
        ckjepsen check HISTORY.jsonl...
        ckjepsen serve --config zoo.cfg      (corekeeper in this process)
 
@@ -254,6 +262,8 @@ pub struct RunArgs {
     pub session_timeout_ms: i32,
     pub corekeeper_bin: Option<PathBuf>,
     pub out: PathBuf,
+    /// `--shape 3node`: a 3-node ensemble per system.
+    pub ensemble: bool,
 }
 
 pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
@@ -268,6 +278,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
         session_timeout_ms: workload::SESSION_TIMEOUT_MS,
         corekeeper_bin: None,
         out: PathBuf::from("ckjepsen-out"),
+        ensemble: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -316,6 +327,13 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
             }
             "--corekeeper-bin" => a.corekeeper_bin = Some(PathBuf::from(value()?)),
             "--out" => a.out = PathBuf::from(value()?),
+            "--shape" => {
+                a.ensemble = match value()?.as_str() {
+                    "standalone" => false,
+                    "3node" => true,
+                    s => return Err(format!("--shape {s}: standalone or 3node")),
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -366,6 +384,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 faults: a.faults,
                 session_timeout_ms: a.session_timeout_ms,
                 out: a.out.clone(),
+                ensemble: a.ensemble,
             };
             match run_once(&o) {
                 Ok(r) => {

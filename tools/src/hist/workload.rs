@@ -451,7 +451,9 @@ fn perform(c: &mut Client, paths: &Paths, call: &Call) -> io::Result<(i64, Resul
 /// Shared state of one workload run.
 pub struct Shared<'a> {
     pub cfg: &'a WorkloadConfig,
-    pub addr: String,
+    /// The servers (one, or an ensemble's members): worker `i` starts on server
+    /// `i % n` and moves to the next when it cannot connect, as ZooKeeper clients do.
+    pub servers: Vec<String>,
     pub rec: &'a Recorder,
     /// Highest key window any worker entered.
     pub max_window: AtomicU32,
@@ -463,10 +465,11 @@ pub struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    pub fn new<'a>(cfg: &'a WorkloadConfig, addr: String, rec: &'a Recorder) -> Shared<'a> {
+    pub fn new<'a>(cfg: &'a WorkloadConfig, servers: Vec<String>, rec: &'a Recorder) -> Shared<'a> {
+        debug_assert!(!servers.is_empty(), "a workload needs a server");
         Shared {
             cfg,
-            addr,
+            servers,
             rec,
             max_window: AtomicU32::new(0),
             stop_ns: AtomicU64::new(u64::MAX),
@@ -511,6 +514,8 @@ pub struct Worker<'a> {
     eph_in_session: u32,
     closes: u32,
     ops: u64,
+    /// Index of the server it uses in `Shared::servers`.
+    at: usize,
 }
 
 impl<'a> Worker<'a> {
@@ -536,6 +541,7 @@ impl<'a> Worker<'a> {
             eph_in_session: 0,
             closes: 0,
             ops: 0,
+            at: id as usize % sh.servers.len(),
         };
         w.fill_slots();
         w
@@ -623,7 +629,12 @@ impl<'a> Worker<'a> {
     }
 
     fn server(&self) -> &str {
-        &self.sh.addr
+        &self.sh.servers[self.at]
+    }
+
+    /// The next server, after one refused or dropped this worker.
+    fn move_on(&mut self) {
+        self.at = (self.at + 1) % self.sh.servers.len();
     }
 
     fn adopt(&mut self, c: Client) -> io::Result<()> {
@@ -652,7 +663,7 @@ impl<'a> Worker<'a> {
                     session: self.session,
                 };
                 match Client::reconnect(
-                    self.sh.addr.as_str(),
+                    self.sh.servers[self.at].as_str(),
                     self.session,
                     &self.passwd,
                     timeout,
@@ -691,18 +702,22 @@ impl<'a> Worker<'a> {
                         self.session = 0;
                     }
                     Err(_) => {
+                        self.move_on();
                         std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
                         continue;
                     }
                 }
             }
-            match Client::connect(self.sh.addr.as_str(), timeout) {
+            match Client::connect(self.sh.servers[self.at].as_str(), timeout) {
                 Ok(c) => {
                     if self.adopt(c).is_err() {
                         self.client = None;
                     }
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS)),
+                Err(_) => {
+                    self.move_on();
+                    std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
+                }
             }
         }
         true
@@ -745,7 +760,9 @@ impl<'a> Worker<'a> {
             return;
         };
         let (process, session) = (self.id, self.session);
-        let op = self.sh.rec.invoke(process, session, &self.sh.addr, &call);
+        let sh = self.sh;
+        let server = sh.servers[self.at].as_str();
+        let op = self.sh.rec.invoke(process, session, server, &call);
         let result = perform(c, &self.paths, &call);
         let done = match result {
             Ok((zxid, Ok(reply))) => {
@@ -769,9 +786,7 @@ impl<'a> Worker<'a> {
                 self.session = 0;
             }
         }
-        self.sh
-            .rec
-            .complete(op, process, session, &self.sh.addr, done);
+        self.sh.rec.complete(op, process, session, server, done);
         self.ops += 1;
     }
 
@@ -924,7 +939,7 @@ mod tests {
     use super::*;
 
     fn shared<'a>(cfg: &'a WorkloadConfig, rec: &'a Recorder) -> Shared<'a> {
-        Shared::new(cfg, "127.0.0.1:1".into(), rec)
+        Shared::new(cfg, vec!["127.0.0.1:1".into()], rec)
     }
 
     #[test]
