@@ -42,11 +42,12 @@ const POLL: Duration = Duration::from_millis(50);
 
 pub const USAGE: &str = "\
 usage: ckctl cluster up [--nodes N] [--observers M] [--dir DIR] [--bin PATH [--bin-arg A]...]
-                       [--set KEY=VALUE]...
+                       [--set KEY=VALUE]... [--zookeeper]
        ckctl cluster status|down [--purge] [--dir DIR]
        ckctl cluster kill|restart|pause|resume N [--dir DIR]
 
-A local corekeeper ensemble on 127.0.0.41.. (default 3 voters, in ./ck-cluster).
+A local corekeeper ensemble on 127.0.0.41.. (default 3 voters, in ./ck-cluster);
+--zookeeper runs Apache ZooKeeper 3.8's QuorumPeerMain instead (Debian's jars), to compare.
 The corekeeper binary is --bin, else $CK_BIN, else the one beside ckctl.";
 
 /// One member.
@@ -185,6 +186,8 @@ struct Opts {
     settings: Vec<String>,
     purge: bool,
     target: Option<u32>,
+    /// Apache ZooKeeper 3.8's `QuorumPeerMain` instead of corekeeper (for comparisons).
+    zookeeper: bool,
 }
 
 fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
@@ -197,6 +200,7 @@ fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
         settings: Vec::new(),
         purge: false,
         target: None,
+        zookeeper: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -213,6 +217,7 @@ fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
             "--bin-arg" => o.bin_args.push(val("--bin-arg")?),
             "--set" => o.settings.push(val("--set")?),
             "--purge" => o.purge = true,
+            "--zookeeper" => o.zookeeper = true,
             n if o.target.is_none() && n.parse::<u32>().is_ok() => o.target = n.parse().ok(),
             other => return Err(format!("cluster {verb}: unexpected {other:?}")),
         }
@@ -317,7 +322,6 @@ fn up(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
             o.dir.display()
         ));
     }
-    let bin = corekeeper_bin(o.bin.as_deref())?;
     let n = o.nodes + o.observers;
     let plan = bench::ensemble::plan_at(n, CLUSTER_HOST_OCTET_BASE, bench::ensemble::port_or_free)?;
     let mut members: Vec<Member> = plan
@@ -339,14 +343,22 @@ fn up(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
         std::fs::write(data.join("myid"), format!("{}\n", members[i].id))
             .map_err(|e| format!("writing myid: {e}"))?;
         let data = std::fs::canonicalize(&data).map_err(|e| e.to_string())?;
-        std::fs::write(
-            node.join("zoo.cfg"),
-            zoo_cfg(&members, i, &data, &o.settings),
-        )
-        .map_err(|e| format!("writing zoo.cfg: {e}"))?;
+        let mut settings = o.settings.clone();
+        if o.zookeeper {
+            // ZooKeeper's own keys for what corekeeper does by default.
+            settings.extend(["admin.enableServer=false".into(), "forceSync=yes".into()]);
+        }
+        std::fs::write(node.join("zoo.cfg"), zoo_cfg(&members, i, &data, &settings))
+            .map_err(|e| format!("writing zoo.cfg: {e}"))?;
     }
-    let mut launch = vec![bin.display().to_string()];
-    launch.extend(o.bin_args.iter().cloned());
+    let launch = if o.zookeeper {
+        zookeeper_launch()?
+    } else {
+        let bin = corekeeper_bin(o.bin.as_deref())?;
+        let mut launch = vec![bin.display().to_string()];
+        launch.extend(o.bin_args.iter().cloned());
+        launch
+    };
     std::fs::write(o.dir.join("launch"), launch.join("\n")).map_err(|e| e.to_string())?;
     for m in &mut members {
         m.pid = spawn(&o.dir, m.id, &launch)?;
@@ -354,6 +366,21 @@ fn up(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
     save(&o.dir, &members)?;
     wait_ready(&members)?;
     status(&o.dir, out)
+}
+
+/// `sh -c 'exec java ... QuorumPeerMain "$1"' --config CFG`: spawn appends
+/// `--config CFG`, which QuorumPeerMain does not take, so a shell drops the flag.
+fn zookeeper_launch() -> Result<Vec<String>, String> {
+    let java = bench::servers::zookeeper_java(&["-Xmx512m", "-Dzookeeper.forceSync=yes"])?;
+    let mut cmd: Vec<String> = vec![java.get_program().to_string_lossy().into_owned()];
+    cmd.extend(java.get_args().map(|a| a.to_string_lossy().into_owned()));
+    cmd.push(bench::ensemble::QUORUM_MAIN.to_string());
+    let quoted: Vec<String> = cmd.iter().map(|w| format!("'{w}'")).collect();
+    Ok(vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!("exec {} \"$1\"", quoted.join(" ")),
+    ])
 }
 
 fn spawn(dir: &Path, id: u32, launch: &[String]) -> Result<u32, String> {

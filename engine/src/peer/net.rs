@@ -381,6 +381,13 @@ async fn accept_loop(listener: TcpListener, net: Weak<PeerNet>) {
         if net.upgrade().is_none() {
             return;
         }
+        // Both ends of a link send small frames (commits, acks) that must not wait
+        // for Nagle's algorithm: without it a leader's commit reached an idle
+        // follower up to 40 ms late (the peer's delayed ACK), seen as reads at one
+        // follower missing a write acknowledged at another.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a peer link");
+        }
         spawn_local(greet(stream, net.clone())).detach();
     }
 }
