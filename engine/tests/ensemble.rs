@@ -237,6 +237,21 @@ fn mntr(node: &Node, key: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t')?.parse().ok())
 }
 
+/// Waits until the leader's `mntr` counter `key` exceeds `base` (the returning
+/// follower `f` was synchronised that way); the failure shows both servers' view.
+fn wait_counter_above(nodes: &[Node], leader: usize, f: usize, key: &str, base: u64) {
+    let start_wait = Instant::now();
+    while mntr(&nodes[leader], key).unwrap() <= base {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "{key} did not grow for the returning follower: {}\n{}",
+            four_letter(nodes[leader].client, "mntr"),
+            four_letter(nodes[f].client, "srvr")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn signal(node: &Node, sig: &str) {
     let pid = node.server.as_ref().unwrap().pid().to_string();
     let ok = std::process::Command::new("kill")
@@ -271,14 +286,7 @@ fn paused_and_lagging_followers_catch_up_by_diff_and_snap() {
     write_some(&mut c, "while-down", 60, &mut acked);
     let snaps = mntr(&nodes[leader], "ck_syncs_snap").unwrap();
     start(&mut nodes[f2]);
-    let start_wait = Instant::now();
-    while mntr(&nodes[leader], "ck_syncs_snap").unwrap() <= snaps {
-        assert!(
-            start_wait.elapsed() < WAIT_MAX,
-            "no SNAP for the lagging follower"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_counter_above(&nodes, leader, f2, "ck_syncs_snap", snaps);
     assert_eq!(
         settled(&nodes),
         leader,
@@ -291,16 +299,7 @@ fn paused_and_lagging_followers_catch_up_by_diff_and_snap() {
     write_some(&mut c, "short-absence", 2, &mut acked);
     let diffs = mntr(&nodes[leader], "ck_syncs_diff").unwrap();
     start(&mut nodes[f2]);
-    let start_wait = Instant::now();
-    while mntr(&nodes[leader], "ck_syncs_diff").unwrap() <= diffs {
-        assert!(
-            start_wait.elapsed() < WAIT_MAX,
-            "no DIFF for the returning follower: {}\n{}",
-            four_letter(nodes[leader].client, "mntr"),
-            four_letter(nodes[f2].client, "srvr")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_counter_above(&nodes, leader, f2, "ck_syncs_diff", diffs);
     check_everywhere(&nodes, &acked);
 }
 
