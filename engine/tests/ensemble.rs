@@ -377,7 +377,21 @@ fn sessions_live_by_pings_at_any_server_and_expire_at_the_leader() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    drop((c, moved));
+    // The follower the session moved to closes its connection once the leader's
+    // expiry applies there (as the server a client is connected to does in ZooKeeper).
+    let start_wait = Instant::now();
+    loop {
+        match moved.exists("/", false) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) if e.to_string().contains("closed") => break,
+            other => assert!(
+                start_wait.elapsed() < WAIT_MAX,
+                "the expired session's connection stays open: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(c);
 }
 
 /// Writes pipelined through a follower (16 in flight) while the leader is killed:

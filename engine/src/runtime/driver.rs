@@ -427,6 +427,13 @@ impl<O: Outlet> Driver<O> {
         }
         self.maybe_serve()?;
         self.applied_since_snap += applied;
+        // A learner closes the connections of sessions its leader expired, as any
+        // ZooKeeper server does for its own clients.
+        let mut closes = Vec::new();
+        for session in self.core.take_expired() {
+            self.clients.expired(session, &mut closes);
+        }
+        self.route(closes);
         self.maybe_snapshot();
         Ok(())
     }

@@ -209,6 +209,9 @@ pub struct ShardCore {
     /// Sessions whose queue head is a `Sync` the leader answered, with the zxid it
     /// waits for: re-examined as txns are applied.
     syncs_waiting: Vec<(i64, i64)>,
+    /// (Learners) sessions the leader expired, as their `CloseSession` applied here:
+    /// the driver closes their connections ([`ShardCore::take_expired`]).
+    expired_applied: Vec<i64>,
 }
 
 impl ShardCore {
@@ -224,6 +227,7 @@ impl ShardCore {
             mono_ms: 0,
             role: Role::Standalone,
             syncs_waiting: Vec::new(),
+            expired_applied: Vec::new(),
         }
     }
 
@@ -530,6 +534,12 @@ impl ShardCore {
                 // live on the monotonic clock.
                 self.db.sessions.touch(f.txn.header.session, self.mono_ms);
             }
+            if self.role == Role::Learner
+                && f.txn.header.cxid == INTERNAL_CXID
+                && matches!(f.txn.body, crate::txn::TxnBody::CloseSession)
+            {
+                self.expired_applied.push(f.txn.header.session);
+            }
             self.reaping.retain(|(z, _)| *z > f.zxid);
             self.prep.applied(f.zxid);
             out.extend(applied.events.into_iter().map(Action::Event));
@@ -583,6 +593,13 @@ impl ShardCore {
             Queued::Write { client } if client.xid == cxid => Some(*client),
             _ => None,
         }
+    }
+
+    /// (Learners) the sessions the leader expired since the last call, in the order
+    /// their `CloseSession` applied here (the leader's own come from
+    /// [`ShardCore::tick`]).
+    pub fn take_expired(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.expired_applied)
     }
 
     /// Expires sessions whose deadline passed on the monotonic clock: each gets a
