@@ -7,8 +7,9 @@
 //! accepts client connections (the listener uses SO_REUSEPORT, so the kernel spreads
 //! connections); the state machines of a shard live on their owning core
 //! ([`driver`]) and other cores reach them by message ([`msg`]), never by lock.
-//! [`epochs`] keeps the Zab epochs durable in dataDir (used once replication runs;
-//! start-up reads them).
+//! [`epochs`] keeps the Zab epochs durable in dataDir; [`replica`] runs an ensemble
+//! member's links and election beside the driver, which carries out its Zab node's
+//! actions (`driver_repl.rs`).
 
 pub mod clock;
 pub mod driver;

@@ -16,8 +16,8 @@
 //! and took its epoch as current (`Action::SetCurrentEpoch`; see `leader`). A review
 //! and `tests/sim_cluster.rs` showed what goes wrong without it: a committed txn lost
 //! to a later leader, and a TRUNC that skips a txn. [`wire`] maps the cores' messages
-//! to the peer wire (`transport::peer`) and back. Not yet:
-//! the runtime does not run the cores over TCP.
+//! to the peer wire (`transport::peer`) and back. The runtime runs the cores over TCP
+//! through `peer::node::Node` (see `peer`).
 //!
 //! # Contract
 //! The cores do no IO, read no clock and draw no random numbers. The caller (the shard
