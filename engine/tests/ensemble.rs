@@ -471,3 +471,32 @@ fn pipelined_acknowledged_writes_survive_kill_9_of_the_leader() {
     write_some(&mut c, "after", 5, &mut more);
     check_everywhere(&nodes, &more[more.len() - 5..]);
 }
+
+/// Five voters survive the loss of any two (a minority), the leader among them: the
+/// other three elect a leader and take writes; both come back and catch up.
+#[test]
+fn five_nodes_survive_the_loss_of_two_including_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_ensemble(root.path(), 5);
+    let leader = settled(&nodes);
+    let mut acked = Vec::new();
+    let mut c = client(&nodes[(leader + 1) % 5]);
+    write_some(&mut c, "five", 10, &mut acked);
+    drop(c);
+    let second = (leader + 2) % 5;
+    for i in [leader, second] {
+        nodes[i].server.as_mut().unwrap().kill();
+        nodes[i].server = None;
+    }
+    let new_leader = settled(&nodes);
+    assert!(new_leader != leader && new_leader != second);
+    let mut c = client(&nodes[(leader + 3) % 5]);
+    write_some(&mut c, "three-left", 10, &mut acked);
+    drop(c);
+    check_everywhere(&nodes, &acked);
+    for i in [leader, second] {
+        start(&mut nodes[i]);
+    }
+    settled(&nodes);
+    check_everywhere(&nodes, &acked);
+}

@@ -51,7 +51,7 @@ use engine::zab::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use sim_common::{env_u64, for_each_seed};
+use sim_common::{apply_chosen, env_u64, for_each_seed};
 
 const SEEDS_DEFAULT: u64 = 1_000;
 const TICKS_DEFAULT: u64 = 2_000;
@@ -618,32 +618,15 @@ impl Sim {
         if end == 0 || s.log[end - 1].0 != upto {
             return self.fail(format!("{id} committed {upto:#x}, not in its log"));
         }
-        for i in s.applied..end {
-            let e = &self.servers[&id].log[i];
-            match self.chosen.get(i) {
-                Some(c) if c.0 == e.0 && c.1[..] == e.1[..] => {}
-                Some(c) => {
-                    let why = format!(
-                        "{id} applied {:#x} at {i} where {:#x} was applied",
-                        e.0, c.0
-                    );
-                    return self.fail(why);
-                }
-                None => {
-                    // The first apply anywhere makes it chosen: only a majority's
-                    // durable copies keep a later leader from choosing otherwise.
-                    let e = e.clone();
-                    let holders = self.durable_holders(&e);
-                    if holders < majority(self.voters.len()) {
-                        let why = format!(
-                            "{id} applied {:#x} first while it was durable on only {holders} voters",
-                            e.0
-                        );
-                        return self.fail(why);
-                    }
-                    self.chosen.push(e);
-                }
-            }
+        let quorum = majority(self.voters.len());
+        let mut chosen = std::mem::take(&mut self.chosen);
+        let (from, log) = (s.applied, &s.log);
+        let r = apply_chosen(id, log, from, end, &mut chosen, quorum, |e| {
+            self.durable_holders(e)
+        });
+        self.chosen = chosen;
+        if let Err(why) = r {
+            return self.fail(why);
         }
         let s = self.srv(id);
         s.applied = s.applied.max(end);

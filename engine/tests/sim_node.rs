@@ -38,7 +38,7 @@ use engine::zab::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use sim_common::{env_u64, for_each_seed};
+use sim_common::{apply_chosen, env_u64, for_each_seed};
 
 const SEEDS_DEFAULT: u64 = 300;
 const TICKS: u64 = 1_500;
@@ -404,33 +404,23 @@ impl Sim {
         if end == 0 || s.log[end - 1].0 != upto {
             return self.fail(format!("{id} committed {upto:#x}, not in its log"));
         }
-        for i in s.applied..end {
-            let e = self.servers[&id].log[i].clone();
-            match self.chosen.get(i) {
-                Some(c) if c.0 == e.0 && c.1[..] == e.1[..] => {}
-                Some(c) => {
-                    let why = format!("{id} applied {:#x} at {i} where {:#x} was", e.0, c.0);
-                    return self.fail(why);
-                }
-                None => {
-                    let holders = self
-                        .voters
+        let quorum = majority(self.voters.len());
+        let mut chosen = std::mem::take(&mut self.chosen);
+        let (from, log) = (s.applied, &s.log);
+        let r = apply_chosen(id, log, from, end, &mut chosen, quorum, |e| {
+            self.voters
+                .iter()
+                .filter(|v| {
+                    let s = &self.servers[v];
+                    s.log[..s.durable]
                         .iter()
-                        .filter(|v| {
-                            let s = &self.servers[v];
-                            s.log[..s.durable]
-                                .iter()
-                                .any(|x| x.0 == e.0 && x.1[..] == e.1[..])
-                        })
-                        .count();
-                    if holders < majority(self.voters.len()) {
-                        let why =
-                            format!("{id} applied {:#x} first, durable on {holders} voters", e.0);
-                        return self.fail(why);
-                    }
-                    self.chosen.push(e);
-                }
-            }
+                        .any(|x| x.0 == e.0 && x.1[..] == e.1[..])
+                })
+                .count()
+        });
+        self.chosen = chosen;
+        if let Err(why) = r {
+            return self.fail(why);
         }
         let s = self.srv(id);
         s.applied = s.applied.max(end);

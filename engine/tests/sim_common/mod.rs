@@ -35,3 +35,44 @@ pub fn for_each_seed<T>(
         })
         .collect()
 }
+
+/// A txn in a simulated log: its zxid and bytes.
+pub type Entry = (i64, std::sync::Arc<[u8]>);
+
+/// Server `id` applies its log entries `from..end`. Each must be the txn every server
+/// applied at that position (`chosen`, the one sequence of the ensemble); an entry
+/// applied first anywhere joins `chosen` only if `holders(entry)` (voters holding it
+/// durably, byte for byte) reach `quorum`: only a majority's durable copies keep a
+/// later leader from choosing otherwise.
+pub fn apply_chosen(
+    id: u64,
+    log: &[Entry],
+    from: usize,
+    end: usize,
+    chosen: &mut Vec<Entry>,
+    quorum: usize,
+    holders: impl Fn(&Entry) -> usize,
+) -> Result<(), String> {
+    for (i, e) in log.iter().enumerate().take(end).skip(from) {
+        match chosen.get(i) {
+            Some(c) if c.0 == e.0 && c.1[..] == e.1[..] => {}
+            Some(c) => {
+                return Err(format!(
+                    "{id} applied {:#x} at {i} where {:#x} was applied",
+                    e.0, c.0
+                ));
+            }
+            None => {
+                let n = holders(e);
+                if n < quorum {
+                    return Err(format!(
+                        "{id} applied {:#x} first while it was durable on only {n} voters",
+                        e.0
+                    ));
+                }
+                chosen.push(e.clone());
+            }
+        }
+    }
+    Ok(())
+}
