@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use transport::client::Client;
 use transport::jute::CreateMode;
 
-use crate::ensemble::{self, CkSpec, Mode, parse_mode};
-use crate::servers::{Deployment, System, find_corekeeper_bin, four_letter};
+use crate::ensemble::{self, CkSpec};
+use crate::servers::{Deployment, System, find_corekeeper_bin};
 
 /// Pause between write attempts.
 pub const RETRY_MS: u64 = 5;
@@ -74,13 +74,6 @@ pub fn parse(args: &[String]) -> Result<FailoverConfig, String> {
         }
     }
     Ok(c)
-}
-
-fn modes(d: &Deployment) -> Vec<Option<Mode>> {
-    d.servers()
-        .iter()
-        .map(|a| four_letter(a, "srvr").ok().and_then(|t| parse_mode(&t)))
-        .collect()
 }
 
 fn settle(d: &Deployment) -> Result<usize, String> {
@@ -176,7 +169,6 @@ pub fn run(cfg: &FailoverConfig) -> Result<String, String> {
             eprintln!("{} trial {}: {:.0} ms", system.name(), n + 1, ms(t));
             times.push(t);
         }
-        let _ = modes(&d);
         drop(d);
         results.push((system, times));
     }

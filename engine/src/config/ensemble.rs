@@ -96,6 +96,20 @@ impl PeerAddr {
         }
     }
 
+    /// The socket address; a host name is looked up and its first answer taken, as
+    /// Java's `InetSocketAddress` does (at start-up: ports are probed, links bound).
+    pub fn resolve(&self) -> Result<SocketAddr, String> {
+        use std::net::ToSocketAddrs;
+        match &self.host {
+            Host::Ip(ip) => Ok(SocketAddr::new(*ip, self.port)),
+            Host::Name(name) => (name.as_str(), self.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {name}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{name} resolves to no address")),
+        }
+    }
+
     fn is_wildcard(&self) -> bool {
         matches!(self.host, Host::Ip(ip) if ip.is_unspecified())
     }

@@ -378,7 +378,7 @@ impl Node {
                     });
                     return;
                 }
-                self.leader_actions(zout, out);
+                zab(out, zout);
             }
             Phase::Learning {
                 leader,
@@ -454,7 +454,7 @@ impl Node {
                     };
                     match r {
                         Ok(_) => {
-                            self.leader_actions(zout, out);
+                            zab(out, zout);
                             self.maybe_up_to_date(out);
                         }
                         Err(e) => out.push(NodeAction::Close {
@@ -524,16 +524,12 @@ impl Node {
             *c = Some(core);
             pending = std::mem::take(pending_syncs);
         }
-        self.leader_actions(zout, out);
+        zab(out, zout);
         let syncs = pending
             .into_iter()
             .map(|(to, last_zxid)| DiscoveryAction::Sync { to, last_zxid })
             .collect();
         self.discovery_actions(syncs, out);
-    }
-
-    fn leader_actions(&mut self, zout: Vec<Action>, out: &mut Vec<NodeAction>) {
-        zab(out, zout);
     }
 
     /// Leader: once ready and its history applied (`applied_all`), it serves.
@@ -595,7 +591,7 @@ impl Node {
         };
         let mut zout = Vec::new();
         l.propose(zxid, txn, &mut zout)?;
-        self.leader_actions(zout, out);
+        zab(out, zout);
         Ok(())
     }
 
@@ -607,8 +603,7 @@ impl Node {
                 if let Err(e) = l.persisted(upto, &mut zout) {
                     return self.look(format!("leader persisted: {e}"), out);
                 }
-                self.leader_actions(zout, out);
-                self.maybe_up_to_date(out);
+                zab(out, zout);
             }
             Phase::Learning { core: Some(f), .. } => {
                 if let Err(e) = f.persisted(upto, &mut zout) {

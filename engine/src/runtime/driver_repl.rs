@@ -47,20 +47,20 @@ impl<O: Outlet> Driver<O> {
             .is_some_and(|r| matches!(r.node.mode(), Mode::Leading { .. }))
     }
 
-    /// A learner remembers sessions its clients touch, for its next ping.
+    /// A learner remembers sessions its clients touch, for its next ping (nothing to
+    /// do standalone or leading: on every request's path, so that is checked first).
     pub(super) fn touched(&mut self, session: i64) {
+        let Some(r) = &mut self.repl else { return };
+        if matches!(r.node.mode(), Mode::Leading { .. }) || r.touched.len() >= PING_TOUCHES_MAX {
+            return;
+        }
         let timeout = self
             .core
             .db()
             .sessions
             .get(session)
             .map_or(0, |s| s.timeout_ms);
-        if let Some(r) = &mut self.repl
-            && !matches!(r.node.mode(), Mode::Leading { .. })
-            && r.touched.len() < PING_TOUCHES_MAX
-        {
-            r.touched.insert(session, timeout);
-        }
+        r.touched.insert(session, timeout);
     }
 
     /// Whether a write may be prepped now: the leader's next zxid is the one prep
@@ -116,7 +116,8 @@ impl<O: Outlet> Driver<O> {
                     op: 0,
                     body,
                 });
-                // Lost with the link: the leader-lost path answers ConnectionLoss.
+                // Lost with the link: the leader-lost path closes the client's
+                // connection (its outcome is unknown).
                 let _ = r.net.send(leader, &msg);
             }
             Err(e) => tracing::error!("cannot forward a write: {e}"),
@@ -249,13 +250,20 @@ impl<O: Outlet> Driver<O> {
         ev: PeerIn,
         now: Now,
     ) -> Result<(), String> {
-        let own = self.history();
+        // Only a new link needs the durable history (discovery reports it).
+        let own = matches!(ev, PeerIn::Up).then(|| self.history());
         let Some(r) = &mut self.repl else {
             return Ok(());
         };
+        if !matches!(ev, PeerIn::Up | PeerIn::Down | PeerIn::Bad(_)) {
+            r.node.heard(from); // anything the peer sent shows it alive
+        }
         let mut acts = Vec::new();
         match ev {
-            PeerIn::Up => r.node.link_up(from, own, &mut acts),
+            PeerIn::Up => {
+                let own = own.expect("computed for Up");
+                r.node.link_up(from, own, &mut acts)
+            }
             PeerIn::Down => {
                 r.snap_in = None;
                 r.node.link_down(from, &mut acts)
@@ -266,7 +274,6 @@ impl<O: Outlet> Driver<O> {
                 r.net.close(from, why);
             }
             PeerIn::Snap { zxid, total_bytes } => {
-                r.node.heard(from);
                 if total_bytes > SNAP_RECEIVE_BYTES_MAX {
                     let why = format!("a snapshot of {total_bytes} bytes is over the limit");
                     r.net.close(from, why);
@@ -277,7 +284,6 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             PeerIn::SnapChunk { offset, bytes } => {
-                r.node.heard(from);
                 let ok = match &mut r.snap_in {
                     Some((_, total, buf)) => {
                         let fits = offset == buf.len() as u64
@@ -298,7 +304,6 @@ impl<O: Outlet> Driver<O> {
             }
             PeerIn::UpToDate => r.node.up_to_date(from, &mut acts),
             PeerIn::Ping { sessions, .. } => {
-                r.node.heard(from);
                 if matches!(r.node.mode(), Mode::Leading { .. }) {
                     let db = self.core.db_mut();
                     for (s, _) in sessions {
@@ -311,7 +316,6 @@ impl<O: Outlet> Driver<O> {
                 cxid,
                 body,
             } => {
-                r.node.heard(from);
                 return self.forwarded(from, session, cxid, &body, now);
             }
             PeerIn::Sync {
@@ -319,7 +323,6 @@ impl<O: Outlet> Driver<O> {
                 cxid,
                 zxid,
             } => {
-                r.node.heard(from);
                 if let Some(l) = r.node.leader_core() {
                     let zxid = l.committed_zxid();
                     let msg = PeerMsg::Sync(peer::Sync {

@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -63,24 +62,12 @@ pub struct Replica {
     pub frame_cache: Option<((u8, Zxid), Rc<rkyv::util::AlignedVec<16>>)>,
 }
 
-fn resolve(addr: &crate::config::ensemble::PeerAddr) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    match &addr.host {
-        crate::config::ensemble::Host::Ip(ip) => Ok(SocketAddr::new(*ip, addr.port)),
-        crate::config::ensemble::Host::Name(n) => (n.as_str(), addr.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {n}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{n} resolves to no address")),
-    }
-}
-
 fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String> {
     let pick = |s: &crate::config::ensemble::ServerSpec| {
         if port == HELLO_PORT_ELECTION {
-            resolve(&s.election)
+            s.election.resolve()
         } else {
-            resolve(&s.quorum)
+            s.quorum.resolve()
         }
     };
     let mut peers = Vec::new();

@@ -152,7 +152,9 @@ fn check_ensemble_start(
         ("quorum address", &me.quorum),
         ("election address", &me.election),
     ] {
-        let resolved = resolve(addr).map_err(|e| format!("{what} {addr} ({}): {e}", me.key()))?;
+        let resolved = addr
+            .resolve()
+            .map_err(|e| format!("{what} {addr} ({}): {e}", me.key()))?;
         let bind = if all_ips {
             std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port)
         } else {
@@ -164,21 +166,6 @@ fn check_ensemble_start(
     crate::runtime::epochs::EpochFiles::open(storage, &cfg.data_dir)
         .map(drop)
         .map_err(|e| e.to_string())
-}
-
-/// The socket address of a peer address (a host name is looked up; the first answer
-/// is taken, as Java's `InetSocketAddress` does).
-fn resolve(addr: &crate::config::ensemble::PeerAddr) -> Result<std::net::SocketAddr, String> {
-    use crate::config::ensemble::Host;
-    use std::net::ToSocketAddrs;
-    match &addr.host {
-        Host::Ip(ip) => Ok(std::net::SocketAddr::new(*ip, addr.port)),
-        Host::Name(name) => (name.as_str(), addr.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {name}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{name} resolves to no address")),
-    }
 }
 
 async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
