@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use transport::jute::ErrorCode;
 
 use crate::driver::{Connector, Driver, SessionPlan};
+use crate::mesh::Mesh;
 use crate::runner::run_batch;
 use crate::servers::{
     Deployment, READY_POLL_MS, ServerProcess, System, four_letter, free_port, zookeeper_java,
@@ -132,21 +133,60 @@ pub fn port_or_free(host: &str, preferred: u16) -> Result<u16, String> {
     }
 }
 
-/// `zoo.cfg` of member `me` (an index into `plan`), data in `data_dir`.
-pub fn zoo_cfg(plan: &[NodePlan], me: usize, data_dir: &Path) -> String {
+/// How an ensemble is laid out: members, tick, and whether its peer links go through
+/// a [`Mesh`] of proxies (for link faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub nodes: usize,
+    pub tick_ms: u32,
+    pub mesh: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: ENSEMBLE_NODES,
+            tick_ms: TICK_MS,
+            mesh: false,
+        }
+    }
+}
+
+/// The `server.N` lines of member `me`: every member's own, or through `mesh`.
+pub fn server_lines(plan: &[NodePlan], me: usize, mesh: Option<&Mesh>) -> Vec<String> {
+    match mesh {
+        Some(m) => m.server_lines(plan, me),
+        None => plan.iter().map(NodePlan::server_line).collect(),
+    }
+}
+
+/// The settings both systems' members share: tick and limits, data, client address.
+fn common_cfg(plan: &[NodePlan], me: usize, data_dir: &Path, tick_ms: u32) -> String {
     debug_assert!(me < plan.len(), "the member is one of the plan's");
     let node = &plan[me];
-    let mut s = format!(
-        "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
+    format!(
+        "tickTime={tick_ms}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
          dataDir={}\nclientPort={}\nclientPortAddress={}\n\
-         4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
-         admin.enableServer=false\nforceSync=yes\n",
+         4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
         data_dir.display(),
         node.client_port,
         node.host,
-    );
-    for n in plan {
-        let _ = writeln!(s, "{}", n.server_line());
+    )
+}
+
+/// `zoo.cfg` of member `me` (an index into `plan`), data in `data_dir`; `lines` are
+/// its `server.N` lines ([`server_lines`]).
+pub fn zoo_cfg(
+    plan: &[NodePlan],
+    me: usize,
+    data_dir: &Path,
+    tick_ms: u32,
+    lines: &[String],
+) -> String {
+    let mut s = common_cfg(plan, me, data_dir, tick_ms);
+    s.push_str("admin.enableServer=false\nforceSync=yes\n");
+    for l in lines {
+        let _ = writeln!(s, "{l}");
     }
     s
 }
@@ -294,17 +334,37 @@ fn write_through_each(addrs: &[String]) -> Result<(), String> {
 
 /// Starts the ensemble: member directories under `dir`, logs under `log_dir`.
 pub fn start(dir: &Path, log_dir: &Path) -> Result<Deployment, String> {
-    let plan = plan(ENSEMBLE_NODES, port_or_free)?;
+    start_with(dir, log_dir, Options::default()).map(|(d, _)| d)
+}
+
+/// [`start`] laid out as `o` says; the mesh (when asked for) must live as long as the
+/// ensemble: its members reach each other through it.
+pub fn start_with(
+    dir: &Path,
+    log_dir: &Path,
+    o: Options,
+) -> Result<(Deployment, Option<Mesh>), String> {
+    let plan = plan(o.nodes, port_or_free)?;
+    let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut nodes = Vec::with_capacity(plan.len());
     for me in 0..plan.len() {
+        let lines = server_lines(&plan, me, mesh.as_ref());
+        let cfg = zoo_cfg(
+            &plan,
+            me,
+            &dir.join(format!("node{}", plan[me].id)).join("data"),
+            o.tick_ms,
+            &lines,
+        );
         // On error the members started so far are dropped, which stops them.
-        nodes.push(start_member(&plan, me, dir, log_dir)?);
+        nodes.push(start_member(&plan, me, dir, log_dir, &cfg)?);
     }
-    ready(Deployment {
+    let d = ready(Deployment {
         system: System::Zookeeper,
         nodes,
         leader: None,
-    })
+    })?;
+    Ok((d, mesh))
 }
 
 /// How corekeeper's members run: the binary, executors per member (0: its default)
@@ -319,25 +379,24 @@ pub struct CkSpec {
 }
 
 /// `zoo.cfg` of corekeeper member `me`: the same ensemble settings as ZooKeeper's
-/// (tick, limits, every `server.N` line), forceSync being corekeeper's default.
-pub fn ck_zoo_cfg(plan: &[NodePlan], me: usize, data_dir: &Path, ck: &CkSpec) -> String {
-    let node = &plan[me];
-    let mut s = format!(
-        "tickTime={TICK_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
-         dataDir={}\nclientPort={}\nclientPortAddress={}\n\
-         4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
-        data_dir.display(),
-        node.client_port,
-        node.host,
-    );
+/// (tick, limits, its `server.N` lines), forceSync being corekeeper's default.
+pub fn ck_zoo_cfg(
+    plan: &[NodePlan],
+    me: usize,
+    data_dir: &Path,
+    ck: &CkSpec,
+    tick_ms: u32,
+    lines: &[String],
+) -> String {
+    let mut s = common_cfg(plan, me, data_dir, tick_ms);
     if ck.cores > 0 {
         let _ = writeln!(s, "cores={}", ck.cores);
     }
     for kv in &ck.settings {
         let _ = writeln!(s, "{kv}");
     }
-    for n in plan {
-        let _ = writeln!(s, "{}", n.server_line());
+    for l in lines {
+        let _ = writeln!(s, "{l}");
     }
     s
 }
@@ -345,7 +404,18 @@ pub fn ck_zoo_cfg(plan: &[NodePlan], me: usize, data_dir: &Path, ck: &CkSpec) ->
 /// Starts a corekeeper ensemble of [`ENSEMBLE_NODES`] on 127.0.0.31.., as [`start`]
 /// does ZooKeeper's (same readiness checks and errors).
 pub fn start_corekeeper(dir: &Path, log_dir: &Path, ck: &CkSpec) -> Result<Deployment, String> {
-    let plan = plan_at(ENSEMBLE_NODES, CK_HOST_OCTET_BASE, port_or_free)?;
+    start_corekeeper_with(dir, log_dir, ck, Options::default()).map(|(d, _)| d)
+}
+
+/// [`start_corekeeper`] laid out as `o` says (see [`start_with`]).
+pub fn start_corekeeper_with(
+    dir: &Path,
+    log_dir: &Path,
+    ck: &CkSpec,
+    o: Options,
+) -> Result<(Deployment, Option<Mesh>), String> {
+    let plan = plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free)?;
+    let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut nodes = Vec::with_capacity(plan.len());
     for (me, node) in plan.iter().enumerate() {
         let node_dir = dir.join(format!("node{}", node.id));
@@ -354,7 +424,8 @@ pub fn start_corekeeper(dir: &Path, log_dir: &Path, ck: &CkSpec) -> Result<Deplo
         fs::write(data.join("myid"), format!("{}\n", node.id))
             .map_err(|e| format!("writing myid in {}: {e}", data.display()))?;
         let cfg = node_dir.join("zoo.cfg");
-        fs::write(&cfg, ck_zoo_cfg(&plan, me, &data, ck))
+        let lines = server_lines(&plan, me, mesh.as_ref());
+        fs::write(&cfg, ck_zoo_cfg(&plan, me, &data, ck, o.tick_ms, &lines))
             .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
         let mut cmd = std::process::Command::new(&ck.bin);
         cmd.args(&ck.args).arg("--config").arg(&cfg);
@@ -366,11 +437,12 @@ pub fn start_corekeeper(dir: &Path, log_dir: &Path, ck: &CkSpec) -> Result<Deplo
             log,
         )?);
     }
-    ready(Deployment {
+    let d = ready(Deployment {
         system: System::Corekeeper,
         nodes,
         leader: None,
-    })
+    })?;
+    Ok((d, mesh))
 }
 
 /// Waits for one leader and a write through every member.
@@ -395,6 +467,7 @@ fn start_member(
     me: usize,
     dir: &Path,
     log_dir: &Path,
+    zoo_cfg: &str,
 ) -> Result<ServerProcess, String> {
     let node = &plan[me];
     let node_dir = dir.join(format!("node{}", node.id));
@@ -407,7 +480,7 @@ fn start_member(
     let myid = data.join("myid");
     fs::write(&myid, format!("{}\n", node.id)).map_err(io(&myid))?;
     let cfg = node_dir.join("zoo.cfg");
-    fs::write(&cfg, zoo_cfg(plan, me, &data)).map_err(io(&cfg))?;
+    fs::write(&cfg, zoo_cfg).map_err(io(&cfg))?;
     let log4j = node_dir.join("log4j.properties");
     fs::write(&log4j, LOG4J_PROPERTIES).map_err(io(&log4j))?;
     let heap = format!("-Xmx{JVM_HEAP_MB_MAX}m");
@@ -483,7 +556,8 @@ mod tests {
     #[test]
     fn config_names_every_member_and_forces_sync() {
         let p = plan(3, fixed).unwrap();
-        let cfg = zoo_cfg(&p, 1, Path::new("/w/node2/data"));
+        let lines = server_lines(&p, 1, None);
+        let cfg = zoo_cfg(&p, 1, Path::new("/w/node2/data"), TICK_MS, &lines);
         for line in [
             "dataDir=/w/node2/data",
             "clientPort=2181",

@@ -19,6 +19,7 @@
 //! - [`servers`]: starting ZooKeeper 3.8 and corekeeper (process guards, readiness,
 //!   CPU time from `/proc`);
 //! - [`ensemble`]: a 3-node ZooKeeper ensemble (`compare --shape 3node`);
+//! - [`mesh`]: a TCP proxy on every peer link of an ensemble (cut, delay, loss);
 //! - [`matrix`]: `ckbench compare --systems ...`: a workload matrix run against each
 //!   system, interleaved, summarised as medians, spread and ratios.
 //!
@@ -49,6 +50,7 @@ pub mod driver;
 pub mod ensemble;
 pub mod failover;
 pub mod matrix;
+pub mod mesh;
 pub mod mock;
 pub mod output;
 pub mod plot;

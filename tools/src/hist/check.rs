@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::history::{Call, FINAL_PROCESS, History, Op, Outcome, Reply};
+use super::history::{Call, History, Op, Outcome, Reply, is_final};
 use super::lin::{self, CasResult, Entry, RegOp, Verdict};
 use transport::jute::ErrorCode;
 
@@ -144,6 +144,7 @@ pub fn check_history(h: &History) -> Report {
     session.extend(own_writes(h));
     session.extend(sequential(h));
     session.extend(ephemerals(h));
+    session.extend(final_agreement(h));
     r.session_violations = session.len();
     r.violations.append(&mut session);
     let mut lost = lost_writes(h);
@@ -506,7 +507,7 @@ fn ephemerals(h: &History) -> Vec<Violation> {
     lists.sort_by_key(|(o, _)| o.invoke_ns);
     let final_list = lists
         .iter()
-        .filter(|(o, _)| o.process == FINAL_PROCESS)
+        .filter(|(o, _)| is_final(o.process))
         .max_by_key(|(o, _)| o.invoke_ns);
     let mut reported: HashSet<&str> = HashSet::new();
     for (name, create) in &owner {
@@ -575,6 +576,65 @@ fn ephemerals(h: &History) -> Vec<Violation> {
     out
 }
 
+/// The servers' final reads (made after healing, each after a `sync`) must agree:
+/// every key's value and version, every listing. A server that differs lost or
+/// invented a write.
+fn final_agreement(h: &History) -> Vec<Violation> {
+    #[derive(PartialEq, Eq, Hash, PartialOrd, Ord, Clone, Copy)]
+    enum What {
+        Key(u32),
+        Eph,
+        Seq(u32),
+    }
+    let mut seen: BTreeMap<What, Vec<(&Op, String)>> = BTreeMap::new();
+    for op in h.ops.iter().filter(|o| is_final(o.process)) {
+        let Outcome::Ok(reply) = &op.outcome else {
+            continue;
+        };
+        let what = match &op.call {
+            Call::SyncRead { key } | Call::Read { key } => What::Key(*key),
+            Call::ListEph => What::Eph,
+            Call::ListSeq { parent } => What::Seq(*parent),
+            _ => continue,
+        };
+        let shown = match reply {
+            Reply::Value { value, version, .. } => format!("{value} v{version}"),
+            Reply::Children { names } => {
+                let mut n = names.clone();
+                n.sort();
+                n.join(",")
+            }
+            other => format!("{other:?}"),
+        };
+        let at = seen.entry(what).or_default();
+        // One answer per server: the last try counts.
+        at.retain(|(o, _)| o.process != op.process);
+        at.push((op, shown));
+    }
+    let mut out = Vec::new();
+    for (what, answers) in &seen {
+        let Some((first, shown)) = answers.first() else {
+            continue;
+        };
+        if let Some((other, _)) = answers.iter().find(|(_, s)| s != shown) {
+            let name = match what {
+                What::Key(k) => format!("k{k}"),
+                What::Eph => "the ephemerals".into(),
+                What::Seq(p) => format!("p{p}"),
+            };
+            out.push(Violation::new(
+                "final state",
+                format!(
+                    "servers disagree on {name} after healing ({} vs {})",
+                    first.server, other.server
+                ),
+                &[first, other],
+            ));
+        }
+    }
+    out
+}
+
 fn lost_writes(h: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     // Final sync reads and listings, made after healing.
@@ -589,7 +649,7 @@ fn lost_writes(h: &History) -> Vec<Violation> {
         };
         match (&op.call, reply) {
             (Call::SyncRead { key } | Call::Read { key }, Reply::Value { value, version, .. }) => {
-                if op.process == FINAL_PROCESS {
+                if is_final(op.process) {
                     final_read.insert(*key, (op, *value, *version));
                 }
                 shown.entry((*key, *version)).or_insert((*value, op));
@@ -654,7 +714,7 @@ fn lost_writes(h: &History) -> Vec<Violation> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::history::{HISTORY_FORMAT, Header};
+    use super::super::history::{FINAL_PROCESS, HISTORY_FORMAT, Header};
     use super::*;
 
     /// Builds histories op by op; times in microseconds.
@@ -886,6 +946,26 @@ mod tests {
         let r = check_history(&b.history());
         assert_eq!(r.lin_sync.violations, 0);
         assert_eq!(r.lin_all.violations, 1, "{:#?}", r.violations);
+    }
+
+    #[test]
+    fn servers_that_disagree_after_healing_are_caught() {
+        // A second server's final reads: the same state passes...
+        let mut b = good();
+        b.read(FINAL_PROCESS + 1, (60, 61), 1, 12, 2)
+            .read(FINAL_PROCESS + 1, (62, 63), 2, 21, 1);
+        let r = check_history(&b.history());
+        assert_eq!(r.violations, vec![], "{:#?}", r.violations);
+        // ...one missing the last write to k2 does not (the replica lost it, though
+        // the first server's read showed it).
+        let mut b = good();
+        b.read(FINAL_PROCESS + 1, (60, 61), 1, 12, 2)
+            .read(FINAL_PROCESS + 1, (62, 63), 2, 0, 0);
+        let r = check_history(&b.history());
+        let v = only(&r, "final state");
+        assert_eq!(v.len(), 1, "{:#?}", r.violations);
+        assert!(v[0].message.contains("k2"), "{}", v[0].render());
+        assert!(r.promise_violations() > 0);
     }
 
     #[test]

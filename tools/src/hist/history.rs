@@ -20,8 +20,14 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped when the meaning of a line changes.
 pub const HISTORY_FORMAT: u32 = 1;
-/// The process number of the final reads, made after the faults are healed.
+/// The process number of the final reads, made after the faults are healed, at the
+/// first server; the final reads at server `i` of an ensemble are `FINAL_PROCESS + i`.
 pub const FINAL_PROCESS: u32 = 1_000_000;
+
+/// Whether `process` made final reads (at any server).
+pub fn is_final(process: u32) -> bool {
+    process >= FINAL_PROCESS
+}
 
 /// A fault the nemesis injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +41,13 @@ pub enum FaultKind {
     /// session and sends nothing for `for_ms` (longer than the session timeout), so
     /// the server expires the session and must remove its ephemerals.
     Silence,
+    /// The links between ensemble members on different sides are cut (the shape, from
+    /// the seed: the leader alone, a minority and a majority, or two sides joined by
+    /// one bridging member); clients still reach every server. Healed after `for_ms`.
+    Partition,
+    /// Every link of one member is slowed: a one-way delay and lost segments (held as
+    /// long as a TCP retransmission takes). Healed after `for_ms`.
+    Slow,
 }
 
 /// One entry of the fault schedule (milliseconds from the start of the workload).
@@ -167,6 +180,10 @@ pub struct NemesisEvent {
     pub t_ns: u64,
     pub kind: FaultKind,
     pub phase: String,
+    /// What exactly was done (`{1} | {2,3}`, `node2: 80 ms, 10% loss`), when not
+    /// implied by the kind.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// One line of a history file.
@@ -433,6 +450,13 @@ mod tests {
                 t_ns: 31,
                 kind: FaultKind::Kill,
                 phase: "start".into(),
+                detail: String::new(),
+            }),
+            Line::Nemesis(NemesisEvent {
+                t_ns: 32,
+                kind: FaultKind::Partition,
+                phase: "start".into(),
+                detail: "{1} | {2,3}".into(),
             }),
         ];
         let text: String = lines.iter().map(|l| l.to_json() + "\n").collect();
@@ -446,7 +470,12 @@ mod tests {
         assert!(h.ops[0].is_ok());
         assert_eq!(h.ops[1].outcome, Outcome::Unknown);
         assert_eq!(h.ops[1].end_ns(), u64::MAX);
-        assert_eq!(h.nemesis.len(), 1);
+        assert_eq!(h.nemesis.len(), 2);
+        assert_eq!(h.nemesis[1].detail, "{1} | {2,3}");
+        assert!(
+            !text.contains(r#""detail":"""#),
+            "empty details are left out: {text}"
+        );
         assert!(h.ops[0].describe().contains("write k1 9 -> ok v1"));
     }
 

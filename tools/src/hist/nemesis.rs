@@ -1,12 +1,17 @@
-//! A nemesis for one standalone server: `kill -9` then restart (same port, same data),
-//! and SIGSTOP then SIGCONT, on a seeded schedule, bounded in time.
+//! A nemesis for one standalone server or an ensemble: `kill -9` then restart (same
+//! port, same data), SIGSTOP then SIGCONT, and for ensembles network partitions and
+//! slow links between members (bench's [`bench::mesh`] proxies every peer link, so a
+//! fault is set on a link while clients still reach every server), on a seeded
+//! schedule, bounded in time.
 //!
 //! Contract:
 //! - [`schedule`] is a function of its arguments only: `count` faults (at most
 //!   [`FAULTS_MAX`]), one in each of `count` equal slots of the first
 //!   [`FAULT_SPAN_PERCENT`] % of the run, each lasting at most [`KILL_DOWN_MS_MAX`] /
-//!   [`PAUSE_MS_MAX`] and ending inside its slot, so the server is healed well before
-//!   the workload ends;
+//!   [`PAUSE_MS_MAX`] / [`PARTITION_MS_MAX`] / [`SLOW_MS_MAX`] and ending inside its
+//!   slot, so the server is healed well before the workload ends;
+//! - which member a fault hits and a partition's shape ([`partition_sides`]) come from
+//!   the run's seed and the leader of the moment; the history records them;
 //! - a [`Target`] is a server this process started (bench's launcher: corekeeper's
 //!   binary, or ZooKeeper 3.8 from Debian's packages); it owns the process, so dropping
 //!   it kills and reaps it; [`Target::restart`] returns once the server answers `ruok`
@@ -23,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bench::mesh::{LinkFault, Mesh};
 use bench::servers::{self, LaunchSpec, ServerProcess, System};
 
 use super::history::{Fault, FaultKind};
@@ -37,6 +43,12 @@ pub const FAULT_SPAN_PERCENT: u64 = 70;
 pub const KILL_DOWN_MS_MAX: u64 = 1_000;
 /// Longest a pause lasts.
 pub const PAUSE_MS_MAX: u64 = 1_500;
+/// Longest partition (long enough to outlast syncLimit at ckjepsen's ensemble tick).
+pub const PARTITION_MS_MAX: u64 = 6_000;
+/// Longest slow-link fault, its one-way delay and lost share at most.
+pub const SLOW_MS_MAX: u64 = 3_000;
+pub const SLOW_DELAY_MS_MAX: u64 = 100;
+pub const SLOW_LOSS_PERCENT_MAX: u8 = 20;
 /// Shortest fault.
 pub const FAULT_MS_MIN: u64 = 50;
 /// How far a silence outlasts the session timeout: the server expires sessions on its
@@ -72,6 +84,8 @@ pub fn schedule(
             let max = match kind {
                 FaultKind::Kill => KILL_DOWN_MS_MAX,
                 FaultKind::Pause => PAUSE_MS_MAX,
+                FaultKind::Partition => PARTITION_MS_MAX,
+                FaultKind::Slow => SLOW_MS_MAX,
                 FaultKind::Silence => {
                     // It ends with its slot, so it starts as late as it can: the
                     // worker has a session to lose by then.
@@ -135,18 +149,79 @@ pub struct Target {
 
 struct Members {
     d: bench::servers::Deployment,
+    /// Every peer link goes through it (declared after `d`, so dropped after the
+    /// members are killed).
+    mesh: Option<Mesh>,
     killed: Option<usize>,
     paused: Option<usize>,
     rng: Rng,
 }
 
+/// The shapes [`partition_sides`] draws from.
+pub const PARTITION_SHAPES: usize = 3;
+
+/// The sides of partition `shape` (0: the leader alone; 1: a minority and a majority,
+/// the leader on either; 2: two sides joined by one bridging member that keeps all its
+/// links) of members `1..=n`, drawn with `rng`. Members on no side keep every link.
+pub fn partition_sides(shape: usize, n: usize, leader: u32, rng: &mut Rng) -> Vec<Vec<u32>> {
+    debug_assert!(
+        n >= 2 && (1..=n as u32).contains(&leader),
+        "an ensemble and its leader"
+    );
+    let mut ids: Vec<u32> = (1..=n as u32).collect();
+    // Fisher-Yates from the seed.
+    for i in (1..ids.len()).rev() {
+        ids.swap(i, rng.below(i + 1));
+    }
+    match shape % PARTITION_SHAPES {
+        0 => vec![
+            vec![leader],
+            (1..=n as u32).filter(|&i| i != leader).collect(),
+        ],
+        1 => {
+            let (minority, majority) = ids.split_at(n / 2);
+            vec![sorted(minority), sorted(majority)]
+        }
+        _ => {
+            // ids[0] bridges; the rest split in two.
+            let rest = &ids[1..];
+            let (a, b) = rest.split_at(rest.len() / 2);
+            vec![sorted(a), sorted(b)]
+        }
+    }
+}
+
+fn sorted(xs: &[u32]) -> Vec<u32> {
+    let mut v = xs.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// `{1} | {2,3}`.
+pub fn describe_sides(sides: &[Vec<u32>]) -> String {
+    sides
+        .iter()
+        .map(|s| {
+            let ids: Vec<String> = s.iter().map(u32::to_string).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 impl Target {
-    /// Starts a 3-node ensemble of `launch`'s system (bench's launcher: the same
-    /// configs as `ckbench compare --shape 3node`), data and logs under `dir`.
-    pub fn start_ensemble(launch: Launch, dir: &Path, seed: u64) -> Result<Target, String> {
+    /// Starts an ensemble of `launch`'s system (bench's launcher: the same configs as
+    /// `ckbench compare --shape 3node`, laid out as `o` says), data and logs under
+    /// `dir`.
+    pub fn start_ensemble(
+        launch: Launch,
+        dir: &Path,
+        seed: u64,
+        o: bench::ensemble::Options,
+    ) -> Result<Target, String> {
         let logs = dir.join("logs");
-        let d = match &launch {
-            Launch::Zookeeper => bench::ensemble::start(dir, &logs)?,
+        let (d, mesh) = match &launch {
+            Launch::Zookeeper => bench::ensemble::start_with(dir, &logs, o)?,
             Launch::Binary(bin) | Launch::Serve(bin) => {
                 let args = match &launch {
                     Launch::Serve(_) => vec!["serve".to_string()],
@@ -158,7 +233,7 @@ impl Target {
                     cores: 1,
                     settings: Vec::new(),
                 };
-                bench::ensemble::start_corekeeper(dir, &logs, &ck)?
+                bench::ensemble::start_corekeeper_with(dir, &logs, &ck, o)?
             }
         };
         Ok(Target {
@@ -171,6 +246,7 @@ impl Target {
             paused: false,
             ensemble: Some(Members {
                 d,
+                mesh,
                 killed: None,
                 paused: None,
                 rng: Rng::new(seed ^ 0x3A0DE),
@@ -321,8 +397,50 @@ impl Target {
         self.paused = false;
     }
 
+    /// Cuts the ensemble's links as a partition drawn from the seed; says how.
+    pub fn partition(&mut self) -> String {
+        let Some(m) = &mut self.ensemble else {
+            return "standalone: no links to cut".into();
+        };
+        let Some(mesh) = &m.mesh else {
+            return "no mesh: links left alone".into();
+        };
+        let leader = Self::ensemble_leader(m) as u32 + 1;
+        let shape = m.rng.below(PARTITION_SHAPES);
+        let sides = partition_sides(shape, m.d.nodes.len(), leader, &mut m.rng);
+        mesh.partition(&sides);
+        format!("{} (leader node{leader})", describe_sides(&sides))
+    }
+
+    /// Slows every link of one member drawn from the seed; says how.
+    pub fn slow(&mut self) -> String {
+        let Some(m) = &mut self.ensemble else {
+            return "standalone: no links to slow".into();
+        };
+        let Some(mesh) = &m.mesh else {
+            return "no mesh: links left alone".into();
+        };
+        let n = m.d.nodes.len() as u32;
+        let who = m.rng.below(n as usize) as u32 + 1;
+        let fault = LinkFault {
+            cut: false,
+            delay_ms: 1 + m.rng.below(SLOW_DELAY_MS_MAX as usize) as u64,
+            loss_percent: m.rng.below(usize::from(SLOW_LOSS_PERCENT_MAX) + 1) as u8,
+        };
+        for other in (1..=n).filter(|&o| o != who) {
+            mesh.set(who, other, fault);
+        }
+        format!(
+            "node{who}: {} ms one way, {}% lost",
+            fault.delay_ms, fault.loss_percent
+        )
+    }
+
     /// Undoes whatever fault is in force.
     pub fn heal(&mut self) -> Result<(), String> {
+        if let Some(mesh) = self.ensemble.as_ref().and_then(|m| m.mesh.as_ref()) {
+            mesh.heal();
+        }
         if self.paused || self.ensemble.as_ref().is_some_and(|m| m.paused.is_some()) {
             self.resume();
         }
@@ -356,15 +474,26 @@ pub fn run_schedule(
     for (i, f) in faults.iter().enumerate() {
         let at = start + Duration::from_millis(f.at_ms);
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
-        rec.nemesis(f.kind, "start");
-        match f.kind {
-            FaultKind::Kill => target.kill(),
-            FaultKind::Pause => target.pause(),
-            FaultKind::Silence => silence(i, Duration::from_millis(f.for_ms)),
-        }
+        let detail = match f.kind {
+            FaultKind::Kill => {
+                target.kill();
+                String::new()
+            }
+            FaultKind::Pause => {
+                target.pause();
+                String::new()
+            }
+            FaultKind::Silence => {
+                silence(i, Duration::from_millis(f.for_ms));
+                String::new()
+            }
+            FaultKind::Partition => target.partition(),
+            FaultKind::Slow => target.slow(),
+        };
+        rec.nemesis(f.kind, "start", &detail);
         std::thread::sleep(Duration::from_millis(f.for_ms));
         target.heal()?;
-        rec.nemesis(f.kind, "end");
+        rec.nemesis(f.kind, "end", "");
         done += 1;
     }
     Ok(done)
@@ -405,5 +534,36 @@ mod tests {
         );
         assert!(schedule(7, 12_000, &[FaultKind::Silence], 2, 4_000).is_empty());
         assert!(schedule(7, 10_000, &[FaultKind::Silence], 1, 4_000).is_empty());
+        // Partitions may last longer than pauses, still inside their slots.
+        let p = schedule(3, 40_000, &[FaultKind::Partition], 2, 4_000);
+        assert_eq!(p.len(), 2);
+        assert!(
+            p.iter()
+                .all(|f| f.for_ms <= PARTITION_MS_MAX && f.for_ms >= FAULT_MS_MIN)
+        );
+    }
+
+    #[test]
+    fn partitions_split_the_members_as_their_shape_says() {
+        let mut rng = Rng::new(5);
+        for n in [3usize, 5] {
+            for leader in 1..=n as u32 {
+                let alone = partition_sides(0, n, leader, &mut rng);
+                assert_eq!(alone[0], [leader]);
+                assert_eq!(alone[1].len(), n - 1);
+                let halves = partition_sides(1, n, leader, &mut rng);
+                assert_eq!((halves[0].len(), halves[1].len()), (n / 2, n - n / 2));
+                let bridge = partition_sides(2, n, leader, &mut rng);
+                let on_sides: usize = bridge.iter().map(Vec::len).sum();
+                assert_eq!(on_sides, n - 1, "one member bridges: {bridge:?}");
+                for sides in [alone, halves, bridge] {
+                    let mut all: Vec<u32> = sides.concat();
+                    all.sort_unstable();
+                    all.dedup();
+                    assert_eq!(all.len(), sides.iter().map(Vec::len).sum::<usize>());
+                }
+            }
+        }
+        assert_eq!(describe_sides(&[vec![1], vec![2, 3]]), "{1} | {2,3}");
     }
 }

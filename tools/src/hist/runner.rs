@@ -45,9 +45,18 @@ pub struct RunOptions {
     pub session_timeout_ms: i32,
     /// Where the history (`<system>-<seed>.jsonl`) and the server's directory go.
     pub out: PathBuf,
-    /// A 3-node ensemble instead of one server (kill: the leader; pause: a member).
-    pub ensemble: bool,
+    /// Members: 1 is a standalone server; 3 or 5 an ensemble (kill: the leader;
+    /// pause: a member; partition and slow: its links).
+    pub nodes: usize,
+    /// An ensemble's tickTime (syncLimit and initLimit are in ticks).
+    pub tick_ms: u32,
 }
+
+/// ckjepsen's ensembles tick faster than ckbench's (500 ms: syncLimit 2.5 s), so a
+/// partition of a few seconds outlasts it and members notice, in both systems alike.
+pub const ENSEMBLE_TICK_MS_DEFAULT: u32 = 500;
+/// Fastest tick a run may ask for.
+pub const TICK_MS_MIN: u32 = 100;
 
 /// What one run found.
 #[derive(Debug)]
@@ -66,8 +75,20 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
     fs::create_dir_all(&o.out).map_err(|e| format!("creating {}: {e}", o.out.display()))?;
     let server_dir = o.out.join(format!("{system}-{}-server", o.seed));
     let _ = fs::remove_dir_all(&server_dir);
-    let mut target = if o.ensemble {
-        Target::start_ensemble(o.launch.clone(), &server_dir, o.seed)?
+    let needs_links = o
+        .fault_kinds
+        .iter()
+        .any(|k| matches!(k, FaultKind::Partition | FaultKind::Slow));
+    if needs_links && o.nodes < 2 {
+        return Err("partition and slow faults need an ensemble (--shape 3node or 5node)".into());
+    }
+    let mut target = if o.nodes > 1 {
+        let shape = bench::ensemble::Options {
+            nodes: o.nodes,
+            tick_ms: o.tick_ms,
+            mesh: true,
+        };
+        Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
     } else {
         Target::start(o.launch.clone(), &server_dir)?
     };
@@ -141,7 +162,12 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
         }
     };
     target.heal()?;
-    workload::final_reads(&addr, &cfg, &rec, shared.max_window.load(Ordering::Relaxed))?;
+    workload::final_reads(
+        &servers,
+        &cfg,
+        &rec,
+        shared.max_window.load(Ordering::Relaxed),
+    )?;
     rec.flush()
         .map_err(|e| format!("writing {}: {e}", history.display()))?;
     drop(rec);
@@ -240,11 +266,16 @@ pub const USAGE: &str = "\
 usage: ckjepsen run [--system corekeeper|zookeeper|both] [--runs N] [--seed S]
                     [--time-ms MS] [--workers N] [--faults kill,pause|none]
                     [--faults-per-run N] [--corekeeper-bin PATH] [--out DIR]
-                    [--shape standalone|3node]   (3node: kill hits the leader)
+                    [--shape standalone|3node|5node] [--tick-ms MS]
+                    [--session-timeout-ms MS]
+faults: kill (an ensemble's leader), pause (a member), silence (a client goes
+quiet past its session timeout), partition and slow (ensembles: links between
+members cut, or delayed and lossy, through a proxy on each; clients unaffected).
+An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s).
        ckjepsen check HISTORY.jsonl...
        ckjepsen serve --config zoo.cfg      (corekeeper in this process)
 
-run: per run, a fresh standalone server, a seeded workload and fault schedule, then
+run: per run, a fresh server or ensemble, a seeded workload and fault schedule, then
 the checkers; one history file per run in --out (default ./ckjepsen-out). Exit 1 if
 any promise was broken (write/sync-read linearizability, session guarantees, lost
 writes); a plain read that is not linearizable is reported, not a failure.";
@@ -262,8 +293,9 @@ pub struct RunArgs {
     pub session_timeout_ms: i32,
     pub corekeeper_bin: Option<PathBuf>,
     pub out: PathBuf,
-    /// `--shape 3node`: a 3-node ensemble per system.
-    pub ensemble: bool,
+    /// `--shape`: 1 (standalone), 3 or 5 members.
+    pub nodes: usize,
+    pub tick_ms: u32,
 }
 
 pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
@@ -278,7 +310,8 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
         session_timeout_ms: workload::SESSION_TIMEOUT_MS,
         corekeeper_bin: None,
         out: PathBuf::from("ckjepsen-out"),
-        ensemble: false,
+        nodes: 1,
+        tick_ms: ENSEMBLE_TICK_MS_DEFAULT,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -320,6 +353,8 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                             "kill" => Ok(FaultKind::Kill),
                             "pause" => Ok(FaultKind::Pause),
                             "silence" => Ok(FaultKind::Silence),
+                            "partition" => Ok(FaultKind::Partition),
+                            "slow" => Ok(FaultKind::Slow),
                             _ => Err(format!("--faults: unknown fault {k}")),
                         })
                         .collect::<Result<_, _>>()?
@@ -328,12 +363,14 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
             "--corekeeper-bin" => a.corekeeper_bin = Some(PathBuf::from(value()?)),
             "--out" => a.out = PathBuf::from(value()?),
             "--shape" => {
-                a.ensemble = match value()?.as_str() {
-                    "standalone" => false,
-                    "3node" => true,
-                    s => return Err(format!("--shape {s}: standalone or 3node")),
+                a.nodes = match value()?.as_str() {
+                    "standalone" => 1,
+                    "3node" => 3,
+                    "5node" => 5,
+                    s => return Err(format!("--shape {s}: standalone, 3node or 5node")),
                 }
             }
+            "--tick-ms" => a.tick_ms = num(value()?)?.clamp(u64::from(TICK_MS_MIN), 60_000) as u32,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -384,7 +421,8 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 faults: a.faults,
                 session_timeout_ms: a.session_timeout_ms,
                 out: a.out.clone(),
-                ensemble: a.ensemble,
+                nodes: a.nodes,
+                tick_ms: a.tick_ms,
             };
             match run_once(&o) {
                 Ok(r) => {

@@ -215,12 +215,13 @@ impl Recorder {
         self.complete(op, process, session, server, done);
     }
 
-    pub fn nemesis(&self, kind: FaultKind, phase: &str) {
+    pub fn nemesis(&self, kind: FaultKind, phase: &str, detail: &str) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let line = Line::Nemesis(NemesisEvent {
             t_ns: self.now_ns(),
             kind,
             phase: phase.into(),
+            detail: detail.into(),
         });
         writeln!(out, "{}", line.to_json()).expect("writing the history");
     }
@@ -855,9 +856,24 @@ impl<'a> Worker<'a> {
 }
 
 /// Reads every key of windows `0..=max_window`, the ephemerals' parent and every
-/// sequential parent from a fresh session (process [`FINAL_PROCESS`]).
+/// sequential parent from a fresh session at each of `addrs` in turn (process
+/// [`FINAL_PROCESS`] + the server's index), so the checker can see that the servers
+/// agree.
 pub fn final_reads(
+    addrs: &[String],
+    cfg: &WorkloadConfig,
+    rec: &Recorder,
+    max_window: u32,
+) -> Result<(), String> {
+    for (i, addr) in addrs.iter().enumerate() {
+        final_reads_at(addr, FINAL_PROCESS + i as u32, cfg, rec, max_window)?;
+    }
+    Ok(())
+}
+
+fn final_reads_at(
     addr: &str,
+    process: u32,
     cfg: &WorkloadConfig,
     rec: &Recorder,
     max_window: u32,
@@ -892,22 +908,16 @@ pub fn final_reads(
         loop {
             tries += 1;
             let session = c.session_id();
-            let op = rec.invoke(FINAL_PROCESS, session, addr, &call);
+            let op = rec.invoke(process, session, addr, &call);
             match perform(&mut c, &paths, &call) {
                 Ok((zxid, Ok(reply))) => {
-                    rec.complete(
-                        op,
-                        FINAL_PROCESS,
-                        session,
-                        addr,
-                        Done::Ok(reply, Some(zxid)),
-                    );
+                    rec.complete(op, process, session, addr, Done::Ok(reply, Some(zxid)));
                     break;
                 }
                 Ok((zxid, Err(code))) => {
                     rec.complete(
                         op,
-                        FINAL_PROCESS,
+                        process,
                         session,
                         addr,
                         Done::Fail(Reply::Error { code }, Some(zxid)),
@@ -915,13 +925,7 @@ pub fn final_reads(
                     break;
                 }
                 Err(e) => {
-                    rec.complete(
-                        op,
-                        FINAL_PROCESS,
-                        session,
-                        addr,
-                        Done::Unknown(e.to_string()),
-                    );
+                    rec.complete(op, process, session, addr, Done::Unknown(e.to_string()));
                     if tries >= FINAL_TRIES_MAX {
                         return Err(format!("final reads: {e} ({tries} tries)"));
                     }
