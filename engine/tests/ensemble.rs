@@ -199,6 +199,24 @@ fn three_nodes_replicate_fail_over_and_recover() {
     drop((cf, cl));
     check_everywhere(&nodes, &acked);
 
+    // The leader's mntr shows each follower's link: acks with their latency, bytes
+    // both ways (published on the replication tick).
+    let id = follower + 1;
+    let acks = format!("ck_link_{id}_acks");
+    let start_wait = Instant::now();
+    while mntr(&nodes[leader], &acks).unwrap_or(0) == 0 {
+        assert!(
+            start_wait.elapsed() < WAIT_MAX,
+            "no {acks}: {}",
+            four_letter(nodes[leader].client, "mntr")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for k in ["ack_us_p50", "ack_us_p99", "bytes_sent", "bytes_received"] {
+        let v = mntr(&nodes[leader], &format!("ck_link_{id}_{k}"));
+        assert!(v.is_some_and(|v| v > 0), "ck_link_{id}_{k} = {v:?}");
+    }
+
     // kill -9 the leader: the other two elect a new one and take writes again.
     nodes[leader].server.as_mut().unwrap().kill();
     nodes[leader].server = None;

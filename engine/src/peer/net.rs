@@ -92,6 +92,8 @@ pub struct PeerNet {
     events: RefCell<std::collections::VecDeque<(bool, LinkId)>>,
     in_handler: Cell<bool>,
     started: Instant,
+    /// Bytes written to and read from each peer, over all its links so far.
+    traffic: RefCell<HashMap<ServerId, (u64, u64)>>,
 }
 
 impl PeerNet {
@@ -113,11 +115,32 @@ impl PeerNet {
             events: RefCell::new(std::collections::VecDeque::new()),
             in_handler: Cell::new(false),
             started: Instant::now(),
+            traffic: RefCell::new(HashMap::new()),
         });
         let accept = spawn_local(accept_loop(listener, Rc::downgrade(&net)));
         let tick = spawn_local(tick_loop(Rc::downgrade(&net)));
         net.tasks.borrow_mut().extend([accept, tick]);
         Ok(net)
+    }
+
+    /// Bytes sent to and received from each peer so far (`(peer, sent, received)`),
+    /// totals that only grow.
+    pub fn traffic(&self) -> Vec<(ServerId, u64, u64)> {
+        let mut v: Vec<_> = self
+            .traffic
+            .borrow()
+            .iter()
+            .map(|(&p, &(s, r))| (p, s, r))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn count(&self, peer: ServerId, sent: usize, received: usize) {
+        let mut t = self.traffic.borrow_mut();
+        let e = t.entry(peer).or_default();
+        e.0 += sent as u64;
+        e.1 += received as u64;
     }
 
     /// Which links the port has from now on (the quorum port follows the server's
@@ -465,7 +488,12 @@ async fn read_loop(
         if pending.is_empty() {
             match reader.read(&mut buf).await {
                 Ok(0) => break "closed by the peer".to_string(),
-                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    if let Some(net) = net.upgrade() {
+                        net.count(link.peer, 0, n);
+                    }
+                }
                 Err(e) => break e.to_string(),
             }
         }
@@ -522,6 +550,7 @@ async fn write_loop(
             return;
         }
         let Some(net) = net.upgrade() else { return };
+        net.count(link.peer, wbuf.len(), 0);
         net.book.borrow_mut().written(link, wbuf.len());
     }
 }

@@ -186,6 +186,8 @@ impl<O: Outlet> Driver<O> {
             }
             Mode::Looking => {}
         }
+        r.link_stats
+            .traffic(std::time::Instant::now(), &r.net.traffic());
         self.publish_mode();
         self.node_actions(acts)
     }
@@ -219,6 +221,7 @@ impl<O: Outlet> Driver<O> {
         sh.syncs_diff.store(st.syncs_diff, Relaxed);
         sh.syncs_trunc.store(st.syncs_trunc, Relaxed);
         sh.syncs_snap.store(st.syncs_snap, Relaxed);
+        *sh.links.lock().unwrap_or_else(|e| e.into_inner()) = r.link_stats.figures_all();
     }
 
     pub(super) fn repl_persisted(&mut self, durable: i64) -> Result<(), String> {
@@ -268,7 +271,12 @@ impl<O: Outlet> Driver<O> {
                 r.snap_in = None;
                 r.node.link_down(from, &mut acts)
             }
-            PeerIn::Zab(msg) => r.node.step(from, msg, &mut acts),
+            PeerIn::Zab(msg) => {
+                if let Body::Ack { zxid } = msg.body {
+                    r.link_stats.acked(from, zxid, std::time::Instant::now());
+                }
+                r.node.step(from, msg, &mut acts)
+            }
             PeerIn::Bad(why) => {
                 tracing::warn!(peer = from, "dropping the quorum link: {why}");
                 r.net.close(from, why);
@@ -473,6 +481,9 @@ impl<O: Outlet> Driver<O> {
                 }
                 let frame = std::rc::Rc::new(frame);
                 let _ = r.net.send_frame(to, frame.clone());
+                if let Some((1, zxid)) = key {
+                    r.link_stats.proposed(zxid, std::time::Instant::now());
+                }
                 r.frame_cache = key.map(|k| (k, frame));
             }
             ZabAction::Commit { upto_zxid } => {
@@ -507,6 +518,7 @@ impl<O: Outlet> Driver<O> {
         );
         let mut acts = Vec::new();
         let r = self.repl.as_mut().expect("replicated");
+        r.link_stats.reset_proposals();
         r.node.start_leader(epoch, base, base, history, &mut acts);
         self.node_actions(acts)
     }

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod driver;
 pub mod epochs;
 pub mod exec;
+pub mod linkstats;
 pub mod mailbox;
 pub mod msg;
 pub mod replica;

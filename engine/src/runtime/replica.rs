@@ -60,6 +60,8 @@ pub struct Replica {
     /// The last proposal or commit frame encoded (kind, zxid): the leader sends the
     /// same one to every follower.
     pub frame_cache: Option<((u8, Zxid), Rc<rkyv::util::AlignedVec<16>>)>,
+    /// Per-link figures for `mntr` (ack latency, traffic).
+    pub link_stats: super::linkstats::LinkStats,
 }
 
 fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String> {
@@ -244,5 +246,6 @@ pub fn start(
         snap_in: None,
         touched: HashMap::new(),
         frame_cache: None,
+        link_stats: Default::default(),
     })
 }

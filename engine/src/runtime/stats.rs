@@ -102,6 +102,8 @@ pub struct ShardStats {
     pub syncs_diff: AtomicU64,
     pub syncs_trunc: AtomicU64,
     pub syncs_snap: AtomicU64,
+    /// Each quorum link's figures (ack latency, traffic), published every tick.
+    pub links: std::sync::Mutex<Vec<super::linkstats::LinkFigures>>,
 }
 
 pub const MODE_STANDALONE: u64 = 0;
@@ -144,6 +146,7 @@ impl Default for ShardStats {
             syncs_diff: AtomicU64::new(0),
             syncs_trunc: AtomicU64::new(0),
             syncs_snap: AtomicU64::new(0),
+            links: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

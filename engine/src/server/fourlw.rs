@@ -159,10 +159,37 @@ fn mntr(ctx: &CoreCtx) -> String {
             rows.push((k.to_string(), v.to_string()));
         }
     }
+    if sh.mode.load(Relaxed) != crate::runtime::stats::MODE_STANDALONE {
+        rows.extend(link_rows(
+            &sh.links.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+    }
     rows.extend(s.profile_rows());
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()
+}
+
+/// corekeeper's per-link figures: `ck_link_<peer>_...` (ack latency on the leader,
+/// traffic everywhere).
+fn link_rows(links: &[crate::runtime::linkstats::LinkFigures]) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for f in links {
+        let p = f.peer;
+        for (k, v) in [
+            ("acks", f.acks),
+            ("ack_us_p50", f.ack_us_quantile(0.5)),
+            ("ack_us_p99", f.ack_us_quantile(0.99)),
+            ("ack_us_max", f.ack_us_max),
+            ("bytes_sent", f.bytes_sent),
+            ("bytes_received", f.bytes_received),
+            ("sent_bytes_per_s", f.sent_bytes_per_s),
+            ("received_bytes_per_s", f.received_bytes_per_s),
+        ] {
+            rows.push((format!("ck_link_{p}_{k}"), v.to_string()));
+        }
+    }
+    rows
 }
 
 fn conf(ctx: &CoreCtx) -> String {

@@ -155,7 +155,60 @@ pub fn render(stats: &Stats) -> String {
         1.0,
         sh.flushed_txns.load(Relaxed) as f64,
     );
+    links(
+        &mut out,
+        &sh.links.lock().unwrap_or_else(|e| e.into_inner()),
+    );
     out
+}
+
+/// Each quorum link: ack latency (a histogram per peer) and bytes each way.
+fn links(out: &mut String, links: &[crate::runtime::linkstats::LinkFigures]) {
+    use crate::runtime::linkstats::ACK_US_BUCKETS;
+    if links.is_empty() {
+        return;
+    }
+    let name = "corekeeper_link_ack_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} From a proposal's send to a follower's ack covering it, by peer.\n\
+         # TYPE {name} histogram"
+    );
+    for f in links {
+        let mut cum = 0;
+        for (i, c) in f.ack_us_hist.iter().enumerate() {
+            cum += c;
+            let le = ACK_US_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_string(), |b| (*b as f64 / 1e6).to_string());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{peer=\"{}\",le=\"{le}\"}} {cum}",
+                f.peer
+            );
+        }
+        let peer = f.peer;
+        let sum = f.ack_us_sum as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{peer=\"{peer}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{peer=\"{peer}\"}} {cum}");
+    }
+    for (metric, help, pick) in [
+        (
+            "corekeeper_link_sent_bytes_total",
+            "Bytes sent on the quorum link, by peer.",
+            (|f| f.bytes_sent) as fn(&crate::runtime::linkstats::LinkFigures) -> u64,
+        ),
+        (
+            "corekeeper_link_received_bytes_total",
+            "Bytes received on the quorum link, by peer.",
+            |f| f.bytes_received,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for f in links {
+            let _ = writeln!(out, "{metric}{{peer=\"{}\"}} {}", f.peer, pick(f));
+        }
+    }
 }
 
 /// A Prometheus histogram from per-bucket counts (bounds are divided by `divisor` to
