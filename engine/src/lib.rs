@@ -3,6 +3,7 @@
 //! `../shared/DESIGN.md`.
 
 pub mod config;
+pub mod craq;
 pub mod logging;
 pub mod op;
 pub mod peer;
