@@ -22,6 +22,10 @@ fn run_shape(launch: Launch, name: &str, nodes: usize) -> RunResult {
     run_with(launch, name, nodes, FaultKind::Kill, 7, RUN_MS)
 }
 
+/// Ensembles of one system take the same addresses (bench's plan, ports picked when
+/// free): the tests here that start one take turns.
+static ENSEMBLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_with(
     launch: Launch,
     name: &str,
@@ -30,6 +34,7 @@ fn run_with(
     seed: u64,
     run_ms: u64,
 ) -> RunResult {
+    let _turn = (nodes > 1).then(|| ENSEMBLES.lock().unwrap_or_else(|e| e.into_inner()));
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("ckjepsen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
