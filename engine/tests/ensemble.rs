@@ -302,6 +302,16 @@ fn paused_and_lagging_followers_catch_up_by_diff_and_snap() {
     nodes[f2].server.as_mut().unwrap().kill();
     nodes[f2].server = None;
     write_some(&mut c, "while-down", 60, &mut acked);
+    // Big znodes make the snapshot several times the leader's per-link snapshot
+    // window (8 MiB), so it goes out paced, chunk by chunk, with the writes that
+    // follow it held behind.
+    for i in 0..24 {
+        let path = format!("/big-{i}");
+        let data = vec![b'a' + (i % 26) as u8; 900 << 10];
+        c.create(&path, &data, CreateMode::Persistent)
+            .unwrap_or_else(|e| panic!("create {path}: {e}"));
+        acked.push((path, data));
+    }
     let snaps = mntr(&nodes[leader], "ck_syncs_snap").unwrap();
     start(&mut nodes[f2]);
     wait_counter_above(&nodes, leader, f2, "ck_syncs_snap", snaps);

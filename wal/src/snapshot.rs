@@ -50,15 +50,86 @@ fn parse_name(name: &str) -> Option<u64> {
 
 /// Encodes a snapshot file.
 pub fn encode_snapshot(zxid: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
-    out.extend_from_slice(SNAPSHOT_MAGIC);
-    out.extend_from_slice(&zxid.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    let header_crc = crc32c::crc32c(&out[..28]);
-    out.extend_from_slice(&header_crc.to_le_bytes());
+    let mut out = header(zxid, payload.len() as u64, crc32c::crc32c(payload)).to_vec();
+    out.reserve(payload.len());
     out.extend_from_slice(payload);
     out
+}
+
+fn header(zxid: u64, len: u64, payload_crc: u32) -> [u8; SNAPSHOT_HEADER_BYTES] {
+    let mut h = [0u8; SNAPSHOT_HEADER_BYTES];
+    h[0..8].copy_from_slice(SNAPSHOT_MAGIC);
+    h[8..16].copy_from_slice(&zxid.to_le_bytes());
+    h[16..24].copy_from_slice(&len.to_le_bytes());
+    h[24..28].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32c::crc32c(&h[..28]);
+    h[28..32].copy_from_slice(&header_crc.to_le_bytes());
+    h
+}
+
+/// A snapshot written piece by piece as it arrives (a learner receiving its leader's
+/// image), so it never has to be whole in memory: [`SnapshotWriter::append`] the
+/// payload in order, then [`SnapshotWriter::finish`] writes the header and puts the
+/// file in place as [`SnapshotStore::write`] does (fdatasync, rename, directory
+/// fsync). Dropped unfinished, it removes its temp file.
+pub struct SnapshotWriter {
+    zxid: u64,
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    file: Option<Box<dyn crate::io::StorageFile>>,
+    len: u64,
+    crc: u32,
+}
+
+impl SnapshotWriter {
+    /// Appends the next payload bytes.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        let file = self
+            .file
+            .as_deref()
+            .expect("an unfinished writer has its file");
+        write_all_at(file, bytes, SNAPSHOT_HEADER_BYTES as u64 + self.len)
+            .map_err(|e| WalError::io("write snapshot", &self.tmp, e))?;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Payload bytes appended so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes the header and makes the snapshot durable under its name.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let file = self.file.take().expect("finished once");
+        let h = header(self.zxid, self.len, self.crc);
+        write_all_at(&*file, &h, 0).map_err(|e| WalError::io("write snapshot", &self.tmp, e))?;
+        file.sync_data()
+            .map_err(|e| WalError::io("fdatasync snapshot", &self.tmp, e))?;
+        drop(file);
+        self.storage
+            .rename(&self.tmp, &self.path)
+            .map_err(|e| WalError::io("rename snapshot", &self.tmp, e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| WalError::io("fsync directory", &self.dir, e))?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = self.storage.remove(&self.tmp);
+        }
+    }
 }
 
 /// Validates a snapshot file; returns its payload.
@@ -166,6 +237,33 @@ impl SnapshotStore {
         written.map(|()| path)
     }
 
+    /// Starts a snapshot at `zxid` written piece by piece ([`SnapshotWriter`]).
+    pub fn writer(&self, zxid: u64) -> Result<SnapshotWriter> {
+        let tmp = self.dir.join(format!("snap-{zxid:016x}{TMP_SUFFIX}"));
+        let file = self
+            .storage
+            .create(&tmp)
+            .map_err(|e| WalError::io("create snapshot", &tmp, e))?;
+        Ok(SnapshotWriter {
+            zxid,
+            path: self.path(zxid),
+            tmp,
+            dir: self.dir.clone(),
+            storage: self.storage.clone(),
+            file: Some(file),
+            len: 0,
+            crc: 0,
+        })
+    }
+
+    /// Deletes the snapshot at `zxid` (one that turned out not to load).
+    pub fn remove(&self, zxid: u64) -> Result<()> {
+        let path = self.path(zxid);
+        self.storage
+            .remove(&path)
+            .map_err(|e| WalError::io("remove snapshot", &path, e))
+    }
+
     /// Reads and validates the snapshot at `zxid`.
     pub fn read(&self, zxid: u64) -> Result<Vec<u8>> {
         let path = self.path(zxid);
@@ -232,5 +330,33 @@ mod tests {
         }
         assert!(decode_snapshot(&bytes[..bytes.len() - 1], 5).is_err());
         assert_eq!(parse_name(&snapshot_file_name(0xabc)), Some(0xabc));
+    }
+
+    #[test]
+    fn a_snapshot_written_in_pieces_reads_back_as_one_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let mut w = store.writer(9).unwrap();
+        for piece in payload.chunks(4096) {
+            w.append(piece).unwrap();
+        }
+        assert_eq!(w.len(), payload.len() as u64);
+        w.finish().unwrap();
+        assert_eq!(store.read(9).unwrap(), payload);
+        let whole = std::fs::read(store.path(9)).unwrap();
+        assert_eq!(
+            whole,
+            encode_snapshot(9, &payload),
+            "the same file, byte for byte"
+        );
+        // An unfinished writer leaves nothing behind.
+        let mut w = store.writer(10).unwrap();
+        w.append(b"half").unwrap();
+        drop(w);
+        assert_eq!(store.list().unwrap(), [9]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        store.remove(9).unwrap();
+        assert!(store.list().unwrap().is_empty());
     }
 }

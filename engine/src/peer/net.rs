@@ -158,6 +158,16 @@ impl PeerNet {
         self.book.borrow().up().collect()
     }
 
+    /// The link to `peer` now, if one is up.
+    pub fn link_to(&self, peer: ServerId) -> Option<LinkId> {
+        self.book.borrow().link(peer)
+    }
+
+    /// Bytes queued on `link` and not written yet (0 once it is gone).
+    pub fn queued_bytes(&self, link: LinkId) -> usize {
+        self.book.borrow().queued_bytes(link)
+    }
+
     /// Queues `msg` for `peer`'s link. False when there is no link (nothing is queued:
     /// the protocols resend after a reconnect) or the link was just dropped for being
     /// too far behind.

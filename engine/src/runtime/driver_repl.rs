@@ -25,9 +25,14 @@ use rkyv::util::AlignedVec;
 use transport::peer::{self, PeerMsg, SNAP_CHUNK_BYTES_MAX};
 
 use super::super::msg::{PeerIn, ToConn};
-use super::super::replica::{PING_TOUCHES_MAX, SNAP_RECEIVE_BYTES_MAX};
+use super::super::replica::{
+    PING_TOUCHES_MAX, Replica, SNAP_HELD_BYTES_MAX, SNAP_PACE_POLL_MS, SNAP_QUEUE_BYTES_MAX,
+    SNAP_RECEIVE_BYTES_MAX, SnapIn, SnapOut, SnapsOut,
+};
 use super::{Driver, Outlet};
 use crate::peer::forward;
+use crate::peer::links::LinkId;
+use crate::peer::net::PeerNet;
 use crate::peer::node::{Mode, NodeAction};
 use crate::shard::{Now, Role as ShardRole, ShardCore};
 use crate::txn::Db;
@@ -166,8 +171,10 @@ impl<O: Outlet> Driver<O> {
                     zxid,
                     sessions: Vec::new(),
                 });
-                for to in r.node.synced_learners() {
-                    let _ = r.net.send(to, &ping);
+                if let Some(frame) = encode(&ping) {
+                    for to in r.node.synced_learners() {
+                        send_held(r, to, frame.clone());
+                    }
                 }
             }
             Mode::Following { leader, .. } | Mode::Observing { leader, .. } => {
@@ -269,6 +276,7 @@ impl<O: Outlet> Driver<O> {
             }
             PeerIn::Down => {
                 r.snap_in = None;
+                r.snap_out.borrow_mut().remove(&from);
                 r.node.link_down(from, &mut acts)
             }
             PeerIn::Zab(msg) => {
@@ -282,30 +290,45 @@ impl<O: Outlet> Driver<O> {
                 r.net.close(from, why);
             }
             PeerIn::Snap { zxid, total_bytes } => {
+                r.snap_in = None; // an unfinished one is dropped (its temp file too)
                 if total_bytes > SNAP_RECEIVE_BYTES_MAX {
                     let why = format!("a snapshot of {total_bytes} bytes is over the limit");
                     r.net.close(from, why);
                 } else {
-                    let cap = (total_bytes as usize).min(64 << 20);
-                    r.snap_in = Some((zxid, total_bytes, AlignedVec::with_capacity(cap)));
-                    return self.maybe_snapshot_complete(from);
+                    // Straight to a file as it arrives: never whole in memory here.
+                    match self.snapshots.writer(zxid as u64) {
+                        Ok(writer) => {
+                            r.snap_in = Some(SnapIn {
+                                zxid,
+                                total: total_bytes,
+                                writer,
+                            });
+                            return self.maybe_snapshot_complete(from);
+                        }
+                        Err(e) => {
+                            tracing::error!("cannot store the leader's snapshot: {e}");
+                            r.net.close(from, format!("cannot store its snapshot: {e}"));
+                        }
+                    }
                 }
             }
             PeerIn::SnapChunk { offset, bytes } => {
                 let ok = match &mut r.snap_in {
-                    Some((_, total, buf)) => {
-                        let fits = offset == buf.len() as u64
-                            && buf.len() as u64 + bytes.len() as u64 <= *total;
-                        if fits {
-                            buf.extend_from_slice(&bytes);
-                        }
-                        fits
+                    Some(s) => {
+                        let at = s.writer.len();
+                        let fits = offset == at && at + bytes.len() as u64 <= s.total;
+                        fits && s
+                            .writer
+                            .append(&bytes)
+                            .map_err(|e| tracing::error!("cannot store the leader's snapshot: {e}"))
+                            .is_ok()
                     }
                     None => false,
                 };
                 if !ok {
                     r.snap_in = None;
-                    r.net.close(from, "a snapshot chunk out of place".into());
+                    r.net
+                        .close(from, "a snapshot chunk out of place or not stored".into());
                 } else {
                     return self.maybe_snapshot_complete(from);
                 }
@@ -338,7 +361,9 @@ impl<O: Outlet> Driver<O> {
                         cxid,
                         zxid,
                     });
-                    let _ = r.net.send(from, &msg);
+                    if let Some(frame) = encode(&msg) {
+                        send_held(r, from, frame);
+                    }
                 } else if r.node.leader() == Some(from) {
                     self.core.synced(session, cxid, zxid, &mut self.actions);
                 }
@@ -379,11 +404,11 @@ impl<O: Outlet> Driver<O> {
 
     fn maybe_snapshot_complete(&mut self, from: ServerId) -> Result<(), String> {
         let r = self.repl.as_mut().expect("replicated");
-        let done = matches!(&r.snap_in, Some((_, total, buf)) if buf.len() as u64 == *total);
+        let done = matches!(&r.snap_in, Some(s) if s.writer.len() == s.total);
         if !done {
             return Ok(());
         }
-        let zxid = r.snap_in.as_ref().map_or(0, |s| s.0);
+        let zxid = r.snap_in.as_ref().map_or(0, |s| s.zxid);
         let epoch = r.link_epochs.borrow().get(&from).copied().unwrap_or(0);
         let mut acts = Vec::new();
         r.node
@@ -416,7 +441,9 @@ impl<O: Outlet> Driver<O> {
                 return self.node_actions(acts);
             }
             NodeAction::UpToDate { to } => {
-                let _ = r.net.send(to, &PeerMsg::UpToDate);
+                if let Some(frame) = encode(&PeerMsg::UpToDate) {
+                    send_held(r, to, frame);
+                }
             }
             NodeAction::Serve { epoch } => {
                 if matches!(r.node.mode(), Mode::Leading { .. }) {
@@ -464,7 +491,7 @@ impl<O: Outlet> Driver<O> {
                 if let (Some(k), Some((ck, frame))) = (key, &r.frame_cache)
                     && k == *ck
                 {
-                    let _ = r.net.send_frame(to, frame.clone());
+                    send_held(r, to, frame.clone());
                     return Ok(());
                 }
                 let m = match crate::zab::wire::msg_to_peer(r.node.id(), role, &msg) {
@@ -480,7 +507,7 @@ impl<O: Outlet> Driver<O> {
                     return Ok(());
                 }
                 let frame = std::rc::Rc::new(frame);
-                let _ = r.net.send_frame(to, frame.clone());
+                send_held(r, to, frame.clone());
                 if let Some((1, zxid)) = key {
                     r.link_stats.proposed(zxid, std::time::Instant::now());
                 }
@@ -523,30 +550,35 @@ impl<O: Outlet> Driver<O> {
         self.node_actions(acts)
     }
 
+    /// Leader SNAP: the applied state's copy-on-write image (microseconds here) is
+    /// serialised on the blocking pool and streamed in chunks as the link drains
+    /// ([`stream_snapshot`]), so neither the leader's writes nor its memory wait on
+    /// the size of the tree; what the leader sends this learner meanwhile is held and
+    /// follows the snapshot.
     fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) {
         let image = self.core.db().snapshot_image();
         debug_assert_eq!(image.last_zxid(), zxid, "a SNAP sends the applied state");
-        let bytes = image.to_bytes();
-        let r = self.repl.as_ref().expect("replicated");
-        tracing::info!(
-            to,
-            zxid = format_args!("{zxid:#x}"),
-            bytes = bytes.len(),
-            "sending a snapshot"
-        );
-        let head = crate::zab::wire::snap_to_peer(zxid, bytes.len() as u64);
-        if !r.net.send(to, &head) {
+        let r = self.repl.as_mut().expect("replicated");
+        let Some(link) = r.net.link_to(to) else {
             return;
-        }
-        for (i, chunk) in bytes.chunks(SNAP_CHUNK_BYTES_MAX).enumerate() {
-            let m = PeerMsg::SnapChunk(peer::SnapChunk {
-                offset: (i * SNAP_CHUNK_BYTES_MAX) as u64,
-                bytes: chunk.to_vec(),
-            });
-            if !r.net.send(to, &m) {
-                return;
-            }
-        }
+        };
+        r.snap_tokens += 1;
+        let token = r.snap_tokens;
+        r.snap_out.borrow_mut().insert(
+            to,
+            SnapOut {
+                token,
+                ..SnapOut::default()
+            },
+        );
+        let (net, outs) = (r.net.clone(), r.snap_out.clone());
+        glommio::spawn_local(async move {
+            let bytes = glommio::executor()
+                .spawn_blocking(move || image.to_bytes())
+                .await;
+            stream_snapshot(net, outs, link, token, zxid, bytes).await;
+        })
+        .detach();
     }
 
     /// Follower TRUNC: the log ends at `zxid` from now on.
@@ -568,24 +600,31 @@ impl<O: Outlet> Driver<O> {
 
     fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), String> {
         let r = self.repl.as_mut().expect("replicated");
-        let Some((z, _, bytes)) = r.snap_in.take() else {
+        let Some(snap) = r.snap_in.take() else {
             let mut acts = Vec::new();
             r.node
                 .look("InstallSnapshot without an image".into(), &mut acts);
             return self.node_actions(acts);
         };
-        debug_assert_eq!(z, zxid, "the image is the one announced");
-        let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(&bytes);
-        let db = Db::restore(
-            &aligned,
-            self.session_config,
-            super::super::clock::mono_ms(),
-        )
-        .map_err(|e| format!("the leader's snapshot {zxid:#x} does not load: {e}"))?;
-        self.snapshots
-            .write(zxid as u64, &bytes)
+        debug_assert_eq!(snap.zxid, zxid, "the image is the one announced");
+        // Durable under its name first, then loaded from there (one copy in memory
+        // while the tree is built, not the chunks as well).
+        snap.writer
+            .finish()
             .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
+        let bytes = self
+            .snapshots
+            .read(zxid as u64)
+            .map_err(|e| format!("cannot read back the leader's snapshot: {e}"))?;
+        let db = match Db::restore(&bytes, self.session_config, super::super::clock::mono_ms()) {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = self.snapshots.remove(zxid as u64);
+                return Err(format!(
+                    "the leader's snapshot {zxid:#x} does not load: {e}"
+                ));
+            }
+        };
         self.append_run()?;
         self.wal
             .reset_to(zxid as u64)
@@ -632,11 +671,96 @@ impl<O: Outlet> Driver<O> {
         let own = self.history();
         let r = self.repl.as_mut().expect("replicated");
         r.snap_in = None;
+        r.snap_out.borrow_mut().clear();
         r.touched.clear();
         r.link_epochs.borrow_mut().clear();
         tracing::info!(%reason, last_zxid = format_args!("{:#x}", own.last_zxid), "looking for a leader");
         r.election.look(own.last_zxid, own.current_epoch);
         self.publish_mode();
         Ok(())
+    }
+}
+
+/// A frame for `to`: held behind a snapshot on its way to it, else queued.
+fn send_held(r: &Replica, to: ServerId, frame: std::rc::Rc<AlignedVec<16>>) {
+    let mut outs = r.snap_out.borrow_mut();
+    if let Some(o) = outs.get_mut(&to) {
+        o.held_bytes += frame.len();
+        o.held.push(frame);
+        if o.held_bytes > SNAP_HELD_BYTES_MAX {
+            outs.remove(&to);
+            drop(outs);
+            r.net
+                .close(to, "too much held behind a snapshot to it".into());
+        }
+        return;
+    }
+    drop(outs);
+    let _ = r.net.send_frame(to, frame);
+}
+
+fn encode(msg: &PeerMsg) -> Option<std::rc::Rc<AlignedVec<16>>> {
+    let mut frame = AlignedVec::<16>::new();
+    match transport::peer::encode_frame(msg, &mut frame) {
+        Ok(_) => Some(std::rc::Rc::new(frame)),
+        Err(e) => {
+            tracing::error!("cannot encode {}: {e}", msg.name());
+            None
+        }
+    }
+}
+
+/// Sends snapshot `token` (`bytes`, at `zxid`) on `link`, a chunk at a time while the
+/// link has less than [`SNAP_QUEUE_BYTES_MAX`] queued, then the frames held behind it;
+/// gives up, dropping them, once the link or the snapshot's turn is gone (the learner
+/// syncs again on its next link).
+async fn stream_snapshot(
+    net: std::rc::Rc<PeerNet>,
+    outs: SnapsOut,
+    link: LinkId,
+    token: u64,
+    zxid: Zxid,
+    bytes: AlignedVec,
+) {
+    let to = link.peer;
+    let ours = |outs: &SnapsOut| outs.borrow().get(&to).is_some_and(|o| o.token == token);
+    let live = |net: &PeerNet| net.link_to(to) == Some(link);
+    let give_up = |outs: &SnapsOut| {
+        if ours(outs) {
+            outs.borrow_mut().remove(&to);
+        }
+    };
+    tracing::info!(
+        to,
+        zxid = format_args!("{zxid:#x}"),
+        bytes = bytes.len(),
+        "sending a snapshot"
+    );
+    let head = crate::zab::wire::snap_to_peer(zxid, bytes.len() as u64);
+    if !ours(&outs) || !live(&net) || !net.send(to, &head) {
+        return give_up(&outs);
+    }
+    for (i, chunk) in bytes.chunks(SNAP_CHUNK_BYTES_MAX).enumerate() {
+        while live(&net) && net.queued_bytes(link) > SNAP_QUEUE_BYTES_MAX {
+            glommio::timer::sleep(std::time::Duration::from_millis(SNAP_PACE_POLL_MS)).await;
+        }
+        let m = PeerMsg::SnapChunk(peer::SnapChunk {
+            offset: (i * SNAP_CHUNK_BYTES_MAX) as u64,
+            bytes: chunk.to_vec(),
+        });
+        if !ours(&outs) || !live(&net) || !net.send(to, &m) {
+            return give_up(&outs);
+        }
+    }
+    // Done: what was held goes out in order, and from now on frames go straight.
+    let held = outs
+        .borrow_mut()
+        .remove(&to)
+        .map(|o| o.held)
+        .unwrap_or_default();
+    for f in held {
+        if !net.send_frame(to, f) {
+            break;
+        }
     }
 }

@@ -32,11 +32,20 @@ use crate::peer::node::{Node, NodeConfig};
 use crate::zab::wire::{Incoming, from_peer};
 use crate::zab::{Epoch, Limits, Member, Role, ServerId, Zxid};
 
-/// Bytes queued on one quorum link: a snapshot for a syncing learner is queued at
-/// once (in chunks), so the quorum port allows more than the election port.
+/// Bytes queued on one quorum link: proposals to a learner that is behind pile up
+/// here (the election port allows less).
 pub const QUORUM_QUEUE_BYTES_MAX: usize = 256 << 20;
 /// The largest snapshot a learner accepts from its leader.
 pub const SNAP_RECEIVE_BYTES_MAX: u64 = 4 << 30;
+/// Snapshot chunk bytes a leader keeps queued on one link at once (it sends the next
+/// chunk as the link drains, so a snapshot of any size costs the link this much).
+pub const SNAP_QUEUE_BYTES_MAX: usize = 8 << 20;
+/// Frames held behind a snapshot for one learner at most (past it the link drops).
+pub const SNAP_HELD_BYTES_MAX: usize = QUORUM_QUEUE_BYTES_MAX;
+/// How often a leader streaming a snapshot looks whether the link drained.
+pub const SNAP_PACE_POLL_MS: u64 = 1;
+
+const _: () = assert!(SNAP_QUEUE_BYTES_MAX + SNAP_CHUNK_BYTES_MAX < QUORUM_QUEUE_BYTES_MAX);
 /// Sessions per learner ping (the wire's limit).
 pub const PING_TOUCHES_MAX: usize = PING_SESSIONS_MAX;
 
@@ -46,6 +55,27 @@ const _: () = assert!(SNAP_CHUNK_BYTES_MAX < QUORUM_QUEUE_BYTES_MAX);
 /// Link epochs, shared by the quorum port's handler and the driver.
 pub type LinkEpochs = Rc<RefCell<HashMap<ServerId, Epoch>>>;
 
+/// Frames for a learner held while its snapshot is serialised and streamed (what the
+/// leader sends it after `SendSnapshot` must follow the snapshot).
+#[derive(Default)]
+pub struct SnapOut {
+    /// Which snapshot this is (a later one to the same learner replaces it).
+    pub token: u64,
+    pub held: Vec<Rc<rkyv::util::AlignedVec<16>>>,
+    pub held_bytes: usize,
+}
+
+/// Leader: the snapshots on their way out, by learner.
+pub type SnapsOut = Rc<RefCell<HashMap<ServerId, SnapOut>>>;
+
+/// A learner's snapshot on its way in.
+pub struct SnapIn {
+    pub zxid: Zxid,
+    /// Payload bytes announced.
+    pub total: u64,
+    pub writer: wal::SnapshotWriter,
+}
+
 /// The running replication IO of one group.
 pub struct Replica {
     pub node: Node,
@@ -53,8 +83,11 @@ pub struct Replica {
     pub election: Rc<ElectionRunner>,
     pub epochs: EpochFiles,
     pub link_epochs: LinkEpochs,
-    /// A snapshot being received: its zxid, size and the bytes so far.
-    pub snap_in: Option<(Zxid, u64, rkyv::util::AlignedVec<16>)>,
+    /// A snapshot being received, written to its file as it arrives.
+    pub snap_in: Option<SnapIn>,
+    /// Leader: snapshots being serialised or streamed, and the frames held behind them.
+    pub snap_out: SnapsOut,
+    pub snap_tokens: u64,
     /// Sessions this learner's clients touched since its last ping.
     pub touched: HashMap<i64, i32>,
     /// The last proposal or commit frame encoded (kind, zxid): the leader sends the
@@ -244,6 +277,8 @@ pub fn start(
         epochs,
         link_epochs,
         snap_in: None,
+        snap_out: Default::default(),
+        snap_tokens: 0,
         touched: HashMap::new(),
         frame_cache: None,
         link_stats: Default::default(),
