@@ -21,7 +21,8 @@
 //!   or has heard nothing from its leader for `sync_ticks`, looks again; a leader that
 //!   has not established within `init_ticks`, or has had no synchronised majority for
 //!   `sync_ticks`, steps down; a leader drops a learner it has not heard from for
-//!   `sync_ticks` (a paused process keeps its TCP links up: only silence shows it).
+//!   `sync_ticks`, `init_ticks` while it is still synchronising (a paused process keeps
+//!   its TCP links up: only silence shows it).
 //!
 //! # Invariants
 //! - At most one of discovery / broadcast core is active per role; the cores' own
@@ -643,16 +644,20 @@ impl Node {
                     }
                     return;
                 };
-                let silent: Vec<ServerId> = heard
+                // As ZooKeeper's LearnerHandler: a learner still synchronising (a SNAP
+                // being received, written and loaded takes a while for a big tree) may
+                // be silent for initLimit, a synchronised one for syncLimit.
+                let silent: Vec<(ServerId, u64)> = heard
                     .iter()
-                    .filter(|(_, t)| now - **t > sync)
-                    .map(|(id, _)| *id)
+                    .map(|(id, t)| (*id, if l.sync_done(*id) { sync } else { init }, *t))
+                    .filter(|(_, limit, t)| now - *t > *limit)
+                    .map(|(id, limit, _)| (id, limit))
                     .collect();
-                for peer in silent {
+                for (peer, limit) in silent {
                     heard.remove(&peer);
                     out.push(NodeAction::Close {
                         peer,
-                        reason: format!("silent for {sync} ticks"),
+                        reason: format!("silent for {limit} ticks"),
                     });
                 }
                 let synced = voters

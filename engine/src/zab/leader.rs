@@ -387,6 +387,17 @@ impl Leader {
     pub fn is_synced(&self, id: ServerId) -> bool {
         self.peer(id).is_some_and(|i| self.peers[i].synced)
     }
+    /// Whether `id` finished its synchronisation on its current link: a voter
+    /// acknowledged everything the sync sent (it holds the leader's history durably,
+    /// a SNAP loaded); an observer (which never acks) once the sync was sent. Until
+    /// then it may be silent for initLimit rather than syncLimit (ZooKeeper's
+    /// LearnerHandler does the same).
+    pub fn sync_done(&self, id: ServerId) -> bool {
+        self.peer(id).is_some_and(|i| {
+            let p = &self.peers[i];
+            p.synced && (p.role != Role::Participant || p.acked >= p.sync_zxid)
+        })
+    }
     /// The highest durable zxid `id` has acknowledged.
     pub fn acked_zxid(&self, id: ServerId) -> Option<Zxid> {
         self.peer(id).map(|i| self.peers[i].acked)
