@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use engine::craq::{ChainAction, ChainConfig, ChainMsg, ChainNode, Entry, Keys, NodeRole, Zxid};
-use sim_common::for_each_seed;
+use sim_common::{Rng, for_each_seed};
 
 const SEEDS_DEFAULT: u64 = 300;
 const STEPS: usize = 3_000;
@@ -37,24 +37,6 @@ const KEYS: u64 = 4;
 const LEASE_MS: u64 = 40;
 /// Steps of the healing phase at most.
 const SETTLE_STEPS_MAX: usize = 200_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Wire {
@@ -638,6 +620,15 @@ impl World {
         Ok(())
     }
 
+    /// Links with something in flight.
+    fn busy_links(&self) -> Vec<(u64, u64)> {
+        self.links
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     fn tick(&mut self) {
         self.now += 1;
         for s in &mut self.servers {
@@ -653,12 +644,7 @@ impl World {
         let up = self.servers[self.idx(id)].up;
         match pick {
             0..=34 => {
-                let busy: Vec<(u64, u64)> = self
-                    .links
-                    .iter()
-                    .filter(|(_, q)| !q.is_empty())
-                    .map(|(k, _)| *k)
-                    .collect();
+                let busy = self.busy_links();
                 if !busy.is_empty() {
                     let (a, b) = busy[self.rng.below(busy.len() as u64) as usize];
                     self.deliver(a, b)?;
@@ -732,13 +718,7 @@ impl World {
         for _ in 0..SETTLE_STEPS_MAX {
             self.tick();
             self.manage()?;
-            let busy: Vec<(u64, u64)> = self
-                .links
-                .iter()
-                .filter(|(_, q)| !q.is_empty())
-                .map(|(k, _)| *k)
-                .collect();
-            for (a, b) in busy {
+            for (a, b) in self.busy_links() {
                 self.deliver(a, b)?;
             }
             for id in 1..=self.servers.len() as u64 {

@@ -11,6 +11,8 @@
 //! Replay one seed: `SIM_SEED=S cargo test -p engine --test sim_tree`.
 //! More seeds: `SIM_SEEDS=N` (default 200), steps per seed: `SIM_STEPS` (default 400).
 
+mod sim_common;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use engine::op::Op;
@@ -20,6 +22,7 @@ use engine::tree::read::{ReadResult, read};
 use engine::tree::watch::WatchEvent;
 use engine::tree::{NodeKind, is_special_path, path};
 use engine::txn::{Db, OpResult, SnapshotImage, Txn, TxnResult};
+use sim_common::Rng;
 use transport::jute::{Acl, CreateMode, ErrorCode, EventType, Id, perms};
 
 /// Sessions with an odd id authenticate as bob (digest); the others have no ids.
@@ -74,28 +77,6 @@ fn model_fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
 const PIPELINE_DEPTH_MAX: usize = 8;
 const TICK_MS: i32 = 100;
 const SESSION_TIMEOUT_MS: i32 = 4000;
-
-/// splitmix64: a tiny deterministic generator (no dependency, same on every platform).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len() as u64) as usize]
-    }
-}
 
 // ---------------------------------------------------------------- reference model
 

@@ -56,11 +56,7 @@ pub mod chain;
 
 pub use chain::{ChainNode, NodeRole};
 
-use std::sync::Arc;
-
-pub type Zxid = i64;
-pub type ServerId = u64;
-pub type TxnBytes = Arc<[u8]>;
+pub use crate::zab::{ServerId, TxnBytes, Zxid};
 
 /// Uncommitted and recently committed entries a member keeps for resending; a
 /// successor further behind gets a snapshot.
