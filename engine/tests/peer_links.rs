@@ -88,6 +88,27 @@ fn links_connect_carry_frames_drop_bad_input_and_recover() {
             })
             .await;
 
+            // A paused net stops reading (its consumer is behind) once the read it is
+            // waiting in returns, and reads on when the pause lifts. (The absence can
+            // only be shown over a while: a wrong net would show the frame within it,
+            // a slow machine cannot fake one.)
+            let paused = Rc::new(std::cell::Cell::new(true));
+            let p = paused.clone();
+            nets[0].set_pause(move || p.get());
+            assert!(nets[2].send(1, &PeerMsg::Ack(Ack { zxid: 70 })));
+            wait(WAIT_MAX, "the read already waiting completes", || {
+                count(&log, 1, "msg 3 ACK") == 2
+            })
+            .await;
+            assert!(nets[2].send(1, &PeerMsg::Ack(Ack { zxid: 71 })));
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+            assert_eq!(count(&log, 1, "msg 3 ACK"), 2, "nothing read while paused");
+            paused.set(false);
+            wait(WAIT_MAX, "the held ack read after the pause", || {
+                count(&log, 1, "msg 3 ACK") == 3
+            })
+            .await;
+
             // A stranger and a wrong port are refused; the links stay.
             for (id, port) in [(9, HELLO_PORT_ELECTION), (3, HELLO_PORT_QUORUM)] {
                 let mut s = TcpStream::connect(addrs[0]).await.unwrap();

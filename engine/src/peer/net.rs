@@ -39,6 +39,8 @@ use super::links::{LinkAction, LinkBook, LinkId, Policy};
 use crate::runtime::mailbox::Mailbox;
 use crate::zab::ServerId;
 
+/// How often a paused reader looks whether it may read again.
+pub const PAUSE_POLL_MS: u64 = 1;
 /// How long an accepted connection may take to send its hello.
 pub const HELLO_WAIT_MS_MAX: u64 = 2_000;
 /// How long a dial may take.
@@ -94,6 +96,9 @@ pub struct PeerNet {
     started: Instant,
     /// Bytes written to and read from each peer, over all its links so far.
     traffic: RefCell<HashMap<ServerId, (u64, u64)>>,
+    /// While it says so, reader tasks stop reading sockets (the handler's consumer is
+    /// behind): TCP then pushes back on the peers.
+    pause: RefCell<Option<Box<dyn Fn() -> bool>>>,
 }
 
 impl PeerNet {
@@ -116,6 +121,7 @@ impl PeerNet {
             in_handler: Cell::new(false),
             started: Instant::now(),
             traffic: RefCell::new(HashMap::new()),
+            pause: RefCell::new(None),
         });
         let accept = spawn_local(accept_loop(listener, Rc::downgrade(&net)));
         let tick = spawn_local(tick_loop(Rc::downgrade(&net)));
@@ -156,6 +162,17 @@ impl PeerNet {
     /// The peers with a link up now.
     pub fn up(&self) -> Vec<LinkId> {
         self.book.borrow().up().collect()
+    }
+
+    /// Readers stop reading while `paused()` is true (checked before each socket
+    /// read, every [`PAUSE_POLL_MS`] while paused; a read already waiting completes,
+    /// so one more read's frames may still come).
+    pub fn set_pause(&self, paused: impl Fn() -> bool + 'static) {
+        *self.pause.borrow_mut() = Some(Box::new(paused));
+    }
+
+    fn paused(&self) -> bool {
+        self.pause.borrow().as_ref().is_some_and(|p| p())
     }
 
     /// The link to `peer` now, if one is up.
@@ -495,6 +512,9 @@ async fn read_loop(
     let mut buf = vec![0u8; PEER_READ_CHUNK_BYTES];
     let mut pending = first;
     let reason = loop {
+        while net.upgrade().is_some_and(|n| n.paused()) {
+            timer::sleep(Duration::from_millis(PAUSE_POLL_MS)).await;
+        }
         if pending.is_empty() {
             match reader.read(&mut buf).await {
                 Ok(0) => break "closed by the peer".to_string(),

@@ -354,7 +354,14 @@ impl<O: Outlet> Driver<O> {
             ToShard::Tick => self.tick(now, &mut out)?,
             ToShard::Snapshotted { zxid, result } => self.snapshotted(zxid, result),
             ToShard::Purged { result } => self.purged(result),
-            ToShard::Peer { from, ev } => self.peer_event(from, ev, now)?,
+            ToShard::Peer { from, ev } => {
+                if let Some(r) = &self.repl {
+                    let n = r.peer_pending.get();
+                    debug_assert!(n > 0, "every peer message in the inbox was counted");
+                    r.peer_pending.set(n.saturating_sub(1));
+                }
+                self.peer_event(from, ev, now)?
+            }
             ToShard::Decided(d) => self.decided(d)?,
         }
         self.route(out);

@@ -42,6 +42,9 @@ pub const SNAP_RECEIVE_BYTES_MAX: u64 = 4 << 30;
 pub const SNAP_QUEUE_BYTES_MAX: usize = 8 << 20;
 /// Frames held behind a snapshot for one learner at most (past it the link drops).
 pub const SNAP_HELD_BYTES_MAX: usize = QUORUM_QUEUE_BYTES_MAX;
+/// Quorum-link messages waiting in the shard's inbox at most: past it the links stop
+/// reading their sockets until the driver catches up (TCP pushes back on the peers).
+pub const PEER_INBOX_MAX: usize = 4_096;
 /// How often a leader streaming a snapshot looks whether the link drained.
 pub const SNAP_PACE_POLL_MS: u64 = 1;
 
@@ -93,6 +96,9 @@ pub struct Replica {
     /// The last proposal or commit frame encoded (kind, zxid): the leader sends the
     /// same one to every follower.
     pub frame_cache: Option<((u8, Zxid), Rc<rkyv::util::AlignedVec<16>>)>,
+    /// Quorum-link messages in the shard's inbox not handled yet (bounded by
+    /// [`PEER_INBOX_MAX`]).
+    pub peer_pending: Rc<std::cell::Cell<usize>>,
     /// Per-link figures for `mntr` (ack latency, traffic).
     pub link_stats: super::linkstats::LinkStats,
 }
@@ -217,8 +223,10 @@ pub fn start(
     let members = members(ens);
     let link_epochs: LinkEpochs = Rc::new(RefCell::new(HashMap::new()));
     let qspec = port_spec(ens, HELLO_PORT_QUORUM, QUORUM_QUEUE_BYTES_MAX)?;
+    let peer_pending: Rc<std::cell::Cell<usize>> = Rc::default();
     let net = {
         let (inbox, link_epochs, members) = (inbox.clone(), link_epochs.clone(), members.clone());
+        let pending = peer_pending.clone();
         PeerNet::start(qspec.clone(), move |e| {
             let (from, ev) = match e {
                 NetEvent::Up(link) => (link.peer, PeerIn::Up),
@@ -234,10 +242,15 @@ pub fn start(
                     (link.peer, convert(link.peer, role, m, &link_epochs))
                 }
             };
+            pending.set(pending.get() + 1);
             inbox.push(ToShard::Peer { from, ev });
         })
         .map_err(|e| format!("cannot listen on quorum address {}: {e}", qspec.listen))?
     };
+    {
+        let pending = peer_pending.clone();
+        net.set_pause(move || pending.get() >= PEER_INBOX_MAX);
+    }
     net.set_policy(crate::peer::links::Policy::ToLeader(None));
     let espec = port_spec(ens, HELLO_PORT_ELECTION, LINK_QUEUE_BYTES_MAX)?;
     let voters: Vec<ServerId> = ens.voters().map(|s| s.id).collect();
@@ -282,5 +295,6 @@ pub fn start(
         touched: HashMap::new(),
         frame_cache: None,
         link_stats: Default::default(),
+        peer_pending,
     })
 }
