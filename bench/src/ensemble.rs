@@ -140,6 +140,9 @@ pub struct Options {
     pub nodes: usize,
     pub tick_ms: u32,
     pub mesh: bool,
+    /// corekeeper only: each member's wall clock can be stepped through the file
+    /// [`clock_file`] names (the engine's fault hook, [`FAULT_CLOCK_FILE_ENV`]).
+    pub clock_files: bool,
 }
 
 impl Default for Options {
@@ -148,8 +151,18 @@ impl Default for Options {
             nodes: ENSEMBLE_NODES,
             tick_ms: TICK_MS,
             mesh: false,
+            clock_files: false,
         }
     }
+}
+
+/// The engine's wall-clock fault hook (`engine::runtime::clock::FAULT_CLOCK_FILE_ENV`;
+/// bench does not link the engine, tools' tests check the two agree).
+pub const FAULT_CLOCK_FILE_ENV: &str = "CK_FAULT_CLOCK_FILE";
+
+/// The file that steps member `id`'s wall clock (milliseconds, as text) under `dir`.
+pub fn clock_file(dir: &Path, id: u32) -> std::path::PathBuf {
+    dir.join(format!("node{id}")).join("clock-offset-ms")
 }
 
 /// The `server.N` lines of member `me`: every member's own, or through `mesh`.
@@ -429,6 +442,9 @@ pub fn start_corekeeper_with(
             .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
         let mut cmd = std::process::Command::new(&ck.bin);
         cmd.args(&ck.args).arg("--config").arg(&cfg);
+        if o.clock_files {
+            cmd.env(FAULT_CLOCK_FILE_ENV, clock_file(dir, node.id));
+        }
         let log = log_dir.join(format!("corekeeper-node{}.log", node.id));
         nodes.push(ServerProcess::spawn(
             System::Corekeeper,

@@ -205,3 +205,56 @@ fn a_partitioned_corekeeper_ensemble_loses_no_acknowledged_write() {
         .collect();
     assert_eq!(finals.len(), 3, "final reads at every member");
 }
+
+/// The wall clock of a standalone corekeeper steps by up to an hour, forward and back,
+/// under the workload (the engine's fault hook): sessions live on the monotonic clock,
+/// so none expires for it, and nothing is lost or out of order.
+#[test]
+fn wall_clock_steps_expire_no_session_and_lose_nothing() {
+    use tools::hist::history::{Call, Outcome, Reply};
+    assert_eq!(
+        bench::ensemble::FAULT_CLOCK_FILE_ENV,
+        engine::runtime::clock::FAULT_CLOCK_FILE_ENV,
+        "bench names the engine's hook"
+    );
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ckjepsen-clock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = RunOptions {
+        launch: Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
+        seed: 5,
+        duration: Duration::from_millis(8_000),
+        workers: WORKERS,
+        fault_kinds: vec![FaultKind::Clock],
+        faults: 3,
+        session_timeout_ms: 4_000,
+        out,
+        nodes: 1,
+        tick_ms: tools::hist::runner::ENSEMBLE_TICK_MS_DEFAULT,
+    };
+    let r = run_once(&o).unwrap_or_else(|e| panic!("clock run: {e}"));
+    for v in &r.report.violations {
+        print!("{}", v.render());
+    }
+    println!("{}", run_line(&r));
+    assert_eq!(r.faults, 3, "the steps happened");
+    assert!(r.report.violations.is_empty(), "no violation");
+    assert_eq!(r.report.lost, 0);
+    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
+    let steps: Vec<&str> = h
+        .nemesis
+        .iter()
+        .filter(|n| n.phase == "start")
+        .map(|n| n.detail.as_str())
+        .collect();
+    assert!(steps.iter().all(|d| d.contains("wall clock")), "{steps:?}");
+    let expired = h
+        .ops
+        .iter()
+        .filter(|op| {
+            matches!(op.call, Call::Reconnect { .. })
+                && matches!(op.outcome, Outcome::Fail(Reply::Error { code }) if code == -112)
+        })
+        .count();
+    assert_eq!(expired, 0, "a wall-clock step expired a session");
+}

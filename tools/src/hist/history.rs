@@ -48,6 +48,10 @@ pub enum FaultKind {
     /// Every link of one member is slowed: a one-way delay and lost segments (held as
     /// long as a TCP retransmission takes). Healed after `for_ms`.
     Slow,
+    /// The wall clock of one server (corekeeper's fault hook; ZooKeeper has none, so
+    /// nothing happens to it) steps forward or back by up to an hour, and back after
+    /// `for_ms`. Sessions must not expire for it, nothing may be lost.
+    Clock,
 }
 
 /// One entry of the fault schedule (milliseconds from the start of the workload).

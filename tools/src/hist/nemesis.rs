@@ -49,6 +49,9 @@ pub const PARTITION_MS_MAX: u64 = 6_000;
 pub const SLOW_MS_MAX: u64 = 3_000;
 pub const SLOW_DELAY_MS_MAX: u64 = 100;
 pub const SLOW_LOSS_PERCENT_MAX: u8 = 20;
+/// Longest wall-clock step, and the largest step (either way).
+pub const CLOCK_MS_MAX: u64 = 3_000;
+pub const CLOCK_STEP_S_MAX: u64 = 3_600;
 /// Shortest fault.
 pub const FAULT_MS_MIN: u64 = 50;
 /// How far a silence outlasts the session timeout: the server expires sessions on its
@@ -86,6 +89,7 @@ pub fn schedule(
                 FaultKind::Pause => PAUSE_MS_MAX,
                 FaultKind::Partition => PARTITION_MS_MAX,
                 FaultKind::Slow => SLOW_MS_MAX,
+                FaultKind::Clock => CLOCK_MS_MAX,
                 FaultKind::Silence => {
                     // It ends with its slot, so it starts as late as it can: the
                     // worker has a session to lose by then.
@@ -145,6 +149,9 @@ pub struct Target {
     /// An ensemble instead of `proc`: kill takes down the leader of the moment,
     /// pause stops a member picked by the seed.
     ensemble: Option<Members>,
+    /// corekeeper: each server's wall-clock fault file (empty for ZooKeeper).
+    clock_files: Vec<PathBuf>,
+    clock_rng: Rng,
 }
 
 struct Members {
@@ -220,6 +227,17 @@ impl Target {
         o: bench::ensemble::Options,
     ) -> Result<Target, String> {
         let logs = dir.join("logs");
+        let o = bench::ensemble::Options {
+            clock_files: launch.system() == System::Corekeeper,
+            ..o
+        };
+        let clock_files = if o.clock_files {
+            (1..=o.nodes as u32)
+                .map(|id| bench::ensemble::clock_file(dir, id))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (d, mesh) = match &launch {
             Launch::Zookeeper => bench::ensemble::start_with(dir, &logs, o)?,
             Launch::Binary(bin) | Launch::Serve(bin) => {
@@ -251,6 +269,8 @@ impl Target {
                 paused: None,
                 rng: Rng::new(seed ^ 0x3A0DE),
             }),
+            clock_files,
+            clock_rng: Rng::new(seed ^ 0xC10C),
         })
     }
 
@@ -301,13 +321,18 @@ impl Target {
             starts: 0,
             paused: false,
             ensemble: None,
+            clock_files: Vec::new(),
+            clock_rng: Rng::new(0xC10C),
         };
+        if t.launch.system() == System::Corekeeper {
+            t.clock_files = vec![dir.join("clock-offset-ms")];
+        }
         t.spawn()?;
         Ok(t)
     }
 
     fn command(&self) -> Result<Command, String> {
-        Ok(match &self.launch {
+        let mut c = match &self.launch {
             Launch::Binary(bin) => {
                 let mut c = Command::new(bin);
                 c.arg("--config").arg(&self.cfg);
@@ -319,7 +344,26 @@ impl Target {
                 c
             }
             Launch::Zookeeper => servers::zookeeper_command(&self.cfg)?,
-        })
+        };
+        if let Some(f) = self.clock_files.first() {
+            c.env(bench::ensemble::FAULT_CLOCK_FILE_ENV, f);
+        }
+        Ok(c)
+    }
+
+    /// Steps one server's wall clock (drawn from the seed) by up to an hour either
+    /// way; says how. ZooKeeper has no hook: nothing happens to it.
+    pub fn clock_step(&mut self) -> Result<String, String> {
+        if self.clock_files.is_empty() {
+            return Ok("no wall-clock hook: nothing done".into());
+        }
+        let i = self.clock_rng.below(self.clock_files.len());
+        let s = 1 + self.clock_rng.below(CLOCK_STEP_S_MAX as usize) as i64;
+        let step_s = if self.clock_rng.below(2) == 0 { s } else { -s };
+        let f = &self.clock_files[i];
+        std::fs::write(f, format!("{}\n", step_s * 1000))
+            .map_err(|e| format!("writing {}: {e}", f.display()))?;
+        Ok(format!("node{}: wall clock {step_s:+} s", i + 1))
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -438,6 +482,11 @@ impl Target {
 
     /// Undoes whatever fault is in force.
     pub fn heal(&mut self) -> Result<(), String> {
+        for f in &self.clock_files {
+            if f.exists() {
+                std::fs::write(f, "0\n").map_err(|e| format!("writing {}: {e}", f.display()))?;
+            }
+        }
         if let Some(mesh) = self.ensemble.as_ref().and_then(|m| m.mesh.as_ref()) {
             mesh.heal();
         }
@@ -489,6 +538,7 @@ pub fn run_schedule(
             }
             FaultKind::Partition => target.partition(),
             FaultKind::Slow => target.slow(),
+            FaultKind::Clock => target.clock_step()?,
         };
         rec.nemesis(f.kind, "start", &detail);
         std::thread::sleep(Duration::from_millis(f.for_ms));

@@ -87,6 +87,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
             nodes: o.nodes,
             tick_ms: o.tick_ms,
             mesh: true,
+            clock_files: false, // set by the target for corekeeper
         };
         Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
     } else {
@@ -270,7 +271,9 @@ usage: ckjepsen run [--system corekeeper|zookeeper|both] [--runs N] [--seed S]
                     [--session-timeout-ms MS]
 faults: kill (an ensemble's leader), pause (a member), silence (a client goes
 quiet past its session timeout), partition and slow (ensembles: links between
-members cut, or delayed and lossy, through a proxy on each; clients unaffected).
+members cut, or delayed and lossy, through a proxy on each; clients unaffected),
+clock (corekeeper: a server's wall clock steps up to an hour either way; sessions
+must not expire for it).
 An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s).
        ckjepsen check HISTORY.jsonl...
        ckjepsen serve --config zoo.cfg      (corekeeper in this process)
@@ -355,6 +358,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                             "silence" => Ok(FaultKind::Silence),
                             "partition" => Ok(FaultKind::Partition),
                             "slow" => Ok(FaultKind::Slow),
+                            "clock" => Ok(FaultKind::Clock),
                             _ => Err(format!("--faults: unknown fault {k}")),
                         })
                         .collect::<Result<_, _>>()?
