@@ -321,9 +321,12 @@ fn paused_and_lagging_followers_catch_up_by_diff_and_snap() {
         "a returning follower does not move the leader"
     );
     check_everywhere(&nodes, &acked);
-    // It restarts from the snapshot it received and its log after it.
+    // It restarts from the snapshot it received and its log after it. (A new session:
+    // the first one sat idle through the SNAP longer than tickTime=100 lets a session
+    // live, 2 s.)
     nodes[f2].server.as_mut().unwrap().kill();
     nodes[f2].server = None;
+    let mut c = client(&nodes[leader]);
     write_some(&mut c, "short-absence", 2, &mut acked);
     let diffs = mntr(&nodes[leader], "ck_syncs_diff").unwrap();
     start(&mut nodes[f2]);

@@ -305,8 +305,47 @@ pub struct Hello {
     pub port: u8,
 }
 
+/// CRAQ chain replication (`engine::craq`): one frame shape for every chain message,
+/// told apart by `kind` (the engine's `craq::wire` maps them and checks the fields a
+/// kind uses). `txn` comes first so its bytes start 16-byte aligned in a frame, as a
+/// [`Proposal`]'s do: a member writes them to its WAL and forwards them as they are.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug), compare(PartialEq))]
+pub struct Chain {
+    pub txn: Vec<u8>,
+    /// The chain configuration the sender is in.
+    pub version: u64,
+    pub kind: u8,
+    pub zxid: i64,
+    /// Propagate: the entry before; Need: what the sender knows committed; Resend:
+    /// what follows up to.
+    pub other: i64,
+    /// Query / QueryReply: the query's id.
+    pub qid: u64,
+    /// Propagate: the keys the txn touches (hashed paths); `keys_all` when it may touch
+    /// anything.
+    pub keys: Vec<u64>,
+    pub keys_all: bool,
+}
+
+/// The chain's membership from its manager: version, members head first, and the
+/// read lease granted with it (milliseconds from receipt).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug), compare(PartialEq))]
+pub struct ChainConfig {
+    pub version: u64,
+    pub chain: Vec<u64>,
+    pub lease_ms: u64,
+}
+
+/// Most keys one chain entry names (a multi's paths and parents); beyond, an entry is
+/// sent as touching everything.
+pub const CHAIN_KEYS_MAX: usize = 1_024;
+/// Most members a chain configuration names.
+pub const CHAIN_CONFIG_MEMBERS_MAX: usize = 64;
+
 /// The peer protocol's version, in [`Hello::protocol`].
-pub const HELLO_PROTOCOL: u32 = 1;
+pub const HELLO_PROTOCOL: u32 = 2;
 /// [`Hello::port`]: the election port.
 pub const HELLO_PORT_ELECTION: u8 = 1;
 /// [`Hello::port`]: the quorum port.
@@ -358,6 +397,10 @@ pub enum PeerMsg {
     Sync(Sync),
     /// See [`Hello`].
     Hello(Hello),
+    /// See [`Chain`].
+    Chain(Chain),
+    /// See [`ChainConfig`].
+    ChainConfig(ChainConfig),
 }
 
 impl PeerMsg {
@@ -371,6 +414,8 @@ impl PeerMsg {
             PeerMsg::Inform(m) => m.txn.len(),
             PeerMsg::Request(m) => m.body.len(),
             PeerMsg::Ping(m) => m.sessions.len() * size_of::<ArchivedSessionTouch>(),
+            PeerMsg::Chain(m) => m.txn.len() + m.keys.len() * 8,
+            PeerMsg::ChainConfig(m) => m.chain.len() * 8,
             _ => 0,
         }
     }
@@ -404,12 +449,14 @@ impl PeerMsg {
             PeerMsg::RevalidateReply(_) => 18,
             PeerMsg::Sync(_) => 19,
             PeerMsg::Hello(_) => 20,
+            PeerMsg::Chain(_) => 21,
+            PeerMsg::ChainConfig(_) => 22,
         }
     }
 }
 
 /// Names of the messages, in enum order.
-const NAMES: [&str; 21] = [
+const NAMES: [&str; 23] = [
     "VOTE",
     "FOLLOWERINFO",
     "LEADERINFO",
@@ -431,6 +478,8 @@ const NAMES: [&str; 21] = [
     "REVALIDATEREPLY",
     "SYNC",
     "HELLO",
+    "CHAIN",
+    "CHAINCONFIG",
 ];
 
 impl ArchivedPeerMsg {
@@ -466,6 +515,8 @@ impl ArchivedPeerMsg {
             ArchivedPeerMsg::RevalidateReply(_) => 18,
             ArchivedPeerMsg::Sync(_) => 19,
             ArchivedPeerMsg::Hello(_) => 20,
+            ArchivedPeerMsg::Chain(_) => 21,
+            ArchivedPeerMsg::ChainConfig(_) => 22,
         }
     }
 }

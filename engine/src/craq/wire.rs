@@ -1,0 +1,268 @@
+//! The chain's messages on the peer wire (`transport::peer::Chain`, one frame shape
+//! for all of them) and back. Decoding checks what each kind uses, so the core never
+//! sees a malformed message: a bad one is an error, and the runtime drops that link
+//! (as for any bad frame).
+
+use transport::peer::{ArchivedChain, CHAIN_KEYS_MAX, Chain, PeerMsg};
+
+use super::{ChainMsg, Entry, Keys};
+
+const PROPAGATE: u8 = 1;
+const ACK: u8 = 2;
+const NEED: u8 = 3;
+const RESEND: u8 = 4;
+const FLOOR: u8 = 5;
+const QUERY: u8 = 6;
+const QUERY_REPLY: u8 = 7;
+
+fn frame(version: u64, kind: u8) -> Chain {
+    Chain {
+        txn: Vec::new(),
+        version,
+        kind,
+        zxid: 0,
+        other: 0,
+        qid: 0,
+        keys: Vec::new(),
+        keys_all: false,
+    }
+}
+
+/// The wire form of `msg`. An entry naming more than [`CHAIN_KEYS_MAX`] keys goes as
+/// touching everything (reads then ask the tail: slower, never wrong).
+pub fn to_peer(msg: &ChainMsg) -> PeerMsg {
+    let m = match msg {
+        ChainMsg::Propagate { version, entry } => {
+            let (keys, keys_all) = match &entry.keys {
+                Keys::Some(k) if k.len() <= CHAIN_KEYS_MAX => (k.clone(), false),
+                _ => (Vec::new(), true),
+            };
+            Chain {
+                txn: entry.txn.to_vec(),
+                zxid: entry.zxid,
+                other: entry.prev,
+                keys,
+                keys_all,
+                ..frame(*version, PROPAGATE)
+            }
+        }
+        ChainMsg::Ack { version, zxid } => Chain {
+            zxid: *zxid,
+            ..frame(*version, ACK)
+        },
+        ChainMsg::Need {
+            version,
+            after,
+            committed,
+        } => Chain {
+            zxid: *after,
+            other: *committed,
+            ..frame(*version, NEED)
+        },
+        ChainMsg::Resend {
+            version,
+            after,
+            upto,
+        } => Chain {
+            zxid: *after,
+            other: *upto,
+            ..frame(*version, RESEND)
+        },
+        ChainMsg::Floor { version, zxid } => Chain {
+            zxid: *zxid,
+            ..frame(*version, FLOOR)
+        },
+        ChainMsg::Query { version, qid } => Chain {
+            qid: *qid,
+            ..frame(*version, QUERY)
+        },
+        ChainMsg::QueryReply { version, qid, zxid } => Chain {
+            qid: *qid,
+            zxid: *zxid,
+            ..frame(*version, QUERY_REPLY)
+        },
+    };
+    PeerMsg::Chain(m)
+}
+
+/// The chain message a validated frame carries.
+pub fn from_peer(a: &ArchivedChain) -> Result<ChainMsg, String> {
+    let version = a.version.to_native();
+    let (zxid, other, qid) = (a.zxid.to_native(), a.other.to_native(), a.qid.to_native());
+    let plain = a.txn.is_empty() && a.keys.is_empty() && !a.keys_all;
+    let msg = match a.kind {
+        PROPAGATE => {
+            if zxid <= other || other < 0 {
+                return Err(format!(
+                    "an entry {zxid:#x} that does not follow {other:#x}"
+                ));
+            }
+            if a.keys.len() > CHAIN_KEYS_MAX {
+                return Err(format!("an entry naming {} keys", a.keys.len()));
+            }
+            let keys = if a.keys_all {
+                Keys::All
+            } else {
+                Keys::Some(a.keys.iter().map(|k| k.to_native()).collect())
+            };
+            return Ok(ChainMsg::Propagate {
+                version,
+                entry: Entry {
+                    zxid,
+                    prev: other,
+                    txn: std::sync::Arc::from(&a.txn[..]),
+                    keys,
+                },
+            });
+        }
+        ACK => ChainMsg::Ack { version, zxid },
+        NEED => ChainMsg::Need {
+            version,
+            after: zxid,
+            committed: other,
+        },
+        RESEND if other >= zxid => ChainMsg::Resend {
+            version,
+            after: zxid,
+            upto: other,
+        },
+        FLOOR => ChainMsg::Floor { version, zxid },
+        QUERY => ChainMsg::Query { version, qid },
+        QUERY_REPLY => ChainMsg::QueryReply { version, qid, zxid },
+        k => return Err(format!("a chain message of kind {k} with these fields")),
+    };
+    if !plain || zxid < 0 {
+        return Err(format!("a {} with fields it does not use", name(a.kind)));
+    }
+    Ok(msg)
+}
+
+fn name(kind: u8) -> &'static str {
+    match kind {
+        PROPAGATE => "Propagate",
+        ACK => "Ack",
+        NEED => "Need",
+        RESEND => "Resend",
+        FLOOR => "Floor",
+        QUERY => "Query",
+        QUERY_REPLY => "QueryReply",
+        _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transport::peer::{ArchivedPeerMsg, PeerDecoder, encode_frame};
+
+    fn round_trip(msg: &ChainMsg) -> Result<ChainMsg, String> {
+        let mut wire = rkyv::util::AlignedVec::<16>::new();
+        encode_frame(&to_peer(msg), &mut wire).unwrap();
+        let mut d = PeerDecoder::new();
+        let mut bytes: &[u8] = &wire;
+        match d.decode(&mut bytes).unwrap() {
+            Some(ArchivedPeerMsg::Chain(c)) => from_peer(c),
+            other => panic!("not a chain frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_chain_message_survives_the_wire() {
+        let entry = Entry {
+            zxid: 0x2_0000_0005,
+            prev: 0x2_0000_0004,
+            txn: std::sync::Arc::from(vec![1u8, 2, 3, 4]),
+            keys: Keys::Some(vec![7, 9]),
+        };
+        let msgs = [
+            ChainMsg::Propagate {
+                version: 3,
+                entry: entry.clone(),
+            },
+            ChainMsg::Propagate {
+                version: 3,
+                entry: Entry {
+                    keys: Keys::All,
+                    ..entry
+                },
+            },
+            ChainMsg::Ack {
+                version: 3,
+                zxid: 9,
+            },
+            ChainMsg::Need {
+                version: 3,
+                after: 9,
+                committed: 4,
+            },
+            ChainMsg::Resend {
+                version: 3,
+                after: 4,
+                upto: 9,
+            },
+            ChainMsg::Floor {
+                version: 3,
+                zxid: 4,
+            },
+            ChainMsg::Query {
+                version: 3,
+                qid: 11,
+            },
+            ChainMsg::QueryReply {
+                version: 3,
+                qid: 11,
+                zxid: 8,
+            },
+        ];
+        for m in &msgs {
+            assert_eq!(round_trip(m).as_ref(), Ok(m), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_chain_frames_are_refused() {
+        let bad = |c: Chain| {
+            let mut wire = rkyv::util::AlignedVec::<16>::new();
+            encode_frame(&PeerMsg::Chain(c), &mut wire).unwrap();
+            let mut d = PeerDecoder::new();
+            let mut bytes: &[u8] = &wire;
+            match d.decode(&mut bytes).unwrap() {
+                Some(ArchivedPeerMsg::Chain(c)) => from_peer(c),
+                other => panic!("not a chain frame: {other:?}"),
+            }
+        };
+        // An entry that does not follow its prev; a kind nobody knows; an ack with a
+        // payload; a resend whose end is before its start.
+        assert!(
+            bad(Chain {
+                zxid: 4,
+                other: 4,
+                ..frame(1, PROPAGATE)
+            })
+            .is_err()
+        );
+        assert!(bad(frame(1, 99)).is_err());
+        assert!(
+            bad(Chain {
+                txn: vec![1],
+                ..frame(1, ACK)
+            })
+            .is_err()
+        );
+        assert!(
+            bad(Chain {
+                zxid: 9,
+                other: 4,
+                ..frame(1, RESEND)
+            })
+            .is_err()
+        );
+        assert!(
+            bad(Chain {
+                zxid: -1,
+                ..frame(1, FLOOR)
+            })
+            .is_err()
+        );
+    }
+}
