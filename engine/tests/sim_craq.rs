@@ -5,7 +5,8 @@
 //! and a configuration manager (an oracle standing in for the Zab leader) that
 //! removes a member it cannot reach only after the member's read lease ran out, and
 //! adds returning members at the tail; now and then a power loss takes every member
-//! down at once. Clients write through the head and read at
+//! down at once. Even seeds run CRAQ reads, odd seeds plain chain replication (reads
+//! forwarded to the tail). Clients write through the head and read at
 //! every member.
 //!
 //! Checked after every step:
@@ -27,7 +28,9 @@ mod sim_common;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use engine::craq::{ChainAction, ChainConfig, ChainMsg, ChainNode, Entry, Keys, NodeRole, Zxid};
+use engine::craq::{
+    ChainAction, ChainConfig, ChainMsg, ChainNode, Entry, Keys, NodeRole, ReadMode, Zxid,
+};
 use sim_common::{Rng, for_each_seed};
 
 const SEEDS_DEFAULT: u64 = 300;
@@ -41,6 +44,12 @@ const SETTLE_STEPS_MAX: usize = 200_000;
 #[derive(Clone, Debug)]
 enum Wire {
     Chain(ChainMsg),
+    /// Plain chain mode: a read forwarded to the tail, invoked when the global
+    /// sequence had `at_invoke` txns.
+    Read {
+        key: u64,
+        at_invoke: usize,
+    },
     /// A snapshot of the sender's applied state.
     Snap {
         version: u64,
@@ -77,6 +86,8 @@ struct Server {
 
 struct World {
     rng: Rng,
+    /// CRAQ, or plain chain replication (odd seeds).
+    mode: ReadMode,
     now: u64,
     servers: Vec<Server>,
     /// (from, to) -> in flight, FIFO.
@@ -111,12 +122,21 @@ impl World {
     fn new(seed: u64) -> World {
         let mut rng = Rng(seed);
         let n = 3 + rng.below(3);
+        let mode = if seed % 2 == 1 {
+            ReadMode::TailOnly
+        } else {
+            ReadMode::Craq
+        };
         let servers = (1..=n)
             .map(|id| Server {
                 id,
                 up: true,
                 isolated: false,
-                node: ChainNode::new(id),
+                node: {
+                    let mut node = ChainNode::new(id);
+                    node.set_read_mode(mode);
+                    node
+                },
                 kv: BTreeMap::new(),
                 applied: Vec::new(),
                 disk: Disk::default(),
@@ -127,6 +147,7 @@ impl World {
             .collect();
         let mut w = World {
             rng,
+            mode,
             now: 0,
             servers,
             links: BTreeMap::new(),
@@ -342,6 +363,11 @@ impl World {
                     }
                 }
                 ChainAction::ReadReady { id: rid } => self.answer_read(id, rid)?,
+                ChainAction::ReadAtTail { id: rid, tail } => {
+                    if let Some((key, at_invoke)) = self.servers[i].reads.remove(&rid) {
+                        self.send(id, tail, Wire::Read { key, at_invoke });
+                    }
+                }
                 ChainAction::ReadRefused { id: rid, .. } => {
                     self.servers[i].reads.remove(&rid);
                     self.reads_refused += 1;
@@ -447,6 +473,14 @@ impl World {
                         .push(format!("t{} node{from}->node{to} {m:?}", self.now));
                 }
                 self.servers[i].node.step(from, m, &mut out)
+            }
+            Wire::Read { key, at_invoke } => {
+                let rid = self.next_read;
+                self.next_read += 1;
+                self.servers[i].reads.insert(rid, (key, at_invoke));
+                self.servers[i]
+                    .node
+                    .read(rid, &Keys::Some(vec![key]), &mut out);
             }
             Wire::Snap {
                 version,
@@ -577,6 +611,7 @@ impl World {
         let s = &mut self.servers[i];
         let d = s.disk.clone();
         s.node = ChainNode::recover(id, d.snap_zxid, d.log.clone());
+        s.node.set_read_mode(self.mode);
         s.kv = d.snap_kv;
         s.applied = d.snap_applied;
         s.up = true;
@@ -843,8 +878,12 @@ fn chains_commit_once_answer_linearizable_reads_and_lose_no_answered_write() {
          {reads} reads answered",
         results.len()
     );
-    assert!(
-        committed > 0 && answered > 0 && reads > 0,
-        "no progress at all"
-    );
+    // (One replayed seed may answer nothing; over the default seeds, no progress at
+    // all would mean the simulation tests nothing.)
+    if results.len() > 1 {
+        assert!(
+            committed > 0 && answered > 0 && reads > 0,
+            "no progress at all"
+        );
+    }
 }

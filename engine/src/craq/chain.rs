@@ -17,6 +17,15 @@ use super::{
     ChainConfig, ChainMsg, Entry, Keys, ServerId, Zxid,
 };
 
+/// Where reads are answered: CRAQ (any member; dirty keys ask the tail) or plain
+/// chain replication (only the tail; the baseline the CRAQ paper compares with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    #[default]
+    Craq,
+    TailOnly,
+}
+
 /// A member's place in the current chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeRole {
@@ -70,6 +79,7 @@ pub struct ChainNode {
     pending_need: Option<(Zxid, Zxid)>,
     /// Messages of configurations newer than this member's, for when it learns them.
     future: Vec<(ServerId, ChainMsg)>,
+    read_mode: ReadMode,
 }
 
 impl ChainNode {
@@ -110,6 +120,7 @@ impl ChainNode {
             pending_need: None,
             synced_at: None,
             future: Vec::new(),
+            read_mode: ReadMode::Craq,
         };
         for e in entries {
             debug_assert!(e.prev == n.received, "recovered entries follow each other");
@@ -123,6 +134,11 @@ impl ChainNode {
 
     pub fn id(&self) -> ServerId {
         self.id
+    }
+
+    /// Plain chain replication instead of CRAQ: reads go to the tail.
+    pub fn set_read_mode(&mut self, mode: ReadMode) {
+        self.read_mode = mode;
     }
     pub fn config(&self) -> Option<&ChainConfig> {
         self.cfg.as_ref()
@@ -502,6 +518,13 @@ impl ChainNode {
             } else {
                 self.tail_reads.push(id);
             }
+        } else if self.read_mode == ReadMode::TailOnly {
+            let tail = self
+                .cfg
+                .as_ref()
+                .and_then(|c| c.tail())
+                .expect("in a chain");
+            out.push(ChainAction::ReadAtTail { id, tail });
         } else if self.synced && !self.is_dirty(keys) {
             self.read_ready(id, out);
         } else {
@@ -649,6 +672,16 @@ impl ChainNode {
         }
         if let (Some((after, committed)), Some(s)) = (self.pending_need.take(), self.succ()) {
             self.resend(s, after, committed, out);
+        }
+        // The predecessor counts acks anew in every configuration: repeat this
+        // member's (committed entries stay committed), or it would learn of them only
+        // with the next write.
+        if let (Some(p), true) = (self.pred(), self.acked_up > 0) {
+            let (version, zxid) = (self.version(), self.acked_up);
+            out.push(ChainAction::Send {
+                to: p,
+                msg: ChainMsg::Ack { version, zxid },
+            });
         }
         self.advance(out);
         self.maybe_query(out);

@@ -55,7 +55,7 @@
 pub mod chain;
 pub mod wire;
 
-pub use chain::{ChainNode, NodeRole};
+pub use chain::{ChainNode, NodeRole, ReadMode};
 
 pub use crate::zab::{ServerId, TxnBytes, Zxid};
 
@@ -184,6 +184,12 @@ pub enum ChainAction {
     /// Run read `id` on the applied state now.
     ReadReady {
         id: u64,
+    },
+    /// Plain chain mode, not the tail: run read `id` at the tail instead (the tail
+    /// answers it as its own, once ready).
+    ReadAtTail {
+        id: u64,
+        tail: ServerId,
     },
     /// Refuse read `id` with a retryable error.
     ReadRefused {
