@@ -34,12 +34,17 @@ fn run_with(
     seed: u64,
     run_ms: u64,
 ) -> RunResult {
-    let _turn = (nodes > 1).then(|| ENSEMBLES.lock().unwrap_or_else(|e| e.into_inner()));
+    let o = options(name, nodes, fault, seed, run_ms);
+    run_options(launch, name, o)
+}
+
+/// A run's options: one fault of `fault`, the workload's session timeout.
+fn options(name: &str, nodes: usize, fault: FaultKind, seed: u64, run_ms: u64) -> RunOptions {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("ckjepsen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let o = RunOptions {
-        launch,
+    RunOptions {
+        launch: Launch::Zookeeper, // set by run_options
         seed,
         duration: Duration::from_millis(run_ms),
         workers: WORKERS,
@@ -49,13 +54,36 @@ fn run_with(
         out,
         nodes,
         tick_ms: tools::hist::runner::ENSEMBLE_TICK_MS_DEFAULT,
-    };
+    }
+}
+
+/// Runs `o` with `launch` (ensembles one at a time) and prints what it found.
+fn run_options(launch: Launch, name: &str, o: RunOptions) -> RunResult {
+    let _turn = (o.nodes > 1).then(|| ENSEMBLES.lock().unwrap_or_else(|e| e.into_inner()));
+    let o = RunOptions { launch, ..o };
     let r = run_once(&o).unwrap_or_else(|e| panic!("{name} run: {e}"));
     for v in &r.report.violations {
         print!("{}", v.render());
     }
     println!("{}", run_line(&r));
     r
+}
+
+fn corekeeper() -> Launch {
+    Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen")))
+}
+
+/// Reattaches the server refused with SESSIONEXPIRED.
+fn expired_reattaches(r: &RunResult) -> usize {
+    use tools::hist::history::{Call, Outcome, Reply};
+    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
+    h.ops
+        .iter()
+        .filter(|op| {
+            matches!(op.call, Call::Reconnect { .. })
+                && matches!(op.outcome, Outcome::Fail(Reply::Error { code }) if code == -112)
+        })
+        .count()
 }
 
 fn assert_clean(r: &RunResult) {
@@ -88,10 +116,7 @@ fn assert_clean(r: &RunResult) {
 
 #[test]
 fn a_kill_and_restart_of_corekeeper_loses_no_acknowledged_write() {
-    let r = short_run(
-        Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
-        "corekeeper",
-    );
+    let r = short_run(corekeeper(), "corekeeper");
     assert_clean(&r);
 }
 
@@ -121,40 +146,18 @@ fn a_kill_and_restart_of_zookeeper_when_installed() {
 /// no ephemeral of it afterwards, no lost write, no violation.
 #[test]
 fn a_silent_clients_session_expires_and_its_ephemerals_go() {
-    use tools::hist::history::{Call, Outcome, Reply};
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ckjepsen-silence-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
     let o = RunOptions {
-        launch: Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
-        seed: 11,
-        duration: Duration::from_millis(12_000),
-        workers: WORKERS,
-        fault_kinds: vec![FaultKind::Silence],
-        faults: 1,
         session_timeout_ms: 4_000,
-        out,
-        nodes: 1,
-        tick_ms: tools::hist::runner::ENSEMBLE_TICK_MS_DEFAULT,
+        ..options("silence", 1, FaultKind::Silence, 11, 12_000)
     };
-    let r = run_once(&o).unwrap_or_else(|e| panic!("silence run: {e}"));
-    for v in &r.report.violations {
-        print!("{}", v.render());
-    }
-    println!("{}", run_line(&r));
+    let r = run_options(corekeeper(), "silence", o);
     assert_eq!(r.faults, 1, "the silence happened");
     assert!(r.report.violations.is_empty(), "no violation");
     assert_eq!(r.report.lost, 0);
-    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
-    let expired = h
-        .ops
-        .iter()
-        .filter(|op| {
-            matches!(op.call, Call::Reconnect { .. })
-                && matches!(op.outcome, Outcome::Fail(Reply::Error { code }) if code == -112)
-        })
-        .count();
-    assert!(expired >= 1, "the silent worker's session expired");
+    assert!(
+        expired_reattaches(&r) >= 1,
+        "the silent worker's session expired"
+    );
 }
 
 /// A 3-node corekeeper ensemble whose leader is killed -9 under the workload and
@@ -162,11 +165,7 @@ fn a_silent_clients_session_expires_and_its_ephemerals_go() {
 /// guarantees kept across the moves to other members.
 #[test]
 fn a_kill_of_the_leader_of_a_corekeeper_ensemble_loses_no_acknowledged_write() {
-    let r = run_shape(
-        Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
-        "corekeeper-3node",
-        3,
-    );
+    let r = run_shape(corekeeper(), "corekeeper-3node", 3);
     assert_clean(&r);
 }
 
@@ -180,7 +179,7 @@ fn a_partitioned_corekeeper_ensemble_loses_no_acknowledged_write() {
     let seed = 21;
     let run_ms = 9_000;
     let r = run_with(
-        Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
+        corekeeper(),
         "corekeeper-partition",
         3,
         FaultKind::Partition,
@@ -211,32 +210,17 @@ fn a_partitioned_corekeeper_ensemble_loses_no_acknowledged_write() {
 /// so none expires for it, and nothing is lost or out of order.
 #[test]
 fn wall_clock_steps_expire_no_session_and_lose_nothing() {
-    use tools::hist::history::{Call, Outcome, Reply};
     assert_eq!(
         bench::ensemble::FAULT_CLOCK_FILE_ENV,
         engine::runtime::clock::FAULT_CLOCK_FILE_ENV,
         "bench names the engine's hook"
     );
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ckjepsen-clock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
     let o = RunOptions {
-        launch: Launch::Serve(PathBuf::from(env!("CARGO_BIN_EXE_ckjepsen"))),
-        seed: 5,
-        duration: Duration::from_millis(8_000),
-        workers: WORKERS,
-        fault_kinds: vec![FaultKind::Clock],
         faults: 3,
         session_timeout_ms: 4_000,
-        out,
-        nodes: 1,
-        tick_ms: tools::hist::runner::ENSEMBLE_TICK_MS_DEFAULT,
+        ..options("clock", 1, FaultKind::Clock, 5, 8_000)
     };
-    let r = run_once(&o).unwrap_or_else(|e| panic!("clock run: {e}"));
-    for v in &r.report.violations {
-        print!("{}", v.render());
-    }
-    println!("{}", run_line(&r));
+    let r = run_options(corekeeper(), "clock", o);
     assert_eq!(r.faults, 3, "the steps happened");
     assert!(r.report.violations.is_empty(), "no violation");
     assert_eq!(r.report.lost, 0);
@@ -248,13 +232,9 @@ fn wall_clock_steps_expire_no_session_and_lose_nothing() {
         .map(|n| n.detail.as_str())
         .collect();
     assert!(steps.iter().all(|d| d.contains("wall clock")), "{steps:?}");
-    let expired = h
-        .ops
-        .iter()
-        .filter(|op| {
-            matches!(op.call, Call::Reconnect { .. })
-                && matches!(op.outcome, Outcome::Fail(Reply::Error { code }) if code == -112)
-        })
-        .count();
-    assert_eq!(expired, 0, "a wall-clock step expired a session");
+    assert_eq!(
+        expired_reattaches(&r),
+        0,
+        "a wall-clock step expired a session"
+    );
 }
