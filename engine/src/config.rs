@@ -280,6 +280,9 @@ impl Config {
         let max_default = tick_time_ms.saturating_mul(20);
         let min_session_timeout_ms = take_num_or(&mut kv, "minSessionTimeout", min_default)?;
         let max_session_timeout_ms = take_num_or(&mut kv, "maxSessionTimeout", max_default)?;
+        // corekeeper's own key: only Zab runs yet. Refused rather than ignored as an
+        // unknown key, so nobody runs Zab believing it is CRAQ.
+        take_replication(&mut kv)?;
         let cfg = Config {
             tick_time_ms,
             data_dir,
@@ -648,6 +651,23 @@ fn take_bool(
     }
 }
 
+fn take_replication(kv: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+    match kv.remove("replication").as_deref() {
+        None | Some("zab") => Ok(()),
+        Some(v @ ("craq" | "chain")) => Err(bad(
+            "replication",
+            v,
+            "the CRAQ chain core exists (engine::craq) but the server does not run it \
+             yet; use zab (the default)",
+        )),
+        Some(v) => Err(bad(
+            "replication",
+            v,
+            "expected zab (craq and chain are not ready)",
+        )),
+    }
+}
+
 fn take_sync(kv: &mut BTreeMap<String, String>) -> Result<SyncPolicy, ConfigError> {
     match kv.remove("sync").as_deref() {
         None | Some("batch") => Ok(SyncPolicy::Batch),
@@ -703,6 +723,18 @@ mod tests {
         assert!(c.unknown_keys.is_empty() && c.passthrough.is_empty());
         assert_eq!((c.ensemble.as_ref(), c.server_id()), (None, 0));
         assert_eq!(c.wal_dir(), Path::new("/tmp/zk"));
+    }
+
+    #[test]
+    fn replication_other_than_zab_is_refused_not_ignored() {
+        let base = "tickTime=2000\ndataDir=/tmp/zk\n";
+        assert!(cfg(&format!("{base}replication=zab\n")).is_ok());
+        for v in ["craq", "chain", "paxos"] {
+            let e = cfg(&format!("{base}replication={v}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("replication"), "{e}");
+        }
     }
 
     #[test]
