@@ -518,16 +518,12 @@ async fn read_loop(
         if pending.is_empty() {
             match reader.read(&mut buf).await {
                 Ok(0) => break "closed by the peer".to_string(),
-                Ok(n) => {
-                    pending.extend_from_slice(&buf[..n]);
-                    if let Some(net) = net.upgrade() {
-                        net.count(link.peer, 0, n);
-                    }
-                }
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
                 Err(e) => break e.to_string(),
             }
         }
         let Some(net) = net.upgrade() else { return };
+        net.count(link.peer, 0, pending.len());
         let mut chunk: &[u8] = &pending;
         let (mut failed, mut heard) = (None, false);
         loop {

@@ -501,12 +501,9 @@ impl<O: Outlet> Driver<O> {
                         return Ok(());
                     }
                 };
-                let mut frame = AlignedVec::<16>::new();
-                if let Err(e) = transport::peer::encode_frame(&m, &mut frame) {
-                    tracing::error!(to, "cannot encode {}: {e}", m.name());
+                let Some(frame) = encode(&m) else {
                     return Ok(());
-                }
-                let frame = std::rc::Rc::new(frame);
+                };
                 send_held(r, to, frame.clone());
                 if let Some((1, zxid)) = key {
                     r.link_stats.proposed(zxid, std::time::Instant::now());

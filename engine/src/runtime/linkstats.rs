@@ -104,11 +104,7 @@ impl LinkStats {
         f.acks += 1;
         f.ack_us_max = f.ack_us_max.max(us);
         f.ack_us_sum += us;
-        let b = ACK_US_BUCKETS
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(ACK_US_BUCKETS.len());
-        f.ack_us_hist[b] += 1;
+        f.ack_us_hist[super::stats::bucket(&ACK_US_BUCKETS, us)] += 1;
     }
 
     /// Forgets what was sent in an epoch now over (a new leadership starts clean).

@@ -152,7 +152,7 @@ impl Default for ShardStats {
 }
 
 /// The index of the first bucket whose bound is at least `v` (the last for overflow).
-fn bucket(bounds: &[u64], v: u64) -> usize {
+pub(crate) fn bucket(bounds: &[u64], v: u64) -> usize {
     bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len())
 }
 

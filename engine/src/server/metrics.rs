@@ -175,22 +175,17 @@ fn links(out: &mut String, links: &[crate::runtime::linkstats::LinkFigures]) {
          # TYPE {name} histogram"
     );
     for f in links {
-        let mut cum = 0;
-        for (i, c) in f.ack_us_hist.iter().enumerate() {
-            cum += c;
-            let le = ACK_US_BUCKETS
-                .get(i)
-                .map_or("+Inf".to_string(), |b| (*b as f64 / 1e6).to_string());
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{peer=\"{}\",le=\"{le}\"}} {cum}",
-                f.peer
-            );
-        }
-        let peer = f.peer;
         let sum = f.ack_us_sum as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{peer=\"{peer}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{peer=\"{peer}\"}} {cum}");
+        let label = format!("peer=\"{}\"", f.peer);
+        histogram_series(
+            out,
+            name,
+            &label,
+            &ACK_US_BUCKETS,
+            f.ack_us_hist.iter().copied(),
+            1e6,
+            sum,
+        );
     }
     for (metric, help, pick) in [
         (
@@ -223,17 +218,41 @@ fn histogram(
     divisor: f64,
     sum: f64,
 ) {
-    debug_assert_eq!(counts.len(), bounds.len() + 1, "one overflow bucket");
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let counts = counts.iter().map(|c| c.load(Relaxed));
+    histogram_series(out, name, "", bounds, counts, divisor, sum);
+}
+
+/// One series of a histogram (`labels`, e.g. `peer="2"`, or none): cumulative
+/// buckets, sum and count.
+fn histogram_series(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[u64],
+    counts: impl ExactSizeIterator<Item = u64>,
+    divisor: f64,
+    sum: f64,
+) {
+    debug_assert_eq!(counts.len(), bounds.len() + 1, "one overflow bucket");
+    let sep = if labels.is_empty() { "" } else { "," };
     let mut cum = 0;
-    for (i, c) in counts.iter().enumerate() {
-        cum += c.load(Relaxed);
+    for (i, c) in counts.enumerate() {
+        cum += c;
         match bounds.get(i) {
-            Some(b) => _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cum}", *b as f64 / divisor),
-            None => _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}"),
+            Some(b) => {
+                let le = *b as f64 / divisor;
+                _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cum}")
+            }
+            None => _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cum}"),
         }
     }
-    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cum}");
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}\n{name}_count{braces} {cum}");
 }
 
 /// Serves scrapes until the listener fails.
@@ -293,6 +312,28 @@ mod tests {
         assert!(text.contains("corekeeper_wal_flush_seconds_count 1\n"));
         assert!(text.contains("corekeeper_wal_batch_txns_sum 3\n"));
         assert!(text.contains("corekeeper_core_requests_total{core=\"1\"} 0\n"));
+        assert!(!text.contains("corekeeper_link_"), "no links standalone");
+        // A quorum link's figures: a labelled histogram series and byte counters.
+        let mut f = crate::runtime::linkstats::LinkFigures {
+            peer: 2,
+            acks: 1,
+            ack_us_sum: 150,
+            bytes_sent: 4096,
+            ..Default::default()
+        };
+        f.ack_us_hist[2] = 1; // 150 us: the 200 us bucket
+        stats.shard.links.lock().unwrap().push(f);
+        let text = render(&stats);
+        for line in [
+            "corekeeper_link_ack_seconds_bucket{peer=\"2\",le=\"0.0001\"} 0\n",
+            "corekeeper_link_ack_seconds_bucket{peer=\"2\",le=\"0.0002\"} 1\n",
+            "corekeeper_link_ack_seconds_bucket{peer=\"2\",le=\"+Inf\"} 1\n",
+            "corekeeper_link_ack_seconds_sum{peer=\"2\"} 0.00015\n",
+            "corekeeper_link_ack_seconds_count{peer=\"2\"} 1\n",
+            "corekeeper_link_sent_bytes_total{peer=\"2\"} 4096\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("corekeeper_"), "{line}");
