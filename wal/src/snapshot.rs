@@ -213,28 +213,9 @@ impl SnapshotStore {
 
     /// Writes a snapshot atomically: temp file, fdatasync, rename, fsync of the directory.
     pub fn write(&self, zxid: u64, payload: &[u8]) -> Result<PathBuf> {
-        let path = self.path(zxid);
-        let tmp = self.dir.join(format!("snap-{zxid:016x}{TMP_SUFFIX}"));
-        let written = (|| {
-            let file = self
-                .storage
-                .create(&tmp)
-                .map_err(|e| WalError::io("create snapshot", &tmp, e))?;
-            write_all_at(&*file, &encode_snapshot(zxid, payload), 0)
-                .map_err(|e| WalError::io("write snapshot", &tmp, e))?;
-            file.sync_data()
-                .map_err(|e| WalError::io("fdatasync snapshot", &tmp, e))?;
-            self.storage
-                .rename(&tmp, &path)
-                .map_err(|e| WalError::io("rename snapshot", &tmp, e))?;
-            self.storage
-                .sync_dir(&self.dir)
-                .map_err(|e| WalError::io("fsync directory", &self.dir, e))
-        })();
-        if written.is_err() {
-            let _ = self.storage.remove(&tmp);
-        }
-        written.map(|()| path)
+        let mut w = self.writer(zxid)?;
+        w.append(payload)?;
+        w.finish()
     }
 
     /// Starts a snapshot at `zxid` written piece by piece ([`SnapshotWriter`]).
