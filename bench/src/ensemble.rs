@@ -362,15 +362,11 @@ pub fn start_with(
     let mut nodes = Vec::with_capacity(plan.len());
     for me in 0..plan.len() {
         let lines = server_lines(&plan, me, mesh.as_ref());
-        let cfg = zoo_cfg(
-            &plan,
-            me,
-            &dir.join(format!("node{}", plan[me].id)).join("data"),
-            o.tick_ms,
-            &lines,
-        );
+        let (node_dir, cfg) = prepare_member(dir, &plan[me], |data| {
+            zoo_cfg(&plan, me, data, o.tick_ms, &lines)
+        })?;
         // On error the members started so far are dropped, which stops them.
-        nodes.push(start_member(&plan, me, dir, log_dir, &cfg)?);
+        nodes.push(start_member(&plan[me], &node_dir, &cfg, log_dir)?);
     }
     let d = ready(Deployment {
         system: System::Zookeeper,
@@ -431,15 +427,10 @@ pub fn start_corekeeper_with(
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut nodes = Vec::with_capacity(plan.len());
     for (me, node) in plan.iter().enumerate() {
-        let node_dir = dir.join(format!("node{}", node.id));
-        let data = node_dir.join("data");
-        fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
-        fs::write(data.join("myid"), format!("{}\n", node.id))
-            .map_err(|e| format!("writing myid in {}: {e}", data.display()))?;
-        let cfg = node_dir.join("zoo.cfg");
         let lines = server_lines(&plan, me, mesh.as_ref());
-        fs::write(&cfg, ck_zoo_cfg(&plan, me, &data, ck, o.tick_ms, &lines))
-            .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
+        let (_, cfg) = prepare_member(dir, node, |data| {
+            ck_zoo_cfg(&plan, me, data, ck, o.tick_ms, &lines)
+        })?;
         let mut cmd = std::process::Command::new(&ck.bin);
         cmd.args(&ck.args).arg("--config").arg(&cfg);
         if o.clock_files {
@@ -478,31 +469,42 @@ fn ready(mut d: Deployment) -> Result<Deployment, String> {
     }
 }
 
-fn start_member(
-    plan: &[NodePlan],
-    me: usize,
+/// Member `node`'s directory under `dir`, as both systems lay it out: `nodeN/data`
+/// with its `myid`, and `nodeN/zoo.cfg` written from `cfg(data dir)`. Returns the
+/// member's directory and its zoo.cfg.
+fn prepare_member(
     dir: &Path,
-    log_dir: &Path,
-    zoo_cfg: &str,
-) -> Result<ServerProcess, String> {
-    let node = &plan[me];
+    node: &NodePlan,
+    cfg: impl FnOnce(&Path) -> String,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let node_dir = dir.join(format!("node{}", node.id));
     let data = node_dir.join("data");
-    let io = |what: &Path| {
-        let what = what.display().to_string();
-        move |e: std::io::Error| format!("writing {what}: {e}")
-    };
-    fs::create_dir_all(&data).map_err(io(&data))?;
+    fs::create_dir_all(&data).map_err(io_err(&data))?;
     let myid = data.join("myid");
-    fs::write(&myid, format!("{}\n", node.id)).map_err(io(&myid))?;
-    let cfg = node_dir.join("zoo.cfg");
-    fs::write(&cfg, zoo_cfg).map_err(io(&cfg))?;
+    fs::write(&myid, format!("{}\n", node.id)).map_err(io_err(&myid))?;
+    let cfg_path = node_dir.join("zoo.cfg");
+    fs::write(&cfg_path, cfg(&data)).map_err(io_err(&cfg_path))?;
+    Ok((node_dir, cfg_path))
+}
+
+fn io_err(what: &Path) -> impl FnOnce(std::io::Error) -> String {
+    let what = what.display().to_string();
+    move |e| format!("writing {what}: {e}")
+}
+
+/// Starts ZooKeeper member `node` from its prepared directory and zoo.cfg.
+fn start_member(
+    node: &NodePlan,
+    node_dir: &Path,
+    cfg: &Path,
+    log_dir: &Path,
+) -> Result<ServerProcess, String> {
     let log4j = node_dir.join("log4j.properties");
-    fs::write(&log4j, LOG4J_PROPERTIES).map_err(io(&log4j))?;
+    fs::write(&log4j, LOG4J_PROPERTIES).map_err(io_err(&log4j))?;
     let heap = format!("-Xmx{JVM_HEAP_MB_MAX}m");
     let log4j_arg = format!("-Dlog4j.configuration=file:{}", log4j.display());
     let mut cmd = zookeeper_java(&[&heap, "-Dzookeeper.forceSync=yes", &log4j_arg])?;
-    cmd.arg(QUORUM_MAIN).arg(&cfg);
+    cmd.arg(QUORUM_MAIN).arg(cfg);
     let log = log_dir.join(format!("zookeeper-node{}.log", node.id));
     ServerProcess::spawn(System::Zookeeper, node.client_addr(), cmd, log)
 }
