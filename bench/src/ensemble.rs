@@ -143,6 +143,8 @@ pub struct Options {
     /// corekeeper only: each member's wall clock can be stepped through the file
     /// [`clock_file`] names (the engine's fault hook, [`FAULT_CLOCK_FILE_ENV`]).
     pub clock_files: bool,
+    /// corekeeper only: `replication=craq` (ZooKeeper has Zab alone).
+    pub craq: bool,
 }
 
 impl Default for Options {
@@ -152,6 +154,7 @@ impl Default for Options {
             tick_ms: TICK_MS,
             mesh: false,
             clock_files: false,
+            craq: false,
         }
     }
 }
@@ -425,6 +428,11 @@ pub fn start_corekeeper_with(
 ) -> Result<(Deployment, Option<Mesh>), String> {
     let plan = plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free)?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
+    let mut ck = ck.clone();
+    if o.craq {
+        ck.settings.push("replication=craq".into());
+    }
+    let ck = &ck;
     let mut nodes = Vec::with_capacity(plan.len());
     for (me, node) in plan.iter().enumerate() {
         let lines = server_lines(&plan, me, mesh.as_ref());

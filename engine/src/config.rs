@@ -116,6 +116,8 @@ pub struct Config {
     /// The replicated ensemble this server belongs to; `None` = standalone (no
     /// `server.N` line, or only one participant).
     pub ensemble: Option<Ensemble>,
+    /// How an ensemble replicates (`replication=zab|craq`, corekeeper's own key).
+    pub replication: Replication,
     /// What ZooKeeper would log as a warning about this configuration (an even number
     /// of voters, a lone `server.N` line); the caller logs each.
     pub warnings: Vec<String>,
@@ -280,9 +282,9 @@ impl Config {
         let max_default = tick_time_ms.saturating_mul(20);
         let min_session_timeout_ms = take_num_or(&mut kv, "minSessionTimeout", min_default)?;
         let max_session_timeout_ms = take_num_or(&mut kv, "maxSessionTimeout", max_default)?;
-        // corekeeper's own key: only Zab runs yet. Refused rather than ignored as an
-        // unknown key, so nobody runs Zab believing it is CRAQ.
-        take_replication(&mut kv)?;
+        // corekeeper's own key. `chain` is refused rather than ignored as an unknown
+        // key, so nobody runs CRAQ believing it is plain chain replication.
+        let replication = take_replication(&mut kv)?;
         let cfg = Config {
             tick_time_ms,
             data_dir,
@@ -355,6 +357,7 @@ impl Config {
             extended_types_enabled: take_bool(&mut kv, "extendedTypesEnabled", false)?,
             super_digest: kv.remove("superDigest"),
             ensemble: None,
+            replication,
             warnings: quorum.warnings(),
             passthrough: BTreeMap::new(),
             unknown_keys: Vec::new(),
@@ -651,20 +654,28 @@ fn take_bool(
     }
 }
 
-fn take_replication(kv: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+/// How an ensemble replicates writes and answers reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replication {
+    /// ZooKeeper's: a quorum commits; reads are local (sequentially consistent).
+    #[default]
+    Zab,
+    /// Chain replication with apportioned queries (`engine::craq`): the Zab leader
+    /// heads a chain of every synced member; reads are linearizable at every member.
+    Craq,
+}
+
+fn take_replication(kv: &mut BTreeMap<String, String>) -> Result<Replication, ConfigError> {
     match kv.remove("replication").as_deref() {
-        None | Some("zab") => Ok(()),
-        Some(v @ ("craq" | "chain")) => Err(bad(
+        None | Some("zab") => Ok(Replication::Zab),
+        Some("craq") => Ok(Replication::Craq),
+        Some(v @ "chain") => Err(bad(
             "replication",
             v,
-            "the CRAQ chain core exists (engine::craq) but the server does not run it \
-             yet; use zab (the default)",
+            "plain chain replication (reads only at the tail) is not in the server yet; \
+             use craq or zab",
         )),
-        Some(v) => Err(bad(
-            "replication",
-            v,
-            "expected zab (craq and chain are not ready)",
-        )),
+        Some(v) => Err(bad("replication", v, "expected zab or craq")),
     }
 }
 
@@ -726,10 +737,17 @@ mod tests {
     }
 
     #[test]
-    fn replication_other_than_zab_is_refused_not_ignored() {
+    fn replication_is_zab_or_craq_and_nothing_else_is_ignored() {
         let base = "tickTime=2000\ndataDir=/tmp/zk\n";
-        assert!(cfg(&format!("{base}replication=zab\n")).is_ok());
-        for v in ["craq", "chain", "paxos"] {
+        let mode = |v: &str| {
+            cfg(&format!("{base}replication={v}\n"))
+                .unwrap()
+                .replication
+        };
+        assert_eq!(mode("zab"), Replication::Zab);
+        assert_eq!(mode("craq"), Replication::Craq);
+        assert_eq!(cfg(base).unwrap().replication, Replication::Zab);
+        for v in ["chain", "paxos"] {
             let e = cfg(&format!("{base}replication={v}\n"))
                 .unwrap_err()
                 .to_string();

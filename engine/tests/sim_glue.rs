@@ -681,6 +681,9 @@ impl World {
             Action::Forward { .. } | Action::ForwardSync { .. } => {
                 return Err("a standalone shard forwarded a request".into());
             }
+            Action::ChainRead { .. } => {
+                return Err("a standalone shard asked a chain about a read".into());
+            }
         }
         Ok(())
     }

@@ -54,6 +54,7 @@ fn options(name: &str, nodes: usize, fault: FaultKind, seed: u64, run_ms: u64) -
         out,
         nodes,
         tick_ms: tools::hist::runner::ENSEMBLE_TICK_MS_DEFAULT,
+        craq: false,
     }
 }
 

@@ -158,6 +158,10 @@ impl ChainNode {
     pub fn synced(&self) -> bool {
         self.synced
     }
+    /// Until when (the caller's monotonic ms) this member may answer reads.
+    pub fn lease_until_ms(&self) -> u64 {
+        self.lease_until_ms
+    }
 
     /// Synced and what it held then is durable: it holds every txn committed before
     /// it synced on its disk, so the manager may count it as a complete copy.

@@ -53,6 +53,7 @@
 //! caught-up member; change one thing per version.
 
 pub mod chain;
+pub mod keys;
 pub mod wire;
 
 pub use chain::{ChainNode, NodeRole, ReadMode};

@@ -3,9 +3,11 @@
 //! sees a malformed message: a bad one is an error, and the runtime drops that link
 //! (as for any bad frame).
 
-use transport::peer::{ArchivedChain, CHAIN_KEYS_MAX, Chain, PeerMsg};
+use transport::peer::{
+    ArchivedChain, ArchivedChainConfig, CHAIN_CONFIG_MEMBERS_MAX, CHAIN_KEYS_MAX, Chain, PeerMsg,
+};
 
-use super::{ChainMsg, Entry, Keys};
+use super::{CHAIN_MEMBERS_MAX, ChainConfig, ChainMsg, Entry, Keys};
 
 const PROPAGATE: u8 = 1;
 const ACK: u8 = 2;
@@ -14,6 +16,84 @@ const RESEND: u8 = 4;
 const FLOOR: u8 = 5;
 const QUERY: u8 = 6;
 const QUERY_REPLY: u8 = 7;
+/// The runtime's read leases (not the core's): "still my leader / still following
+/// you?" and its answer, with the lease time the leader has left.
+const LEASE_ASK: u8 = 8;
+const LEASE_GRANT: u8 = 9;
+
+const _: () = assert!(CHAIN_MEMBERS_MAX <= CHAIN_CONFIG_MEMBERS_MAX);
+
+/// What a chain frame carries: a message for the core, or the runtime's lease
+/// exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainIn {
+    Core(ChainMsg),
+    LeaseAsk {
+        version: u64,
+        seq: u64,
+    },
+    LeaseGrant {
+        version: u64,
+        seq: u64,
+        remaining_ms: u64,
+    },
+}
+
+pub fn lease_ask(version: u64, seq: u64) -> PeerMsg {
+    PeerMsg::Chain(Chain {
+        qid: seq,
+        ..frame(version, LEASE_ASK)
+    })
+}
+
+pub fn lease_grant(version: u64, seq: u64, remaining_ms: u64) -> PeerMsg {
+    PeerMsg::Chain(Chain {
+        qid: seq,
+        zxid: remaining_ms.min(i64::MAX as u64) as i64,
+        ..frame(version, LEASE_GRANT)
+    })
+}
+
+/// What a validated chain frame says.
+pub fn decode(a: &ArchivedChain) -> Result<ChainIn, String> {
+    let (version, qid) = (a.version.to_native(), a.qid.to_native());
+    let plain = a.txn.is_empty() && a.keys.is_empty() && !a.keys_all && a.other == 0;
+    match a.kind {
+        LEASE_ASK if plain && a.zxid == 0 => Ok(ChainIn::LeaseAsk { version, seq: qid }),
+        LEASE_GRANT if plain && a.zxid >= 0 => Ok(ChainIn::LeaseGrant {
+            version,
+            seq: qid,
+            remaining_ms: a.zxid.to_native() as u64,
+        }),
+        LEASE_ASK | LEASE_GRANT => Err(format!("a {} with fields it does not use", name(a.kind))),
+        _ => from_peer(a).map(ChainIn::Core),
+    }
+}
+
+/// A configuration on the wire (the lease is granted separately).
+pub fn config_to_peer(cfg: &ChainConfig) -> PeerMsg {
+    PeerMsg::ChainConfig(transport::peer::ChainConfig {
+        version: cfg.version,
+        chain: cfg.chain.clone(),
+        lease_ms: 0,
+    })
+}
+
+/// A configuration from the wire: a non-empty chain of distinct members, within
+/// [`CHAIN_MEMBERS_MAX`].
+pub fn config_from_peer(a: &ArchivedChainConfig) -> Result<ChainConfig, String> {
+    let chain: Vec<u64> = a.chain.iter().map(|m| m.to_native()).collect();
+    let mut sorted = chain.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if chain.is_empty() || chain.len() > CHAIN_MEMBERS_MAX || sorted.len() != chain.len() {
+        return Err(format!("a chain configuration of members {chain:?}"));
+    }
+    Ok(ChainConfig {
+        version: a.version.to_native(),
+        chain,
+    })
+}
 
 fn frame(version: u64, kind: u8) -> Chain {
     Chain {
@@ -146,6 +226,8 @@ fn name(kind: u8) -> &'static str {
         FLOOR => "Floor",
         QUERY => "Query",
         QUERY_REPLY => "QueryReply",
+        LEASE_ASK => "LeaseAsk",
+        LEASE_GRANT => "LeaseGrant",
         _ => "?",
     }
 }
@@ -264,5 +346,83 @@ mod tests {
             })
             .is_err()
         );
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+    use transport::peer::{ArchivedPeerMsg, PeerDecoder, encode_frame};
+
+    fn through_wire<T>(msg: &PeerMsg, f: impl FnOnce(&ArchivedPeerMsg) -> T) -> T {
+        let mut wire = rkyv::util::AlignedVec::<16>::new();
+        encode_frame(msg, &mut wire).unwrap();
+        let mut d = PeerDecoder::new();
+        let mut bytes: &[u8] = &wire;
+        f(d.decode(&mut bytes).unwrap().expect("a whole frame"))
+    }
+
+    fn chain_in(msg: &PeerMsg) -> Result<ChainIn, String> {
+        through_wire(msg, |m| match m {
+            ArchivedPeerMsg::Chain(c) => decode(c),
+            other => panic!("not a chain frame: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn leases_and_configurations_survive_the_wire() {
+        assert_eq!(
+            chain_in(&lease_ask(5, 7)),
+            Ok(ChainIn::LeaseAsk { version: 5, seq: 7 })
+        );
+        assert_eq!(
+            chain_in(&lease_grant(5, 7, 1500)),
+            Ok(ChainIn::LeaseGrant {
+                version: 5,
+                seq: 7,
+                remaining_ms: 1500
+            })
+        );
+        let ack = ChainMsg::Ack {
+            version: 5,
+            zxid: 3,
+        };
+        assert_eq!(chain_in(&to_peer(&ack)), Ok(ChainIn::Core(ack)));
+        let cfg = ChainConfig {
+            version: 0x1_0000_0002,
+            chain: vec![2, 1, 3],
+        };
+        let back = through_wire(&config_to_peer(&cfg), |m| match m {
+            ArchivedPeerMsg::ChainConfig(c) => config_from_peer(c),
+            other => panic!("not a configuration: {other:?}"),
+        });
+        assert_eq!(back, Ok(cfg));
+    }
+
+    #[test]
+    fn bad_leases_and_configurations_are_refused() {
+        let mut ask = Chain {
+            qid: 1,
+            ..frame(1, LEASE_ASK)
+        };
+        ask.txn = vec![1];
+        assert!(chain_in(&PeerMsg::Chain(ask)).is_err());
+        let negative = Chain {
+            zxid: -5,
+            ..frame(1, LEASE_GRANT)
+        };
+        assert!(chain_in(&PeerMsg::Chain(negative)).is_err());
+        for chain in [vec![], vec![1, 2, 1]] {
+            let m = PeerMsg::ChainConfig(transport::peer::ChainConfig {
+                version: 1,
+                chain,
+                lease_ms: 0,
+            });
+            let r = through_wire(&m, |m| match m {
+                ArchivedPeerMsg::ChainConfig(c) => config_from_peer(c),
+                other => panic!("not a configuration: {other:?}"),
+            });
+            assert!(r.is_err(), "{r:?}");
+        }
     }
 }

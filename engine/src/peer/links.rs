@@ -97,6 +97,9 @@ pub enum Policy {
     HigherDials,
     /// Learners dial this leader, which accepts them; `None`: no links (looking).
     ToLeader(Option<ServerId>),
+    /// As `ToLeader`, and learners link among themselves too, dialled by the higher
+    /// id (CRAQ: chain neighbours talk directly, not through the leader).
+    ToLeaderAndPeers(Option<ServerId>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +168,10 @@ impl LinkBook {
             Policy::HigherDials => Ok(()),
             Policy::ToLeader(Some(l)) if l == self.me => Ok(()),
             Policy::ToLeader(_) => Err(Refusal::NotLeading(peer)),
+            Policy::ToLeaderAndPeers(Some(l)) if l == self.me => Ok(()),
+            Policy::ToLeaderAndPeers(Some(l)) if peer != l && peer > self.me => Ok(()),
+            Policy::ToLeaderAndPeers(Some(l)) if peer != l => Err(Refusal::WeDial(peer)),
+            Policy::ToLeaderAndPeers(_) => Err(Refusal::NotLeading(peer)),
         }
     }
 
@@ -419,5 +426,7 @@ fn dials(policy: Policy, me: ServerId, peer: ServerId) -> bool {
         Policy::HigherDials => me > peer,
         Policy::ToLeader(Some(l)) => l == peer && l != me,
         Policy::ToLeader(None) => false,
+        Policy::ToLeaderAndPeers(Some(l)) => l != me && (l == peer || me > peer),
+        Policy::ToLeaderAndPeers(None) => false,
     }
 }

@@ -300,3 +300,31 @@ fn a_link_refused_right_after_the_dial_keeps_backing_off() {
         "no redial storm: {delays:?}"
     );
 }
+
+#[test]
+fn in_craq_learners_also_link_among_themselves_higher_id_dialling() {
+    // Server 3 follows 1 (leader) with learners 2, 3, 4: it dials the leader and 2,
+    // accepts 4, refuses nobody else's dial but 2's (3 dials 2).
+    let mut b = LinkBook::new(3, &[1, 2, 3, 4], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    b.set_policy(Policy::ToLeaderAndPeers(None), 0, &mut out);
+    b.tick(0, &mut out);
+    assert!(out.is_empty(), "a looking server has no quorum links");
+    b.set_policy(Policy::ToLeaderAndPeers(Some(1)), 1, &mut out);
+    b.tick(1, &mut out);
+    let mut d: Vec<u64> = dials(&out).iter().map(|&(p, _)| p).collect();
+    d.sort_unstable();
+    assert_eq!(d, [1, 2]);
+    out.clear();
+    assert!(b.accepted(4, 1, &mut out).is_ok());
+    assert_eq!(b.accepted(2, 1, &mut out), Err(Refusal::WeDial(2)));
+    // As the leader it accepts everyone and dials nobody.
+    let mut l = LinkBook::new(1, &[1, 2, 3, 4], LINK_QUEUE_BYTES_MAX);
+    l.set_policy(Policy::ToLeaderAndPeers(Some(1)), 0, &mut out);
+    out.clear();
+    l.tick(0, &mut out);
+    assert!(dials(&out).is_empty());
+    for p in [2, 3, 4] {
+        assert!(l.accepted(p, 0, &mut out).is_ok());
+    }
+}

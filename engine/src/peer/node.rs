@@ -215,6 +215,16 @@ impl Node {
         }
     }
 
+    /// The voting members (participants), this server included if it is one.
+    pub fn voters(&self) -> Vec<ServerId> {
+        self.cfg
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Participant)
+            .map(|m| m.id)
+            .collect()
+    }
+
     pub fn role_of(&self, id: ServerId) -> Role {
         self.cfg
             .members

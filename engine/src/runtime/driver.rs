@@ -424,6 +424,7 @@ impl<O: Outlet> Driver<O> {
                             op,
                         } => self.forward(session, cxid, &auth, &op),
                         Action::ForwardSync { session, cxid } => self.forward_sync(session, cxid),
+                        Action::ChainRead { id, keys } => self.chain_read(id, &keys)?,
                     }
                 }
                 self.append_run()?;
@@ -654,6 +655,9 @@ impl<O: Outlet> Driver<O> {
 
 #[path = "driver_repl.rs"]
 mod repl;
+
+#[path = "driver_chain.rs"]
+pub mod chain;
 
 /// Seeds from the OS (session passwords must not be guessable from the session id).
 fn fill_random(buf: &mut [u8]) {

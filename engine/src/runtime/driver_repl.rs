@@ -42,7 +42,7 @@ use crate::zab::{Action as ZabAction, Body, History, Msg, ServerId, TxnBytes, Zx
 impl<O: Outlet> Driver<O> {
     /// Whether clients may be served: standalone always; a member once in broadcast.
     pub(super) fn serving(&self) -> bool {
-        self.repl.as_ref().is_none_or(|r| r.node.serving())
+        self.repl.as_ref().is_none_or(|r| r.node.serving()) && self.chain_serving()
     }
 
     /// Whether this server leads (its shard core's writes become proposals).
@@ -74,6 +74,9 @@ impl<O: Outlet> Driver<O> {
         if !self.leading() {
             return true;
         }
+        if self.craq() {
+            return self.chain_takes_write();
+        }
         let r = self.repl.as_ref().expect("leading means replicated");
         r.node.next_zxid() == Ok(self.core.next_zxid())
     }
@@ -90,6 +93,9 @@ impl<O: Outlet> Driver<O> {
 
     /// The shard core prepped `bytes` at `zxid`: the Zab leader proposes it.
     pub(super) fn propose(&mut self, zxid: i64, bytes: AlignedVec) -> Result<(), String> {
+        if self.craq() {
+            return self.chain_propose(zxid, bytes);
+        }
         let txn: TxnBytes = Arc::from(&bytes[..]);
         let mut acts = Vec::new();
         let r = self.repl.as_mut().expect("leading means replicated");
@@ -196,7 +202,8 @@ impl<O: Outlet> Driver<O> {
         r.link_stats
             .traffic(std::time::Instant::now(), &r.net.traffic());
         self.publish_mode();
-        self.node_actions(acts)
+        self.node_actions(acts)?;
+        self.chain_tick()
     }
 
     fn publish_mode(&self) {
@@ -235,6 +242,9 @@ impl<O: Outlet> Driver<O> {
         let Some(r) = &mut self.repl else {
             return Ok(());
         };
+        if r.chain.is_some() {
+            return self.chain_persisted(durable);
+        }
         let mut acts = Vec::new();
         r.node.persisted(durable, &mut acts);
         self.node_actions(acts)
@@ -260,6 +270,12 @@ impl<O: Outlet> Driver<O> {
         ev: PeerIn,
         now: Now,
     ) -> Result<(), String> {
+        // A link between two learners is the chain's alone (CRAQ).
+        if matches!(ev, PeerIn::Up | PeerIn::Down)
+            && self.chain_link(from, matches!(ev, PeerIn::Up))?
+        {
+            return Ok(());
+        }
         // Only a new link needs the durable history (discovery reports it).
         let own = matches!(ev, PeerIn::Up).then(|| self.history());
         let Some(r) = &mut self.repl else {
@@ -334,6 +350,8 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             PeerIn::UpToDate => r.node.up_to_date(from, &mut acts),
+            PeerIn::Chain(m) => return self.chain_in(from, m),
+            PeerIn::ChainConfig(cfg) => return self.chain_config_in(from, cfg),
             PeerIn::Ping { sessions, .. } => {
                 if matches!(r.node.mode(), Mode::Leading { .. }) {
                     let db = self.core.db_mut();
@@ -354,8 +372,9 @@ impl<O: Outlet> Driver<O> {
                 cxid,
                 zxid,
             } => {
+                let chain_committed = r.chain.as_ref().map(|c| c.node.committed());
                 if let Some(l) = r.node.leader_core() {
-                    let zxid = l.committed_zxid();
+                    let zxid = chain_committed.unwrap_or(l.committed_zxid());
                     let msg = PeerMsg::Sync(peer::Sync {
                         session,
                         cxid,
@@ -432,7 +451,14 @@ impl<O: Outlet> Driver<O> {
                 .epochs
                 .store_accepted(e)
                 .map_err(|e| format!("cannot write acceptedEpoch: {e}"))?,
-            NodeAction::Policy(p) => r.net.set_policy(p),
+            NodeAction::Policy(p) => {
+                use crate::peer::links::Policy;
+                let p = match p {
+                    Policy::ToLeader(l) if r.craq => Policy::ToLeaderAndPeers(l),
+                    p => p,
+                };
+                r.net.set_policy(p)
+            }
             NodeAction::Establish { epoch } => return self.establish(epoch),
             NodeAction::Accepted { epoch } => {
                 let (last, committed) = (self.core.logged_zxid(), self.core.db().last_zxid());
@@ -446,10 +472,17 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             NodeAction::Serve { epoch } => {
-                if matches!(r.node.mode(), Mode::Leading { .. }) {
+                r.serve_epoch = Some(epoch);
+                let leading = matches!(r.node.mode(), Mode::Leading { .. });
+                if leading {
                     self.core.lead_from(make_zxid(epoch, 0));
                 }
-                tracing::info!(epoch, mode = ?r.node.mode(), "serving clients");
+                tracing::info!(epoch, mode = ?self.repl.as_ref().map(|r| r.node.mode()), "serving clients");
+                if leading && self.craq() {
+                    self.chain_lead(epoch)?;
+                } else if self.craq() {
+                    self.chain_serve()?;
+                }
                 self.publish_mode();
             }
             NodeAction::Close { peer, reason } => {
@@ -513,7 +546,7 @@ impl<O: Outlet> Driver<O> {
             ZabAction::Commit { upto_zxid } => {
                 self.core.durable(upto_zxid, &mut self.actions);
             }
-            ZabAction::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
+            ZabAction::SendSnapshot { to, zxid } => return self.send_snapshot(to, zxid),
             ZabAction::Disconnect { to } => r.net.close(to, "lagging too far".into()),
             ZabAction::Truncate { after_zxid } => self.truncate(after_zxid)?,
             ZabAction::InstallSnapshot { zxid } => return self.install_snapshot(zxid),
@@ -552,12 +585,23 @@ impl<O: Outlet> Driver<O> {
     /// ([`stream_snapshot`]), so neither the leader's writes nor its memory wait on
     /// the size of the tree; what the leader sends this learner meanwhile is held and
     /// follows the snapshot.
-    fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) {
+    fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) -> Result<(), String> {
+        if self.core.db().last_zxid() != zxid {
+            // CRAQ: the chain applied past the Zab leader's history since the epoch
+            // began; the next epoch synchronises this learner from one state.
+            let r = self.repl.as_mut().expect("replicated");
+            let mut acts = Vec::new();
+            r.node.look(
+                format!("learner {to} needs a snapshot at {zxid:#x}, the chain moved on"),
+                &mut acts,
+            );
+            return self.node_actions(acts);
+        }
         let image = self.core.db().snapshot_image();
         debug_assert_eq!(image.last_zxid(), zxid, "a SNAP sends the applied state");
         let r = self.repl.as_mut().expect("replicated");
         let Some(link) = r.net.link_to(to) else {
-            return;
+            return Ok(());
         };
         r.snap_tokens += 1;
         let token = r.snap_tokens;
@@ -576,10 +620,11 @@ impl<O: Outlet> Driver<O> {
             stream_snapshot(net, outs, link, token, zxid, bytes).await;
         })
         .detach();
+        Ok(())
     }
 
     /// Follower TRUNC: the log ends at `zxid` from now on.
-    fn truncate(&mut self, zxid: Zxid) -> Result<(), String> {
+    pub(super) fn truncate(&mut self, zxid: Zxid) -> Result<(), String> {
         self.commit.drain_held(&mut self.run);
         self.append_run()?;
         tracing::info!(
@@ -670,6 +715,9 @@ impl<O: Outlet> Driver<O> {
         r.snap_in = None;
         r.snap_out.borrow_mut().clear();
         r.touched.clear();
+        r.chain = None;
+        r.chain_pending = None;
+        r.serve_epoch = None;
         r.link_epochs.borrow_mut().clear();
         tracing::info!(%reason, last_zxid = format_args!("{:#x}", own.last_zxid), "looking for a leader");
         r.election.look(own.last_zxid, own.current_epoch);

@@ -85,6 +85,10 @@ pub enum PeerIn {
         cxid: i32,
         zxid: i64,
     },
+    /// CRAQ: a chain message, or the runtime's read-lease exchange.
+    Chain(crate::craq::wire::ChainIn),
+    /// CRAQ: the leader's chain configuration.
+    ChainConfig(crate::craq::ChainConfig),
     /// A message the link may not carry: the driver drops the link.
     Bad(String),
 }

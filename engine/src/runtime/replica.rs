@@ -101,6 +101,14 @@ pub struct Replica {
     pub peer_pending: Rc<std::cell::Cell<usize>>,
     /// Per-link figures for `mntr` (ack latency, traffic).
     pub link_stats: super::linkstats::LinkStats,
+    /// `replication=craq`: writes go down a chain once the leader serves.
+    pub craq: bool,
+    /// CRAQ: this server's chain in the current epoch.
+    pub chain: Option<super::driver::chain::ChainRun>,
+    /// CRAQ: a configuration that arrived before this learner served, with its sender.
+    pub chain_pending: Option<(ServerId, crate::craq::ChainConfig)>,
+    /// The epoch this server serves in (set when it starts serving).
+    pub serve_epoch: Option<crate::zab::Epoch>,
 }
 
 fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String> {
@@ -173,6 +181,14 @@ fn runtime_msg(m: &ArchivedPeerMsg) -> PeerIn {
             session: s.session.to_native(),
             cxid: s.cxid.to_native(),
             zxid: s.zxid.to_native(),
+        },
+        ArchivedPeerMsg::Chain(c) => match crate::craq::wire::decode(c) {
+            Ok(m) => PeerIn::Chain(m),
+            Err(e) => PeerIn::Bad(e),
+        },
+        ArchivedPeerMsg::ChainConfig(c) => match crate::craq::wire::config_from_peer(c) {
+            Ok(cfg) => PeerIn::ChainConfig(cfg),
+            Err(e) => PeerIn::Bad(e),
         },
         other => PeerIn::Bad(format!("unexpected {} on the quorum port", name(other))),
     }
@@ -296,5 +312,9 @@ pub fn start(
         frame_cache: None,
         link_stats: Default::default(),
         peer_pending,
+        craq: cfg.replication == crate::config::Replication::Craq,
+        chain: None,
+        chain_pending: None,
+        serve_epoch: None,
     })
 }

@@ -155,6 +155,10 @@ pub enum Action {
     /// (Learners) send a client's `sync` to the leader; its answer comes back through
     /// [`ShardCore::synced`].
     ForwardSync { session: i64, cxid: i32 },
+    /// (CRAQ) a read at the head of its session's queue, depending on `keys`: it is
+    /// answered when the chain says so ([`ShardCore::read_ready`] runs it on the state
+    /// applied at that moment) or refused ([`ShardCore::read_refused`]).
+    ChainRead { id: u64, keys: crate::craq::Keys },
 }
 
 /// What this shard's server is in its replication group.
@@ -184,6 +188,9 @@ enum Queued {
         client: ClientRef,
         op: Op,
         auth: Vec<Id>,
+        /// (CRAQ) the id it was given when it reached the head of the queue and
+        /// waits for the chain with.
+        asked: Option<u64>,
     },
     /// (Learners) a `sync` sent to the leader; answered in its turn once the leader
     /// said up to which zxid (`upto`) and this server applied that far.
@@ -212,6 +219,11 @@ pub struct ShardCore {
     /// (Learners) sessions the leader expired, as their `CloseSession` applied here:
     /// the driver closes their connections ([`ShardCore::take_expired`]).
     expired_applied: Vec<i64>,
+    /// (CRAQ) reads wait for the chain's word ([`Action::ChainRead`]).
+    chain_reads: bool,
+    next_read_id: u64,
+    /// (CRAQ) reads waiting for the chain: id → session.
+    reads_asked: HashMap<u64, i64>,
 }
 
 impl ShardCore {
@@ -228,7 +240,51 @@ impl ShardCore {
             role: Role::Standalone,
             syncs_waiting: Vec::new(),
             expired_applied: Vec::new(),
+            chain_reads: false,
+            next_read_id: 1,
+            reads_asked: HashMap::new(),
         }
+    }
+
+    /// (CRAQ) from now on every read waits for the chain's word before it runs.
+    pub fn set_chain_reads(&mut self, on: bool) {
+        self.chain_reads = on;
+    }
+
+    /// (CRAQ) read `id` may run now, on the state applied at this moment.
+    pub fn read_ready(&mut self, id: u64, out: &mut Vec<Action>) {
+        self.chain_answer(id, None, out);
+    }
+
+    /// (CRAQ) read `id` cannot be answered here now: its client gets
+    /// `ConnectionLoss`, which clients retry (on this server or another).
+    pub fn read_refused(&mut self, id: u64, out: &mut Vec<Action>) {
+        self.chain_answer(id, Some(ErrorCode::ConnectionLoss), out);
+    }
+
+    fn chain_answer(&mut self, id: u64, error: Option<ErrorCode>, out: &mut Vec<Action>) {
+        let Some(session) = self.reads_asked.remove(&id) else {
+            return; // its session closed, or the server lost its leader meanwhile
+        };
+        // An asked read stays at the head of its session's queue until answered; a
+        // queue dropped meanwhile (the session closed) took it along.
+        let Some(q) = self.queues.get_mut(&session) else {
+            return;
+        };
+        if !matches!(q.front(), Some(Queued::Read { asked: Some(a), .. }) if *a == id) {
+            return;
+        }
+        let Some(Queued::Read {
+            client, op, auth, ..
+        }) = q.pop_front()
+        else {
+            return;
+        };
+        match error {
+            None => self.answer_read(client, &auth, &op, out),
+            Some(e) => self.reply_now(client, Reply::Read(Err(e)), out),
+        }
+        self.drain_session(session, out);
     }
 
     /// The server's role from now on. A learner's prep is idle (the leader preps); a
@@ -349,7 +405,7 @@ impl ShardCore {
                     op,
                     upto: None,
                 });
-        } else if queued == 0 {
+        } else if queued == 0 && !self.chain_reads {
             self.answer_read(client, auth, &op, out);
         } else {
             let q = self.queues.entry(client.session).or_default();
@@ -357,7 +413,11 @@ impl ShardCore {
                 client,
                 op,
                 auth: auth.to_vec(),
+                asked: None,
             });
+            if queued == 0 {
+                self.drain_session(client.session, out);
+            }
         }
     }
 
@@ -426,6 +486,11 @@ impl ShardCore {
         self.inflight.push_back(Inflight { zxid, txn });
     }
 
+    /// Txns logged or prepped here and not applied yet, oldest first.
+    pub fn unapplied(&self) -> impl Iterator<Item = &Txn> {
+        self.inflight.iter().map(|f| &f.txn)
+    }
+
     /// The last txn logged here (applied or not).
     pub fn logged_zxid(&self) -> i64 {
         self.inflight.back().map_or(self.db.last_zxid(), |f| f.zxid)
@@ -474,6 +539,7 @@ impl ShardCore {
     /// Logged txns stay: the next leader's synchronisation decides them.
     pub fn leader_lost(&mut self) -> Vec<ConnId> {
         self.syncs_waiting.clear();
+        self.reads_asked.clear();
         let mut conns: Vec<ConnId> = self
             .queues
             .drain()
@@ -705,9 +771,22 @@ impl ShardCore {
         };
         let applied = self.db.last_zxid();
         loop {
-            match q.front() {
+            match q.front_mut() {
+                Some(Queued::Read { asked: Some(_), .. }) => break,
+                Some(Queued::Read { op, asked, .. }) if self.chain_reads => {
+                    let id = self.next_read_id;
+                    self.next_read_id += 1;
+                    *asked = Some(id);
+                    let keys = crate::craq::keys::read_keys(op);
+                    self.reads_asked.insert(id, session);
+                    out.push(Action::ChainRead { id, keys });
+                    break;
+                }
                 Some(Queued::Read { .. }) => {
-                    let Some(Queued::Read { client, op, auth }) = q.pop_front() else {
+                    let Some(Queued::Read {
+                        client, op, auth, ..
+                    }) = q.pop_front()
+                    else {
                         break;
                     };
                     self.answer_read(client, &auth, &op, out);
@@ -810,6 +889,68 @@ mod tests {
             ttl_ms: None,
             container: false,
         }
+    }
+
+    fn chain_reads(out: &[Action]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::ChainRead { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn craq_reads_wait_for_the_chain_in_session_order() {
+        let mut c = core();
+        c.set_chain_reads(true);
+        open(&mut c, 1);
+        let mut out = Vec::new();
+        let get = |p: &str| Op::GetData {
+            path: p.into(),
+            watch: false,
+        };
+        // A read behind the session's own write asks the chain only once the write
+        // is applied (it must see it).
+        send(
+            &mut c,
+            1,
+            1,
+            create("/a", CreateMode::Persistent),
+            1,
+            &mut out,
+        );
+        send(&mut c, 1, 2, get("/a"), 1, &mut out);
+        send(&mut c, 1, 3, get("/nope"), 1, &mut out);
+        assert!(chain_reads(&out).is_empty());
+        let z = persisted(&out)[0];
+        out.clear();
+        c.durable(z, &mut out);
+        assert_eq!(replies(&out), vec![(1, ErrorCode::Ok)]);
+        let asked = chain_reads(&out);
+        assert_eq!(asked.len(), 1, "one read of a session asks at a time");
+        out.clear();
+        c.read_ready(asked[0], &mut out);
+        assert_eq!(replies(&out), vec![(2, ErrorCode::Ok)]);
+        let next = chain_reads(&out);
+        assert_eq!(next.len(), 1);
+        out.clear();
+        // Stale or repeated answers do nothing.
+        c.read_ready(asked[0], &mut out);
+        assert!(out.is_empty());
+        c.read_refused(next[0], &mut out);
+        assert_eq!(replies(&out), vec![(3, ErrorCode::ConnectionLoss)]);
+        out.clear();
+        // A read with nothing queued asks at once; without chain reads it is answered.
+        send(&mut c, 1, 4, get("/a"), 2, &mut out);
+        assert_eq!(chain_reads(&out).len(), 1);
+        assert!(replies(&out).is_empty());
+        c.set_chain_reads(false);
+        out.clear();
+        let mut d = core();
+        open(&mut d, 1);
+        send(&mut d, 1, 5, get("/a"), 2, &mut out);
+        assert_eq!(replies(&out), vec![(5, ErrorCode::NoNode)]);
     }
 
     #[test]

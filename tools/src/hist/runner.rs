@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub nodes: usize,
     /// An ensemble's tickTime (syncLimit and initLimit are in ticks).
     pub tick_ms: u32,
+    /// corekeeper ensembles replicate with CRAQ: every read is promised
+    /// linearizable, so a plain read that is not counts as a broken promise.
+    pub craq: bool,
 }
 
 /// ckjepsen's ensembles tick faster than ckbench's (500 ms: syncLimit 2.5 s), so a
@@ -71,7 +74,7 @@ pub struct RunResult {
 
 /// Runs once: server, workload + nemesis, heal, final reads, check.
 pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
-    let system = o.launch.system().name().to_string();
+    let system = system_name(o);
     fs::create_dir_all(&o.out).map_err(|e| format!("creating {}: {e}", o.out.display()))?;
     let server_dir = o.out.join(format!("{system}-{}-server", o.seed));
     let _ = fs::remove_dir_all(&server_dir);
@@ -88,6 +91,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
             tick_ms: o.tick_ms,
             mesh: true,
             clock_files: false, // set by the target for corekeeper
+            craq: o.craq,
         };
         Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
     } else {
@@ -239,6 +243,27 @@ pub fn table_line(system: &str, t: &Totals) -> String {
     )
 }
 
+/// The system a run's rows and files are named by: `corekeeper-craq` for CRAQ
+/// ensembles.
+pub fn system_name(o: &RunOptions) -> String {
+    system_label(o.launch.system(), o.nodes, o.craq)
+}
+
+fn system_label(system: bench::servers::System, nodes: usize, craq: bool) -> String {
+    if craq && nodes > 1 && system == bench::servers::System::Corekeeper {
+        format!("{}-craq", system.name())
+    } else {
+        system.name().to_string()
+    }
+}
+
+/// Whether a run broke a promise of its system's mode (CRAQ promises every read
+/// linearizable; Zab only writes and reads after `sync`).
+pub fn broke_promise(o: &RunOptions, r: &RunResult) -> bool {
+    let craq = system_name(o).ends_with("-craq");
+    r.report.promise_violations() > 0 || (craq && r.report.lin_all.violations > 0)
+}
+
 /// One line per run.
 pub fn run_line(r: &RunResult) -> String {
     let rep = &r.report;
@@ -268,13 +293,14 @@ usage: ckjepsen run [--system corekeeper|zookeeper|both] [--runs N] [--seed S]
                     [--time-ms MS] [--workers N] [--faults kill,pause|none]
                     [--faults-per-run N] [--corekeeper-bin PATH] [--out DIR]
                     [--shape standalone|3node|5node] [--tick-ms MS]
-                    [--session-timeout-ms MS]
+                    [--session-timeout-ms MS] [--replication zab|craq]
 faults: kill (an ensemble's leader), pause (a member), silence (a client goes
 quiet past its session timeout), partition and slow (ensembles: links between
 members cut, or delayed and lossy, through a proxy on each; clients unaffected),
 clock (corekeeper: a server's wall clock steps up to an hour either way; sessions
 must not expire for it).
-An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s).
+An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s). --replication craq
+runs corekeeper ensembles with CRAQ, whose every read must be linearizable.
        ckjepsen check HISTORY.jsonl...
        ckjepsen serve --config zoo.cfg      (corekeeper in this process)
 
@@ -299,6 +325,8 @@ pub struct RunArgs {
     /// `--shape`: 1 (standalone), 3 or 5 members.
     pub nodes: usize,
     pub tick_ms: u32,
+    /// `--replication craq`.
+    pub craq: bool,
 }
 
 pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
@@ -315,6 +343,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
         out: PathBuf::from("ckjepsen-out"),
         nodes: 1,
         tick_ms: ENSEMBLE_TICK_MS_DEFAULT,
+        craq: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -374,6 +403,13 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                     s => return Err(format!("--shape {s}: standalone, 3node or 5node")),
                 }
             }
+            "--replication" => {
+                a.craq = match value()?.as_str() {
+                    "zab" => false,
+                    "craq" => true,
+                    s => return Err(format!("--replication {s}: zab or craq")),
+                }
+            }
             "--tick-ms" => a.tick_ms = num(value()?)?.clamp(u64::from(TICK_MS_MIN), 60_000) as u32,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -427,6 +463,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 out: a.out.clone(),
                 nodes: a.nodes,
                 tick_ms: a.tick_ms,
+                craq: a.craq,
             };
             match run_once(&o) {
                 Ok(r) => {
@@ -434,7 +471,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                         let _ = write!(out, "{}", v.render());
                     }
                     let _ = writeln!(out, "{}", run_line(&r));
-                    broken |= r.report.promise_violations() > 0;
+                    broken |= broke_promise(&o, &r);
                     totals.add(&r);
                 }
                 Err(e) => {
@@ -443,7 +480,8 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 }
             }
         }
-        table.push(table_line(system, &totals));
+        let name = system_label(launch.system(), a.nodes, a.craq);
+        table.push(table_line(&name, &totals));
     }
     let _ = writeln!(out, "\n{TABLE_HEADER}");
     for l in table {

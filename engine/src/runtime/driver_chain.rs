@@ -1,0 +1,587 @@
+//! The shard driver's CRAQ side (`replication=craq`): the pure [`ChainNode`] of
+//! `engine::craq` carried out with the WAL, the quorum links and the shard core, on
+//! top of the Zab group of the same servers.
+//!
+//! # Who does what
+//! - **Zab is the control plane.** Election, discovery and synchronisation run as in
+//!   Zab mode: a server joins only through them, so every member of a chain holds the
+//!   leader's committed history when it joins. The Zab leader is the chain's
+//!   manager and its head; its configurations are numbered `make_zxid(epoch, n)`, so
+//!   a later epoch's always wins and a member drops messages of another.
+//! - **The chain is the data plane.** Once the leader serves, its writes are not Zab
+//!   proposals: prep hands the txn to [`ChainNode::propose`]; each member persists an
+//!   entry's bytes as they arrived (`ShardCore::learn`) and forwards them before its
+//!   own flush; the tail commits on durability and acks go up. A member applies a txn
+//!   when it knows the tail committed it, and answers its clients then.
+//! - **Reads** wait for the chain's word ([`ShardCore::set_chain_reads`]): a read at
+//!   the head of its session's queue is answered at once when no uncommitted txn
+//!   touches its keys, else once the tail said what it committed.
+//!
+//! # Membership (this slice)
+//! The leader forms the chain from itself and every synchronised learner when it
+//! starts serving, and appends a learner that synchronises later at the tail (it
+//! catches up from its predecessor's log: `Need` / `Resend`). A member it loses (its
+//! link drops, or Zab stops counting it as synchronised) ends the epoch: the leader
+//! goes back to election and the next leader forms a chain of whoever synchronises
+//! with it. Also back to election: a successor that needs a snapshot (further behind
+//! than the chain log), as the next epoch's Zab synchronisation sends one.
+//!
+//! # Read leases
+//! A member answers reads only under a lease, so a member cut off from the chain stops
+//! reading before a new chain can commit writes it would miss:
+//! - The leader asks its learners every tick; a round a majority of voters granted
+//!   (they still follow it) gives the leader a lease of `CHAIN_LEASE_TICKS` ticks
+//!   from the round's *sending* time.
+//! - A learner asks its leader every tick; the answer carries the leader's remaining
+//!   lease, and the learner's lease runs from its own sending time for the shorter of
+//!   the two. Both ends measure from before the other side answered, so a lease never
+//!   outlives the leader's.
+//! - A new leader takes no writes and grants no leases for one lease length after it
+//!   starts serving: every member of its discovery quorum had left the old leader
+//!   before, so every round the old one could still count was sent before that, and
+//!   every lease it (and through it, its learners) held has run out. Clocks are each
+//!   server's monotonic clock; only their rates are assumed equal.
+//!
+//! Not yet: removing a member without an election (the core supports it), snapshots
+//! between chain members, plain chain mode (reads only at the tail).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+use transport::peer::PeerMsg;
+
+use super::super::clock::mono_ms;
+use super::{Driver, Outlet};
+use crate::craq::keys::txn_keys;
+use crate::craq::wire::{ChainIn, config_to_peer, lease_ask, lease_grant, to_peer};
+use crate::craq::{ChainAction, ChainConfig, ChainNode, Entry, Keys, NodeRole};
+use crate::peer::node::Mode;
+use crate::txn::Txn;
+use crate::zab::quorum::majority;
+use crate::zab::{Epoch, Role, ServerId, TxnBytes, Zxid, make_zxid};
+
+/// A read lease lasts this many ticks (renewed every tick).
+pub const CHAIN_LEASE_TICKS: u64 = 3;
+/// Lease rounds a server remembers waiting for answers; older ones are forgotten.
+pub const LEASE_ROUNDS_MAX: usize = 8;
+/// Txns a new leader holds while its write gate is closed; the shard core's credits
+/// keep it far below.
+pub const CHAIN_HELD_MAX: usize = crate::zab::PROPOSALS_INFLIGHT_MAX;
+
+const _: () = assert!(
+    CHAIN_LEASE_TICKS >= 2,
+    "a lease outlives one renewal period"
+);
+
+/// One server's chain in the current epoch.
+pub struct ChainRun {
+    pub node: ChainNode,
+    pub epoch: Epoch,
+    lease_ms: u64,
+    /// Leader: the chain it configured last and how many changes this epoch.
+    manager: Option<(Vec<ServerId>, u32)>,
+    /// Lease rounds this server started: (seq, sent at, voters that granted).
+    rounds: VecDeque<(u64, u64, Vec<ServerId>)>,
+    next_seq: u64,
+    /// Leader: its own lease as a majority last confirmed it (monotonic ms).
+    own_until_ms: u64,
+    /// Leader: no writes and no leases before this.
+    gate_until_ms: u64,
+    /// Leader: txns prepped while the gate was closed, in zxid order.
+    held: VecDeque<(Zxid, TxnBytes)>,
+}
+
+impl ChainRun {
+    fn new(node: ChainNode, epoch: Epoch, lease_ms: u64) -> Self {
+        ChainRun {
+            node,
+            epoch,
+            lease_ms,
+            manager: None,
+            rounds: VecDeque::new(),
+            next_seq: 1,
+            own_until_ms: 0,
+            gate_until_ms: 0,
+            held: VecDeque::new(),
+        }
+    }
+
+    fn start_round(&mut self, now: u64) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.rounds.len() == LEASE_ROUNDS_MAX {
+            self.rounds.pop_front();
+        }
+        self.rounds.push_back((seq, now, Vec::new()));
+        seq
+    }
+
+    fn sent_at(&self, seq: u64) -> Option<u64> {
+        self.rounds.iter().find(|r| r.0 == seq).map(|r| r.1)
+    }
+
+    /// Whether reads may be served here now.
+    pub fn leased(&self, now: u64) -> bool {
+        self.node.role() != NodeRole::Out && now < self.node.lease_until_ms()
+    }
+}
+
+fn entry_of(zxid: Zxid, prev: Zxid, txn: TxnBytes) -> Result<Entry, String> {
+    let keys = Txn::from_bytes(&txn)
+        .map(|t| txn_keys(&t))
+        .map_err(|e| format!("an undecodable txn {zxid:#x}: {e}"))?;
+    Ok(Entry {
+        zxid,
+        prev,
+        txn,
+        keys,
+    })
+}
+
+impl<O: Outlet> Driver<O> {
+    pub(super) fn craq(&self) -> bool {
+        self.repl.as_ref().is_some_and(|r| r.craq)
+    }
+
+    /// CRAQ: clients are served only under a read lease (a member outside the chain,
+    /// or cut off from it, closes connections so clients move on).
+    pub(super) fn chain_serving(&self) -> bool {
+        let Some(r) = &self.repl else { return true };
+        if !r.craq {
+            return true;
+        }
+        r.chain.as_ref().is_some_and(|c| c.leased(mono_ms() as u64))
+    }
+
+    fn lease_ms(&self) -> u64 {
+        CHAIN_LEASE_TICKS * self.session_config.tick_ms.max(1) as u64
+    }
+
+    /// Leader: it starts serving `epoch`; its chain is itself and every synchronised
+    /// learner, and its gate stays closed for a lease length.
+    pub(super) fn chain_lead(&mut self, epoch: Epoch) -> Result<(), String> {
+        let lease_ms = self.lease_ms();
+        let applied = self.core.db().last_zxid();
+        debug_assert_eq!(self.core.inflight(), 0, "a leader serves once applied");
+        self.core.set_chain_reads(true);
+        let r = self.repl.as_mut().expect("replicated");
+        let me = r.node.id();
+        let mut run = ChainRun::new(ChainNode::recover(me, applied, Vec::new()), epoch, lease_ms);
+        run.gate_until_ms = mono_ms() as u64 + lease_ms;
+        let mut learners = r.node.synced_learners();
+        learners.sort_unstable();
+        let mut chain = vec![me];
+        chain.extend(learners);
+        run.manager = Some((Vec::new(), 0));
+        r.chain = Some(run);
+        tracing::info!(epoch, ?chain, gate_ms = lease_ms, "CRAQ: heading the chain");
+        self.chain_configure(chain)?;
+        self.chain_lease_round();
+        Ok(())
+    }
+
+    /// Leader: configuration `n + 1` of this epoch is `chain`.
+    fn chain_configure(&mut self, chain: Vec<ServerId>) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let run = r.chain.as_mut().expect("leading a chain");
+        let (cur, n) = run.manager.as_mut().expect("the leader manages");
+        *n += 1;
+        *cur = chain.clone();
+        let cfg = ChainConfig {
+            version: make_zxid(run.epoch, *n) as u64,
+            chain,
+        };
+        let msg = config_to_peer(&cfg);
+        for &m in cfg.chain.iter().filter(|&&m| m != r.node.id()) {
+            let _ = r.net.send(m, &msg);
+        }
+        let lease = if run.own_until_ms > run.gate_until_ms {
+            run.own_until_ms
+        } else {
+            0
+        };
+        let mut acts = Vec::new();
+        run.node.configure(cfg, lease, &mut acts);
+        self.chain_actions(acts)
+    }
+
+    /// Learner: its leader's configuration. The first of an epoch starts this
+    /// server's chain from what it holds: the applied state, and what it logged after.
+    pub(super) fn chain_config_in(
+        &mut self,
+        from: ServerId,
+        cfg: ChainConfig,
+    ) -> Result<(), String> {
+        let lease_ms = self.lease_ms();
+        let Some(r) = &self.repl else { return Ok(()) };
+        let (Some(leader), Some(epoch)) = (r.node.leader(), r.serve_epoch) else {
+            return Ok(());
+        };
+        if !r.craq || from != leader || leader == r.node.id() {
+            return Ok(());
+        }
+        if !r.node.serving() {
+            // Sent right behind UPTODATE: taken once this server serves.
+            self.repl.as_mut().expect("replicated").chain_pending = Some((from, cfg));
+            return Ok(());
+        }
+        if (cfg.version >> 32) as Epoch != epoch {
+            return Ok(()); // another epoch's (a late frame)
+        }
+        if r.chain.as_ref().is_none_or(|c| c.epoch != epoch) {
+            let applied = self.core.db().last_zxid();
+            let mut entries = Vec::new();
+            let mut prev = applied;
+            for t in self.core.unapplied() {
+                let bytes: TxnBytes = Arc::from(&t.to_bytes()[..]);
+                entries.push(Entry {
+                    zxid: t.zxid(),
+                    prev,
+                    txn: bytes,
+                    keys: txn_keys(t),
+                });
+                prev = t.zxid();
+            }
+            let me = self.repl.as_ref().expect("replicated").node.id();
+            let node = ChainNode::recover(me, applied, entries);
+            self.core.set_chain_reads(true);
+            let r = self.repl.as_mut().expect("replicated");
+            r.chain = Some(ChainRun::new(node, epoch, lease_ms));
+            tracing::info!(epoch, chain = ?cfg.chain, "CRAQ: joined the chain");
+        }
+        let r = self.repl.as_mut().expect("replicated");
+        let run = r.chain.as_mut().expect("made above");
+        let mut acts = Vec::new();
+        run.node.configure(cfg, 0, &mut acts);
+        self.chain_actions(acts)?;
+        self.chain_ask_lease();
+        Ok(())
+    }
+
+    /// Learner: asks its leader for a lease (from now).
+    fn chain_ask_lease(&mut self) {
+        let Some(r) = &mut self.repl else { return };
+        let Some(leader) = r.node.leader() else {
+            return;
+        };
+        let Some(run) = &mut r.chain else { return };
+        let version = run.node.config().map_or(0, |c| c.version);
+        let seq = run.start_round(mono_ms() as u64);
+        let _ = r.net.send(leader, &lease_ask(version, seq));
+    }
+
+    /// Leader: a lease round to every learner in the chain.
+    fn chain_lease_round(&mut self) {
+        let Some(r) = &mut self.repl else { return };
+        let me = r.node.id();
+        let Some(run) = &mut r.chain else { return };
+        let Some(cfg) = run.node.config().cloned() else {
+            return;
+        };
+        let seq = run.start_round(mono_ms() as u64);
+        let msg = lease_ask(cfg.version, seq);
+        // The configuration goes along (a member ignores one it has): a learner that
+        // missed it (a lost link, a frame before it served) gets it within a tick.
+        let config = config_to_peer(&cfg);
+        for &m in cfg.chain.iter().filter(|&&m| m != me) {
+            let _ = r.net.send(m, &config);
+            let _ = r.net.send(m, &msg);
+        }
+        self.chain_count_round(seq); // a chain of one voter is its own majority
+    }
+
+    /// Leader: whether round `seq` has a majority of voters; if so, its lease runs
+    /// from the round's sending time.
+    fn chain_count_round(&mut self, seq: u64) {
+        let r = self.repl.as_mut().expect("replicated");
+        let voters = r.node.voters();
+        let me = r.node.id();
+        let Some(run) = &mut r.chain else { return };
+        let Some((_, sent, granted)) = run.rounds.iter().find(|x| x.0 == seq) else {
+            return;
+        };
+        let votes = granted.len() + usize::from(voters.contains(&me));
+        if votes < majority(voters.len()) {
+            return;
+        }
+        let until = sent + run.lease_ms;
+        tracing::debug!(
+            seq,
+            votes,
+            until,
+            gate = run.gate_until_ms,
+            "CRAQ: lease round confirmed"
+        );
+        run.own_until_ms = run.own_until_ms.max(until);
+        if *sent >= run.gate_until_ms {
+            let version = run.node.config().map_or(0, |c| c.version);
+            run.node.grant_lease(version, until);
+        }
+    }
+
+    /// A chain frame from `from`.
+    pub(super) fn chain_in(&mut self, from: ServerId, m: ChainIn) -> Result<(), String> {
+        let now = mono_ms() as u64;
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        let leading = matches!(r.node.mode(), Mode::Leading { .. });
+        let Some(run) = &mut r.chain else {
+            return Ok(()); // not in a chain (yet): the repair handshake follows
+        };
+        run.node.tick(now);
+        match m {
+            ChainIn::Core(msg) => {
+                let mut acts = Vec::new();
+                run.node.step(from, msg, &mut acts);
+                self.chain_actions(acts)
+            }
+            ChainIn::LeaseAsk { version, seq } if leading => {
+                // A learner of this chain: the leader's remaining lease, none while
+                // its gate is closed.
+                let in_chain = run
+                    .node
+                    .config()
+                    .is_some_and(|c| c.position(from).is_some());
+                if in_chain {
+                    let remaining = if now < run.gate_until_ms {
+                        0
+                    } else {
+                        run.own_until_ms.saturating_sub(now)
+                    };
+                    let _ = r.net.send(from, &lease_grant(version, seq, remaining));
+                }
+                Ok(())
+            }
+            ChainIn::LeaseAsk { version, seq } => {
+                // The leader asks whether this server still follows it: it does, as
+                // long as this link is up (looking closes it).
+                if r.node.leader() == Some(from) {
+                    let _ = r.net.send(from, &lease_grant(version, seq, 0));
+                }
+                Ok(())
+            }
+            ChainIn::LeaseGrant { seq, .. } if leading => {
+                if let Some(round) = run.rounds.iter_mut().find(|x| x.0 == seq)
+                    && !round.2.contains(&from)
+                    && r.node.role_of(from) == Role::Participant
+                {
+                    round.2.push(from);
+                }
+                self.chain_count_round(seq);
+                Ok(())
+            }
+            ChainIn::LeaseGrant {
+                version,
+                seq,
+                remaining_ms,
+            } => {
+                if r.node.leader() == Some(from)
+                    && let Some(sent) = run.sent_at(seq)
+                {
+                    let until = sent + remaining_ms.min(run.lease_ms);
+                    tracing::debug!(seq, until, version, remaining_ms, "CRAQ: lease granted");
+                    run.node.grant_lease(version, until);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A quorum-port event that concerns the chain. Returns whether the Zab node must
+    /// not see it (a link between two learners is the chain's alone).
+    pub(super) fn chain_link(&mut self, from: ServerId, up: bool) -> Result<bool, String> {
+        let Some(r) = &mut self.repl else {
+            return Ok(false);
+        };
+        if !r.craq {
+            return Ok(false);
+        }
+        let me = r.node.id();
+        let leader = r.node.leader();
+        let peers_only = leader.is_some() && leader != Some(me) && leader != Some(from);
+        let Some(run) = &mut r.chain else {
+            return Ok(peers_only);
+        };
+        let member = run
+            .node
+            .config()
+            .is_some_and(|c| c.position(from).is_some());
+        if up {
+            let mut acts = Vec::new();
+            run.node.link_up(from, &mut acts);
+            self.chain_actions(acts)?;
+        } else if member && leader == Some(me) {
+            // This slice reconfigures through an election (module docs).
+            self.chain_look(format!("CRAQ: lost the link to chain member {from}"))?;
+        }
+        Ok(peers_only)
+    }
+
+    /// Learner: it serves now; a configuration that came first is taken.
+    pub(super) fn chain_serve(&mut self) -> Result<(), String> {
+        match self.repl.as_mut().and_then(|r| r.chain_pending.take()) {
+            Some((from, cfg)) => self.chain_config_in(from, cfg),
+            None => Ok(()),
+        }
+    }
+
+    fn chain_look(&mut self, reason: String) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let mut acts = Vec::new();
+        r.node.look(reason, &mut acts);
+        self.node_actions(acts)
+    }
+
+    /// Every tick: leases, the leader's membership and its write gate.
+    pub(super) fn chain_tick(&mut self) -> Result<(), String> {
+        let now = mono_ms() as u64;
+        let Some(r) = &mut self.repl else {
+            return Ok(());
+        };
+        let leading = matches!(r.node.mode(), Mode::Leading { .. });
+        let Some(run) = &mut r.chain else {
+            return Ok(());
+        };
+        run.node.tick(now);
+        if !leading {
+            self.chain_ask_lease();
+            return Ok(());
+        }
+        let (chain, _) = run.manager.clone().expect("the leader manages");
+        let synced = r.node.synced_learners();
+        if let Some(lost) = chain
+            .iter()
+            .find(|&&m| m != r.node.id() && !synced.contains(&m))
+        {
+            return self.chain_look(format!("CRAQ: chain member {lost} is not synchronised"));
+        }
+        let mut joining: Vec<ServerId> =
+            synced.into_iter().filter(|m| !chain.contains(m)).collect();
+        joining.sort_unstable();
+        if let Some(&m) = joining.first() {
+            // One change per configuration: the new member syncs from the tail.
+            let mut next = chain;
+            next.push(m);
+            self.chain_configure(next)?;
+        }
+        self.chain_lease_round();
+        self.chain_release_held()
+    }
+
+    /// Leader: once the gate opened, the held txns go down the chain.
+    fn chain_release_held(&mut self) -> Result<(), String> {
+        let now = mono_ms() as u64;
+        let r = self.repl.as_mut().expect("replicated");
+        let Some(run) = &mut r.chain else {
+            return Ok(());
+        };
+        if now < run.gate_until_ms || run.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut run.held);
+        for (zxid, txn) in held {
+            self.chain_propose_now(zxid, txn)?;
+        }
+        Ok(())
+    }
+
+    /// Leader: whether another txn may be prepped for the chain now.
+    pub(super) fn chain_takes_write(&self) -> bool {
+        let Some(run) = self.repl.as_ref().and_then(|r| r.chain.as_ref()) else {
+            return false;
+        };
+        run.node.uncommitted() + run.held.len() < crate::zab::PROPOSALS_INFLIGHT_MAX
+            && run.held.len() < CHAIN_HELD_MAX
+    }
+
+    /// Leader: the shard core prepped `bytes` at `zxid`.
+    pub(super) fn chain_propose(&mut self, zxid: Zxid, bytes: AlignedVec) -> Result<(), String> {
+        let txn: TxnBytes = Arc::from(&bytes[..]);
+        let now = mono_ms() as u64;
+        let r = self.repl.as_mut().expect("replicated");
+        let Some(run) = &mut r.chain else {
+            return self.chain_look(format!("CRAQ: txn {zxid:#x} prepped without a chain"));
+        };
+        if now < run.gate_until_ms || !run.held.is_empty() {
+            run.held.push_back((zxid, txn));
+            return Ok(());
+        }
+        self.chain_propose_now(zxid, txn)
+    }
+
+    fn chain_propose_now(&mut self, zxid: Zxid, txn: TxnBytes) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let run = r.chain.as_mut().expect("checked by the caller");
+        let entry = entry_of(zxid, run.node.received(), txn)?;
+        let mut acts = Vec::new();
+        if let Err(e) = run.node.propose(entry, &mut acts) {
+            return self.chain_look(format!("CRAQ: txn {zxid:#x} refused by the chain: {e}"));
+        }
+        self.chain_actions(acts)
+    }
+
+    /// A read of the shard core waits for the chain.
+    pub(super) fn chain_read(&mut self, id: u64, keys: &Keys) -> Result<(), String> {
+        let now = mono_ms() as u64;
+        let Some(run) = self.repl.as_mut().and_then(|r| r.chain.as_mut()) else {
+            self.core.read_refused(id, &mut self.actions);
+            return Ok(());
+        };
+        run.node.tick(now);
+        let mut acts = Vec::new();
+        run.node.read(id, keys, &mut acts);
+        self.chain_actions(acts)
+    }
+
+    /// The WAL is durable up to `durable` (this epoch's chain entries).
+    pub(super) fn chain_persisted(&mut self, durable: Zxid) -> Result<(), String> {
+        let Some(run) = self.repl.as_mut().and_then(|r| r.chain.as_mut()) else {
+            return Ok(());
+        };
+        let mut acts = Vec::new();
+        run.node.persisted(durable, &mut acts);
+        self.chain_actions(acts)
+    }
+
+    /// Carries out the chain's actions, in order.
+    fn chain_actions(&mut self, acts: Vec<ChainAction>) -> Result<(), String> {
+        for a in acts {
+            match a {
+                ChainAction::Send { to, msg } => {
+                    let r = self.repl.as_ref().expect("replicated");
+                    let m: PeerMsg = to_peer(&msg);
+                    let _ = r.net.send(to, &m);
+                }
+                ChainAction::Persist(entry) => {
+                    let mut bytes = AlignedVec::with_capacity(entry.txn.len());
+                    bytes.extend_from_slice(&entry.txn);
+                    if self.leading() {
+                        self.commit.persist(entry.zxid, bytes, &mut self.run);
+                    } else if let Err(e) = self.core.learn(bytes, &mut self.actions) {
+                        return self.chain_look(format!("CRAQ: entry {:#x}: {e}", entry.zxid));
+                    }
+                }
+                ChainAction::Apply { zxid, .. } => self.core.durable(zxid, &mut self.actions),
+                // Applying answers the clients of writes; a txn is applied only once
+                // the tail committed it, durable on the tail and every member below
+                // this one (see the module docs of `craq`).
+                ChainAction::Answerable { .. } => {}
+                ChainAction::ReadReady { id } => self.core.read_ready(id, &mut self.actions),
+                ChainAction::ReadRefused { id, why } => {
+                    tracing::debug!(id, why, "CRAQ: read refused");
+                    self.core.read_refused(id, &mut self.actions);
+                }
+                ChainAction::ReadAtTail { id, .. } => self.core.read_refused(id, &mut self.actions),
+                ChainAction::Truncate { after } => self.truncate(after)?,
+                ChainAction::SendSnapshot { to, .. } => {
+                    return self.chain_look(format!(
+                        "CRAQ: chain member {to} needs a snapshot; it syncs in a new epoch"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
