@@ -239,3 +239,32 @@ fn wall_clock_steps_expire_no_session_and_lose_nothing() {
         "a wall-clock step expired a session"
     );
 }
+
+/// The same kind of run with CRAQ (`--replication craq`): a partition and a slow,
+/// lossy link between members, and still every read at every server is
+/// linearizable (Zab promises that only for reads after `sync`), nothing is lost, and
+/// every server ends with the same state.
+#[test]
+fn a_craq_ensemble_under_partition_and_slow_links_answers_only_linearizable_reads() {
+    let mut o = options("corekeeper-craq", 3, FaultKind::Partition, 21, 9_000);
+    o.fault_kinds = vec![FaultKind::Partition, FaultKind::Slow];
+    o.faults = 2;
+    o.craq = true;
+    let r = run_options(corekeeper(), "corekeeper-craq", o);
+    assert_eq!(r.system, "corekeeper-craq");
+    assert_eq!(r.faults, 2, "both faults happened: {:?}", r.schedule);
+    let rep = &r.report;
+    assert!(rep.ok > 0, "some ops succeeded");
+    assert_eq!(
+        rep.lost, 0,
+        "acknowledged writes lost: {:#?}",
+        rep.violations
+    );
+    assert_eq!(
+        (rep.lin_all.violations, rep.lin_all.inconclusive),
+        (0, 0),
+        "CRAQ reads are linearizable at every server: {:#?}",
+        rep.violations
+    );
+    assert_eq!(rep.promise_violations(), 0, "{:#?}", rep.violations);
+}
