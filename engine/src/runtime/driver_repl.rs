@@ -210,9 +210,11 @@ impl<O: Outlet> Driver<O> {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(r) = &self.repl else { return };
         use super::super::stats::{MODE_FOLLOWER, MODE_LEADER, MODE_LOOKING, MODE_OBSERVER};
-        // As ZooKeeper's four-letter words: a server shows its role once it serves.
+        // As ZooKeeper's four-letter words: a server shows its role once it serves
+        // (CRAQ: once it holds a read lease too).
+        let serving = r.node.serving() && self.chain_serving();
         let code = match r.node.mode() {
-            _ if !r.node.serving() => MODE_LOOKING,
+            _ if !serving => MODE_LOOKING,
             Mode::Looking => MODE_LOOKING,
             Mode::Leading { .. } => MODE_LEADER,
             Mode::Following { .. } => MODE_FOLLOWER,

@@ -192,6 +192,13 @@ enum Queued {
         /// waits for the chain with.
         asked: Option<u64>,
     },
+    /// (CRAQ) a write behind a read that waits for the chain: sent once it reaches
+    /// the head of the queue.
+    Deferred {
+        client: ClientRef,
+        op: Op,
+        auth: Vec<Id>,
+    },
     /// (Learners) a `sync` sent to the leader; answered in its turn once the leader
     /// said up to which zxid (`upto`) and this server applied that far.
     Sync {
@@ -212,6 +219,8 @@ pub struct ShardCore {
     /// The latest monotonic time seen: the start of the timer of a session whose
     /// create is applied.
     mono_ms: i64,
+    /// The latest wall-clock time seen: stamps a deferred write sent later.
+    wall_ms: i64,
     role: Role,
     /// Sessions whose queue head is a `Sync` the leader answered, with the zxid it
     /// waits for: re-examined as txns are applied.
@@ -237,6 +246,7 @@ impl ShardCore {
             queues: HashMap::new(),
             reaping: Vec::new(),
             mono_ms: 0,
+            wall_ms: 0,
             role: Role::Standalone,
             syncs_waiting: Vec::new(),
             expired_applied: Vec::new(),
@@ -372,26 +382,22 @@ impl ShardCore {
                     .any(|e| matches!(e, Queued::Write { client: c } if c.xid == client.xid))),
                 "a session's writes in flight have distinct cxids"
             );
-            if self.role == Role::Learner {
-                out.push(Action::Forward {
-                    session: client.session,
-                    cxid: client.xid,
-                    auth: auth.to_vec(),
+            let q = self.queues.entry(client.session).or_default();
+            if self.chain_reads
+                && q.iter()
+                    .any(|e| matches!(e, Queued::Read { .. } | Queued::Deferred { .. }))
+            {
+                // CRAQ: a read ahead of it waits for the chain; were the write sent now
+                // it could apply first. It goes when it reaches the head of the queue.
+                q.push_back(Queued::Deferred {
+                    client,
                     op,
+                    auth: auth.to_vec(),
                 });
-            } else {
-                let ctx = RequestCtx {
-                    session: client.session,
-                    cxid: client.xid,
-                    auth,
-                };
-                let txn = self.prep.prep(&self.db, &ctx, &op, now.wall_ms);
-                self.persist(txn, out);
+                return;
             }
-            self.queues
-                .entry(client.session)
-                .or_default()
-                .push_back(Queued::Write { client });
+            q.push_back(Queued::Write { client });
+            self.submit_write(client, auth, op, now.wall_ms, out);
         } else if self.role == Role::Learner && matches!(op, Op::Sync { .. }) {
             out.push(Action::ForwardSync {
                 session: client.session,
@@ -418,6 +424,34 @@ impl ShardCore {
             if queued == 0 {
                 self.drain_session(client.session, out);
             }
+        }
+    }
+
+    /// Sends a client's write on its way: to the leader (a learner), else prepped and
+    /// persisted here.
+    fn submit_write(
+        &mut self,
+        client: ClientRef,
+        auth: &[Id],
+        op: Op,
+        wall_ms: i64,
+        out: &mut Vec<Action>,
+    ) {
+        if self.role == Role::Learner {
+            out.push(Action::Forward {
+                session: client.session,
+                cxid: client.xid,
+                auth: auth.to_vec(),
+                op,
+            });
+        } else {
+            let ctx = RequestCtx {
+                session: client.session,
+                cxid: client.xid,
+                auth,
+            };
+            let txn = self.prep.prep(&self.db, &ctx, &op, wall_ms);
+            self.persist(txn, out);
         }
     }
 
@@ -548,7 +582,8 @@ impl ShardCore {
                 Queued::Write { client }
                 | Queued::Sync { client, .. }
                 | Queued::Refused { client, .. }
-                | Queued::Read { client, .. } => client.conn,
+                | Queued::Read { client, .. }
+                | Queued::Deferred { client, .. } => client.conn,
             })
             .collect();
         conns.sort_unstable_by_key(|c| (c.core, c.id));
@@ -585,6 +620,7 @@ impl ShardCore {
     /// its timer now). The monotonic clock never goes back.
     pub fn observe(&mut self, now: Now) {
         self.mono_ms = self.mono_ms.max(now.mono_ms);
+        self.wall_ms = now.wall_ms;
     }
 
     /// The log is durable up to `zxid`: apply what it covers, emit events and replies.
@@ -791,6 +827,18 @@ impl ShardCore {
                     };
                     self.answer_read(client, &auth, &op, out);
                 }
+                Some(Queued::Deferred { .. }) => {
+                    let Some(Queued::Deferred { client, op, auth }) = q.pop_front() else {
+                        break;
+                    };
+                    if self.role != Role::Learner && !self.has_room() {
+                        self.reply_now(client, Reply::Read(Err(ErrorCode::ThrottledOp)), out);
+                        continue;
+                    }
+                    q.push_front(Queued::Write { client });
+                    self.submit_write(client, &auth, op, self.wall_ms, out);
+                    break;
+                }
                 Some(Queued::Refused { client, error }) => {
                     let (client, error) = (*client, *error);
                     q.pop_front();
@@ -940,6 +988,31 @@ mod tests {
         assert!(out.is_empty());
         c.read_refused(next[0], &mut out);
         assert_eq!(replies(&out), vec![(3, ErrorCode::ConnectionLoss)]);
+        out.clear();
+        // A write behind a read that waits for the chain waits too: were it persisted
+        // now, it could apply (and answer) before the read.
+        send(&mut c, 1, 6, get("/a"), 2, &mut out);
+        let waiting = chain_reads(&out);
+        send(
+            &mut c,
+            1,
+            7,
+            create("/b", CreateMode::Persistent),
+            2,
+            &mut out,
+        );
+        assert!(
+            persisted(&out).is_empty(),
+            "the write waits behind the read"
+        );
+        out.clear();
+        c.read_ready(waiting[0], &mut out);
+        assert_eq!(replies(&out), vec![(6, ErrorCode::Ok)]);
+        let z = persisted(&out);
+        assert_eq!(z.len(), 1, "then it goes");
+        out.clear();
+        c.durable(z[0], &mut out);
+        assert_eq!(replies(&out), vec![(7, ErrorCode::Ok)]);
         out.clear();
         // A read with nothing queued asks at once; without chain reads it is answered.
         send(&mut c, 1, 4, get("/a"), 2, &mut out);
