@@ -33,6 +33,9 @@ usage:
   ckbench run [options]
   ckbench compare RUN.json RUN.json... [--out DIR] [--format text|json]
   ckbench compare --systems zookeeper,corekeeper [compare options]
+  ckbench modes [--replicas 1,3,5] [--modes zab,zab-sync,craq,chain] ...  (Zab or CRAQ:
+                                       `ckbench modes --help`)
+  ckbench failover ...                 (time to recover from a leader's kill)
 
 compare options (start the systems, run the matrix interleaved, print medians and ratios):
   --systems LIST                       systems, the first is the ratios' base
@@ -65,6 +68,8 @@ run options (defaults in brackets):
   --value-bytes N                      data size for create/set                    [100]
   --keys N                             key space size                             [1000]
   --dist uniform|zipf:S                key distribution                        [uniform]
+  --sync-reads                         every get is a sync then the get (ZooKeeper's
+                                       linearizable read), measured as one op
   --warmup-s N                         seconds before measuring                      [2]
   --duration-s N                       seconds measured                             [10]
   --max-ops N                          stop after N measured ops (whichever first;
@@ -186,6 +191,8 @@ pub struct RunConfig {
     pub out: Option<PathBuf>,
     pub format: Format,
     pub cleanup: bool,
+    /// Every get is preceded by a `sync` of its path on the same session (one op).
+    pub sync_reads: bool,
 }
 
 impl RunConfig {
@@ -215,6 +222,7 @@ impl RunConfig {
             out: None,
             format: Format::Text,
             cleanup: true,
+            sync_reads: false,
         }
     }
 
@@ -269,7 +277,7 @@ fn flags(args: &[String]) -> Result<Vec<(String, String)>, String> {
             out.push((String::new(), a.clone()));
             continue;
         }
-        if a == "--no-cleanup" || a == "--help" {
+        if a == "--no-cleanup" || a == "--help" || a == "--sync-reads" {
             out.push((a.clone(), String::new()));
         } else if let Some((f, v)) = a.split_once('=') {
             out.push((f.to_string(), v.to_string()));
@@ -333,6 +341,7 @@ fn parse_run(args: &[String], default_seed: u64) -> Result<RunConfig, String> {
             "--out" => c.out = Some(PathBuf::from(v)),
             "--format" => c.format = parse_format(&v)?,
             "--no-cleanup" => c.cleanup = false,
+            "--sync-reads" => c.sync_reads = true,
             "" => return Err(format!("unexpected argument {v:?}")),
             _ => return Err(format!("unknown option {f}")),
         }

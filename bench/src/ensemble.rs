@@ -266,6 +266,8 @@ pub fn leader_of(modes: &[Option<Mode>]) -> Option<usize> {
     let followers = modes.iter().filter(|m| **m == Some(Mode::Follower)).count();
     match leaders[..] {
         [l] if followers + 1 == modes.len() => Some(l),
+        // One server alone (a single `server.N` line) is standalone.
+        [] if modes == [Some(Mode::Standalone)] => Some(0),
         _ => None,
     }
 }

@@ -52,6 +52,7 @@ pub mod failover;
 pub mod matrix;
 pub mod mesh;
 pub mod mock;
+pub mod modes;
 pub mod output;
 pub mod plot;
 pub mod progress;

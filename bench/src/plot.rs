@@ -157,6 +157,17 @@ pub fn throughput_points(r: &RunReport) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Lines of `(x, y)` points, one per named series, to `path` (SVG).
+pub fn lines_svg(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    line_chart(path, title, x_desc, y_desc, series, false)
+}
+
 /// Throughput over time of `runs` to `path` (SVG).
 pub fn throughput_svg(runs: &[RunReport], path: &Path) -> Result<(), String> {
     let series: Vec<Series> = runs

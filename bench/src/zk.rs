@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use transport::jute::{
     Acl, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, ErrorCode, EventType,
     ExistsRequest, FRAME_BYTES_MAX_DEFAULT, FrameBuffer, FrameDecoder, GetChildrenRequest,
-    GetDataRequest, OpCode, ReplyHeader, Request, Response, SetDataRequest, xid,
+    GetDataRequest, OpCode, ReplyHeader, Request, Response, SetDataRequest, SyncRequest, xid,
 };
 
 use crate::driver::{Completion, Connector, Driver, DriverError, Event, Nanos, Reply, SessionPlan};
@@ -67,6 +67,8 @@ pub struct ZkConnector {
     pub epoch: Instant,
     /// Every server of the connect string, for failover (empty: reconnect in place).
     pub servers: Vec<String>,
+    /// Each get goes out as `sync` + `getData` (ZooKeeper's linearizable read).
+    pub sync_reads: bool,
 }
 
 impl ZkConnector {
@@ -75,12 +77,19 @@ impl ZkConnector {
             chroot,
             epoch: Instant::now(),
             servers: Vec::new(),
+            sync_reads: false,
         }
     }
 
     /// Fails sessions over to these servers (the connect string's) when theirs goes.
     pub fn with_failover(mut self, servers: Vec<String>) -> Self {
         self.servers = servers;
+        self
+    }
+
+    /// Each get goes out as `sync` + `getData`, its latency from the sync's sending.
+    pub fn with_sync_reads(mut self, on: bool) -> Self {
+        self.sync_reads = on;
         self
     }
 }
@@ -92,6 +101,10 @@ struct Sent {
     op: OpCode,
     tag: u64,
 }
+
+/// The tag of a `sync` sent ahead of a get ([`ZkConnector::sync_reads`]): its reply
+/// completes nothing (the get's does). Runner tags count up from 0 and never reach it.
+const SYNC_AHEAD_TAG: u64 = u64::MAX;
 
 /// What a connection still owes, and whether it is dead (one lock for both, so a
 /// request is either enqueued before the connection is declared dead, and answered by
@@ -166,6 +179,7 @@ pub struct ZkDriver {
     servers: Vec<String>,
     /// Completions made here (dead sessions), delivered by `poll` when due.
     local: Vec<Completion>,
+    sync_reads: bool,
 }
 
 /// Timer slack of the polling thread, ns. Linux lets a timed wait end up to 50 us late
@@ -309,6 +323,9 @@ fn reader(
         }
         let sent = lock(&queue).sent.pop_front();
         let Some(sent) = sent else { break };
+        if sent.tag == SYNC_AHEAD_TAG && sent.xid == header.xid {
+            continue; // the get behind it completes the op
+        }
         if sent.xid != header.xid {
             // FIFO broken: the server or the wire is confused; stop this session.
             let _ = tx.send(Completion {
@@ -437,6 +454,7 @@ impl Connector for ZkConnector {
             tx,
             servers: self.servers.clone(),
             local: Vec::new(),
+            sync_reads: self.sync_reads,
         };
         if worker == 0 {
             d.ensure_chroot()?;
@@ -639,6 +657,13 @@ impl Driver for ZkDriver {
             return Err(DriverError(format!("no session {session}")));
         }
         let req = self.request(op)?;
+        if self.sync_reads && op.kind == OpKind::Get {
+            let sync = Request::Sync(SyncRequest {
+                path: self.full_path(&op.path),
+            });
+            // Its reply is skipped; a dead connection fails the get below.
+            let _ = self.send(session, &sync, Some(SYNC_AHEAD_TAG));
+        }
         if self.send(session, &req, Some(tag)) {
             return Ok(());
         }

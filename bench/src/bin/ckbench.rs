@@ -29,6 +29,9 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("failover") {
         return failover(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("modes") {
+        return modes(&args[1..], seed);
+    }
     let cmd = match parse_args(std::env::args().skip(1), seed) {
         Ok(c) => c,
         Err(e) => {
@@ -59,6 +62,26 @@ fn main() -> ExitCode {
 }
 
 /// `ckbench failover ...` (see `bench::failover`).
+fn modes(args: &[String], seed: u64) -> ExitCode {
+    let cfg = match bench::modes::parse(args, seed) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ckbench modes: {e}\n\n{}", bench::modes::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match bench::modes::run(&cfg) {
+        Ok(rows) => {
+            print!("{}", bench::modes::table(&rows));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ckbench modes: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn failover(args: &[String]) -> ExitCode {
     let cfg = match bench::failover::parse(args) {
         Ok(c) => c,
@@ -95,7 +118,9 @@ fn run(cfg: &RunConfig) -> Result<(), String> {
         }
         Target::Corekeeper | Target::Zookeeper => {
             let before = server_stats::snapshot(servers, &mut mntr_warnings);
-            let zk = ZkConnector::new(cfg.connect.chroot.clone()).with_failover(servers.clone());
+            let zk = ZkConnector::new(cfg.connect.chroot.clone())
+                .with_failover(servers.clone())
+                .with_sync_reads(cfg.sync_reads);
             (runner::run(cfg, &zk, &mut StderrProgress), Some(before))
         }
     };

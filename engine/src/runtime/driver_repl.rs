@@ -235,6 +235,18 @@ impl<O: Outlet> Driver<O> {
         sh.proposals_inflight
             .store(l.map_or(0, |l| l.inflight() as u64), Relaxed);
         sh.syncs_diff.store(st.syncs_diff, Relaxed);
+        let chain = r.chain.as_ref().and_then(|c| {
+            let cfg = c.node.config()?;
+            Some((
+                cfg.position(r.node.id())?,
+                cfg.chain.len(),
+                c.node.uncommitted(),
+            ))
+        });
+        let (pos, members, uncommitted) = chain.unwrap_or((0, 0, 0));
+        sh.chain_position.store(pos as u64, Relaxed);
+        sh.chain_members.store(members as u64, Relaxed);
+        sh.chain_uncommitted.store(uncommitted as u64, Relaxed);
         sh.syncs_trunc.store(st.syncs_trunc, Relaxed);
         sh.syncs_snap.store(st.syncs_snap, Relaxed);
         *sh.links.lock().unwrap_or_else(|e| e.into_inner()) = r.link_stats.figures_all();

@@ -98,6 +98,12 @@ pub struct ShardStats {
     pub learners: AtomicU64,
     /// Leader: proposals not yet committed.
     pub proposals_inflight: AtomicU64,
+    /// CRAQ: this server's place in its chain (0 = head) and the chain's length; 0
+    /// members when it is in none.
+    pub chain_position: AtomicU64,
+    pub chain_members: AtomicU64,
+    /// CRAQ: reads that asked the tail (dirty keys) and chain entries in flight here.
+    pub chain_uncommitted: AtomicU64,
     /// Leader: learners synchronised by DIFF, TRUNC and SNAP (this epoch).
     pub syncs_diff: AtomicU64,
     pub syncs_trunc: AtomicU64,
@@ -143,6 +149,9 @@ impl Default for ShardStats {
             synced_observers: AtomicU64::new(0),
             learners: AtomicU64::new(0),
             proposals_inflight: AtomicU64::new(0),
+            chain_position: AtomicU64::new(0),
+            chain_members: AtomicU64::new(0),
+            chain_uncommitted: AtomicU64::new(0),
             syncs_diff: AtomicU64::new(0),
             syncs_trunc: AtomicU64::new(0),
             syncs_snap: AtomicU64::new(0),

@@ -159,6 +159,17 @@ fn mntr(ctx: &CoreCtx) -> String {
             rows.push((k.to_string(), v.to_string()));
         }
     }
+    let chain_members = sh.chain_members.load(Relaxed);
+    if chain_members > 0 {
+        // CRAQ: where this server sits in its chain (0 = head, members - 1 = tail).
+        for (k, v) in [
+            ("ck_chain_position", sh.chain_position.load(Relaxed)),
+            ("ck_chain_members", chain_members),
+            ("ck_chain_uncommitted", sh.chain_uncommitted.load(Relaxed)),
+        ] {
+            rows.push((k.to_string(), v.to_string()));
+        }
+    }
     if sh.mode.load(Relaxed) != crate::runtime::stats::MODE_STANDALONE {
         rows.extend(link_rows(
             &sh.links.lock().unwrap_or_else(|e| e.into_inner()),
