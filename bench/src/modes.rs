@@ -484,7 +484,8 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
         }
         for cell in &group {
             let servers = match cell.mode {
-                ReadMode::Chain => vec![chain_tail(&d.servers())?],
+                // One server is standalone: it is the whole chain.
+                ReadMode::Chain if replicas > 1 => vec![chain_tail(&d.servers())?],
                 _ => d.servers(),
             };
             let rc = run_config(c, cell, servers.clone());

@@ -606,6 +606,22 @@ impl Node {
         Ok(())
     }
 
+    /// Leader (CRAQ): the chain acknowledged `zxid`, so chain member `from` holds
+    /// everything up to it durably: its ack for the broadcast core, which keeps the
+    /// log learners synchronise from. Unlike [`Node::step`] it does not count as
+    /// hearing from `from` (the member said nothing itself).
+    pub fn chain_acked(&mut self, from: ServerId, zxid: Zxid, out: &mut Vec<NodeAction>) {
+        let Phase::Leading { core: Some(l), .. } = &mut self.phase else {
+            return;
+        };
+        let mut zout = Vec::new();
+        let msg = Msg::new(l.epoch(), Body::Ack { zxid });
+        if let Err(e) = l.step(from, msg, &mut zout) {
+            return self.look(format!("chain ack from {from}: {e}"), out);
+        }
+        zab(out, zout);
+    }
+
     /// The WAL is durable up to `upto`.
     pub fn persisted(&mut self, upto: Zxid, out: &mut Vec<NodeAction>) {
         let mut zout = Vec::new();

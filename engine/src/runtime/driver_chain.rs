@@ -45,7 +45,7 @@
 //! Not yet: removing a member without an election (the core supports it), snapshots
 //! between chain members, plain chain mode (reads only at the tail).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use rkyv::util::AlignedVec;
@@ -90,6 +90,12 @@ pub struct ChainRun {
     gate_until_ms: u64,
     /// Leader: txns prepped while the gate was closed, in zxid order.
     held: VecDeque<(Zxid, TxnBytes)>,
+    /// Leader: when each member last asked for a lease (its lease cannot outlast
+    /// that by more than a lease length).
+    last_ask: HashMap<ServerId, u64>,
+    /// Leader: members it lost, with the time their leases have surely run out; they
+    /// get no lease meanwhile and leave the chain then.
+    removing: BTreeMap<ServerId, u64>,
 }
 
 impl ChainRun {
@@ -104,7 +110,14 @@ impl ChainRun {
             own_until_ms: 0,
             gate_until_ms: 0,
             held: VecDeque::new(),
+            last_ask: HashMap::new(),
+            removing: BTreeMap::new(),
         }
+    }
+
+    /// Whether `id` is in the current configuration.
+    pub fn in_chain(&self, id: ServerId) -> bool {
+        self.node.config().is_some_and(|c| c.position(id).is_some())
     }
 
     fn start_round(&mut self, now: u64) -> u64 {
@@ -339,12 +352,9 @@ impl<O: Outlet> Driver<O> {
             }
             ChainIn::LeaseAsk { version, seq } if leading => {
                 // A learner of this chain: the leader's remaining lease, none while
-                // its gate is closed.
-                let in_chain = run
-                    .node
-                    .config()
-                    .is_some_and(|c| c.position(from).is_some());
-                if in_chain {
+                // its gate is closed or the member is being removed.
+                run.last_ask.insert(from, now);
+                if run.in_chain(from) && !run.removing.contains_key(&from) {
                     let remaining = if now < run.gate_until_ms {
                         0
                     } else {
@@ -404,18 +414,13 @@ impl<O: Outlet> Driver<O> {
         let Some(run) = &mut r.chain else {
             return Ok(peers_only);
         };
-        let member = run
-            .node
-            .config()
-            .is_some_and(|c| c.position(from).is_some());
         if up {
             let mut acts = Vec::new();
             run.node.link_up(from, &mut acts);
             self.chain_actions(acts)?;
-        } else if member && leader == Some(me) {
-            // This slice reconfigures through an election (module docs).
-            self.chain_look(format!("CRAQ: lost the link to chain member {from}"))?;
         }
+        // A lost member: the leader's Zab core drops it, and a tick removes it from
+        // the chain (`chain_tick`).
         Ok(peers_only)
     }
 
@@ -451,20 +456,44 @@ impl<O: Outlet> Driver<O> {
         }
         let (chain, _) = run.manager.clone().expect("the leader manages");
         let synced = r.node.synced_learners();
-        if let Some(lost) = chain
-            .iter()
-            .find(|&&m| m != r.node.id() && !synced.contains(&m))
-        {
-            return self.chain_look(format!("CRAQ: chain member {lost} is not synchronised"));
+        let me = r.node.id();
+        // Members Zab no longer counts (a dropped link, silence past syncLimit) leave
+        // once every lease they may hold has run out (one asked for at the latest then
+        // lasts a lease length from before the ask).
+        for &m in chain.iter().filter(|&&m| m != me && !synced.contains(&m)) {
+            let asked = run.last_ask.get(&m).copied().unwrap_or(0);
+            let deadline = asked + run.lease_ms + 1;
+            run.removing.entry(m).or_insert_with(|| {
+                tracing::info!(
+                    member = m,
+                    wait_ms = deadline.saturating_sub(now),
+                    "CRAQ: removing a lost member"
+                );
+                deadline
+            });
         }
-        let mut joining: Vec<ServerId> =
-            synced.into_iter().filter(|m| !chain.contains(m)).collect();
-        joining.sort_unstable();
-        if let Some(&m) = joining.first() {
-            // One change per configuration: the new member syncs from the tail.
-            let mut next = chain;
-            next.push(m);
+        run.removing.retain(|m, _| chain.contains(m));
+        let due = run
+            .removing
+            .iter()
+            .find(|&(_, &at)| now >= at)
+            .map(|(&m, _)| m);
+        if let Some(m) = due {
+            // One change per configuration: its predecessor takes its place.
+            let next: Vec<ServerId> = chain.iter().copied().filter(|&x| x != m).collect();
+            run.removing.remove(&m);
+            run.last_ask.remove(&m);
             self.chain_configure(next)?;
+        } else {
+            let mut joining: Vec<ServerId> =
+                synced.into_iter().filter(|m| !chain.contains(m)).collect();
+            joining.sort_unstable();
+            if let Some(&m) = joining.first() {
+                // A synchronised learner joins at the tail and catches up from it.
+                let mut next = chain;
+                next.push(m);
+                self.chain_configure(next)?;
+            }
         }
         self.chain_lease_round();
         self.chain_release_held()
@@ -489,20 +518,38 @@ impl<O: Outlet> Driver<O> {
 
     /// Leader: whether another txn may be prepped for the chain now.
     pub(super) fn chain_takes_write(&self) -> bool {
-        let Some(run) = self.repl.as_ref().and_then(|r| r.chain.as_ref()) else {
+        let Some(r) = self.repl.as_ref() else {
             return false;
         };
+        let Some(run) = r.chain.as_ref() else {
+            return false;
+        };
+        // Zab takes the zxid prep would give (it keeps the log), the chain has room.
+        if r.node.next_zxid() != Ok(self.core.next_zxid()) {
+            return false;
+        }
         run.node.uncommitted() + run.held.len() < crate::zab::PROPOSALS_INFLIGHT_MAX
             && run.held.len() < CHAIN_HELD_MAX
     }
 
-    /// Leader: the shard core prepped `bytes` at `zxid`.
+    /// Leader: the shard core prepped `bytes` at `zxid`. The Zab core takes it first
+    /// (it keeps the log learners synchronise from, and sends it to learners not in
+    /// the chain yet); the chain replicates it.
     pub(super) fn chain_propose(&mut self, zxid: Zxid, bytes: AlignedVec) -> Result<(), String> {
         let txn: TxnBytes = Arc::from(&bytes[..]);
         let now = mono_ms() as u64;
         let r = self.repl.as_mut().expect("replicated");
-        let Some(run) = &mut r.chain else {
+        if r.chain.is_none() {
             return self.chain_look(format!("CRAQ: txn {zxid:#x} prepped without a chain"));
+        }
+        let mut zacts = Vec::new();
+        if let Err(e) = r.node.propose(zxid, txn.clone(), &mut zacts) {
+            return self.chain_look(format!("CRAQ: txn {zxid:#x} refused by Zab: {e}"));
+        }
+        self.node_actions(zacts)?;
+        let r = self.repl.as_mut().expect("replicated");
+        let Some(run) = &mut r.chain else {
+            return Ok(()); // carrying out Zab's actions went back to election
         };
         if now < run.gate_until_ms || !run.held.is_empty() {
             run.held.push_back((zxid, txn));
@@ -536,13 +583,65 @@ impl<O: Outlet> Driver<O> {
     }
 
     /// The WAL is durable up to `durable` (this epoch's chain entries).
+    /// The head's Zab core counts it as the leader's own ack.
     pub(super) fn chain_persisted(&mut self, durable: Zxid) -> Result<(), String> {
+        if self.leading() {
+            let r = self.repl.as_mut().expect("leading means replicated");
+            let mut zacts = Vec::new();
+            r.node.persisted(durable, &mut zacts);
+            self.node_actions(zacts)?;
+        }
         let Some(run) = self.repl.as_mut().and_then(|r| r.chain.as_mut()) else {
             return Ok(());
         };
         let mut acts = Vec::new();
         run.node.persisted(durable, &mut acts);
         self.chain_actions(acts)
+    }
+
+    /// Head: the chain committed up to `zxid`, so every member below holds that much
+    /// durably; each voter among them acks it to the Zab core.
+    fn chain_to_zab(&mut self, zxid: Zxid) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let Some(cfg) = r.chain.as_ref().and_then(|c| c.node.config().cloned()) else {
+            return Ok(());
+        };
+        let me = r.node.id();
+        let mut zacts = Vec::new();
+        for &m in cfg.chain.iter().filter(|&&m| m != me) {
+            if r.node.role_of(m) == Role::Participant {
+                r.node.chain_acked(m, zxid, &mut zacts);
+            }
+        }
+        self.node_actions(zacts)
+    }
+
+    /// Whether a Zab action of the head is the chain's business (CRAQ, once the chain
+    /// runs): WAL writes and applies, and proposals, commits and informs to members
+    /// of the chain, which the chain carries. (A Zab commit may even run ahead of the
+    /// chain's, with acks of learners outside it; the head applies only what the
+    /// chain committed, so no client sees a write the tail has not committed.)
+    pub(super) fn chain_takes_over(&self, z: &crate::zab::Action) -> bool {
+        use crate::zab::{Action as Z, Body};
+        let Some(r) = self.repl.as_ref() else {
+            return false;
+        };
+        let Some(run) = r.chain.as_ref() else {
+            return false;
+        };
+        if !matches!(r.node.mode(), Mode::Leading { .. }) {
+            return false;
+        }
+        match z {
+            Z::Persist { .. } | Z::Commit { .. } => true,
+            Z::Send { to, msg } => {
+                matches!(
+                    msg.body,
+                    Body::Proposal { .. } | Body::Commit { .. } | Body::Inform { .. }
+                ) && run.in_chain(*to)
+            }
+            _ => false,
+        }
     }
 
     /// Carries out the chain's actions, in order.
@@ -563,7 +662,12 @@ impl<O: Outlet> Driver<O> {
                         return self.chain_look(format!("CRAQ: entry {:#x}: {e}", entry.zxid));
                     }
                 }
-                ChainAction::Apply { zxid, .. } => self.core.durable(zxid, &mut self.actions),
+                ChainAction::Apply { zxid, .. } => {
+                    self.core.durable(zxid, &mut self.actions);
+                    if self.leading() {
+                        self.chain_to_zab(zxid)?;
+                    }
+                }
                 // Applying answers the clients of writes; a txn is applied only once
                 // the tail committed it, durable on the tail and every member below
                 // this one (see the module docs of `craq`).

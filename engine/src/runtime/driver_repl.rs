@@ -74,7 +74,7 @@ impl<O: Outlet> Driver<O> {
         if !self.leading() {
             return true;
         }
-        if self.craq() {
+        if self.craq() && self.repl.as_ref().is_some_and(|r| r.chain.is_some()) {
             return self.chain_takes_write();
         }
         let r = self.repl.as_ref().expect("leading means replicated");
@@ -509,6 +509,9 @@ impl<O: Outlet> Driver<O> {
     }
 
     fn zab_action(&mut self, z: ZabAction) -> Result<(), String> {
+        if self.chain_takes_over(&z) {
+            return Ok(());
+        }
         let r = self.repl.as_mut().expect("replicated");
         match z {
             ZabAction::Persist { zxid, txn } => {
