@@ -47,6 +47,8 @@ use crate::zk::ZkConnector;
 pub const REPLICAS_MAX: usize = 7;
 /// Most cells (replica counts x modes x mixes) in one invocation.
 pub const CELLS_MAX: usize = 128;
+/// Most runs of one cell.
+pub const ROUNDS_MAX: u32 = 9;
 /// The cgroup v1 `cpu` hierarchy.
 pub const CGROUP_CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 /// The scheduler period the budgets are set against: short, so a server that spent
@@ -57,7 +59,7 @@ pub const USAGE: &str = "\
 usage: ckbench modes [--replicas 1,3,5] [--modes zab,zab-sync,craq,chain]
                      [--mixes 100/0,90/10,50/50] [--cpu 0.25] [--duration-s 5]
                      [--warmup-s 1] [--sessions 24] [--inflight 4] [--keys 1000]
-                     [--value-bytes 100] [--threads 2] [--slow-ms 0]
+                     [--value-bytes 100] [--threads 2] [--slow-ms 0] [--rounds 1]
                      [--corekeeper-bin PATH] [--seed N] [--out DIR]
 
 Zab or CRAQ: per replica count, a corekeeper ensemble replicated by Zab and one by
@@ -67,7 +69,9 @@ and the same read/write mixes run against each read mode:
   zab-sync  sync + get (linearizable, through the leader)
   craq      gets at every server (linearizable)
   chain     every session on the chain's tail (plain chain replication's reads)
---slow-ms delays every peer link of the last member (one slow server).";
+--slow-ms delays every peer link of the last member (one slow server). With --rounds N
+each cell runs N times on its ensemble and its row is the run with the median
+throughput; `spread` is (max - min) / median of the N.";
 
 /// How reads are served (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +128,7 @@ pub struct ModesConfig {
     pub corekeeper_bin: Option<PathBuf>,
     pub seed: u64,
     pub out: Option<PathBuf>,
+    pub rounds: u32,
 }
 
 fn list<T>(v: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
@@ -164,6 +169,7 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
         corekeeper_bin: None,
         seed,
         out: None,
+        rounds: 1,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -205,6 +211,7 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
             "--corekeeper-bin" => c.corekeeper_bin = Some(PathBuf::from(v)),
             "--seed" => c.seed = num(u64::MAX)?,
             "--out" => c.out = Some(PathBuf::from(v)),
+            "--rounds" => c.rounds = num(u64::from(ROUNDS_MAX))?.max(1) as u32,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -271,6 +278,9 @@ pub struct Row {
     pub write_p50_us: u64,
     pub write_p99_us: u64,
     pub errors: u64,
+    /// (max - min) / median throughput over the cell's rounds (0 for one).
+    #[serde(default)]
+    pub spread: f64,
 }
 
 impl Row {
@@ -289,7 +299,21 @@ impl Row {
             write_p50_us: write.map_or(0, |k| k.latency.p50_us),
             write_p99_us: write.map_or(0, |k| k.latency.p99_us),
             errors: r.errors.values().sum(),
+            spread: 0.0,
         }
+    }
+
+    /// The row of the median-throughput round, with the rounds' spread.
+    pub fn median(mut rounds: Vec<Row>) -> Option<Row> {
+        rounds.sort_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+        let (lo, hi) = (rounds.first()?.ops_per_s, rounds.last()?.ops_per_s);
+        let mut mid = rounds.swap_remove(rounds.len() / 2);
+        mid.spread = if mid.ops_per_s > 0.0 {
+            (hi - lo) / mid.ops_per_s
+        } else {
+            0.0
+        };
+        Some(mid)
     }
 }
 
@@ -297,13 +321,13 @@ impl Row {
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "replicas  mode      mix      ops/s    reads/s   writes/s  read p50  read p99  \
-         write p50  write p99  errors\n",
+         write p50  write p99  errors  spread\n",
     );
     let us = |v: u64| crate::progress::fmt_us(v);
     for r in rows {
         let _ = writeln!(
             s,
-            "{:>8}  {:<8}  {:<6} {:>8.0} {:>10.0} {:>10.0} {:>9} {:>9} {:>10} {:>10} {:>7}",
+            "{:>8}  {:<8}  {:<6} {:>8.0} {:>10.0} {:>10.0} {:>9} {:>9} {:>10} {:>10} {:>7} {:>6.0}%",
             r.replicas,
             r.mode.name(),
             r.mix,
@@ -314,7 +338,8 @@ pub fn table(rows: &[Row]) -> String {
             us(r.read_p99_us),
             us(r.write_p50_us),
             us(r.write_p99_us),
-            r.errors
+            r.errors,
+            100.0 * r.spread
         );
     }
     s
@@ -347,6 +372,26 @@ impl CpuGroup {
         write("cpu.cfs_quota_us", quota_us(cpu).to_string())?;
         write("cgroup.procs", pid.to_string())?;
         Ok(g)
+    }
+}
+
+/// Removes the groups of earlier runs that were killed before they could (named
+/// `ckbench-modes-<pid>-...` after a process that is gone).
+fn remove_stale_groups() {
+    let Ok(dirs) = std::fs::read_dir(CGROUP_CPU_ROOT) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let name = d.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix("ckbench-modes-")
+            .and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            drop(CpuGroup { dir: d.path() });
+        }
     }
 }
 
@@ -464,6 +509,7 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
         let (d, mesh) = crate::ensemble::start_corekeeper_with(&dir, &log_dir, &ck, o)?;
         let mut groups = Vec::new();
         if c.cpu > 0.0 {
+            remove_stale_groups();
             for (n, node) in d.nodes.iter().enumerate() {
                 let name = format!("ckbench-modes-{}-node{}", std::process::id(), n + 1);
                 groups.push(CpuGroup::limit(&name, node.pid(), c.cpu)?);
@@ -489,20 +535,25 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
                 _ => d.servers(),
             };
             let rc = run_config(c, cell, servers.clone());
-            let mut progress = Labelled(format!(
-                "x{} {} {}/{}",
-                cell.replicas,
-                cell.mode.name(),
-                cell.mix.0,
-                cell.mix.1
-            ));
-            let zk = ZkConnector::new(None)
-                .with_failover(servers)
-                .with_sync_reads(rc.sync_reads);
-            let outcome = crate::runner::run(&rc, &zk, &mut progress)
-                .map_err(|e| format!("{}: {e}", rc.label))?;
-            let report = RunReport::new(&rc, &outcome.stats, outcome.warnings);
-            let row = Row::of(cell, &report);
+            let mut rounds = Vec::new();
+            for round in 0..c.rounds {
+                let mut progress = Labelled(format!(
+                    "x{} {} {}/{} round {}",
+                    cell.replicas,
+                    cell.mode.name(),
+                    cell.mix.0,
+                    cell.mix.1,
+                    round + 1
+                ));
+                let zk = ZkConnector::new(None)
+                    .with_failover(servers.clone())
+                    .with_sync_reads(rc.sync_reads);
+                let outcome = crate::runner::run(&rc, &zk, &mut progress)
+                    .map_err(|e| format!("{}: {e}", rc.label))?;
+                let report = RunReport::new(&rc, &outcome.stats, outcome.warnings);
+                rounds.push(Row::of(cell, &report));
+            }
+            let row = Row::median(rounds).expect("at least one round");
             eprintln!(
                 "{}",
                 table(std::slice::from_ref(&row))
@@ -654,9 +705,19 @@ mod tests {
             write_p50_us: 2_500,
             write_p99_us: 9_000,
             errors: 0,
+            spread: 0.0,
         };
-        let t = table(&[row]);
+        let t = table(std::slice::from_ref(&row));
         assert!(t.lines().nth(1).unwrap().contains("craq"), "{t}");
         assert_eq!(t.lines().count(), 2);
+        // The median of three rounds, and how far apart they were.
+        let at = |ops: f64| Row {
+            ops_per_s: ops,
+            ..row.clone()
+        };
+        let m = Row::median(vec![at(900.0), at(1200.0), at(1000.0)]).unwrap();
+        assert_eq!(m.ops_per_s, 1000.0);
+        assert!((m.spread - 0.3).abs() < 1e-9, "{}", m.spread);
+        assert!(Row::median(Vec::new()).is_none());
     }
 }

@@ -140,10 +140,15 @@ impl ChainRun {
     }
 }
 
-fn entry_of(zxid: Zxid, prev: Zxid, txn: TxnBytes) -> Result<Entry, String> {
-    let keys = Txn::from_bytes(&txn)
-        .map(|t| txn_keys(&t))
-        .map_err(|e| format!("an undecodable txn {zxid:#x}: {e}"))?;
+/// The chain entry of a txn the head prepped (`keys` from the shard core's copy, so
+/// the bytes need not be decoded again).
+fn entry_of(zxid: Zxid, prev: Zxid, txn: TxnBytes, keys: Option<Keys>) -> Result<Entry, String> {
+    let keys = match keys {
+        Some(k) => k,
+        None => Txn::from_bytes(&txn)
+            .map(|t| txn_keys(&t))
+            .map_err(|e| format!("an undecodable txn {zxid:#x}: {e}"))?,
+    };
     Ok(Entry {
         zxid,
         prev,
@@ -561,7 +566,7 @@ impl<O: Outlet> Driver<O> {
     fn chain_propose_now(&mut self, zxid: Zxid, txn: TxnBytes) -> Result<(), String> {
         let r = self.repl.as_mut().expect("replicated");
         let run = r.chain.as_mut().expect("checked by the caller");
-        let entry = entry_of(zxid, run.node.received(), txn)?;
+        let entry = entry_of(zxid, run.node.received(), txn, self.core.keys_of(zxid))?;
         let mut acts = Vec::new();
         if let Err(e) = run.node.propose(entry, &mut acts) {
             return self.chain_look(format!("CRAQ: txn {zxid:#x} refused by the chain: {e}"));

@@ -520,6 +520,12 @@ impl ShardCore {
         self.inflight.push_back(Inflight { zxid, txn });
     }
 
+    /// (CRAQ) the keys txn `zxid` touches, while it is logged and not applied.
+    pub fn keys_of(&self, zxid: i64) -> Option<crate::craq::Keys> {
+        let i = self.inflight.binary_search_by_key(&zxid, |f| f.zxid).ok()?;
+        Some(crate::craq::keys::txn_keys(&self.inflight[i].txn))
+    }
+
     /// Txns logged or prepped here and not applied yet, oldest first.
     pub fn unapplied(&self) -> impl Iterator<Item = &Txn> {
         self.inflight.iter().map(|f| &f.txn)
