@@ -1,11 +1,12 @@
 //! CRAQ: chain replication with apportioned queries (Terrace & Freedman, ATC 2009),
 //! corekeeper's second replication mode, as a pure core (no IO, no clock, no random
 //! numbers), in the style of the Zab cores: the caller feeds inputs and carries out
-//! the [`ChainAction`]s in order. Simulated in `tests/sim_craq.rs`.
+//! the [`ChainAction`]s in order. Simulated in `tests/sim_craq.rs`; run by the server
+//! (`replication=craq`) in `runtime/driver_chain.rs`.
 //!
 //! # The chain
 //! A [`ChainConfig`] orders the members head first. The configuration manager (the
-//! Zab leader of the same servers, later; the simulator's oracle now) decides every
+//! Zab leader of the same servers in the server; the simulator's oracle) decides every
 //! change, numbers it with a new `version`, and grants each member a read lease with
 //! it. Every chain message carries the version; a member drops messages of an older
 //! one and holds those of a newer one until it learns it.

@@ -8,23 +8,29 @@
 //!   leader's committed history when it joins. The Zab leader is the chain's
 //!   manager and its head; its configurations are numbered `make_zxid(epoch, n)`, so
 //!   a later epoch's always wins and a member drops messages of another.
-//! - **The chain is the data plane.** Once the leader serves, its writes are not Zab
-//!   proposals: prep hands the txn to [`ChainNode::propose`]; each member persists an
-//!   entry's bytes as they arrived (`ShardCore::learn`) and forwards them before its
-//!   own flush; the tail commits on durability and acks go up. A member applies a txn
-//!   when it knows the tail committed it, and answers its clients then.
+//! - **The chain is the data plane.** Once the leader serves, prep hands each txn to
+//!   the leader's Zab core (it keeps the log learners synchronise from, and sends the
+//!   txn to learners not in the chain) and to [`ChainNode::propose`]; each member
+//!   persists an entry's bytes as they arrived (`ShardCore::learn`) and forwards them
+//!   before its own flush; the tail commits on durability and acks go up. A member
+//!   applies a txn when it knows the tail committed it, and answers its clients then.
+//!   The head's Zab core takes the chain's commits as its members' acks; its own WAL
+//!   writes, applies and messages to chain members are the chain's business and are
+//!   dropped ([`Driver::chain_takes_over`]).
 //! - **Reads** wait for the chain's word ([`ShardCore::set_chain_reads`]): a read at
 //!   the head of its session's queue is answered at once when no uncommitted txn
 //!   touches its keys, else once the tail said what it committed.
 //!
-//! # Membership (this slice)
+//! # Membership
 //! The leader forms the chain from itself and every synchronised learner when it
 //! starts serving, and appends a learner that synchronises later at the tail (it
-//! catches up from its predecessor's log: `Need` / `Resend`). A member it loses (its
-//! link drops, or Zab stops counting it as synchronised) ends the epoch: the leader
-//! goes back to election and the next leader forms a chain of whoever synchronises
-//! with it. Also back to election: a successor that needs a snapshot (further behind
-//! than the chain log), as the next epoch's Zab synchronisation sends one.
+//! catches up from its predecessor's log: `Need` / `Resend`). A member Zab stops
+//! counting (its link dropped, or silent past syncLimit) leaves the chain once every
+//! lease it may hold has run out (a lease length after it last asked for one; it gets
+//! none meanwhile); it comes back through Zab's synchronisation, at the tail. A lost
+//! head is a lost leader: an election, and a new chain. Back to election too: a
+//! successor further behind than its predecessor's chain log (it would need a
+//! snapshot from it; the next epoch's synchronisation sends one).
 //!
 //! # Read leases
 //! A member answers reads only under a lease, so a member cut off from the chain stops
@@ -42,8 +48,8 @@
 //!   every lease it (and through it, its learners) held has run out. Clocks are each
 //!   server's monotonic clock; only their rates are assumed equal.
 //!
-//! Not yet: removing a member without an election (the core supports it), snapshots
-//! between chain members, plain chain mode (reads only at the tail).
+//! Not yet: snapshots between chain members, plain chain mode (reads only at the
+//! tail) as a server mode.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -651,6 +657,8 @@ impl<O: Outlet> Driver<O> {
 
     /// Carries out the chain's actions, in order.
     fn chain_actions(&mut self, acts: Vec<ChainAction>) -> Result<(), String> {
+        // The head tells its Zab core once per batch, for the last txn applied.
+        let mut applied = None;
         for a in acts {
             match a {
                 ChainAction::Send { to, msg } => {
@@ -669,9 +677,7 @@ impl<O: Outlet> Driver<O> {
                 }
                 ChainAction::Apply { zxid, .. } => {
                     self.core.durable(zxid, &mut self.actions);
-                    if self.leading() {
-                        self.chain_to_zab(zxid)?;
-                    }
+                    applied = Some(zxid);
                 }
                 // Applying answers the clients of writes; a txn is applied only once
                 // the tail committed it, durable on the tail and every member below
@@ -691,6 +697,9 @@ impl<O: Outlet> Driver<O> {
                 }
             }
         }
-        Ok(())
+        match applied {
+            Some(zxid) if self.leading() => self.chain_to_zab(zxid),
+            _ => Ok(()),
+        }
     }
 }

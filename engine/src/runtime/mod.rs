@@ -9,7 +9,8 @@
 //! ([`driver`]) and other cores reach them by message ([`msg`]), never by lock.
 //! [`epochs`] keeps the Zab epochs durable in dataDir; [`replica`] runs an ensemble
 //! member's links and election beside the driver, which carries out its Zab node's
-//! actions (`driver_repl.rs`).
+//! actions (`driver_repl.rs`) and, with `replication=craq`, its CRAQ chain's
+//! (`driver_chain.rs`).
 
 pub mod clock;
 pub mod driver;
