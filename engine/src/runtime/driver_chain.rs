@@ -94,6 +94,8 @@ pub struct ChainRun {
     own_until_ms: u64,
     /// Leader: no writes and no leases before this.
     gate_until_ms: u64,
+    /// Leader: the read lease it granted itself (from rounds sent after the gate).
+    self_lease_ms: u64,
     /// Leader: txns prepped while the gate was closed, in zxid order.
     held: VecDeque<(Zxid, TxnBytes)>,
     /// Leader: when each member last asked for a lease (its lease cannot outlast
@@ -115,6 +117,7 @@ impl ChainRun {
             next_seq: 1,
             own_until_ms: 0,
             gate_until_ms: 0,
+            self_lease_ms: 0,
             held: VecDeque::new(),
             last_ask: HashMap::new(),
             removing: BTreeMap::new(),
@@ -220,11 +223,8 @@ impl<O: Outlet> Driver<O> {
         for &m in cfg.chain.iter().filter(|&&m| m != r.node.id()) {
             let _ = r.net.send(m, &msg);
         }
-        let lease = if run.own_until_ms > run.gate_until_ms {
-            run.own_until_ms
-        } else {
-            0
-        };
+        // The lease it granted itself (never one from a round sent before its gate).
+        let lease = run.self_lease_ms;
         let mut acts = Vec::new();
         run.node.configure(cfg, lease, &mut acts);
         self.chain_actions(acts)
@@ -239,7 +239,7 @@ impl<O: Outlet> Driver<O> {
     ) -> Result<(), String> {
         let lease_ms = self.lease_ms();
         let Some(r) = &self.repl else { return Ok(()) };
-        let (Some(leader), Some(epoch)) = (r.node.leader(), r.serve_epoch) else {
+        let Some(leader) = r.node.leader() else {
             return Ok(());
         };
         if !r.craq || from != leader || leader == r.node.id() {
@@ -250,6 +250,9 @@ impl<O: Outlet> Driver<O> {
             self.repl.as_mut().expect("replicated").chain_pending = Some((from, cfg));
             return Ok(());
         }
+        let Some(epoch) = r.serve_epoch else {
+            return Ok(());
+        };
         if (cfg.version >> 32) as Epoch != epoch {
             return Ok(()); // another epoch's (a late frame)
         }
@@ -340,6 +343,7 @@ impl<O: Outlet> Driver<O> {
         run.own_until_ms = run.own_until_ms.max(until);
         if *sent >= run.gate_until_ms {
             let version = run.node.config().map_or(0, |c| c.version);
+            run.self_lease_ms = run.self_lease_ms.max(until);
             run.node.grant_lease(version, until);
         }
     }
