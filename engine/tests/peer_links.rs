@@ -38,7 +38,7 @@ fn start_port(me: u64, port: u8, addrs: &[std::net::SocketAddr], log: &Log) -> R
         let line = match e {
             NetEvent::Up(l) => format!("up {}", l.peer),
             NetEvent::Down(l) => format!("down {}", l.peer),
-            NetEvent::Msg(l, m) => format!("msg {} {}", l.peer, m.name()),
+            NetEvent::Msg(l, m, _) => format!("msg {} {}", l.peer, m.name()),
         };
         log.borrow_mut().push((me, line));
     })

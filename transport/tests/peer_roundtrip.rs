@@ -249,3 +249,36 @@ proptest! {
         prop_assert_eq!(d.pending_bytes(), 0);
     }
 }
+
+/// `decode_framed` gives back the exact bytes of each frame, read in place or
+/// assembled from pieces, so a receiver can send a message on without encoding it
+/// again (a CRAQ member forwarding an entry down the chain).
+#[test]
+fn decode_framed_returns_each_frame_as_it_was_sent() {
+    let msgs = [PeerMsg::UpToDate, proposal(1000), proposal(3)];
+    let mut frames = Vec::new();
+    for m in &msgs {
+        let mut f = rkyv::util::AlignedVec::<16>::new();
+        encode_frame(m, &mut f).unwrap();
+        frames.push(f.to_vec());
+    }
+    let wire = encode_all(&msgs);
+    // In place: one chunk.
+    let mut d = PeerDecoder::new();
+    let mut chunk: &[u8] = &wire;
+    for (i, f) in frames.iter().enumerate() {
+        let (m, frame) = d.decode_framed(&mut chunk).unwrap().expect("a whole frame");
+        assert!(m == &msgs[i]);
+        assert_eq!(frame, &f[..], "frame {i} in place");
+    }
+    // Assembled: a few bytes at a time.
+    let mut d = PeerDecoder::new();
+    let mut got = Vec::new();
+    for piece in wire.chunks(7) {
+        let mut chunk = piece;
+        while let Some((_, frame)) = d.decode_framed(&mut chunk).unwrap() {
+            got.push(frame.to_vec());
+        }
+    }
+    assert_eq!(got, frames, "frames assembled from pieces");
+}

@@ -114,7 +114,7 @@ impl ElectionRunner {
         let net = {
             let (inbox, ignored) = (inbox.clone(), ignored.clone());
             PeerNet::start(spec.clone(), move |e| {
-                if let NetEvent::Msg(link, m) = e {
+                if let NetEvent::Msg(link, m, _) = e {
                     let role = roles
                         .iter()
                         .find(|(id, _)| *id == link.peer)

@@ -70,8 +70,9 @@ pub struct PortSpec {
 #[derive(Debug)]
 pub enum NetEvent<'a> {
     Up(LinkId),
-    /// A frame from the link, validated and read in place.
-    Msg(LinkId, &'a ArchivedPeerMsg),
+    /// A frame from the link, validated and read in place, with the frame's bytes
+    /// (what to send on, unchanged, to forward it).
+    Msg(LinkId, &'a ArchivedPeerMsg, &'a [u8]),
     Down(LinkId),
 }
 
@@ -288,7 +289,7 @@ impl PeerNet {
     }
 
     /// Hands a received message to the handler, if its link is still the current one.
-    fn deliver_msg(&self, link: LinkId, msg: &ArchivedPeerMsg) -> bool {
+    fn deliver_msg(&self, link: LinkId, msg: &ArchivedPeerMsg, frame: &[u8]) -> bool {
         if self.stopped.get() || self.book.borrow().link(link.peer) != Some(link) {
             return false;
         }
@@ -297,7 +298,7 @@ impl PeerNet {
             "messages come from reader tasks only"
         );
         self.in_handler.set(true);
-        (self.handler)(NetEvent::Msg(link, msg));
+        (self.handler)(NetEvent::Msg(link, msg, frame));
         self.in_handler.set(false);
         self.deliver_events();
         true
@@ -527,9 +528,9 @@ async fn read_loop(
         let mut chunk: &[u8] = &pending;
         let (mut failed, mut heard) = (None, false);
         loop {
-            match decoder.decode(&mut chunk) {
-                Ok(Some(msg)) => {
-                    if !net.deliver_msg(link, msg) {
+            match decoder.decode_framed(&mut chunk) {
+                Ok(Some((msg, frame))) => {
+                    if !net.deliver_msg(link, msg, frame) {
                         return; // closed meanwhile (the handler may drop it)
                     }
                     heard = true;

@@ -61,7 +61,10 @@ use super::super::clock::mono_ms;
 use super::{Driver, Outlet};
 use crate::craq::keys::txn_keys;
 use crate::craq::wire::{ChainIn, config_to_peer, lease_ask, lease_grant, to_peer};
-use crate::craq::{ChainAction, ChainConfig, ChainNode, Entry, Keys, NodeRole};
+use crate::craq::{ChainAction, ChainConfig, ChainMsg, ChainNode, Entry, Keys, NodeRole};
+
+/// A frame as it arrived (16-aligned, shareable between sends).
+type Frame = std::rc::Rc<AlignedVec<16>>;
 use crate::peer::node::Mode;
 use crate::txn::Txn;
 use crate::zab::quorum::majority;
@@ -96,6 +99,8 @@ pub struct ChainRun {
     gate_until_ms: u64,
     /// Leader: the read lease it granted itself (from rounds sent after the gate).
     self_lease_ms: u64,
+    /// The entry being stepped and the frame it came in (version, zxid, frame).
+    arrived: Option<(u64, Zxid, Frame)>,
     /// Leader: txns prepped while the gate was closed, in zxid order.
     held: VecDeque<(Zxid, TxnBytes)>,
     /// Leader: when each member last asked for a lease (its lease cannot outlast
@@ -118,6 +123,7 @@ impl ChainRun {
             own_until_ms: 0,
             gate_until_ms: 0,
             self_lease_ms: 0,
+            arrived: None,
             held: VecDeque::new(),
             last_ask: HashMap::new(),
             removing: BTreeMap::new(),
@@ -349,7 +355,12 @@ impl<O: Outlet> Driver<O> {
     }
 
     /// A chain frame from `from`.
-    pub(super) fn chain_in(&mut self, from: ServerId, m: ChainIn) -> Result<(), String> {
+    pub(super) fn chain_in(
+        &mut self,
+        from: ServerId,
+        m: ChainIn,
+        frame: Option<AlignedVec<16>>,
+    ) -> Result<(), String> {
         let now = mono_ms() as u64;
         let Some(r) = &mut self.repl else {
             return Ok(());
@@ -361,9 +372,20 @@ impl<O: Outlet> Driver<O> {
         run.node.tick(now);
         match m {
             ChainIn::Core(msg) => {
+                // An entry's frame, to pass on unchanged if the node forwards it now.
+                run.arrived = match (&msg, frame) {
+                    (ChainMsg::Propagate { version, entry }, Some(f)) => {
+                        Some((*version, entry.zxid, std::rc::Rc::new(f)))
+                    }
+                    _ => None,
+                };
                 let mut acts = Vec::new();
                 run.node.step(from, msg, &mut acts);
-                self.chain_actions(acts)
+                let done = self.chain_actions(acts);
+                if let Some(run) = self.repl.as_mut().and_then(|r| r.chain.as_mut()) {
+                    run.arrived = None;
+                }
+                done
             }
             ChainIn::LeaseAsk { version, seq } if leading => {
                 // A learner of this chain: the leader's remaining lease, none while
@@ -667,8 +689,24 @@ impl<O: Outlet> Driver<O> {
             match a {
                 ChainAction::Send { to, msg } => {
                     let r = self.repl.as_ref().expect("replicated");
-                    let m: PeerMsg = to_peer(&msg);
-                    let _ = r.net.send(to, &m);
+                    // The entry that just arrived goes on as the bytes it came in.
+                    let raw = match (&msg, r.chain.as_ref().and_then(|c| c.arrived.as_ref())) {
+                        (ChainMsg::Propagate { version, entry }, Some((v, z, f)))
+                            if v == version && *z == entry.zxid =>
+                        {
+                            Some(f.clone())
+                        }
+                        _ => None,
+                    };
+                    match raw {
+                        Some(f) => {
+                            let _ = r.net.send_frame(to, f);
+                        }
+                        None => {
+                            let m: PeerMsg = to_peer(&msg);
+                            let _ = r.net.send(to, &m);
+                        }
+                    }
                 }
                 ChainAction::Persist(entry) => {
                     let mut bytes = AlignedVec::with_capacity(entry.txn.len());

@@ -364,7 +364,7 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             PeerIn::UpToDate => r.node.up_to_date(from, &mut acts),
-            PeerIn::Chain(m) => return self.chain_in(from, m),
+            PeerIn::Chain(m, frame) => return self.chain_in(from, m, frame),
             PeerIn::ChainConfig(cfg) => return self.chain_config_in(from, cfg),
             PeerIn::Ping { sessions, .. } => {
                 if matches!(r.node.mode(), Mode::Leading { .. }) {

@@ -85,8 +85,12 @@ pub enum PeerIn {
         cxid: i32,
         zxid: i64,
     },
-    /// CRAQ: a chain message, or the runtime's read-lease exchange.
-    Chain(crate::craq::wire::ChainIn),
+    /// CRAQ: a chain message, or the runtime's read-lease exchange; an entry comes
+    /// with its frame, which the member forwards down the chain as it arrived.
+    Chain(
+        crate::craq::wire::ChainIn,
+        Option<rkyv::util::AlignedVec<16>>,
+    ),
     /// CRAQ: the leader's chain configuration.
     ChainConfig(crate::craq::ChainConfig),
     /// A message the link may not carry: the driver drops the link.

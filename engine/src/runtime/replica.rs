@@ -25,6 +25,8 @@ use super::mailbox::Mailbox;
 use super::msg::{PeerIn, ToShard};
 use crate::config::Config;
 use crate::config::ensemble::Ensemble;
+use crate::craq::ChainMsg;
+use crate::craq::wire::ChainIn;
 use crate::peer::elect::{ElectionRunner, election_timing_with};
 use crate::peer::links::LINK_QUEUE_BYTES_MAX;
 use crate::peer::net::{NetEvent, PeerNet, PortSpec};
@@ -183,7 +185,7 @@ fn runtime_msg(m: &ArchivedPeerMsg) -> PeerIn {
             zxid: s.zxid.to_native(),
         },
         ArchivedPeerMsg::Chain(c) => match crate::craq::wire::decode(c) {
-            Ok(m) => PeerIn::Chain(m),
+            Ok(m) => PeerIn::Chain(m, None),
             Err(e) => PeerIn::Bad(e),
         },
         ArchivedPeerMsg::ChainConfig(c) => match crate::craq::wire::config_from_peer(c) {
@@ -250,12 +252,19 @@ pub fn start(
                     link_epochs.borrow_mut().remove(&link.peer);
                     (link.peer, PeerIn::Down)
                 }
-                NetEvent::Msg(link, m) => {
+                NetEvent::Msg(link, m, frame) => {
                     let role = members
                         .iter()
                         .find(|x| x.id == link.peer)
                         .map_or(Role::Observer, |x| x.role);
-                    (link.peer, convert(link.peer, role, m, &link_epochs))
+                    let mut ev = convert(link.peer, role, m, &link_epochs);
+                    if let PeerIn::Chain(ChainIn::Core(ChainMsg::Propagate { .. }), raw) = &mut ev {
+                        // Kept to be sent on as it came (no re-encoding down the chain).
+                        let mut f = rkyv::util::AlignedVec::<16>::with_capacity(frame.len());
+                        f.extend_from_slice(frame);
+                        *raw = Some(f);
+                    }
+                    (link.peer, ev)
                 }
             };
             pending.set(pending.get() + 1);

@@ -63,8 +63,8 @@ pub struct PeerDecoder {
 
 /// Where the next whole, crc-checked frame body is.
 enum Found<'a> {
-    /// In the caller's chunk.
-    InChunk(&'a [u8]),
+    /// In the caller's chunk: the whole frame, and its body's length.
+    InChunk(&'a [u8], usize),
     /// In `partial`, `len` bytes after the header.
     InPartial(usize),
 }
@@ -137,6 +137,15 @@ impl PeerDecoder {
         &'s mut self,
         chunk: &mut &'a [u8],
     ) -> Result<Option<&'s ArchivedPeerMsg>, PeerFrameError> {
+        Ok(self.decode_framed(chunk)?.map(|(m, _)| m))
+    }
+
+    /// [`PeerDecoder::decode`], with the whole frame the message came in (header,
+    /// body and padding: position-independent, so it can be sent on as it is).
+    pub fn decode_framed<'s, 'a: 's>(
+        &'s mut self,
+        chunk: &mut &'a [u8],
+    ) -> Result<Option<(&'s ArchivedPeerMsg, &'s [u8])>, PeerFrameError> {
         if let Some(e) = &self.poisoned {
             return Err(e.clone());
         }
@@ -148,15 +157,18 @@ impl PeerDecoder {
             Err(e) => return Err(self.poison(e)),
         };
         // Borrow fields apart: `partial` lends the message, `poisoned` may be set.
-        let body = match found {
-            Found::InChunk(body) => body,
-            Found::InPartial(len) => {
-                &self.partial[PEER_FRAME_HEADER_BYTES..PEER_FRAME_HEADER_BYTES + len]
-            }
+        let (frame, len) = match found {
+            Found::InChunk(frame, len) => (frame, len),
+            Found::InPartial(len) => (&self.partial[..super::frame::frame_bytes(len)], len),
         };
-        access_body(body, offset)
-            .map(Some)
-            .inspect_err(|e| self.poisoned = Some(e.clone()))
+        let body = &frame[PEER_FRAME_HEADER_BYTES..PEER_FRAME_HEADER_BYTES + len];
+        match access_body(body, offset) {
+            Ok(m) => Ok(Some((m, frame))),
+            Err(e) => {
+                self.poisoned = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// Room to read the rest of the current frame into directly (exactly
@@ -196,9 +208,9 @@ impl PeerDecoder {
         let aligned = (chunk.as_ptr() as usize).is_multiple_of(PEER_FRAME_ALIGN);
         if self.have == 0
             && aligned
-            && let Some(body) = self.take_in_place(chunk)?
+            && let Some((frame, len)) = self.take_in_place(chunk)?
         {
-            return Ok(Some(Found::InChunk(body)));
+            return Ok(Some(Found::InChunk(frame, len)));
         }
         self.fill_partial(chunk)
     }
@@ -211,11 +223,11 @@ impl PeerDecoder {
     }
 
     /// A whole frame at the front of an aligned chunk: check it, step past it, return
-    /// its body. `None` (chunk untouched) if the frame is not whole.
+    /// it with its body's length. `None` (chunk untouched) if the frame is not whole.
     fn take_in_place<'a>(
         &mut self,
         chunk: &mut &'a [u8],
-    ) -> Result<Option<&'a [u8]>, PeerFrameError> {
+    ) -> Result<Option<(&'a [u8], usize)>, PeerFrameError> {
         let input: &'a [u8] = chunk;
         let Some(head) = input.first_chunk::<PEER_FRAME_HEADER_BYTES>() else {
             return Ok(None);
@@ -227,7 +239,7 @@ impl PeerDecoder {
         check_body_crc(&header, &frame[PEER_FRAME_HEADER_BYTES..], self.offset)?;
         *chunk = &input[frame.len()..];
         self.offset += frame.len() as u64;
-        Ok(Some(&frame[PEER_FRAME_HEADER_BYTES..][..header.body_len]))
+        Ok(Some((frame, header.body_len)))
     }
 
     /// Copies what the current frame needs from `chunk` into `partial`, checking the
