@@ -55,6 +55,7 @@
 
 pub mod chain;
 pub mod keys;
+pub mod manager;
 pub mod wire;
 
 pub use chain::{ChainNode, NodeRole, ReadMode};

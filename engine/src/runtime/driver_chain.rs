@@ -21,7 +21,7 @@
 //!   the head of its session's queue is answered at once when no uncommitted txn
 //!   touches its keys, else once the tail said what it committed.
 //!
-//! # Membership
+//! # Membership (decided by the pure [`Manager`], carried out here)
 //! The leader forms the chain from itself and every synchronised learner when it
 //! starts serving, and appends a learner that synchronises later at the tail (it
 //! catches up from its predecessor's log: `Need` / `Resend`). A member Zab stops
@@ -51,7 +51,7 @@
 //! Not yet: snapshots between chain members, plain chain mode (reads only at the
 //! tail) as a server mode.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rkyv::util::AlignedVec;
@@ -60,6 +60,7 @@ use transport::peer::PeerMsg;
 use super::super::clock::mono_ms;
 use super::{Driver, Outlet};
 use crate::craq::keys::txn_keys;
+use crate::craq::manager::Manager;
 use crate::craq::wire::{ChainIn, config_to_peer, lease_ask, lease_grant, to_peer};
 use crate::craq::{ChainAction, ChainConfig, ChainMsg, ChainNode, Entry, Keys, NodeRole};
 
@@ -103,12 +104,8 @@ pub struct ChainRun {
     arrived: Option<(u64, Zxid, Frame)>,
     /// Leader: txns prepped while the gate was closed, in zxid order.
     held: VecDeque<(Zxid, TxnBytes)>,
-    /// Leader: when each member last asked for a lease (its lease cannot outlast
-    /// that by more than a lease length).
-    last_ask: HashMap<ServerId, u64>,
-    /// Leader: members it lost, with the time their leases have surely run out; they
-    /// get no lease meanwhile and leave the chain then.
-    removing: BTreeMap<ServerId, u64>,
+    /// Leader: what the next configuration is (lost members, joiners, leases).
+    mgr: Option<Manager>,
 }
 
 impl ChainRun {
@@ -125,8 +122,7 @@ impl ChainRun {
             self_lease_ms: 0,
             arrived: None,
             held: VecDeque::new(),
-            last_ask: HashMap::new(),
-            removing: BTreeMap::new(),
+            mgr: None,
         }
     }
 
@@ -207,6 +203,7 @@ impl<O: Outlet> Driver<O> {
         let mut chain = vec![me];
         chain.extend(learners);
         run.manager = Some((Vec::new(), 0));
+        run.mgr = Some(Manager::new(me, lease_ms));
         r.chain = Some(run);
         tracing::info!(epoch, ?chain, gate_ms = lease_ms, "CRAQ: heading the chain");
         self.chain_configure(chain)?;
@@ -390,8 +387,8 @@ impl<O: Outlet> Driver<O> {
             ChainIn::LeaseAsk { version, seq } if leading => {
                 // A learner of this chain: the leader's remaining lease, none while
                 // its gate is closed or the member is being removed.
-                run.last_ask.insert(from, now);
-                if run.in_chain(from) && !run.removing.contains_key(&from) {
+                let may = run.mgr.as_mut().is_some_and(|m| m.asked(from, now));
+                if run.in_chain(from) && may {
                     let remaining = if now < run.gate_until_ms {
                         0
                     } else {
@@ -493,44 +490,9 @@ impl<O: Outlet> Driver<O> {
         }
         let (chain, _) = run.manager.clone().expect("the leader manages");
         let synced = r.node.synced_learners();
-        let me = r.node.id();
-        // Members Zab no longer counts (a dropped link, silence past syncLimit) leave
-        // once every lease they may hold has run out (one asked for at the latest then
-        // lasts a lease length from before the ask).
-        for &m in chain.iter().filter(|&&m| m != me && !synced.contains(&m)) {
-            let asked = run.last_ask.get(&m).copied().unwrap_or(0);
-            let deadline = asked + run.lease_ms + 1;
-            run.removing.entry(m).or_insert_with(|| {
-                tracing::info!(
-                    member = m,
-                    wait_ms = deadline.saturating_sub(now),
-                    "CRAQ: removing a lost member"
-                );
-                deadline
-            });
-        }
-        run.removing.retain(|m, _| chain.contains(m));
-        let due = run
-            .removing
-            .iter()
-            .find(|&(_, &at)| now >= at)
-            .map(|(&m, _)| m);
-        if let Some(m) = due {
-            // One change per configuration: its predecessor takes its place.
-            let next: Vec<ServerId> = chain.iter().copied().filter(|&x| x != m).collect();
-            run.removing.remove(&m);
-            run.last_ask.remove(&m);
+        let mgr = run.mgr.as_mut().expect("the leader manages");
+        if let Some(next) = mgr.next(&chain, &synced, now) {
             self.chain_configure(next)?;
-        } else {
-            let mut joining: Vec<ServerId> =
-                synced.into_iter().filter(|m| !chain.contains(m)).collect();
-            joining.sort_unstable();
-            if let Some(&m) = joining.first() {
-                // A synchronised learner joins at the tail and catches up from it.
-                let mut next = chain;
-                next.push(m);
-                self.chain_configure(next)?;
-            }
         }
         self.chain_lease_round();
         self.chain_release_held()
