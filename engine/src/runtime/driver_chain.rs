@@ -16,8 +16,8 @@
 //!   applies a txn when it knows the tail committed it, and answers its clients then.
 //!   The head's Zab core takes the chain's commits as its members' acks; its own WAL
 //!   writes, applies and messages to chain members are the chain's business and are
-//!   dropped ([`Driver::chain_takes_over`]).
-//! - **Reads** wait for the chain's word ([`ShardCore::set_chain_reads`]): a read at
+//!   dropped (`chain_takes_over`).
+//! - **Reads** wait for the chain's word (`ShardCore::set_chain_reads`): a read at
 //!   the head of its session's queue is answered at once when no uncommitted txn
 //!   touches its keys, else once the tail said what it committed.
 //!
