@@ -63,13 +63,12 @@ use crate::craq::keys::txn_keys;
 use crate::craq::manager::Manager;
 use crate::craq::wire::{ChainIn, config_to_peer, lease_ask, lease_grant, to_peer};
 use crate::craq::{ChainAction, ChainConfig, ChainMsg, ChainNode, Entry, Keys, NodeRole};
+use crate::peer::node::Mode;
+use crate::zab::quorum::majority;
+use crate::zab::{Epoch, Role, ServerId, TxnBytes, Zxid, make_zxid};
 
 /// A frame as it arrived (16-aligned, shareable between sends).
 type Frame = std::rc::Rc<AlignedVec<16>>;
-use crate::peer::node::Mode;
-use crate::txn::Txn;
-use crate::zab::quorum::majority;
-use crate::zab::{Epoch, Role, ServerId, TxnBytes, Zxid, make_zxid};
 
 /// A read lease lasts this many ticks (renewed every tick).
 pub const CHAIN_LEASE_TICKS: u64 = 3;
@@ -89,8 +88,6 @@ pub struct ChainRun {
     pub node: ChainNode,
     pub epoch: Epoch,
     lease_ms: u64,
-    /// Leader: the chain it configured last and how many changes this epoch.
-    manager: Option<(Vec<ServerId>, u32)>,
     /// Lease rounds this server started: (seq, sent at, voters that granted).
     rounds: VecDeque<(u64, u64, Vec<ServerId>)>,
     next_seq: u64,
@@ -98,8 +95,6 @@ pub struct ChainRun {
     own_until_ms: u64,
     /// Leader: no writes and no leases before this.
     gate_until_ms: u64,
-    /// Leader: the read lease it granted itself (from rounds sent after the gate).
-    self_lease_ms: u64,
     /// The entry being stepped and the frame it came in (version, zxid, frame).
     arrived: Option<(u64, Zxid, Frame)>,
     /// Leader: txns prepped while the gate was closed, in zxid order.
@@ -114,12 +109,10 @@ impl ChainRun {
             node,
             epoch,
             lease_ms,
-            manager: None,
             rounds: VecDeque::new(),
             next_seq: 1,
             own_until_ms: 0,
             gate_until_ms: 0,
-            self_lease_ms: 0,
             arrived: None,
             held: VecDeque::new(),
             mgr: None,
@@ -149,23 +142,6 @@ impl ChainRun {
     pub fn leased(&self, now: u64) -> bool {
         self.node.role() != NodeRole::Out && now < self.node.lease_until_ms()
     }
-}
-
-/// The chain entry of a txn the head prepped (`keys` from the shard core's copy, so
-/// the bytes need not be decoded again).
-fn entry_of(zxid: Zxid, prev: Zxid, txn: TxnBytes, keys: Option<Keys>) -> Result<Entry, String> {
-    let keys = match keys {
-        Some(k) => k,
-        None => Txn::from_bytes(&txn)
-            .map(|t| txn_keys(&t))
-            .map_err(|e| format!("an undecodable txn {zxid:#x}: {e}"))?,
-    };
-    Ok(Entry {
-        zxid,
-        prev,
-        txn,
-        keys,
-    })
 }
 
 impl<O: Outlet> Driver<O> {
@@ -202,7 +178,6 @@ impl<O: Outlet> Driver<O> {
         learners.sort_unstable();
         let mut chain = vec![me];
         chain.extend(learners);
-        run.manager = Some((Vec::new(), 0));
         run.mgr = Some(Manager::new(me, lease_ms));
         r.chain = Some(run);
         tracing::info!(epoch, ?chain, gate_ms = lease_ms, "CRAQ: heading the chain");
@@ -211,23 +186,23 @@ impl<O: Outlet> Driver<O> {
         Ok(())
     }
 
-    /// Leader: configuration `n + 1` of this epoch is `chain`.
+    /// Leader: the next configuration of this epoch is `chain` (numbered after the
+    /// one its own node holds, the last it made).
     fn chain_configure(&mut self, chain: Vec<ServerId>) -> Result<(), String> {
         let r = self.repl.as_mut().expect("replicated");
         let run = r.chain.as_mut().expect("leading a chain");
-        let (cur, n) = run.manager.as_mut().expect("the leader manages");
-        *n += 1;
-        *cur = chain.clone();
-        let cfg = ChainConfig {
-            version: make_zxid(run.epoch, *n) as u64,
-            chain,
-        };
+        let version = run
+            .node
+            .config()
+            .map_or(make_zxid(run.epoch, 1) as u64, |c| c.version + 1);
+        let cfg = ChainConfig { version, chain };
         let msg = config_to_peer(&cfg);
         for &m in cfg.chain.iter().filter(|&&m| m != r.node.id()) {
             let _ = r.net.send(m, &msg);
         }
-        // The lease it granted itself (never one from a round sent before its gate).
-        let lease = run.self_lease_ms;
+        // The lease it granted itself carries over (only rounds sent after its gate
+        // ever grant it one).
+        let lease = run.node.lease_until_ms();
         let mut acts = Vec::new();
         run.node.configure(cfg, lease, &mut acts);
         self.chain_actions(acts)
@@ -346,7 +321,6 @@ impl<O: Outlet> Driver<O> {
         run.own_until_ms = run.own_until_ms.max(until);
         if *sent >= run.gate_until_ms {
             let version = run.node.config().map_or(0, |c| c.version);
-            run.self_lease_ms = run.self_lease_ms.max(until);
             run.node.grant_lease(version, until);
         }
     }
@@ -488,7 +462,11 @@ impl<O: Outlet> Driver<O> {
             self.chain_ask_lease();
             return Ok(());
         }
-        let (chain, _) = run.manager.clone().expect("the leader manages");
+        let chain = run
+            .node
+            .config()
+            .map(|c| c.chain.clone())
+            .expect("the leader configured its chain");
         let synced = r.node.synced_learners();
         let mgr = run.mgr.as_mut().expect("the leader manages");
         if let Some(next) = mgr.next(&chain, &synced, now) {
@@ -515,18 +493,11 @@ impl<O: Outlet> Driver<O> {
         Ok(())
     }
 
-    /// Leader: whether another txn may be prepped for the chain now.
-    pub(super) fn chain_takes_write(&self) -> bool {
-        let Some(r) = self.repl.as_ref() else {
-            return false;
+    /// Leader: whether the chain (if it runs) has room for another txn.
+    pub(super) fn chain_has_room(&self) -> bool {
+        let Some(run) = self.repl.as_ref().and_then(|r| r.chain.as_ref()) else {
+            return true;
         };
-        let Some(run) = r.chain.as_ref() else {
-            return false;
-        };
-        // Zab takes the zxid prep would give (it keeps the log), the chain has room.
-        if r.node.next_zxid() != Ok(self.core.next_zxid()) {
-            return false;
-        }
         run.node.uncommitted() + run.held.len() < crate::zab::PROPOSALS_INFLIGHT_MAX
             && run.held.len() < CHAIN_HELD_MAX
     }
@@ -560,7 +531,19 @@ impl<O: Outlet> Driver<O> {
     fn chain_propose_now(&mut self, zxid: Zxid, txn: TxnBytes) -> Result<(), String> {
         let r = self.repl.as_mut().expect("replicated");
         let run = r.chain.as_mut().expect("checked by the caller");
-        let entry = entry_of(zxid, run.node.received(), txn, self.core.keys_of(zxid))?;
+        // Prepped here and not applied yet, so the shard core holds the txn; were it
+        // gone, "touches everything" is never wrong (dirty reads ask the tail).
+        let keys = self.core.keys_of(zxid);
+        debug_assert!(
+            keys.is_some(),
+            "a proposed txn is in flight in the shard core"
+        );
+        let entry = Entry {
+            zxid,
+            prev: run.node.received(),
+            txn,
+            keys: keys.unwrap_or(Keys::All),
+        };
         let mut acts = Vec::new();
         if let Err(e) = run.node.propose(entry, &mut acts) {
             return self.chain_look(format!("CRAQ: txn {zxid:#x} refused by the chain: {e}"));

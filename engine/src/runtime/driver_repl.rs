@@ -74,11 +74,10 @@ impl<O: Outlet> Driver<O> {
         if !self.leading() {
             return true;
         }
-        if self.craq() && self.repl.as_ref().is_some_and(|r| r.chain.is_some()) {
-            return self.chain_takes_write();
-        }
+        // Zab owns zxids (in CRAQ mode too: it keeps the log), and a running chain
+        // needs room.
         let r = self.repl.as_ref().expect("leading means replicated");
-        r.node.next_zxid() == Ok(self.core.next_zxid())
+        r.node.next_zxid() == Ok(self.core.next_zxid()) && self.chain_has_room()
     }
 
     fn history(&self) -> History {
@@ -212,7 +211,7 @@ impl<O: Outlet> Driver<O> {
         use super::super::stats::{MODE_FOLLOWER, MODE_LEADER, MODE_LOOKING, MODE_OBSERVER};
         // As ZooKeeper's four-letter words: a server shows its role once it serves
         // (CRAQ: once it holds a read lease too).
-        let serving = r.node.serving() && self.chain_serving();
+        let serving = self.serving();
         let code = match r.node.mode() {
             _ if !serving => MODE_LOOKING,
             Mode::Looking => MODE_LOOKING,
