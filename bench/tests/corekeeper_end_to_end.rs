@@ -32,7 +32,7 @@ fn start_corekeeper(data: &std::path::Path) -> String {
         .port();
     let text = format!(
         "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-         4lw.commands.whitelist=*\ncores=1\n",
+         4lw.commands.whitelist=*\ncores=1\npreAllocSize=4096\n",
         data.display()
     );
     let cfg = engine::config::Config::parse_zoo_cfg(&text).expect("zoo.cfg parses");

@@ -34,6 +34,22 @@ use ensemble::{Ensemble, QuorumSpec};
 pub const JUTE_MAXBUFFER_DEFAULT: usize = 1 << 20;
 /// Upper bound on `jute.maxbuffer`: a frame is held in memory whole.
 pub const JUTE_MAXBUFFER_MAX: usize = 64 << 20;
+/// Default of `preAllocSize`, KiB: ZooKeeper's 64 MiB. corekeeper pre-writes its WAL
+/// segments whole (an overwrite is cheaper than an append on ext4), so this is the size
+/// of one segment file.
+pub const PREALLOC_KIB_DEFAULT: u64 = 64 << 10;
+/// Smallest `preAllocSize`, KiB: a segment must hold the WAL's largest record (1 MiB)
+/// with its headers.
+pub const PREALLOC_KIB_MIN: u64 = 2 << 10;
+/// Largest `preAllocSize`, KiB: the WAL's largest segment.
+pub const PREALLOC_KIB_MAX: u64 = wal::options::SEGMENT_BYTES_MAX >> 10;
+const _: () = assert!(PREALLOC_KIB_MIN <= PREALLOC_KIB_DEFAULT);
+const _: () = assert!(PREALLOC_KIB_DEFAULT <= PREALLOC_KIB_MAX);
+const _: () = assert!(PREALLOC_KIB_MIN << 10 >= wal::options::SEGMENT_BYTES_MIN);
+const _: () = assert!(
+    PREALLOC_KIB_MIN << 10 >= 2 * wal::options::RECORD_BYTES_MAX_DEFAULT as u64,
+    "the smallest segment holds the largest record with room for its headers"
+);
 /// Upper bound on `cores`: one executor per core, and a shard map sized to match.
 pub const CORES_MAX: usize = 256;
 /// Open client connections a server accepts at most (`maxCnxns` = 0 means this). It
@@ -91,6 +107,8 @@ pub struct Config {
     pub autopurge_purge_interval_h: u32,
     /// Largest client frame accepted, bytes.
     pub jute_maxbuffer: usize,
+    /// Size of one WAL segment file, bytes (`preAllocSize` in KiB, rounded up to 4 KiB).
+    pub wal_segment_bytes: u64,
     /// Four-letter words answered on the client port (`*` = all).
     pub four_letter_words: Vec<String>,
     /// Executors (cores) to run; `None` = half the usable CPUs (`server::default_cores`).
@@ -206,7 +224,6 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "admin.serverAddress",
     "admin.serverPort",
     "forceSync",
-    "preAllocSize",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "secureClientPort",
@@ -323,6 +340,14 @@ impl Config {
                 1024,
                 JUTE_MAXBUFFER_MAX,
             )?,
+            wal_segment_bytes: (take_num(
+                &mut kv,
+                "preAllocSize",
+                PREALLOC_KIB_DEFAULT,
+                PREALLOC_KIB_MIN,
+                PREALLOC_KIB_MAX,
+            )? << 10)
+                .next_multiple_of(4096),
             four_letter_words: take_4lw(&mut kv)?,
             cores: match kv.remove("cores") {
                 None => None,
@@ -729,6 +754,7 @@ mod tests {
         assert_eq!(c.max_client_cnxns, 60);
         assert_eq!(c.max_cnxns, 0);
         assert_eq!(c.jute_maxbuffer, JUTE_MAXBUFFER_DEFAULT);
+        assert_eq!(c.wal_segment_bytes, 64 << 20);
         assert_eq!(c.sync, SyncPolicy::Batch);
         assert_eq!(c.four_letter_words, vec!["srvr"]);
         assert!(c.unknown_keys.is_empty() && c.passthrough.is_empty());
@@ -757,7 +783,9 @@ mod tests {
 
     #[test]
     fn every_key_is_read() {
-        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\nserver.1=127.0.0.1:2888:3888\n").unwrap();
+        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\npreAllocSize=4097\nserver.1=127.0.0.1:2888:3888\n").unwrap();
+        // KiB, rounded up to whole 4 KiB pages.
+        assert_eq!(c.wal_segment_bytes, 4100 << 10);
         assert_eq!(
             c.client_addr,
             "127.0.0.5:3000".parse::<SocketAddr>().unwrap()
@@ -811,6 +839,8 @@ mod tests {
                 "clientPortAddress",
             ),
             ("dataDir=/d\njute.maxbuffer=10\n", "jute.maxbuffer"),
+            ("dataDir=/d\npreAllocSize=1024\n", "preAllocSize"),
+            ("dataDir=/d\npreAllocSize=4194305\n", "preAllocSize"),
             ("dataDir=/d\nsync=sometimes\n", "sync"),
             (
                 "dataDir=/d\n4lw.commands.whitelist=ruok,oops\n",

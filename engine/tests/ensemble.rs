@@ -30,7 +30,7 @@ struct Node {
 fn ensemble_config(dir: &Path, client: SocketAddr, lines: &str) -> String {
     format!(
         "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ntickTime=100\n\
-         initLimit=30\nsyncLimit=10\n4lw.commands.whitelist=*\n{lines}",
+         initLimit=30\nsyncLimit=10\n4lw.commands.whitelist=*\npreAllocSize=4096\n{lines}",
         dir.display(),
         client.port()
     )

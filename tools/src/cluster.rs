@@ -37,6 +37,9 @@ pub const CLUSTER_KILL_WAIT_MS_MAX: u64 = 10_000;
 /// The cluster's tick: failover in about `syncLimit` ticks (1 s), not ZooKeeper's
 /// default 10 s, for a demo on one machine.
 pub const CLUSTER_TICK_MS: u32 = 200;
+/// `preAllocSize` (KiB) of a local cluster's members: 8 MiB WAL segments, not 64 MiB,
+/// since all of them pre-write segments on one disk.
+pub const CLUSTER_PREALLOC_KIB: u64 = 8 << 10;
 const STATE_FILE: &str = "cluster.txt";
 const POLL: Duration = Duration::from_millis(50);
 
@@ -82,7 +85,7 @@ pub fn zoo_cfg(members: &[Member], me: usize, data: &Path, settings: &[String]) 
     let m = &members[me];
     let mut s = format!(
         "tickTime={CLUSTER_TICK_MS}\ninitLimit=25\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-         clientPortAddress={}\n4lw.commands.whitelist=*\n",
+         clientPortAddress={}\n4lw.commands.whitelist=*\npreAllocSize={CLUSTER_PREALLOC_KIB}\n",
         data.display(),
         m.client_port,
         m.host

@@ -30,7 +30,7 @@ fn start(name: &str) -> SocketAddr {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = format!(
         "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ncores=1\n\
-         extendedTypesEnabled=true\n",
+         extendedTypesEnabled=true\npreAllocSize=4096\n",
         dir.display(),
         addr.port()
     );

@@ -116,6 +116,7 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
     };
     let opts = WalOptions {
         sync: wal_sync(cfg.sync),
+        segment_bytes: cfg.wal_segment_bytes,
         ..WalOptions::default()
     };
     let (mut wal, recovery) = Wal::open(&log_dir, opts).map_err(|e| e.to_string())?;

@@ -37,6 +37,10 @@ use crate::diff::rng::Rng;
 
 /// Faults in one run at most.
 pub const FAULTS_MAX: usize = 16;
+/// `preAllocSize` (KiB) of the servers a run starts: 8 MiB WAL segments instead of the
+/// default 64 MiB, since a run writes a few MiB per server and every member pre-writes
+/// a segment or two (CI's disk holds many runs' data directories).
+pub const CK_PREALLOC_KIB: u64 = 8 << 10;
 /// Share of the run (from its start) in which faults happen; the rest runs healed.
 pub const FAULT_SPAN_PERCENT: u64 = 70;
 /// Longest a killed server stays down before its restart begins.
@@ -249,7 +253,7 @@ impl Target {
                     bin: bin.clone(),
                     args,
                     cores: 1,
-                    settings: Vec::new(),
+                    settings: vec![format!("preAllocSize={CK_PREALLOC_KIB}")],
                 };
                 bench::ensemble::start_corekeeper_with(dir, &logs, &ck, o)?
             }
@@ -306,7 +310,7 @@ impl Target {
             dir: dir.to_path_buf(),
             corekeeper_bin: None,
             cores: 1,
-            settings: Vec::new(),
+            settings: vec![format!("preAllocSize={CK_PREALLOC_KIB}")],
             log: None,
         };
         let cfg = dir.join("zoo.cfg");

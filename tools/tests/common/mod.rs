@@ -37,7 +37,7 @@ pub fn start_with(extra: &str) -> SocketAddr {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = format!(
-        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ncores=1\n{extra}",
+        "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\ncores=1\npreAllocSize=4096\n{extra}",
         dir.display(),
         addr.port()
     );
