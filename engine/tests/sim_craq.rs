@@ -14,7 +14,9 @@
 //! - every read answered anywhere is linearizable: it returns the key's value in some
 //!   committed state between its invocation and its answer;
 //! - a write is answered at a member only once applied there, and it is in the
-//!   global sequence.
+//!   global sequence;
+//! - a txn is committed (first applied anywhere) only once it is durable on every
+//!   member of the committing member's chain.
 //!
 //! At the end every fault heals, every member returns and settles: every member
 //! holds the whole global sequence, including every answered write, and the same
@@ -416,10 +418,21 @@ impl World {
             }
             Some(_) => {}
             None => {
+                // The first commit anywhere: durable on every member of the chain.
+                let chain = s.node.config().map(|c| c.chain.clone()).unwrap_or_default();
+                for m in chain {
+                    let d = &self.servers[self.idx(m)].disk;
+                    if d.snap_zxid < zxid && !d.log.iter().any(|e| e.zxid == zxid) {
+                        return Err(format!(
+                            "node{id} commits {zxid:#x}, not durable on node{m} of its chain"
+                        ));
+                    }
+                }
                 self.global.push(zxid);
                 self.key_of.insert(zxid, key);
             }
         }
+        let s = &mut self.servers[i];
         s.applied.push(zxid);
         s.kv.insert(key, zxid);
         Ok(())

@@ -3,6 +3,9 @@
 //!
 //! Invariants (asserted):
 //! - `committed <= received`, `durable <= received`, `acked_up` only grows;
+//! - the tail commits only what its predecessor said is durable above it (`Durable`)
+//!   and what is durable on it, so whatever any member committed is durable on every
+//!   member of the configuration it was committed in;
 //! - the log holds every entry after `committed`, in zxid order, each right after its
 //!   `prev`; `dirty` counts exactly the keys of those entries;
 //! - a member commits, acks and answers only while `synced`: its predecessor, itself
@@ -52,6 +55,10 @@ pub struct ChainNode {
     committed: Zxid,
     succ_acked: Zxid,
     acked_up: Zxid,
+    /// What the predecessor said is durable on it and above, in this configuration.
+    above_durable: Zxid,
+    /// The last `Durable` sent to the successor in this configuration.
+    durable_sent: Zxid,
     synced: bool,
     dirty: HashMap<u64, u32>,
     dirty_all: u32,
@@ -104,6 +111,8 @@ impl ChainNode {
             committed: snapshot_zxid,
             succ_acked: 0,
             acked_up: 0,
+            above_durable: 0,
+            durable_sent: 0,
             synced: false,
             dirty: HashMap::new(),
             dirty_all: 0,
@@ -244,6 +253,8 @@ impl ChainNode {
         // counted anew, and a member with a predecessor syncs again (it may have missed
         // configurations, and the predecessor may be another incarnation).
         self.succ_acked = 0;
+        self.above_durable = 0;
+        self.durable_sent = 0;
         self.sync_upto = None;
         self.pending_need = None;
         self.hold_floor = None;
@@ -329,6 +340,13 @@ impl ChainNode {
                 to: peer,
                 msg: ChainMsg::Floor { version, zxid },
             });
+            if self.durable_sent > 0 {
+                let zxid = self.durable_sent;
+                out.push(ChainAction::Send {
+                    to: peer,
+                    msg: ChainMsg::Durable { version, zxid },
+                });
+            }
         }
         let tail = self.cfg.as_ref().and_then(|c| c.tail());
         if let (Some((qid, _)), Some(t)) = (&self.query, tail)
@@ -458,6 +476,10 @@ impl ChainNode {
                         msg: self.need(version, after),
                     });
                 }
+                self.advance(out);
+            }
+            ChainMsg::Durable { zxid, .. } if pred == Some(from) => {
+                self.above_durable = self.above_durable.max(zxid);
                 self.advance(out);
             }
             ChainMsg::Query { qid, .. } if self.is_tail() => {
@@ -791,14 +813,38 @@ impl ChainNode {
         self.trim_log();
     }
 
-    /// Commits, acks upstream and answers what the current knowledge allows.
+    /// How far this member and every one above it are durable, as far as it knows.
+    fn chain_durable(&self) -> Zxid {
+        if self.is_head() {
+            self.durable
+        } else {
+            self.durable.min(self.above_durable)
+        }
+    }
+
+    /// Commits, acks upstream, tells the successor how far the chain above it is
+    /// durable, and answers what the current knowledge allows.
     fn advance(&mut self, out: &mut Vec<ChainAction>) {
         if !self.synced || self.role() == NodeRole::Out {
             return;
         }
         let tail = self.is_tail();
+        let chain_durable = self.chain_durable();
+        if let Some(s) = self.succ()
+            && chain_durable > self.durable_sent
+        {
+            self.durable_sent = chain_durable;
+            let version = self.version();
+            out.push(ChainAction::Send {
+                to: s,
+                msg: ChainMsg::Durable {
+                    version,
+                    zxid: chain_durable,
+                },
+            });
+        }
         let target = if tail {
-            self.durable
+            chain_durable
         } else {
             self.succ_acked.min(self.received)
         };
@@ -929,38 +975,47 @@ mod tests {
         assert_eq!(rest, [(1, ChainAction::ReadReady { id: 10 })]);
         assert_eq!(nodes[0].committed(), 0);
 
-        // The tail's flush commits; the middle applies what the tail committed, and
-        // passes the ack up once its own copy is durable.
-        let mut out = Vec::new();
-        nodes[2].persisted(1, &mut out);
-        let rest = pump(&mut nodes, out.into_iter().map(|a| (3, a)).collect());
-        assert!(
-            rest.contains(&(3, ChainAction::Answerable { upto: 1 })),
-            "{rest:?}"
-        );
-        assert_eq!((nodes[1].committed(), nodes[1].acked_up()), (1, 0));
-        // A dirty read at the head now learns the tail's commit point.
+        // The tail's own flush commits nothing: the tail commits only what is durable
+        // on the whole chain, which the members above tell it (`Durable`).
+        let flush = |nodes: &mut Vec<ChainNode>, id: usize| {
+            let mut out = Vec::new();
+            nodes[id - 1].persisted(1, &mut out);
+            pump(nodes, out.into_iter().map(|a| (id as u64, a)).collect())
+        };
+        let rest = flush(&mut nodes, 3);
+        assert!(rest.is_empty(), "{rest:?}");
+        assert_eq!(nodes[2].committed(), 0, "durable on the tail alone");
+        let rest = flush(&mut nodes, 1);
+        assert!(rest.is_empty(), "{rest:?}");
+        assert_eq!(nodes[2].committed(), 0, "not durable on the middle yet");
+        // A dirty read at the head asks the tail, which still has committed nothing.
         let mut out = Vec::new();
         nodes[0].read(12, &Keys::Some(vec![7]), &mut out);
         let rest = pump(&mut nodes, out.into_iter().map(|a| (1, a)).collect());
-        let apply = ChainAction::Apply {
-            zxid: 1,
-            txn: Arc::from(vec![7u8]),
+        assert_eq!(rest, [(1, ChainAction::ReadReady { id: 12 })]);
+        // The middle's flush completes the chain: the tail commits, and the ack going
+        // up commits and answers at every member.
+        let rest = flush(&mut nodes, 2);
+        let apply = |at: u64| {
+            (
+                at,
+                ChainAction::Apply {
+                    zxid: 1,
+                    txn: Arc::from(vec![7u8]),
+                },
+            )
         };
-        assert_eq!(rest, [(1, apply), (1, ChainAction::ReadReady { id: 12 })]);
-        assert_eq!(nodes[0].acked_up(), 0, "not durable at the head yet");
-        for id in [2usize, 1] {
-            let mut out = Vec::new();
-            nodes[id - 1].persisted(1, &mut out);
-            pump(
-                &mut nodes,
-                out.into_iter().map(|a| (id as u64, a)).collect(),
+        for at in [3, 2, 1] {
+            assert!(rest.contains(&apply(at)), "{at}: {rest:?}");
+            assert!(
+                rest.contains(&(at, ChainAction::Answerable { upto: 1 })),
+                "{at}: {rest:?}"
             );
         }
         assert_eq!(
-            nodes[0].acked_up(),
-            1,
-            "durable everywhere: answerable at the head"
+            nodes.iter().map(ChainNode::acked_up).collect::<Vec<_>>(),
+            [1, 1, 1],
+            "durable everywhere: answerable everywhere"
         );
     }
 

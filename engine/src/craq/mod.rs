@@ -14,13 +14,18 @@
 //! # Writes
 //! The head prepares a txn (zxid, bytes, the keys it touches) and [`ChainNode::propose`]s
 //! it: the head persists it and forwards the same [`Entry`] down the chain at once;
-//! each member persists and forwards without waiting for its own flush. The tail
-//! commits what is durable on it and acks upstream; a member passes an ack upstream
+//! each member persists and forwards without waiting for its own flush. Each member
+//! tells its successor how far the chain above it and itself is durable (`Durable`,
+//! the least of its own flush point and its predecessor's word; one message per
+//! flush, the flushes themselves overlap down the chain). The tail commits what is
+//! durable on it and on every member above (so a commit anywhere means "durable on
+//! every member of the chain") and acks upstream; a member passes an ack upstream
 //! only once its own copy is durable (`Ack` means "durable here and everywhere
 //! below"). A member applies a txn once it knows the tail committed it (an ack from
-//! below, or a tail query's answer), and may answer the client of a write once the txn
-//! is durable on it and below ([`ChainAction::Answerable`]): an answered write survives
-//! the crash of every member but one, and a restart of all.
+//! below, or a tail query's answer), and may answer the client of a write once it
+//! applied it ([`ChainAction::Answerable`]): an answered write is durable on every
+//! member, so it survives the crash of every member but one, and a power loss of all
+//! followed by a restart of any of them (Zab's election among any quorum finds it).
 //!
 //! # Reads (apportioned queries)
 //! A read at a member names the keys it depends on (a znode's path, its parent's for
@@ -145,6 +150,9 @@ pub enum ChainMsg {
     },
     /// Down: the sender knows everything up to `zxid` committed.
     Floor { version: u64, zxid: Zxid },
+    /// Down: everything up to `zxid` is durable on the sender and every member above
+    /// it (the tail commits only what is durable on the whole chain).
+    Durable { version: u64, zxid: Zxid },
     /// To the tail: what have you committed?
     Query { version: u64, qid: u64 },
     /// From the tail.
@@ -159,6 +167,7 @@ impl ChainMsg {
             | ChainMsg::Need { version, .. }
             | ChainMsg::Resend { version, .. }
             | ChainMsg::Floor { version, .. }
+            | ChainMsg::Durable { version, .. }
             | ChainMsg::Query { version, .. }
             | ChainMsg::QueryReply { version, .. } => *version,
         }

@@ -20,6 +20,7 @@ const QUERY_REPLY: u8 = 7;
 /// you?" and its answer, with the lease time the leader has left.
 const LEASE_ASK: u8 = 8;
 const LEASE_GRANT: u8 = 9;
+const DURABLE: u8 = 10;
 
 const _: () = assert!(CHAIN_MEMBERS_MAX <= CHAIN_CONFIG_MEMBERS_MAX);
 
@@ -152,6 +153,10 @@ pub fn to_peer(msg: &ChainMsg) -> PeerMsg {
             zxid: *zxid,
             ..frame(*version, FLOOR)
         },
+        ChainMsg::Durable { version, zxid } => Chain {
+            zxid: *zxid,
+            ..frame(*version, DURABLE)
+        },
         ChainMsg::Query { version, qid } => Chain {
             qid: *qid,
             ..frame(*version, QUERY)
@@ -207,6 +212,7 @@ pub fn from_peer(a: &ArchivedChain) -> Result<ChainMsg, String> {
             upto: other,
         },
         FLOOR => ChainMsg::Floor { version, zxid },
+        DURABLE => ChainMsg::Durable { version, zxid },
         QUERY => ChainMsg::Query { version, qid },
         QUERY_REPLY => ChainMsg::QueryReply { version, qid, zxid },
         k => return Err(format!("a chain message of kind {k} with these fields")),
@@ -224,6 +230,7 @@ fn name(kind: u8) -> &'static str {
         NEED => "Need",
         RESEND => "Resend",
         FLOOR => "Floor",
+        DURABLE => "Durable",
         QUERY => "Query",
         QUERY_REPLY => "QueryReply",
         LEASE_ASK => "LeaseAsk",
@@ -285,6 +292,10 @@ mod tests {
             ChainMsg::Floor {
                 version: 3,
                 zxid: 4,
+            },
+            ChainMsg::Durable {
+                version: 3,
+                zxid: 7,
             },
             ChainMsg::Query {
                 version: 3,
