@@ -1,4 +1,5 @@
-//! The shard driver's CRAQ side (`replication=craq`): the pure [`ChainNode`] of
+//! The shard driver's CRAQ side (`replication=craq`, and `chain`: the same chain with
+//! clients taken only at the tail, see `takes_clients`): the pure [`ChainNode`] of
 //! `engine::craq` carried out with the WAL, the quorum links and the shard core, on
 //! top of the Zab group of the same servers.
 //!
@@ -144,6 +145,15 @@ impl ChainRun {
     }
 }
 
+/// The core's read mode for `replication=chain` (`tail_only`) or `craq`.
+fn read_mode(tail_only: bool) -> crate::craq::ReadMode {
+    if tail_only {
+        crate::craq::ReadMode::TailOnly
+    } else {
+        crate::craq::ReadMode::Craq
+    }
+}
+
 impl<O: Outlet> Driver<O> {
     pub(super) fn craq(&self) -> bool {
         self.repl.as_ref().is_some_and(|r| r.craq)
@@ -157,6 +167,23 @@ impl<O: Outlet> Driver<O> {
             return true;
         }
         r.chain.as_ref().is_some_and(|c| c.leased(mono_ms() as u64))
+    }
+
+    /// Whether client connections and requests are taken here: while serving, and in
+    /// plain chain replication only at the tail (elsewhere the connection is closed
+    /// and the client tries its next server; a member that stops being tail, when a
+    /// returning one joins behind it, closes its clients' connections at their next
+    /// request).
+    pub(super) fn takes_clients(&self) -> bool {
+        if !self.serving() {
+            return false;
+        }
+        let Some(r) = self.repl.as_ref().filter(|r| r.tail_only) else {
+            return true;
+        };
+        r.chain
+            .as_ref()
+            .is_some_and(|c| matches!(c.node.role(), NodeRole::Tail | NodeRole::Single))
     }
 
     fn lease_ms(&self) -> u64 {
@@ -173,6 +200,7 @@ impl<O: Outlet> Driver<O> {
         let r = self.repl.as_mut().expect("replicated");
         let me = r.node.id();
         let mut run = ChainRun::new(ChainNode::recover(me, applied, Vec::new()), epoch, lease_ms);
+        run.node.set_read_mode(read_mode(r.tail_only));
         run.gate_until_ms = mono_ms() as u64 + lease_ms;
         let mut learners = r.node.synced_learners();
         learners.sort_unstable();
@@ -249,9 +277,10 @@ impl<O: Outlet> Driver<O> {
                 prev = t.zxid();
             }
             let me = self.repl.as_ref().expect("replicated").node.id();
-            let node = ChainNode::recover(me, applied, entries);
+            let mut node = ChainNode::recover(me, applied, entries);
             self.core.set_chain_reads(true);
             let r = self.repl.as_mut().expect("replicated");
+            node.set_read_mode(read_mode(r.tail_only));
             r.chain = Some(ChainRun::new(node, epoch, lease_ms));
             tracing::info!(epoch, chain = ?cfg.chain, "CRAQ: joined the chain");
         }

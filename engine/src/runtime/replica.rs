@@ -103,8 +103,10 @@ pub struct Replica {
     pub peer_pending: Rc<std::cell::Cell<usize>>,
     /// Per-link figures for `mntr` (ack latency, traffic).
     pub link_stats: super::linkstats::LinkStats,
-    /// `replication=craq`: writes go down a chain once the leader serves.
+    /// `replication=craq` or `chain`: writes go down a chain once the leader serves.
     pub craq: bool,
+    /// `replication=chain`: only the chain's tail takes clients.
+    pub tail_only: bool,
     /// CRAQ: this server's chain in the current epoch.
     pub chain: Option<super::driver::chain::ChainRun>,
     /// CRAQ: a configuration that arrived before this learner served, with its sender.
@@ -321,7 +323,8 @@ pub fn start(
         frame_cache: None,
         link_stats: Default::default(),
         peer_pending,
-        craq: cfg.replication == crate::config::Replication::Craq,
+        craq: cfg.replication.chained(),
+        tail_only: cfg.replication == crate::config::Replication::Chain,
         chain: None,
         chain_pending: None,
         serve_epoch: None,
