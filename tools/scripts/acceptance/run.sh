@@ -6,7 +6,10 @@
 #      run; a test passing on ZooKeeper must pass on corekeeper or be listed, with its
 #      reason, in known-differences.txt and README.md's "## Compatibility" section;
 #   4. (issue 11) differential testing: ckdiff sends the same seeded random client ops
-#      to both servers and compares every reply and watch event field by field.
+#      to both servers and compares every reply and watch event field by field;
+#   5. (issues 12, 14) step 2's kazoo client and recipes on 3-node corekeeper ensembles
+#      (`ckctl cluster up`), one per replication mode: zab, craq and chain (where only
+#      the tail takes clients, so kazoo must move through its connect string).
 # Steps 1 and 2 also run against ZooKeeper, which proves their expectations are
 # ZooKeeper's real behaviour.
 #
@@ -83,17 +86,19 @@ fi
 
 step "build corekeeper"
 ulimit -l unlimited 2>/dev/null || true
-cargo build -p engine --bin corekeeper -p tools --bin ckdiff --locked
+cargo build -p engine --bin corekeeper -p tools --bin ckdiff --bin ckctl --locked
 COREKEEPER=${CARGO_TARGET_DIR:-$REPO/target}/debug/corekeeper
 CKDIFF=${CARGO_TARGET_DIR:-$REPO/target}/debug/ckdiff
+CKCTL=${CARGO_TARGET_DIR:-$REPO/target}/debug/ckctl
 
 # ----------------------------------------------------------------- servers
 
 WORK=$(mktemp -d /tmp/corekeeper-acceptance.XXXXXX)
-SERVER_DIRS=()
+SERVER_DIRS=() CLUSTER_DIRS=()
 cleanup() {
   local rc=$? d
   for d in "${SERVER_DIRS[@]}"; do "$HERE/server.sh" stop "$d" || true; done
+  for d in "${CLUSTER_DIRS[@]}"; do "$CKCTL" cluster down --dir "$d" >/dev/null 2>&1 || true; done
   if ((rc != 0)); then # the servers' last words, for a CI log that has nothing else
     for d in "${SERVER_DIRS[@]}"; do
       echo "--- last lines of $d/server.log ---"
@@ -227,6 +232,22 @@ step "4. differential testing: the same random ops on ZooKeeper and corekeeper (
 run_step differential timeout "$CKDIFF_S_MAX" "$CKDIFF" --a "$ZK_HOST:$ZK_PORT" \
   --b "$CK_HOST:$CK_PORT" --seed "${CKDIFF_SEED:-1}" --seeds "$CKDIFF_SEEDS" \
   --ops "$CKDIFF_OPS"
+
+step "5. kazoo client and recipes on 3-node corekeeper ensembles"
+for mode in zab craq chain; do
+  dir=$WORK/ensemble-$mode
+  CLUSTER_DIRS+=("$dir")
+  if ! timeout "$SERVER_START_S_MAX" "$CKCTL" cluster up --nodes 3 --dir "$dir" --bin "$COREKEEPER" \
+    --set "replication=$mode" --set "superDigest=$SUPER_DIGEST" >"$WORK/ensemble-$mode.up" 2>&1 </dev/null; then
+    cat "$WORK/ensemble-$mode.up"
+    tally "kazoo-ensemble-$mode" /dev/null 1
+    continue
+  fi
+  connect=$(sed -n 's/^connect string: //p' "$WORK/ensemble-$mode.up")
+  echo "ensemble ($mode): $connect"
+  run_step "kazoo-ensemble-$mode" kazoo_client "$connect" "$WORK/kazoo-ensemble-$mode.xml"
+  "$CKCTL" cluster down --dir "$dir" >/dev/null 2>&1 </dev/null || true
+done
 
 if ((${#STEP_FAILURES[@]})); then echo "acceptance: failing steps: ${STEP_FAILURES[*]}"; fi
 echo "acceptance: $PASSED passed, $FAILED failed"
