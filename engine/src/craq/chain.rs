@@ -3,9 +3,9 @@
 //!
 //! Invariants (asserted):
 //! - `committed <= received`, `durable <= received`, `acked_up` only grows;
-//! - the tail commits only what its predecessor said is durable above it (`Durable`)
-//!   and what is durable on it, so whatever any member committed is durable on every
-//!   member of the configuration it was committed in;
+//! - the tail commits only what every other member said is durable on it (`Durable`)
+//!   and what is durable on itself, so whatever any member committed is durable on
+//!   every member of the configuration it was committed in;
 //! - the log holds every entry after `committed`, in zxid order, each right after its
 //!   `prev`; `dirty` counts exactly the keys of those entries;
 //! - a member commits, acks and answers only while `synced`: its predecessor, itself
@@ -55,9 +55,9 @@ pub struct ChainNode {
     committed: Zxid,
     succ_acked: Zxid,
     acked_up: Zxid,
-    /// What the predecessor said is durable on it and above, in this configuration.
-    above_durable: Zxid,
-    /// The last `Durable` sent to the successor in this configuration.
+    /// As tail: how far each other member said it is durable, in this configuration.
+    durable_at: Vec<(ServerId, Zxid)>,
+    /// The last `Durable` sent to the tail in this configuration.
     durable_sent: Zxid,
     synced: bool,
     dirty: HashMap<u64, u32>,
@@ -111,7 +111,7 @@ impl ChainNode {
             committed: snapshot_zxid,
             succ_acked: 0,
             acked_up: 0,
-            above_durable: 0,
+            durable_at: Vec::new(),
             durable_sent: 0,
             synced: false,
             dirty: HashMap::new(),
@@ -253,7 +253,7 @@ impl ChainNode {
         // counted anew, and a member with a predecessor syncs again (it may have missed
         // configurations, and the predecessor may be another incarnation).
         self.succ_acked = 0;
-        self.above_durable = 0;
+        self.durable_at.clear();
         self.durable_sent = 0;
         self.sync_upto = None;
         self.pending_need = None;
@@ -340,15 +340,15 @@ impl ChainNode {
                 to: peer,
                 msg: ChainMsg::Floor { version, zxid },
             });
-            if self.durable_sent > 0 {
-                let zxid = self.durable_sent;
-                out.push(ChainAction::Send {
-                    to: peer,
-                    msg: ChainMsg::Durable { version, zxid },
-                });
-            }
         }
         let tail = self.cfg.as_ref().and_then(|c| c.tail());
+        if tail == Some(peer) && !self.is_tail() && self.durable_sent > 0 {
+            let zxid = self.durable_sent;
+            out.push(ChainAction::Send {
+                to: peer,
+                msg: ChainMsg::Durable { version, zxid },
+            });
+        }
         if let (Some((qid, _)), Some(t)) = (&self.query, tail)
             && t == peer
             && !self.is_tail()
@@ -478,8 +478,17 @@ impl ChainNode {
                 }
                 self.advance(out);
             }
-            ChainMsg::Durable { zxid, .. } if pred == Some(from) => {
-                self.above_durable = self.above_durable.max(zxid);
+            ChainMsg::Durable { zxid, .. }
+                if self.is_tail()
+                    && self
+                        .cfg
+                        .as_ref()
+                        .is_some_and(|c| c.position(from).is_some()) =>
+            {
+                match self.durable_at.iter_mut().find(|(m, _)| *m == from) {
+                    Some((_, z)) => *z = (*z).max(zxid),
+                    None => self.durable_at.push((from, zxid)),
+                }
                 self.advance(out);
             }
             ChainMsg::Query { qid, .. } if self.is_tail() => {
@@ -813,38 +822,46 @@ impl ChainNode {
         self.trim_log();
     }
 
-    /// How far this member and every one above it are durable, as far as it knows.
+    /// As tail: how far every member of the chain is durable, as far as it knows
+    /// (a member it has not heard from counts as holding nothing durably).
     fn chain_durable(&self) -> Zxid {
-        if self.is_head() {
-            self.durable
-        } else {
-            self.durable.min(self.above_durable)
-        }
+        let Some(cfg) = &self.cfg else { return 0 };
+        cfg.chain
+            .iter()
+            .filter(|&&m| m != self.id)
+            .map(|m| {
+                self.durable_at
+                    .iter()
+                    .find(|(x, _)| x == m)
+                    .map_or(0, |(_, z)| *z)
+            })
+            .fold(self.durable, Zxid::min)
     }
 
-    /// Commits, acks upstream, tells the successor how far the chain above it is
-    /// durable, and answers what the current knowledge allows.
+    /// Commits, acks upstream, tells the tail how far this member is durable, and
+    /// answers what the current knowledge allows.
     fn advance(&mut self, out: &mut Vec<ChainAction>) {
         if !self.synced || self.role() == NodeRole::Out {
             return;
         }
         let tail = self.is_tail();
-        let chain_durable = self.chain_durable();
-        if let Some(s) = self.succ()
-            && chain_durable > self.durable_sent
-        {
-            self.durable_sent = chain_durable;
-            let version = self.version();
+        if !tail && self.durable > self.durable_sent {
+            // Straight to the tail, not down the chain: one hop after each flush, so
+            // the tail's commit waits for the slowest flush plus one hop.
+            self.durable_sent = self.durable;
+            let (version, zxid) = (self.version(), self.durable);
+            let to = self
+                .cfg
+                .as_ref()
+                .and_then(|c| c.tail())
+                .expect("in a chain");
             out.push(ChainAction::Send {
-                to: s,
-                msg: ChainMsg::Durable {
-                    version,
-                    zxid: chain_durable,
-                },
+                to,
+                msg: ChainMsg::Durable { version, zxid },
             });
         }
         let target = if tail {
-            chain_durable
+            self.chain_durable()
         } else {
             self.succ_acked.min(self.received)
         };

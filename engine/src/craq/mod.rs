@@ -14,12 +14,11 @@
 //! # Writes
 //! The head prepares a txn (zxid, bytes, the keys it touches) and [`ChainNode::propose`]s
 //! it: the head persists it and forwards the same [`Entry`] down the chain at once;
-//! each member persists and forwards without waiting for its own flush. Each member
-//! tells its successor how far the chain above it and itself is durable (`Durable`,
-//! the least of its own flush point and its predecessor's word; one message per
-//! flush, the flushes themselves overlap down the chain). The tail commits what is
-//! durable on it and on every member above (so a commit anywhere means "durable on
-//! every member of the chain") and acks upstream; a member passes an ack upstream
+//! each member persists and forwards without waiting for its own flush. After each
+//! flush a member tells the tail directly how far it is durable (`Durable`: one hop,
+//! so the tail's commit waits for the slowest flush plus one hop, not a hop per
+//! member). The tail commits what is durable on it and on every other member (so a
+//! commit anywhere means "durable on every member of the chain") and acks upstream; a member passes an ack upstream
 //! only once its own copy is durable (`Ack` means "durable here and everywhere
 //! below"). A member applies a txn once it knows the tail committed it (an ack from
 //! below, or a tail query's answer), and may answer the client of a write once it
@@ -150,8 +149,8 @@ pub enum ChainMsg {
     },
     /// Down: the sender knows everything up to `zxid` committed.
     Floor { version: u64, zxid: Zxid },
-    /// Down: everything up to `zxid` is durable on the sender and every member above
-    /// it (the tail commits only what is durable on the whole chain).
+    /// To the tail: everything up to `zxid` is durable on the sender (the tail commits
+    /// only what is durable on every member).
     Durable { version: u64, zxid: Zxid },
     /// To the tail: what have you committed?
     Query { version: u64, qid: u64 },
