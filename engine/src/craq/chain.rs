@@ -53,7 +53,10 @@ pub struct ChainNode {
     received: Zxid,
     durable: Zxid,
     committed: Zxid,
-    succ_acked: Zxid,
+    /// What the tail said it committed, in this configuration.
+    tail_acked: Zxid,
+    /// As tail: the last `Ack` sent to the other members in this configuration.
+    ack_sent: Zxid,
     acked_up: Zxid,
     /// As tail: how far each other member said it is durable, in this configuration.
     durable_at: Vec<(ServerId, Zxid)>,
@@ -109,7 +112,8 @@ impl ChainNode {
             received: snapshot_zxid,
             durable: snapshot_zxid,
             committed: snapshot_zxid,
-            succ_acked: 0,
+            tail_acked: 0,
+            ack_sent: 0,
             acked_up: 0,
             durable_at: Vec::new(),
             durable_sent: 0,
@@ -249,10 +253,11 @@ impl ChainNode {
         self.lease_until_ms = lease_until_ms;
         self.need_sent = None;
         let (pred, succ) = (self.pred(), self.succ());
-        // Every configuration starts over with the neighbours: acks from below are
+        // Every configuration starts over with the neighbours: the tail's acks are
         // counted anew, and a member with a predecessor syncs again (it may have missed
         // configurations, and the predecessor may be another incarnation).
-        self.succ_acked = 0;
+        self.tail_acked = 0;
+        self.ack_sent = 0;
         self.durable_at.clear();
         self.durable_sent = 0;
         self.sync_upto = None;
@@ -326,13 +331,17 @@ impl ChainNode {
                 to: peer,
                 msg: self.need(version, after),
             });
-            if self.acked_up > 0 {
-                let zxid = self.acked_up;
-                out.push(ChainAction::Send {
-                    to: peer,
-                    msg: ChainMsg::Ack { version, zxid },
-                });
-            }
+        }
+        let in_chain = self
+            .cfg
+            .as_ref()
+            .is_some_and(|c| c.position(peer).is_some());
+        if self.is_tail() && in_chain && self.ack_sent > 0 {
+            let zxid = self.ack_sent;
+            out.push(ChainAction::Send {
+                to: peer,
+                msg: ChainMsg::Ack { version, zxid },
+            });
         }
         if self.succ() == Some(peer) {
             let zxid = self.floor;
@@ -432,8 +441,8 @@ impl ChainNode {
         let tail = self.cfg.as_ref().and_then(|c| c.tail());
         match msg {
             ChainMsg::Propagate { entry, .. } if pred == Some(from) => self.receive(entry, out),
-            ChainMsg::Ack { zxid, .. } if succ == Some(from) => {
-                self.succ_acked = self.succ_acked.max(zxid.min(self.received));
+            ChainMsg::Ack { zxid, .. } if tail == Some(from) && !self.is_tail() => {
+                self.tail_acked = self.tail_acked.max(zxid.min(self.received));
                 self.advance(out);
             }
             ChainMsg::Need {
@@ -708,16 +717,6 @@ impl ChainNode {
         if let (Some((after, committed)), Some(s)) = (self.pending_need.take(), self.succ()) {
             self.resend(s, after, committed, out);
         }
-        // The predecessor counts acks anew in every configuration: repeat this
-        // member's (committed entries stay committed), or it would learn of them only
-        // with the next write.
-        if let (Some(p), true) = (self.pred(), self.acked_up > 0) {
-            let (version, zxid) = (self.version(), self.acked_up);
-            out.push(ChainAction::Send {
-                to: p,
-                msg: ChainMsg::Ack { version, zxid },
-            });
-        }
         self.advance(out);
         self.maybe_query(out);
     }
@@ -838,7 +837,7 @@ impl ChainNode {
             .fold(self.durable, Zxid::min)
     }
 
-    /// Commits, acks upstream, tells the tail how far this member is durable, and
+    /// Commits (the tail tells every member), tells the tail how far this member is durable, and
     /// answers what the current knowledge allows.
     fn advance(&mut self, out: &mut Vec<ChainAction>) {
         if !self.synced || self.role() == NodeRole::Out {
@@ -863,23 +862,30 @@ impl ChainNode {
         let target = if tail {
             self.chain_durable()
         } else {
-            self.succ_acked.min(self.received)
+            self.tail_acked.min(self.received)
         };
         self.commit_to(target, out);
-        let up = if tail {
-            self.durable
-        } else {
-            self.succ_acked.min(self.durable)
-        }
-        .min(self.committed);
+        // Committed means durable on every member: answerable at once.
+        let up = self.committed.min(self.durable);
         if up > self.acked_up {
             self.acked_up = up;
             out.push(ChainAction::Answerable { upto: up });
-            if let Some(p) = self.pred() {
-                let version = self.version();
+        }
+        if tail && self.committed > self.ack_sent {
+            // Straight to every member (one hop each, not back up the chain hop by
+            // hop); in every configuration anew, so members of a new one learn the
+            // commit point without waiting for the next write.
+            self.ack_sent = self.committed;
+            let (version, zxid) = (self.version(), self.committed);
+            let others: Vec<ServerId> = self
+                .cfg
+                .as_ref()
+                .map(|c| c.chain.iter().copied().filter(|&m| m != self.id).collect())
+                .unwrap_or_default();
+            for to in others {
                 out.push(ChainAction::Send {
-                    to: p,
-                    msg: ChainMsg::Ack { version, zxid: up },
+                    to,
+                    msg: ChainMsg::Ack { version, zxid },
                 });
             }
         }

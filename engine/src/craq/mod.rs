@@ -18,11 +18,10 @@
 //! flush a member tells the tail directly how far it is durable (`Durable`: one hop,
 //! so the tail's commit waits for the slowest flush plus one hop, not a hop per
 //! member). The tail commits what is durable on it and on every other member (so a
-//! commit anywhere means "durable on every member of the chain") and acks upstream; a member passes an ack upstream
-//! only once its own copy is durable (`Ack` means "durable here and everywhere
-//! below"). A member applies a txn once it knows the tail committed it (an ack from
-//! below, or a tail query's answer), and may answer the client of a write once it
-//! applied it ([`ChainAction::Answerable`]): an answered write is durable on every
+//! commit anywhere means "durable on every member of the chain") and tells every
+//! member directly (`Ack`, one hop each, not back up the chain hop by hop). A member
+//! applies a txn once it knows the tail committed it (the tail's `Ack`, or a tail
+//! query's answer), and may answer the client of a write once it applied it ([`ChainAction::Answerable`]): an answered write is durable on every
 //! member, so it survives the crash of every member but one, and a power loss of all
 //! followed by a restart of any of them (Zab's election among any quorum finds it).
 //!
@@ -131,7 +130,8 @@ impl ChainConfig {
 pub enum ChainMsg {
     /// Down: an entry to persist and pass on.
     Propagate { version: u64, entry: Entry },
-    /// Up: everything up to `zxid` is durable on the sender and below it.
+    /// From the tail to every member: everything up to `zxid` is committed (so
+    /// durable on every member).
     Ack { version: u64, zxid: Zxid },
     /// Up: the sender holds everything up to `after` and knows everything up to
     /// `committed` committed; send what follows.
