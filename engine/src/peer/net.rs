@@ -109,7 +109,7 @@ impl PeerNet {
         spec: PortSpec,
         handler: impl Fn(NetEvent<'_>) + 'static,
     ) -> std::io::Result<Rc<PeerNet>> {
-        let listener = TcpListener::bind(spec.listen)?;
+        let listener = crate::server::listen::bind_listener(spec.listen)?;
         let members: Vec<ServerId> = spec.peers.iter().map(|(id, _)| *id).collect();
         let net = Rc::new(PeerNet {
             book: RefCell::new(LinkBook::new(spec.me, &members, spec.queue_bytes_max)),

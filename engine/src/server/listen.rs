@@ -12,12 +12,38 @@
 use crate::config::CONNECTIONS_MAX;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::{Arc, Mutex};
 
 /// How long start-up waits for listeners that no process owns any more: after a
 /// `kill -9`, io_uring tears the dead process' sockets down asynchronously, and they
 /// keep listening (and even completing handshakes) for up to about a second.
 pub const ORPHAN_LISTENER_WAIT_MS_MAX: u64 = 10_000;
+
+/// Backlog of every listening socket (glommio's own `bind` uses the same).
+pub const LISTEN_BACKLOG_MAX: i32 = 1024;
+
+/// A listener on `addr` for this executor, as glommio's `TcpListener::bind` makes one
+/// (SO_REUSEPORT, so every core binds the client address) plus SO_REUSEADDR, as
+/// ZooKeeper's listeners have: without it, connections another program (a ZooKeeper
+/// that ran on the same port, say) left in TIME_WAIT refuse the bind for a minute.
+/// Whether somebody else listens there is [`probe_bind`]'s and [`foreign_listeners`]'
+/// question.
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let sk = Socket::new(domain, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    sk.set_reuse_port(true)?;
+    sk.bind(&SockAddr::from(addr))?;
+    sk.listen(LISTEN_BACKLOG_MAX)?;
+    // SAFETY: a bound, listening TCP socket whose only owner was `sk`.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(sk.into_raw_fd()) })
+}
 
 /// Refuses `addr` when a process already listens on it (on this address or a
 /// wildcard); waits out listeners left by a dead process.
@@ -318,5 +344,37 @@ mod tests {
         assert_eq!(lim.open(), 2);
         assert_eq!(ConnLimiter::new(0, 0).total_max, CONNECTIONS_MAX);
         assert_eq!(ConnLimiter::new(0, u32::MAX).total_max, CONNECTIONS_MAX);
+    }
+
+    /// A port whose last user left a connection in TIME_WAIT (it closed first, as a
+    /// killed server's sockets do) is taken again at once, as ZooKeeper takes it; a
+    /// listener without SO_REUSEADDR (glommio's own bind) is refused there.
+    #[test]
+    fn a_port_with_connections_in_time_wait_is_bound_again() {
+        use std::io::Read;
+        let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = old.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (served, _) = old.accept().unwrap();
+        drop(served); // the server side closes first: its end goes to TIME_WAIT
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        drop(client);
+        drop(old);
+        let (ours, glommios) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(crate::runtime::exec::IO_MEMORY_BYTES_PER_CORE)
+            .spawn(move || async move {
+                let glommios = glommio::net::TcpListener::bind(addr).map(drop).is_ok();
+                let ours = bind_listener(addr).map(drop).map_err(|e| e.to_string());
+                (ours, glommios)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            !glommios,
+            "the set-up left no TIME_WAIT connection on {addr}"
+        );
+        assert_eq!(ours, Ok(()), "bind_listener on {addr}");
     }
 }

@@ -178,7 +178,7 @@ async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
         shared.limiter.clone(),
         shared.registry.clone(),
     ));
-    let listener = TcpListener::bind(shared.cfg.client_addr)
+    let listener = listen::bind_listener(shared.cfg.client_addr)
         .map_err(|e| format!("core {i}: cannot listen on {}: {e}", shared.cfg.client_addr))?;
     if let Some(pid) = listen::foreign_listeners(shared.cfg.client_addr).first() {
         return Err(format!(
@@ -195,7 +195,7 @@ async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
         && let Some(port) = shared.cfg.admin_port
     {
         let addr = std::net::SocketAddr::new(shared.cfg.client_addr.ip(), port);
-        let admin = TcpListener::bind(addr)
+        let admin = listen::bind_listener(addr)
             .map_err(|e| format!("cannot listen on admin address {addr}: {e}"))?;
         tracing::info!(%addr, "metrics at http://{addr}/metrics");
         glommio::spawn_local(metrics::serve(admin, shared.stats.clone())).detach();
