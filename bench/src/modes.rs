@@ -51,13 +51,19 @@ pub const CELLS_MAX: usize = 128;
 pub const ROUNDS_MAX: u32 = 9;
 /// The cgroup v1 `cpu` hierarchy.
 pub const CGROUP_CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
-/// The scheduler period the budgets are set against: short, so a server that spent
-/// its budget waits milliseconds, not a default period of 100 ms, for the next.
+/// The scheduler period the budgets are set against by default (`--period-us`): short,
+/// so a server that spent its budget waits milliseconds, not a default period of
+/// 100 ms, for the next.
 pub const CFS_PERIOD_US: u64 = 10_000;
+/// The kernel's smallest `cpu.cfs_quota_us` (and period).
+pub const CFS_QUOTA_US_MIN: u64 = 1_000;
+/// The kernel's largest `cpu.cfs_period_us`.
+pub const CFS_PERIOD_US_MAX: u64 = 1_000_000;
 
 pub const USAGE: &str = "\
 usage: ckbench modes [--replicas 1,3,5] [--modes zab,zab-sync,craq,chain]
-                     [--mixes 100/0,90/10,50/50] [--cpu 0.25] [--duration-s 5]
+                     [--mixes 100/0,90/10,50/50] [--cpu 0.25] [--period-us 10000]
+                     [--duration-s 5]
                      [--warmup-s 1] [--sessions 24] [--inflight 4] [--keys 1000]
                      [--value-bytes 100] [--threads 2] [--slow-ms 0] [--rounds 1]
                      [--corekeeper-bin PATH] [--seed N] [--out DIR]
@@ -117,6 +123,8 @@ pub struct ModesConfig {
     pub mixes: Vec<(u32, u32)>,
     /// CPUs per server; 0: no budget.
     pub cpu: f64,
+    /// The budget's scheduler period, microseconds.
+    pub period_us: u64,
     pub duration_s: u64,
     pub warmup_s: u64,
     pub sessions: usize,
@@ -158,6 +166,7 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
         ],
         mixes: vec![(100, 0), (90, 10), (50, 50)],
         cpu: 0.25,
+        period_us: CFS_PERIOD_US,
         duration_s: 5,
         warmup_s: 1,
         sessions: 24,
@@ -198,6 +207,12 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
                     .filter(|x| (0.0..=64.0).contains(x))
                     .ok_or_else(|| format!("--cpu {v}: CPUs per server, 0 for none"))?
             }
+            "--period-us" => {
+                c.period_us = num(CFS_PERIOD_US_MAX)?;
+                if c.period_us < CFS_QUOTA_US_MIN {
+                    return Err(format!("--period-us {v}: at least {CFS_QUOTA_US_MIN}"));
+                }
+            }
             "--duration-s" => c.duration_s = num(crate::config::DURATION_S_MAX)?.max(1),
             "--warmup-s" => c.warmup_s = num(crate::config::DURATION_S_MAX)?,
             "--sessions" => c.sessions = num(crate::config::SESSIONS_MAX as u64)?.max(1) as usize,
@@ -223,6 +238,13 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
     }
     if c.slow_ms > 0 && c.replicas.contains(&1) {
         return Err("--slow-ms slows a peer link: every replica count must be 2 or more".into());
+    }
+    if c.cpu > 0.0 && c.cpu * (c.period_us as f64) < CFS_QUOTA_US_MIN as f64 {
+        return Err(format!(
+            "--cpu {} of a {} us period is under the kernel's smallest quota ({CFS_QUOTA_US_MIN} \
+             us): a longer --period-us",
+            c.cpu, c.period_us
+        ));
     }
     Ok(c)
 }
@@ -345,9 +367,9 @@ pub fn table(rows: &[Row]) -> String {
     s
 }
 
-/// `cpu.cfs_quota_us` for `cpu` CPUs.
-pub fn quota_us(cpu: f64) -> u64 {
-    ((cpu * CFS_PERIOD_US as f64).round() as u64).max(1_000)
+/// `cpu.cfs_quota_us` for `cpu` CPUs in periods of `period_us`.
+pub fn quota_us(cpu: f64, period_us: u64) -> u64 {
+    ((cpu * period_us as f64).round() as u64).max(CFS_QUOTA_US_MIN)
 }
 
 /// A cgroup v1 `cpu` group holding one server; removed when dropped (its processes
@@ -357,7 +379,7 @@ struct CpuGroup {
 }
 
 impl CpuGroup {
-    fn limit(name: &str, pid: u32, cpu: f64) -> Result<CpuGroup, String> {
+    fn limit(name: &str, pid: u32, cpu: f64, period_us: u64) -> Result<CpuGroup, String> {
         let dir = Path::new(CGROUP_CPU_ROOT).join(name);
         let hint = "per-server CPU budgets need cgroup v1's cpu controller writable (run as \
                     root), or --cpu 0 to run without them";
@@ -368,8 +390,8 @@ impl CpuGroup {
             let p = g.dir.join(file);
             std::fs::write(&p, v).map_err(|e| format!("writing {}: {e} ({hint})", p.display()))
         };
-        write("cpu.cfs_period_us", CFS_PERIOD_US.to_string())?;
-        write("cpu.cfs_quota_us", quota_us(cpu).to_string())?;
+        write("cpu.cfs_period_us", period_us.to_string())?;
+        write("cpu.cfs_quota_us", quota_us(cpu, period_us).to_string())?;
         write("cgroup.procs", pid.to_string())?;
         Ok(g)
     }
@@ -512,7 +534,7 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
             remove_stale_groups();
             for (n, node) in d.nodes.iter().enumerate() {
                 let name = format!("ckbench-modes-{}-node{}", std::process::id(), n + 1);
-                groups.push(CpuGroup::limit(&name, node.pid(), c.cpu)?);
+                groups.push(CpuGroup::limit(&name, node.pid(), c.cpu, c.period_us)?);
             }
         }
         if let Some(m) = &mesh {
@@ -647,10 +669,14 @@ mod tests {
             "--slow-ms 5",
             "--bogus 1",
             "--cpu",
+            "--period-us 999",
+            "--cpu 0.25 --period-us 3000",
         ] {
             assert!(parse(&args(bad), 1).is_err(), "{bad}");
         }
         assert!(parse(&args("--replicas 3,5 --slow-ms 5"), 1).is_ok());
+        let c = parse(&args("--cpu 0.25 --period-us 4000"), 1).unwrap();
+        assert_eq!(quota_us(c.cpu, c.period_us), 1_000);
     }
 
     #[test]
@@ -690,9 +716,10 @@ mod tests {
 
     #[test]
     fn quotas_and_the_table() {
-        assert_eq!(quota_us(0.25), 2_500);
-        assert_eq!(quota_us(2.0), 20_000);
-        assert_eq!(quota_us(0.0001), 1_000, "the kernel's minimum");
+        assert_eq!(quota_us(0.25, CFS_PERIOD_US), 2_500);
+        assert_eq!(quota_us(2.0, CFS_PERIOD_US), 20_000);
+        assert_eq!(quota_us(0.25, 4_000), 1_000);
+        assert_eq!(quota_us(0.0001, CFS_PERIOD_US), 1_000, "the kernel's minimum");
         let row = Row {
             replicas: 3,
             mode: ReadMode::Craq,
