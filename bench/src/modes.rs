@@ -457,6 +457,22 @@ impl ProgressSink for Labelled {
 }
 
 /// The member whose `mntr` says it is the chain's tail.
+/// The member `--slow-ms` slows (1-based): the last one that does not lead, so the
+/// case is "one slow follower" whichever member won the election (a slow Zab leader
+/// slows every write; in CRAQ every member is on the write path anyway).
+fn slow_member(servers: &[String]) -> u32 {
+    let leads = |s: &String| {
+        crate::servers::four_letter(s, "srvr")
+            .ok()
+            .and_then(|t| crate::ensemble::parse_mode(&t))
+            == Some(crate::ensemble::Mode::Leader)
+    };
+    (0..servers.len())
+        .rev()
+        .find(|&i| !leads(&servers[i]))
+        .map_or(servers.len(), |i| i + 1) as u32
+}
+
 fn chain_tail(servers: &[String]) -> Result<String, String> {
     for s in servers {
         let text = crate::servers::four_letter(s, "mntr")?;
@@ -538,8 +554,9 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
             }
         }
         if let Some(m) = &mesh {
-            let slow = replicas as u32;
-            for other in 1..slow {
+            let slow = slow_member(&d.servers());
+            eprintln!("x{replicas}: node{slow} is the slow one (every peer link {} ms)", c.slow_ms);
+            for other in (1..=replicas as u32).filter(|&o| o != slow) {
                 m.set(
                     other,
                     slow,
