@@ -555,7 +555,10 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
         }
         if let Some(m) = &mesh {
             let slow = slow_member(&d.servers());
-            eprintln!("x{replicas}: node{slow} is the slow one (every peer link {} ms)", c.slow_ms);
+            eprintln!(
+                "x{replicas}: node{slow} is the slow one (every peer link {} ms)",
+                c.slow_ms
+            );
             for other in (1..=replicas as u32).filter(|&o| o != slow) {
                 m.set(
                     other,
@@ -736,7 +739,11 @@ mod tests {
         assert_eq!(quota_us(0.25, CFS_PERIOD_US), 2_500);
         assert_eq!(quota_us(2.0, CFS_PERIOD_US), 20_000);
         assert_eq!(quota_us(0.25, 4_000), 1_000);
-        assert_eq!(quota_us(0.0001, CFS_PERIOD_US), 1_000, "the kernel's minimum");
+        assert_eq!(
+            quota_us(0.0001, CFS_PERIOD_US),
+            1_000,
+            "the kernel's minimum"
+        );
         let row = Row {
             replicas: 3,
             mode: ReadMode::Craq,

@@ -703,16 +703,21 @@ fn craq_reads_at_every_server_see_every_acknowledged_write() {
     check_everywhere(&nodes, &acked);
 
     // Every node restarts: nothing acknowledged is lost.
-    for node in &mut nodes {
+    restart_all(&mut nodes);
+    check_everywhere(&nodes, &acked);
+    craq_round(&nodes, "craq-restart", 10, &mut acked);
+}
+
+/// kill -9 of every node, then every node started again, until they settle.
+fn restart_all(nodes: &mut [Node]) {
+    for node in nodes.iter_mut() {
         node.server.as_mut().unwrap().kill();
         node.server = None;
     }
-    for node in &mut nodes {
+    for node in nodes.iter_mut() {
         start(node);
     }
-    settled(&nodes);
-    check_everywhere(&nodes, &acked);
-    craq_round(&nodes, "craq-restart", 10, &mut acked);
+    settled(nodes);
 }
 
 /// Every acknowledged `(path, data)` reads back at `node`.
@@ -777,14 +782,7 @@ fn plain_chain_replication_serves_clients_only_at_the_tail() {
     );
     check_at(&nodes[tail], &acked);
 
-    for node in &mut nodes {
-        node.server.as_mut().unwrap().kill();
-        node.server = None;
-    }
-    for node in &mut nodes {
-        start(node);
-    }
-    settled(&nodes);
+    restart_all(&mut nodes);
     let tail = tail_only(&nodes, 3);
     check_at(&nodes[tail], &acked);
 }
