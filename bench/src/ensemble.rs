@@ -145,6 +145,9 @@ pub struct Options {
     pub clock_files: bool,
     /// corekeeper only: `replication=craq` (ZooKeeper has Zab alone).
     pub craq: bool,
+    /// corekeeper only: each member's WAL flushes can be stalled through the file
+    /// [`fsync_stall_file`] names (the engine's hook, [`FAULT_FSYNC_STALL_FILE_ENV`]).
+    pub fsync_stall_files: bool,
 }
 
 impl Default for Options {
@@ -155,6 +158,7 @@ impl Default for Options {
             mesh: false,
             clock_files: false,
             craq: false,
+            fsync_stall_files: false,
         }
     }
 }
@@ -162,6 +166,15 @@ impl Default for Options {
 /// The engine's wall-clock fault hook (`engine::runtime::clock::FAULT_CLOCK_FILE_ENV`;
 /// bench does not link the engine, tools' tests check the two agree).
 pub const FAULT_CLOCK_FILE_ENV: &str = "CK_FAULT_CLOCK_FILE";
+
+/// The engine's WAL flush stall hook (`engine::runtime::fault::FAULT_FSYNC_STALL_FILE_ENV`;
+/// tools' tests check the two agree).
+pub const FAULT_FSYNC_STALL_FILE_ENV: &str = "CK_FAULT_FSYNC_STALL_FILE";
+
+/// The file that stalls member `id`'s WAL flushes (milliseconds, as text) under `dir`.
+pub fn fsync_stall_file(dir: &Path, id: u32) -> std::path::PathBuf {
+    dir.join(format!("node{id}")).join("fsync-stall-ms")
+}
 
 /// The file that steps member `id`'s wall clock (milliseconds, as text) under `dir`.
 pub fn clock_file(dir: &Path, id: u32) -> std::path::PathBuf {
@@ -445,6 +458,9 @@ pub fn start_corekeeper_with(
         cmd.args(&ck.args).arg("--config").arg(&cfg);
         if o.clock_files {
             cmd.env(FAULT_CLOCK_FILE_ENV, clock_file(dir, node.id));
+        }
+        if o.fsync_stall_files {
+            cmd.env(FAULT_FSYNC_STALL_FILE_ENV, fsync_stall_file(dir, node.id));
         }
         let log = log_dir.join(format!("corekeeper-node{}.log", node.id));
         nodes.push(ServerProcess::spawn(

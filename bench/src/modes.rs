@@ -55,6 +55,8 @@ pub const CGROUP_CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 /// so a server that spent its budget waits milliseconds, not a default period of
 /// 100 ms, for the next.
 pub const CFS_PERIOD_US: u64 = 10_000;
+/// Longest `--slow-disk-ms` (the engine's hook takes at most a minute).
+pub const SLOW_DISK_MS_MAX: u64 = 60_000;
 /// The kernel's smallest `cpu.cfs_quota_us` (and period).
 pub const CFS_QUOTA_US_MIN: u64 = 1_000;
 /// The kernel's largest `cpu.cfs_period_us`.
@@ -65,7 +67,8 @@ usage: ckbench modes [--replicas 1,3,5] [--modes zab,zab-sync,craq,chain]
                      [--mixes 100/0,90/10,50/50] [--cpu 0.25] [--period-us 10000]
                      [--duration-s 5]
                      [--warmup-s 1] [--sessions 24] [--inflight 4] [--keys 1000]
-                     [--value-bytes 100] [--threads 2] [--slow-ms 0] [--rounds 1]
+                     [--value-bytes 100] [--threads 2] [--slow-ms 0] [--slow-disk-ms 0]
+                     [--rounds 1]
                      [--corekeeper-bin PATH] [--seed N] [--out DIR]
 
 Zab or CRAQ: per replica count, a corekeeper ensemble replicated by Zab and one by
@@ -75,7 +78,8 @@ and the same read/write mixes run against each read mode:
   zab-sync  sync + get (linearizable, through the leader)
   craq      gets at every server (linearizable)
   chain     every session on the chain's tail (plain chain replication's reads)
---slow-ms delays every peer link of the last member (one slow server). With --rounds N
+--slow-ms delays every peer link of one member that does not lead (one slow server);
+--slow-disk-ms stalls each of that member's WAL flushes (one slow disk). With --rounds N
 each cell runs N times on its ensemble and its row is the run with the median
 throughput; `spread` is (max - min) / median of the N.";
 
@@ -133,6 +137,8 @@ pub struct ModesConfig {
     pub value_bytes: usize,
     pub threads: usize,
     pub slow_ms: u64,
+    /// Every WAL flush of the slow member stalls this long (0: none).
+    pub slow_disk_ms: u64,
     pub corekeeper_bin: Option<PathBuf>,
     pub seed: u64,
     pub out: Option<PathBuf>,
@@ -175,6 +181,7 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
         value_bytes: 100,
         threads: 2,
         slow_ms: 0,
+        slow_disk_ms: 0,
         corekeeper_bin: None,
         seed,
         out: None,
@@ -223,6 +230,7 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
             }
             "--threads" => c.threads = num(crate::config::THREADS_MAX as u64)?.max(1) as usize,
             "--slow-ms" => c.slow_ms = num(crate::mesh::LINK_DELAY_MS_MAX)?,
+            "--slow-disk-ms" => c.slow_disk_ms = num(SLOW_DISK_MS_MAX)?,
             "--corekeeper-bin" => c.corekeeper_bin = Some(PathBuf::from(v)),
             "--seed" => c.seed = num(u64::MAX)?,
             "--out" => c.out = Some(PathBuf::from(v)),
@@ -236,8 +244,12 @@ pub fn parse(args: &[String], seed: u64) -> Result<ModesConfig, String> {
     if cells(&c).len() > CELLS_MAX {
         return Err(format!("more than {CELLS_MAX} cells"));
     }
-    if c.slow_ms > 0 && c.replicas.contains(&1) {
-        return Err("--slow-ms slows a peer link: every replica count must be 2 or more".into());
+    if (c.slow_ms > 0 || c.slow_disk_ms > 0) && c.replicas.contains(&1) {
+        return Err(
+            "--slow-ms and --slow-disk-ms slow one member of several: every replica count \
+             must be 2 or more"
+                .into(),
+        );
     }
     if c.cpu > 0.0 && c.cpu * (c.period_us as f64) < CFS_QUOTA_US_MIN as f64 {
         return Err(format!(
@@ -542,6 +554,7 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
             nodes: replicas,
             mesh: c.slow_ms > 0,
             craq,
+            fsync_stall_files: c.slow_disk_ms > 0,
             ..Options::default()
         };
         let (d, mesh) = crate::ensemble::start_corekeeper_with(&dir, &log_dir, &ck, o)?;
@@ -553,8 +566,17 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
                 groups.push(CpuGroup::limit(&name, node.pid(), c.cpu, c.period_us)?);
             }
         }
+        let slow = slow_member(&d.servers());
+        if c.slow_disk_ms > 0 {
+            eprintln!(
+                "x{replicas}: node{slow}'s WAL flushes stall {} ms",
+                c.slow_disk_ms
+            );
+            let f = crate::ensemble::fsync_stall_file(&dir, slow);
+            std::fs::write(&f, c.slow_disk_ms.to_string())
+                .map_err(|e| format!("{}: {e}", f.display()))?;
+        }
         if let Some(m) = &mesh {
-            let slow = slow_member(&d.servers());
             eprintln!(
                 "x{replicas}: node{slow} is the slow one (every peer link {} ms)",
                 c.slow_ms
@@ -690,6 +712,8 @@ mod tests {
             "--bogus 1",
             "--cpu",
             "--period-us 999",
+            "--slow-disk-ms 100",
+            "--replicas 3 --slow-disk-ms 60001",
             "--cpu 0.25 --period-us 3000",
         ] {
             assert!(parse(&args(bad), 1).is_err(), "{bad}");

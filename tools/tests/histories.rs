@@ -216,6 +216,11 @@ fn wall_clock_steps_expire_no_session_and_lose_nothing() {
         engine::runtime::clock::FAULT_CLOCK_FILE_ENV,
         "bench names the engine's hook"
     );
+    assert_eq!(
+        bench::ensemble::FAULT_FSYNC_STALL_FILE_ENV,
+        engine::runtime::fault::FAULT_FSYNC_STALL_FILE_ENV,
+        "bench names the engine's hook"
+    );
     let o = RunOptions {
         faults: 3,
         session_timeout_ms: 4_000,

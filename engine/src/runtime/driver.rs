@@ -485,6 +485,7 @@ impl<O: Outlet> Driver<O> {
             None => Ok(false),
             Some(Flush::Inline { .. }) => {
                 let started = Instant::now();
+                super::fault::fsync_stall();
                 let result = self.syncer.flush_tagged().map_err(|e| e.to_string());
                 self.stats
                     .shard
@@ -505,7 +506,10 @@ impl<O: Outlet> Driver<O> {
                 glommio::spawn_local(async move {
                     let started = Instant::now();
                     let result = glommio::executor()
-                        .spawn_blocking(move || syncer.flush_tagged())
+                        .spawn_blocking(move || {
+                            super::fault::fsync_stall();
+                            syncer.flush_tagged()
+                        })
                         .await;
                     stats
                         .shard

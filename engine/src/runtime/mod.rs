@@ -16,6 +16,7 @@ pub mod clock;
 pub mod driver;
 pub mod epochs;
 pub mod exec;
+pub mod fault;
 pub mod linkstats;
 pub mod mailbox;
 pub mod msg;

@@ -92,6 +92,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
             mesh: true,
             clock_files: false, // set by the target for corekeeper
             craq: o.craq,
+            fsync_stall_files: false,
         };
         Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
     } else {
