@@ -201,6 +201,10 @@ impl ChainNode {
     fn is_head(&self) -> bool {
         matches!(self.role(), NodeRole::Head | NodeRole::Single)
     }
+    /// Whether `id` is a member of this member's configuration.
+    fn in_chain(&self, id: ServerId) -> bool {
+        self.cfg.as_ref().is_some_and(|c| c.position(id).is_some())
+    }
     fn pred(&self) -> Option<ServerId> {
         self.cfg.as_ref()?.predecessor(self.id)
     }
@@ -332,11 +336,7 @@ impl ChainNode {
                 msg: self.need(version, after),
             });
         }
-        let in_chain = self
-            .cfg
-            .as_ref()
-            .is_some_and(|c| c.position(peer).is_some());
-        if self.is_tail() && in_chain && self.ack_sent > 0 {
+        if self.is_tail() && self.in_chain(peer) && self.ack_sent > 0 {
             let zxid = self.ack_sent;
             out.push(ChainAction::Send {
                 to: peer,
@@ -487,13 +487,7 @@ impl ChainNode {
                 }
                 self.advance(out);
             }
-            ChainMsg::Durable { zxid, .. }
-                if self.is_tail()
-                    && self
-                        .cfg
-                        .as_ref()
-                        .is_some_and(|c| c.position(from).is_some()) =>
-            {
+            ChainMsg::Durable { zxid, .. } if self.is_tail() && self.in_chain(from) => {
                 match self.durable_at.iter_mut().find(|(m, _)| *m == from) {
                     Some((_, z)) => *z = (*z).max(zxid),
                     None => self.durable_at.push((from, zxid)),
@@ -837,8 +831,8 @@ impl ChainNode {
             .fold(self.durable, Zxid::min)
     }
 
-    /// Commits (the tail tells every member), tells the tail how far this member is durable, and
-    /// answers what the current knowledge allows.
+    /// Commits (the tail tells every member), tells the tail how far this member is
+    /// durable, and answers what the current knowledge allows.
     fn advance(&mut self, out: &mut Vec<ChainAction>) {
         if !self.synced || self.role() == NodeRole::Out {
             return;
@@ -1016,8 +1010,8 @@ mod tests {
         nodes[0].read(12, &Keys::Some(vec![7]), &mut out);
         let rest = pump(&mut nodes, out.into_iter().map(|a| (1, a)).collect());
         assert_eq!(rest, [(1, ChainAction::ReadReady { id: 12 })]);
-        // The middle's flush completes the chain: the tail commits, and the ack going
-        // up commits and answers at every member.
+        // The middle's flush completes the chain: the tail commits, and its acks to
+        // every member commit and answer there.
         let rest = flush(&mut nodes, 2);
         let apply = |at: u64| {
             (

@@ -21,8 +21,9 @@
 //! commit anywhere means "durable on every member of the chain") and tells every
 //! member directly (`Ack`, one hop each, not back up the chain hop by hop). A member
 //! applies a txn once it knows the tail committed it (the tail's `Ack`, or a tail
-//! query's answer), and may answer the client of a write once it applied it ([`ChainAction::Answerable`]): an answered write is durable on every
-//! member, so it survives the crash of every member but one, and a power loss of all
+//! query's answer), and may answer the client of a write once it applied it
+//! ([`ChainAction::Answerable`]): an answered write is durable on every member, so it
+//! survives the crash of every member but one, and a power loss of all
 //! followed by a restart of any of them (Zab's election among any quorum finds it).
 //!
 //! # Reads (apportioned queries)

@@ -13,7 +13,8 @@
 //!   the leader's Zab core (it keeps the log learners synchronise from, and sends the
 //!   txn to learners not in the chain) and to [`ChainNode::propose`]; each member
 //!   persists an entry's bytes as they arrived (`ShardCore::learn`) and forwards them
-//!   before its own flush; the tail commits on durability and acks go up. A member
+//!   before its own flush, and reports its flushes to the tail (`Durable`); the tail
+//!   commits what every member holds durably and tells every member (`Ack`). A member
 //!   applies a txn when it knows the tail committed it, and answers its clients then.
 //!   The head's Zab core takes the chain's commits as its members' acks; its own WAL
 //!   writes, applies and messages to chain members are the chain's business and are
@@ -49,8 +50,8 @@
 //!   every lease it (and through it, its learners) held has run out. Clocks are each
 //!   server's monotonic clock; only their rates are assumed equal.
 //!
-//! Not yet: snapshots between chain members, plain chain mode (reads only at the
-//! tail) as a server mode.
+//! Not yet: snapshots between chain members (a member that needs one sends the leader
+//! back to election, whose synchronisation sends it).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ use transport::peer::PeerMsg;
 
 use super::super::clock::mono_ms;
 use super::{Driver, Outlet};
+use crate::config::Replication;
 use crate::craq::keys::txn_keys;
 use crate::craq::manager::Manager;
 use crate::craq::wire::{ChainIn, config_to_peer, lease_ask, lease_grant, to_peer};
@@ -145,25 +147,24 @@ impl ChainRun {
     }
 }
 
-/// The core's read mode for `replication=chain` (`tail_only`) or `craq`.
-fn read_mode(tail_only: bool) -> crate::craq::ReadMode {
-    if tail_only {
-        crate::craq::ReadMode::TailOnly
-    } else {
-        crate::craq::ReadMode::Craq
+/// The chain core's read mode for `replication=chain` (reads at the tail) or `craq`.
+fn read_mode(replication: Replication) -> crate::craq::ReadMode {
+    match replication {
+        Replication::Chain => crate::craq::ReadMode::TailOnly,
+        _ => crate::craq::ReadMode::Craq,
     }
 }
 
 impl<O: Outlet> Driver<O> {
     pub(super) fn craq(&self) -> bool {
-        self.repl.as_ref().is_some_and(|r| r.craq)
+        self.repl.as_ref().is_some_and(|r| r.replication.chained())
     }
 
     /// CRAQ: clients are served only under a read lease (a member outside the chain,
     /// or cut off from it, closes connections so clients move on).
     pub(super) fn chain_serving(&self) -> bool {
         let Some(r) = &self.repl else { return true };
-        if !r.craq {
+        if !r.replication.chained() {
             return true;
         }
         r.chain.as_ref().is_some_and(|c| c.leased(mono_ms() as u64))
@@ -178,7 +179,11 @@ impl<O: Outlet> Driver<O> {
         if !self.serving() {
             return false;
         }
-        let Some(r) = self.repl.as_ref().filter(|r| r.tail_only) else {
+        let Some(r) = self
+            .repl
+            .as_ref()
+            .filter(|r| r.replication == Replication::Chain)
+        else {
             return true;
         };
         r.chain
@@ -200,7 +205,7 @@ impl<O: Outlet> Driver<O> {
         let r = self.repl.as_mut().expect("replicated");
         let me = r.node.id();
         let mut run = ChainRun::new(ChainNode::recover(me, applied, Vec::new()), epoch, lease_ms);
-        run.node.set_read_mode(read_mode(r.tail_only));
+        run.node.set_read_mode(read_mode(r.replication));
         run.gate_until_ms = mono_ms() as u64 + lease_ms;
         let mut learners = r.node.synced_learners();
         learners.sort_unstable();
@@ -248,7 +253,7 @@ impl<O: Outlet> Driver<O> {
         let Some(leader) = r.node.leader() else {
             return Ok(());
         };
-        if !r.craq || from != leader || leader == r.node.id() {
+        if !r.replication.chained() || from != leader || leader == r.node.id() {
             return Ok(());
         }
         if !r.node.serving() {
@@ -280,7 +285,7 @@ impl<O: Outlet> Driver<O> {
             let mut node = ChainNode::recover(me, applied, entries);
             self.core.set_chain_reads(true);
             let r = self.repl.as_mut().expect("replicated");
-            node.set_read_mode(read_mode(r.tail_only));
+            node.set_read_mode(read_mode(r.replication));
             r.chain = Some(ChainRun::new(node, epoch, lease_ms));
             tracing::info!(epoch, chain = ?cfg.chain, "CRAQ: joined the chain");
         }
@@ -442,7 +447,7 @@ impl<O: Outlet> Driver<O> {
         let Some(r) = &mut self.repl else {
             return Ok(false);
         };
-        if !r.craq {
+        if !r.replication.chained() {
             return Ok(false);
         }
         let me = r.node.id();
@@ -696,8 +701,8 @@ impl<O: Outlet> Driver<O> {
                     applied = Some(zxid);
                 }
                 // Applying answers the clients of writes; a txn is applied only once
-                // the tail committed it, durable on the tail and every member below
-                // this one (see the module docs of `craq`).
+                // the tail committed it, so durable on every member of the chain (see
+                // the module docs of `craq`).
                 ChainAction::Answerable { .. } => {}
                 ChainAction::ReadReady { id } => self.core.read_ready(id, &mut self.actions),
                 ChainAction::ReadRefused { id, why } => {

@@ -467,7 +467,7 @@ impl<O: Outlet> Driver<O> {
             NodeAction::Policy(p) => {
                 use crate::peer::links::Policy;
                 let p = match p {
-                    Policy::ToLeader(l) if r.craq => Policy::ToLeaderAndPeers(l),
+                    Policy::ToLeader(l) if r.replication.chained() => Policy::ToLeaderAndPeers(l),
                     p => p,
                 };
                 r.net.set_policy(p)

@@ -103,10 +103,9 @@ pub struct Replica {
     pub peer_pending: Rc<std::cell::Cell<usize>>,
     /// Per-link figures for `mntr` (ack latency, traffic).
     pub link_stats: super::linkstats::LinkStats,
-    /// `replication=craq` or `chain`: writes go down a chain once the leader serves.
-    pub craq: bool,
-    /// `replication=chain`: only the chain's tail takes clients.
-    pub tail_only: bool,
+    /// How this group replicates (`craq` and `chain`: writes go down a chain once the
+    /// leader serves; `chain`: only its tail takes clients).
+    pub replication: crate::config::Replication,
     /// CRAQ: this server's chain in the current epoch.
     pub chain: Option<super::driver::chain::ChainRun>,
     /// CRAQ: a configuration that arrived before this learner served, with its sender.
@@ -323,8 +322,7 @@ pub fn start(
         frame_cache: None,
         link_stats: Default::default(),
         peer_pending,
-        craq: cfg.replication.chained(),
-        tail_only: cfg.replication == crate::config::Replication::Chain,
+        replication: cfg.replication,
         chain: None,
         chain_pending: None,
         serve_epoch: None,
