@@ -469,8 +469,8 @@ impl ProgressSink for Labelled {
 }
 
 /// The member whose `mntr` says it is the chain's tail.
-/// The member `--slow-ms` slows (1-based): the last one that does not lead, so the
-/// case is "one slow follower" whichever member won the election (a slow Zab leader
+/// The member `--slow-ms` and `--slow-disk-ms` slow (1-based): the last one that does
+/// not lead, so the case is "one slow follower" whichever member won the election (a slow Zab leader
 /// slows every write; in CRAQ every member is on the write path anyway).
 fn slow_member(servers: &[String]) -> u32 {
     let leads = |s: &String| {
@@ -566,7 +566,11 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
                 groups.push(CpuGroup::limit(&name, node.pid(), c.cpu, c.period_us)?);
             }
         }
-        let slow = slow_member(&d.servers());
+        let slow = if c.slow_ms > 0 || c.slow_disk_ms > 0 {
+            slow_member(&d.servers())
+        } else {
+            0 // nobody: no member is slowed
+        };
         if c.slow_disk_ms > 0 {
             eprintln!(
                 "x{replicas}: node{slow}'s WAL flushes stall {} ms",

@@ -37,10 +37,9 @@ use crate::diff::rng::Rng;
 
 /// Faults in one run at most.
 pub const FAULTS_MAX: usize = 16;
-/// `preAllocSize` (KiB) of the servers a run starts: 8 MiB WAL segments instead of the
-/// default 64 MiB, since a run writes a few MiB per server and every member pre-writes
-/// a segment or two (CI's disk holds many runs' data directories).
-pub const CK_PREALLOC_KIB: u64 = 8 << 10;
+/// `preAllocSize` (KiB) of the servers a run starts: a local cluster's (a run writes a
+/// few MiB per server, and CI's disk holds many runs' data directories).
+pub const CK_PREALLOC_KIB: u64 = crate::cluster::CLUSTER_PREALLOC_KIB;
 /// Share of the run (from its start) in which faults happen; the rest runs healed.
 pub const FAULT_SPAN_PERCENT: u64 = 70;
 /// Longest a killed server stays down before its restart begins.
