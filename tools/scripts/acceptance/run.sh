@@ -240,40 +240,44 @@ run_step differential timeout "$CKDIFF_S_MAX" "$CKDIFF" --a "$ZK_HOST:$ZK_PORT" 
   --b "$CK_HOST:$CK_PORT" --seed "${CKDIFF_SEED:-1}" --seeds "$CKDIFF_SEEDS" \
   --ops "$CKDIFF_OPS"
 
-step "5. kazoo client and recipes on 3-node corekeeper ensembles"
-for mode in zab craq chain; do
-  dir=$WORK/ensemble-$mode
-  CLUSTER_DIRS+=("$dir")
-  if ! timeout "$SERVER_START_S_MAX" "$CKCTL" cluster up --nodes 3 --dir "$dir" --bin "$COREKEEPER" \
-    --set "replication=$mode" --set "superDigest=$SUPER_DIGEST" >"$WORK/ensemble-$mode.up" 2>&1 </dev/null; then
-    cat "$WORK/ensemble-$mode.up"
-    tally "kazoo-ensemble-$mode" /dev/null 1
-    continue
-  fi
-  connect=$(sed -n 's/^connect string: //p' "$WORK/ensemble-$mode.up")
-  echo "ensemble ($mode): $connect"
-  run_step "kazoo-ensemble-$mode" kazoo_client "$connect" "$WORK/kazoo-ensemble-$mode.xml"
-  "$CKCTL" cluster down --dir "$dir" >/dev/null 2>&1 </dev/null || true
-done
-
-# kazoo's suite on a 3-node ensemble started by ckctl cluster; the tests that stop and
-# restart "the first server" kill -9 and restart member 1.
-ensemble_suite() { # $1 name, $2 junit xml, rest: extra `ckctl cluster up` arguments
-  local name=$1 xml=$2 dir=$WORK/suite-ensemble-$1 connect
-  shift 2
+# Starts a 3-node ensemble in DIR with `ckctl cluster up` (it is stopped by cleanup if
+# the step leaves it up) and sets CONNECT to its connect string; its output on failure.
+cluster_up() { # $1 dir, rest: extra `ckctl cluster up` arguments
+  local dir=$1
+  shift
   CLUSTER_DIRS+=("$dir")
   if ! timeout "$SERVER_START_S_MAX" "$CKCTL" cluster up --nodes 3 --dir "$dir" "$@" \
     >"$dir.up" 2>&1 </dev/null; then
     cat "$dir.up"
     return 1
   fi
-  connect=$(sed -n 's/^connect string: //p' "$dir.up")
-  echo "ensemble ($name): $connect"
+  CONNECT=$(sed -n 's/^connect string: //p' "$dir.up")
+  echo "ensemble in $dir: $CONNECT"
+}
+cluster_down() { # $1 dir
+  "$CKCTL" cluster down --dir "$1" >/dev/null 2>&1 </dev/null || true
+}
+
+step "5. kazoo client and recipes on 3-node corekeeper ensembles"
+for mode in zab craq chain; do
+  if ! cluster_up "$WORK/ensemble-$mode" --bin "$COREKEEPER" --set "replication=$mode" \
+    --set "superDigest=$SUPER_DIGEST"; then
+    tally "kazoo-ensemble-$mode" /dev/null 1
+    continue
+  fi
+  run_step "kazoo-ensemble-$mode" kazoo_client "$CONNECT" "$WORK/kazoo-ensemble-$mode.xml"
+  cluster_down "$WORK/ensemble-$mode"
+done
+
+ensemble_suite() { # $1 name, $2 junit xml, rest: extra `ckctl cluster up` arguments
+  local xml=$2 dir=$WORK/suite-ensemble-$1
+  shift 2
+  cluster_up "$dir" "$@" || return 1
   # The read-only-mode test times out on both (30 s each): left out.
-  kazoo_suite_with "$connect" "$xml" "$CKCTL cluster kill 1 --dir $dir" \
+  kazoo_suite_with "$CONNECT" "$xml" "$CKCTL cluster kill 1 --dir $dir" \
     "$CKCTL cluster restart 1 --dir $dir" \
     --deselect kazoo/tests/test_connection.py::TestReadOnlyMode::test_read_only </dev/null || true
-  "$CKCTL" cluster down --dir "$dir" >/dev/null 2>&1 </dev/null || true
+  cluster_down "$dir"
   [[ -s $xml ]]
 }
 step "6. kazoo's own suite on a 3-node ZooKeeper ensemble"
