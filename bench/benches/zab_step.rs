@@ -93,6 +93,7 @@ fn zab_step(c: &mut Criterion) {
             leader: 1,
             epoch: EPOCH,
             role: Role::Participant,
+            zxid_counter_max: u32::MAX,
         };
         let mut f = Follower::new(config, 0, 0).unwrap();
         let mut out = Vec::new();

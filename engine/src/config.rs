@@ -126,6 +126,11 @@ pub struct Config {
     /// (`commitLogCount`, ZooKeeper's `zookeeper.commitLogCount`); a learner further
     /// behind gets a SNAP.
     pub commit_log_count: usize,
+    /// The last zxid counter of an epoch (`zxidCounterMax`, corekeeper's own; default
+    /// 2^32 - 1 as in ZooKeeper). The txn after it starts the next epoch without an
+    /// election (`zab::leader`, "Counter rollover"); tests lower it to roll over often.
+    /// Every server of an ensemble must have the same value.
+    pub zxid_counter_max: u32,
     /// ZooKeeper's `extendedTypesEnabled`: TTL nodes are refused unless set.
     pub extended_types_enabled: bool,
     /// `user:base64(sha1(user:password))` of the digest superuser, if any
@@ -378,6 +383,13 @@ impl Config {
                 crate::zab::COMMITTED_LOG_MAX,
                 0,
                 crate::zab::COMMITTED_LOG_MAX,
+            )?,
+            zxid_counter_max: take_num(
+                &mut kv,
+                "zxidCounterMax",
+                crate::zab::ZXID_COUNTER_MAX,
+                crate::zab::ZXID_COUNTER_MAX_MIN,
+                crate::zab::ZXID_COUNTER_MAX,
             )?,
             extended_types_enabled: take_bool(&mut kv, "extendedTypesEnabled", false)?,
             super_digest: kv.remove("superDigest"),
@@ -791,9 +803,10 @@ mod tests {
 
     #[test]
     fn every_key_is_read() {
-        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\npreAllocSize=4097\nserver.1=127.0.0.1:2888:3888\n").unwrap();
+        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\npreAllocSize=4097\nzxidCounterMax=16\nserver.1=127.0.0.1:2888:3888\n").unwrap();
         // KiB, rounded up to whole 4 KiB pages.
         assert_eq!(c.wal_segment_bytes, 4100 << 10);
+        assert_eq!(c.zxid_counter_max, 16);
         assert_eq!(
             c.client_addr,
             "127.0.0.5:3000".parse::<SocketAddr>().unwrap()
@@ -849,6 +862,8 @@ mod tests {
             ("dataDir=/d\njute.maxbuffer=10\n", "jute.maxbuffer"),
             ("dataDir=/d\npreAllocSize=1024\n", "preAllocSize"),
             ("dataDir=/d\npreAllocSize=4194305\n", "preAllocSize"),
+            ("dataDir=/d\nzxidCounterMax=1\n", "zxidCounterMax"),
+            ("dataDir=/d\nzxidCounterMax=4294967296\n", "zxidCounterMax"),
             ("dataDir=/d\nsync=sometimes\n", "sync"),
             (
                 "dataDir=/d\n4lw.commands.whitelist=ruok,oops\n",

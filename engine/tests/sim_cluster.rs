@@ -16,8 +16,11 @@
 //! while, go back to election.
 //!
 //! Per seed, a learner whose link broke may reconnect to the same leader through a
-//! fresh discovery (no election), and a server going back to election may lose its
-//! WAL tail that was not durable yet.
+//! fresh discovery (no election), a server going back to election may lose its
+//! WAL tail that was not durable yet, and in half the seeds an epoch ends after 2-12
+//! txns, so leaders roll their zxid counter over into the next epoch all the time
+//! (`zab::leader`, "Counter rollover"): a rolled-over epoch counts as taken by that
+//! leader, like an established one.
 //!
 //! Checked after every action:
 //! - agreement: every server applies one and the same sequence of txns (zxid and
@@ -47,7 +50,7 @@ use engine::zab::quorum::majority;
 use engine::zab::{
     Action, Body, DiscoveryAction, Election, ElectionAction, ElectionConfig, Epoch, Follower,
     FollowerConfig, History, Leader, LeaderConfig, LeaderDiscovery, LearnerDiscovery, Limits,
-    Member, Msg, Notification, PeerState, ProposeError, Role, ServerId, TxnBytes, Zxid,
+    Member, Msg, Notification, PeerState, ProposeError, Role, ServerId, TxnBytes, Zxid, make_zxid,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -77,6 +80,7 @@ enum Wire {
     },
 }
 
+#[allow(clippy::large_enum_variant)] // one per simulated server
 enum Role2 {
     Looking,
     /// Decided to lead: discovery, then (once established) the broadcast core.
@@ -108,6 +112,8 @@ struct Server {
     applied: usize,
     accepted_epoch: Epoch,
     current_epoch: Epoch,
+    /// `Plant::late_rollover_promise`: promised, not yet durable.
+    late_promise: Epoch,
 }
 
 impl Server {
@@ -156,6 +162,8 @@ struct Counts {
     snaps: u64,
     truncs: u64,
     crashes: u64,
+    /// Leaders that moved to the next epoch by counter rollover.
+    rollovers: u64,
 }
 
 /// Bugs the checker must catch (`Plant::default()` is the real protocol).
@@ -168,6 +176,10 @@ struct Plant {
     early_current_epoch: bool,
     /// A new leader applies its whole history at once (this core's old contract).
     history_taken_as_committed: bool,
+    /// Counter rollover with a late promise: servers make `SetAcceptedEpoch` durable
+    /// only when they take the epoch as current, i.e. after acking the epoch's last
+    /// txn rather than before.
+    late_rollover_promise: bool,
 }
 
 struct Sim {
@@ -234,6 +246,13 @@ impl Sim {
             proposals_inflight_max: inflight,
             committed_log_max: committed_log,
             follower_lag_proposals_max: rng.random_range(inflight..=committed_log + inflight),
+            // Half the seeds end each epoch after a few txns: counter rollovers
+            // (`zab::leader`) then happen throughout, faults included.
+            zxid_counter_max: if rng.random_bool(0.5) {
+                rng.random_range(2..=12)
+            } else {
+                u32::MAX
+            },
         };
         let servers = members
             .iter()
@@ -249,6 +268,7 @@ impl Sim {
                     applied: 0,
                     accepted_epoch: 0,
                     current_epoch: 0,
+                    late_promise: 0,
                 };
                 (m.id, s)
             })
@@ -386,11 +406,15 @@ impl Sim {
                 }
                 DiscoveryAction::Send { to, msg } => self.send(id, to, Wire::Zab(msg)),
                 DiscoveryAction::Established { epoch } => self.establish(id, epoch),
-                DiscoveryAction::Sync { to, last_zxid } => {
+                DiscoveryAction::Sync {
+                    to,
+                    last_zxid,
+                    epoch,
+                } => {
                     let mut out = Vec::new();
                     let r = match &mut self.srv(id).zab {
                         Role2::Leading { core: Some(l), .. } => {
-                            l.follower_connected(to, last_zxid, &mut out)
+                            l.follower_connected_at(to, last_zxid, epoch, &mut out)
                         }
                         _ => continue,
                     };
@@ -400,6 +424,7 @@ impl Sim {
                     }
                 }
                 DiscoveryAction::Accepted { epoch } => {
+                    let counter_max = self.limits.zxid_counter_max;
                     let s = self.srv(id);
                     let (last, committed) = (s.last_durable(), s.applied_zxid());
                     let Role2::Learning { leader, core, .. } = &mut s.zab else {
@@ -410,6 +435,7 @@ impl Sim {
                         leader: *leader,
                         epoch,
                         role: s.role,
+                        zxid_counter_max: counter_max,
                     };
                     let mut f = Follower::new(cfg, last, committed).expect("a valid restore");
                     f.await_sync();
@@ -465,6 +491,23 @@ impl Sim {
     // ---- the broadcast cores' actions ----
 
     fn leader_actions(&mut self, id: ServerId, out: Vec<Action>) {
+        let rolled = match &mut self.srv(id).zab {
+            Role2::Leading {
+                disc,
+                core: Some(l),
+                ..
+            } => {
+                // As `peer::Node` does: learners are offered the rolled-over epoch.
+                disc.rolled_over(l.epoch());
+                (l.first_epoch() + 1..=l.epoch()).collect()
+            }
+            _ => Vec::new(),
+        };
+        for e in rolled {
+            if self.established.get(&e) != Some(&id) {
+                self.rolled_over(id, e);
+            }
+        }
         for a in out {
             match a {
                 Action::Persist { zxid, txn } => self.srv(id).log.push((zxid, txn)),
@@ -491,13 +534,17 @@ impl Sim {
                         return self.fail(why);
                     }
                     let image = s.log[..s.applied].to_vec();
-                    let epoch = epoch_now(s);
+                    let epoch = match &s.zab {
+                        Role2::Leading { core: Some(l), .. } => l.link_epoch(to).unwrap_or(0),
+                        _ => 0,
+                    };
                     self.counts.snaps += 1;
                     let msg = Msg::new(epoch, Body::Snap { zxid });
                     self.send(id, to, Wire::Snap { msg, image });
                 }
                 Action::Disconnect { to } => self.break_link(id, to),
                 Action::SetCurrentEpoch(e) => self.set_current_epoch(id, e),
+                Action::SetAcceptedEpoch(e) => self.promise(id, e),
                 other => self.fail(format!("leader {id} pushed {other:?}")),
             }
         }
@@ -554,6 +601,7 @@ impl Sim {
                     }
                     work.extend(more);
                 }
+                Action::SetAcceptedEpoch(e) => self.promise(id, e),
                 Action::SetCurrentEpoch(e) => {
                     if let Err(e) = self.check_holds_history(id, e) {
                         return self.fail(e);
@@ -593,14 +641,51 @@ impl Sim {
             Ok(())
         } else {
             Err(format!(
-                "{id} took epoch {epoch} holding {} durable txns, not the {need} of {leader}'s history",
-                s.durable
+                "{id} took epoch {epoch} holding {} durable txns (to {:#x}, same: {same}), not the {need} of {leader}'s history (to {:#x})",
+                s.durable,
+                s.durable.checked_sub(1).map_or(0, |i| s.log[i].0),
+                need.checked_sub(1)
+                    .and_then(|i| l.get(i))
+                    .map_or(0, |e| e.0),
             ))
+        }
+    }
+
+    /// A leader's counter rolled over into `epoch`: like an establishment, no other
+    /// leader may ever have that epoch, and learners take it holding the history up
+    /// to the previous epoch's last txn.
+    fn rolled_over(&mut self, id: ServerId, epoch: Epoch) {
+        if let Some(other) = self.established.insert(epoch, id) {
+            return self.fail(format!(
+                "epoch {epoch} taken twice: established by {other}, rolled over into by {id}"
+            ));
+        }
+        self.counts.rollovers += 1;
+        let last = make_zxid(epoch - 1, self.limits.zxid_counter_max);
+        let log = &self.servers[&id].log;
+        let len = log.partition_point(|e| e.0 <= last);
+        if len == 0 || log[len - 1].0 != last {
+            return self.fail(format!("{id} rolled over into {epoch} without {last:#x}"));
+        }
+        self.history_len.insert(epoch, len);
+    }
+
+    /// `SetAcceptedEpoch`: a promise is only ever raised.
+    fn promise(&mut self, id: ServerId, epoch: Epoch) {
+        let late = self.plant.late_rollover_promise;
+        let s = self.srv(id);
+        if late {
+            s.late_promise = s.late_promise.max(epoch);
+        } else {
+            s.accepted_epoch = s.accepted_epoch.max(epoch);
         }
     }
 
     fn set_current_epoch(&mut self, id: ServerId, epoch: Epoch) {
         let s = self.srv(id);
+        if s.late_promise >= epoch {
+            s.accepted_epoch = s.accepted_epoch.max(epoch);
+        }
         if epoch < s.current_epoch || epoch > s.accepted_epoch {
             let why = format!(
                 "{id}: current epoch {epoch} after {}, accepted {}",
@@ -723,6 +808,7 @@ impl Sim {
         s.up = false;
         let was = std::mem::replace(&mut s.zab, Role2::Looking);
         s.lose_undurable();
+        s.late_promise = 0;
         if let Role2::Learning { leader, .. } = was {
             self.leader_lost_link(leader, id);
         }
@@ -994,12 +1080,29 @@ impl Sim {
             .map(|s| {
                 let zab = match &s.zab {
                     Role2::Looking => "looking".to_string(),
-                    Role2::Leading { core, .. } => {
-                        format!("leading (established: {})", core.is_some())
-                    }
-                    Role2::Learning { leader, core, .. } => {
-                        format!("learning from {leader} (core: {})", core.is_some())
-                    }
+                    Role2::Leading { core, .. } => match core {
+                        Some(l) => format!(
+                            "leading epoch {} (from {}, last {:#x}, committed {:#x}, inflight {})",
+                            l.epoch(),
+                            l.first_epoch(),
+                            l.last_zxid(),
+                            l.committed_zxid(),
+                            l.inflight()
+                        ),
+                        None => "leading (not established)".to_string(),
+                    },
+                    Role2::Learning { leader, core, .. } => match core {
+                        Some(f) => format!(
+                            "learning from {leader} (epoch {} from {}, {:?}, last {:#x}, committed {:#x}, {:?})",
+                            f.epoch(),
+                            f.config().epoch,
+                            f.link(),
+                            f.last_logged(),
+                            f.committed_zxid(),
+                            f.stats()
+                        ),
+                        None => format!("learning from {leader} (discovery)"),
+                    },
                 };
                 format!(
                     "{}: up={} {zab} history={:?} applied={:#x} election={:?}",
@@ -1012,14 +1115,6 @@ impl Sim {
             })
             .collect();
         states.join("; ")
-    }
-}
-
-/// The epoch a server's messages carry now (its leader core's).
-fn epoch_now(s: &Server) -> Epoch {
-    match &s.zab {
-        Role2::Leading { core: Some(l), .. } => l.epoch(),
-        _ => 0,
     }
 }
 
@@ -1067,12 +1162,14 @@ fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
         total.snaps += c.snaps;
         total.truncs += c.truncs;
         total.crashes += c.crashes;
+        total.rollovers += c.rollovers;
     }
     eprintln!("sim_cluster: {total:?}");
     assert!(
         total.establishments > 0 && total.commits > 0,
         "no progress at all"
     );
+    assert!(total.rollovers > 0, "no counter rollover exercised");
 }
 
 /// Seeds a plant is swept over before the test gives up on its checker: far more
@@ -1148,4 +1245,18 @@ fn checker_catches_a_history_applied_before_a_majority_has_it() {
     .unwrap();
     println!("history taken as committed first caught at seed {seed}: {err}");
     assert!(err.contains("first while it was durable on only"), "{err}");
+}
+
+/// A leader that rolls its counter over before a majority durably promised the next
+/// epoch can share that epoch with a leader elected meanwhile (whose discovery saw
+/// no promise): caught as an epoch taken twice, or as diverging histories.
+#[test]
+fn checker_catches_a_rollover_promised_too_late() {
+    let (seed, err) = first_caught(Plant {
+        late_rollover_promise: true,
+        ..Plant::default()
+    })
+    .unwrap();
+    println!("late rollover promise first caught at seed {seed}: {err}");
+    assert!(err.contains("twice"), "{err}");
 }

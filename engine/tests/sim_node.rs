@@ -34,7 +34,7 @@ use engine::zab::election::Decision;
 use engine::zab::quorum::majority;
 use engine::zab::{
     Action, Body, Election, ElectionAction, ElectionConfig, Epoch, History, Limits, Member, Msg,
-    Notification, Role, ServerId, TxnBytes, Zxid,
+    Notification, Role, ServerId, TxnBytes, Zxid, counter_of, epoch_of,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -137,6 +137,12 @@ impl Sim {
             proposals_inflight_max: inflight,
             committed_log_max: committed,
             follower_lag_proposals_max: rng.random_range(inflight..=committed + inflight),
+            // Half the seeds roll the zxid counter over every few txns.
+            zxid_counter_max: if rng.random_bool(0.5) {
+                rng.random_range(2..=12)
+            } else {
+                u32::MAX
+            },
         };
         let servers = members
             .iter()
@@ -383,6 +389,10 @@ impl Sim {
                 s.durable = img.len();
                 s.log = img;
                 s.node.persisted(zxid, more);
+            }
+            Action::SetAcceptedEpoch(e) => {
+                let s = self.srv(id);
+                s.accepted = s.accepted.max(e);
             }
             Action::SetCurrentEpoch(e) => {
                 let s = self.srv(id);
@@ -723,7 +733,7 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) -> Result<(u64, usize), String> {
+fn run_seed(seed: u64) -> Result<(u64, usize, usize), String> {
     let mut sim = Sim::new(seed);
     for _ in 0..TICKS {
         sim.step()?;
@@ -746,7 +756,14 @@ fn run_seed(seed: u64) -> Result<(u64, usize), String> {
         }
         sim.step()?;
     }
-    Ok((sim.proposals, sim.chosen.len()))
+    // Counter rollovers among the chosen txns: an epoch's last, then the next's first.
+    let max = sim.limits.zxid_counter_max;
+    let rollovers = sim
+        .chosen
+        .windows(2)
+        .filter(|w| counter_of(w[0].0) == max && epoch_of(w[1].0) == epoch_of(w[0].0) + 1)
+        .count();
+    Ok((sim.proposals, sim.chosen.len(), rollovers))
 }
 
 #[test]
@@ -754,6 +771,11 @@ fn the_runtime_glue_agrees_keeps_commits_and_settles() {
     let seeds = env_u64("NODE_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
     let results = for_each_seed("NODE_SIM", "sim_node", seeds, run_seed);
     let chosen: usize = results.iter().map(|r| r.1).sum();
-    eprintln!("sim_node: {} seeds, {chosen} txns chosen", results.len());
+    let rollovers: usize = results.iter().map(|r| r.2).sum();
+    eprintln!(
+        "sim_node: {} seeds, {chosen} txns chosen, {rollovers} counter rollovers",
+        results.len()
+    );
     assert!(chosen > 0, "no progress at all");
+    assert!(rollovers > 0, "no counter rollover exercised");
 }

@@ -172,6 +172,7 @@ fn cfg_of(id: ServerId, role: Role) -> FollowerConfig {
         leader: LEADER,
         epoch: EPOCH,
         role,
+        zxid_counter_max: u32::MAX,
     }
 }
 
@@ -209,6 +210,7 @@ impl Sim {
             proposals_inflight_max: inflight,
             committed_log_max: committed_log,
             follower_lag_proposals_max: lag,
+            zxid_counter_max: u32::MAX,
         };
         config.fault_commit_quorum = faults.commit_quorum;
         let leader = Leader::new(config, 0, 0, Vec::new()).expect("valid leader config");

@@ -99,7 +99,7 @@ enum Phase {
         uptodate: BTreeSet<ServerId>,
         heard: BTreeMap<ServerId, u64>,
         /// Learners discovery synchronised before the core existed.
-        pending_syncs: Vec<(ServerId, Zxid)>,
+        pending_syncs: Vec<(ServerId, Zxid, Epoch)>,
     },
     Learning {
         leader: ServerId,
@@ -151,6 +151,11 @@ impl Node {
             phase: Phase::Looking,
             ticks: 0,
         }
+    }
+
+    /// The Zab limits it runs with.
+    pub fn limits(&self) -> &Limits {
+        &self.cfg.limits
     }
 
     pub fn id(&self) -> ServerId {
@@ -390,6 +395,7 @@ impl Node {
                     return;
                 }
                 zab(out, zout);
+                self.sync_rolled_epoch();
             }
             Phase::Learning {
                 leader,
@@ -445,11 +451,15 @@ impl Node {
                     out.push(NodeAction::Zab(Action::Send { to, msg }))
                 }
                 DiscoveryAction::Established { epoch } => out.push(NodeAction::Establish { epoch }),
-                DiscoveryAction::Sync { to, last_zxid } => {
+                DiscoveryAction::Sync {
+                    to,
+                    last_zxid,
+                    epoch,
+                } => {
                     let mut zout = Vec::new();
                     let r = match &mut self.phase {
                         Phase::Leading { core: Some(l), .. } => {
-                            l.follower_connected(to, last_zxid, &mut zout)
+                            l.follower_connected_at(to, last_zxid, epoch, &mut zout)
                         }
                         Phase::Leading {
                             core: None,
@@ -458,7 +468,7 @@ impl Node {
                         } => {
                             // Established in this same step: the driver starts the
                             // core (`start_leader`), which synchronises these then.
-                            pending_syncs.push((to, last_zxid));
+                            pending_syncs.push((to, last_zxid, epoch));
                             continue;
                         }
                         _ => continue,
@@ -496,6 +506,7 @@ impl Node {
                 leader: *leader,
                 epoch,
                 role,
+                zxid_counter_max: self.cfg.limits.zxid_counter_max,
             };
             match Follower::new(cfg, last_logged, committed) {
                 Ok(mut f) => {
@@ -538,7 +549,11 @@ impl Node {
         zab(out, zout);
         let syncs = pending
             .into_iter()
-            .map(|(to, last_zxid)| DiscoveryAction::Sync { to, last_zxid })
+            .map(|(to, last_zxid, epoch)| DiscoveryAction::Sync {
+                to,
+                last_zxid,
+                epoch,
+            })
             .collect();
         self.discovery_actions(syncs, out);
     }
@@ -620,6 +635,25 @@ impl Node {
             return self.look(format!("chain ack from {from}: {e}"), out);
         }
         zab(out, zout);
+        self.sync_rolled_epoch();
+    }
+
+    /// Leader: discovery offers learners the epoch the core rolled its counter over
+    /// to (`zab::leader`, "Counter rollover").
+    fn sync_rolled_epoch(&mut self) {
+        if let Phase::Leading {
+            disc,
+            core: Some(l),
+            ..
+        } = &mut self.phase
+            && disc.established() != Some(l.epoch())
+        {
+            tracing::info!(
+                epoch = l.epoch(),
+                "zxid counter rolled over: leading the next epoch without an election"
+            );
+            disc.rolled_over(l.epoch());
+        }
     }
 
     /// The WAL is durable up to `upto`.
@@ -631,6 +665,7 @@ impl Node {
                     return self.look(format!("leader persisted: {e}"), out);
                 }
                 zab(out, zout);
+                self.sync_rolled_epoch();
             }
             Phase::Learning { core: Some(f), .. } => {
                 if let Err(e) = f.persisted(upto, &mut zout) {

@@ -28,11 +28,25 @@ use crate::txn::{CreateTxn, Db, Txn, TxnBody, TxnHeader, TxnOp};
 mod tests;
 
 /// What prep needs to know beyond the tree.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrepConfig {
     pub acl: AclConfig,
     /// ZooKeeper's `extendedTypesEnabled`: TTL creates answer UNIMPLEMENTED without it.
     pub ttl_enabled: bool,
+    /// An epoch's last zxid counter: the txn after it starts the next epoch at counter
+    /// 1 (`zab::zxid_after`), as the Zab leader expects (`zab::leader`, "Counter
+    /// rollover"). The same value as `zab::Limits::zxid_counter_max`.
+    pub zxid_counter_max: u32,
+}
+
+impl Default for PrepConfig {
+    fn default() -> Self {
+        PrepConfig {
+            acl: AclConfig::default(),
+            ttl_enabled: false,
+            zxid_counter_max: crate::zab::ZXID_COUNTER_MAX,
+        }
+    }
 }
 
 /// Who sends the write.
@@ -185,6 +199,11 @@ impl Prep {
         self.last_zxid
     }
 
+    /// The zxid the next prepped txn gets.
+    pub fn next_zxid(&self) -> i64 {
+        crate::zab::zxid_after(self.last_zxid, self.config.zxid_counter_max)
+    }
+
     /// See [`Prep::set_check_sessions`].
     pub fn check_sessions(&self) -> bool {
         self.check_sessions
@@ -250,7 +269,7 @@ impl Prep {
     /// Turns the write `op` from `req` into the next txn, at time `now_ms`.
     pub fn prep(&mut self, db: &Db, req: &RequestCtx<'_>, op: &Op, now_ms: i64) -> Txn {
         debug_assert!(op.is_write(), "reads are answered by tree::read::read");
-        self.last_zxid += 1;
+        self.last_zxid = self.next_zxid();
         let zxid = self.last_zxid;
         let header = TxnHeader {
             session: match op {

@@ -229,6 +229,7 @@ impl<O: Outlet> Driver<O> {
         let prep = PrepConfig {
             acl,
             ttl_enabled: cfg.extended_types_enabled,
+            zxid_counter_max: cfg.zxid_counter_max,
         };
         let last = rec.wal.last_zxid() as i64;
         let syncer = rec.wal.syncer();

@@ -546,6 +546,16 @@ impl<O: Outlet> Driver<O> {
         if r.chain.is_none() {
             return self.chain_look(format!("CRAQ: txn {zxid:#x} prepped without a chain"));
         }
+        if crate::zab::counter_of(zxid) >= r.node.limits().zxid_counter_max {
+            // Zab mode rolls the counter over without an election (`zab::leader`);
+            // chain members persist from the chain, not through Zab's follower core,
+            // so they would not promise the next epoch first: CRAQ takes the next
+            // epoch through an election, as ZooKeeper does.
+            return self.chain_look(format!(
+                "CRAQ: the zxid counter of epoch {} is exhausted at {zxid:#x}; a new epoch needs an election",
+                crate::zab::epoch_of(zxid)
+            ));
+        }
         let mut zacts = Vec::new();
         if let Err(e) = r.node.propose(zxid, txn.clone(), &mut zacts) {
             return self.chain_look(format!("CRAQ: txn {zxid:#x} refused by Zab: {e}"));

@@ -234,6 +234,7 @@ impl<O: Outlet> Driver<O> {
         sh.proposals_inflight
             .store(l.map_or(0, |l| l.inflight() as u64), Relaxed);
         sh.syncs_diff.store(st.syncs_diff, Relaxed);
+        sh.epoch_rollovers.store(st.rollovers, Relaxed);
         let chain = r.chain.as_ref().and_then(|c| {
             let cfg = c.node.config()?;
             Some((
@@ -570,6 +571,12 @@ impl<O: Outlet> Driver<O> {
                 .epochs
                 .store_current(e)
                 .map_err(|e| format!("cannot write currentEpoch: {e}"))?,
+            // Only ever raised: a txn of an older rollover in a DIFF promises nothing new.
+            ZabAction::SetAcceptedEpoch(e) if e > r.epochs.epochs().accepted => r
+                .epochs
+                .store_accepted(e)
+                .map_err(|e| format!("cannot write acceptedEpoch: {e}"))?,
+            ZabAction::SetAcceptedEpoch(_) => {}
         }
         Ok(())
     }

@@ -206,10 +206,12 @@ fn name(m: &ArchivedPeerMsg) -> &'static str {
     }
 }
 
-/// The Zab limits with `commitLogCount` committed proposals kept for DIFF.
-pub fn limits(commit_log_count: usize) -> Limits {
+/// The Zab limits with `commitLogCount` committed proposals kept for DIFF and epochs
+/// that end at `zxidCounterMax`.
+pub fn limits(commit_log_count: usize, zxid_counter_max: u32) -> Limits {
     let l = Limits {
         committed_log_max: commit_log_count,
+        zxid_counter_max,
         follower_lag_proposals_max: crate::zab::FOLLOWER_LAG_PROPOSALS_MAX
             .min(commit_log_count + crate::zab::PROPOSALS_INFLIGHT_MAX),
         ..Limits::DEFAULT
@@ -297,7 +299,7 @@ pub fn start(
         id: ens.my_id,
         role: ens.my_role(),
         members,
-        limits: limits(cfg.commit_log_count),
+        limits: limits(cfg.commit_log_count, cfg.zxid_counter_max),
         init_ticks: u64::from(ens.init_limit_ticks),
         sync_ticks: u64::from(ens.sync_limit_ticks),
     });

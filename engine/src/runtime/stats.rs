@@ -108,6 +108,8 @@ pub struct ShardStats {
     pub syncs_diff: AtomicU64,
     pub syncs_trunc: AtomicU64,
     pub syncs_snap: AtomicU64,
+    /// Leader: zxid counter rollovers (new epochs without an election) this epoch.
+    pub epoch_rollovers: AtomicU64,
     /// Each quorum link's figures (ack latency, traffic), published every tick.
     pub links: std::sync::Mutex<Vec<super::linkstats::LinkFigures>>,
 }
@@ -155,6 +157,7 @@ impl Default for ShardStats {
             syncs_diff: AtomicU64::new(0),
             syncs_trunc: AtomicU64::new(0),
             syncs_snap: AtomicU64::new(0),
+            epoch_rollovers: AtomicU64::new(0),
             links: std::sync::Mutex::new(Vec::new()),
         }
     }

@@ -155,6 +155,7 @@ fn mntr(ctx: &CoreCtx) -> String {
             ("ck_syncs_diff", sh.syncs_diff.load(Relaxed)),
             ("ck_syncs_trunc", sh.syncs_trunc.load(Relaxed)),
             ("ck_syncs_snap", sh.syncs_snap.load(Relaxed)),
+            ("ck_epoch_rollovers", sh.epoch_rollovers.load(Relaxed)),
         ] {
             rows.push((k.to_string(), v.to_string()));
         }

@@ -329,7 +329,7 @@ impl ShardCore {
 
     /// The zxid the next prepped txn gets.
     pub fn next_zxid(&self) -> i64 {
-        self.prep.last_zxid() + 1
+        self.prep.next_zxid()
     }
 
     /// The replicated state.

@@ -74,8 +74,13 @@ pub enum DiscoveryAction {
     Send { to: ServerId, msg: Msg },
     /// Leader: `epoch` is established; start the broadcast-phase leader at it.
     Established { epoch: Epoch },
-    /// Leader: synchronise `to` from its `last_zxid` (`Leader::follower_connected`).
-    Sync { to: ServerId, last_zxid: Zxid },
+    /// Leader: synchronise `to` from its `last_zxid` on a link of `epoch`, the one it
+    /// acked (`Leader::follower_connected_at`).
+    Sync {
+        to: ServerId,
+        last_zxid: Zxid,
+        epoch: Epoch,
+    },
     /// Learner: the leader's `epoch` is accepted; start a `Follower` at it and wait
     /// for the sync (`Follower::await_sync`).
     Accepted { epoch: Epoch },
@@ -122,6 +127,8 @@ pub struct LeaderDiscovery {
     /// Learners that acked the new epoch: their last zxid, and whether the ack counts
     /// toward the majority (it does not when they had accepted the epoch before).
     acks: BTreeMap<ServerId, (Zxid, bool)>,
+    /// The epoch established (the phase's epoch moves on with counter rollovers).
+    first: Option<Epoch>,
 }
 
 impl LeaderDiscovery {
@@ -147,9 +154,22 @@ impl LeaderDiscovery {
             phase: Phase::Collecting,
             infos: BTreeMap::from([(id, own.accepted_epoch)]),
             acks: BTreeMap::new(),
+            first: None,
         };
         d.maybe_propose(out)?;
         Ok(d)
+    }
+
+    /// The leader rolled its zxid counter over into `epoch` (`leader`'s module docs):
+    /// learners that connect from now on are offered that epoch (one that logged the
+    /// previous epoch's last txn has accepted it already).
+    pub fn rolled_over(&mut self, epoch: Epoch) {
+        if let Phase::Established(e) = self.phase
+            && epoch > e
+        {
+            self.phase = Phase::Established(epoch);
+            self.own.accepted_epoch = self.own.accepted_epoch.max(epoch);
+        }
     }
 
     /// The epoch once established.
@@ -252,7 +272,10 @@ impl LeaderDiscovery {
         let (Phase::Proposed(e) | Phase::Established(e)) = self.phase else {
             return Ok(());
         };
-        if epoch != e || !self.infos.contains_key(&from) {
+        // Once established, an ack of an epoch this leader rolled its counter over
+        // from (offered before the rollover) still counts: the link keeps that epoch.
+        let first = self.first.unwrap_or(e);
+        if epoch < first || epoch > e || !self.infos.contains_key(&from) {
             return Ok(()); // an ack from an older link or leader
         }
         if let Phase::Proposed(_) = self.phase
@@ -269,6 +292,7 @@ impl LeaderDiscovery {
             Phase::Established(_) => out.push(DiscoveryAction::Sync {
                 to: from,
                 last_zxid: theirs.1,
+                epoch,
             }),
             _ => self.maybe_establish(out),
         }
@@ -284,9 +308,14 @@ impl LeaderDiscovery {
             return;
         }
         self.phase = Phase::Established(epoch);
+        self.first = Some(epoch);
         out.push(DiscoveryAction::Established { epoch });
         for (&to, &(last_zxid, _)) in self.acks.iter().filter(|(l, _)| **l != self.id) {
-            out.push(DiscoveryAction::Sync { to, last_zxid });
+            out.push(DiscoveryAction::Sync {
+                to,
+                last_zxid,
+                epoch,
+            });
         }
     }
 

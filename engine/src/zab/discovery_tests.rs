@@ -70,7 +70,8 @@ fn a_majority_of_accepted_epochs_picks_the_next_epoch_and_acks_establish_it() {
             DiscoveryAction::Established { epoch: 5 },
             DiscoveryAction::Sync {
                 to: 3,
-                last_zxid: make_zxid(2, 7)
+                last_zxid: make_zxid(2, 7),
+                epoch: 5,
             }
         ]
     );
@@ -81,7 +82,8 @@ fn a_majority_of_accepted_epochs_picks_the_next_epoch_and_acks_establish_it() {
         out,
         vec![DiscoveryAction::Sync {
             to: 2,
-            last_zxid: make_zxid(3, 5)
+            last_zxid: make_zxid(3, 5),
+            epoch: 5,
         }]
     );
 }
@@ -322,7 +324,11 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
     let last_zxid = match &out[..] {
         [
             DiscoveryAction::Established { epoch: 3 },
-            DiscoveryAction::Sync { to: 2, last_zxid },
+            DiscoveryAction::Sync {
+                to: 2,
+                last_zxid,
+                epoch: 3,
+            },
         ] => *last_zxid,
         other => panic!("{other:?}"),
     };
@@ -349,6 +355,7 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
             leader: 1,
             epoch: 3,
             role: Role::Participant,
+            zxid_counter_max: u32::MAX,
         },
         learn_h.last_zxid,
         0,

@@ -24,6 +24,12 @@
 //!   link and start a new one (discovery, then `await_sync`), which re-synchronises it.
 //! - Messages of another epoch or from another server than the leader are ignored
 //!   and counted.
+//! - Counter rollover (`leader`'s module docs): logging the txn that takes an epoch's
+//!   last counter pushes `SetAcceptedEpoch(epoch + 1)` before its `Persist`;
+//!   committing it moves the follower to the next epoch, and `SetCurrentEpoch` follows
+//!   once its NEWLEADER is done and that txn is durable here (a current epoch always
+//!   comes with the history it names: an election ranks by it). Messages keep the
+//!   link's epoch (the one discovery gave it), as on the wire.
 //!
 //! # Invariants
 //! `committed <= last_logged`, `acked <= durable <= last_logged`, the commit point
@@ -33,7 +39,7 @@
 use thiserror::Error;
 
 use super::msg::{Body, Msg};
-use super::{Action, Epoch, Role, ServerId, TxnBytes, Zxid, epoch_of};
+use super::{Action, Epoch, Role, ServerId, TxnBytes, Zxid, counter_of, epoch_of, make_zxid};
 
 /// What a follower is configured with.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +49,8 @@ pub struct FollowerConfig {
     /// The established leader's epoch.
     pub epoch: Epoch,
     pub role: Role,
+    /// An epoch's last counter (`Limits::zxid_counter_max`, the same on every server).
+    pub zxid_counter_max: u32,
 }
 
 /// Where the link to the leader stands.
@@ -106,6 +114,10 @@ pub struct FollowerStats {
 /// A follower or observer of one leader's epoch.
 pub struct Follower {
     config: FollowerConfig,
+    /// The leader's epoch now: `config.epoch`, plus one per rollover committed.
+    epoch: Epoch,
+    /// The last epoch pushed as `SetCurrentEpoch` on this link (0: none yet).
+    taken: Epoch,
     link: LinkState,
     last_logged: Zxid,
     durable: Zxid,
@@ -143,6 +155,8 @@ impl Follower {
             });
         }
         Ok(Follower {
+            epoch: config.epoch,
+            taken: 0,
             config,
             link: LinkState::Disconnected,
             last_logged: last_zxid,
@@ -173,6 +187,10 @@ impl Follower {
     pub fn stats(&self) -> &FollowerStats {
         &self.stats
     }
+    /// The leader's epoch now (rollovers included).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
 
     /// A new link to the leader: report the log's end and wait for the sync.
     pub fn connect(&mut self, out: &mut Vec<Action>) {
@@ -190,6 +208,7 @@ impl Follower {
     /// A new link on which discovery already told the leader the log's end (its
     /// `AckEpoch`): wait for the sync without sending `FollowerInfo` again.
     pub fn await_sync(&mut self) {
+        self.taken = 0;
         self.link = LinkState::Syncing;
         self.acked = 0;
         self.newleader = NewLeader::Waiting;
@@ -337,15 +356,19 @@ impl Follower {
         } else {
             zxid > self.last_logged
         };
-        if !contiguous || e > self.config.epoch {
+        if !contiguous || e > self.epoch {
             return Err(FollowerError::NotNext {
                 zxid,
                 last_logged: self.last_logged,
-                epoch: self.config.epoch,
+                epoch: self.epoch,
             });
         }
         self.last_logged = zxid;
         self.stats.logged += 1;
+        if counter_of(zxid) >= self.config.zxid_counter_max {
+            // An epoch's last txn: acked only once the next epoch is promised.
+            out.push(Action::SetAcceptedEpoch(e + 1));
+        }
         out.push(Action::Persist { zxid, txn });
         Ok(())
     }
@@ -412,6 +435,34 @@ impl Follower {
         self.committed = zxid;
         self.stats.commits += 1;
         out.push(Action::Commit { upto_zxid: zxid });
+        if zxid >= make_zxid(self.epoch, self.config.zxid_counter_max) {
+            // The epoch's last txn committed (this commit covers it): the leader goes
+            // on in the next one.
+            let e = epoch_of(zxid);
+            self.epoch = if counter_of(zxid) >= self.config.zxid_counter_max {
+                e + 1
+            } else {
+                e
+            };
+            self.take_epochs(out);
+        }
+    }
+
+    /// Once NEWLEADER is done: the link's epoch becomes current, and each epoch the
+    /// leader rolled over to once the previous epoch's last txn is durable here (a
+    /// current epoch always comes with the history it names).
+    fn take_epochs(&mut self, out: &mut Vec<Action>) {
+        if self.newleader != NewLeader::Done {
+            return;
+        }
+        let mut e = self.taken.max(self.config.epoch);
+        while e < self.epoch && self.durable >= make_zxid(e, self.config.zxid_counter_max) {
+            e += 1;
+        }
+        if e > self.taken {
+            self.taken = e;
+            out.push(Action::SetCurrentEpoch(e));
+        }
     }
 
     /// The WAL has made everything up to `upto` durable.
@@ -425,6 +476,7 @@ impl Follower {
         if upto > self.durable {
             self.durable = upto;
             self.maybe_ack(out);
+            self.take_epochs(out);
         }
         self.check();
         Ok(())
@@ -459,7 +511,8 @@ impl Follower {
             && self.link == LinkState::Following
         {
             self.newleader = NewLeader::Done;
-            out.push(Action::SetCurrentEpoch(self.config.epoch));
+            self.take_epochs(out);
+            debug_assert!(self.taken >= self.config.epoch, "NEWLEADER takes the epoch");
             self.acked = self.durable;
             self.stats.acks_sent += 1;
             return self.send(Body::AckNewLeader { zxid: self.durable }, out);

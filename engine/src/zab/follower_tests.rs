@@ -20,6 +20,7 @@ fn cfg(role: Role) -> FollowerConfig {
         leader: LEADER,
         epoch: E,
         role,
+        zxid_counter_max: u32::MAX,
     }
 }
 
@@ -417,4 +418,112 @@ fn nothing_is_acked_until_the_newleader_history_is_durable() {
         step(&mut h, Body::NewLeader { zxid: z(1) }),
         Err(FollowerError::BadNewLeader { .. })
     ));
+}
+
+/// Counter rollover (`leader`'s module docs) on a follower: logging an epoch's last
+/// txn promises the next epoch first; committing it lets the next epoch's txns in;
+/// the new epoch becomes current only once that txn is durable here; the link keeps
+/// its epoch.
+#[test]
+fn a_follower_rolls_over_with_its_leader() {
+    let mut f = Follower::new(
+        FollowerConfig {
+            zxid_counter_max: 3,
+            ..cfg(Role::Participant)
+        },
+        z(1),
+        z(1),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    f.connect(&mut out);
+    step(&mut f, Body::Diff { from: z(1) }).unwrap();
+    let nl = step(&mut f, Body::NewLeader { zxid: z(1) }).unwrap();
+    assert_eq!(nl, newleader_done(z(1)));
+    step(
+        &mut f,
+        Body::Proposal {
+            zxid: z(2),
+            txn: txn(2),
+        },
+    )
+    .unwrap();
+    let out = step(
+        &mut f,
+        Body::Proposal {
+            zxid: z(3),
+            txn: txn(3),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        out[0],
+        Action::SetAcceptedEpoch(E + 1),
+        "promised before persisted"
+    );
+    assert!(matches!(out[1], Action::Persist { zxid, .. } if zxid == z(3)));
+    let next = make_zxid(E + 1, 1);
+    let early = step(
+        &mut f,
+        Body::Proposal {
+            zxid: next,
+            txn: txn(4),
+        },
+    );
+    assert!(
+        matches!(early, Err(FollowerError::NotNext { .. })),
+        "the next epoch only after the rollover committed: {early:?}"
+    );
+
+    let mut f = Follower::new(
+        FollowerConfig {
+            zxid_counter_max: 3,
+            ..cfg(Role::Participant)
+        },
+        z(1),
+        z(1),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    f.connect(&mut out);
+    step(&mut f, Body::Diff { from: z(1) }).unwrap();
+    step(&mut f, Body::NewLeader { zxid: z(1) }).unwrap();
+    step(
+        &mut f,
+        Body::Proposal {
+            zxid: z(2),
+            txn: txn(2),
+        },
+    )
+    .unwrap();
+    step(
+        &mut f,
+        Body::Proposal {
+            zxid: z(3),
+            txn: txn(3),
+        },
+    )
+    .unwrap();
+    let out = step(&mut f, Body::Commit { zxid: z(3) }).unwrap();
+    assert_eq!(
+        out,
+        vec![Action::Commit { upto_zxid: z(3) }],
+        "not durable yet"
+    );
+    assert_eq!(f.epoch(), E + 1);
+    let out = step(
+        &mut f,
+        Body::Proposal {
+            zxid: next,
+            txn: txn(4),
+        },
+    )
+    .unwrap();
+    assert!(matches!(out[0], Action::Persist { zxid, .. } if zxid == next));
+    let mut out = Vec::new();
+    f.persisted(z(3), &mut out).unwrap();
+    assert_eq!(out, vec![ack(z(3)), Action::SetCurrentEpoch(E + 1)]);
+    let mut out = Vec::new();
+    f.persisted(next, &mut out).unwrap();
+    assert_eq!(out, vec![ack(next)], "acks keep the link's epoch");
 }

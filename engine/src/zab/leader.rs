@@ -56,6 +56,31 @@
 //! `Commit` (it also commits what the follower had but had not seen committed), then
 //! the in-flight proposals; an observer gets `Inform`s of the committed ones only.
 //!
+//! # Counter rollover (a new epoch without an election)
+//! The txn that takes an epoch's last counter (`Limits::zxid_counter_max`, 2^32 - 1 in
+//! production) is that epoch's last; the zxid after it is `(E + 1) << 32 | 1`
+//! ([`super::zxid_after`], which prep uses too). ZooKeeper forces an election here;
+//! this leader moves on alone:
+//! - Proposing the last txn of `E` pushes `SetAcceptedEpoch(E + 1)` before its
+//!   `Persist`, on the leader and on every follower that logs it (`follower`). So
+//!   once it commits, a majority has durably promised `E + 1`: any later discovery
+//!   sees that promise and picks a higher epoch, and no other leader can establish
+//!   `E + 1` (discovery never counts an ack of an epoch already accepted, the
+//!   `repeat` rule), so zxids of `E + 1` name this leader's txns only.
+//!   `tests/sim_cluster.rs` rolls over every few txns in half its seeds; a planted
+//!   late promise (made durable only at commit) is caught there as an epoch taken
+//!   by two leaders.
+//! - Proposals of `E + 1` prepped meanwhile are held here, neither persisted nor
+//!   sent, until that txn commits; then the leader goes on in `E + 1` and releases
+//!   them. `E + 1` becomes its current epoch (`SetCurrentEpoch`) once that txn is
+//!   durable here too, as on a follower: a current epoch always comes with the
+//!   history it names, since elections rank servers by it.
+//! - Every link keeps the epoch discovery gave it: messages on it carry that epoch,
+//!   across rollovers, as on the wire (where only discovery names an epoch). A
+//!   learner that connects after a rollover is offered the new epoch
+//!   (`LeaderDiscovery::rolled_over`).
+//! - Clients see a pause of one commit round: no election, no closed connection.
+//!
 //! # Invariants
 //! See the module docs of `zab`; each is a `debug_assert!` where it is established.
 
@@ -67,7 +92,7 @@ use super::msg::{Body, Msg};
 use super::quorum::{commit_point, majority, reached_by};
 use super::{
     Action, EPOCH_MAX, Epoch, Limits, MEMBERS_MAX, Role, ServerId, TXN_BYTES_MAX, TxnBytes,
-    VOTERS_MAX, Zxid, counter_of, epoch_of, make_zxid,
+    VOTERS_MAX, Zxid, counter_of, epoch_of, make_zxid, zxid_after,
 };
 
 /// One member of the ensemble.
@@ -152,6 +177,15 @@ pub enum LeaderError {
     },
     #[error("persisted({upto:#x}) reported beyond the last proposal {last:#x}")]
     PersistedBeyondLog { upto: Zxid, last: Zxid },
+    #[error(
+        "server {id}'s link took epoch {link_epoch}, not one of this leader's {first}..={epoch}"
+    )]
+    BadLinkEpoch {
+        id: ServerId,
+        link_epoch: Epoch,
+        first: Epoch,
+        epoch: Epoch,
+    },
 }
 
 /// Why [`Leader::propose`] refused a txn.
@@ -161,7 +195,7 @@ pub enum ProposeError {
     Throttled { inflight: usize, max: usize },
     #[error("txn of {len} bytes exceeds {max}", max = TXN_BYTES_MAX)]
     TxnTooLarge { len: usize },
-    #[error("zxid counter of epoch {0} exhausted: a new epoch (election) is needed")]
+    #[error("epoch {0} is the last epoch: a zxid counter rollover is impossible")]
     ZxidExhausted(Epoch),
     #[error("not ready: a majority has not acknowledged NEWLEADER yet")]
     NotReady,
@@ -198,6 +232,8 @@ pub struct LeaderStats {
     pub syncs_trunc: u64,
     pub syncs_snap: u64,
     pub lagging_dropped: u64,
+    /// Counter rollovers: epochs this leader moved to without an election.
+    pub rollovers: u64,
 }
 
 struct Entry {
@@ -219,12 +255,26 @@ struct Peer {
     newleader_acked: bool,
     /// The zxid of the `NewLeader` sent on its current link.
     newleader_zxid: Zxid,
+    /// The epoch its current link took in discovery: every message on the link
+    /// carries it, across counter rollovers, as on the wire (module docs).
+    link_epoch: Epoch,
 }
 
 /// An established Zab leader.
 pub struct Leader {
     id: ServerId,
+    /// The epoch of this leader's zxids and messages: the established one, plus one
+    /// per counter rollover (module docs).
     epoch: Epoch,
+    /// The epoch discovery established.
+    first_epoch: Epoch,
+    /// The last txn of `epoch` is proposed and not yet committed (module docs).
+    rolling: bool,
+    /// The last epoch pushed as `SetCurrentEpoch` (0 until ready).
+    current: Epoch,
+    /// Proposals of the next epoch prepped while `rolling`: neither persisted nor
+    /// sent until the rollover commits.
+    held: VecDeque<Entry>,
     limits: Limits,
     quorum: usize,
     fault_quorum: bool,
@@ -301,6 +351,10 @@ impl Leader {
         Ok(Leader {
             id: config.id,
             epoch: config.epoch,
+            first_epoch: config.epoch,
+            rolling: false,
+            current: 0,
+            held: VecDeque::new(),
             limits: config.limits,
             quorum,
             fault_quorum: config.fault_commit_quorum.is_some(),
@@ -337,6 +391,7 @@ impl Leader {
                 sync_zxid: 0,
                 newleader_acked: false,
                 newleader_zxid: 0,
+                link_epoch: config.epoch,
             });
         }
         if me != Some(Role::Participant) {
@@ -357,8 +412,14 @@ impl Leader {
     pub fn id(&self) -> ServerId {
         self.id
     }
+    /// The epoch of its zxids now (module docs, "Counter rollover").
     pub fn epoch(&self) -> Epoch {
         self.epoch
+    }
+
+    /// The epoch discovery established.
+    pub fn first_epoch(&self) -> Epoch {
+        self.first_epoch
     }
     /// The last zxid proposed (or of the history when nothing was proposed yet).
     pub fn last_zxid(&self) -> Zxid {
@@ -374,7 +435,7 @@ impl Leader {
     }
     /// Proposals not yet committed.
     pub fn inflight(&self) -> usize {
-        self.log.len() - self.committed_len
+        self.log.len() - self.committed_len + self.held.len()
     }
     /// The zxid just before the retained log: a follower below it needs a SNAP.
     pub fn log_base(&self) -> Zxid {
@@ -429,6 +490,7 @@ impl Leader {
             .count();
         if 1 + acked >= self.quorum {
             self.ready = true;
+            self.current = self.epoch;
             out.push(Action::SetCurrentEpoch(self.epoch));
             self.try_commit(out);
         }
@@ -450,14 +512,24 @@ impl Leader {
                 max: self.limits.proposals_inflight_max,
             });
         }
-        let counter = if epoch_of(self.last_zxid) == self.epoch {
-            counter_of(self.last_zxid)
-                .checked_add(1)
-                .ok_or(ProposeError::ZxidExhausted(self.epoch))?
-        } else {
-            1
-        };
-        Ok(make_zxid(self.epoch, counter))
+        let last = self.held.back().map_or(self.last_zxid, |e| e.zxid);
+        if epoch_of(last) < self.epoch {
+            return Ok(make_zxid(self.epoch, 1));
+        }
+        let next = zxid_after(last, self.limits.zxid_counter_max);
+        if epoch_of(next) > self.epoch + 1 || epoch_of(next) > EPOCH_MAX {
+            // A second rollover before the first committed (a counter range smaller
+            // than the window, in tests), or no epoch left.
+            return Err(if epoch_of(next) > EPOCH_MAX {
+                ProposeError::ZxidExhausted(self.epoch)
+            } else {
+                ProposeError::Throttled {
+                    inflight: self.inflight(),
+                    max: self.limits.proposals_inflight_max,
+                }
+            });
+        }
+        Ok(next)
     }
 
     /// Replicates `txn`, prepped with `zxid`, which must be [`Leader::next_zxid`]
@@ -485,18 +557,38 @@ impl Leader {
         if txn.len() > TXN_BYTES_MAX {
             return Err(ProposeError::TxnTooLarge { len: txn.len() });
         }
+        self.stats.proposals += 1;
+        if epoch_of(zxid) > self.epoch {
+            debug_assert!(self.rolling, "a next epoch's zxid only while rolling over");
+            self.held.push_back(Entry { zxid, txn });
+            return Ok(());
+        }
+        self.broadcast(zxid, txn, out);
+        Ok(())
+    }
+
+    /// Log, persist and send a proposal of the current epoch.
+    fn broadcast(&mut self, zxid: Zxid, txn: TxnBytes, out: &mut Vec<Action>) {
         let counter = counter_of(zxid);
         debug_assert!(zxid > self.last_zxid, "zxids strictly increase");
         debug_assert!(
             counter == 1 || self.last_zxid == zxid - 1,
             "zxids are contiguous within an epoch"
         );
+        debug_assert!(
+            epoch_of(zxid) == self.epoch,
+            "broadcast in the current epoch"
+        );
         self.last_zxid = zxid;
-        self.stats.proposals += 1;
         self.log.push_back(Entry {
             zxid,
             txn: txn.clone(),
         });
+        if counter == self.limits.zxid_counter_max {
+            // The epoch's last txn: promise the next epoch before it is durable here.
+            self.rolling = true;
+            out.push(Action::SetAcceptedEpoch(self.epoch + 1));
+        }
         out.push(Action::Persist {
             zxid,
             txn: txn.clone(),
@@ -510,7 +602,7 @@ impl Leader {
             out.push(Action::Send {
                 to: p.id,
                 msg: Msg::new(
-                    self.epoch,
+                    p.link_epoch,
                     Body::Proposal {
                         zxid,
                         txn: txn.clone(),
@@ -522,7 +614,6 @@ impl Leader {
             self.inflight() <= self.limits.proposals_inflight_max,
             "in-flight proposals stay within the limit"
         );
-        Ok(())
     }
 
     /// Disconnect every synchronised voter more than `follower_lag_proposals_max`
@@ -530,17 +621,21 @@ impl Leader {
     fn drop_laggers(&mut self, counter: u32, out: &mut Vec<Action>) {
         let epoch = self.epoch;
         let max = self.limits.follower_lag_proposals_max;
+        let counter_max = u64::from(self.limits.zxid_counter_max);
         for p in self.peers.iter_mut() {
             if !p.synced || p.role != Role::Participant {
                 continue;
             }
             let floor = p.acked.max(p.sync_zxid);
             let behind = if epoch_of(floor) == epoch {
-                counter - counter_of(floor)
+                u64::from(counter - counter_of(floor))
+            } else if epoch_of(floor) + 1 == epoch && epoch > self.first_epoch {
+                // Across a rollover: the rest of the previous epoch, then this one's.
+                counter_max - u64::from(counter_of(floor)) + u64::from(counter)
             } else {
-                counter
+                u64::from(counter)
             };
-            if behind as usize > max {
+            if behind > max as u64 {
                 p.synced = false;
                 self.stats.lagging_dropped += 1;
                 out.push(Action::Disconnect { to: p.id });
@@ -559,6 +654,7 @@ impl Leader {
         if upto > self.durable {
             self.durable = upto;
             self.try_commit(out);
+            self.maybe_roll_over(out);
         }
         Ok(())
     }
@@ -574,7 +670,11 @@ impl Leader {
             self.stats.msgs_unknown_sender += 1;
             return Ok(());
         };
-        if msg.epoch != self.epoch {
+        let link_epoch = match msg.body {
+            Body::FollowerInfo { .. } => self.epoch,
+            _ => self.peers[i].link_epoch,
+        };
+        if msg.epoch != link_epoch {
             self.stats.msgs_stale_epoch += 1;
             return Ok(());
         }
@@ -652,6 +752,44 @@ impl Leader {
         out.push(Action::Commit { upto_zxid: zxid });
         self.send_commit(from, to, out);
         self.trim_log();
+        self.maybe_roll_over(out);
+    }
+
+    /// Once the epoch's last txn is committed (a majority promised the next epoch),
+    /// this leader goes on in the next epoch and releases what it held (module docs,
+    /// "Counter rollover").
+    fn maybe_roll_over(&mut self, out: &mut Vec<Action>) {
+        let last = make_zxid(self.epoch, self.limits.zxid_counter_max);
+        if self.rolling && self.committed >= last {
+            debug_assert!(
+                self.committed == self.last_zxid,
+                "nothing beyond an epoch's last"
+            );
+            self.rolling = false;
+            self.epoch += 1;
+            self.stats.rollovers += 1;
+            for e in std::mem::take(&mut self.held) {
+                self.broadcast(e.zxid, e.txn, out);
+            }
+        }
+        self.maybe_take_current(out);
+    }
+
+    /// A rolled-over epoch becomes current once the previous epoch's last txn is
+    /// durable here: a current epoch always comes with the history it names (an
+    /// election ranks servers by it).
+    fn maybe_take_current(&mut self, out: &mut Vec<Action>) {
+        if !self.ready {
+            return;
+        }
+        let mut e = self.current;
+        while e < self.epoch && self.durable >= make_zxid(e, self.limits.zxid_counter_max) {
+            e += 1;
+        }
+        if e > self.current {
+            self.current = e;
+            out.push(Action::SetCurrentEpoch(e));
+        }
     }
 
     /// The voters' durable zxids (the leader first) into `buf`; returns how many.
@@ -672,7 +810,7 @@ impl Leader {
             match p.role {
                 Role::Participant => out.push(Action::Send {
                     to: p.id,
-                    msg: Msg::new(self.epoch, Body::Commit { zxid }),
+                    msg: Msg::new(p.link_epoch, Body::Commit { zxid }),
                 }),
                 Role::Observer => {
                     for e in self.log.range(from..to) {
@@ -687,7 +825,7 @@ impl Leader {
         Action::Send {
             to,
             msg: Msg::new(
-                self.epoch,
+                self.link_epoch(to).unwrap_or(self.epoch),
                 Body::Inform {
                     zxid: e.zxid,
                     txn: e.txn.clone(),
@@ -710,16 +848,44 @@ impl Leader {
         );
     }
 
-    /// A follower opened a new link and reports the last zxid of its log: synchronise
-    /// it (module docs) and stream to it from now on.
+    /// The epoch of the link to `id` (what its messages carry).
+    pub fn link_epoch(&self, id: ServerId) -> Option<Epoch> {
+        self.peer(id).map(|i| self.peers[i].link_epoch)
+    }
+
+    /// A follower opened a new link in the current epoch and reports the last zxid of
+    /// its log: synchronise it (module docs) and stream to it from now on.
     pub fn follower_connected(
         &mut self,
         id: ServerId,
         last_zxid: Zxid,
         out: &mut Vec<Action>,
     ) -> Result<SyncKind, LeaderError> {
+        self.follower_connected_at(id, last_zxid, self.epoch, out)
+    }
+
+    /// As [`Leader::follower_connected`], for a link that took `link_epoch` in
+    /// discovery: this leader's epoch then, which a counter rollover may have passed
+    /// since.
+    pub fn follower_connected_at(
+        &mut self,
+        id: ServerId,
+        last_zxid: Zxid,
+        link_epoch: Epoch,
+        out: &mut Vec<Action>,
+    ) -> Result<SyncKind, LeaderError> {
         let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;
-        if last_zxid < 0 || (epoch_of(last_zxid) >= self.epoch && last_zxid > self.last_zxid) {
+        if link_epoch < self.first_epoch || link_epoch > self.epoch {
+            return Err(LeaderError::BadLinkEpoch {
+                id,
+                link_epoch,
+                first: self.first_epoch,
+                epoch: self.epoch,
+            });
+        }
+        self.peers[i].link_epoch = link_epoch;
+        if last_zxid < 0 || (epoch_of(last_zxid) >= self.first_epoch && last_zxid > self.last_zxid)
+        {
             return Err(LeaderError::FollowerAhead {
                 id,
                 last_zxid,
@@ -772,7 +938,7 @@ impl Leader {
     fn send(&self, to: ServerId, body: Body, out: &mut Vec<Action>) {
         out.push(Action::Send {
             to,
-            msg: Msg::new(self.epoch, body),
+            msg: Msg::new(self.link_epoch(to).unwrap_or(self.epoch), body),
         });
     }
 

@@ -231,6 +231,7 @@ fn throttles_at_the_inflight_limit() {
         proposals_inflight_max: 4,
         committed_log_max: 8,
         follower_lag_proposals_max: 8,
+        zxid_counter_max: u32::MAX,
     };
     let mut l = leader_with(limits);
     let mut out = Vec::new();
@@ -347,6 +348,7 @@ fn leader_with_history() -> Leader {
         proposals_inflight_max: 2,
         committed_log_max: 3,
         follower_lag_proposals_max: 5,
+        zxid_counter_max: u32::MAX,
     };
     let mut cfg = LeaderConfig::new(1, 2, members(&[1, 2, 3], &[4]));
     cfg.limits = limits;
@@ -510,6 +512,7 @@ fn committed_log_is_trimmed_to_its_limit() {
         proposals_inflight_max: 4,
         committed_log_max: 3,
         follower_lag_proposals_max: 7,
+        zxid_counter_max: u32::MAX,
     };
     let mut l = leader_with(limits);
     let mut out = Vec::new();
@@ -533,6 +536,7 @@ fn drops_a_voter_that_lags_too_far() {
         proposals_inflight_max: 2,
         committed_log_max: 8,
         follower_lag_proposals_max: 3,
+        zxid_counter_max: u32::MAX,
     };
     let mut l = leader_with(limits);
     let mut out = Vec::new();
@@ -690,4 +694,94 @@ fn a_committed_point_outside_the_history_is_refused() {
     ));
     assert!(Leader::new(cfg(), z(1), z(1), history()).is_ok());
     assert!(Leader::new(cfg(), z(1), z(3), history()).is_ok());
+}
+
+/// Counter rollover (module docs): the epoch's last txn carries the promise of the
+/// next epoch; the next epoch's proposals wait, unpersisted and unsent, until it
+/// commits; the new epoch becomes current once that txn is durable here too; links
+/// keep their epoch.
+#[test]
+fn the_counter_rolls_over_into_the_next_epoch_without_an_election() {
+    let mut l = leader_with(Limits {
+        zxid_counter_max: 3,
+        ..Limits::DEFAULT
+    });
+    let mut out = Vec::new();
+    for c in 1..=2 {
+        assert_eq!(propose(&mut l, txn(c as u8), &mut out), Ok(z(c)));
+    }
+    out.clear();
+    assert_eq!(propose(&mut l, txn(3), &mut out), Ok(z(3)));
+    assert_eq!(out[0], Action::SetAcceptedEpoch(E + 1), "promised first");
+    assert!(matches!(out[1], Action::Persist { zxid, .. } if zxid == z(3)));
+    // The next epoch's first txn: held while the last of E is uncommitted.
+    let next = make_zxid(E + 1, 1);
+    assert_eq!(l.next_zxid(), Ok(next));
+    out.clear();
+    assert_eq!(propose(&mut l, txn(4), &mut out), Ok(next));
+    assert_eq!(
+        out,
+        vec![],
+        "neither persisted nor sent before the rollover"
+    );
+    assert_eq!(l.inflight(), 4);
+    assert_eq!(l.next_zxid(), Ok(make_zxid(E + 1, 2)));
+    // Followers 2 and 3 hold everything durably: the last txn of E commits and the
+    // held proposal goes out, still stamped with each link's epoch.
+    ack(&mut l, 2, z(3));
+    let out = ack(&mut l, 3, z(3));
+    assert_eq!(commits(&out), vec![z(3)]);
+    assert_eq!(l.epoch(), E + 1);
+    assert_eq!(l.first_epoch(), E);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Persist { zxid, .. } if *zxid == next))
+    );
+    let to2: Vec<&Action> = out
+        .iter()
+        .filter(|a| matches!(a, Action::Send { to: 2, .. }))
+        .collect();
+    assert_eq!(to2.len(), 2, "the commit, then the held proposal: {to2:?}");
+    assert!(matches!(to2[1], Action::Send { msg, .. } if msg.epoch == E
+            && matches!(msg.body, Body::Proposal { zxid, .. } if zxid == next)));
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::SetCurrentEpoch(_))),
+        "not current before the leader holds the last txn of E durably"
+    );
+    let mut out = Vec::new();
+    l.persisted(z(3), &mut out).unwrap();
+    assert_eq!(out, vec![Action::SetCurrentEpoch(E + 1)]);
+    // Acks on the old links still count; a link opened now takes the new epoch.
+    let out = ack(&mut l, 2, next);
+    assert!(commits(&out).is_empty(), "a majority needs the leader or 3");
+    let mut out = Vec::new();
+    l.persisted(next, &mut out).unwrap();
+    assert_eq!(commits(&out), vec![next]);
+    l.follower_disconnected(3).unwrap();
+    let mut out = Vec::new();
+    l.follower_connected(3, z(3), &mut out).unwrap();
+    assert!(
+        out.iter()
+            .all(|a| !matches!(a, Action::Send { msg, .. } if msg.epoch != E + 1))
+    );
+}
+
+#[test]
+fn the_last_epoch_has_no_rollover() {
+    let mut cfg = LeaderConfig::new(1, crate::zab::EPOCH_MAX, members(&[1], &[]));
+    cfg.limits = Limits {
+        zxid_counter_max: 2,
+        ..Limits::DEFAULT
+    };
+    let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
+    let mut out = Vec::new();
+    l.start(&mut out);
+    assert!(l.is_ready());
+    for _ in 0..2 {
+        propose(&mut l, txn(1), &mut out).unwrap();
+    }
+    assert_eq!(
+        l.next_zxid(),
+        Err(ProposeError::ZxidExhausted(crate::zab::EPOCH_MAX))
+    );
 }

@@ -127,6 +127,12 @@ pub const MEMBERS_MAX: usize = 128;
 pub const EPOCH_MAX: Epoch = i32::MAX as u32;
 /// One txn's bytes (ZooKeeper's jute.maxbuffer is 1 MiB; a txn adds headers).
 pub const TXN_BYTES_MAX: usize = 2 << 20;
+/// The last counter of an epoch. The txn that takes it is the epoch's last; once it
+/// commits, the leader goes on in the next epoch without an election (see `leader`,
+/// "Counter rollover"). Tests lower it (`Limits::zxid_counter_max`) to roll often.
+pub const ZXID_COUNTER_MAX: u32 = u32::MAX;
+/// The lowest `zxid_counter_max` a configuration may set.
+pub const ZXID_COUNTER_MAX_MIN: u32 = 2;
 
 // A voter keeping up with the commit point is never dropped for lagging.
 const _: () = assert!(FOLLOWER_LAG_PROPOSALS_MAX >= PROPOSALS_INFLIGHT_MAX);
@@ -143,6 +149,8 @@ pub struct Limits {
     pub proposals_inflight_max: usize,
     pub committed_log_max: usize,
     pub follower_lag_proposals_max: usize,
+    /// The epoch's last counter ([`ZXID_COUNTER_MAX`] in production).
+    pub zxid_counter_max: u32,
 }
 
 impl Limits {
@@ -150,6 +158,7 @@ impl Limits {
         proposals_inflight_max: PROPOSALS_INFLIGHT_MAX,
         committed_log_max: COMMITTED_LOG_MAX,
         follower_lag_proposals_max: FOLLOWER_LAG_PROPOSALS_MAX,
+        zxid_counter_max: ZXID_COUNTER_MAX,
     };
 
     /// The same relations the constants are asserted to have, checked at run time.
@@ -159,7 +168,8 @@ impl Limits {
             && self.committed_log_max <= COMMITTED_LOG_MAX
             && self.follower_lag_proposals_max >= self.proposals_inflight_max
             && self.follower_lag_proposals_max
-                <= self.committed_log_max + self.proposals_inflight_max;
+                <= self.committed_log_max + self.proposals_inflight_max
+            && self.zxid_counter_max >= ZXID_COUNTER_MAX_MIN;
         if ok {
             Ok(())
         } else {
@@ -207,6 +217,11 @@ pub enum Action {
     /// majority of voters has (ZooKeeper's NEWLEADER). Election votes and discovery
     /// compare histories by it.
     SetCurrentEpoch(Epoch),
+    /// Raise the accepted epoch to `epoch` (never lower it), durably, before the next
+    /// action: pushed before the `Persist` of an epoch's last txn (counter rollover),
+    /// so no majority acknowledges that txn without having promised the next epoch
+    /// (see `leader`, "Counter rollover").
+    SetAcceptedEpoch(Epoch),
 }
 
 /// The zxid of `counter` in `epoch`.
@@ -224,6 +239,16 @@ pub const fn counter_of(zxid: Zxid) -> u32 {
     zxid as u32
 }
 
+/// The zxid after `zxid` when epochs end at `counter_max`: the next counter, or the
+/// first of the next epoch once `zxid` took the last one (counter rollover).
+pub const fn zxid_after(zxid: Zxid, counter_max: u32) -> Zxid {
+    if counter_of(zxid) >= counter_max {
+        make_zxid(epoch_of(zxid) + 1, 1)
+    } else {
+        zxid + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +260,17 @@ mod tests {
         assert_eq!(counter_of(z), 42);
         assert!(make_zxid(1, u32::MAX) < make_zxid(2, 0));
         assert_eq!(make_zxid(0, 0), 0);
+    }
+
+    #[test]
+    fn the_zxid_after_an_epochs_last_is_the_next_epochs_first() {
+        assert_eq!(zxid_after(make_zxid(3, 7), 10), make_zxid(3, 8));
+        assert_eq!(zxid_after(make_zxid(3, 10), 10), make_zxid(4, 1));
+        assert_eq!(
+            zxid_after(make_zxid(3, u32::MAX), u32::MAX),
+            make_zxid(4, 1)
+        );
+        assert_eq!(zxid_after(make_zxid(3, 0), 10), make_zxid(3, 1));
     }
 
     #[test]
