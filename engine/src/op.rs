@@ -77,6 +77,15 @@ pub enum Op {
     },
     /// Close the requesting session, deleting its ephemerals.
     CloseSession,
+    /// Dynamic reconfiguration: prep makes it a setData of `/zookeeper/config` with
+    /// the new members (`config::dynamic`); comma-separated lists, `None` = not given,
+    /// `from_config` -1 = any version.
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        new_members: Option<String>,
+        from_config: i64,
+    },
 
     // ---- reads (answered from the tree, never replicated) ----
     /// Answered with the path once preceding writes are applied (the server orders it).
@@ -157,6 +166,7 @@ impl Op {
                 | Op::Multi(_)
                 | Op::CreateSession { .. }
                 | Op::CloseSession
+                | Op::Reconfig { .. }
         )
     }
 

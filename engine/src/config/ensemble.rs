@@ -370,7 +370,7 @@ fn myid_err(path: &Path, reason: &str) -> ConfigError {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
+pub(super) fn role_name(role: Role) -> &'static str {
     match role {
         Role::Participant => "participant",
         Role::Observer => "observer",
@@ -473,7 +473,7 @@ fn parse_role(s: &str) -> Option<Role> {
     }
 }
 
-fn parse_id(key: &str, value: &str) -> Result<ServerId, ConfigError> {
+pub(super) fn parse_id(key: &str, value: &str) -> Result<ServerId, ConfigError> {
     let digits = &key["server.".len()..];
     let ok = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
     let id = ok.then(|| digits.parse::<ServerId>().ok()).flatten();
@@ -529,7 +529,11 @@ fn parse_port(key: &str, value: &str, what: &str, s: &str) -> Result<u16, Config
     }
 }
 
-fn parse_server(id: ServerId, key: &str, value: &str) -> Result<ServerSpec, ConfigError> {
+pub(super) fn parse_server(
+    id: ServerId,
+    key: &str,
+    value: &str,
+) -> Result<ServerSpec, ConfigError> {
     let wrong = |why: &str| bad(key, value, &format!("{why}; {WRONG_FORMAT}"));
     let mut halves = value.split(';');
     let server_part = halves.next().unwrap_or("").trim();
@@ -605,7 +609,7 @@ fn parse_server(id: ServerId, key: &str, value: &str) -> Result<ServerSpec, Conf
 }
 
 /// Cross-line rules: counts, shared addresses, ports used twice.
-fn check_servers(spec: &QuorumSpec) -> Result<(), ConfigError> {
+pub(super) fn check_servers(spec: &QuorumSpec) -> Result<(), ConfigError> {
     let voters = spec.voters();
     let observers = spec.servers.len() - voters;
     let first_key = |role: Role| {

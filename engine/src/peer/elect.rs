@@ -160,6 +160,17 @@ impl ElectionRunner {
         self.ignored.get()
     }
 
+    /// A member joined or moved (dynamic reconfiguration): its election address.
+    /// Observers only: they ask who leads and are answered, never counted.
+    pub fn add_peer(&self, id: ServerId, addr: std::net::SocketAddr) {
+        self.net.add_peer(id, addr);
+    }
+
+    /// A member left.
+    pub fn remove_peer(&self, id: ServerId) {
+        self.net.remove_peer(id);
+    }
+
     /// Stops the election and closes the port.
     pub fn stop(&self) {
         self.task.borrow_mut().take();

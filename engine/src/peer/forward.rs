@@ -67,6 +67,12 @@ enum FwdStep {
         password: [u8; SESSION_PASSWORD_LEN],
     },
     CloseSession,
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        new_members: Option<String>,
+        from_config: i64,
+    },
 }
 
 fn to_fwd(op: &Op) -> Result<FwdOp, String> {
@@ -134,6 +140,17 @@ fn to_step(op: &Op) -> Result<FwdStep, String> {
             password: *password,
         },
         Op::CloseSession => FwdStep::CloseSession,
+        Op::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            from_config,
+        } => FwdStep::Reconfig {
+            joining: joining.clone(),
+            leaving: leaving.clone(),
+            new_members: new_members.clone(),
+            from_config: *from_config,
+        },
         other => return Err(format!("{other:?} is not forwarded to the leader")),
     })
 }
@@ -195,6 +212,17 @@ fn from_step(op: FwdStep) -> Result<Op, String> {
             password,
         },
         FwdStep::CloseSession => Op::CloseSession,
+        FwdStep::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            from_config,
+        } => Op::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            from_config,
+        },
     })
 }
 

@@ -379,6 +379,30 @@ impl LinkBook {
         }
     }
 
+    /// A member joined (dynamic reconfiguration): links to it are dialled or
+    /// accepted from now on. False when it is known already or the book is full.
+    pub fn add_peer(&mut self, id: ServerId) -> bool {
+        if id == self.me || self.peer(id).is_some() || self.peers.len() >= LINK_PEERS_MAX {
+            return false;
+        }
+        self.peers.push(Peer {
+            id,
+            state: State::Idle,
+            retry_at_ms: 0,
+            backoff_ms: LINK_RETRY_MS_MIN,
+            attempts: 0,
+        });
+        true
+    }
+
+    /// A member left: its link closes and it is neither dialled nor accepted again.
+    pub fn remove_peer(&mut self, id: ServerId, out: &mut Vec<LinkAction>) {
+        if let Some(p) = self.peer_mut(id) {
+            Self::lose(p, 0, "the server left the ensemble (reconfig)".into(), out);
+        }
+        self.peers.retain(|p| p.id != id);
+    }
+
     /// The link's socket closed or failed (EOF, reset, a malformed frame).
     pub fn failed(&mut self, link: LinkId, reason: String, now_ms: u64, out: &mut Vec<LinkAction>) {
         if let Some(p) = self.current(link) {

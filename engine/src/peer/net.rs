@@ -86,6 +86,9 @@ struct LinkIo {
 /// The links of one port, running on the current executor.
 pub struct PeerNet {
     spec: PortSpec,
+    /// Every other member's address for this port: `spec.peers`, then what dynamic
+    /// reconfiguration changed.
+    addrs: RefCell<HashMap<ServerId, SocketAddr>>,
     book: RefCell<LinkBook>,
     links: RefCell<HashMap<LinkId, LinkIo>>,
     handler: Handler,
@@ -113,6 +116,7 @@ impl PeerNet {
         let members: Vec<ServerId> = spec.peers.iter().map(|(id, _)| *id).collect();
         let net = Rc::new(PeerNet {
             book: RefCell::new(LinkBook::new(spec.me, &members, spec.queue_bytes_max)),
+            addrs: RefCell::new(spec.peers.iter().copied().collect()),
             spec,
             links: RefCell::new(HashMap::new()),
             handler: Box::new(handler),
@@ -218,6 +222,30 @@ impl PeerNet {
         ok
     }
 
+    /// A member joined at `addr` (dynamic reconfiguration), or moved there.
+    pub fn add_peer(self: &Rc<Self>, peer: ServerId, addr: SocketAddr) {
+        if peer == self.spec.me {
+            return;
+        }
+        let moved = self
+            .addrs
+            .borrow_mut()
+            .insert(peer, addr)
+            .is_some_and(|a| a != addr);
+        if moved {
+            self.close(peer, "the server moved (reconfig)".into());
+        }
+        self.book.borrow_mut().add_peer(peer);
+    }
+
+    /// A member left: its link closes for good.
+    pub fn remove_peer(self: &Rc<Self>, peer: ServerId) {
+        self.addrs.borrow_mut().remove(&peer);
+        let mut acts = Vec::new();
+        self.book.borrow_mut().remove_peer(peer, &mut acts);
+        self.apply(acts);
+    }
+
     /// Drops the link to `peer` (a protocol error, silence, a lagging follower);
     /// the book redials it if this server dials, with backoff.
     pub fn close(self: &Rc<Self>, peer: ServerId, reason: String) {
@@ -305,7 +333,7 @@ impl PeerNet {
     }
 
     fn dial(self: &Rc<Self>, peer: ServerId, attempt: u64) {
-        let Some(&(_, addr)) = self.spec.peers.iter().find(|(id, _)| *id == peer) else {
+        let Some(addr) = self.addrs.borrow().get(&peer).copied() else {
             return;
         };
         let hello = PeerMsg::Hello(Hello {

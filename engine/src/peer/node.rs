@@ -638,6 +638,49 @@ impl Node {
         self.sync_rolled_epoch();
     }
 
+    /// Dynamic reconfiguration: observer `id` joins (`Some(Role::Observer)`) or a member
+    /// leaves (`None`). Voters do not change this way (prep refuses such a reconfig).
+    /// This server leaving goes back to election, where it finds no leader that
+    /// takes it.
+    pub fn set_member(&mut self, id: ServerId, role: Option<Role>, out: &mut Vec<NodeAction>) {
+        debug_assert!(
+            role != Some(Role::Participant),
+            "voters do not change at run time"
+        );
+        self.cfg.members.retain(|m| m.id != id);
+        if let Some(role) = role {
+            self.cfg.members.push(Member { id, role });
+        }
+        if id == self.cfg.id {
+            if role.is_none() {
+                self.look("this server left the ensemble (reconfig)".into(), out);
+            }
+            return;
+        }
+        if let Phase::Leading {
+            disc,
+            core,
+            uptodate,
+            heard,
+            ..
+        } = &mut self.phase
+        {
+            disc.set_member(id, role);
+            uptodate.remove(&id);
+            heard.remove(&id);
+            if let Some(l) = core {
+                match role {
+                    Some(_) => {
+                        if let Err(e) = l.add_observer(id) {
+                            tracing::warn!(id, "cannot add observer: {e}");
+                        }
+                    }
+                    None => l.remove_observer(id),
+                }
+            }
+        }
+    }
+
     /// Leader: discovery offers learners the epoch the core rolled its counter over
     /// to (`zab::leader`, "Counter rollover").
     fn sync_rolled_epoch(&mut self) {

@@ -37,6 +37,8 @@ pub struct PrepConfig {
     /// 1 (`zab::zxid_after`), as the Zab leader expects (`zab::leader`, "Counter
     /// rollover"). The same value as `zab::Limits::zxid_counter_max`.
     pub zxid_counter_max: u32,
+    /// `reconfigEnabled`: `reconfig` answers RECONFIGDISABLED without it.
+    pub reconfig_enabled: bool,
 }
 
 impl Default for PrepConfig {
@@ -45,6 +47,7 @@ impl Default for PrepConfig {
             acl: AclConfig::default(),
             ttl_enabled: false,
             zxid_counter_max: crate::zab::ZXID_COUNTER_MAX,
+            reconfig_enabled: false,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct Prep {
     sessions: HashMap<i64, (i64, bool)>,
     /// See [`Prep::set_check_sessions`].
     check_sessions: bool,
+    /// See [`Prep::set_synced_voters`].
+    synced_voters: BTreeSet<u64>,
 }
 
 /// The view one request validates against: its own staged changes, then the
@@ -168,6 +173,7 @@ fn check_version(expected: i32, current: i32) -> Result<i32, ErrorCode> {
 struct Ctx<'c> {
     req: &'c RequestCtx<'c>,
     cfg: &'c PrepConfig,
+    synced: &'c BTreeSet<u64>,
     zxid: i64,
     now_ms: i64,
 }
@@ -183,6 +189,7 @@ impl Prep {
             nodes: HashMap::new(),
             sessions: HashMap::new(),
             check_sessions: true,
+            synced_voters: BTreeSet::new(),
         }
     }
 
@@ -192,6 +199,13 @@ impl Prep {
     /// shard 0, turns it off and relies on the router to admit live sessions only.
     pub fn set_check_sessions(&mut self, on: bool) {
         self.check_sessions = on;
+    }
+
+    /// The voters in sync with this leader, itself included (the runtime keeps it
+    /// current): a `reconfig` whose new voters lack a majority among them is refused
+    /// with NEWCONFIGNOQUORUM, as ZooKeeper's leader refuses it.
+    pub fn set_synced_voters(&mut self, voters: BTreeSet<u64>) {
+        self.synced_voters = voters;
     }
 
     /// The zxid of the last prepped txn.
@@ -330,6 +344,7 @@ impl Prep {
         let ctx = Ctx {
             req,
             cfg: &self.config,
+            synced: &self.synced_voters,
             zxid,
             now_ms,
         };
@@ -355,6 +370,7 @@ impl Prep {
         let ctx = Ctx {
             req,
             cfg: &self.config,
+            synced: &self.synced_voters,
             zxid,
             now_ms,
         };
@@ -511,8 +527,77 @@ fn prep_op(st: &mut Stage<'_>, ctx: &Ctx<'_>, op: &Op) -> Result<TxnOp, ErrorCod
                 version: node.stat.version,
             })
         }
+        Op::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            from_config,
+        } => {
+            let want = (
+                joining.as_deref(),
+                leaving.as_deref(),
+                new_members.as_deref(),
+            );
+            reconfig(st, ctx, want, *from_config)
+        }
         _ => Err(ErrorCode::BadArguments),
     }
+}
+
+/// `reconfig` as a setData of `/zookeeper/config` (`config::dynamic`), with ZooKeeper
+/// 3.8's errors in its order: disabled, then the request's form, the version, the
+/// ACL (only a superuser writes the node), the new members' rules (corekeeper's
+/// stricter id bound among them), a reconfig already in flight, and a
+/// majority of the new voters in sync. Changing the voters themselves is not
+/// supported yet (UNIMPLEMENTED): observers join and leave.
+fn reconfig(
+    st: &mut Stage<'_>,
+    ctx: &Ctx<'_>,
+    (joining, leaving, new_members): (Option<&str>, Option<&str>, Option<&str>),
+    from_config: i64,
+) -> Result<TxnOp, ErrorCode> {
+    use crate::config::dynamic::DynamicConfig;
+    use crate::tree::CONFIG_PATH;
+    if !ctx.cfg.reconfig_enabled {
+        return Err(ErrorCode::ReconfigDisabled);
+    }
+    let text = st.db.tree.get(CONFIG_PATH).and_then(|n| {
+        n.data
+            .as_deref()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+    });
+    // Standalone (no members in the node) reconfigures nothing, as ZooKeeper's.
+    let current = text
+        .as_deref()
+        .and_then(DynamicConfig::parse)
+        .ok_or(ErrorCode::ReconfigDisabled)?;
+    let next = current.next(joining, leaving, new_members, ctx.zxid)?;
+    if from_config != -1 && from_config != current.version {
+        return Err(ErrorCode::BadVersion);
+    }
+    let mut node = st.get(CONFIG_PATH).ok_or(ErrorCode::NoNode)?;
+    acl::require(&node.acl, perms::WRITE, ctx.req.auth)?;
+    let next = next.checked()?;
+    if st.prep.nodes.contains_key(CONFIG_PATH) {
+        return Err(ErrorCode::ReconfigInProgress);
+    }
+    if next.voter_specs() != current.voter_specs() {
+        return Err(ErrorCode::Unimplemented);
+    }
+    let voters: Vec<u64> = next.voters().collect();
+    let synced = voters.iter().filter(|v| ctx.synced.contains(v)).count();
+    if synced < crate::zab::quorum::majority(voters.len()) {
+        return Err(ErrorCode::NewConfigNoQuorum);
+    }
+    node.stat.version = -1;
+    node.stat.mtime = ctx.now_ms;
+    node.stat.mzxid = ctx.zxid;
+    st.put(CONFIG_PATH, Some(node));
+    Ok(TxnOp::SetData {
+        path: CONFIG_PATH.to_string(),
+        data: Some(next.render().into_bytes()),
+        version: -1,
+    })
 }
 
 /// What a create asks for (see [`Op::Create`]).

@@ -590,3 +590,83 @@ fn malformed_creates_are_refused_in_prep_like_zookeeper() {
         ])
     );
 }
+
+fn reconfig_op(joining: Option<&str>, leaving: Option<&str>, from_config: i64) -> Op {
+    Op::Reconfig {
+        joining: joining.map(str::to_string),
+        leaving: leaving.map(str::to_string),
+        new_members: None,
+        from_config,
+    }
+}
+
+/// A 3-voter ensemble's config in the tree, as the runtime writes it at start-up.
+fn reconfig_harness(enabled: bool) -> H {
+    let mut h = H::new(PrepConfig {
+        reconfig_enabled: enabled,
+        ..PrepConfig::default()
+    });
+    let text = "server.1=127.0.0.1:2001:3001:participant\nserver.2=127.0.0.1:2002:3002:participant\nserver.3=127.0.0.1:2003:3003:participant\nversion=0";
+    h.db.tree
+        .set_system_data(crate::tree::CONFIG_PATH, text.as_bytes().to_vec());
+    h
+}
+
+const OBSERVER: &str = "server.4=127.0.0.1:2004:3004:observer;127.0.0.1:4004";
+
+#[test]
+fn reconfig_checks_in_zookeepers_order_and_writes_the_config() {
+    let su = [Id::new(acl::SUPER_SCHEME, "")];
+    let mut h = reconfig_harness(false);
+    assert_eq!(
+        h.err(S1, &su, &reconfig_op(Some(OBSERVER), None, -1)),
+        ErrorCode::ReconfigDisabled
+    );
+    let mut h = reconfig_harness(true);
+    h.prep.set_synced_voters([1, 2].into_iter().collect());
+    // Form, then version, then ACL.
+    assert_eq!(
+        h.err(S1, &[], &reconfig_op(Some("x"), None, -1)),
+        ErrorCode::BadArguments
+    );
+    assert_eq!(
+        h.err(S1, &[], &reconfig_op(Some(OBSERVER), None, 7)),
+        ErrorCode::BadVersion
+    );
+    assert_eq!(
+        h.err(S1, &[], &reconfig_op(Some(OBSERVER), None, -1)),
+        ErrorCode::NoAuth
+    );
+    // Voters do not change (yet).
+    let voter = "server.5=127.0.0.1:2005:3005:participant;127.0.0.1:4005";
+    assert_eq!(
+        h.err(S1, &su, &reconfig_op(Some(voter), None, -1)),
+        ErrorCode::Unimplemented
+    );
+    // Accepted: a setData of the config, answered with the new text.
+    let t = h.prep_as(S1, &su, &reconfig_op(Some(OBSERVER), None, 0));
+    let zxid = t.zxid();
+    // A second one while the first is in flight.
+    let t2 = h.prep_as(S1, &su, &reconfig_op(None, Some("4"), -1));
+    assert_eq!(
+        t2.body,
+        TxnBody::Op(TxnOp::error(ErrorCode::ReconfigInProgress))
+    );
+    let applied = h.apply(&t);
+    h.apply(&t2);
+    match applied.result {
+        TxnResult::Op(OpResult::Reconfig { data, stat }) => {
+            let text = String::from_utf8(data).unwrap();
+            assert!(text.contains(&format!("{OBSERVER}\n")), "{text}");
+            assert!(text.ends_with(&format!("version={zxid:x}")), "{text}");
+            assert_eq!((stat.version, stat.mzxid), (-1, zxid));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without a synchronised majority of the voters, refused.
+    h.prep.set_synced_voters([1].into_iter().collect());
+    assert_eq!(
+        h.err(S1, &su, &reconfig_op(None, Some("4"), -1)),
+        ErrorCode::NewConfigNoQuorum
+    );
+}

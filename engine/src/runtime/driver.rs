@@ -230,6 +230,7 @@ impl<O: Outlet> Driver<O> {
             acl,
             ttl_enabled: cfg.extended_types_enabled,
             zxid_counter_max: cfg.zxid_counter_max,
+            reconfig_enabled: cfg.ensemble.as_ref().is_some_and(|e| e.reconfig_enabled),
         };
         let last = rec.wal.last_zxid() as i64;
         let syncer = rec.wal.syncer();
@@ -299,6 +300,7 @@ impl<O: Outlet> Driver<O> {
             for msg in batch.drain(..) {
                 self.handle(msg, now)?;
             }
+            self.maybe_reconfigure();
             self.publish();
         }
         Ok(())
@@ -661,6 +663,9 @@ impl<O: Outlet> Driver<O> {
 
 #[path = "driver_repl.rs"]
 mod repl;
+
+#[path = "driver_reconfig.rs"]
+mod reconfig;
 
 #[path = "driver_chain.rs"]
 pub mod chain;

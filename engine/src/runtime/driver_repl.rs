@@ -167,6 +167,18 @@ impl<O: Outlet> Driver<O> {
         };
         let mut acts = Vec::new();
         r.node.tick(&mut acts);
+        if matches!(r.node.mode(), Mode::Leading { .. }) {
+            // What a reconfig's quorum check counts (`Prep::set_synced_voters`).
+            let mut voters: std::collections::BTreeSet<u64> = r
+                .node
+                .synced_learners()
+                .into_iter()
+                .filter(|&id| r.node.role_of(id) == crate::zab::Role::Participant)
+                .collect();
+            voters.insert(r.node.id());
+            self.core.set_synced_voters(voters);
+        }
+        let r = self.repl.as_mut().expect("checked above");
         // Pings: the leader to every synchronised learner, a learner to its leader
         // with the sessions its clients touched.
         match r.node.mode() {

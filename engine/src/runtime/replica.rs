@@ -112,6 +112,10 @@ pub struct Replica {
     pub chain_pending: Option<(ServerId, crate::craq::ChainConfig)>,
     /// The epoch this server serves in (set when it starts serving).
     pub serve_epoch: Option<crate::zab::Epoch>,
+    /// The members now (zoo.cfg's, then what reconfigs committed), and the mzxid of
+    /// the `/zookeeper/config` they come from.
+    pub servers: Vec<crate::config::ensemble::ServerSpec>,
+    pub config_zxid: Zxid,
 }
 
 fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String> {
@@ -328,5 +332,7 @@ pub fn start(
         chain: None,
         chain_pending: None,
         serve_epoch: None,
+        servers: ens.servers.clone(),
+        config_zxid: 0,
     })
 }

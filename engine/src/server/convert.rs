@@ -260,7 +260,12 @@ pub fn to_op(req: Request) -> Result<Op, ErrorCode> {
             persistent_recursive: w.persistent_recursive_watches,
         },
         Request::CloseSession => Op::CloseSession,
-        Request::Reconfig(_) => return Err(ErrorCode::ReconfigDisabled),
+        Request::Reconfig(r) => Op::Reconfig {
+            joining: r.joining_servers,
+            leaving: r.leaving_servers,
+            new_members: r.new_members,
+            from_config: r.cur_config_id,
+        },
         Request::WhoAmI => Op::WhoAmI,
         Request::Ping | Request::Auth(_) | Request::Sasl(_) => {
             return Err(ErrorCode::Unimplemented);
@@ -293,9 +298,15 @@ fn single(op: OpCode, r: OpResult) -> Response {
             Response::Create(CreateResponse { path })
         }
         OpResult::Create { path, stat } => Response::Create2(Create2Response { path, stat }),
-        OpResult::SetData { stat } | OpResult::SetAcl { stat } => {
-            Response::Stat(StatResponse { stat })
+        OpResult::Reconfig { data, stat } if op == OpCode::Reconfig => {
+            Response::GetData(GetDataResponse {
+                data: Some(data),
+                stat,
+            })
         }
+        OpResult::SetData { stat }
+        | OpResult::SetAcl { stat }
+        | OpResult::Reconfig { stat, .. } => Response::Stat(StatResponse { stat }),
         OpResult::Delete | OpResult::Check | OpResult::Error(_) => Response::Empty,
     }
 }
@@ -311,7 +322,9 @@ fn step(op: OpCode, r: OpResult) -> WireOpResult {
         }
         OpResult::Create { path, stat } => WireOpResult::Create2 { path, stat },
         OpResult::Delete => WireOpResult::Delete,
-        OpResult::SetData { stat } | OpResult::SetAcl { stat } => WireOpResult::SetData { stat },
+        OpResult::SetData { stat }
+        | OpResult::SetAcl { stat }
+        | OpResult::Reconfig { stat, .. } => WireOpResult::SetData { stat },
         OpResult::Check => WireOpResult::Check,
         OpResult::Error(e) => WireOpResult::Error { err: e.code() },
     }

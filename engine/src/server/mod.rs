@@ -327,8 +327,9 @@ async fn start_shard(
         shared.stats.clone(),
     );
     if let Some(ens) = &shared.cfg.ensemble {
+        let ens = driver.adopt_config(ens)?;
         let replica =
-            crate::runtime::replica::start(&shared.cfg, ens, driver.logged_zxid(), inbox)?;
+            crate::runtime::replica::start(&shared.cfg, &ens, driver.logged_zxid(), inbox)?;
         driver = driver.with_replica(replica);
     }
     Ok(glommio::spawn_local(driver.run()))

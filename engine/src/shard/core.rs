@@ -327,6 +327,11 @@ impl ShardCore {
         self.role = Role::Leader;
     }
 
+    /// Leader: the voters in sync with it, itself included (`Prep::set_synced_voters`).
+    pub fn set_synced_voters(&mut self, voters: std::collections::BTreeSet<u64>) {
+        self.prep.set_synced_voters(voters);
+    }
+
     /// The zxid the next prepped txn gets.
     pub fn next_zxid(&self) -> i64 {
         self.prep.next_zxid()

@@ -466,6 +466,18 @@ impl DataTree {
         Ok(stat)
     }
 
+    /// Sets a system node's data outside any txn: every server of an ensemble writes
+    /// `/zookeeper/config` alike from zoo.cfg at start-up, before any reconfig. Its
+    /// data version reads -1, as ZooKeeper's. No watch fires.
+    pub fn set_system_data(&mut self, p: &str, data: Vec<u8>) {
+        debug_assert!(is_special_path(p), "only system nodes are set outside txns");
+        if let Some(node) = self.node_mut(p) {
+            node.data = Some(Data::from(data));
+            node.stat.version = -1;
+            node.fix_lengths();
+        }
+    }
+
     /// Replaces a node's ACL (a `SetACLTxn`); `aversion` is the new ACL version. No
     /// watch fires (as in ZooKeeper).
     pub fn set_acl(&mut self, p: &str, acl: Vec<Acl>, aversion: i32) -> Result<Stat, ErrorCode> {

@@ -19,6 +19,12 @@ pub enum OpResult {
     SetData {
         stat: Stat,
     },
+    /// A setData of `/zookeeper/config` (what a `reconfig` preps): the new config
+    /// too, which is what a reconfig is answered with (a getData response).
+    Reconfig {
+        data: Vec<u8>,
+        stat: Stat,
+    },
     SetAcl {
         stat: Stat,
     },
@@ -212,7 +218,13 @@ impl Db {
                 version,
             } => t
                 .set_data(path, data.clone(), *version, zxid, time_ms, events)
-                .map(|stat| OpResult::SetData { stat }),
+                .map(|stat| match data {
+                    Some(d) if path == crate::tree::CONFIG_PATH => OpResult::Reconfig {
+                        data: d.clone(),
+                        stat,
+                    },
+                    _ => OpResult::SetData { stat },
+                }),
             TxnOp::SetAcl {
                 path,
                 acl,

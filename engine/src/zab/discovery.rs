@@ -160,6 +160,15 @@ impl LeaderDiscovery {
         Ok(d)
     }
 
+    /// Dynamic reconfiguration: `m` joins (an observer) or leaves (`None` role).
+    pub fn set_member(&mut self, id: ServerId, role: Option<Role>) {
+        self.members.retain(|m| m.id != id);
+        match role {
+            Some(role) => self.members.push(Member { id, role }),
+            None => self.disconnected(id),
+        }
+    }
+
     /// The leader rolled its zxid counter over into `epoch` (`leader`'s module docs):
     /// learners that connect from now on are offered that epoch (one that logged the
     /// previous epoch's last txn has accepted it already).

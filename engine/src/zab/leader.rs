@@ -981,6 +981,44 @@ impl Leader {
         }
     }
 
+    /// Dynamic reconfiguration: observer `id` joins the ensemble; it is synchronised
+    /// when it connects, like any learner. Voters do not change this way.
+    pub fn add_observer(&mut self, id: ServerId) -> Result<(), LeaderError> {
+        if id == self.id || self.peer(id).is_some() {
+            return Ok(());
+        }
+        if self.peers.len() + 1 >= MEMBERS_MAX {
+            let voters = 1 + self
+                .peers
+                .iter()
+                .filter(|p| p.role == Role::Participant)
+                .count();
+            return Err(LeaderError::TooManyMembers {
+                members: self.peers.len() + 2,
+                voters,
+                members_max: MEMBERS_MAX,
+                voters_max: VOTERS_MAX,
+            });
+        }
+        self.peers.push(Peer {
+            id,
+            role: Role::Observer,
+            synced: false,
+            acked: 0,
+            sync_zxid: 0,
+            newleader_acked: false,
+            newleader_zxid: 0,
+            link_epoch: self.epoch,
+        });
+        Ok(())
+    }
+
+    /// Dynamic reconfiguration: observer `id` leaves; nothing more goes to it.
+    pub fn remove_observer(&mut self, id: ServerId) {
+        self.peers
+            .retain(|p| !(p.id == id && p.role == Role::Observer));
+    }
+
     /// The link to `id` broke: stop streaming to it until it reconnects.
     pub fn follower_disconnected(&mut self, id: ServerId) -> Result<(), LeaderError> {
         let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;

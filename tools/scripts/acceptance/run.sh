@@ -286,11 +286,12 @@ ensemble_suite zookeeper "$WORK/suite-ens-zk.xml" --zookeeper \
   --set reconfigEnabled=true --set localSessionsEnabled=false || true
 step "6. kazoo's own suite on a 3-node corekeeper ensemble"
 ensemble_suite corekeeper "$WORK/suite-ens-ck.xml" --bin "$COREKEEPER" \
-  --set "superDigest=$SUPER_DIGEST" --set extendedTypesEnabled=true || true
+  --set "superDigest=$SUPER_DIGEST" --set extendedTypesEnabled=true \
+  --set reconfigEnabled=true || true
 step "6. kazoo's own suite on a 3-node corekeeper ensemble with replication=craq"
 ensemble_suite craq "$WORK/suite-ens-craq.xml" --bin "$COREKEEPER" \
   --set "superDigest=$SUPER_DIGEST" --set extendedTypesEnabled=true \
-  --set replication=craq || true
+  --set reconfigEnabled=true --set replication=craq || true
 step "6. compare kazoo's suite on ensembles: ZooKeeper vs corekeeper (Zab)"
 run_step kazoo-ensemble-suite-compare "$VENV/bin/python" "$HERE/compare.py" \
   --zookeeper "$WORK/suite-ens-zk.xml" --corekeeper "$WORK/suite-ens-ck.xml" \
