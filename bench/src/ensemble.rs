@@ -143,8 +143,9 @@ pub struct Options {
     /// corekeeper only: each member's wall clock can be stepped through the file
     /// [`clock_file`] names (the engine's fault hook, [`FAULT_CLOCK_FILE_ENV`]).
     pub clock_files: bool,
-    /// corekeeper only: `replication=craq` (ZooKeeper has Zab alone).
-    pub craq: bool,
+    /// corekeeper only: its `replication=` (`zab`, `craq` or `chain`; ZooKeeper has
+    /// Zab alone).
+    pub replication: &'static str,
     /// corekeeper only: each member's WAL flushes can be stalled through the file
     /// [`fsync_stall_file`] names (the engine's hook, [`FAULT_FSYNC_STALL_FILE_ENV`]).
     pub fsync_stall_files: bool,
@@ -157,7 +158,7 @@ impl Default for Options {
             tick_ms: TICK_MS,
             mesh: false,
             clock_files: false,
-            craq: false,
+            replication: "zab",
             fsync_stall_files: false,
         }
     }
@@ -342,6 +343,28 @@ pub fn wait_for_writes(addrs: &[String], deadline: Instant, poll: Duration) -> R
     }
 }
 
+/// Creates and deletes one znode through some address, retried every `poll` until
+/// one takes it or `deadline` passes.
+fn wait_for_write_anywhere(
+    addrs: &[String],
+    deadline: Instant,
+    poll: Duration,
+) -> Result<(), String> {
+    loop {
+        let mut err = String::new();
+        for a in addrs {
+            match write_through_each(std::slice::from_ref(a)) {
+                Ok(()) => return Ok(()),
+                Err(e) => err = e,
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no member took a write: {err}"));
+        }
+        std::thread::sleep(poll);
+    }
+}
+
 fn write_through_each(addrs: &[String]) -> Result<(), String> {
     let plans: Vec<SessionPlan> = addrs
         .iter()
@@ -444,8 +467,8 @@ pub fn start_corekeeper_with(
     let plan = plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free)?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut ck = ck.clone();
-    if o.craq {
-        ck.settings.push("replication=craq".into());
+    if o.replication != "zab" {
+        ck.settings.push(format!("replication={}", o.replication));
     }
     let ck = &ck;
     let mut nodes = Vec::with_capacity(plan.len());
@@ -470,22 +493,38 @@ pub fn start_corekeeper_with(
             log,
         )?);
     }
-    let d = ready(Deployment {
-        system: System::Corekeeper,
-        nodes,
-        leader: None,
-    })?;
+    let d = ready_with(
+        Deployment {
+            system: System::Corekeeper,
+            nodes,
+            leader: None,
+        },
+        o.replication == "chain",
+    )?;
     Ok((d, mesh))
 }
 
 /// Waits for one leader and a write through every member.
-fn ready(mut d: Deployment) -> Result<Deployment, String> {
+fn ready(d: Deployment) -> Result<Deployment, String> {
+    ready_with(d, false)
+}
+
+/// As [`ready`]; `tail_only` (corekeeper's `replication=chain`, where only the chain's
+/// tail takes clients): a write through any one member.
+fn ready_with(mut d: Deployment, tail_only: bool) -> Result<Deployment, String> {
     let addrs = d.servers();
     let deadline = Instant::now() + Duration::from_millis(ENSEMBLE_READY_TIMEOUT_MS_MAX);
     let poll = Duration::from_millis(READY_POLL_MS);
     let nodes = &mut d.nodes;
     let leader = wait_for_leader(&addrs, deadline, poll, || exited(nodes));
-    let ready = leader.and_then(|l| wait_for_writes(&addrs, deadline, poll).map(|()| l));
+    let writes = |l| {
+        if tail_only {
+            wait_for_write_anywhere(&addrs, deadline, poll).map(|()| l)
+        } else {
+            wait_for_writes(&addrs, deadline, poll).map(|()| l)
+        }
+    };
+    let ready = leader.and_then(writes);
     match ready {
         Ok(l) => {
             d.leader = Some(l);

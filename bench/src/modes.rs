@@ -553,7 +553,8 @@ pub fn run(c: &ModesConfig) -> Result<Vec<Row>, String> {
         let o = Options {
             nodes: replicas,
             mesh: c.slow_ms > 0,
-            craq,
+            // Chain mode reads at the tail of the same CRAQ chain.
+            replication: if craq { "craq" } else { "zab" },
             fsync_stall_files: c.slow_disk_ms > 0,
             ..Options::default()
         };

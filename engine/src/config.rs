@@ -21,6 +21,7 @@
 //! ZooKeeper. The server itself still refuses to run an ensemble (replication is not
 //! in the runtime yet): `server::run` says so after every check has passed.
 
+pub mod dynamic;
 pub mod ensemble;
 
 use std::collections::BTreeMap;
@@ -708,6 +709,15 @@ pub enum Replication {
 }
 
 impl Replication {
+    /// Its name in zoo.cfg (`replication=`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Replication::Zab => "zab",
+            Replication::Craq => "craq",
+            Replication::Chain => "chain",
+        }
+    }
+
     /// Whether writes go down a chain (CRAQ or plain chain replication).
     pub fn chained(self) -> bool {
         matches!(self, Replication::Craq | Replication::Chain)

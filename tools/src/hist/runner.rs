@@ -10,6 +10,7 @@
 //! `system runs ops faults violations lost` (plus the unknown ops and what the
 //! all-reads linearizability pass found).
 
+use engine::config::Replication;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -50,9 +51,10 @@ pub struct RunOptions {
     pub nodes: usize,
     /// An ensemble's tickTime (syncLimit and initLimit are in ticks).
     pub tick_ms: u32,
-    /// corekeeper ensembles replicate with CRAQ: every read is promised
-    /// linearizable, so a plain read that is not counts as a broken promise.
-    pub craq: bool,
+    /// How corekeeper ensembles replicate: with CRAQ or plain chain replication
+    /// every read is promised linearizable, so a plain read that is not counts as a
+    /// broken promise.
+    pub replication: Replication,
 }
 
 /// ckjepsen's ensembles tick faster than ckbench's (500 ms: syncLimit 2.5 s), so a
@@ -91,7 +93,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
             tick_ms: o.tick_ms,
             mesh: true,
             clock_files: false, // set by the target for corekeeper
-            craq: o.craq,
+            replication: o.replication.name(),
             fsync_stall_files: false,
         };
         Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
@@ -112,7 +114,13 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
     let history = o.out.join(format!("{system}-{}.jsonl", o.seed));
     let file =
         fs::File::create(&history).map_err(|e| format!("creating {}: {e}", history.display()))?;
-    workload::setup(&addr, &cfg).map_err(|e| format!("setting up on {addr}: {e}"))?;
+    // Plain chain replication: only the chain's tail takes clients.
+    let tail_only = o.replication == Replication::Chain && o.nodes > 1;
+    if tail_only {
+        workload::setup_anywhere(&servers, &cfg)?;
+    } else {
+        workload::setup(&addr, &cfg).map_err(|e| format!("setting up on {addr}: {e}"))?;
+    }
 
     let start = Instant::now();
     let rec = Recorder::new(start, Box::new(BufWriter::new(file)));
@@ -168,12 +176,12 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
         }
     };
     target.heal()?;
-    workload::final_reads(
-        &servers,
-        &cfg,
-        &rec,
-        shared.max_window.load(Ordering::Relaxed),
-    )?;
+    let max_window = shared.max_window.load(Ordering::Relaxed);
+    if tail_only {
+        workload::final_reads_at_tail(&servers, &cfg, &rec, max_window)?;
+    } else {
+        workload::final_reads(&servers, &cfg, &rec, max_window)?;
+    }
     rec.flush()
         .map_err(|e| format!("writing {}: {e}", history.display()))?;
     drop(rec);
@@ -244,25 +252,25 @@ pub fn table_line(system: &str, t: &Totals) -> String {
     )
 }
 
-/// The system a run's rows and files are named by: `corekeeper-craq` for CRAQ
-/// ensembles.
+/// The system a run's rows and files are named by: `corekeeper-craq` and
+/// `corekeeper-chain` for chained ensembles.
 pub fn system_name(o: &RunOptions) -> String {
-    system_label(o.launch.system(), o.nodes, o.craq)
+    system_label(o.launch.system(), o.nodes, o.replication)
 }
 
-fn system_label(system: bench::servers::System, nodes: usize, craq: bool) -> String {
-    if craq && nodes > 1 && system == bench::servers::System::Corekeeper {
-        format!("{}-craq", system.name())
+fn system_label(system: bench::servers::System, nodes: usize, r: Replication) -> String {
+    if r.chained() && nodes > 1 && system == bench::servers::System::Corekeeper {
+        format!("{}-{}", system.name(), r.name())
     } else {
         system.name().to_string()
     }
 }
 
-/// Whether a run broke a promise of its system's mode (CRAQ promises every read
-/// linearizable; Zab only writes and reads after `sync`).
+/// Whether a run broke a promise of its system's mode (CRAQ and chain replication
+/// promise every read linearizable; Zab only writes and reads after `sync`).
 pub fn broke_promise(o: &RunOptions, r: &RunResult) -> bool {
-    let craq = system_name(o).ends_with("-craq");
-    r.report.promise_violations() > 0 || (craq && r.report.lin_all.violations > 0)
+    let chained = system_name(o).ends_with("-craq") || system_name(o).ends_with("-chain");
+    r.report.promise_violations() > 0 || (chained && r.report.lin_all.violations > 0)
 }
 
 /// One line per run.
@@ -294,14 +302,16 @@ usage: ckjepsen run [--system corekeeper|zookeeper|both] [--runs N] [--seed S]
                     [--time-ms MS] [--workers N] [--faults kill,pause|none]
                     [--faults-per-run N] [--corekeeper-bin PATH] [--out DIR]
                     [--shape standalone|3node|5node] [--tick-ms MS]
-                    [--session-timeout-ms MS] [--replication zab|craq]
+                    [--session-timeout-ms MS] [--replication zab|craq|chain]
 faults: kill (an ensemble's leader), pause (a member), silence (a client goes
 quiet past its session timeout), partition and slow (ensembles: links between
 members cut, or delayed and lossy, through a proxy on each; clients unaffected),
 clock (corekeeper: a server's wall clock steps up to an hour either way; sessions
 must not expire for it).
 An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s). --replication craq
-runs corekeeper ensembles with CRAQ, whose every read must be linearizable.
+runs corekeeper ensembles with CRAQ, whose every read must be linearizable; chain
+with plain chain replication (only the tail takes clients; workers move on through
+the members until one does), whose every read must be linearizable too.
        ckjepsen check HISTORY.jsonl...
        ckjepsen serve --config zoo.cfg      (corekeeper in this process)
 
@@ -326,8 +336,8 @@ pub struct RunArgs {
     /// `--shape`: 1 (standalone), 3 or 5 members.
     pub nodes: usize,
     pub tick_ms: u32,
-    /// `--replication craq`.
-    pub craq: bool,
+    /// `--replication`.
+    pub replication: Replication,
 }
 
 pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
@@ -344,7 +354,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
         out: PathBuf::from("ckjepsen-out"),
         nodes: 1,
         tick_ms: ENSEMBLE_TICK_MS_DEFAULT,
-        craq: false,
+        replication: Replication::Zab,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -405,10 +415,11 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                 }
             }
             "--replication" => {
-                a.craq = match value()?.as_str() {
-                    "zab" => false,
-                    "craq" => true,
-                    s => return Err(format!("--replication {s}: zab or craq")),
+                a.replication = match value()?.as_str() {
+                    "zab" => Replication::Zab,
+                    "craq" => Replication::Craq,
+                    "chain" => Replication::Chain,
+                    s => return Err(format!("--replication {s}: zab, craq or chain")),
                 }
             }
             "--tick-ms" => a.tick_ms = num(value()?)?.clamp(u64::from(TICK_MS_MIN), 60_000) as u32,
@@ -464,7 +475,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 out: a.out.clone(),
                 nodes: a.nodes,
                 tick_ms: a.tick_ms,
-                craq: a.craq,
+                replication: a.replication,
             };
             match run_once(&o) {
                 Ok(r) => {
@@ -481,7 +492,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 }
             }
         }
-        let name = system_label(launch.system(), a.nodes, a.craq);
+        let name = system_label(launch.system(), a.nodes, a.replication);
         table.push(table_line(&name, &totals));
     }
     let _ = writeln!(out, "\n{TABLE_HEADER}");

@@ -871,6 +871,48 @@ pub fn final_reads(
     Ok(())
 }
 
+/// [`final_reads`] for plain chain replication, where only the chain's tail takes
+/// clients: at the first of `addrs` that takes a session (the others close
+/// connections, as a server without a quorum does), tried in turn until
+/// `FINAL_CONNECT_WAIT_MS_MAX` passes.
+pub fn final_reads_at_tail(
+    addrs: &[String],
+    cfg: &WorkloadConfig,
+    rec: &Recorder,
+    max_window: u32,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_millis(FINAL_CONNECT_WAIT_MS_MAX);
+    loop {
+        for (i, addr) in addrs.iter().enumerate() {
+            if Client::connect(addr.as_str(), cfg.session_timeout_ms).is_ok() {
+                return final_reads_at(addr, FINAL_PROCESS + i as u32, cfg, rec, max_window);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("final reads: no server of {addrs:?} takes clients"));
+        }
+        std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
+    }
+}
+
+/// [`setup`] through the first of `addrs` that takes it (chain replication: the tail).
+pub fn setup_anywhere(addrs: &[String], cfg: &WorkloadConfig) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_millis(FINAL_CONNECT_WAIT_MS_MAX);
+    loop {
+        let mut err = String::new();
+        for a in addrs {
+            match setup(a, cfg) {
+                Ok(()) => return Ok(()),
+                Err(e) => err = format!("setting up on {a}: {e}"),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(err);
+        }
+        std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
+    }
+}
+
 fn final_reads_at(
     addr: &str,
     process: u32,
