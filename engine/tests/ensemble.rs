@@ -983,8 +983,20 @@ fn reconfig_adds_and_removes_an_observer() {
         Some(BAD_VERSION)
     );
 
-    // The observer joins the config; then its process starts and catches up.
-    let (text, stat) = reconfig(&mut c, Some(&joining), None, 0).unwrap();
+    // The observer joins the config; then its process starts and catches up. A
+    // follower may report "follower" before the leader counts it in sync (ZooKeeper
+    // has the same window): until then the leader answers NewConfigNoQuorum.
+    const NEW_CONFIG_NO_QUORUM: i32 = -13;
+    let start_wait = Instant::now();
+    let (text, stat) = loop {
+        match reconfig(&mut c, Some(&joining), None, 0) {
+            Err(NEW_CONFIG_NO_QUORUM) => {
+                assert!(start_wait.elapsed() < WAIT_MAX, "no synced quorum");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => break r.unwrap(),
+        }
+    };
     assert!(text.contains(&format!("{joining}\n")), "{text}");
     assert!(
         text.ends_with(&format!("version={:x}", stat.mzxid)),

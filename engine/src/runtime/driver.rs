@@ -33,7 +33,7 @@ use wal::snapshot::SnapshotStore;
 use wal::{Syncer, Wal, WalOptions};
 
 use super::mailbox::Mailbox;
-use super::msg::{ToConn, ToShard};
+use super::msg::{PeerIn, ToConn, ToShard};
 use super::stats::Stats;
 use crate::config::{Config, SyncPolicy};
 use crate::op::SESSION_PASSWORD_LEN;
@@ -359,13 +359,25 @@ impl<O: Outlet> Driver<O> {
             ToShard::Snapshotted { zxid, result } => self.snapshotted(zxid, result),
             ToShard::Purged { result } => self.purged(result),
             ToShard::Peer { from, ev } => {
-                if let Some(r) = &self.repl {
+                if let Some(r) = &mut self.repl {
+                    if let Some(i) = &mut r.installing {
+                        // Behind the snapshot being loaded; still counted as pending,
+                        // so a fast leader is pushed back on (`PEER_INBOX_MAX`). It
+                        // still shows the leader alive: a load of seconds must not
+                        // make this learner give up on it.
+                        if !matches!(ev, PeerIn::Up | PeerIn::Down | PeerIn::Bad(_)) {
+                            r.node.heard(from);
+                        }
+                        i.queued.push_back((from, ev));
+                        return Ok(());
+                    }
                     let n = r.peer_pending.get();
                     debug_assert!(n > 0, "every peer message in the inbox was counted");
                     r.peer_pending.set(n.saturating_sub(1));
                 }
                 self.peer_event(from, ev, now)?
             }
+            ToShard::Installed { zxid, result } => self.installed(zxid, result, now)?,
             ToShard::Decided(d) => self.decided(d)?,
         }
         self.route(out);
@@ -592,6 +604,9 @@ impl<O: Outlet> Driver<O> {
         let Some(interval) = self.purge_interval else {
             return;
         };
+        if self.repl.as_ref().is_some_and(|r| r.installing.is_some()) {
+            return; // the snapshot being loaded is not to be purged under it
+        }
         if self.purge_running || self.purged_at.is_some_and(|t| t.elapsed() < interval) {
             return;
         }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use rkyv::util::AlignedVec;
 use transport::peer::{self, PeerMsg, SNAP_CHUNK_BYTES_MAX};
 
-use super::super::msg::{PeerIn, ToConn};
+use super::super::msg::{PeerIn, ToConn, ToShard};
 use super::super::replica::{
     PING_TOUCHES_MAX, Replica, SNAP_HELD_BYTES_MAX, SNAP_PACE_POLL_MS, SNAP_QUEUE_BYTES_MAX,
     SNAP_RECEIVE_BYTES_MAX, SnapIn, SnapOut, SnapsOut,
@@ -161,23 +161,34 @@ impl<O: Outlet> Driver<O> {
         self.execute()
     }
 
+    /// Leader: tells prep which voters are in sync with it, itself included: what a
+    /// reconfig's quorum check counts (`Prep::set_synced_voters`). Called on every
+    /// tick and after every peer event that may start or end a sync, so a reconfig
+    /// sent right after the ensemble settles sees the followers that just synced.
+    fn refresh_synced_voters(&mut self) {
+        let Some(r) = &self.repl else {
+            return;
+        };
+        if !matches!(r.node.mode(), Mode::Leading { .. }) {
+            return;
+        }
+        let mut voters: std::collections::BTreeSet<u64> = r
+            .node
+            .synced_learners()
+            .into_iter()
+            .filter(|&id| r.node.role_of(id) == crate::zab::Role::Participant)
+            .collect();
+        voters.insert(r.node.id());
+        self.core.set_synced_voters(voters);
+    }
+
     pub(super) fn repl_tick(&mut self) -> Result<(), String> {
         let Some(r) = &mut self.repl else {
             return Ok(());
         };
         let mut acts = Vec::new();
         r.node.tick(&mut acts);
-        if matches!(r.node.mode(), Mode::Leading { .. }) {
-            // What a reconfig's quorum check counts (`Prep::set_synced_voters`).
-            let mut voters: std::collections::BTreeSet<u64> = r
-                .node
-                .synced_learners()
-                .into_iter()
-                .filter(|&id| r.node.role_of(id) == crate::zab::Role::Participant)
-                .collect();
-            voters.insert(r.node.id());
-            self.core.set_synced_voters(voters);
-        }
+        self.refresh_synced_voters();
         let r = self.repl.as_mut().expect("checked above");
         // Pings: the leader to every synchronised learner, a learner to its leader
         // with the sessions its clients touched.
@@ -310,6 +321,12 @@ impl<O: Outlet> Driver<O> {
         if !matches!(ev, PeerIn::Up | PeerIn::Down | PeerIn::Bad(_)) {
             r.node.heard(from); // anything the peer sent shows it alive
         }
+        // Acks (the hot path) never change who is in sync; the rest may.
+        let sync_may_change = match &ev {
+            PeerIn::Zab(msg) => !matches!(msg.body, Body::Ack { .. }),
+            PeerIn::Up | PeerIn::Down | PeerIn::Bad(_) => true,
+            _ => false,
+        };
         let mut acts = Vec::new();
         match ev {
             PeerIn::Up => {
@@ -414,7 +431,11 @@ impl<O: Outlet> Driver<O> {
                 }
             }
         }
-        self.node_actions(acts)
+        let done = self.node_actions(acts);
+        if sync_may_change {
+            self.refresh_synced_voters();
+        }
+        done
     }
 
     /// Leader: a learner's client write.
@@ -675,6 +696,11 @@ impl<O: Outlet> Driver<O> {
         Ok(())
     }
 
+    /// Follower SNAP: the received image is made durable, read back and loaded into a
+    /// `Db` on the blocking pool (seconds for a large tree), so this core goes on
+    /// meanwhile: it pings its leader (which would otherwise drop a silent learner),
+    /// and what the leader sends after the snapshot waits in
+    /// [`super::super::replica::Installing`] until [`Driver::installed`].
     fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), String> {
         let r = self.repl.as_mut().expect("replicated");
         let Some(snap) = r.snap_in.take() else {
@@ -684,42 +710,81 @@ impl<O: Outlet> Driver<O> {
             return self.node_actions(acts);
         };
         debug_assert_eq!(snap.zxid, zxid, "the image is the one announced");
-        // Durable under its name first, then loaded from there (one copy in memory
-        // while the tree is built, not the chunks as well).
-        snap.writer
-            .finish()
-            .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
-        let bytes = self
-            .snapshots
-            .read(zxid as u64)
-            .map_err(|e| format!("cannot read back the leader's snapshot: {e}"))?;
-        let db = match Db::restore(&bytes, self.session_config, super::super::clock::mono_ms()) {
-            Ok(db) => db,
-            Err(e) => {
-                let _ = self.snapshots.remove(zxid as u64);
-                return Err(format!(
-                    "the leader's snapshot {zxid:#x} does not load: {e}"
-                ));
-            }
+        debug_assert!(r.installing.is_none(), "one SNAP at a time");
+        r.installing = Some(super::super::replica::Installing {
+            zxid,
+            queued: Default::default(),
+        });
+        let (store, inbox, config) = (
+            self.snapshots.clone(),
+            self.inbox.clone(),
+            self.session_config,
+        );
+        glommio::spawn_local(async move {
+            let result = glommio::executor()
+                .spawn_blocking(move || load_snapshot(snap, &store, zxid, config))
+                .await;
+            inbox.push(ToShard::Installed { zxid, result });
+        })
+        .detach();
+        Ok(())
+    }
+
+    /// The SNAP's `Db` is loaded (or failed): it replaces the state and the log, then
+    /// what arrived meanwhile is handled in order.
+    pub(super) fn installed(
+        &mut self,
+        zxid: Zxid,
+        result: Result<Box<Db>, String>,
+        now: Now,
+    ) -> Result<(), String> {
+        let r = self.repl.as_mut().expect("replicated");
+        let Some(installing) = r.installing.take_if(|i| i.zxid == zxid) else {
+            // Given up meanwhile (back to election): a later sync starts over.
+            tracing::info!(
+                zxid = format_args!("{zxid:#x}"),
+                "a SNAP loaded too late, dropped"
+            );
+            return Ok(());
         };
+        let db = result?;
         self.append_run()?;
         self.wal
             .reset_to(zxid as u64)
             .map_err(|e| format!("cannot reset the WAL to the snapshot: {e}"))?;
         self.commit.reset(zxid, zxid);
-        let mut core = ShardCore::new(db, self.prep_config.clone());
+        let mut core = ShardCore::new(*db, self.prep_config.clone());
         core.set_role(ShardRole::Learner);
         self.core = core;
         self.stats.shard.publish_db(self.core.db());
         tracing::info!(
             zxid = format_args!("{zxid:#x}"),
-            bytes = bytes.len(),
+            queued = installing.queued.len(),
             "installed the leader's snapshot (SNAP)"
         );
         let mut acts = Vec::new();
         let r = self.repl.as_mut().expect("replicated");
         r.node.persisted(zxid, &mut acts);
-        self.node_actions(acts)
+        self.node_actions(acts)?;
+        for (from, ev) in installing.queued {
+            if let Some(r) = &self.repl {
+                r.peer_pending.set(r.peer_pending.get().saturating_sub(1));
+            }
+            if self.repl.as_ref().is_some_and(|r| r.installing.is_some()) {
+                // Another SNAP started among them: the rest waits behind it.
+                let r = self.repl.as_mut().expect("checked");
+                r.peer_pending.set(r.peer_pending.get() + 1);
+                r.installing
+                    .as_mut()
+                    .expect("checked")
+                    .queued
+                    .push_back((from, ev));
+                continue;
+            }
+            self.peer_event(from, ev, now)?;
+            self.execute()?;
+        }
+        Ok(())
     }
 
     /// Back to election (see the module docs).
@@ -748,6 +813,12 @@ impl<O: Outlet> Driver<O> {
         let own = self.history();
         let r = self.repl.as_mut().expect("replicated");
         r.snap_in = None;
+        if let Some(i) = r.installing.take() {
+            // Its events are dropped with the link they came on; the load finishes
+            // unused.
+            r.peer_pending
+                .set(r.peer_pending.get().saturating_sub(i.queued.len()));
+        }
         r.snap_out.borrow_mut().clear();
         r.touched.clear();
         r.chain = None;
@@ -841,6 +912,32 @@ async fn stream_snapshot(
     for f in held {
         if !net.send_frame(to, f) {
             break;
+        }
+    }
+}
+
+/// On the blocking pool: the received snapshot durable under its name, read back and
+/// loaded (one copy in memory while the tree is built, not the chunks as well). A
+/// snapshot that does not load is removed and the server stops (as before).
+fn load_snapshot(
+    snap: super::super::replica::SnapIn,
+    store: &wal::SnapshotStore,
+    zxid: Zxid,
+    config: crate::session::SessionConfig,
+) -> Result<Box<Db>, String> {
+    snap.writer
+        .finish()
+        .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
+    let bytes = store
+        .read(zxid as u64)
+        .map_err(|e| format!("cannot read back the leader's snapshot: {e}"))?;
+    match Db::restore(&bytes, config, super::super::clock::mono_ms()) {
+        Ok(db) => Ok(Box::new(db)),
+        Err(e) => {
+            let _ = store.remove(zxid as u64);
+            Err(format!(
+                "the leader's snapshot {zxid:#x} does not load: {e}"
+            ))
         }
     }
 }

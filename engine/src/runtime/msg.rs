@@ -40,6 +40,12 @@ pub enum ToShard {
         zxid: i64,
         result: Result<(), String>,
     },
+    /// Internal: the leader's snapshot at `zxid` is durable and loaded, off the core
+    /// (a SNAP), or why not.
+    Installed {
+        zxid: i64,
+        result: Result<Box<crate::txn::Db>, String>,
+    },
     /// Internal: a purge deleted this many snapshots and WAL segments (or failed).
     Purged {
         result: Result<(usize, usize), String>,

@@ -116,6 +116,15 @@ pub struct Replica {
     /// the `/zookeeper/config` they come from.
     pub servers: Vec<crate::config::ensemble::ServerSpec>,
     pub config_zxid: Zxid,
+    /// A SNAP being made durable and loaded off the core, and the quorum-link events
+    /// that arrived meanwhile (handled once it is installed).
+    pub installing: Option<Installing>,
+}
+
+/// See [`Replica::installing`].
+pub struct Installing {
+    pub zxid: Zxid,
+    pub queued: std::collections::VecDeque<(ServerId, PeerIn)>,
 }
 
 fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String> {
@@ -334,5 +343,6 @@ pub fn start(
         serve_epoch: None,
         servers: ens.servers.clone(),
         config_zxid: 0,
+        installing: None,
     })
 }
