@@ -149,6 +149,9 @@ pub struct Options {
     /// corekeeper only: each member's WAL flushes can be stalled through the file
     /// [`fsync_stall_file`] names (the engine's hook, [`FAULT_FSYNC_STALL_FILE_ENV`]).
     pub fsync_stall_files: bool,
+    /// Each member in its own network namespace ([`crate::netns`]), so partitions are
+    /// nftables drops; excludes `mesh` (whose proxies sit in the caller's namespace).
+    pub netns: bool,
 }
 
 impl Default for Options {
@@ -160,6 +163,7 @@ impl Default for Options {
             clock_files: false,
             replication: "zab",
             fsync_stall_files: false,
+            netns: false,
         }
     }
 }
@@ -398,7 +402,7 @@ pub fn start_with(
     log_dir: &Path,
     o: Options,
 ) -> Result<(Deployment, Option<Mesh>), String> {
-    let plan = plan(o.nodes, port_or_free)?;
+    let (plan, lab) = layout(&o, plan(o.nodes, port_or_free))?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut nodes = Vec::with_capacity(plan.len());
     for me in 0..plan.len() {
@@ -406,13 +410,21 @@ pub fn start_with(
         let (node_dir, cfg) = prepare_member(dir, &plan[me], |data| {
             zoo_cfg(&plan, me, data, o.tick_ms, &lines)
         })?;
-        // On error the members started so far are dropped, which stops them.
-        nodes.push(start_member(&plan[me], &node_dir, &cfg, log_dir)?);
+        // On error the members started so far are dropped, which stops them (before
+        // the lab they run in: declared later, dropped first).
+        nodes.push(start_member(
+            &plan[me],
+            &node_dir,
+            &cfg,
+            log_dir,
+            lab.as_ref(),
+        )?);
     }
     let d = ready(Deployment {
         system: System::Zookeeper,
         nodes,
         leader: None,
+        lab,
     })?;
     Ok((d, mesh))
 }
@@ -464,7 +476,7 @@ pub fn start_corekeeper_with(
     ck: &CkSpec,
     o: Options,
 ) -> Result<(Deployment, Option<Mesh>), String> {
-    let plan = plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free)?;
+    let (plan, lab) = layout(&o, plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free))?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut ck = ck.clone();
     if o.replication != "zab" {
@@ -485,6 +497,9 @@ pub fn start_corekeeper_with(
         if o.fsync_stall_files {
             cmd.env(FAULT_FSYNC_STALL_FILE_ENV, fsync_stall_file(dir, node.id));
         }
+        if let Some(lab) = &lab {
+            cmd = lab.wrap(node.id, &cmd);
+        }
         let log = log_dir.join(format!("corekeeper-node{}.log", node.id));
         nodes.push(ServerProcess::spawn(
             System::Corekeeper,
@@ -498,10 +513,27 @@ pub fn start_corekeeper_with(
             system: System::Corekeeper,
             nodes,
             leader: None,
+            lab,
         },
         o.replication == "chain",
     )?;
     Ok((d, mesh))
+}
+
+/// The members' plan and, with `o.netns`, the lab they run in (its own addresses and
+/// ports; `loopback` is the plan otherwise).
+fn layout(
+    o: &Options,
+    loopback: Result<Vec<NodePlan>, String>,
+) -> Result<(Vec<NodePlan>, Option<crate::netns::Lab>), String> {
+    if !o.netns {
+        return Ok((loopback?, None));
+    }
+    if o.mesh {
+        return Err("a mesh of proxies and network namespaces do not mix".into());
+    }
+    let lab = crate::netns::Lab::create(o.nodes)?;
+    Ok((lab.plan(), Some(lab)))
 }
 
 /// Waits for one leader and a write through every member.
@@ -563,6 +595,7 @@ fn start_member(
     node_dir: &Path,
     cfg: &Path,
     log_dir: &Path,
+    lab: Option<&crate::netns::Lab>,
 ) -> Result<ServerProcess, String> {
     let log4j = node_dir.join("log4j.properties");
     fs::write(&log4j, LOG4J_PROPERTIES).map_err(io_err(&log4j))?;
@@ -570,6 +603,9 @@ fn start_member(
     let log4j_arg = format!("-Dlog4j.configuration=file:{}", log4j.display());
     let mut cmd = zookeeper_java(&[&heap, "-Dzookeeper.forceSync=yes", &log4j_arg])?;
     cmd.arg(QUORUM_MAIN).arg(cfg);
+    if let Some(lab) = lab {
+        cmd = lab.wrap(node.id, &cmd);
+    }
     let log = log_dir.join(format!("zookeeper-node{}.log", node.id));
     ServerProcess::spawn(System::Zookeeper, node.client_addr(), cmd, log)
 }

@@ -53,6 +53,7 @@ pub mod matrix;
 pub mod mesh;
 pub mod mock;
 pub mod modes;
+pub mod netns;
 pub mod output;
 pub mod plot;
 pub mod progress;

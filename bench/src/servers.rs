@@ -281,6 +281,9 @@ pub struct Deployment {
     pub nodes: Vec<ServerProcess>,
     /// Index into `nodes` of the leader found at start-up (None: standalone).
     pub leader: Option<usize>,
+    /// The members' network namespaces, when they run in their own (declared after
+    /// `nodes`: dropped after the processes in them are killed).
+    pub lab: Option<crate::netns::Lab>,
 }
 
 impl Deployment {
@@ -289,6 +292,7 @@ impl Deployment {
             system: server.system,
             nodes: vec![server],
             leader: None,
+            lab: None,
         }
     }
 

@@ -21,6 +21,13 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "apt packages the tests use"
+# nftables: ckjepsen's partitions between network namespaces (tools/tests/histories.rs).
+if ! command -v nft >/dev/null; then
+  apt-get update -q </dev/null
+  apt-get install -y -q nftables </dev/null
+fi
+
 step "cargo test"
 cargo test --workspace --locked
 

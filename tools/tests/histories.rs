@@ -55,6 +55,7 @@ fn options(name: &str, nodes: usize, fault: FaultKind, seed: u64, run_ms: u64) -
         nodes,
         tick_ms: tools::hist::runner::ENSEMBLE_TICK_MS_DEFAULT,
         replication: engine::config::Replication::Zab,
+        netns: false,
     }
 }
 
@@ -204,6 +205,27 @@ fn a_partitioned_corekeeper_ensemble_loses_no_acknowledged_write() {
         .map(|o| o.process)
         .collect();
     assert_eq!(finals.len(), 3, "final reads at every member");
+}
+
+/// The same partition made by the kernel: every member in its own network namespace
+/// and nftables dropping the packets between sides (established connections go
+/// silent, no reset), clients still reaching every member through the lab's bridge.
+#[test]
+fn a_partition_by_nftables_between_network_namespaces_loses_no_acknowledged_write() {
+    let mut o = options("corekeeper-netns", 3, FaultKind::Partition, 21, 9_000);
+    o.netns = true;
+    let r = run_options(corekeeper(), "corekeeper-netns", o);
+    assert_clean(&r);
+    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
+    assert!(h.nemesis[0].detail.contains('|'), "{:?}", h.nemesis);
+    assert!(
+        h.header
+            .server
+            .split(',')
+            .all(|s| s.starts_with(&format!("{}.", bench::netns::SUBNET_PREFIX))),
+        "members in the lab's namespaces: {}",
+        h.header.server
+    );
 }
 
 /// The wall clock of a standalone corekeeper steps by up to an hour, forward and back,

@@ -1,8 +1,9 @@
 //! A nemesis for one standalone server or an ensemble: `kill -9` then restart (same
 //! port, same data), SIGSTOP then SIGCONT, and for ensembles network partitions and
 //! slow links between members (bench's [`bench::mesh`] proxies every peer link, so a
-//! fault is set on a link while clients still reach every server), on a seeded
-//! schedule, bounded in time.
+//! fault is set on a link while clients still reach every server; or, with
+//! [`bench::netns`], every member in its own network namespace and a partition made
+//! of nftables drops), on a seeded schedule, bounded in time.
 //!
 //! Contract:
 //! - [`schedule`] is a function of its arguments only: `count` faults (at most
@@ -445,18 +446,23 @@ impl Target {
     }
 
     /// Cuts the ensemble's links as a partition drawn from the seed; says how.
-    pub fn partition(&mut self) -> String {
+    pub fn partition(&mut self) -> Result<String, String> {
         let Some(m) = &mut self.ensemble else {
-            return "standalone: no links to cut".into();
+            return Ok("standalone: no links to cut".into());
         };
-        let Some(mesh) = &m.mesh else {
-            return "no mesh: links left alone".into();
-        };
+        if m.mesh.is_none() && m.d.lab.is_none() {
+            return Ok("no mesh nor namespaces: links left alone".into());
+        }
         let leader = Self::ensemble_leader(m) as u32 + 1;
         let shape = m.rng.below(PARTITION_SHAPES);
         let sides = partition_sides(shape, m.d.nodes.len(), leader, &mut m.rng);
-        mesh.partition(&sides);
-        format!("{} (leader node{leader})", describe_sides(&sides))
+        if let Some(mesh) = &m.mesh {
+            mesh.partition(&sides);
+        }
+        if let Some(lab) = &m.d.lab {
+            lab.partition(&sides)?;
+        }
+        Ok(format!("{} (leader node{leader})", describe_sides(&sides)))
     }
 
     /// Slows every link of one member drawn from the seed; says how.
@@ -492,6 +498,9 @@ impl Target {
         }
         if let Some(mesh) = self.ensemble.as_ref().and_then(|m| m.mesh.as_ref()) {
             mesh.heal();
+        }
+        if let Some(lab) = self.ensemble.as_ref().and_then(|m| m.d.lab.as_ref()) {
+            lab.heal()?;
         }
         if self.paused || self.ensemble.as_ref().is_some_and(|m| m.paused.is_some()) {
             self.resume();
@@ -539,7 +548,7 @@ pub fn run_schedule(
                 silence(i, Duration::from_millis(f.for_ms));
                 String::new()
             }
-            FaultKind::Partition => target.partition(),
+            FaultKind::Partition => target.partition()?,
             FaultKind::Slow => target.slow(),
             FaultKind::Clock => target.clock_step()?,
         };

@@ -55,6 +55,9 @@ pub struct RunOptions {
     /// every read is promised linearizable, so a plain read that is not counts as a
     /// broken promise.
     pub replication: Replication,
+    /// Ensembles: each member in its own network namespace, partitions made by
+    /// nftables (`--net netns`), instead of a proxy on every peer link (`proxy`).
+    pub netns: bool,
 }
 
 /// ckjepsen's ensembles tick faster than ckbench's (500 ms: syncLimit 2.5 s), so a
@@ -87,14 +90,18 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
     if needs_links && o.nodes < 2 {
         return Err("partition and slow faults need an ensemble (--shape 3node or 5node)".into());
     }
+    if o.netns && o.fault_kinds.contains(&FaultKind::Slow) {
+        return Err("slow links need the proxies (--net proxy): this kernel has no netem".into());
+    }
     let mut target = if o.nodes > 1 {
         let shape = bench::ensemble::Options {
             nodes: o.nodes,
             tick_ms: o.tick_ms,
-            mesh: true,
+            mesh: !o.netns,
             clock_files: false, // set by the target for corekeeper
             replication: o.replication.name(),
             fsync_stall_files: false,
+            netns: o.netns,
         };
         Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
     } else {
@@ -303,6 +310,7 @@ usage: ckjepsen run [--system corekeeper|zookeeper|both] [--runs N] [--seed S]
                     [--faults-per-run N] [--corekeeper-bin PATH] [--out DIR]
                     [--shape standalone|3node|5node] [--tick-ms MS]
                     [--session-timeout-ms MS] [--replication zab|craq|chain]
+                    [--net proxy|netns]
 faults: kill (an ensemble's leader), pause (a member), silence (a client goes
 quiet past its session timeout), partition and slow (ensembles: links between
 members cut, or delayed and lossy, through a proxy on each; clients unaffected),
@@ -312,6 +320,9 @@ An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s). --replication 
 runs corekeeper ensembles with CRAQ, whose every read must be linearizable; chain
 with plain chain replication (only the tail takes clients; workers move on through
 the members until one does), whose every read must be linearizable too.
+--net netns runs each member in its own network namespace (root, iproute2 and
+nftables) and partitions with nftables drops, silent as a failed switch; the default,
+proxy, cuts links in the proxies (which also make slow links).
        ckjepsen check HISTORY.jsonl...
        ckjepsen serve --config zoo.cfg      (corekeeper in this process)
 
@@ -338,6 +349,8 @@ pub struct RunArgs {
     pub tick_ms: u32,
     /// `--replication`.
     pub replication: Replication,
+    /// `--net netns`.
+    pub netns: bool,
 }
 
 pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
@@ -355,6 +368,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
         nodes: 1,
         tick_ms: ENSEMBLE_TICK_MS_DEFAULT,
         replication: Replication::Zab,
+        netns: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -422,6 +436,13 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                     s => return Err(format!("--replication {s}: zab, craq or chain")),
                 }
             }
+            "--net" => {
+                a.netns = match value()?.as_str() {
+                    "proxy" => false,
+                    "netns" => true,
+                    s => return Err(format!("--net {s}: proxy or netns")),
+                }
+            }
             "--tick-ms" => a.tick_ms = num(value()?)?.clamp(u64::from(TICK_MS_MIN), 60_000) as u32,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -476,6 +497,7 @@ pub fn run_main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
                 nodes: a.nodes,
                 tick_ms: a.tick_ms,
                 replication: a.replication,
+                netns: a.netns,
             };
             match run_once(&o) {
                 Ok(r) => {

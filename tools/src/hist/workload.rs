@@ -819,6 +819,11 @@ impl<'a> Worker<'a> {
         if self.sh.rec.now_ns() >= until {
             return;
         }
+        // The silence abandons a live session: one the worker had just closed (at a
+        // window's end) would leave the server nothing to expire.
+        if self.client.is_none() && !self.ensure_connected() {
+            return;
+        }
         drop(self.client.take());
         while self.sh.rec.now_ns() < until && !self.sh.stopped() {
             std::thread::sleep(Duration::from_millis(RECONNECT_POLL_MS));
