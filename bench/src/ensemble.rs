@@ -152,6 +152,9 @@ pub struct Options {
     /// Each member in its own network namespace ([`crate::netns`]), so partitions are
     /// nftables drops; excludes `mesh` (whose proxies sit in the caller's namespace).
     pub netns: bool,
+    /// Each member's data directory on a FUSE pass-through ([`crate::faultfs`]) whose
+    /// fsyncs can be stalled or failed, for both systems.
+    pub fault_fs: bool,
 }
 
 impl Default for Options {
@@ -164,6 +167,7 @@ impl Default for Options {
             replication: "zab",
             fsync_stall_files: false,
             netns: false,
+            fault_fs: false,
         }
     }
 }
@@ -404,6 +408,7 @@ pub fn start_with(
 ) -> Result<(Deployment, Option<Mesh>), String> {
     let (plan, lab) = layout(&o, plan(o.nodes, port_or_free))?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
+    let disks = member_disks(dir, &plan, &o)?;
     let mut nodes = Vec::with_capacity(plan.len());
     for me in 0..plan.len() {
         let lines = server_lines(&plan, me, mesh.as_ref());
@@ -425,6 +430,7 @@ pub fn start_with(
         nodes,
         leader: None,
         lab,
+        disks,
     })?;
     Ok((d, mesh))
 }
@@ -483,6 +489,7 @@ pub fn start_corekeeper_with(
         ck.settings.push(format!("replication={}", o.replication));
     }
     let ck = &ck;
+    let disks = member_disks(dir, &plan, &o)?;
     let mut nodes = Vec::with_capacity(plan.len());
     for (me, node) in plan.iter().enumerate() {
         let lines = server_lines(&plan, me, mesh.as_ref());
@@ -514,6 +521,7 @@ pub fn start_corekeeper_with(
             nodes,
             leader: None,
             lab,
+            disks,
         },
         o.replication == "chain",
     )?;
@@ -534,6 +542,24 @@ fn layout(
     }
     let lab = crate::netns::Lab::create(o.nodes)?;
     Ok((lab.plan(), Some(lab)))
+}
+
+/// With `o.fault_fs`, each member's data directory (`nodeN/data`) mounted as a FUSE
+/// pass-through of `nodeN/data.disk`, before anything is written there.
+fn member_disks(
+    dir: &Path,
+    plan: &[NodePlan],
+    o: &Options,
+) -> Result<Vec<crate::faultfs::FaultFs>, String> {
+    if !o.fault_fs {
+        return Ok(Vec::new());
+    }
+    plan.iter()
+        .map(|node| {
+            let node_dir = dir.join(format!("node{}", node.id));
+            crate::faultfs::FaultFs::mount(&node_dir.join("data.disk"), &node_dir.join("data"))
+        })
+        .collect()
 }
 
 /// Waits for one leader and a write through every member.

@@ -20,6 +20,8 @@
 //!   CPU time from `/proc`);
 //! - [`ensemble`]: a 3-node ZooKeeper ensemble (`compare --shape 3node`);
 //! - [`mesh`]: a TCP proxy on every peer link of an ensemble (cut, delay, loss);
+//! - [`faultfs`]: a pass-through FUSE filesystem under a server's data directory whose
+//!   fsyncs can stall or fail with EIO;
 //! - [`matrix`]: `ckbench compare --systems ...`: a workload matrix run against each
 //!   system, interleaved, summarised as medians, spread and ratios.
 //!
@@ -49,6 +51,7 @@ pub mod config;
 pub mod driver;
 pub mod ensemble;
 pub mod failover;
+pub mod faultfs;
 pub mod matrix;
 pub mod mesh;
 pub mod mock;

@@ -271,6 +271,16 @@ impl Drop for ServerProcess {
     }
 }
 
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        // A member blocked in a stalled fsync cannot die (SIGKILL waits for the
+        // fsync's answer): release the disks before the members are killed.
+        for disk in &self.disks {
+            disk.set(crate::faultfs::DiskFault::Healthy);
+        }
+    }
+}
+
 /// One system under test: a standalone server, or the members of an ensemble.
 /// Dropping it stops every process.
 #[derive(Debug)]
@@ -284,6 +294,9 @@ pub struct Deployment {
     /// The members' network namespaces, when they run in their own (declared after
     /// `nodes`: dropped after the processes in them are killed).
     pub lab: Option<crate::netns::Lab>,
+    /// Each member's data directory as a FUSE pass-through that can stall or fail
+    /// fsyncs (index: node), when asked for; unmounted after the members are killed.
+    pub disks: Vec<crate::faultfs::FaultFs>,
 }
 
 impl Deployment {
@@ -293,6 +306,7 @@ impl Deployment {
             nodes: vec![server],
             leader: None,
             lab: None,
+            disks: Vec::new(),
         }
     }
 

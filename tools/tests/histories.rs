@@ -228,6 +228,51 @@ fn a_partition_by_nftables_between_network_namespaces_loses_no_acknowledged_writ
     );
 }
 
+/// Each member's data directory on a FUSE pass-through: fsyncs of one member stall
+/// (its acks wait; the others still make a quorum), or fail with EIO (it stops rather
+/// than acknowledge what may not be durable, and is restarted on its data once
+/// healed). Nothing acknowledged is lost, no promise is broken, and every member
+/// serves the final reads.
+#[test]
+fn stalled_and_failing_fsyncs_lose_no_acknowledged_write() {
+    let mut o = options("corekeeper-fsync", 3, FaultKind::Fsync, 3, 9_000);
+    o.faults = 4;
+    let out = o.out.clone();
+    let r = run_options(corekeeper(), "corekeeper-fsync", o);
+    assert_eq!(r.faults, 4, "{:?}", r.schedule);
+    let rep = &r.report;
+    assert!(rep.ok > 0, "some ops succeeded");
+    assert_eq!(
+        rep.lost, 0,
+        "acknowledged writes lost: {:#?}",
+        rep.violations
+    );
+    assert_eq!(rep.promise_violations(), 0, "{:#?}", rep.violations);
+    let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
+    let details: Vec<&str> = h.nemesis.iter().map(|n| n.detail.as_str()).collect();
+    // The seed's draws: three stalls, then EIO at node 3.
+    assert!(details.iter().any(|d| d.contains("stall")), "{details:?}");
+    assert!(
+        details.contains(&"node3: fsyncs fail with EIO"),
+        "{details:?}"
+    );
+    let log =
+        std::fs::read_to_string(out.join("corekeeper-3-server/logs/corekeeper-node3.log")).unwrap();
+    if log.contains("stopping to avoid acknowledging lost writes") {
+        assert!(
+            log.matches("corekeeper serving").count() >= 2,
+            "node 3 stopped on EIO and was not restarted"
+        );
+    }
+    let finals: std::collections::HashSet<u32> = h
+        .ops
+        .iter()
+        .filter(|o| tools::hist::history::is_final(o.process))
+        .map(|o| o.process)
+        .collect();
+    assert_eq!(finals.len(), 3, "final reads at every member");
+}
+
 /// The wall clock of a standalone corekeeper steps by up to an hour, forward and back,
 /// under the workload (the engine's fault hook): sessions live on the monotonic clock,
 /// so none expires for it, and nothing is lost or out of order.

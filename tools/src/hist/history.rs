@@ -52,6 +52,11 @@ pub enum FaultKind {
     /// nothing happens to it) steps forward or back by up to an hour, and back after
     /// `for_ms`. Sessions must not expire for it, nothing may be lost.
     Clock,
+    /// One member's data directory (a FUSE pass-through, `bench::faultfs`) stalls
+    /// every fsync, or fails them with EIO (the member then stops, as both systems do
+    /// rather than acknowledge what may not be durable), for `for_ms`; healed, a
+    /// member that stopped is restarted on the same data.
+    Fsync,
 }
 
 /// One entry of the fault schedule (milliseconds from the start of the workload).

@@ -3,7 +3,9 @@
 //! slow links between members (bench's [`bench::mesh`] proxies every peer link, so a
 //! fault is set on a link while clients still reach every server; or, with
 //! [`bench::netns`], every member in its own network namespace and a partition made
-//! of nftables drops), on a seeded schedule, bounded in time.
+//! of nftables drops), fsyncs of one member that stall or fail with EIO (its data
+//! directory on [`bench::faultfs`]; a member that stops on EIO is restarted when
+//! healed), on a seeded schedule, bounded in time.
 //!
 //! Contract:
 //! - [`schedule`] is a function of its arguments only: `count` faults (at most
@@ -53,6 +55,8 @@ pub const PARTITION_MS_MAX: u64 = 6_000;
 pub const SLOW_MS_MAX: u64 = 3_000;
 pub const SLOW_DELAY_MS_MAX: u64 = 100;
 pub const SLOW_LOSS_PERCENT_MAX: u8 = 20;
+/// Longest fsync fault (stalled or failing fsyncs of one member).
+pub const FSYNC_MS_MAX: u64 = 3_000;
 /// Longest wall-clock step, and the largest step (either way).
 pub const CLOCK_MS_MAX: u64 = 3_000;
 pub const CLOCK_STEP_S_MAX: u64 = 3_600;
@@ -94,6 +98,7 @@ pub fn schedule(
                 FaultKind::Partition => PARTITION_MS_MAX,
                 FaultKind::Slow => SLOW_MS_MAX,
                 FaultKind::Clock => CLOCK_MS_MAX,
+                FaultKind::Fsync => FSYNC_MS_MAX,
                 FaultKind::Silence => {
                     // It ends with its slot, so it starts as late as it can: the
                     // worker has a session to lose by then.
@@ -489,6 +494,25 @@ impl Target {
         )
     }
 
+    /// Makes the fsyncs of one member (drawn from the seed) stall or fail with EIO;
+    /// says how.
+    pub fn fsync_fault(&mut self) -> String {
+        let Some(m) = &mut self.ensemble else {
+            return "standalone: no fault file system".into();
+        };
+        if m.d.disks.is_empty() {
+            return "no fault file system: fsyncs left alone".into();
+        }
+        let i = m.rng.below(m.d.disks.len());
+        let (fault, how) = if m.rng.below(2) == 0 {
+            (bench::faultfs::DiskFault::Stall, "fsyncs stall")
+        } else {
+            (bench::faultfs::DiskFault::Eio, "fsyncs fail with EIO")
+        };
+        m.d.disks[i].set(fault);
+        format!("node{}: {how}", i + 1)
+    }
+
     /// Undoes whatever fault is in force.
     pub fn heal(&mut self) -> Result<(), String> {
         for f in &self.clock_files {
@@ -501,6 +525,21 @@ impl Target {
         }
         if let Some(lab) = self.ensemble.as_ref().and_then(|m| m.d.lab.as_ref()) {
             lab.heal()?;
+        }
+        if let Some(m) = &mut self.ensemble {
+            for disk in &m.d.disks {
+                disk.set(bench::faultfs::DiskFault::Healthy);
+            }
+            // A member that stopped on a failed fsync (or crashed for any reason)
+            // comes back on the same data, as a killed one does.
+            for (i, node) in m.d.nodes.iter_mut().enumerate() {
+                // A killed member is restarted below, by `restart`.
+                if m.killed != Some(i) && node.exit_status().is_some() {
+                    self.starts += 1;
+                    node.relaunch()?;
+                    node.wait_ready(Duration::from_millis(servers::READY_TIMEOUT_MS_MAX))?;
+                }
+            }
         }
         if self.paused || self.ensemble.as_ref().is_some_and(|m| m.paused.is_some()) {
             self.resume();
@@ -551,6 +590,7 @@ pub fn run_schedule(
             FaultKind::Partition => target.partition()?,
             FaultKind::Slow => target.slow(),
             FaultKind::Clock => target.clock_step()?,
+            FaultKind::Fsync => target.fsync_fault(),
         };
         rec.nemesis(f.kind, "start", &detail);
         std::thread::sleep(Duration::from_millis(f.for_ms));

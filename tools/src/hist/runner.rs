@@ -83,12 +83,14 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
     fs::create_dir_all(&o.out).map_err(|e| format!("creating {}: {e}", o.out.display()))?;
     let server_dir = o.out.join(format!("{system}-{}-server", o.seed));
     let _ = fs::remove_dir_all(&server_dir);
-    let needs_links = o
+    let needs_ensemble = o
         .fault_kinds
         .iter()
-        .any(|k| matches!(k, FaultKind::Partition | FaultKind::Slow));
-    if needs_links && o.nodes < 2 {
-        return Err("partition and slow faults need an ensemble (--shape 3node or 5node)".into());
+        .any(|k| matches!(k, FaultKind::Partition | FaultKind::Slow | FaultKind::Fsync));
+    if needs_ensemble && o.nodes < 2 {
+        return Err(
+            "partition, slow and fsync faults need an ensemble (--shape 3node or 5node)".into(),
+        );
     }
     if o.netns && o.fault_kinds.contains(&FaultKind::Slow) {
         return Err("slow links need the proxies (--net proxy): this kernel has no netem".into());
@@ -102,6 +104,7 @@ pub fn run_once(o: &RunOptions) -> Result<RunResult, String> {
             replication: o.replication.name(),
             fsync_stall_files: false,
             netns: o.netns,
+            fault_fs: o.fault_kinds.contains(&FaultKind::Fsync),
         };
         Target::start_ensemble(o.launch.clone(), &server_dir, o.seed, shape)?
     } else {
@@ -315,7 +318,9 @@ faults: kill (an ensemble's leader), pause (a member), silence (a client goes
 quiet past its session timeout), partition and slow (ensembles: links between
 members cut, or delayed and lossy, through a proxy on each; clients unaffected),
 clock (corekeeper: a server's wall clock steps up to an hour either way; sessions
-must not expire for it).
+must not expire for it), fsync (ensembles, root and /dev/fuse: a member's data
+directory is a FUSE pass-through whose fsyncs stall, or fail with EIO so the member
+stops; it is restarted once healed).
 An ensemble ticks every --tick-ms (default 500: syncLimit 2.5 s). --replication craq
 runs corekeeper ensembles with CRAQ, whose every read must be linearizable; chain
 with plain chain replication (only the tail takes clients; workers move on through
@@ -413,6 +418,7 @@ pub fn parse_run_args(args: &[String]) -> Result<RunArgs, String> {
                             "partition" => Ok(FaultKind::Partition),
                             "slow" => Ok(FaultKind::Slow),
                             "clock" => Ok(FaultKind::Clock),
+                            "fsync" => Ok(FaultKind::Fsync),
                             _ => Err(format!("--faults: unknown fault {k}")),
                         })
                         .collect::<Result<_, _>>()?
