@@ -14,8 +14,10 @@
 //! `HashMap`'s own resize is).
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+
+/// Seeded per instance (random), as std's `RandomState`, but much cheaper per key.
+type RandomState = foldhash::quality::RandomState;
 use std::sync::Arc;
 
 /// Average entries per shard above which the shard count doubles: a shard copy (the
@@ -27,7 +29,8 @@ const SHARD_BITS_MIN: u32 = 4;
 /// longer be negligible; shards then grow past `SHARD_LEN_MAX` instead.
 const SHARD_BITS_MAX: u32 = 16;
 
-type Shard<V> = Arc<HashMap<Arc<str>, V>>;
+type Map<V> = HashMap<Arc<str>, V, RandomState>;
+type Shard<V> = Arc<Map<V>>;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -53,7 +56,7 @@ impl<V: Clone> CowMap<V> {
                 .collect(),
             bits: SHARD_BITS_MIN,
             len: 0,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
@@ -125,9 +128,9 @@ impl<V: Clone> CowMap<V> {
             return;
         }
         let bits = self.bits + 1;
-        let mut shards: Vec<HashMap<Arc<str>, V>> = Vec::with_capacity(1 << bits);
+        let mut shards: Vec<Map<V>> = Vec::with_capacity(1 << bits);
         for old in &self.shards {
-            let (mut lo, mut hi) = (HashMap::new(), HashMap::new());
+            let (mut lo, mut hi) = (Map::default(), Map::default());
             for (k, v) in old.iter() {
                 let half = if shard_index(self.hasher.hash_one(&**k), bits).is_multiple_of(2) {
                     &mut lo
