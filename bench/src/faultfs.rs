@@ -925,6 +925,27 @@ impl PassFs {
     }
 }
 
+impl PassFs {
+    /// unlink / rmdir: `remove` on the backing path, then the inode table forgets it.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        remove: fn(&Path) -> io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        let removed = self.child(parent, name).and_then(|path| {
+            remove(&path)?;
+            self.inodes().unlinked(&path);
+            Ok(())
+        });
+        match removed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+}
+
 impl Filesystem for PassFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.child(parent, name).and_then(|path| self.entry(path)) {
@@ -1003,27 +1024,11 @@ impl Filesystem for PassFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let removed = self.child(parent, name).and_then(|path| {
-            fs::remove_file(&path)?;
-            self.inodes().unlinked(&path);
-            Ok(())
-        });
-        match removed {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, |p| fs::remove_file(p), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let removed = self.child(parent, name).and_then(|path| {
-            fs::remove_dir(&path)?;
-            self.inodes().unlinked(&path);
-            Ok(())
-        });
-        match removed {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, |p| fs::remove_dir(p), reply);
     }
 
     fn symlink(
