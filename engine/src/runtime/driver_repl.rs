@@ -755,7 +755,8 @@ impl<O: Outlet> Driver<O> {
         self.commit.reset(zxid, zxid);
         let mut core = ShardCore::new(*db, self.prep_config.clone());
         core.set_role(ShardRole::Learner);
-        self.core = core;
+        self.core = core; // the old tree is freed here
+        super::super::driver::release_freed_heap();
         self.stats.shard.publish_db(self.core.db());
         tracing::info!(
             zxid = format_args!("{zxid:#x}"),
