@@ -406,7 +406,7 @@ pub fn start_with(
     log_dir: &Path,
     o: Options,
 ) -> Result<(Deployment, Option<Mesh>), String> {
-    let (plan, lab) = layout(&o, plan(o.nodes, port_or_free))?;
+    let (plan, lab) = layout(&o, || plan(o.nodes, port_or_free))?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let disks = member_disks(dir, &plan, &o)?;
     let mut nodes = Vec::with_capacity(plan.len());
@@ -482,7 +482,7 @@ pub fn start_corekeeper_with(
     ck: &CkSpec,
     o: Options,
 ) -> Result<(Deployment, Option<Mesh>), String> {
-    let (plan, lab) = layout(&o, plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free))?;
+    let (plan, lab) = layout(&o, || plan_at(o.nodes, CK_HOST_OCTET_BASE, port_or_free))?;
     let mesh = o.mesh.then(|| Mesh::start(&plan)).transpose()?;
     let mut ck = ck.clone();
     if o.replication != "zab" {
@@ -529,13 +529,13 @@ pub fn start_corekeeper_with(
 }
 
 /// The members' plan and, with `o.netns`, the lab they run in (its own addresses and
-/// ports; `loopback` is the plan otherwise).
+/// ports; `loopback` plans them otherwise, probing ports, so only then is it called).
 fn layout(
     o: &Options,
-    loopback: Result<Vec<NodePlan>, String>,
+    loopback: impl FnOnce() -> Result<Vec<NodePlan>, String>,
 ) -> Result<(Vec<NodePlan>, Option<crate::netns::Lab>), String> {
     if !o.netns {
-        return Ok((loopback?, None));
+        return Ok((loopback()?, None));
     }
     if o.mesh {
         return Err("a mesh of proxies and network namespaces do not mix".into());

@@ -1289,16 +1289,14 @@ impl Filesystem for PassFs {
 
     fn fsyncdir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.file(fh) {
-            Ok(file) => self.control.fsync(file, datasync, reply),
-            Err(e) => reply.error(e),
-        }
+        // A directory's handle is an open backing file too: the same gate.
+        self.fsync(req, ino, fh, datasync, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

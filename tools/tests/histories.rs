@@ -88,6 +88,17 @@ fn expired_reattaches(r: &RunResult) -> usize {
         .count()
 }
 
+/// How many servers the final reads were made at (one process per server).
+fn final_readers(h: &History) -> usize {
+    let finals: std::collections::HashSet<u32> = h
+        .ops
+        .iter()
+        .filter(|o| tools::hist::history::is_final(o.process))
+        .map(|o| o.process)
+        .collect();
+    finals.len()
+}
+
 fn assert_clean(r: &RunResult) {
     let rep = &r.report;
     assert_eq!(r.faults, 1, "the kill and restart happened");
@@ -198,13 +209,7 @@ fn a_partitioned_corekeeper_ensemble_loses_no_acknowledged_write() {
     assert_clean(&r);
     let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
     assert!(h.nemesis[0].detail.contains('|'), "{:?}", h.nemesis);
-    let finals: std::collections::HashSet<u32> = h
-        .ops
-        .iter()
-        .filter(|o| tools::hist::history::is_final(o.process))
-        .map(|o| o.process)
-        .collect();
-    assert_eq!(finals.len(), 3, "final reads at every member");
+    assert_eq!(final_readers(&h), 3, "final reads at every member");
 }
 
 /// The same partition made by the kernel: every member in its own network namespace
@@ -270,13 +275,7 @@ fn stalled_and_failing_fsyncs_lose_no_acknowledged_write() {
             "node 3 stopped on EIO and was not restarted"
         );
     }
-    let finals: std::collections::HashSet<u32> = h
-        .ops
-        .iter()
-        .filter(|o| tools::hist::history::is_final(o.process))
-        .map(|o| o.process)
-        .collect();
-    assert_eq!(finals.len(), 3, "final reads at every member");
+    assert_eq!(final_readers(&h), 3, "final reads at every member");
 }
 
 /// The wall clock of a standalone corekeeper steps by up to an hour, forward and back,

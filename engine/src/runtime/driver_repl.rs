@@ -767,21 +767,17 @@ impl<O: Outlet> Driver<O> {
         let r = self.repl.as_mut().expect("replicated");
         r.node.persisted(zxid, &mut acts);
         self.node_actions(acts)?;
-        for (from, ev) in installing.queued {
-            if let Some(r) = &self.repl {
-                r.peer_pending.set(r.peer_pending.get().saturating_sub(1));
+        let mut queued = installing.queued;
+        while let Some((from, ev)) = queued.pop_front() {
+            let r = self.repl.as_mut().expect("replicated");
+            if let Some(next) = &mut r.installing {
+                // Another SNAP started among them: the rest waits behind it, still
+                // counted as pending.
+                next.queued.push_back((from, ev));
+                next.queued.append(&mut queued);
+                break;
             }
-            if self.repl.as_ref().is_some_and(|r| r.installing.is_some()) {
-                // Another SNAP started among them: the rest waits behind it.
-                let r = self.repl.as_mut().expect("checked");
-                r.peer_pending.set(r.peer_pending.get() + 1);
-                r.installing
-                    .as_mut()
-                    .expect("checked")
-                    .queued
-                    .push_back((from, ev));
-                continue;
-            }
+            r.peer_pending.set(r.peer_pending.get().saturating_sub(1));
             self.peer_event(from, ev, now)?;
             self.execute()?;
         }

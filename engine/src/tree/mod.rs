@@ -619,14 +619,9 @@ impl DataTree {
 
     /// Checks the invariants listed in the module docs; `Err` names the first broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_counts()?;
         for (p, n) in self.nodes.iter() {
             let p: &str = p;
-            if n.stat.num_children as usize != n.children.len() {
-                return Err(format!("{p}: numChildren"));
-            }
-            if n.stat.data_length != n.data.as_ref().map_or(0, |d| d.len() as i32) {
-                return Err(format!("{p}: dataLength"));
-            }
             if let Some(parent) = path::parent(p) {
                 let ok = self
                     .nodes

@@ -168,7 +168,6 @@ struct Members {
     /// Every peer link goes through it (declared after `d`, so dropped after the
     /// members are killed).
     mesh: Option<Mesh>,
-    killed: Option<usize>,
     paused: Option<usize>,
     rng: Rng,
 }
@@ -274,7 +273,6 @@ impl Target {
             ensemble: Some(Members {
                 d,
                 mesh,
-                killed: None,
                 paused: None,
                 rng: Rng::new(seed ^ 0x3A0DE),
             }),
@@ -404,7 +402,6 @@ impl Target {
         if let Some(m) = &mut self.ensemble {
             let i = Self::ensemble_leader(m);
             m.d.nodes[i].kill();
-            m.killed = Some(i);
             return;
         }
         self.signal(libc::SIGKILL);
@@ -414,11 +411,14 @@ impl Target {
 
     pub fn restart(&mut self) -> Result<(), String> {
         if let Some(m) = &mut self.ensemble {
-            if let Some(i) = m.killed.take() {
-                self.starts += 1;
-                let node = &mut m.d.nodes[i];
-                node.relaunch()?;
-                node.wait_ready(Duration::from_millis(servers::READY_TIMEOUT_MS_MAX))?;
+            // Every member that is down comes back on its data: the one killed, and one
+            // that stopped on its own (a failed fsync, or a crash).
+            for node in &mut m.d.nodes {
+                if node.exit_status().is_some() {
+                    self.starts += 1;
+                    node.relaunch()?;
+                    node.wait_ready(Duration::from_millis(servers::READY_TIMEOUT_MS_MAX))?;
+                }
             }
             return Ok(());
         }
@@ -529,16 +529,6 @@ impl Target {
         if let Some(m) = &mut self.ensemble {
             for disk in &m.d.disks {
                 disk.set(bench::faultfs::DiskFault::Healthy);
-            }
-            // A member that stopped on a failed fsync (or crashed for any reason)
-            // comes back on the same data, as a killed one does.
-            for (i, node) in m.d.nodes.iter_mut().enumerate() {
-                // A killed member is restarted below, by `restart`.
-                if m.killed != Some(i) && node.exit_status().is_some() {
-                    self.starts += 1;
-                    node.relaunch()?;
-                    node.wait_ready(Duration::from_millis(servers::READY_TIMEOUT_MS_MAX))?;
-                }
             }
         }
         if self.paused || self.ensemble.as_ref().is_some_and(|m| m.paused.is_some()) {
