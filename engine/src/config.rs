@@ -120,6 +120,9 @@ pub struct Config {
     pub sync: SyncPolicy,
     /// Flushes that may run at once with `sync=batch` (`flushesInflightMax`).
     pub flushes_inflight_max: usize,
+    /// How long an idle executor spins before it parks (`spinBeforeParkUs`,
+    /// corekeeper's own); `None` = [`crate::runtime::exec::spin_before_park_us_default`].
+    pub spin_before_park_us: Option<u64>,
     /// How long an election's majority must stand before it decides
     /// (`electionFinalizeWaitMs`; ZooKeeper's fixed finalizeWait is 200 ms).
     pub election_finalize_wait_ms: u64,
@@ -371,6 +374,15 @@ impl Config {
                 1,
                 crate::shard::commit::FLUSHES_INFLIGHT_MAX,
             )?,
+            spin_before_park_us: match kv.remove("spinBeforeParkUs") {
+                None => None,
+                Some(v) => Some(parse_num(
+                    "spinBeforeParkUs",
+                    &v,
+                    0,
+                    crate::runtime::exec::SPIN_BEFORE_PARK_US_MAX,
+                )?),
+            },
             election_finalize_wait_ms: take_num(
                 &mut kv,
                 "electionFinalizeWaitMs",
@@ -813,10 +825,11 @@ mod tests {
 
     #[test]
     fn every_key_is_read() {
-        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\npreAllocSize=4097\nzxidCounterMax=16\nserver.1=127.0.0.1:2888:3888\n").unwrap();
+        let c = cfg("tickTime=500\ndataDir=/d\ndataLogDir=/l\nclientPort=3000\nclientPortAddress=127.0.0.5\nmaxClientCnxns=0\nmaxCnxns=500\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\njute.maxbuffer=4096\n4lw.commands.whitelist=ruok, srvr,mntr\ncores=2\nadminPort=8080\nsync=never\nextendedTypesEnabled=true\nsuperDigest=super:abc\npreAllocSize=4097\nzxidCounterMax=16\nspinBeforeParkUs=20\nserver.1=127.0.0.1:2888:3888\n").unwrap();
         // KiB, rounded up to whole 4 KiB pages.
         assert_eq!(c.wal_segment_bytes, 4100 << 10);
         assert_eq!(c.zxid_counter_max, 16);
+        assert_eq!(c.spin_before_park_us, Some(20));
         assert_eq!(
             c.client_addr,
             "127.0.0.5:3000".parse::<SocketAddr>().unwrap()
@@ -875,6 +888,8 @@ mod tests {
             ("dataDir=/d\nzxidCounterMax=1\n", "zxidCounterMax"),
             ("dataDir=/d\nzxidCounterMax=4294967296\n", "zxidCounterMax"),
             ("dataDir=/d\nsync=sometimes\n", "sync"),
+            ("dataDir=/d\nspinBeforeParkUs=10001\n", "spinBeforeParkUs"),
+            ("dataDir=/d\nspinBeforeParkUs=-1\n", "spinBeforeParkUs"),
             (
                 "dataDir=/d\n4lw.commands.whitelist=ruok,oops\n",
                 "4lw.commands.whitelist",

@@ -51,7 +51,7 @@ fn decided(rs: &[Option<Rc<ElectionRunner>>]) -> Vec<Option<(u64, PeerState)>> {
 #[test]
 fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
     let addrs: Vec<_> = (0..3).map(|_| common::free_addr()).collect();
-    run_on_cores(1, move |_| {
+    run_on_cores(1, 0, move |_| {
         let addrs = addrs.clone();
         async move {
             let log: Decisions = Rc::default();
@@ -106,7 +106,7 @@ fn three_servers_elect_reelect_and_take_back_a_restarted_one() {
 fn a_round_started_from_on_decided_is_not_clobbered() {
     use std::rc::Weak;
     let addrs = [common::free_addr()];
-    run_on_cores(1, move |_| async move {
+    run_on_cores(1, 0, move |_| async move {
         let me: Rc<RefCell<Option<Weak<ElectionRunner>>>> = Rc::default();
         let rounds: Rc<RefCell<Vec<u64>>> = Rc::default();
         let spec = common::port_spec(1, HELLO_PORT_ELECTION, &addrs);

@@ -73,7 +73,7 @@ fn count(log: &Log, who: u64, line: &str) -> usize {
 #[test]
 fn links_connect_carry_frames_drop_bad_input_and_recover() {
     let addrs: Vec<_> = (0..3).map(|_| common::free_addr()).collect();
-    run_on_cores(1, move |_| {
+    run_on_cores(1, 0, move |_| {
         let addrs = addrs.clone();
         async move {
             let log: Log = Rc::default();
@@ -157,7 +157,7 @@ fn links_connect_carry_frames_drop_bad_input_and_recover() {
 #[test]
 fn quorum_port_links_follow_the_leader() {
     let addrs: Vec<_> = (0..3).map(|_| common::free_addr()).collect();
-    run_on_cores(1, move |_| {
+    run_on_cores(1, 0, move |_| {
         let addrs = addrs.clone();
         async move {
             let log: Log = Rc::default();
@@ -213,7 +213,7 @@ fn the_handler_is_not_reentered_by_its_own_calls() {
     use std::cell::Cell;
     use std::rc::Weak;
     let addrs: Vec<_> = (0..2).map(|_| common::free_addr()).collect();
-    run_on_cores(1, move |_| {
+    run_on_cores(1, 0, move |_| {
         let addrs = addrs.clone();
         async move {
             let log: Log = Rc::default();

@@ -22,9 +22,38 @@ pub const IO_MEMORY_BYTES_PER_CORE: usize = 256 << 10;
 /// pinned (no wake-up on the other core). Throughput under load wins here; a
 /// latency-first deployment would pin.
 pub const BLOCKING_THREADS_PER_EXECUTOR: usize = crate::shard::commit::FLUSHES_INFLIGHT_MAX + 2;
-/// Spin this long before parking an idle executor: cross-core messages arriving within
-/// it skip the futex wake-up (tens to hundreds of µs on a loaded 2-core machine).
-pub const SPIN_BEFORE_PARK_US: u64 = 50;
+/// A standalone server's executors spin this long before parking: a client's next
+/// request, or a cross-core message, arriving within it skips the wake-up (tens to
+/// hundreds of µs on a loaded 2-core machine). Measured (ckbench, standalone, 100 B,
+/// 2 quiet A/B rounds each, 2-core dev machine, 2026-12-07): get 1x1 p50 51-52 us
+/// spinning vs 70-80 us not; set 8x16 148k-158k vs 137k-146k ops/s.
+pub const SPIN_BEFORE_PARK_US_STANDALONE: u64 = 50;
+/// An ensemble member's executors park at once. A member's next event after it acts
+/// is mostly a peer's answer, at least a round trip through another server away, so
+/// spinning rarely catches it, and the spin takes the CPU the other servers on the
+/// machine (and, under a CPU quota, its own budget) need. Measured (3-node ensemble
+/// on 127.0.0.x, set 1x1 p50, 2 A/B rounds, 2-core dev machine, 2026-12-07): at the
+/// leader 533 us with 0 vs 656-672 us with 50 us of spin, at a follower 712-722 us vs
+/// 859-916 us; on tmpfs with `sync=never` (the network path alone) 267 vs 473-517 us,
+/// and 200 / 1000 us of spin 1.08 / 3.32 ms.
+pub const SPIN_BEFORE_PARK_US_ENSEMBLE: u64 = 0;
+/// Upper bound of `spinBeforeParkUs`.
+pub const SPIN_BEFORE_PARK_US_MAX: u64 = 10_000;
+
+const _: () = assert!(
+    SPIN_BEFORE_PARK_US_STANDALONE <= SPIN_BEFORE_PARK_US_MAX
+        && SPIN_BEFORE_PARK_US_ENSEMBLE < SPIN_BEFORE_PARK_US_STANDALONE,
+    "defaults within the config's bound; an ensemble member spins less"
+);
+
+/// The spin of a server that did not set `spinBeforeParkUs`.
+pub fn spin_before_park_us_default(ensemble: bool) -> u64 {
+    if ensemble {
+        SPIN_BEFORE_PARK_US_ENSEMBLE
+    } else {
+        SPIN_BEFORE_PARK_US_STANDALONE
+    }
+}
 
 const _: () = assert!(
     IO_MEMORY_BYTES_PER_CORE >= 64 << 10,
@@ -47,14 +76,16 @@ pub fn usable_cpus() -> Vec<usize> {
 
 /// Starts `cores` executors, executor `i` pinned to the `i`-th usable CPU (wrapping
 /// when more executors than CPUs are asked for), each running `task(i)`. Returns the
-/// results in executor order once every executor has finished.
-pub fn run_on_cores<F, Fut, T>(cores: usize, task: F) -> std::io::Result<Vec<T>>
+/// results in executor order once every executor has finished. An idle executor spins
+/// `spin_us` before it parks.
+pub fn run_on_cores<F, Fut, T>(cores: usize, spin_us: u64, task: F) -> std::io::Result<Vec<T>>
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = T> + 'static,
     T: Send + 'static,
 {
     debug_assert!(cores >= 1, "a server runs at least one executor");
+    debug_assert!(spin_us <= SPIN_BEFORE_PARK_US_MAX, "config bounds the spin");
     let cpus = usable_cpus();
     let mut handles = Vec::with_capacity(cores);
     for i in 0..cores {
@@ -63,7 +94,7 @@ where
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("ck-core-{i}"))
             .io_memory(IO_MEMORY_BYTES_PER_CORE)
-            .spin_before_park(Duration::from_micros(SPIN_BEFORE_PARK_US))
+            .spin_before_park(Duration::from_micros(spin_us))
             .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_EXECUTOR))
             .spawn(move || task(i))
             .map_err(|e| {
@@ -87,7 +118,8 @@ mod tests {
 
     #[test]
     fn executors_run_and_return_in_order() {
-        let out = run_on_cores(2, |i| async move { i * 10 }).unwrap();
+        let out =
+            run_on_cores(2, SPIN_BEFORE_PARK_US_STANDALONE, |i| async move { i * 10 }).unwrap();
         assert_eq!(out, vec![0, 10]);
     }
 }

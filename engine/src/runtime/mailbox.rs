@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn batches_what_is_queued_and_wakes_the_consumer() {
-        let out = crate::runtime::exec::run_on_cores(1, |_| async {
+        let out = crate::runtime::exec::run_on_cores(1, 0, |_| async {
             let mb = Rc::new(Mailbox::new());
             let producer = {
                 let mb = mb.clone();

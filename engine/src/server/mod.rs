@@ -109,6 +109,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     let recovered = recover(&cfg)?;
     let cores = core_count(&cfg);
+    let spin_us = cfg.spin_before_park_us.unwrap_or_else(|| {
+        crate::runtime::exec::spin_before_park_us_default(cfg.ensemble.is_some())
+    });
     let shared = Arc::new(Shared {
         limiter: ConnLimiter::new(cfg.max_client_cnxns, cfg.max_cnxns),
         cfg: Arc::new(cfg),
@@ -118,8 +121,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         recovered: Mutex::new(Some(recovered)),
         cores,
     });
-    tracing::info!(addr = %shared.cfg.client_addr, cores, "corekeeper serving");
-    let results = run_on_cores(cores, move |i| {
+    tracing::info!(addr = %shared.cfg.client_addr, cores, spin_us, "corekeeper serving");
+    let results = run_on_cores(cores, spin_us, move |i| {
         let shared = shared.clone();
         async move {
             let result = core_main(i, shared).await;
