@@ -4,6 +4,8 @@
 //! - `image`: `Db::snapshot_image`, the copy-on-write image the shard core takes (the
 //!   stall a snapshot costs it);
 //! - `to_bytes`: serialising that image, done on another thread in the server;
+//! - `restore`: `Db::restore` of those bytes (validate, decode, rebuild the tree), what
+//!   a restart and a follower's SNAP cost before serving;
 //! - `get`: a getData read;
 //! - `set_apply`: applying a setData txn, and `set_apply_image_held` the same while an
 //!   image taken just before every 20k applies is alive, so the first change to each
@@ -160,7 +162,12 @@ fn tree_snapshot(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("to_bytes", n), |b| {
             b.iter_with_large_drop(|| image.to_bytes())
         });
+        let bytes = image.to_bytes();
         drop(image);
+        g.bench_function(BenchmarkId::new("restore", n), |b| {
+            b.iter_with_large_drop(|| Db::restore(&bytes, SessionConfig::default(), 0).unwrap())
+        });
+        drop(bytes);
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let gets: Vec<Op> = (0..GETS)
             .map(|_| Op::GetData {

@@ -145,5 +145,5 @@ pub use group::Syncer;
 pub use options::{AppendMethod, FlushMethod, SyncMode, WalOptions};
 pub use record::RecordRef;
 pub use recovery::Recovery;
-pub use snapshot::{SnapshotStore, SnapshotWriter};
+pub use snapshot::{SnapshotFile, SnapshotStore, SnapshotWriter};
 pub use wal::{Appended, LOCK_FILE_NAME, PurgeJob, ReadIter, SegmentInfo, Wal, WalStats};

@@ -96,6 +96,11 @@ fn ensure_dir(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create directory {}: {e}", path.display()))
 }
 
+const _: () = assert!(
+    wal::snapshot::SNAPSHOT_PAYLOAD_ALIGN.is_multiple_of(crate::txn::TXN_ALIGN),
+    "snapshot payloads are read in place (Db::restore copies a misaligned one)"
+);
+
 /// Loads the newest valid snapshot and replays the WAL after it.
 pub fn recover(cfg: &Config) -> Result<Recovered, String> {
     let started = Instant::now();
@@ -105,11 +110,10 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
     let snapshots = SnapshotStore::open(&snap_dir).map_err(|e| e.to_string())?;
     let scfg = session_config(cfg);
     let mut db = match snapshots.load_newest().map_err(|e| e.to_string())? {
-        Some((zxid, bytes)) => {
+        Some((zxid, file)) => {
+            let bytes = file.payload();
             tracing::info!(zxid, bytes = bytes.len(), "loading snapshot");
-            let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-            aligned.extend_from_slice(&bytes);
-            Db::restore(&aligned, scfg, super::clock::mono_ms())
+            Db::restore(bytes, scfg, super::clock::mono_ms())
                 .map_err(|e| format!("snapshot {zxid:#x} in {}: {e}", snap_dir.display()))?
         }
         None => Db::new(scfg),

@@ -925,10 +925,10 @@ fn load_snapshot(
     snap.writer
         .finish()
         .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
-    let bytes = store
-        .read(zxid as u64)
+    let file = store
+        .read_file(zxid as u64)
         .map_err(|e| format!("cannot read back the leader's snapshot: {e}"))?;
-    match Db::restore(&bytes, config, super::super::clock::mono_ms()) {
+    match Db::restore(file.payload(), config, super::super::clock::mono_ms()) {
         Ok(db) => Ok(Box::new(db)),
         Err(e) => {
             let _ = store.remove(zxid as u64);

@@ -230,6 +230,55 @@ impl DataTree {
         self.acls.len()
     }
 
+    /// Restoring a snapshot: fills this empty tree (its ACLs interned already) with
+    /// `nodes`, sorted by path strictly ascending (the caller checked that and each
+    /// path), so the root comes first and every parent before its children. Each
+    /// node's parent must be here and not ephemeral; a node's children are listed in
+    /// it, and its kind indexed. Returns the offending path and why otherwise.
+    pub(crate) fn fill_sorted(
+        &mut self,
+        mut nodes: Vec<(Arc<str>, Node)>,
+        threads: usize,
+    ) -> Result<(), (String, &'static str)> {
+        debug_assert!(self.is_empty(), "restoring into an empty tree");
+        debug_assert!(
+            nodes.windows(2).all(|w| w[0].0 < w[1].0),
+            "the caller checked the order"
+        );
+        let Some(first) = nodes.first() else {
+            return Err(("/".into(), "root missing"));
+        };
+        if &*first.0 != "/" {
+            return Err((first.0.to_string(), "root missing"));
+        }
+        let parents = parents_of_sorted(&nodes)?;
+        // Children in index order are in name order: siblings share the prefix.
+        let mut children: Vec<Vec<u32>> = Vec::new();
+        let mut slot: Vec<u32> = vec![u32::MAX; nodes.len()];
+        for (i, &p) in parents.iter().enumerate().skip(1) {
+            let p = p as usize;
+            if slot[p] == u32::MAX {
+                slot[p] = children.len() as u32;
+                children.push(Vec::new());
+            }
+            children[slot[p] as usize].push(i as u32);
+        }
+        for (p, &s) in slot.iter().enumerate().filter(|(_, s)| **s != u32::MAX) {
+            let kids: Children = children[s as usize]
+                .iter()
+                .map(|&c| path::name(&nodes[c as usize].0).to_string())
+                .collect();
+            let parent = &mut nodes[p].1;
+            parent.children = kids;
+            parent.fix_lengths();
+        }
+        for (p, n) in &nodes {
+            self.index(p, n.kind);
+        }
+        self.nodes = NodeMap::from_entries(nodes, threads);
+        Ok(())
+    }
+
     /// Adds a node below an existing parent without touching the parent's stat (the
     /// way ZooKeeper builds its system nodes and how snapshots are restored).
     pub(crate) fn insert_system(&mut self, p: &str, node: Node) {
@@ -548,6 +597,34 @@ fn sorted(nodes: &NodeMap) -> Vec<(&str, &Node)> {
     let mut v: Vec<(&str, &Node)> = nodes.iter().map(|(p, n)| (&**p, n)).collect();
     v.sort_unstable_by(|a, b| a.0.cmp(b.0));
     v
+}
+
+/// Each node's parent's index (the root's is 0) in `nodes`, sorted by path with the
+/// root first: through the previous node when it is the parent or a sibling (most
+/// nodes), else by binary search (a step back up the tree). A parent missing or
+/// ephemeral is an error naming the node.
+fn parents_of_sorted(nodes: &[(Arc<str>, Node)]) -> Result<Vec<u32>, (String, &'static str)> {
+    let mut parents = vec![0u32; nodes.len()];
+    for i in 1..nodes.len() {
+        let p = &*nodes[i].0;
+        let parent = path::parent(p).unwrap_or("/");
+        let prev = &*nodes[i - 1].0;
+        let j = if parent == prev {
+            i - 1
+        } else if path::parent(prev) == Some(parent) {
+            parents[i - 1] as usize
+        } else {
+            match nodes[..i].binary_search_by(|(k, _)| (**k).cmp(parent)) {
+                Ok(j) => j,
+                Err(_) => return Err((p.to_string(), "parent missing")),
+            }
+        };
+        if matches!(nodes[j].1.kind, NodeKind::Ephemeral(_)) {
+            return Err((p.to_string(), "child of an ephemeral"));
+        }
+        parents[i] = j as u32;
+    }
+    Ok(parents)
 }
 
 /// See [`DataTree::digest`].

@@ -22,16 +22,19 @@
 //! Restoring validates the archive (bytecheck), the version, and the tree's shape,
 //! and refuses anything else with a [`SnapshotError`].
 
+use std::sync::Arc;
+
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
+use transport::jute::data::ArchivedAcl;
 use transport::jute::{Acl, Stat};
 
 use super::apply::state_digest;
 use super::{Db, TXN_ALIGN};
 use crate::op::SESSION_PASSWORD_LEN;
 use crate::session::{Session, SessionConfig, SessionTable, SessionsImage};
-use crate::tree::{DataTree, Node, NodeKind, TreeImage, path};
+use crate::tree::{AclList, Data, DataTree, Node, NodeKind, TreeImage, path};
 
 /// Format version written into every snapshot.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -167,69 +170,158 @@ impl Db {
     }
 
     /// Rebuilds a `Db` from [`Db::snapshot`] bytes; session timers start at `now_ms`.
+    /// The archive is validated, then read in place: each node costs the allocations
+    /// of its path and data in the tree, not an owned copy decoded first.
     pub fn restore(bytes: &[u8], config: SessionConfig, now_ms: i64) -> Result<Db, SnapshotError> {
-        let snap = if (bytes.as_ptr() as usize).is_multiple_of(TXN_ALIGN) {
-            rkyv::from_bytes::<Snapshot, rancor::Error>(bytes)?
+        let copy;
+        let bytes = if (bytes.as_ptr() as usize).is_multiple_of(TXN_ALIGN) {
+            bytes
         } else {
             let mut a = AlignedVec::<TXN_ALIGN>::with_capacity(bytes.len());
             a.extend_from_slice(bytes);
-            rkyv::from_bytes::<Snapshot, rancor::Error>(&a)?
+            copy = a;
+            &copy[..]
         };
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version(snap.version));
+        let snap = rkyv::access::<ArchivedSnapshot, rancor::Error>(bytes)?;
+        let version = snap.version.to_native();
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(version));
         }
-        let tree = restore_tree(snap.nodes)?;
+        let tree = restore_tree(&snap.nodes)?;
         let mut sessions = SessionTable::new(config);
-        for s in snap.sessions {
+        for s in snap.sessions.iter() {
             let session = Session {
-                id: s.id,
-                timeout_ms: s.timeout_ms,
+                id: s.id.to_native(),
+                timeout_ms: s.timeout_ms.to_native(),
                 password: s.password,
             };
             sessions.add(session, now_ms);
         }
-        Ok(Db::from_parts(tree, sessions, snap.last_zxid))
+        Ok(Db::from_parts(tree, sessions, snap.last_zxid.to_native()))
     }
 }
 
-fn restore_tree(nodes: Vec<SnapNode>) -> Result<DataTree, SnapshotError> {
-    let mut tree = DataTree::empty();
-    for n in nodes {
-        let bad = |why| Err(SnapshotError::BadNode(n.path.clone(), why));
-        if path::validate(&n.path, false).is_err() {
+/// Whether an archived ACL is `acl` (archived fields compared in place).
+fn same_acl(archived: &[ArchivedAcl], acl: &[Acl]) -> bool {
+    archived.len() == acl.len()
+        && archived.iter().zip(acl).all(|(a, b)| {
+            a.perms.to_native() == b.perms
+                && a.id.scheme.as_str() == b.id.scheme
+                && a.id.id.as_str() == b.id.id
+        })
+}
+
+/// Threads that fill the restored tree's map (`CowMap::from_entries`); fewer where the
+/// machine has fewer CPUs.
+const RESTORE_THREADS_MAX: usize = 8;
+/// Below this many nodes a restore fills its map on one thread.
+const RESTORE_PARALLEL_NODES_MIN: usize = 1 << 16;
+
+/// Restored nodes with their paths, in path order.
+type Decoded = Vec<(Arc<str>, Node)>;
+
+/// Threads a restore runs on for a snapshot of `nodes` nodes.
+fn restore_threads(nodes: usize) -> usize {
+    if nodes < RESTORE_PARALLEL_NODES_MIN {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(RESTORE_THREADS_MAX))
+    }
+}
+
+/// Checks and decodes a run of archived nodes; `next` is the node after the run, if
+/// any (the order is checked across runs too). Each run of equal ACLs shares one
+/// `AclList`, interned by the caller.
+fn decode_nodes(
+    nodes: &[ArchivedSnapNode],
+    next: Option<&ArchivedSnapNode>,
+) -> Result<Decoded, SnapshotError> {
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut last_acl: Option<AclList> = None;
+    for (i, n) in nodes.iter().enumerate() {
+        let p = n.path.as_str();
+        let bad = |why| Err(SnapshotError::BadNode(p.to_string(), why));
+        if path::validate(p, false).is_err() {
             return bad("invalid path");
         }
-        match path::parent(&n.path) {
-            None if !tree.is_empty() => return bad("root not first"),
-            Some(_) if tree.is_empty() => return bad("root missing"),
-            Some(parent) => match tree.get(parent) {
-                None => return bad("parent missing"),
-                Some(p) if matches!(p.kind, NodeKind::Ephemeral(_)) => {
-                    return bad("child of an ephemeral");
-                }
-                Some(_) => {}
-            },
-            None => {}
+        // Strictly ascending: no duplicates, and every parent comes before its
+        // children (a prefix sorts first).
+        if nodes
+            .get(i + 1)
+            .or(next)
+            .is_some_and(|after| after.path.as_str() <= p)
+        {
+            return bad("not sorted, or a duplicate");
         }
-        if tree.get(&n.path).is_some() {
-            return bad("duplicate");
-        }
-        if n.stat.ephemeral_owner != n.kind.ephemeral_owner() {
+        let stat: Stat = rkyv::deserialize::<Stat, rancor::Error>(&n.stat)?;
+        let kind: NodeKind = rkyv::deserialize::<NodeKind, rancor::Error>(&n.kind)?;
+        if stat.ephemeral_owner != kind.ephemeral_owner() {
             return bad("ephemeral owner does not match kind");
         }
+        let acl = match &last_acl {
+            Some(a) if same_acl(&n.acl, a) => a.clone(),
+            _ => {
+                let a: AclList = rkyv::deserialize::<Vec<Acl>, rancor::Error>(&n.acl)?.into();
+                last_acl = Some(a.clone());
+                a
+            }
+        };
         let node = Node {
-            data: n.data.map(Into::into),
-            acl: tree.intern(n.acl),
-            stat: n.stat,
-            kind: n.kind,
+            data: n.data.as_ref().map(|d| Data::from(d.as_slice())),
+            acl,
+            stat,
+            kind,
             children: Default::default(),
         };
-        tree.insert_system(&n.path, node);
+        out.push((p.into(), node));
     }
-    if tree.is_empty() {
-        return Err(SnapshotError::BadNode("/".into(), "root missing"));
+    Ok(out)
+}
+
+fn restore_tree(nodes: &[ArchivedSnapNode]) -> Result<DataTree, SnapshotError> {
+    let threads = restore_threads(nodes.len());
+    let run = nodes.len().div_ceil(threads).max(1);
+    // Decoded in `threads` contiguous runs at once; the results stay in order.
+    let parts: Vec<Result<Decoded, SnapshotError>> = if threads == 1 {
+        vec![decode_nodes(nodes, None)]
+    } else {
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = nodes
+                .chunks(run)
+                .enumerate()
+                .map(|(k, c)| {
+                    let next = nodes.get((k + 1) * run);
+                    scope.spawn(move || decode_nodes(c, next))
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().expect("decoding nodes does not panic"))
+                .collect()
+        })
+    };
+    let mut tree = DataTree::empty();
+    let mut built: Decoded = Vec::with_capacity(nodes.len());
+    // The runs' ACL lists, interned: most nodes share one, so a pointer comparison
+    // with the previous node's list mostly decides.
+    let mut last: Option<(AclList, AclList)> = None;
+    for part in parts {
+        let mut part = part?;
+        for (_, node) in part.iter_mut() {
+            node.acl = match &last {
+                Some((run_list, interned)) if Arc::ptr_eq(run_list, &node.acl) => interned.clone(),
+                _ => {
+                    let interned = tree.intern(node.acl.to_vec());
+                    last = Some((node.acl.clone(), interned.clone()));
+                    interned
+                }
+            };
+        }
+        built.append(&mut part);
     }
-    // Parents first, no duplicates and `insert_system` (which lists each node under its
+    if let Err((p, why)) = tree.fill_sorted(built, threads) {
+        return Err(SnapshotError::BadNode(p, why));
+    }
+    // Parents first, no duplicates and `fill_sorted` (which lists each node under its
     // parent and indexes its kind) leave only the counts to check here; the whole set
     // of invariants is checked in debug builds.
     if let Err(why) = tree.check_counts() {
@@ -241,4 +333,76 @@ fn restore_tree(nodes: Vec<SnapNode>) -> Result<DataTree, SnapshotError> {
         tree.check_invariants()
     );
     Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(path: &str, owner: i64) -> SnapNode {
+        SnapNode {
+            path: path.into(),
+            data: Some(b"x".to_vec()),
+            acl: Acl::open_unsafe(),
+            stat: Stat {
+                ephemeral_owner: owner,
+                data_length: 1,
+                ..Stat::default()
+            },
+            kind: if owner == 0 {
+                NodeKind::Persistent
+            } else {
+                NodeKind::Ephemeral(owner)
+            },
+        }
+    }
+
+    fn restore(paths: &[(&str, i64)]) -> Result<Db, SnapshotError> {
+        let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
+            last_zxid: 7,
+            nodes: paths.iter().map(|(p, o)| node(p, *o)).collect(),
+            sessions: Vec::new(),
+        };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&snap).unwrap();
+        Db::restore(&bytes, SessionConfig::default(), 0)
+    }
+
+    #[test]
+    fn a_snapshot_of_the_wrong_shape_is_refused_naming_the_node() {
+        let ok = restore(&[("/", 0), ("/a", 0), ("/a-b", 0), ("/a/b", 0), ("/e", 5)]).unwrap();
+        assert_eq!(ok.tree.get("/a").unwrap().stat.num_children, 1);
+        assert_eq!(ok.tree.ephemerals(5).collect::<Vec<_>>(), ["/e"]);
+        type Case<'a> = (&'a [(&'a str, i64)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[], "/", "root missing"),
+            (&[("/a", 0)], "/a", "root missing"),
+            (&[("/", 0), ("/a/b", 0)], "/a/b", "parent missing"),
+            (
+                &[("/", 0), ("/a", 0), ("/a", 0)],
+                "/a",
+                "not sorted, or a duplicate",
+            ),
+            (
+                &[("/", 0), ("/b", 0), ("/a", 0)],
+                "/b",
+                "not sorted, or a duplicate",
+            ),
+            (
+                &[("/", 0), ("/e", 5), ("/e/c", 0)],
+                "/e/c",
+                "child of an ephemeral",
+            ),
+            (&[("/", 0), ("/a/", 0)], "/a/", "invalid path"),
+            (&[("/", 0), ("//", 0)], "//", "invalid path"),
+        ];
+        for (paths, at, why) in cases {
+            match restore(paths) {
+                Err(SnapshotError::BadNode(p, w)) => {
+                    assert_eq!((p.as_str(), w), (*at, *why), "{paths:?}")
+                }
+                other => panic!("{paths:?}: {other:?}"),
+            }
+        }
+    }
 }
