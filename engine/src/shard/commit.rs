@@ -24,6 +24,17 @@
 //!   `flushesInflightMax` > 1. Appending at flush start (one `pwrite` per flush instead
 //!   of one per driver pass) is what moved set 8x16 from 108k-112k ops/s (commit
 //!   150e60b, server CPU 1.15 cores) to 161k-168k (1.0 core) in the same quiet runs.
+//!   Where the flush runs (`cargo bench -p bench --bench flush_path`, one durable
+//!   100 B write as a non-spinning executor sees it, 3 runs of 1500 interleaved
+//!   rounds, 2-core dev machine, 2026-12-07): p50 96-119 us with `fdatasync` inline
+//!   (blocking the core, so not an option), 153-173 us handed to the blocking pool
+//!   (today's path: a thread wake-up each way), 111-140 us as an io_uring `FSYNC`
+//!   from the shard's own ring. io_uring saves 30-40 us per flush, about 7% of a
+//!   3-node set 1x1 (533 us) where one follower's flush is on the path; it is not
+//!   adopted yet because the syncer's flush (claim, write out, publish) holds the
+//!   log's truncation lock across the sync, which an executor awaiting its own ring
+//!   cannot do while the same core may truncate (a TRUNC or SNAP): that needs the
+//!   driver to hold truncations until in-flight flushes end.
 //! - **Always**: one txn is appended and flushed at a time, each with a flush of its
 //!   own; the others wait, in order, unappended.
 //! - **Never**: appended at every pass, nothing reaches the disk; the watermark moves
