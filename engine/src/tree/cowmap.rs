@@ -60,31 +60,6 @@ impl<V: Clone> CowMap<V> {
         }
     }
 
-    /// An empty map sized for about `n` entries: the shard count growth would reach
-    /// and each shard's capacity, set at once, so filling it never splits or rehashes
-    /// (restoring a snapshot of `n` nodes: growth from empty re-inserts about `n`
-    /// entries in all).
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        let mut bits = SHARD_BITS_MIN;
-        while bits < SHARD_BITS_MAX && n > (1usize << bits) * SHARD_LEN_MAX {
-            bits += 1;
-        }
-        let per_shard = n.div_ceil(1 << bits);
-        CowMap {
-            shards: (0..1usize << bits)
-                .map(|_| {
-                    Arc::new(Map::with_capacity_and_hasher(
-                        per_shard,
-                        RandomState::default(),
-                    ))
-                })
-                .collect(),
-            bits,
-            len: 0,
-            hasher: RandomState::default(),
-        }
-    }
-
     /// A map of `entries` (distinct keys), built shard by shard: the entries are
     /// dealt to their shards first, so each shard's table is filled while it is hot
     /// in the cache instead of every insert landing on a random one of them (a 1M
@@ -94,10 +69,17 @@ impl<V: Clone> CowMap<V> {
     where
         V: Send + Sync,
     {
-        let mut m = CowMap::with_capacity(entries.len());
+        // The shards are made below; the skeleton only places keys.
+        let mut m = CowMap {
+            shards: Vec::new(),
+            bits: bits_for(entries.len()),
+            len: 0,
+            hasher: RandomState::default(),
+        };
+        let shard_count = 1usize << m.bits;
         let mut buckets: Vec<Vec<(Arc<str>, V)>> = {
             let shard: Vec<u32> = entries.iter().map(|(k, _)| m.shard_of(k) as u32).collect();
-            let mut counts = vec![0usize; m.shards.len()];
+            let mut counts = vec![0usize; shard_count];
             shard.iter().for_each(|&i| counts[i as usize] += 1);
             let mut buckets: Vec<Vec<_>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
             for (e, i) in entries.into_iter().zip(shard) {
@@ -110,19 +92,31 @@ impl<V: Clone> CowMap<V> {
             map.extend(bucket.drain(..));
             Arc::new(map)
         };
-        let per_thread = buckets.len().div_ceil(threads.clamp(1, buckets.len()));
-        let shards: Vec<Shard<V>> = std::thread::scope(|scope| {
+        let per_thread = shard_count.div_ceil(threads.clamp(1, shard_count));
+        let mut filled: Vec<Option<Vec<Shard<V>>>> = std::thread::scope(|scope| {
             let jobs: Vec<_> = buckets
                 .chunks_mut(per_thread)
-                .map(|chunk| scope.spawn(move || chunk.iter_mut().map(fill).collect::<Vec<_>>()))
+                .map(|chunk| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || {
+                            chunk.iter_mut().map(fill).collect::<Vec<_>>()
+                        })
+                        .ok()
+                })
                 .collect();
             jobs.into_iter()
-                .flat_map(|j| j.join().expect("filling a shard does not panic"))
+                .map(|j| j.map(|j| j.join().expect("filling a shard does not panic")))
                 .collect()
         });
-        debug_assert!(shards.len() == m.shards.len(), "every shard filled");
-        m.len = shards.iter().map(|s| s.len()).sum();
-        m.shards = shards;
+        // Runs no thread took (the system refused one) are filled here.
+        for (k, chunk) in buckets.chunks_mut(per_thread).enumerate() {
+            if filled[k].is_none() {
+                filled[k] = Some(chunk.iter_mut().map(fill).collect());
+            }
+        }
+        m.shards = filled.into_iter().flatten().flatten().collect();
+        debug_assert!(m.shards.len() == shard_count, "every shard filled");
+        m.len = m.shards.iter().map(|s| s.len()).sum();
         m
     }
 
@@ -217,6 +211,15 @@ impl<V: Clone> CowMap<V> {
     }
 }
 
+/// The shard bits growth from empty reaches at `n` entries.
+fn bits_for(n: usize) -> u32 {
+    let mut bits = SHARD_BITS_MIN;
+    while bits < SHARD_BITS_MAX && n > (1usize << bits) * SHARD_LEN_MAX {
+        bits += 1;
+    }
+    bits
+}
+
 /// The shard of a key with hash `h` among `1 << bits` (the top bits, so a split
 /// sends shard `i`'s keys to `2i` and `2i + 1`).
 fn shard_index(h: u64, bits: u32) -> usize {
@@ -276,21 +279,19 @@ mod tests {
     }
 
     #[test]
-    fn a_presized_map_does_not_grow_while_filled_to_its_size() {
-        for n in [0, 1, 5000, 300_000] {
-            let mut m: CowMap<usize> = CowMap::with_capacity(n);
-            let bits = m.bits;
-            for i in 0..n {
-                m.insert(format!("/k{i}").into(), i);
-            }
-            assert_eq!((m.bits, m.len()), (bits, n), "n = {n}");
-            // The size growth from empty reaches for the same n.
+    fn a_built_map_has_the_shards_growth_from_empty_reaches() {
+        for n in [0, 1, 4096, 4097, 5000, 300_000] {
             let mut grown: CowMap<usize> = CowMap::new();
             for i in 0..n {
                 grown.insert(format!("/k{i}").into(), i);
             }
-            assert_eq!(grown.bits, bits, "n = {n}");
-            assert!((0..n).all(|i| m.get(&format!("/k{i}")) == Some(&i)));
+            let entries = (0..n).map(|i| (format!("/k{i}").into(), i)).collect();
+            let built: CowMap<usize> = CowMap::from_entries(entries, 2);
+            assert_eq!(
+                (bits_for(n), built.bits),
+                (grown.bits, grown.bits),
+                "n = {n}"
+            );
         }
     }
 }

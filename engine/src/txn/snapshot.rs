@@ -291,11 +291,17 @@ fn restore_tree(nodes: &[ArchivedSnapNode]) -> Result<DataTree, SnapshotError> {
                 .enumerate()
                 .map(|(k, c)| {
                     let next = nodes.get((k + 1) * run);
-                    scope.spawn(move || decode_nodes(c, next))
+                    // A run the system refuses a thread for is decoded here.
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || decode_nodes(c, next))
+                        .map_err(|_| decode_nodes(c, next))
                 })
                 .collect();
             jobs.into_iter()
-                .map(|j| j.join().expect("decoding nodes does not panic"))
+                .map(|j| match j {
+                    Ok(j) => j.join().expect("decoding nodes does not panic"),
+                    Err(decoded) => decoded,
+                })
                 .collect()
         })
     };
