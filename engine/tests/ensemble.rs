@@ -334,6 +334,42 @@ fn paused_and_lagging_followers_catch_up_by_diff_and_snap() {
     check_everywhere(&nodes, &acked);
 }
 
+/// Followers snapshot what they apply every `snapCount` txns, as the leader does
+/// (they used to count only their own clients' writes, so a follower never took
+/// one and a restart replayed its whole log), and restart from their snapshot.
+#[test]
+fn followers_take_snapshots_of_what_they_apply() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_ensemble_with(root.path(), 3, 0, "snapCount=20\n");
+    let leader = settled(&nodes);
+    let mut acked = Vec::new();
+    let mut c = client(&nodes[leader]);
+    write_some(&mut c, "counted", 60, &mut acked);
+    check_everywhere(&nodes, &acked);
+    for node in nodes.iter() {
+        let start_wait = Instant::now();
+        while mntr(node, "ck_snapshots").unwrap() == 0 {
+            assert!(
+                start_wait.elapsed() < WAIT_MAX,
+                "server {} took no snapshot: {}",
+                node.id,
+                four_letter(node.client, "mntr")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let f = (leader + 1) % 3;
+    let snaps = std::fs::read_dir(nodes[f].dir.join("snapshots"))
+        .unwrap()
+        .count();
+    assert!(snaps >= 1, "follower {} has no snapshot file", nodes[f].id);
+    nodes[f].server.as_mut().unwrap().kill();
+    nodes[f].server = None;
+    write_some(&mut c, "while-down", 5, &mut acked);
+    start(&mut nodes[f]);
+    check_everywhere(&nodes, &acked);
+}
+
 /// An observer learns every write, serves reads and forwards writes, and is counted
 /// as an observer (not a voter) by the leader.
 #[test]

@@ -96,6 +96,18 @@ fn ensure_dir(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create directory {}: {e}", path.display()))
 }
 
+/// Txns applied from just after `from` to `to`: zxids count txns within an epoch, and
+/// a new epoch counts from its first (the old epoch's tail is not counted).
+fn txns_between(from: i64, to: i64) -> u64 {
+    if to <= from {
+        0
+    } else if (to >> 32) == (from >> 32) {
+        (to - from) as u64
+    } else {
+        u64::from(to as u32)
+    }
+}
+
 const _: () = assert!(
     wal::snapshot::SNAPSHOT_PAYLOAD_ALIGN.is_multiple_of(crate::txn::TXN_ALIGN),
     "snapshot payloads are read in place (Db::restore copies a misaligned one)"
@@ -196,7 +208,10 @@ pub struct Driver<O: Outlet> {
     snapshots: Arc<SnapshotStore>,
     snap_count: u64,
     snap_retain: usize,
-    applied_since_snap: u64,
+    /// The zxid the newest snapshot (or the recovered or installed state) holds:
+    /// `snapCount` counts the txns applied since, whoever's clients sent them (a
+    /// follower applies mostly other servers' writes).
+    snap_base_zxid: i64,
     snapshot_running: bool,
     /// `autopurge.purgeInterval` (0: never purge).
     purge_interval: Option<Duration>,
@@ -247,6 +262,7 @@ impl<O: Outlet> Driver<O> {
             super::clock::wall_ms(),
             rec.db.sessions.iter().map(|s| s.id),
         );
+        let snap_base_zxid = rec.db.last_zxid();
         let mut core = ShardCore::new(rec.db, prep.clone());
         let replicated = cfg.ensemble.is_some();
         if replicated {
@@ -263,7 +279,7 @@ impl<O: Outlet> Driver<O> {
             snapshots: Arc::new(rec.snapshots),
             snap_count: cfg.snap_count,
             snap_retain: cfg.autopurge_snap_retain_count as usize,
-            applied_since_snap: 0,
+            snap_base_zxid,
             snapshot_running: false,
             purge_interval: (cfg.autopurge_purge_interval_h > 0)
                 .then(|| Duration::from_secs(u64::from(cfg.autopurge_purge_interval_h) * 3600)),
@@ -417,7 +433,6 @@ impl<O: Outlet> Driver<O> {
     /// starts the flush the committer asks for. Persists of one pass go to the WAL in
     /// one `append_batch` (one write system call instead of one per txn).
     fn execute(&mut self) -> Result<(), String> {
-        let mut applied = 0u64;
         loop {
             while !self.actions.is_empty() {
                 for action in std::mem::take(&mut self.actions) {
@@ -434,10 +449,7 @@ impl<O: Outlet> Driver<O> {
                                     .push(ToConn::Event { conn, event });
                             }
                         }
-                        Action::Reply { to, zxid, reply } => {
-                            applied += u64::from(matches!(reply, Reply::Write(_)));
-                            self.reply(to, zxid, reply);
-                        }
+                        Action::Reply { to, zxid, reply } => self.reply(to, zxid, reply),
                         Action::Forward {
                             session,
                             cxid,
@@ -455,7 +467,6 @@ impl<O: Outlet> Driver<O> {
             }
         }
         self.maybe_serve()?;
-        self.applied_since_snap += applied;
         // A learner closes the connections of sessions its leader expired, as any
         // ZooKeeper server does for its own clients.
         let mut closes = Vec::new();
@@ -568,7 +579,8 @@ impl<O: Outlet> Driver<O> {
     }
 
     fn maybe_snapshot(&mut self) {
-        if self.snapshot_running || self.applied_since_snap < self.snap_count {
+        let applied = txns_between(self.snap_base_zxid, self.core.db().last_zxid());
+        if self.snapshot_running || applied < self.snap_count {
             return;
         }
         // A copy-on-write image here (microseconds); serialising (O(tree)) and writing it
@@ -576,7 +588,7 @@ impl<O: Outlet> Driver<O> {
         let image = self.core.db().snapshot_image();
         let zxid = image.last_zxid();
         self.snapshot_running = true;
-        self.applied_since_snap = 0;
+        self.snap_base_zxid = zxid;
         let (store, inbox) = (self.snapshots.clone(), self.inbox.clone());
         glommio::spawn_local(async move {
             let result = glommio::executor()
@@ -591,6 +603,11 @@ impl<O: Outlet> Driver<O> {
             inbox.push(ToShard::Snapshotted { zxid, result });
         })
         .detach();
+    }
+
+    /// A SNAP's state replaced the tree: it is on disk as a snapshot already.
+    pub(super) fn snapshot_installed(&mut self, zxid: i64) {
+        self.snap_base_zxid = zxid;
     }
 
     fn snapshotted(&mut self, zxid: i64, result: Result<(), String>) {
@@ -713,5 +730,22 @@ pub(super) fn release_freed_heap() {
     // locks itself and touches no memory of ours.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::txns_between;
+
+    #[test]
+    fn snap_count_counts_txns_within_and_across_epochs() {
+        let z = |epoch: i64, n: i64| (epoch << 32) | n;
+        assert_eq!(txns_between(z(1, 5), z(1, 25)), 20);
+        assert_eq!(txns_between(z(1, 25), z(1, 25)), 0);
+        // A truncation may leave the state behind the last snapshot.
+        assert_eq!(txns_between(z(1, 25), z(1, 20)), 0);
+        // A new epoch counts from its first txn.
+        assert_eq!(txns_between(z(1, 900), z(2, 7)), 7);
+        assert_eq!(txns_between(0, 42), 42);
     }
 }

@@ -756,6 +756,7 @@ impl<O: Outlet> Driver<O> {
         let mut core = ShardCore::new(*db, self.prep_config.clone());
         core.set_role(ShardRole::Learner);
         self.core = core; // the old tree is freed here
+        self.snapshot_installed(zxid);
         super::super::driver::release_freed_heap();
         self.stats.shard.publish_db(self.core.db());
         tracing::info!(
