@@ -16,9 +16,11 @@
 //!
 //! Run: `cargo bench -p bench --bench flush_path` (about 30 s).
 
-use std::fs::{File, OpenOptions};
+mod common;
+use common::prewritten;
+
+use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,22 +35,6 @@ const ROUNDS: usize = 1500;
 const FILE_BYTES: u64 = 16 << 20;
 const RECORD_BYTES: usize = 100;
 
-fn prewritten(path: &Path) -> File {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    for off in (0..FILE_BYTES).step_by(zeros.len()) {
-        file.write_all_at(&zeros, off).unwrap();
-    }
-    file.sync_all().unwrap();
-    file
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
@@ -59,7 +45,10 @@ fn compare(_c: &mut Criterion) {
         .iter()
         .map(|n| dir.path().join(n))
         .collect();
-    let files: Vec<Arc<File>> = paths.iter().map(|p| Arc::new(prewritten(p))).collect();
+    let files: Vec<Arc<File>> = paths
+        .iter()
+        .map(|p| Arc::new(prewritten(p, FILE_BYTES)))
+        .collect();
     let uring_path = paths[2].clone();
     let results = LocalExecutorBuilder::new(Placement::Unbound)
         .name("flush-path")

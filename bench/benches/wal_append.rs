@@ -16,7 +16,9 @@
 //!
 //! Run: `cargo bench -p bench --bench wal_append` (a few minutes; filter with a name).
 
-use std::fs::{File, OpenOptions};
+mod common;
+use common::prewritten;
+
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,22 +37,6 @@ fn config() -> Criterion {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1500))
-}
-
-fn prewritten(path: &Path, bytes: u64) -> File {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    for off in (0..bytes).step_by(zeros.len()) {
-        file.write_all_at(&zeros, off).unwrap();
-    }
-    file.sync_all().unwrap();
-    file
 }
 
 fn bare(c: &mut Criterion) {

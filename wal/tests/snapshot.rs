@@ -7,17 +7,19 @@ use wal::io::FaultStorage;
 use wal::snapshot::snapshot_file_name;
 use wal::{SnapshotStore, WalError};
 
+/// The newest valid snapshot's zxid and payload.
+fn newest(store: &SnapshotStore) -> Option<(u64, Vec<u8>)> {
+    store
+        .load_newest()
+        .unwrap()
+        .map(|(z, f)| (z, f.payload().to_vec()))
+}
+
 #[test]
 fn write_load_newest_and_retain() {
     let dir = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(dir.path()).unwrap();
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        None
-    );
+    assert_eq!(newest(&store), None);
     for zxid in [5u64, 1 << 33, 40] {
         store
             .write(zxid, format!("tree at {zxid}").as_bytes())
@@ -25,10 +27,7 @@ fn write_load_newest_and_retain() {
     }
     assert_eq!(store.list().unwrap(), vec![1 << 33, 40, 5]);
     assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
+        newest(&store),
         Some((1 << 33, format!("tree at {}", 1u64 << 33).into_bytes()))
     );
     assert_eq!(store.read(5).unwrap(), b"tree at 5");
@@ -52,13 +51,7 @@ fn corrupt_or_short_newest_snapshot_falls_back_to_the_previous_one() {
     let mut bytes = std::fs::read(&p20).unwrap();
     *bytes.last_mut().unwrap() ^= 1;
     std::fs::write(&p20, &bytes).unwrap();
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        Some((20, b"newer".to_vec()))
-    );
+    assert_eq!(newest(&store), Some((20, b"newer".to_vec())));
     let err = store.read(30).unwrap_err();
     assert!(
         matches!(err, WalError::BadSnapshot { .. })
@@ -69,26 +62,14 @@ fn corrupt_or_short_newest_snapshot_falls_back_to_the_previous_one() {
     let p20 = dir.path().join(snapshot_file_name(20));
     let bytes = std::fs::read(&p20).unwrap();
     std::fs::write(&p20, &bytes[..bytes.len() - 2]).unwrap();
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        Some((10, b"old".to_vec()))
-    );
+    assert_eq!(newest(&store), Some((10, b"old".to_vec())));
     // A file renamed to another zxid does not pass for that zxid.
     std::fs::rename(
         dir.path().join(snapshot_file_name(10)),
         dir.path().join(snapshot_file_name(50)),
     )
     .unwrap();
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        None
-    );
+    assert_eq!(newest(&store), None);
 }
 
 #[test]
@@ -108,13 +89,7 @@ fn crash_mid_write_leaves_a_temp_file_that_is_ignored_and_removed() {
     fs.set_contents(&tmp, b"half a snapshot".to_vec());
     let after = fs.crash(|_, _| 0);
     let store = SnapshotStore::open_with(dir, Arc::new(after.clone())).unwrap();
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        Some((1, b"first".to_vec()))
-    );
+    assert_eq!(newest(&store), Some((1, b"first".to_vec())));
     assert_eq!(after.contents(&tmp), None);
 }
 
@@ -130,13 +105,7 @@ fn unsynced_snapshot_data_is_not_mistaken_for_a_snapshot() {
     let p2 = dir.join(snapshot_file_name(2));
     let bytes = fs.contents(&p2).unwrap();
     fs.set_contents(&p2, bytes[..5000].to_vec());
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        Some((1, b"durable".to_vec()))
-    );
+    assert_eq!(newest(&store), Some((1, b"durable".to_vec())));
 }
 
 #[test]
@@ -147,13 +116,7 @@ fn short_writes_still_produce_whole_snapshots() {
     let store = SnapshotStore::open_with(dir, Arc::new(fs.clone())).unwrap();
     let payload: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
     store.write(9, &payload).unwrap();
-    assert_eq!(
-        store
-            .load_newest()
-            .unwrap()
-            .map(|(z, f)| (z, f.payload().to_vec())),
-        Some((9, payload))
-    );
+    assert_eq!(newest(&store), Some((9, payload)));
 }
 
 #[test]
