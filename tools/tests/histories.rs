@@ -99,15 +99,21 @@ fn final_readers(h: &History) -> usize {
     finals.len()
 }
 
-fn assert_clean(r: &RunResult) {
+/// `faults` happened, something succeeded, and no acknowledged write was lost.
+fn assert_nothing_lost(r: &RunResult, faults: usize) {
+    assert_eq!(r.faults, faults, "the faults happened: {:?}", r.schedule);
     let rep = &r.report;
-    assert_eq!(r.faults, 1, "the kill and restart happened");
     assert!(rep.ok > 0, "some ops succeeded");
     assert_eq!(
         rep.lost, 0,
         "acknowledged writes lost: {:#?}",
         rep.violations
     );
+}
+
+fn assert_clean(r: &RunResult) {
+    assert_nothing_lost(r, 1);
+    let rep = &r.report;
     assert_eq!(
         (rep.lin_sync.violations, rep.lin_sync.inconclusive),
         (0, 0),
@@ -250,14 +256,8 @@ fn stalled_and_failing_fsyncs_lose_no_acknowledged_write() {
     o.faults = 4;
     let out = o.out.clone();
     let r = run_options(corekeeper(), "corekeeper-fsync", o);
-    assert_eq!(r.faults, 4, "{:?}", r.schedule);
+    assert_nothing_lost(&r, 4);
     let rep = &r.report;
-    assert!(rep.ok > 0, "some ops succeeded");
-    assert_eq!(
-        rep.lost, 0,
-        "acknowledged writes lost: {:#?}",
-        rep.violations
-    );
     assert_eq!(rep.promise_violations(), 0, "{:#?}", rep.violations);
     let h = History::parse(&std::fs::read_to_string(&r.history).unwrap()).unwrap();
     let details: Vec<&str> = h.nemesis.iter().map(|n| n.detail.as_str()).collect();
@@ -335,14 +335,8 @@ fn a_craq_ensemble_under_partition_and_slow_links_answers_only_linearizable_read
 /// nothing acknowledged was lost, and every read, plain ones too, was linearizable.
 fn assert_every_read_linearizable(r: &RunResult, system: &str, faults: usize) {
     assert_eq!(r.system, system);
-    assert_eq!(r.faults, faults, "the faults happened: {:?}", r.schedule);
+    assert_nothing_lost(r, faults);
     let rep = &r.report;
-    assert!(rep.ok > 0, "some ops succeeded");
-    assert_eq!(
-        rep.lost, 0,
-        "acknowledged writes lost: {:#?}",
-        rep.violations
-    );
     assert_eq!(
         (rep.lin_all.violations, rep.lin_all.inconclusive),
         (0, 0),

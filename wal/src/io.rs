@@ -124,17 +124,24 @@ pub fn write_all_at(file: &dyn StorageFile, mut buf: &[u8], mut offset: u64) -> 
 pub fn read_all(file: &dyn StorageFile) -> io::Result<Vec<u8>> {
     let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file too large"))?;
     let mut out = vec![0u8; len];
+    let done = read_into(file, &mut out)?;
+    out.truncate(done);
+    Ok(out)
+}
+
+/// Reads `file` from its start into `buf` until `buf` is full or the file ends,
+/// looping over short reads and `EINTR`; returns the bytes read.
+pub fn read_into(file: &dyn StorageFile, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
-    while done < len {
-        match file.read_at(&mut out[done..], done as u64) {
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    out.truncate(done);
-    Ok(out)
+    Ok(done)
 }
 
 /// The real file system.

@@ -84,24 +84,9 @@ fn read_aligned(file: &dyn crate::io::StorageFile) -> std::io::Result<FileBytes>
         at < SNAPSHOT_PAYLOAD_ALIGN,
         "bytes are aligned within ALIGN - 1"
     );
-    let done = read_into(file, &mut buf[at..at + len])?;
+    let done = crate::io::read_into(file, &mut buf[at..at + len])?;
     buf.truncate(at + done);
     Ok(FileBytes::Read { buf, at })
-}
-
-/// Reads `file` from its start into `buf` until `buf` is full or the file ends;
-/// returns the bytes read.
-fn read_into(file: &dyn crate::io::StorageFile, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// The snapshots in one directory.

@@ -96,8 +96,9 @@ fn ensure_dir(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create directory {}: {e}", path.display()))
 }
 
-/// Txns applied from just after `from` to `to`: zxids count txns within an epoch, and
-/// a new epoch counts from its first (the old epoch's tail is not counted).
+/// Txns after zxid `from` up to `to` (applied since a snapshot, covered by a flush):
+/// zxids count txns within an epoch, and a new epoch counts from its first (the old
+/// epoch's tail is not counted).
 fn txns_between(from: i64, to: i64) -> u64 {
     if to <= from {
         0
@@ -527,13 +528,7 @@ impl<O: Outlet> Driver<O> {
             Some(Flush::Background { covers }) => {
                 let (syncer, inbox, stats) =
                     (self.syncer.clone(), self.inbox.clone(), self.stats.clone());
-                // Zxids count txns within an epoch; a flush spanning a new epoch
-                // (Zab) counts from the epoch's first.
-                let txns = if (covers >> 32) == (covered_before >> 32) {
-                    (covers - covered_before) as u64
-                } else {
-                    u64::from(covers as u32)
-                };
+                let txns = txns_between(covered_before, covers);
                 glommio::spawn_local(async move {
                     let started = Instant::now();
                     let result = glommio::executor()

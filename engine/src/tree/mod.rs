@@ -252,25 +252,14 @@ impl DataTree {
             return Err((first.0.to_string(), "root missing"));
         }
         let parents = parents_of_sorted(&nodes)?;
-        // Children in index order are in name order: siblings share the prefix.
-        let mut children: Vec<Vec<u32>> = Vec::new();
-        let mut slot: Vec<u32> = vec![u32::MAX; nodes.len()];
+        // Each node is listed under its parent, which comes before it.
         for (i, &p) in parents.iter().enumerate().skip(1) {
-            let p = p as usize;
-            if slot[p] == u32::MAX {
-                slot[p] = children.len() as u32;
-                children.push(Vec::new());
-            }
-            children[slot[p] as usize].push(i as u32);
+            let (before, from_i) = nodes.split_at_mut(i);
+            let name = path::name(&from_i[0].0).to_string();
+            before[p as usize].1.children.insert(name);
         }
-        for (p, &s) in slot.iter().enumerate().filter(|(_, s)| **s != u32::MAX) {
-            let kids: Children = children[s as usize]
-                .iter()
-                .map(|&c| path::name(&nodes[c as usize].0).to_string())
-                .collect();
-            let parent = &mut nodes[p].1;
-            parent.children = kids;
-            parent.fix_lengths();
+        for (_, n) in nodes.iter_mut().filter(|(_, n)| !n.children.is_empty()) {
+            n.fix_lengths();
         }
         for (p, n) in &nodes {
             self.index(p, n.kind);
@@ -280,7 +269,7 @@ impl DataTree {
     }
 
     /// Adds a node below an existing parent without touching the parent's stat (the
-    /// way ZooKeeper builds its system nodes and how snapshots are restored).
+    /// way ZooKeeper builds its system nodes).
     pub(crate) fn insert_system(&mut self, p: &str, node: Node) {
         if let Some(parent) = path::parent(p) {
             let parent = self.node_mut(parent);
