@@ -64,10 +64,16 @@ impl Server {
     }
 
     fn spawn(dir: &Path, addr: SocketAddr, args: &[String]) -> Server {
+        // CK_TEST_LOGS=info (any level) shows the servers' logs, for debugging.
+        let logs = std::env::var("CK_TEST_LOGS").ok();
         let child = Command::new(env!("CARGO_BIN_EXE_corekeeper"))
             .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", logs.as_deref().unwrap_or("warn"))
+            .stdout(if logs.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn corekeeper");

@@ -934,29 +934,39 @@ fn mzxid_retrying(nodes: &[Node], c: &mut Client, path: &str) -> i64 {
 /// The digest of `super:test`.
 const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
 
+type ReconfigAnswer = Result<(String, transport::jute::Stat), i32>;
+
 /// Sends `reconfig`; the new config's text and its stat, or the error code.
 fn reconfig(
     c: &mut Client,
     joining: Option<&str>,
     leaving: Option<&str>,
     from_config: i64,
-) -> Result<(String, transport::jute::Stat), i32> {
+) -> ReconfigAnswer {
+    try_reconfig(c, joining, leaving, from_config).unwrap()
+}
+
+/// [`reconfig`], or the connection's error.
+fn try_reconfig(
+    c: &mut Client,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    from_config: i64,
+) -> std::io::Result<ReconfigAnswer> {
     use transport::jute::{ReconfigRequest, Request, Response};
-    let (h, r) = c
-        .call(&Request::Reconfig(ReconfigRequest {
-            joining_servers: joining.map(str::to_string),
-            leaving_servers: leaving.map(str::to_string),
-            new_members: None,
-            cur_config_id: from_config,
-        }))
-        .unwrap();
-    match r {
+    let (h, r) = c.call(&Request::Reconfig(ReconfigRequest {
+        joining_servers: joining.map(str::to_string),
+        leaving_servers: leaving.map(str::to_string),
+        new_members: None,
+        cur_config_id: from_config,
+    }))?;
+    Ok(match r {
         Response::GetData(d) if h.err == 0 => Ok((
             String::from_utf8(d.data.unwrap_or_default()).unwrap(),
             d.stat,
         )),
         _ => Err(h.err),
-    }
+    })
 }
 
 fn config_text(c: &mut Client) -> String {
@@ -967,9 +977,8 @@ fn config_text(c: &mut Client) -> String {
 /// Dynamic reconfiguration (ZooKeeper 3.5+'s `reconfig`): `/zookeeper/config` holds
 /// the members as ZooKeeper writes them; only the superuser may change them, and
 /// ZooKeeper's errors come back for bad requests; an observer added by reconfig
-/// starts, synchronises and serves reads; removed again, it stops; a change of the
-/// voters is refused (not supported yet); the config survives a restart of every
-/// node.
+/// starts, synchronises and serves reads; removed again, it stops; two voters in
+/// one reconfig are refused; the config survives a restart of every node.
 #[test]
 fn reconfig_adds_and_removes_an_observer() {
     let root = tempfile::tempdir().unwrap();
@@ -1077,10 +1086,11 @@ fn reconfig_adds_and_removes_an_observer() {
         "the observer holds the config"
     );
 
-    // A voter change is not supported yet; removing the observer stops it.
-    let voter = "server.5=127.0.0.1:1:2:participant;127.0.0.1:3";
+    // Two voters in one reconfig are refused; removing the observer stops it.
+    let voters = "server.5=127.0.0.1:1:2:participant;127.0.0.1:3,\
+                  server.6=127.0.0.1:4:5:participant;127.0.0.1:6";
     assert_eq!(
-        reconfig(&mut c, Some(voter), None, -1).err(),
+        reconfig(&mut c, Some(voters), None, -1).err(),
         Some(UNIMPLEMENTED)
     );
     let (text, _) = reconfig(&mut c, None, Some("4"), -1).unwrap();
@@ -1099,4 +1109,158 @@ fn reconfig_adds_and_removes_an_observer() {
     for node in &nodes {
         assert_eq!(config_text(&mut client(node)), text, "server {}", node.id);
     }
+}
+
+/// A client authenticated as the superuser (`SUPER_DIGEST`), who may reconfig.
+fn super_client(node: &Node) -> Client {
+    let mut c = client(node);
+    let (h, _) = c
+        .call(&transport::jute::Request::Auth(
+            transport::jute::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: Some(b"super:test".to_vec()),
+            },
+        ))
+        .unwrap();
+    assert_eq!(h.err, 0);
+    c
+}
+
+/// Sends `reconfig` until it is answered: a lost connection or NEWCONFIGNOQUORUM (a
+/// learner not counted in sync yet) is retried on a fresh session at `nodes[i]`.
+fn reconfig_retrying(
+    nodes: &[Node],
+    i: usize,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+) -> String {
+    const NEW_CONFIG_NO_QUORUM: i32 = -13;
+    let start = Instant::now();
+    loop {
+        let mut c = super_client(&nodes[i]);
+        match try_reconfig(&mut c, joining, leaving, -1) {
+            Ok(Ok((text, _))) => return text,
+            Ok(Err(NEW_CONFIG_NO_QUORUM)) | Err(_) => {}
+            Ok(Err(e)) => panic!("reconfig {joining:?} {leaving:?}: error {e}"),
+        }
+        // A retry after a lost answer may find the change made already.
+        let text = config_text(&mut super_client(&nodes[i]));
+        let done = joining.is_some_and(|j| text.contains(j))
+            || leaving.is_some_and(|l| !text.contains(&format!("server.{l}=")));
+        if done {
+            return text;
+        }
+        assert!(start.elapsed() < WAIT_MAX, "reconfig never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_mode(node: &Node, pred: impl Fn(&str) -> bool, what: &str) {
+    let start = Instant::now();
+    while !pred(&mode(node)) {
+        assert!(
+            start.elapsed() < WAIT_MAX,
+            "server {}: never {what} ({})",
+            node.id,
+            mode(node)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Voters change by `reconfig`, one per request, under writes: a new voter joins
+/// (added before its process runs, as a majority of the new voters is in sync) and
+/// counts toward quorums at once: with an old follower down, only it makes the
+/// majority. Then a follower leaves, then the leader itself: it steps down and the
+/// two voters left elect a leader among themselves. No acknowledged write is lost
+/// and the members survive a restart of every node.
+#[test]
+fn reconfig_changes_the_voters_one_at_a_time() {
+    let root = tempfile::tempdir().unwrap();
+    let extra = format!("reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n");
+    let mut nodes = start_ensemble_with(root.path(), 3, 0, &extra);
+    let leader = settled(&nodes);
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut acked = Vec::new();
+    write_some(&mut client(&nodes[f2]), "three-voters", 10, &mut acked);
+
+    // Server 4 joins as a voter, then starts (its zoo.cfg lists itself).
+    let (q, e, cl) = (free_addr(), free_addr(), free_addr());
+    let spec = format!("127.0.0.1:{}:{}:participant", q.port(), e.port());
+    let joining = format!("server.4={spec};127.0.0.1:{}", cl.port());
+    let text = reconfig_retrying(&nodes, f2, Some(&joining), None);
+    assert!(text.contains(&format!("{joining}\n")), "{text}");
+    let dir = root.path().join("n4");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("myid"), "4\n").unwrap();
+    let servers: String = nodes[0]
+        .cfg
+        .lines()
+        .filter(|l| l.starts_with("server."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = ensemble_config(&dir, cl, &format!("{extra}{servers}server.4={spec}\n"));
+    let mut four = Node {
+        id: 4,
+        dir,
+        client: cl,
+        cfg,
+        server: None,
+    };
+    start(&mut four);
+    nodes.push(four);
+    wait_mode(&nodes[3], |m| m == "follower", "a follower");
+    write_some(&mut client(&nodes[f2]), "four-voters", 10, &mut acked);
+
+    // With f1 down, {leader, f2, 4} is the only majority of the four voters.
+    nodes[f1].server.as_mut().unwrap().kill();
+    nodes[f1].server = None;
+    write_some(&mut client(&nodes[f2]), "needs-four", 10, &mut acked);
+    check_everywhere(&nodes, &acked);
+    start(&mut nodes[f1]);
+    settled(&nodes);
+
+    // f1 leaves: it stops following; three voters remain.
+    let f1_id = nodes[f1].id.to_string();
+    let text = reconfig_retrying(&nodes, f2, None, Some(&f1_id));
+    assert!(!text.contains(&format!("server.{f1_id}=")), "{text}");
+    wait_mode(&nodes[f1], |m| m != "follower", "out of the ensemble");
+    nodes[f1].server.as_mut().unwrap().kill();
+    nodes[f1].server = None;
+    write_some(&mut client(&nodes[f2]), "after-leave", 10, &mut acked);
+
+    // The leader leaves: it steps down; f2 and 4 elect a leader of their own.
+    let leader_id = nodes[leader].id.to_string();
+    let text = reconfig_retrying(&nodes, f2, None, Some(&leader_id));
+    assert!(!text.contains(&format!("server.{leader_id}=")), "{text}");
+    wait_mode(&nodes[leader], |m| m != "leader", "stepped down");
+    nodes[leader].server.as_mut().unwrap().kill();
+    nodes[leader].server = None;
+    let second = settled(&nodes);
+    assert!(second == f2 || second == 3, "{second}");
+    let mut c = client(&nodes[f2]);
+    write_retrying(
+        &nodes,
+        f2,
+        &mut c,
+        |c| {
+            c.create("/two-voters", b"2", CreateMode::Persistent)
+                .map(drop)
+        },
+        |e| e.to_string().contains("NodeExists"),
+    );
+    acked.push(("/two-voters".to_string(), b"2".to_vec()));
+    check_everywhere(&nodes, &acked);
+
+    // Both restart: the members come from the replicated config, not zoo.cfg.
+    let text = config_text(&mut client(&nodes[f2]));
+    let mut left: Vec<Node> = nodes.into_iter().filter(|n| n.server.is_some()).collect();
+    restart_all(&mut left);
+    check_everywhere(&left, &acked);
+    for node in &left {
+        assert_eq!(config_text(&mut client(node)), text, "server {}", node.id);
+    }
+    write_some(&mut client(&left[0]), "after-restart", 5, &mut acked);
+    check_everywhere(&left, &acked);
 }

@@ -410,11 +410,12 @@ impl Sim {
                     to,
                     last_zxid,
                     epoch,
+                    role,
                 } => {
                     let mut out = Vec::new();
                     let r = match &mut self.srv(id).zab {
                         Role2::Leading { core: Some(l), .. } => {
-                            l.follower_connected_at(to, last_zxid, epoch, &mut out)
+                            l.follower_connected_at(to, last_zxid, epoch, role, &mut out)
                         }
                         _ => continue,
                     };
@@ -986,8 +987,9 @@ impl Sim {
                 let listening = matches!(self.servers[&leader].zab, Role2::Leading { .. });
                 if disc.is_none() && listening && self.connected(id, leader) {
                     let own = self.servers[&id].history();
+                    let role = self.servers[&id].role;
                     let mut out = Vec::new();
-                    let d = LearnerDiscovery::new(leader, own, &mut out);
+                    let d = LearnerDiscovery::new(leader, own, role, &mut out);
                     if let Role2::Learning { disc, .. } = &mut self.srv(id).zab {
                         *disc = Some(d);
                     }

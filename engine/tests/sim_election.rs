@@ -317,7 +317,7 @@ impl Sim {
                     own.current_epoch = 0;
                     own.last_zxid = 0;
                 }
-                let d = LearnerDiscovery::new(leader, own, &mut out);
+                let d = LearnerDiscovery::new(leader, own, Role::Participant, &mut out);
                 self.servers.get_mut(&id).unwrap().disc = Disc::Learner(d);
             }
             _ => return,

@@ -96,18 +96,6 @@ impl ElectionRunner {
             spec.port, HELLO_PORT_ELECTION,
             "votes travel on the election port"
         );
-        let roles: Vec<(ServerId, Role)> = spec
-            .peers
-            .iter()
-            .map(|(id, _)| {
-                let role = if cfg.voters.contains(id) {
-                    Role::Participant
-                } else {
-                    Role::Observer
-                };
-                (*id, role)
-            })
-            .collect();
         let election = Election::new(cfg).map_err(|e| e.to_string())?;
         let inbox: Rc<Mailbox<(ServerId, Notification)>> = Rc::new(Mailbox::new());
         let ignored = Rc::new(Cell::new(0u64));
@@ -115,11 +103,7 @@ impl ElectionRunner {
             let (inbox, ignored) = (inbox.clone(), ignored.clone());
             PeerNet::start(spec.clone(), move |e| {
                 if let NetEvent::Msg(link, m, _) = e {
-                    let role = roles
-                        .iter()
-                        .find(|(id, _)| *id == link.peer)
-                        .map_or(Role::Observer, |(_, r)| *r);
-                    match vote_of(link.peer, role, m) {
+                    match vote_of(link.peer, m) {
                         Some(n) if inbox.len() < ELECTION_INBOX_MAX => inbox.push((link.peer, n)),
                         _ => ignored.set(ignored.get() + 1),
                     }
@@ -161,9 +145,21 @@ impl ElectionRunner {
     }
 
     /// A member joined or moved (dynamic reconfiguration): its election address.
-    /// Observers only: they ask who leads and are answered, never counted.
     pub fn add_peer(&self, id: ServerId, addr: std::net::SocketAddr) {
         self.net.add_peer(id, addr);
+    }
+
+    /// Dynamic reconfiguration: this server's role and the voters from now on
+    /// (`Election::set_voters`; the next round counts them).
+    pub fn set_voters(&self, role: Role, voters: Vec<ServerId>) -> Result<(), String> {
+        let mut out = Vec::new();
+        let r = self
+            .election
+            .borrow_mut()
+            .set_voters(role, voters, &mut out)
+            .map_err(|e| e.to_string());
+        self.carry_out(out);
+        r
     }
 
     /// A member left.
@@ -202,8 +198,8 @@ impl Drop for ElectionRunner {
 }
 
 /// The notification in `m` from `from`, if it is one.
-fn vote_of(from: ServerId, role: Role, m: &ArchivedPeerMsg) -> Option<Notification> {
-    match from_peer(from, role, m, None) {
+fn vote_of(from: ServerId, m: &ArchivedPeerMsg) -> Option<Notification> {
+    match from_peer(from, m, None) {
         Ok(Incoming::Vote { from: sender, n }) if sender == from => Some(n),
         Ok(Incoming::Vote { from: sender, .. }) => {
             tracing::warn!(

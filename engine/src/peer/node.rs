@@ -99,7 +99,7 @@ enum Phase {
         uptodate: BTreeSet<ServerId>,
         heard: BTreeMap<ServerId, u64>,
         /// Learners discovery synchronised before the core existed.
-        pending_syncs: Vec<(ServerId, Zxid, Epoch)>,
+        pending_syncs: Vec<(ServerId, Zxid, Epoch, Role)>,
     },
     Learning {
         leader: ServerId,
@@ -286,6 +286,7 @@ impl Node {
     /// to the leader (every new link does, reconnects included).
     pub fn link_up(&mut self, peer: ServerId, own: History, out: &mut Vec<NodeAction>) {
         let now = self.ticks;
+        let role = self.cfg.role;
         if let Phase::Learning {
             leader,
             disc,
@@ -296,7 +297,7 @@ impl Node {
             && *leader == peer
         {
             let mut dout = Vec::new();
-            *disc = Some(LearnerDiscovery::new(peer, own, &mut dout));
+            *disc = Some(LearnerDiscovery::new(peer, own, role, &mut dout));
             *core = None;
             *heard = now;
             self.discovery_actions(dout, out);
@@ -455,11 +456,12 @@ impl Node {
                     to,
                     last_zxid,
                     epoch,
+                    role,
                 } => {
                     let mut zout = Vec::new();
                     let r = match &mut self.phase {
                         Phase::Leading { core: Some(l), .. } => {
-                            l.follower_connected_at(to, last_zxid, epoch, &mut zout)
+                            l.follower_connected_at(to, last_zxid, epoch, role, &mut zout)
                         }
                         Phase::Leading {
                             core: None,
@@ -468,7 +470,7 @@ impl Node {
                         } => {
                             // Established in this same step: the driver starts the
                             // core (`start_leader`), which synchronises these then.
-                            pending_syncs.push((to, last_zxid, epoch));
+                            pending_syncs.push((to, last_zxid, epoch, role));
                             continue;
                         }
                         _ => continue,
@@ -549,10 +551,11 @@ impl Node {
         zab(out, zout);
         let syncs = pending
             .into_iter()
-            .map(|(to, last_zxid, epoch)| DiscoveryAction::Sync {
+            .map(|(to, last_zxid, epoch, role)| DiscoveryAction::Sync {
                 to,
                 last_zxid,
                 epoch,
+                role,
             })
             .collect();
         self.discovery_actions(syncs, out);
@@ -638,25 +641,28 @@ impl Node {
         self.sync_rolled_epoch();
     }
 
-    /// Dynamic reconfiguration: observer `id` joins (`Some(Role::Observer)`) or a member
-    /// leaves (`None`). Voters do not change this way (prep refuses such a reconfig).
-    /// This server leaving goes back to election, where it finds no leader that
-    /// takes it.
+    /// Dynamic reconfiguration, once the reconfig is applied here: `id` joins or
+    /// takes a new role (`Some`), or leaves (`None`). This server's own new role
+    /// (or its leaving) ends what it leads or follows: it goes back to election,
+    /// where it takes part as what it is now (a removed server finds no leader that
+    /// takes it). A leader counts the new voters from now on (`Leader::set_member`).
     pub fn set_member(&mut self, id: ServerId, role: Option<Role>, out: &mut Vec<NodeAction>) {
-        debug_assert!(
-            role != Some(Role::Participant),
-            "voters do not change at run time"
-        );
         self.cfg.members.retain(|m| m.id != id);
         if let Some(role) = role {
             self.cfg.members.push(Member { id, role });
         }
         if id == self.cfg.id {
-            if role.is_none() {
-                self.look("this server left the ensemble (reconfig)".into(), out);
+            match role {
+                None => self.look("this server left the ensemble (reconfig)".into(), out),
+                Some(r) if r != self.cfg.role => {
+                    self.cfg.role = r;
+                    self.look(format!("this server is a {r:?} now (reconfig)"), out);
+                }
+                Some(_) => {}
             }
             return;
         }
+        let mut zout = Vec::new();
         if let Phase::Leading {
             disc,
             core,
@@ -666,19 +672,17 @@ impl Node {
         } = &mut self.phase
         {
             disc.set_member(id, role);
-            uptodate.remove(&id);
-            heard.remove(&id);
-            if let Some(l) = core {
-                match role {
-                    Some(_) => {
-                        if let Err(e) = l.add_observer(id) {
-                            tracing::warn!(id, "cannot add observer: {e}");
-                        }
-                    }
-                    None => l.remove_observer(id),
-                }
+            if role.is_none() {
+                uptodate.remove(&id);
+                heard.remove(&id);
+            }
+            if let Some(l) = core
+                && let Err(e) = l.set_member(id, role, &mut zout)
+            {
+                tracing::warn!(id, "reconfig not carried out by the leader: {e}");
             }
         }
+        zab(out, zout);
     }
 
     /// Leader: discovery offers learners the epoch the core rolled its counter over

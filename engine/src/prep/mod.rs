@@ -39,6 +39,10 @@ pub struct PrepConfig {
     pub zxid_counter_max: u32,
     /// `reconfigEnabled`: `reconfig` answers RECONFIGDISABLED without it.
     pub reconfig_enabled: bool,
+    /// Whether a reconfig may change the voters (Zab: yes, one per reconfig; the
+    /// chain modes: no, their chain is the synced members, and a change of the
+    /// voters answers UNIMPLEMENTED).
+    pub voter_reconfig: bool,
 }
 
 impl Default for PrepConfig {
@@ -48,6 +52,7 @@ impl Default for PrepConfig {
             ttl_enabled: false,
             zxid_counter_max: crate::zab::ZXID_COUNTER_MAX,
             reconfig_enabled: false,
+            voter_reconfig: true,
         }
     }
 }
@@ -548,8 +553,10 @@ fn prep_op(st: &mut Stage<'_>, ctx: &Ctx<'_>, op: &Op) -> Result<TxnOp, ErrorCod
 /// 3.8's errors in its order: disabled, then the request's form, the version, the
 /// ACL (only a superuser writes the node), the new members' rules (corekeeper's
 /// stricter id bound among them), a reconfig already in flight, and a
-/// majority of the new voters in sync. Changing the voters themselves is not
-/// supported yet (UNIMPLEMENTED): observers join and leave.
+/// majority of the new voters in sync. One voter may join, leave or change
+/// (its role or addresses) per reconfig, with any number of observers: more
+/// answers UNIMPLEMENTED, as does any voter change in the chain modes
+/// (`zab::leader`'s `set_member` says why one at a time keeps commits safe).
 fn reconfig(
     st: &mut Stage<'_>,
     ctx: &Ctx<'_>,
@@ -581,7 +588,12 @@ fn reconfig(
     if st.prep.nodes.contains_key(CONFIG_PATH) {
         return Err(ErrorCode::ReconfigInProgress);
     }
-    if next.voter_specs() != current.voter_specs() {
+    let voter_changes = voter_changes(&current, &next);
+    if voter_changes > usize::from(ctx.cfg.voter_reconfig) {
+        tracing::info!(
+            voter_changes,
+            "reconfig refused: corekeeper changes at most one voter per reconfig (none in the chain modes)"
+        );
         return Err(ErrorCode::Unimplemented);
     }
     let voters: Vec<u64> = next.voters().collect();
@@ -598,6 +610,22 @@ fn reconfig(
         data: Some(next.render().into_bytes()),
         version: -1,
     })
+}
+
+/// How many servers are voters in one of `a` and `b` and not alike in both (joined,
+/// left, or changed role or addresses).
+fn voter_changes(
+    a: &crate::config::dynamic::DynamicConfig,
+    b: &crate::config::dynamic::DynamicConfig,
+) -> usize {
+    let (va, vb) = (a.voter_specs(), b.voter_specs());
+    let gone = va.iter().filter(|s| !vb.contains(s)).count();
+    let came = vb
+        .iter()
+        .filter(|s| !va.iter().any(|x| x.id == s.id))
+        .count();
+    // A voter whose spec changed is counted once (in `gone`).
+    gone + came
 }
 
 /// What a create asks for (see [`Op::Create`]).

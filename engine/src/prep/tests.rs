@@ -637,11 +637,56 @@ fn reconfig_checks_in_zookeepers_order_and_writes_the_config() {
         h.err(S1, &[], &reconfig_op(Some(OBSERVER), None, -1)),
         ErrorCode::NoAuth
     );
-    // Voters do not change (yet).
+    // One voter changes per reconfig; two are refused.
     let voter = "server.5=127.0.0.1:2005:3005:participant;127.0.0.1:4005";
+    let two = format!("{voter},server.6=127.0.0.1:2006:3006:participant;127.0.0.1:4006");
     assert_eq!(
-        h.err(S1, &su, &reconfig_op(Some(voter), None, -1)),
+        h.err(S1, &su, &reconfig_op(Some(&two), None, -1)),
         ErrorCode::Unimplemented
+    );
+    assert_eq!(
+        h.err(S1, &su, &reconfig_op(Some(voter), Some("3"), -1)),
+        ErrorCode::Unimplemented,
+        "one joins and one leaves: two changes"
+    );
+    let demoted = "server.3=127.0.0.1:2003:3003:observer;127.0.0.1:4003";
+    let moved = "server.3=127.0.0.1:2033:3033:participant;127.0.0.1:4003";
+    for (joining, leaving) in [
+        (Some(voter), None),
+        (None, Some("3")),
+        (Some(demoted), None),
+        (Some(moved), None),
+    ] {
+        let mut h = reconfig_harness(true);
+        h.prep.set_synced_voters([1, 2, 3].into_iter().collect());
+        let t = h.prep_as(S1, &su, &reconfig_op(joining, leaving, -1));
+        assert!(
+            matches!(t.body, TxnBody::Op(TxnOp::SetData { .. })),
+            "{joining:?} {leaving:?}: {t:?}"
+        );
+    }
+    let mut chain = H::new(PrepConfig {
+        reconfig_enabled: true,
+        voter_reconfig: false,
+        ..PrepConfig::default()
+    });
+    chain.db.tree.set_system_data(
+        crate::tree::CONFIG_PATH,
+        h.db.tree
+            .get(crate::tree::CONFIG_PATH)
+            .unwrap()
+            .data
+            .as_deref()
+            .unwrap()
+            .to_vec(),
+    );
+    chain
+        .prep
+        .set_synced_voters([1, 2, 3].into_iter().collect());
+    assert_eq!(
+        chain.err(S1, &su, &reconfig_op(Some(voter), None, -1)),
+        ErrorCode::Unimplemented,
+        "the chain modes keep their voters"
     );
     // Accepted: a setData of the config, answered with the new text.
     let t = h.prep_as(S1, &su, &reconfig_op(Some(OBSERVER), None, 0));

@@ -252,6 +252,7 @@ impl<O: Outlet> Driver<O> {
             ttl_enabled: cfg.extended_types_enabled,
             zxid_counter_max: cfg.zxid_counter_max,
             reconfig_enabled: cfg.ensemble.as_ref().is_some_and(|e| e.reconfig_enabled),
+            voter_reconfig: cfg.replication == crate::config::Replication::Zab,
         };
         let last = rec.wal.last_zxid() as i64;
         let syncer = rec.wal.syncer();
@@ -321,8 +322,8 @@ impl<O: Outlet> Driver<O> {
             let now = super::clock::now();
             for msg in batch.drain(..) {
                 self.handle(msg, now)?;
+                self.maybe_reconfigure();
             }
-            self.maybe_reconfigure();
             self.publish();
         }
         Ok(())

@@ -4,21 +4,69 @@
 //! The members live in the replicated tree: a reconfig is a setData of
 //! `/zookeeper/config` that commits through Zab like any txn, so every server applies
 //! it at the same point of the log, and the WAL and snapshots keep it across
-//! restarts. At start-up a config some reconfig wrote (version > 0) wins over
-//! zoo.cfg's `server.N` lines; until then zoo.cfg's members are written there with
-//! version 0, alike on every server (`DataTree::set_system_data`).
+//! restarts. A member replays its log's tail only once a leader says what of it is
+//! committed, so the config it had carried out is also kept in a file of its own,
+//! [`CONFIG_FILE`] in dataDir, written durably each time (ZooKeeper keeps
+//! `zoo.cfg.dynamic.<version>` for the same reason). At start-up the newest config
+//! some reconfig wrote (version > 0), from that file or the snapshot's tree, wins
+//! over zoo.cfg's `server.N` lines; until then zoo.cfg's members are written there
+//! with version 0, alike on every server (`DataTree::set_system_data`). A config
+//! is only ever replaced by a newer one (versions are zxids).
 //!
-//! What changes at run time today: observers join and leave (quorum and election
-//! links, the Zab node's members, the leader's learners). Prep refuses a change of
-//! the voters (UNIMPLEMENTED), so quorums never change under a running leader.
+//! What changes at run time: members join, leave and change roles (quorum and
+//! election links, the election's voters, the Zab node's members, the leader's
+//! learners and quorum). Voters change one per reconfig (prep refuses more), which
+//! with the leader's rules keeps every committed txn on a majority of whatever
+//! voters come next (`zab::leader`, `Leader::set_member`). A server whose own role
+//! changes, or that is removed, goes back to election; a removed leader hands over
+//! through an election (ZooKeeper's designated successor avoids it).
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
 
 use super::{Driver, Outlet};
 use crate::config::dynamic::DynamicConfig;
 use crate::config::ensemble::{Ensemble, ServerSpec};
 use crate::tree::CONFIG_PATH;
 use crate::zab::Role;
+
+/// The members this server last carried out, in dataDir (module docs).
+pub const CONFIG_FILE: &str = "zoo.cfg.dynamic";
+/// The largest [`CONFIG_FILE`] read (`MEMBERS_MAX` lines of a few hundred bytes).
+pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Writes `c` to [`CONFIG_FILE`] durably: a temporary file, fdatasync, rename, fsync
+/// of the directory (a crash leaves the old or the new file, whole).
+pub fn store_config(dir: &Path, c: &DynamicConfig) -> std::io::Result<()> {
+    let path = dir.join(CONFIG_FILE);
+    let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(c.render().as_bytes())?;
+    f.sync_data()?;
+    drop(f);
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// [`CONFIG_FILE`] in `dir`, if there is one; a file that is too large or does not
+/// parse is an error naming it (it cannot be guessed).
+pub fn load_config(dir: &Path) -> Result<Option<DynamicConfig>, String> {
+    let path = dir.join(CONFIG_FILE);
+    let bad = |why: String| format!("{}: {why}; remove it to start from zoo.cfg", path.display());
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(e.to_string())),
+        Ok(m) if m.len() > CONFIG_FILE_BYTES_MAX => {
+            return Err(bad(format!("larger than {CONFIG_FILE_BYTES_MAX} bytes")));
+        }
+        Ok(_) => {}
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    DynamicConfig::parse(&text)
+        .map(Some)
+        .ok_or_else(|| bad("not a config of server.N lines and a version".into()))
+}
 
 impl<O: Outlet> Driver<O> {
     /// The config in `/zookeeper/config`, if one is there (not standalone).
@@ -28,10 +76,13 @@ impl<O: Outlet> Driver<O> {
         Some((DynamicConfig::parse(&text)?, node.stat.mzxid))
     }
 
-    /// Start-up: the members this server runs with (module docs). A server that a
-    /// reconfig removed does not start.
-    pub fn adopt_config(&mut self, ens: &Ensemble) -> Result<Ensemble, String> {
-        if let Some((c, _)) = self.tree_config().filter(|(c, _)| c.version > 0) {
+    /// Start-up: the members this server runs with (module docs), and the version
+    /// they come from. A server that a reconfig removed does not start.
+    pub fn adopt_config(&mut self, ens: &Ensemble, dir: &Path) -> Result<(Ensemble, i64), String> {
+        let tree = self.tree_config().map(|(c, _)| c).filter(|c| c.version > 0);
+        let file = load_config(dir)?;
+        let newest = [tree, file].into_iter().flatten().max_by_key(|c| c.version);
+        if let Some(c) = newest {
             if !c.servers.iter().any(|s| s.id == ens.my_id) {
                 return Err(format!(
                     "server {} is not a member of the ensemble since reconfig version {:x} \
@@ -42,12 +93,16 @@ impl<O: Outlet> Driver<O> {
             tracing::info!(
                 version = format_args!("{:x}", c.version),
                 members = c.servers.len(),
-                "members from the last reconfig (/zookeeper/config), not zoo.cfg"
+                "members from the last reconfig carried out here, not zoo.cfg"
             );
-            return Ok(Ensemble {
-                servers: c.servers,
-                ..ens.clone()
-            });
+            let version = c.version;
+            return Ok((
+                Ensemble {
+                    servers: c.servers,
+                    ..ens.clone()
+                },
+                version,
+            ));
         }
         let text = DynamicConfig {
             servers: ens.servers.clone(),
@@ -58,10 +113,12 @@ impl<O: Outlet> Driver<O> {
             .db_mut()
             .tree
             .set_system_data(CONFIG_PATH, text.into_bytes());
-        Ok(ens.clone())
+        Ok((ens.clone(), 0))
     }
 
-    /// After each batch: a reconfig that committed here since is carried out.
+    /// After each message: a reconfig that was applied here since is carried out
+    /// before anything else is prepped, so the next reconfig is proposed only under
+    /// the members this one made (`Leader::set_member`'s safety rules).
     pub(super) fn maybe_reconfigure(&mut self) {
         let Some(r) = &self.repl else { return };
         let changed = self
@@ -69,7 +126,7 @@ impl<O: Outlet> Driver<O> {
             .db()
             .tree
             .get(CONFIG_PATH)
-            .is_some_and(|n| n.stat.mzxid != r.config_zxid);
+            .is_some_and(|n| n.stat.mzxid > r.config_zxid);
         if !changed {
             return;
         }
@@ -78,8 +135,17 @@ impl<O: Outlet> Driver<O> {
         };
         let r = self.repl.as_mut().expect("checked above");
         r.config_zxid = zxid;
+        let me = r.node.id();
         let old: BTreeMap<u64, ServerSpec> = r.servers.iter().map(|s| (s.id, s.clone())).collect();
         let new: BTreeMap<u64, ServerSpec> = c.servers.iter().map(|s| (s.id, s.clone())).collect();
+        // The election first: a role change of this server sends it there.
+        let voters: Vec<u64> = c.voters().collect();
+        let my_role = new.get(&me).map_or(Role::Observer, |s| s.role);
+        if !voters.is_empty()
+            && let Err(e) = r.election.set_voters(my_role, voters)
+        {
+            tracing::warn!("reconfig: the election keeps its voters: {e}");
+        }
         let mut acts = Vec::new();
         for id in old.keys().filter(|id| !new.contains_key(id)) {
             tracing::info!(id, "reconfig: a member leaves");
@@ -88,12 +154,7 @@ impl<O: Outlet> Driver<O> {
             r.election.remove_peer(*id);
         }
         for (id, s) in new.iter().filter(|(id, s)| old.get(id) != Some(s)) {
-            debug_assert!(
-                s.role == Role::Observer,
-                "prep refuses reconfigs that change voters"
-            );
-            tracing::info!(id, "reconfig: an observer joins");
-            r.node.set_member(*id, Some(Role::Observer), &mut acts);
+            tracing::info!(id, role = ?s.role, "reconfig: a member joins or changes");
             match (s.quorum.resolve(), s.election.resolve()) {
                 (Ok(q), Ok(e)) => {
                     r.net.add_peer(*id, q);
@@ -101,14 +162,32 @@ impl<O: Outlet> Driver<O> {
                 }
                 (Err(e), _) | (_, Err(e)) => tracing::warn!(id, "reconfig: {e}"),
             }
+            r.node.set_member(*id, Some(s.role), &mut acts);
         }
-        r.servers = c.servers;
+        r.servers = c.servers.clone();
+        if let Err(e) = store_config(&r.data_dir, &c) {
+            // The members carried out stand; a restart before the next reconfig
+            // starts from the older file and catches up when it syncs.
+            tracing::error!(dir = %r.data_dir.display(), "cannot store the members: {e}");
+        }
         tracing::info!(
             version = format_args!("{:x}", c.version),
             "reconfig carried out"
         );
         if let Err(e) = self.node_actions(acts) {
             tracing::error!("after a reconfig: {e}");
+        }
+        if !new.contains_key(&me) {
+            // Out of the ensemble: no election either (its votes would only
+            // distract servers that have not applied this reconfig yet).
+            tracing::warn!(
+                id = me,
+                "this server was removed from the ensemble by reconfig: it takes no \
+                 clients and no part in elections; remove its dataDir to join anew"
+            );
+            if let Some(r) = &self.repl {
+                r.election.stop();
+            }
         }
     }
 }

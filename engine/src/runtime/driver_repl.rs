@@ -561,7 +561,6 @@ impl<O: Outlet> Driver<O> {
                 }
             }
             ZabAction::Send { to, msg } => {
-                let role = r.node.role_of(r.node.id());
                 if let Body::LeaderInfo = msg.body {
                     r.link_epochs.borrow_mut().insert(to, msg.epoch);
                 }
@@ -577,7 +576,7 @@ impl<O: Outlet> Driver<O> {
                     send_held(r, to, frame.clone());
                     return Ok(());
                 }
-                let m = match crate::zab::wire::msg_to_peer(r.node.id(), role, &msg) {
+                let m = match crate::zab::wire::msg_to_peer(r.node.id(), &msg) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::error!(to, "cannot send {msg:?}: {e}");

@@ -7,7 +7,7 @@
 //! [`PeerIn`] with the epoch its link accepted (`zab::wire`): a learner's link takes
 //! the epoch of the `LeaderInfo` it received, a leader's link the epoch it offered
 //! (recorded when the driver sends `LeaderInfo`). A message the link may not carry
-//! (before an epoch, a learner lying about its role) becomes [`PeerIn::Bad`] and the
+//! (before an epoch) becomes [`PeerIn::Bad`] and the
 //! driver drops that link.
 
 use std::cell::RefCell;
@@ -32,7 +32,7 @@ use crate::peer::links::LINK_QUEUE_BYTES_MAX;
 use crate::peer::net::{NetEvent, PeerNet, PortSpec};
 use crate::peer::node::{Node, NodeConfig};
 use crate::zab::wire::{Incoming, from_peer};
-use crate::zab::{Epoch, Limits, Member, Role, ServerId, Zxid};
+use crate::zab::{Epoch, Limits, Member, ServerId, Zxid};
 
 /// Bytes queued on one quorum link: proposals to a learner that is behind pile up
 /// here (the election port allows less).
@@ -116,6 +116,8 @@ pub struct Replica {
     /// the `/zookeeper/config` they come from.
     pub servers: Vec<crate::config::ensemble::ServerSpec>,
     pub config_zxid: Zxid,
+    /// Where [`super::driver_reconfig::CONFIG_FILE`] lives.
+    pub data_dir: std::path::PathBuf,
     /// A SNAP being made durable and loaded off the core, and the quorum-link events
     /// that arrived meanwhile (handled once it is installed).
     pub installing: Option<Installing>,
@@ -153,12 +155,11 @@ fn port_spec(ens: &Ensemble, port: u8, queue: usize) -> Result<PortSpec, String>
 /// What arrived on a quorum link, for the driver.
 fn convert(
     from: ServerId,
-    role: Role,
     m: &ArchivedPeerMsg,
     epochs: &RefCell<HashMap<ServerId, Epoch>>,
 ) -> PeerIn {
     let link = epochs.borrow().get(&from).copied();
-    match from_peer(from, role, m, link) {
+    match from_peer(from, m, link) {
         Ok(Incoming::Zab(msg)) => {
             if let crate::zab::Body::LeaderInfo = msg.body {
                 // Everything after it on this link belongs to the offered epoch.
@@ -249,6 +250,7 @@ pub fn members(ens: &Ensemble) -> Vec<Member> {
 pub fn start(
     cfg: &Config,
     ens: &Ensemble,
+    config_zxid: Zxid,
     last_zxid: Zxid,
     inbox: Rc<Mailbox<ToShard>>,
 ) -> Result<Replica, String> {
@@ -259,7 +261,7 @@ pub fn start(
     let qspec = port_spec(ens, HELLO_PORT_QUORUM, QUORUM_QUEUE_BYTES_MAX)?;
     let peer_pending: Rc<std::cell::Cell<usize>> = Rc::default();
     let net = {
-        let (inbox, link_epochs, members) = (inbox.clone(), link_epochs.clone(), members.clone());
+        let (inbox, link_epochs) = (inbox.clone(), link_epochs.clone());
         let pending = peer_pending.clone();
         PeerNet::start(qspec.clone(), move |e| {
             let (from, ev) = match e {
@@ -269,11 +271,7 @@ pub fn start(
                     (link.peer, PeerIn::Down)
                 }
                 NetEvent::Msg(link, m, frame) => {
-                    let role = members
-                        .iter()
-                        .find(|x| x.id == link.peer)
-                        .map_or(Role::Observer, |x| x.role);
-                    let mut ev = convert(link.peer, role, m, &link_epochs);
+                    let mut ev = convert(link.peer, m, &link_epochs);
                     if let PeerIn::Chain(ChainIn::Core(ChainMsg::Propagate { .. }), raw) = &mut ev {
                         // Kept to be sent on as it came (no re-encoding down the chain).
                         let mut f = rkyv::util::AlignedVec::<16>::with_capacity(frame.len());
@@ -342,7 +340,8 @@ pub fn start(
         chain_pending: None,
         serve_epoch: None,
         servers: ens.servers.clone(),
-        config_zxid: 0,
+        config_zxid,
+        data_dir: cfg.data_dir.clone(),
         installing: None,
     })
 }

@@ -330,9 +330,14 @@ async fn start_shard(
         shared.stats.clone(),
     );
     if let Some(ens) = &shared.cfg.ensemble {
-        let ens = driver.adopt_config(ens)?;
-        let replica =
-            crate::runtime::replica::start(&shared.cfg, &ens, driver.logged_zxid(), inbox)?;
+        let (ens, version) = driver.adopt_config(ens, &shared.cfg.data_dir)?;
+        let replica = crate::runtime::replica::start(
+            &shared.cfg,
+            &ens,
+            version,
+            driver.logged_zxid(),
+            inbox,
+        )?;
         driver = driver.with_replica(replica);
     }
     Ok(glommio::spawn_local(driver.run()))

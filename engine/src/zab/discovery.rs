@@ -75,11 +75,12 @@ pub enum DiscoveryAction {
     /// Leader: `epoch` is established; start the broadcast-phase leader at it.
     Established { epoch: Epoch },
     /// Leader: synchronise `to` from its `last_zxid` on a link of `epoch`, the one it
-    /// acked (`Leader::follower_connected_at`).
+    /// acked, as the `role` it said it is (`Leader::follower_connected_at`).
     Sync {
         to: ServerId,
         last_zxid: Zxid,
         epoch: Epoch,
+        role: Role,
     },
     /// Learner: the leader's `epoch` is accepted; start a `Follower` at it and wait
     /// for the sync (`Follower::await_sync`).
@@ -122,8 +123,9 @@ pub struct LeaderDiscovery {
     members: Vec<Member>,
     own: History,
     phase: Phase,
-    /// Learners' accepted epochs, from `FollowerInfo` on their current link.
-    infos: BTreeMap<ServerId, Epoch>,
+    /// Learners' accepted epochs and the roles they say they are, from
+    /// `FollowerInfo` on their current link.
+    infos: BTreeMap<ServerId, (Epoch, Role)>,
     /// Learners that acked the new epoch: their last zxid, and whether the ack counts
     /// toward the majority (it does not when they had accepted the epoch before).
     acks: BTreeMap<ServerId, (Zxid, bool)>,
@@ -152,7 +154,7 @@ impl LeaderDiscovery {
             members,
             own,
             phase: Phase::Collecting,
-            infos: BTreeMap::from([(id, own.accepted_epoch)]),
+            infos: BTreeMap::from([(id, (own.accepted_epoch, Role::Participant))]),
             acks: BTreeMap::new(),
             first: None,
         };
@@ -160,7 +162,7 @@ impl LeaderDiscovery {
         Ok(d)
     }
 
-    /// Dynamic reconfiguration: `m` joins (an observer) or leaves (`None` role).
+    /// Dynamic reconfiguration: `id` joins or changes its role (`Some`), or leaves.
     pub fn set_member(&mut self, id: ServerId, role: Option<Role>) {
         self.members.retain(|m| m.id != id);
         match role {
@@ -200,8 +202,8 @@ impl LeaderDiscovery {
             return Ok(());
         }
         match msg.body {
-            Body::FollowerInfo { .. } => {
-                self.infos.insert(from, msg.epoch);
+            Body::FollowerInfo { role, .. } => {
+                self.infos.insert(from, (msg.epoch, role));
                 self.acks.remove(&from);
                 match self.phase {
                     Phase::Collecting => self.maybe_propose(out)?,
@@ -237,7 +239,7 @@ impl LeaderDiscovery {
         if self.count_voters(self.infos.keys()) < self.majority() {
             return Ok(());
         }
-        let max = self.infos.values().copied().max().unwrap_or(0);
+        let max = self.infos.values().map(|i| i.0).max().unwrap_or(0);
         if max >= EPOCH_MAX {
             return Err(DiscoveryError::EpochsExhausted(max));
         }
@@ -302,6 +304,7 @@ impl LeaderDiscovery {
                 to: from,
                 last_zxid: theirs.1,
                 epoch,
+                role: self.role_said(from),
             }),
             _ => self.maybe_establish(out),
         }
@@ -324,15 +327,25 @@ impl LeaderDiscovery {
                 to,
                 last_zxid,
                 epoch,
+                role: self.role_said(to),
             });
         }
     }
 
+    /// The role `id` said it is on its current link.
+    fn role_said(&self, id: ServerId) -> Role {
+        self.infos.get(&id).map_or(Role::Observer, |i| i.1)
+    }
+
+    /// Those of `ids` that vote: voters in the config that say they are participants
+    /// (a learner that has not applied its promotion yet takes no part).
     fn count_voters<'a>(&self, ids: impl Iterator<Item = &'a ServerId>) -> usize {
         ids.filter(|id| {
-            self.members
-                .iter()
-                .any(|m| m.id == **id && m.role == Role::Participant)
+            self.role_said(**id) == Role::Participant
+                && self
+                    .members
+                    .iter()
+                    .any(|m| m.id == **id && m.role == Role::Participant)
         })
         .count()
     }
@@ -356,13 +369,15 @@ pub struct LearnerDiscovery {
 
 impl LearnerDiscovery {
     /// A new link to `leader`: report the accepted epoch and the log's end.
-    pub fn new(leader: ServerId, own: History, out: &mut Vec<DiscoveryAction>) -> Self {
+    /// `role` is what this learner takes itself to be (`Body::FollowerInfo`).
+    pub fn new(leader: ServerId, own: History, role: Role, out: &mut Vec<DiscoveryAction>) -> Self {
         out.push(DiscoveryAction::Send {
             to: leader,
             msg: Msg::new(
                 own.accepted_epoch,
                 Body::FollowerInfo {
                     last_zxid: own.last_zxid,
+                    role,
                 },
             ),
         });

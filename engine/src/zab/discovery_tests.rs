@@ -22,7 +22,13 @@ fn history(accepted_epoch: Epoch, current_epoch: Epoch, counter: u32) -> History
 }
 
 fn info(accepted: Epoch, last_zxid: Zxid) -> Msg {
-    Msg::new(accepted, Body::FollowerInfo { last_zxid })
+    Msg::new(
+        accepted,
+        Body::FollowerInfo {
+            last_zxid,
+            role: Role::Participant,
+        },
+    )
 }
 
 fn ack(epoch: Epoch, h: History) -> Msg {
@@ -72,6 +78,7 @@ fn a_majority_of_accepted_epochs_picks_the_next_epoch_and_acks_establish_it() {
                 to: 3,
                 last_zxid: make_zxid(2, 7),
                 epoch: 5,
+                role: Role::Participant,
             }
         ]
     );
@@ -84,6 +91,7 @@ fn a_majority_of_accepted_epochs_picks_the_next_epoch_and_acks_establish_it() {
             to: 2,
             last_zxid: make_zxid(3, 5),
             epoch: 5,
+            role: Role::Participant,
         }]
     );
 }
@@ -205,7 +213,7 @@ fn bad_ensembles_and_exhausted_epochs_are_refused() {
 fn a_learner_accepts_a_newer_epoch_durably_before_acking() {
     let mut out = Vec::new();
     let own = history(4, 3, 6);
-    let mut l = LearnerDiscovery::new(1, own, &mut out);
+    let mut l = LearnerDiscovery::new(1, own, Role::Participant, &mut out);
     assert_eq!(
         out,
         vec![DiscoveryAction::Send {
@@ -238,7 +246,7 @@ fn a_learner_accepts_a_newer_epoch_durably_before_acking() {
 fn a_learner_acks_its_accepted_epoch_again_and_refuses_an_older_one() {
     let mut out = Vec::new();
     let own = history(4, 3, 6);
-    let mut l = LearnerDiscovery::new(1, own, &mut out);
+    let mut l = LearnerDiscovery::new(1, own, Role::Participant, &mut out);
     out.clear();
     l.step(1, Msg::new(4, Body::LeaderInfo), &mut out).unwrap();
     let repeat_ack = Msg::new(
@@ -260,7 +268,7 @@ fn a_learner_acks_its_accepted_epoch_again_and_refuses_an_older_one() {
         ],
         "no persist, and the ack says it is a repeat"
     );
-    let mut l = LearnerDiscovery::new(1, own, &mut out);
+    let mut l = LearnerDiscovery::new(1, own, Role::Participant, &mut out);
     let err = l
         .step(1, Msg::new(3, Body::LeaderInfo), &mut out)
         .unwrap_err();
@@ -302,7 +310,7 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
     let (lead_h, learn_h) = (history(2, 2, 3), history(2, 2, 2));
     let mut out = Vec::new();
     let mut ld = LeaderDiscovery::new(1, members(&[1, 2, 3], &[]), lead_h, &mut out).unwrap();
-    let mut learner = LearnerDiscovery::new(1, learn_h, &mut out);
+    let mut learner = LearnerDiscovery::new(1, learn_h, Role::Participant, &mut out);
     let wire = |out: &mut Vec<DiscoveryAction>| -> Vec<Msg> {
         out.drain(..)
             .filter_map(|a| match a {
@@ -328,6 +336,7 @@ fn discovery_hands_a_learner_over_to_the_broadcast_cores() {
                 to: 2,
                 last_zxid,
                 epoch: 3,
+                ..
             },
         ] => *last_zxid,
         other => panic!("{other:?}"),
@@ -405,7 +414,7 @@ fn a_repeated_ack_never_lets_two_leaders_establish_one_epoch() {
     // 2 proposes epoch 1 once 3 reported; 3's link to 2 then breaks.
     let mut l2 =
         LeaderDiscovery::new(2, members(&[1, 2, 3], &[]), history(0, 0, 0), &mut out).unwrap();
-    let _ = LearnerDiscovery::new(2, history(0, 0, 0), &mut out);
+    let _ = LearnerDiscovery::new(2, history(0, 0, 0), Role::Participant, &mut out);
     let info = sent(&mut out);
     l2.step(3, info, &mut out).unwrap();
     assert_eq!(out[0], DiscoveryAction::PersistAcceptedEpoch(1));
@@ -414,7 +423,7 @@ fn a_repeated_ack_never_lets_two_leaders_establish_one_epoch() {
     // 3 accepts epoch 1 from 1, which establishes it.
     let mut l1 =
         LeaderDiscovery::new(1, members(&[1, 2, 3], &[]), history(0, 0, 0), &mut out).unwrap();
-    let mut y = LearnerDiscovery::new(1, history(0, 0, 0), &mut out);
+    let mut y = LearnerDiscovery::new(1, history(0, 0, 0), Role::Participant, &mut out);
     let info = sent(&mut out);
     l1.step(3, info, &mut out).unwrap();
     let offer = sent(&mut out);
@@ -425,7 +434,7 @@ fn a_repeated_ack_never_lets_two_leaders_establish_one_epoch() {
     assert_eq!(l1.established(), Some(1));
     // 3 goes back to 2 (accepted epoch 1, durable): its ack there is a repeat.
     out.clear();
-    let mut y = LearnerDiscovery::new(2, history(1, 0, 0), &mut out);
+    let mut y = LearnerDiscovery::new(2, history(1, 0, 0), Role::Participant, &mut out);
     let info = sent(&mut out);
     l2.step(3, info, &mut out).unwrap();
     let offer = sent(&mut out);

@@ -178,26 +178,7 @@ pub struct Election {
 impl Election {
     /// A server that has not looked yet (call [`Election::look`] to start).
     pub fn new(cfg: ElectionConfig) -> Result<Election, ElectionError> {
-        let mut sorted = cfg.voters.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.is_empty() || sorted.len() != cfg.voters.len() || sorted.len() > VOTERS_MAX {
-            return Err(ElectionError::BadVoters(cfg.voters));
-        }
-        let listed = sorted.contains(&cfg.id);
-        if listed != (cfg.role == Role::Participant) {
-            return Err(ElectionError::BadRole {
-                id: cfg.id,
-                role: cfg.role,
-                listed,
-            });
-        }
-        if cfg.finalize_ticks == 0
-            || cfg.resend_ticks_min == 0
-            || cfg.resend_ticks_min > cfg.resend_ticks_max
-        {
-            return Err(ElectionError::BadTicks);
-        }
+        Self::check(&cfg)?;
         let own = Vote::of(cfg.id, 0, 0);
         Ok(Election {
             resend_ticks: cfg.resend_ticks_min,
@@ -213,6 +194,30 @@ impl Election {
             idle_ticks: 0,
             stats: ElectionStats::default(),
         })
+    }
+
+    fn check(cfg: &ElectionConfig) -> Result<(), ElectionError> {
+        let mut sorted = cfg.voters.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.is_empty() || sorted.len() != cfg.voters.len() || sorted.len() > VOTERS_MAX {
+            return Err(ElectionError::BadVoters(cfg.voters.clone()));
+        }
+        let listed = sorted.contains(&cfg.id);
+        if listed != (cfg.role == Role::Participant) {
+            return Err(ElectionError::BadRole {
+                id: cfg.id,
+                role: cfg.role,
+                listed,
+            });
+        }
+        if cfg.finalize_ticks == 0
+            || cfg.resend_ticks_min == 0
+            || cfg.resend_ticks_min > cfg.resend_ticks_max
+        {
+            return Err(ElectionError::BadTicks);
+        }
+        Ok(())
     }
 
     pub fn state(&self) -> PeerState {
@@ -232,6 +237,30 @@ impl Election {
         self.stats
     }
 
+    /// Dynamic reconfiguration: this server's `role` and the `voters` from now on,
+    /// checked as [`Election::new`] checks them (refused: nothing changes). A round
+    /// in progress starts over with them; a decided one stands (Zab's own timers
+    /// send the server back here when its leader is gone).
+    pub fn set_voters(
+        &mut self,
+        role: Role,
+        voters: Vec<ServerId>,
+        out: &mut Vec<ElectionAction>,
+    ) -> Result<(), ElectionError> {
+        let cfg = ElectionConfig {
+            role,
+            voters,
+            ..self.cfg.clone()
+        };
+        Self::check(&cfg)?;
+        self.cfg = cfg;
+        if self.state == PeerState::Looking && self.round > 0 {
+            let own = self.own;
+            self.look(own.zxid, own.epoch, out);
+        }
+        Ok(())
+    }
+
     /// Starts a new round from this server's history: proposes itself to every voter.
     pub fn look(&mut self, last_zxid: Zxid, epoch: Epoch, out: &mut Vec<ElectionAction>) {
         self.state = PeerState::Looking;
@@ -247,7 +276,11 @@ impl Election {
             Role::Participant => self.propose(self.own, out),
             Role::Observer => {
                 // Its notification only asks the voters to answer with what they know.
-                self.vote = self.own;
+                // It names no history (zxid -1 loses to every vote): a voter that has
+                // not applied the reconfig that made this server an observer (or
+                // removed it) still counts it as a voter, and must never adopt it as
+                // a leader that will not lead.
+                self.vote = Vote::of(self.cfg.id, -1, 0);
                 self.broadcast(out);
             }
         }

@@ -393,3 +393,34 @@ fn a_decided_observer_and_a_looking_voter_do_not_bounce_replies_forever() {
     }
     assert!(bounces <= 2, "{bounces} bounces");
 }
+
+#[test]
+fn a_voter_that_became_an_observer_is_never_elected_by_voters_that_lag() {
+    // Server 1 was a voter with the newest history; a reconfig made it an observer,
+    // which 2 and 3 have not applied: they elect one of themselves, never 1.
+    let mut e1 = Election::new(cfg(1, &[2, 3])).unwrap();
+    let mut e2 = Election::new(cfg(2, &[1, 2, 3])).unwrap();
+    let mut out = Vec::new();
+    e1.look(crate::zab::make_zxid(4, 9), 4, &mut out);
+    let ElectionAction::Send { n, .. } = out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        !n.vote.beats(&Vote::of(3, 0, 0)),
+        "it names no history: {n:?}"
+    );
+    let mut out = Vec::new();
+    e2.look(crate::zab::make_zxid(4, 1), 4, &mut out);
+    e2.step(1, n, &mut out);
+    assert_eq!(e2.vote().leader, 2, "1's notification is not adopted");
+    // Its role and voters change at run time: a round in progress starts over.
+    let round = e2.round();
+    e2.set_voters(Role::Participant, vec![2, 3], &mut out)
+        .unwrap();
+    assert_eq!(e2.round(), round + 1);
+    assert!(
+        e2.set_voters(Role::Participant, vec![1, 3], &mut out)
+            .is_err(),
+        "a participant is among the voters"
+    );
+}

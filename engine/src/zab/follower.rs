@@ -200,6 +200,7 @@ impl Follower {
         self.send(
             Body::FollowerInfo {
                 last_zxid: self.last_logged,
+                role: self.config.role,
             },
             out,
         );

@@ -45,7 +45,13 @@ fn synced(role: Role, last: Zxid, committed: Zxid) -> (Follower, Vec<Action>) {
         out,
         vec![Action::Send {
             to: LEADER,
-            msg: Msg::new(E, Body::FollowerInfo { last_zxid: last })
+            msg: Msg::new(
+                E,
+                Body::FollowerInfo {
+                    last_zxid: last,
+                    role
+                }
+            )
         }]
     );
     out.clear();

@@ -236,6 +236,13 @@ pub struct LeaderStats {
     pub rollovers: u64,
 }
 
+impl Peer {
+    /// Its acks count: a voter in the config that streams as one.
+    fn votes(&self) -> bool {
+        self.role == Role::Participant && self.stream == Role::Participant
+    }
+}
+
 struct Entry {
     zxid: Zxid,
     txn: TxnBytes,
@@ -243,7 +250,12 @@ struct Entry {
 
 struct Peer {
     id: ServerId,
+    /// What the leader's config makes it: only a participant's acks count.
     role: Role,
+    /// What it said it is on its current link (`Body::FollowerInfo`): the stream it
+    /// gets (proposals and NEWLEADER, or informs). It differs from `role` while a
+    /// reconfig of its role is committed here but not yet applied there.
+    stream: Role,
     /// Synchronised on its current link: the live stream goes to it.
     synced: bool,
     /// Its highest durable zxid (cumulative acks). Durable data survives crashes and
@@ -386,6 +398,7 @@ impl Leader {
             peers.push(Peer {
                 id: m.id,
                 role: m.role,
+                stream: m.role,
                 synced: false,
                 acked: 0,
                 sync_zxid: 0,
@@ -456,7 +469,7 @@ impl Leader {
     pub fn sync_done(&self, id: ServerId) -> bool {
         self.peer(id).is_some_and(|i| {
             let p = &self.peers[i];
-            p.synced && (p.role != Role::Participant || p.acked >= p.sync_zxid)
+            p.synced && (!p.votes() || p.acked >= p.sync_zxid)
         })
     }
     /// The highest durable zxid `id` has acknowledged.
@@ -466,6 +479,15 @@ impl Leader {
 
     fn peer(&self, id: ServerId) -> Option<usize> {
         self.peers.iter().position(|p| p.id == id)
+    }
+
+    /// The voters now: this leader and the participants of its config.
+    fn voters(&self) -> usize {
+        1 + self
+            .peers
+            .iter()
+            .filter(|p| p.role == Role::Participant)
+            .count()
     }
 
     /// Call once after [`Leader::new`]: a leader that is a majority alone (a single
@@ -486,7 +508,7 @@ impl Leader {
         let acked = self
             .peers
             .iter()
-            .filter(|p| p.role == Role::Participant && p.newleader_acked)
+            .filter(|p| p.votes() && p.newleader_acked)
             .count();
         if 1 + acked >= self.quorum {
             self.ready = true;
@@ -597,7 +619,7 @@ impl Leader {
         for p in self
             .peers
             .iter()
-            .filter(|p| p.synced && p.role == Role::Participant)
+            .filter(|p| p.synced && p.stream == Role::Participant)
         {
             out.push(Action::Send {
                 to: p.id,
@@ -623,7 +645,7 @@ impl Leader {
         let max = self.limits.follower_lag_proposals_max;
         let counter_max = u64::from(self.limits.zxid_counter_max);
         for p in self.peers.iter_mut() {
-            if !p.synced || p.role != Role::Participant {
+            if !p.synced || p.stream != Role::Participant {
                 continue;
             }
             let floor = p.acked.max(p.sync_zxid);
@@ -679,16 +701,16 @@ impl Leader {
             return Ok(());
         }
         match msg.body {
-            Body::FollowerInfo { last_zxid } => {
-                self.follower_connected(from, last_zxid, out).map(drop)
-            }
+            Body::FollowerInfo { last_zxid, role } => self
+                .follower_connected_at(from, last_zxid, self.epoch, role, out)
+                .map(drop),
             Body::Ack { zxid } => {
                 self.on_ack(i, zxid, out);
                 Ok(())
             }
             Body::AckNewLeader { zxid } => {
                 let p = &mut self.peers[i];
-                if p.role == Role::Participant && p.synced && zxid >= p.newleader_zxid {
+                if p.stream == Role::Participant && p.synced && zxid >= p.newleader_zxid {
                     p.newleader_acked = true;
                     if zxid > p.acked {
                         self.on_ack(i, zxid, out);
@@ -709,7 +731,7 @@ impl Leader {
     fn on_ack(&mut self, i: usize, zxid: Zxid, out: &mut Vec<Action>) {
         let last = self.last_zxid;
         let p = &mut self.peers[i];
-        if p.role != Role::Participant {
+        if !p.votes() {
             self.stats.msgs_unexpected += 1;
         } else if !p.synced {
             self.stats.acks_unsynced += 1;
@@ -807,7 +829,7 @@ impl Leader {
     fn send_commit(&self, from: usize, to: usize, out: &mut Vec<Action>) {
         let zxid = self.log[to - 1].zxid;
         for p in self.peers.iter().filter(|p| p.synced) {
-            match p.role {
+            match p.stream {
                 Role::Participant => out.push(Action::Send {
                     to: p.id,
                     msg: Msg::new(p.link_epoch, Body::Commit { zxid }),
@@ -861,17 +883,20 @@ impl Leader {
         last_zxid: Zxid,
         out: &mut Vec<Action>,
     ) -> Result<SyncKind, LeaderError> {
-        self.follower_connected_at(id, last_zxid, self.epoch, out)
+        let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;
+        let role = self.peers[i].role;
+        self.follower_connected_at(id, last_zxid, self.epoch, role, out)
     }
 
     /// As [`Leader::follower_connected`], for a link that took `link_epoch` in
-    /// discovery: this leader's epoch then, which a counter rollover may have passed
-    /// since.
+    /// discovery (this leader's epoch then, which a counter rollover may have passed
+    /// since), from a learner that says it is a `role` (`Body::FollowerInfo`).
     pub fn follower_connected_at(
         &mut self,
         id: ServerId,
         last_zxid: Zxid,
         link_epoch: Epoch,
+        role: Role,
         out: &mut Vec<Action>,
     ) -> Result<SyncKind, LeaderError> {
         let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;
@@ -884,6 +909,7 @@ impl Leader {
             });
         }
         self.peers[i].link_epoch = link_epoch;
+        self.peers[i].stream = role;
         if last_zxid < 0 || (epoch_of(last_zxid) >= self.first_epoch && last_zxid > self.last_zxid)
         {
             return Err(LeaderError::FollowerAhead {
@@ -897,8 +923,25 @@ impl Leader {
             self.stats.acks_regressed += 1;
             self.peers[i].acked = last_zxid;
         }
+        // An observer's stream carries committed txns only, and an observer commits
+        // what it logged once synchronised: one that was a voter until a reconfig
+        // may hold proposals not committed yet, so those are cut (it gets them again
+        // as informs once they commit).
+        let reported = last_zxid;
+        let last_zxid = match role {
+            Role::Observer => last_zxid.min(self.committed),
+            Role::Participant => last_zxid,
+        };
         let pos = self.log.partition_point(|e| e.zxid <= last_zxid);
-        let (kind, start) = if last_zxid < self.log_base {
+        let (kind, start) = if last_zxid < reported && last_zxid >= self.log_base {
+            debug_assert!(
+                pos == self.committed_len,
+                "cut to the commit point, which is in the log"
+            );
+            self.stats.syncs_trunc += 1;
+            self.send(id, Body::Trunc { to: last_zxid }, out);
+            (SyncKind::Trunc, pos)
+        } else if last_zxid < self.log_base {
             self.stats.syncs_snap += 1;
             out.push(Action::SendSnapshot {
                 to: id,
@@ -916,7 +959,7 @@ impl Leader {
                 self.log[pos - 1].zxid
             };
             debug_assert!(
-                to < last_zxid && self.peers[i].acked <= to,
+                to < last_zxid && (!self.peers[i].votes() || self.peers[i].acked <= to),
                 "TRUNC cuts only txns the leader never had"
             );
             self.stats.syncs_trunc += 1;
@@ -924,7 +967,7 @@ impl Leader {
             (SyncKind::Trunc, pos)
         };
         self.stream_from(i, start, out);
-        if self.peers[i].role == Role::Participant {
+        if self.peers[i].stream == Role::Participant {
             let zxid = self.last_zxid;
             self.send(id, Body::NewLeader { zxid }, out);
         }
@@ -948,7 +991,7 @@ impl Leader {
     fn stream_from(&self, i: usize, start: usize, out: &mut Vec<Action>) {
         let p = &self.peers[i];
         let committed_end = self.committed_len.max(start);
-        match p.role {
+        match p.stream {
             Role::Observer => {
                 for e in self.log.range(start..committed_end) {
                     out.push(self.inform(p.id, e));
@@ -981,42 +1024,68 @@ impl Leader {
         }
     }
 
-    /// Dynamic reconfiguration: observer `id` joins the ensemble; it is synchronised
-    /// when it connects, like any learner. Voters do not change this way.
-    pub fn add_observer(&mut self, id: ServerId) -> Result<(), LeaderError> {
-        if id == self.id || self.peer(id).is_some() {
+    /// Dynamic reconfiguration, once the reconfig committed: `id` joins or takes a
+    /// new role (`Some`), or leaves (`None`). Quorums count the new voters from now
+    /// on; a learner keeps the stream it asked for on its current link until it
+    /// reconnects as what the reconfig made it (it has to apply the reconfig to
+    /// know, and its stream is what carries the reconfig to it). The leader's own
+    /// role is the node's business (it steps down).
+    ///
+    /// Safety rests on two rules the caller (prep) keeps: one voter changes per
+    /// reconfig, so every majority of the old voters meets every majority of the new
+    /// ones, and a reconfig is proposed only once the previous one is carried out
+    /// here; acks are cumulative, so the majority that committed a reconfig holds
+    /// every txn before it (Ongaro's single-server changes, applied at commit).
+    pub fn set_member(
+        &mut self,
+        id: ServerId,
+        role: Option<Role>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), LeaderError> {
+        if id == self.id {
             return Ok(());
         }
-        if self.peers.len() + 1 >= MEMBERS_MAX {
-            let voters = 1 + self
-                .peers
-                .iter()
-                .filter(|p| p.role == Role::Participant)
-                .count();
+        let i = self.peer(id);
+        let members = self.peers.len() + 1 + usize::from(i.is_none() && role.is_some());
+        let voters = self.voters() + usize::from(role == Some(Role::Participant))
+            - usize::from(i.is_some_and(|i| self.peers[i].role == Role::Participant));
+        if members > MEMBERS_MAX || voters > VOTERS_MAX {
             return Err(LeaderError::TooManyMembers {
-                members: self.peers.len() + 2,
+                members,
                 voters,
                 members_max: MEMBERS_MAX,
                 voters_max: VOTERS_MAX,
             });
         }
-        self.peers.push(Peer {
-            id,
-            role: Role::Observer,
-            synced: false,
-            acked: 0,
-            sync_zxid: 0,
-            newleader_acked: false,
-            newleader_zxid: 0,
-            link_epoch: self.epoch,
-        });
+        match (i, role) {
+            (Some(i), None) => {
+                self.peers.remove(i);
+            }
+            (Some(i), Some(role)) => self.peers[i].role = role,
+            (None, Some(role)) => self.peers.push(Peer {
+                id,
+                role,
+                stream: role,
+                synced: false,
+                acked: 0,
+                sync_zxid: 0,
+                newleader_acked: false,
+                newleader_zxid: 0,
+                link_epoch: self.epoch,
+            }),
+            (None, None) => {}
+        }
+        debug_assert_eq!(
+            self.voters(),
+            voters,
+            "the voters counted before the change"
+        );
+        if !self.fault_quorum {
+            self.quorum = majority(voters);
+        }
+        self.check_ready(out);
+        self.try_commit(out);
         Ok(())
-    }
-
-    /// Dynamic reconfiguration: observer `id` leaves; nothing more goes to it.
-    pub fn remove_observer(&mut self, id: ServerId) {
-        self.peers
-            .retain(|p| !(p.id == id && p.role == Role::Observer));
     }
 
     /// The link to `id` broke: stop streaming to it until it reconnects.

@@ -785,3 +785,126 @@ fn the_last_epoch_has_no_rollover() {
         Err(ProposeError::ZxidExhausted(crate::zab::EPOCH_MAX))
     );
 }
+
+#[test]
+fn a_voter_that_joins_is_counted_from_then_on() {
+    // Voters 1, 2, 3 (+ observer 4): 5 joins as a voter, so 3 of 4 make a majority.
+    let mut l = leader();
+    let mut out = Vec::new();
+    l.set_member(5, Some(Role::Participant), &mut out).unwrap();
+    let a = propose(&mut l, txn(1), &mut out).unwrap();
+    l.persisted(a, &mut out).unwrap();
+    assert!(
+        commits(&ack(&mut l, 2, a)).is_empty(),
+        "2 of 4 is no majority"
+    );
+    // 5 connects (its first link after the reconfig) as a participant.
+    let mut out = Vec::new();
+    assert_eq!(
+        l.follower_connected(5, 0, &mut out).unwrap(),
+        SyncKind::Diff
+    );
+    assert!(matches!(
+        sent_to(&out, 5).last(),
+        Some(Body::NewLeader { .. })
+    ));
+    newleader_ack(&mut l, 5);
+    assert_eq!(l.committed_zxid(), a, "1, 2 and 5 hold it");
+}
+
+#[test]
+fn a_voter_that_leaves_no_longer_holds_commits_back() {
+    // Voters 1, 2, 3 with 3 silent: removing 3 leaves {1, 2}, where both are
+    // needed; removing 2 as well leaves the leader a majority alone.
+    let mut l = leader();
+    let mut out = Vec::new();
+    let a = propose(&mut l, txn(1), &mut out).unwrap();
+    l.persisted(a, &mut out).unwrap();
+    assert_eq!(l.committed_zxid(), 0);
+    // Remove 3 (silent): voters {1, 2} need both.
+    l.set_member(3, None, &mut out).unwrap();
+    assert_eq!(l.committed_zxid(), 0, "2 has not acked");
+    assert_eq!(commits(&ack(&mut l, 2, a)), vec![a]);
+    // 3's messages are from a stranger now.
+    let before = l.stats().msgs_unknown_sender;
+    ack(&mut l, 3, a);
+    assert_eq!(l.stats().msgs_unknown_sender, before + 1);
+    // Remove 2 as well: the leader is a majority alone.
+    let b = propose(&mut l, txn(2), &mut out).unwrap();
+    l.persisted(b, &mut out).unwrap();
+    assert_eq!(l.committed_zxid(), a);
+    let mut out = Vec::new();
+    l.set_member(2, None, &mut out).unwrap();
+    assert_eq!(commits(&out), vec![b], "removing a laggard commits at once");
+}
+
+#[test]
+fn a_learner_streams_as_it_says_until_it_reconnects_as_what_it_became() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    // Observer 4 is promoted: its current link keeps informs, its acks do not count.
+    l.set_member(4, Some(Role::Participant), &mut out).unwrap();
+    let a = propose(&mut l, txn(1), &mut out).unwrap();
+    assert!(
+        sent_to(&out, 4).is_empty(),
+        "no proposal on an observer's link"
+    );
+    l.persisted(a, &mut out).unwrap();
+    let unexpected = l.stats().msgs_unexpected;
+    ack(&mut l, 4, a);
+    assert_eq!(l.stats().msgs_unexpected, unexpected + 1, "not counted");
+    assert_eq!(l.committed_zxid(), 0, "1 of {{1, 2, 3, 4}} acked");
+    let out = ack(&mut l, 2, a);
+    assert!(commits(&out).is_empty(), "2 of 4 is no majority");
+    let out = ack(&mut l, 3, a);
+    assert_eq!(commits(&out), vec![a]);
+    assert!(
+        matches!(sent_to(&out, 4)[..], [Body::Inform { .. }]),
+        "the old link still learns by informs"
+    );
+    // It reconnects as a participant (it applied its promotion): a voter's stream.
+    let mut out = Vec::new();
+    l.follower_connected_at(4, a, E, Role::Participant, &mut out)
+        .unwrap();
+    assert!(matches!(
+        sent_to(&out, 4).last(),
+        Some(Body::NewLeader { .. })
+    ));
+
+    // Voter 2 is demoted while its link still says participant: proposals go on,
+    // its acks do not count.
+    let mut out = Vec::new();
+    l.set_member(2, Some(Role::Observer), &mut out).unwrap();
+    let b = propose(&mut l, txn(2), &mut out).unwrap();
+    assert!(matches!(sent_to(&out, 2)[..], [Body::Proposal { .. }]));
+    l.persisted(b, &mut out).unwrap();
+    ack(&mut l, 2, b);
+    assert_eq!(l.committed_zxid(), a, "{{1, 3, 4}} votes; only 1 has b");
+    ack(&mut l, 3, b);
+    assert_eq!(l.committed_zxid(), b);
+    // Reconnecting as an observer with a proposal not committed yet: it is cut
+    // (an observer commits what it logged), and it learns it again by inform.
+    let c = propose(&mut l, txn(3), &mut out).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        l.follower_connected_at(2, c, E, Role::Observer, &mut out)
+            .unwrap(),
+        SyncKind::Trunc
+    );
+    assert_eq!(sent_to(&out, 2), vec![Body::Trunc { to: b }]);
+}
+
+#[test]
+fn a_membership_beyond_the_limits_is_refused_and_changes_nothing() {
+    let mut l = leader();
+    let mut out = Vec::new();
+    let mut id = 10;
+    let err = loop {
+        match l.set_member(id, Some(Role::Participant), &mut out) {
+            Ok(()) => id += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, LeaderError::TooManyMembers { .. }), "{err:?}");
+    assert_eq!(l.voters(), VOTERS_MAX);
+}

@@ -11,7 +11,7 @@
 //! then the proposals and commits (or informs) the follower missed, then the live
 //! stream of `Proposal` / `Commit` (participants) or `Inform` (observers).
 
-use super::{Epoch, TxnBytes, Zxid};
+use super::{Epoch, Role, TxnBytes, Zxid};
 
 /// One message and the epoch it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,12 @@ pub struct Msg {
 pub enum Body {
     /// Follower → leader, first on a new link: the last zxid in its log. In
     /// discovery the message's epoch is the follower's accepted epoch; to an
-    /// established leader (the broadcast cores) it is the leader's epoch.
-    FollowerInfo { last_zxid: Zxid },
+    /// established leader (the broadcast cores) it is the leader's epoch. `role` is
+    /// what the learner takes itself to be: the leader shapes the link's stream by it
+    /// (proposals or informs) but counts the learner's acks only where its own
+    /// config makes it a voter too, so a learner that has not applied a reconfig of
+    /// its role yet still gets the stream that carries that reconfig.
+    FollowerInfo { last_zxid: Zxid, role: Role },
     /// Discovery, leader → follower: the new epoch (the message's epoch) to accept.
     LeaderInfo,
     /// Discovery, follower → leader: the new epoch (the message's epoch) is accepted

@@ -36,8 +36,6 @@ pub enum WireError {
     BeforeEpoch { what: &'static str },
     #[error("a snapshot is sent with snap_to_peer, not as a message")]
     SnapIsNotAMessage,
-    #[error("a {sent:?} says it is a {said:?}")]
-    RoleMismatch { sent: Role, said: Role },
 }
 
 /// What arrived, in the cores' terms.
@@ -70,10 +68,10 @@ pub fn vote_to_peer(sender: ServerId, n: &Notification) -> PeerMsg {
     })
 }
 
-/// A core's message from server `me` (a `role`) on the wire.
-pub fn msg_to_peer(me: ServerId, role: Role, msg: &Msg) -> Result<PeerMsg, WireError> {
+/// A core's message from server `me` on the wire.
+pub fn msg_to_peer(me: ServerId, msg: &Msg) -> Result<PeerMsg, WireError> {
     Ok(match &msg.body {
-        Body::FollowerInfo { last_zxid } => PeerMsg::FollowerInfo(peer::FollowerInfo {
+        Body::FollowerInfo { last_zxid, role } => PeerMsg::FollowerInfo(peer::FollowerInfo {
             id: me,
             accepted_epoch: msg.epoch,
             last_zxid: *last_zxid,
@@ -117,11 +115,11 @@ pub fn snap_to_peer(zxid: i64, total_bytes: u64) -> PeerMsg {
     PeerMsg::Snap(peer::Snap { zxid, total_bytes })
 }
 
-/// A wire message from `from`, whose link has accepted `link` (see module docs);
-/// `from_role` is what the link's configuration says the sender is.
+/// A wire message from `from`, whose link has accepted `link` (see module docs). A
+/// learner's role is what it says in `FollowerInfo`; the leader decides what that
+/// counts for (`Body::FollowerInfo`).
 pub fn from_peer(
     from: ServerId,
-    from_role: Role,
     m: &ArchivedPeerMsg,
     link: LinkEpoch,
 ) -> Result<Incoming, WireError> {
@@ -148,20 +146,15 @@ pub fn from_peer(
             },
         }),
         ArchivedPeerMsg::FollowerInfo(f) => {
-            let said = match f.role {
+            let role = match f.role {
                 ArchivedLearnerRole::Participant => Role::Participant,
                 ArchivedLearnerRole::Observer => Role::Observer,
             };
-            if said != from_role {
-                return Err(WireError::RoleMismatch {
-                    sent: from_role,
-                    said,
-                });
-            }
             Ok(Incoming::Zab(Msg::new(
                 f.accepted_epoch.to_native(),
                 Body::FollowerInfo {
                     last_zxid: f.last_zxid.to_native(),
+                    role,
                 },
             )))
         }
@@ -247,19 +240,19 @@ mod tests {
     use crate::zab::make_zxid;
 
     /// Through a real frame and decoder, as a link carries it.
-    fn over_the_wire(m: &PeerMsg, from_role: Role, link: LinkEpoch) -> Result<Incoming, WireError> {
+    fn over_the_wire(m: &PeerMsg, link: LinkEpoch) -> Result<Incoming, WireError> {
         let mut buf = AlignedVec::<16>::new();
         encode_frame(m, &mut buf).unwrap();
         let mut dec = PeerDecoder::new();
         let mut chunk = &buf[..];
         let archived = dec.decode(&mut chunk).unwrap().expect("a whole frame");
-        from_peer(7, from_role, archived, link)
+        from_peer(7, archived, link)
     }
 
-    fn roundtrip(msg: Msg, role: Role) {
-        let wire = msg_to_peer(7, role, &msg).unwrap();
+    fn roundtrip(msg: Msg) {
+        let wire = msg_to_peer(7, &msg).unwrap();
         assert_eq!(
-            over_the_wire(&wire, role, Some(msg.epoch)),
+            over_the_wire(&wire, Some(msg.epoch)),
             Ok(Incoming::Zab(msg.clone())),
             "{msg:?}"
         );
@@ -271,7 +264,14 @@ mod tests {
         let z = make_zxid(4, 17);
         let txn: crate::zab::TxnBytes = Arc::from(vec![1u8, 2, 3, 250]);
         for body in [
-            Body::FollowerInfo { last_zxid: z },
+            Body::FollowerInfo {
+                last_zxid: z,
+                role: Role::Participant,
+            },
+            Body::FollowerInfo {
+                last_zxid: 0,
+                role: Role::Observer,
+            },
             Body::LeaderInfo,
             Body::AckEpoch {
                 current_epoch: 4,
@@ -293,12 +293,8 @@ mod tests {
                 txn: txn.clone(),
             },
         ] {
-            roundtrip(Msg::new(e, body), Role::Participant);
+            roundtrip(Msg::new(e, body));
         }
-        roundtrip(
-            Msg::new(e, Body::FollowerInfo { last_zxid: 0 }),
-            Role::Observer,
-        );
     }
 
     #[test]
@@ -314,54 +310,41 @@ mod tests {
                 vote: Vote::of(3, make_zxid(2, 8), 2),
                 state,
             };
-            let got = over_the_wire(&vote_to_peer(7, &n), Role::Participant, None);
+            let got = over_the_wire(&vote_to_peer(7, &n), None);
             assert_eq!(got, Ok(Incoming::Vote { from: 7, n }));
         }
     }
 
     #[test]
     fn discovery_names_its_epoch_and_the_rest_needs_the_links() {
-        let info = msg_to_peer(7, Role::Participant, &Msg::new(3, Body::LeaderInfo)).unwrap();
+        let info = msg_to_peer(7, &Msg::new(3, Body::LeaderInfo)).unwrap();
         assert_eq!(
-            over_the_wire(&info, Role::Participant, None),
+            over_the_wire(&info, None),
             Ok(Incoming::Zab(Msg::new(3, Body::LeaderInfo)))
         );
         let ack = PeerMsg::Ack(peer::Ack { zxid: 1 });
         assert_eq!(
-            over_the_wire(&ack, Role::Participant, None),
+            over_the_wire(&ack, None),
             Err(WireError::BeforeEpoch { what: "Ack" })
         );
         let snap = snap_to_peer(make_zxid(2, 4), 1 << 20);
         assert_eq!(
-            over_the_wire(&snap, Role::Participant, Some(3)),
+            over_the_wire(&snap, Some(3)),
             Ok(Incoming::Snap {
                 zxid: make_zxid(2, 4),
                 total_bytes: 1 << 20
             })
         );
         assert_eq!(
-            msg_to_peer(7, Role::Participant, &Msg::new(3, Body::Snap { zxid: 1 })),
+            msg_to_peer(7, &Msg::new(3, Body::Snap { zxid: 1 })),
             Err(WireError::SnapIsNotAMessage)
         );
     }
 
     #[test]
-    fn a_learner_that_lies_about_its_role_is_refused_and_runtime_messages_pass_through() {
-        let info = msg_to_peer(
-            7,
-            Role::Participant,
-            &Msg::new(1, Body::FollowerInfo { last_zxid: 0 }),
-        )
-        .unwrap();
+    fn runtime_messages_pass_through() {
         assert_eq!(
-            over_the_wire(&info, Role::Observer, None),
-            Err(WireError::RoleMismatch {
-                sent: Role::Observer,
-                said: Role::Participant
-            })
-        );
-        assert_eq!(
-            over_the_wire(&PeerMsg::UpToDate, Role::Participant, Some(1)),
+            over_the_wire(&PeerMsg::UpToDate, Some(1)),
             Ok(Incoming::Runtime)
         );
     }
