@@ -28,6 +28,7 @@ fn vote() -> PeerMsg {
         zxid: zxid(3, 1_000_000),
         peer_epoch: 3,
         state: ServerState::Looking,
+        config: zxid(3, 999_000),
     })
 }
 

@@ -1264,3 +1264,46 @@ fn reconfig_changes_the_voters_one_at_a_time() {
     write_some(&mut client(&left[0]), "after-restart", 5, &mut acked);
     check_everywhere(&left, &acked);
 }
+
+/// A server that missed the reconfig making it a voter (it was down) learns it
+/// through the election when it starts: here the voters left without it have no
+/// majority, so without it the ensemble would stay down.
+#[test]
+fn a_voter_that_missed_its_promotion_learns_it_in_the_election() {
+    let root = tempfile::tempdir().unwrap();
+    let extra = format!("reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n");
+    let mut nodes = start_ensemble_with(root.path(), 3, 1, &extra);
+    let leader = settled(&nodes);
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut acked = Vec::new();
+    write_some(&mut client(&nodes[leader]), "before", 5, &mut acked);
+
+    // Observer 4 goes down; it is made a voter meanwhile, and f1 leaves.
+    nodes[3].server.as_mut().unwrap().kill();
+    nodes[3].server = None;
+    let line = nodes[0]
+        .cfg
+        .lines()
+        .find(|l| l.starts_with("server.4="))
+        .unwrap()
+        .to_string();
+    let spec = line.trim_end_matches(":observer");
+    let joining = format!("{spec}:participant;127.0.0.1:{}", nodes[3].client.port());
+    reconfig_retrying(&nodes, leader, Some(&joining), None);
+    let f1_id = nodes[f1].id.to_string();
+    reconfig_retrying(&nodes, leader, None, Some(&f1_id));
+    write_some(&mut client(&nodes[leader]), "promoted", 5, &mut acked);
+    for i in [f1, f2] {
+        nodes[i].server.as_mut().unwrap().kill();
+        nodes[i].server = None;
+    }
+
+    // Voters {leader, f2, 4} with f2 down: only 4 can make the majority, and its
+    // own members (zoo.cfg's) still say it observes.
+    start(&mut nodes[3]);
+    let second = settled(&nodes);
+    assert_eq!(second, leader, "the one with every txn leads");
+    wait_mode(&nodes[3], |m| m == "follower", "a voter");
+    write_some(&mut client(&nodes[3]), "after", 5, &mut acked);
+    check_everywhere(&nodes, &acked);
+}

@@ -276,7 +276,9 @@ impl Sim {
     fn carry_out(&mut self, id: ServerId, out: Vec<ElectionAction>) {
         for a in out {
             match a {
-                ElectionAction::Send { to, n } => self.send(id, to, Wire::Vote(n)),
+                ElectionAction::Send { to, n } | ElectionAction::SendConfig { to, n } => {
+                    self.send(id, to, Wire::Vote(n))
+                }
                 ElectionAction::Decided(d) => {
                     assert!(
                         d.quorum.len() >= majority(self.voters.len()),

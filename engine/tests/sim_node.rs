@@ -255,7 +255,9 @@ impl Sim {
     fn election_actions(&mut self, id: ServerId, out: Vec<ElectionAction>) {
         for a in out {
             match a {
-                ElectionAction::Send { to, n } => self.send_vote(id, to, n),
+                ElectionAction::Send { to, n } | ElectionAction::SendConfig { to, n } => {
+                    self.send_vote(id, to, n)
+                }
                 ElectionAction::Decided(d) => self.decided(id, d),
             }
         }

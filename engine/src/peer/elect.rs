@@ -16,7 +16,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glommio::{Task, spawn_local, timer};
-use transport::peer::{ArchivedPeerMsg, HELLO_PORT_ELECTION};
+use transport::peer::{
+    ArchivedPeerMsg, HELLO_PORT_ELECTION, MEMBERS_TEXT_BYTES_MAX, Members, PeerMsg,
+};
 
 use super::net::{NetEvent, PeerNet, PortSpec};
 use crate::runtime::mailbox::Mailbox;
@@ -69,6 +71,7 @@ pub fn election_timing_with(
 }
 
 type OnDecided = Box<dyn Fn(&Decision)>;
+type OnMembers = Rc<RefCell<Option<Box<dyn Fn(i64, String)>>>>;
 
 /// One server's election, running.
 pub struct ElectionRunner {
@@ -80,6 +83,11 @@ pub struct ElectionRunner {
     /// Frames on the election port that were not votes.
     ignored: Rc<Cell<u64>>,
     task: RefCell<Option<Task<()>>>,
+    /// The members this server carried out last (version, text), sent to a looking
+    /// server that knows older ones ([`ElectionAction::SendConfig`]).
+    members: RefCell<Option<(i64, String)>>,
+    /// Where members that arrived go ([`ElectionRunner::on_members`]).
+    on_members: OnMembers,
 }
 
 impl ElectionRunner {
@@ -99,10 +107,19 @@ impl ElectionRunner {
         let election = Election::new(cfg).map_err(|e| e.to_string())?;
         let inbox: Rc<Mailbox<(ServerId, Notification)>> = Rc::new(Mailbox::new());
         let ignored = Rc::new(Cell::new(0u64));
+        let on_members: OnMembers = Rc::default();
         let net = {
-            let (inbox, ignored) = (inbox.clone(), ignored.clone());
+            let (inbox, ignored, members) = (inbox.clone(), ignored.clone(), on_members.clone());
             PeerNet::start(spec.clone(), move |e| {
                 if let NetEvent::Msg(link, m, _) = e {
+                    if let ArchivedPeerMsg::Members(c) = m {
+                        if let Some(f) = members.borrow().as_ref()
+                            && c.text.len() <= MEMBERS_TEXT_BYTES_MAX
+                        {
+                            f(c.version.to_native(), c.text.to_string());
+                        }
+                        return;
+                    }
                     match vote_of(link.peer, m) {
                         Some(n) if inbox.len() < ELECTION_INBOX_MAX => inbox.push((link.peer, n)),
                         _ => ignored.set(ignored.get() + 1),
@@ -119,6 +136,8 @@ impl ElectionRunner {
             on_decided: Box::new(on_decided),
             ignored,
             task: RefCell::new(None),
+            members: RefCell::new(None),
+            on_members,
         });
         runner.look(last_zxid, epoch);
         let task = spawn_local(run(Rc::downgrade(&runner), inbox));
@@ -150,16 +169,32 @@ impl ElectionRunner {
     }
 
     /// Dynamic reconfiguration: this server's role and the voters from now on
-    /// (`Election::set_voters`; the next round counts them).
-    pub fn set_voters(&self, role: Role, voters: Vec<ServerId>) -> Result<(), String> {
+    /// (`Election::set_voters`; the next round counts them), from the members of
+    /// `version` whose text (`/zookeeper/config`'s) goes to servers that know older.
+    pub fn set_voters(
+        &self,
+        role: Role,
+        voters: Vec<ServerId>,
+        version: i64,
+        text: String,
+    ) -> Result<(), String> {
         let mut out = Vec::new();
         let r = self
             .election
             .borrow_mut()
-            .set_voters(role, voters, &mut out)
+            .set_voters(role, voters, version, &mut out)
             .map_err(|e| e.to_string());
+        if r.is_ok() {
+            *self.members.borrow_mut() = Some((version, text));
+        }
         self.carry_out(out);
         r
+    }
+
+    /// Members (version, text) other servers sent this one go to `f`; it decides
+    /// whether they are newer than its own.
+    pub fn on_members(&self, f: impl Fn(i64, String) + 'static) {
+        *self.on_members.borrow_mut() = Some(Box::new(f));
     }
 
     /// A member left.
@@ -178,6 +213,13 @@ impl ElectionRunner {
             match a {
                 ElectionAction::Send { to, n } => {
                     // No link: the core re-broadcasts once idle.
+                    let _ = self.net.send(to, &vote_to_peer(self.me, &n));
+                }
+                ElectionAction::SendConfig { to, n } => {
+                    if let Some((version, text)) = self.members.borrow().clone() {
+                        let m = PeerMsg::Members(Members { version, text });
+                        let _ = self.net.send(to, &m);
+                    }
                     let _ = self.net.send(to, &vote_to_peer(self.me, &n));
                 }
                 ElectionAction::Decided(d) => {

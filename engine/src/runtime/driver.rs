@@ -402,6 +402,7 @@ impl<O: Outlet> Driver<O> {
             }
             ToShard::Installed { zxid, result } => self.installed(zxid, result, now)?,
             ToShard::Decided(d) => self.decided(d)?,
+            ToShard::Members { version, text } => self.members_arrived(version, &text),
         }
         self.route(out);
         self.execute()

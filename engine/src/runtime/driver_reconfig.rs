@@ -133,7 +133,37 @@ impl<O: Outlet> Driver<O> {
         let Some((c, zxid)) = self.tree_config() else {
             return;
         };
-        let r = self.repl.as_mut().expect("checked above");
+        self.carry_out_config(c, zxid);
+    }
+
+    /// Members another server sent through the election (`ElectionRunner::
+    /// on_members`): it carried them out, so they are committed; taken when newer
+    /// than this server's. A learner that missed the reconfig making it a voter
+    /// learns it this way, or the voters could lack a majority without it.
+    pub(super) fn members_arrived(&mut self, version: i64, text: &str) {
+        let Some(r) = &self.repl else { return };
+        if version <= r.config_zxid {
+            return;
+        }
+        match DynamicConfig::parse(text).filter(|c| c.version == version) {
+            Some(c) => {
+                tracing::info!(
+                    version = format_args!("{version:x}"),
+                    "members from another server's election message (a reconfig missed here)"
+                );
+                self.carry_out_config(c, version);
+            }
+            None => tracing::warn!("members of version {version:x} that do not parse: ignored"),
+        }
+    }
+
+    /// Carries out the members `c` of version `zxid` (module docs).
+    fn carry_out_config(&mut self, c: DynamicConfig, zxid: i64) {
+        let Some(r) = self.repl.as_mut() else { return };
+        debug_assert!(
+            zxid > r.config_zxid,
+            "members are only replaced by newer ones"
+        );
         r.config_zxid = zxid;
         let me = r.node.id();
         let old: BTreeMap<u64, ServerSpec> = r.servers.iter().map(|s| (s.id, s.clone())).collect();
@@ -142,7 +172,7 @@ impl<O: Outlet> Driver<O> {
         let voters: Vec<u64> = c.voters().collect();
         let my_role = new.get(&me).map_or(Role::Observer, |s| s.role);
         if !voters.is_empty()
-            && let Err(e) = r.election.set_voters(my_role, voters)
+            && let Err(e) = r.election.set_voters(my_role, voters, zxid, c.render())
         {
             tracing::warn!("reconfig: the election keeps its voters: {e}");
         }

@@ -54,6 +54,9 @@ pub enum ToShard {
     Peer { from: ServerId, ev: PeerIn },
     /// Replication: the election decided.
     Decided(Decision),
+    /// Members (version, text) another server sent through the election
+    /// (`Driver::members_arrived`).
+    Members { version: i64, text: String },
 }
 
 /// What arrived on (or happened to) a quorum link, read out of its frame.

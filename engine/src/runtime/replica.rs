@@ -306,6 +306,17 @@ pub fn start(
             inbox.push(ToShard::Decided(d.clone()))
         })?
     };
+    {
+        let inbox = inbox.clone();
+        election.on_members(move |version, text| inbox.push(ToShard::Members { version, text }));
+        let text = crate::config::dynamic::DynamicConfig {
+            servers: ens.servers.clone(),
+            version: config_zxid,
+        }
+        .render();
+        let voters: Vec<ServerId> = ens.voters().map(|s| s.id).collect();
+        election.set_voters(ens.my_role(), voters, config_zxid, text)?;
+    }
     let node = Node::new(NodeConfig {
         id: ens.my_id,
         role: ens.my_role(),

@@ -91,6 +91,12 @@ pub struct Notification {
     pub round: u64,
     pub vote: Vote,
     pub state: PeerState,
+    /// The version (zxid) of the members the sender carried out last (0: zoo.cfg's).
+    /// A server that knows newer members sends them to the sender
+    /// ([`ElectionAction::SendConfig`]), as ZooKeeper's notifications carry configs:
+    /// a learner that missed a reconfig making it a voter could otherwise never
+    /// vote, and the voters could lack a majority without it.
+    pub config: Zxid,
 }
 
 /// The outcome of an election at one server.
@@ -110,6 +116,9 @@ pub enum ElectionAction {
     Send { to: ServerId, n: Notification },
     /// The election is over at this server: start Zab in `state` with `vote.leader`.
     Decided(Decision),
+    /// Put the notification on the link to `to` with this server's members (`to`
+    /// knows older ones): `to` takes them if they are still newer when they arrive.
+    SendConfig { to: ServerId, n: Notification },
 }
 
 /// The ensemble and the timing of one server's election.
@@ -173,6 +182,8 @@ pub struct Election {
     idle_ticks: u32,
     resend_ticks: u32,
     stats: ElectionStats,
+    /// See [`Notification::config`].
+    config: Zxid,
 }
 
 impl Election {
@@ -193,6 +204,7 @@ impl Election {
             now: 0,
             idle_ticks: 0,
             stats: ElectionStats::default(),
+            config: 0,
         })
     }
 
@@ -238,13 +250,15 @@ impl Election {
     }
 
     /// Dynamic reconfiguration: this server's `role` and the `voters` from now on,
-    /// checked as [`Election::new`] checks them (refused: nothing changes). A round
-    /// in progress starts over with them; a decided one stands (Zab's own timers
-    /// send the server back here when its leader is gone).
+    /// from members of version `config` (the reconfig's zxid), checked as
+    /// [`Election::new`] checks them (refused: nothing changes). A round in progress
+    /// starts over with them (not for a new version alone); a decided one stands
+    /// (Zab's own timers send the server back here when its leader is gone).
     pub fn set_voters(
         &mut self,
         role: Role,
         voters: Vec<ServerId>,
+        config: Zxid,
         out: &mut Vec<ElectionAction>,
     ) -> Result<(), ElectionError> {
         let cfg = ElectionConfig {
@@ -253,8 +267,10 @@ impl Election {
             ..self.cfg.clone()
         };
         Self::check(&cfg)?;
+        let same = cfg.role == self.cfg.role && cfg.voters == self.cfg.voters;
         self.cfg = cfg;
-        if self.state == PeerState::Looking && self.round > 0 {
+        self.config = config;
+        if !same && self.state == PeerState::Looking && self.round > 0 {
             let own = self.own;
             self.look(own.zxid, own.epoch, out);
         }
@@ -292,6 +308,17 @@ impl Election {
         if from == self.cfg.id {
             self.stats.ignored += 1;
             return;
+        }
+        // Members travel from the newer side: pushed to a sender with older ones,
+        // pulled (by answering, which makes the sender push) from a newer sender.
+        if n.config < self.config {
+            self.stats.sent += 1;
+            out.push(ElectionAction::SendConfig {
+                to: from,
+                n: self.notification(),
+            });
+        } else if n.config > self.config {
+            self.reply(from, out);
         }
         if !self.is_voter(from) {
             // An observer asking who leads: answer, never count it. Only a looking one:
@@ -498,6 +525,7 @@ impl Election {
             round: self.round,
             vote: self.vote,
             state: self.state,
+            config: self.config,
         }
     }
 

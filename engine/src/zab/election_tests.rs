@@ -46,7 +46,9 @@ impl Net {
     fn absorb(&mut self, from: ServerId, out: Vec<ElectionAction>) {
         for a in out {
             match a {
-                ElectionAction::Send { to, n } => self.wire.push_back((from, to, n)),
+                ElectionAction::Send { to, n } | ElectionAction::SendConfig { to, n } => {
+                    self.wire.push_back((from, to, n))
+                }
                 ElectionAction::Decided(d) => {
                     self.decisions.insert(from, d);
                 }
@@ -261,6 +263,7 @@ fn a_voter_in_an_older_round_is_answered_and_catches_up() {
         round: 1,
         vote: Vote::of(2, 9, 1),
         state: PeerState::Looking,
+        config: 0,
     };
     a.step(2, old, &mut out);
     assert_eq!(
@@ -270,7 +273,8 @@ fn a_voter_in_an_older_round_is_answered_and_catches_up() {
             n: Notification {
                 round: 3,
                 vote: Vote::of(1, 5, 1),
-                state: PeerState::Looking
+                state: PeerState::Looking,
+                config: 0,
             }
         }],
         "an old round is answered, not counted"
@@ -280,6 +284,7 @@ fn a_voter_in_an_older_round_is_answered_and_catches_up() {
         round: 7,
         vote: Vote::of(3, 2, 1),
         state: PeerState::Looking,
+        config: 0,
     };
     a.step(3, newer, &mut out);
     assert_eq!(a.round(), 7);
@@ -300,6 +305,7 @@ fn votes_for_non_voters_and_from_itself_are_ignored() {
         round: 1,
         vote: Vote::of(42, 1 << 40, 9),
         state: PeerState::Looking,
+        config: 0,
     };
     a.step(2, bogus, &mut out);
     a.step(1, bogus, &mut out);
@@ -368,6 +374,7 @@ fn a_decided_observer_and_a_looking_voter_do_not_bounce_replies_forever() {
         round: 1,
         vote: Vote::of(2, 0, 0),
         state,
+        config: 0,
     };
     obs.step(2, said(PeerState::Leading), &mut out);
     obs.step(3, said(PeerState::Following), &mut out);
@@ -415,12 +422,42 @@ fn a_voter_that_became_an_observer_is_never_elected_by_voters_that_lag() {
     assert_eq!(e2.vote().leader, 2, "1's notification is not adopted");
     // Its role and voters change at run time: a round in progress starts over.
     let round = e2.round();
-    e2.set_voters(Role::Participant, vec![2, 3], &mut out)
+    e2.set_voters(Role::Participant, vec![2, 3], 7, &mut out)
         .unwrap();
     assert_eq!(e2.round(), round + 1);
     assert!(
-        e2.set_voters(Role::Participant, vec![1, 3], &mut out)
+        e2.set_voters(Role::Participant, vec![1, 3], 8, &mut out)
             .is_err(),
         "a participant is among the voters"
+    );
+}
+
+#[test]
+fn members_travel_from_the_server_that_knows_newer_ones() {
+    let mut old = Election::new(cfg(1, &[1, 2, 3])).unwrap();
+    let mut new = Election::new(cfg(2, &[1, 2, 3])).unwrap();
+    let mut out = Vec::new();
+    new.set_voters(Role::Participant, vec![1, 2, 3], 9, &mut out)
+        .unwrap();
+    assert!(
+        out.is_empty(),
+        "a new version alone does not restart a round"
+    );
+    old.look(5, 1, &mut out);
+    new.look(5, 1, &mut out);
+    out.clear();
+    // The newer side pushes its members to an older sender...
+    let from_old = old.notification();
+    new.step(1, from_old, &mut out);
+    assert!(
+        matches!(out[..], [ElectionAction::SendConfig { to: 1, n }, ..] if n.config == 9),
+        "{out:?}"
+    );
+    // ... and the older side answers a newer sender, which then pushes.
+    out.clear();
+    old.step(2, new.notification(), &mut out);
+    assert!(
+        matches!(out.first(), Some(ElectionAction::Send { to: 2, n }) if n.config == 0),
+        "{out:?}"
     );
 }

@@ -65,6 +65,7 @@ pub fn vote_to_peer(sender: ServerId, n: &Notification) -> PeerMsg {
             PeerState::Leading => ServerState::Leading,
             PeerState::Observing => ServerState::Observing,
         },
+        config: n.config,
     })
 }
 
@@ -143,6 +144,7 @@ pub fn from_peer(
                     ArchivedServerState::Leading => PeerState::Leading,
                     ArchivedServerState::Observing => PeerState::Observing,
                 },
+                config: v.config.to_native(),
             },
         }),
         ArchivedPeerMsg::FollowerInfo(f) => {
@@ -309,6 +311,7 @@ mod tests {
                 round: 99,
                 vote: Vote::of(3, make_zxid(2, 8), 2),
                 state,
+                config: make_zxid(2, 5),
             };
             let got = over_the_wire(&vote_to_peer(7, &n), None);
             assert_eq!(got, Ok(Incoming::Vote { from: 7, n }));

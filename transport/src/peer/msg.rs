@@ -79,6 +79,9 @@ pub struct Vote {
     pub peer_epoch: u32,
     /// What the sender is doing.
     pub state: ServerState,
+    /// The version (zxid) of the members the sender carried out last, 0 for its
+    /// zoo.cfg's; a server that knows newer ones answers with [`Members`].
+    pub config: i64,
 }
 
 /// Discovery, learner → prospective leader: first message on a new link.
@@ -338,6 +341,19 @@ pub struct ChainConfig {
     pub lease_ms: u64,
 }
 
+/// Election port: the members a server carried out last (the text of
+/// `/zookeeper/config`, ending in `version=`), sent to a looking server whose vote
+/// named an older version (ZooKeeper's notifications carry the config).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug), compare(PartialEq))]
+pub struct Members {
+    pub version: i64,
+    pub text: String,
+}
+
+/// The longest [`Members::text`] (members of a few hundred bytes each).
+pub const MEMBERS_TEXT_BYTES_MAX: usize = 64 * 1024;
+
 /// Most keys one chain entry names (a multi's paths and parents); beyond, an entry is
 /// sent as touching everything.
 pub const CHAIN_KEYS_MAX: usize = 1_024;
@@ -345,7 +361,7 @@ pub const CHAIN_KEYS_MAX: usize = 1_024;
 pub const CHAIN_CONFIG_MEMBERS_MAX: usize = 64;
 
 /// The peer protocol's version, in [`Hello::protocol`].
-pub const HELLO_PROTOCOL: u32 = 2;
+pub const HELLO_PROTOCOL: u32 = 3;
 /// [`Hello::port`]: the election port.
 pub const HELLO_PORT_ELECTION: u8 = 1;
 /// [`Hello::port`]: the quorum port.
@@ -401,6 +417,8 @@ pub enum PeerMsg {
     Chain(Chain),
     /// See [`ChainConfig`].
     ChainConfig(ChainConfig),
+    /// See [`Members`].
+    Members(Members),
 }
 
 impl PeerMsg {
@@ -416,6 +434,7 @@ impl PeerMsg {
             PeerMsg::Ping(m) => m.sessions.len() * size_of::<ArchivedSessionTouch>(),
             PeerMsg::Chain(m) => m.txn.len() + m.keys.len() * 8,
             PeerMsg::ChainConfig(m) => m.chain.len() * 8,
+            PeerMsg::Members(m) => m.text.len(),
             _ => 0,
         }
     }
@@ -451,12 +470,13 @@ impl PeerMsg {
             PeerMsg::Hello(_) => 20,
             PeerMsg::Chain(_) => 21,
             PeerMsg::ChainConfig(_) => 22,
+            PeerMsg::Members(_) => 23,
         }
     }
 }
 
 /// Names of the messages, in enum order.
-const NAMES: [&str; 23] = [
+const NAMES: [&str; 24] = [
     "VOTE",
     "FOLLOWERINFO",
     "LEADERINFO",
@@ -480,6 +500,7 @@ const NAMES: [&str; 23] = [
     "HELLO",
     "CHAIN",
     "CHAINCONFIG",
+    "MEMBERS",
 ];
 
 impl ArchivedPeerMsg {
@@ -517,6 +538,7 @@ impl ArchivedPeerMsg {
             ArchivedPeerMsg::Hello(_) => 20,
             ArchivedPeerMsg::Chain(_) => 21,
             ArchivedPeerMsg::ChainConfig(_) => 22,
+            ArchivedPeerMsg::Members(_) => 23,
         }
     }
 }
@@ -578,6 +600,7 @@ mod tests {
             zxid: 4,
             peer_epoch: 5,
             state: ServerState::Looking,
+            config: 6,
         }
     }
 }

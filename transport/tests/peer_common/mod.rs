@@ -55,15 +55,19 @@ fn vote() -> impl Strategy<Value = Vote> {
         any::<i64>(),
         any::<u32>(),
         server_state(),
+        any::<i64>(),
     )
-        .prop_map(|(sender, round, leader, zxid, peer_epoch, state)| Vote {
-            sender,
-            round,
-            leader,
-            zxid,
-            peer_epoch,
-            state,
-        })
+        .prop_map(
+            |(sender, round, leader, zxid, peer_epoch, state, config)| Vote {
+                sender,
+                round,
+                leader,
+                zxid,
+                peer_epoch,
+                state,
+                config,
+            },
+        )
 }
 
 fn session_touch() -> impl Strategy<Value = SessionTouch> {
@@ -156,6 +160,7 @@ pub fn one_of_each() -> Vec<PeerMsg> {
             zxid: z,
             peer_epoch: 3,
             state: ServerState::Looking,
+            config: z,
         }),
         PeerMsg::FollowerInfo(FollowerInfo {
             id: 2,
@@ -228,6 +233,10 @@ pub fn one_of_each() -> Vec<PeerMsg> {
             protocol: HELLO_PROTOCOL,
             server_id: 3,
             port: HELLO_PORT_QUORUM,
+        }),
+        PeerMsg::Members(Members {
+            version: z,
+            text: "server.1=127.0.0.1:2888:3888:participant\nversion=300000011".into(),
         }),
     ]
 }
