@@ -101,6 +101,22 @@ pub enum Command {
         scheme: String,
         auth: Vec<u8>,
     },
+    /// The ensemble's members (`/zookeeper/config`); `client`: only the version and
+    /// the client addresses (zkCli's `config -c`).
+    Config {
+        client: bool,
+        watch: bool,
+        stat: bool,
+    },
+    /// Dynamic reconfiguration (zkCli's `reconfig`): incremental (`joining`,
+    /// `leaving`) or whole (`members`), from config `version` (-1: any).
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        members: Option<String>,
+        version: i64,
+        stat: bool,
+    },
     /// A four-letter word to `addr`, or to the connect string's servers.
     FourLetter {
         word: &'static str,
@@ -156,6 +172,7 @@ ckctl [-server host:port,host:port/chroot] [-timeout ms] [--auth scheme:auth] [c
   with no command, reads commands from stdin, one a line
 	addauth scheme auth
 	addWatch [-m mode] [--events N] path # mode is PERSISTENT or PERSISTENT_RECURSIVE (default)
+	config [-c] [-w] [-s]
 	create [-s] [-e] [-c] [-t ttl] path [data] [acl]
 	delete [-v version] path
 	deleteall path
@@ -171,6 +188,7 @@ ckctl [-server host:port,host:port/chroot] [-timeout ms] [--auth scheme:auth] [c
 	srvr|mntr|ruok|cons|conf|envi|wchs|dirs|isro [host:port]
 	top [-i interval_ms] [-n count] [-a admin_port|host:port] [host:port] # corekeeper's per-core profile, live (mntr, or /metrics with -a)
 	help
+	reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]
 	quit";
 
 fn usage_of(verb: &str) -> &'static str {
@@ -443,6 +461,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 count,
             })
         }
+        "config" => {
+            let p = split(rest, "cws", "", v)?;
+            positionals(&p, 0, 0, v, First::Other)?;
+            Ok(Command::Config {
+                client: p.has('c'),
+                watch: p.has('w'),
+                stat: p.has('s'),
+            })
+        }
+        "reconfig" => parse_reconfig(rest),
         "quit" | "exit" => Ok(Command::Quit),
         "help" => Ok(Command::Help),
         w => match FOUR_LETTER_VERBS.iter().find(|x| **x == w) {
@@ -524,6 +552,86 @@ fn parse_create(rest: &[String]) -> Result<Command, UsageError> {
         acl: pos.get(2).map(|a| acl_arg(a, v)).transpose()?,
         mode,
         ttl,
+    })
+}
+
+/// zkCli's `reconfig` options (whole words: `-add`, `-remove`, `-members`, `-file`,
+/// `-v` in hex, `-s`) and its checks, in its order and words. `-file` takes the
+/// file's `server.N=` lines as the new members.
+fn parse_reconfig(rest: &[String]) -> Result<Command, UsageError> {
+    let usage = usage_of("reconfig");
+    let bad = |message: String| UsageError { message, usage };
+    let (mut joining, mut leaving, mut members, mut file) = (None, None, None, None);
+    let (mut version, mut stat) = (None, false);
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| bad(format!("Missing argument for option: {name}")))
+        };
+        match a.as_str() {
+            "-s" => stat = true,
+            "-v" => version = Some(value("v")?),
+            "-add" => joining = Some(value("add")?.to_lowercase()),
+            "-remove" => leaving = Some(value("remove")?.to_lowercase()),
+            "-members" => members = Some(value("members")?.to_lowercase()),
+            "-file" => file = Some(value("file")?),
+            other if other.starts_with('-') => {
+                return Err(bad(format!("Unrecognized option: {other}")));
+            }
+            _ => {}
+        }
+    }
+    if file.is_none() && members.is_none() && joining.is_none() && leaving.is_none() {
+        // zkCli prints just the usage line.
+        return Err(UsageError {
+            message: usage.to_string(),
+            usage: "",
+        });
+    }
+    let version = match version {
+        Some(v) => i64::from_str_radix(&v, 16).map_err(|_| UsageError {
+            message: "-v must be followed by a long (configuration version)".into(),
+            usage: "",
+        })?,
+        None => -1,
+    };
+    let whole = file.is_some() || members.is_some();
+    if whole && (joining.is_some() || leaving.is_some()) {
+        return Err(UsageError {
+            message: "Can't use -file or -members together with -add or -remove (mixing \
+                      incremental and non-incremental modes is not allowed)"
+                .into(),
+            usage: "",
+        });
+    }
+    if file.is_some() && members.is_some() {
+        return Err(UsageError {
+            message: "Can't use -file and -members together (conflicting non-incremental modes)"
+                .into(),
+            usage: "",
+        });
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path).map_err(|e| UsageError {
+            message: format!("Error processing {path}{e}"),
+            usage: "",
+        })?;
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("server."))
+            .map(|l| l.replace(' ', "").to_lowercase())
+            .collect();
+        members = Some(lines.join(","));
+    }
+    Ok(Command::Reconfig {
+        joining,
+        leaving,
+        members,
+        version,
+        stat,
     })
 }
 
@@ -883,6 +991,44 @@ mod tests {
                 .message
                 .contains("unknown command")
         );
+    }
+
+    #[test]
+    fn config_and_reconfig() {
+        assert_eq!(
+            p("config -c -s").unwrap(),
+            Command::Config {
+                client: true,
+                watch: false,
+                stat: true
+            }
+        );
+        assert_eq!(
+            p("reconfig -s -v 1000000a -add SERVER.4=h:1:2;3 -remove 2,3").unwrap(),
+            Command::Reconfig {
+                joining: Some("server.4=h:1:2;3".into()),
+                leaving: Some("2,3".into()),
+                members: None,
+                version: 0x1000000a,
+                stat: true
+            }
+        );
+        let dir = std::env::temp_dir().join(format!("ckctl-members-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "# members\nserver.1 = h:1:2;3\nversion=5\nserver.2=h:4:5;6\n",
+        )
+        .unwrap();
+        let file = p(&format!("reconfig -file {}", dir.display())).unwrap();
+        let _ = std::fs::remove_file(&dir);
+        assert!(
+            matches!(&file, Command::Reconfig { members: Some(m), version: -1, .. }
+                if m == "server.1=h:1:2;3,server.2=h:4:5;6"),
+            "{file:?}"
+        );
+        assert!(p("reconfig -file /no/such/file").is_err());
+        assert!(p("reconfig -add").is_err());
+        assert!(p("reconfig -x 1").is_err());
     }
 
     #[test]

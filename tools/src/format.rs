@@ -161,8 +161,49 @@ pub fn code_message(code: i32) -> String {
     text.to_string()
 }
 
+/// zkCli's `config -c`: the members' version, a space, and their client addresses
+/// (`host:port`, comma-separated, in the order of the lines; `;port` alone is
+/// `0.0.0.0:port`).
+pub fn client_config(config: &str) -> String {
+    let mut version = "";
+    let mut addrs = Vec::new();
+    for line in config.lines().map(str::trim) {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() == "version" {
+            version = value.trim();
+        }
+        if !key.trim().starts_with("server.") {
+            continue;
+        }
+        if let Some((_, client)) = value.trim().split_once(';') {
+            let addr = match client.rsplit_once(':') {
+                Some((host, port)) => format!("{host}:{port}"),
+                None => format!("0.0.0.0:{client}"),
+            };
+            addrs.push(addr);
+        }
+    }
+    format!("{version} {}", addrs.join(","))
+}
+
 /// zkCli's message for error `code` on client path `path`.
 pub fn keeper_error(code: i32, path: &str) -> String {
+    match ErrorCode::from_code(code) {
+        Some(ErrorCode::ReconfigInProgress) => {
+            return "Another reconfiguration is in progress -- concurrent reconfigs not \
+                    supported (yet)"
+                .into();
+        }
+        Some(ErrorCode::NewConfigNoQuorum) => {
+            return "No quorum of new config is connected and up-to-date with the leader of \
+                    last commmitted config - try invoking reconfiguration after new servers \
+                    are connected and synced"
+                .into();
+        }
+        _ => {}
+    }
     let prefix = match ErrorCode::from_code(code) {
         Some(ErrorCode::NoNode) => "Node does not exist: ",
         Some(ErrorCode::NoChildrenForEphemerals) => "Ephemerals cannot have children: ",
@@ -189,6 +230,18 @@ pub fn keeper_error(code: i32, path: &str) -> String {
 mod tests {
     use super::*;
     use transport::jute::Id;
+
+    #[test]
+    fn client_config_is_the_version_and_client_addresses() {
+        let text = "server.1=127.0.0.41:2888:3888:participant;127.0.0.41:2181\n\
+                    server.2=127.0.0.42:2888:3888:observer;2182\n\
+                    server.3=127.0.0.43:2888:3888:participant\nversion=100000003";
+        assert_eq!(
+            client_config(text),
+            "100000003 127.0.0.41:2181,0.0.0.0:2182"
+        );
+        assert_eq!(client_config(""), " ");
+    }
 
     #[test]
     fn civil_dates_known_points() {

@@ -371,6 +371,33 @@ impl Session {
                 recursive,
             } => self.set_acl(path, acl, *version, *stat, *recursive, out),
             Command::AddAuth { scheme, auth } => self.add_auth(scheme, auth),
+            Command::Config {
+                client,
+                watch,
+                stat,
+            } => self.config(*client, *watch, *stat, out),
+            Command::Reconfig {
+                joining,
+                leaving,
+                members,
+                version,
+                stat,
+            } => {
+                // zkCli's `ZooKeeperAdmin.reconfigure` names no path in its errors.
+                let req = Request::Reconfig(ReconfigRequest {
+                    joining_servers: joining.clone(),
+                    leaving_servers: leaving.clone(),
+                    new_members: members.clone(),
+                    cur_config_id: *version,
+                });
+                let (data, s) = match self.call(req, "")? {
+                    Response::GetData(r) => (r.data, r.stat),
+                    other => return Err(unexpected("reconfig", &other)),
+                };
+                let text = String::from_utf8_lossy(data.as_deref().unwrap_or_default());
+                writeln!(out, "Committed new configuration:\n{text}").map_err(out_err)?;
+                print_stat_if(out, *stat, &s)
+            }
             Command::FourLetter { word, addr } => {
                 let text = four_letter_any(addr.as_deref(), &self.conn, word)?;
                 out.write_all(text.as_bytes()).map_err(out_err)
@@ -455,6 +482,37 @@ impl Session {
         };
         out.write_all(format::data(data.as_deref()).as_bytes())
             .map_err(out_err)?;
+        print_stat_if(out, stat, &s)
+    }
+
+    /// zkCli's `config`: `/zookeeper/config` (never under the chroot), or with
+    /// `client` its version and the members' client addresses.
+    fn config(
+        &mut self,
+        client: bool,
+        watch: bool,
+        stat: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        const CONFIG_NODE: &str = "/zookeeper/config";
+        let req = Request::GetData(GetDataRequest {
+            path: CONFIG_NODE.into(),
+            watch,
+        });
+        let (data, s) = match self.call(req, CONFIG_NODE)? {
+            Response::GetData(r) => (r.data, r.stat),
+            other => return Err(unexpected("getConfig", &other)),
+        };
+        let text = data.map_or_else(
+            || "null".to_string(),
+            |d| String::from_utf8_lossy(&d).into_owned(),
+        );
+        let shown = if client {
+            format::client_config(&text)
+        } else {
+            text
+        };
+        writeln!(out, "{shown}").map_err(out_err)?;
         print_stat_if(out, stat, &s)
     }
 

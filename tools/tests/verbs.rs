@@ -376,3 +376,27 @@ fn four_letter_words() {
     let (status, ruok, _) = main_with(&["-server", &server_arg, "ruok"], "");
     assert_eq!((status, ruok.as_str()), (0, "imok\n"));
 }
+
+#[test]
+fn config_and_reconfig_answer_as_zkcli_does_standalone() {
+    // zkCli 3.8 against a standalone ZooKeeper (side by side, by hand): an empty
+    // config, its stat all zeros, and reconfig refused (this server runs without
+    // reconfigEnabled: disabled; with it, UNIMPLEMENTED).
+    let mut s = session("");
+    assert_eq!(ok(&mut s, "config"), "\n");
+    assert_eq!(ok(&mut s, "config -c"), " \n");
+    let with_stat = ok(&mut s, "config -s");
+    assert!(with_stat.starts_with("\ncZxid = 0x0\n"), "{with_stat:?}");
+    assert_eq!(stat_field(&with_stat, "aclVersion"), "-1");
+    assert_eq!(
+        fails(&mut s, "reconfig -remove 5"),
+        "KeeperErrorCode = Reconfig is disabled"
+    );
+    let usage = fails(&mut s, "reconfig");
+    assert!(usage.starts_with("reconfig [-s] [-v version]"), "{usage}");
+    assert_eq!(
+        fails(&mut s, "reconfig -v zz -remove 1"),
+        "-v must be followed by a long (configuration version)"
+    );
+    assert!(fails(&mut s, "reconfig -members a -add b").starts_with("Can't use -file or -members"));
+}

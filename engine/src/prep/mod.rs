@@ -573,11 +573,12 @@ fn reconfig(
             .as_deref()
             .map(|d| String::from_utf8_lossy(d).into_owned())
     });
-    // Standalone (no members in the node) reconfigures nothing, as ZooKeeper's.
+    // Standalone (no members in the node) reconfigures nothing: ZooKeeper 3.8's
+    // standalone server answers UNIMPLEMENTED (checked with zkCli side by side).
     let current = text
         .as_deref()
         .and_then(DynamicConfig::parse)
-        .ok_or(ErrorCode::ReconfigDisabled)?;
+        .ok_or(ErrorCode::Unimplemented)?;
     let next = current.next(joining, leaving, new_members, ctx.zxid)?;
     if from_config != -1 && from_config != current.version {
         return Err(ErrorCode::BadVersion);

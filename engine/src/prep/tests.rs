@@ -715,3 +715,24 @@ fn reconfig_checks_in_zookeepers_order_and_writes_the_config() {
         ErrorCode::NewConfigNoQuorum
     );
 }
+
+#[test]
+fn standalone_reconfig_is_unimplemented_once_enabled() {
+    // As ZooKeeper 3.8's standalone server answers (zkCli side by side): disabled
+    // first, then UNIMPLEMENTED (no members to change).
+    let su = [Id::new(acl::SUPER_SCHEME, "")];
+    for (enabled, code) in [
+        (false, ErrorCode::ReconfigDisabled),
+        (true, ErrorCode::Unimplemented),
+    ] {
+        let mut h = H::new(PrepConfig {
+            reconfig_enabled: enabled,
+            ..PrepConfig::default()
+        });
+        assert_eq!(
+            h.err(S1, &su, &reconfig_op(None, Some("5"), -1)),
+            code,
+            "enabled: {enabled}"
+        );
+    }
+}
