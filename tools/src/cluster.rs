@@ -1,6 +1,6 @@
-//! `ckctl cluster`: a local corekeeper ensemble for trying replication, failover and
-//! faults by hand: `up`, `status`, `kill N`, `restart N`, `pause N`, `resume N`,
-//! `down`.
+//! `ckctl cluster`: a local corekeeper ensemble for trying replication, failover,
+//! faults and membership changes by hand: `up`, `status`, `kill N`, `restart N`,
+//! `pause N`, `resume N`, `add [--observer]`, `remove N`, `down`.
 //!
 //! Contract:
 //! - `up` writes one directory per member under `--dir` (default `ck-cluster`): its
@@ -16,6 +16,12 @@
 //! - `kill` is SIGKILL (a crash: what is not in the WAL is lost), `pause`/`resume`
 //!   are SIGSTOP/SIGCONT (a stand-in for a GC pause or a stalled VM), `down` kills
 //!   every member and, with `--purge`, removes the directory.
+//! - `add` makes a new member (the next id) a voter, or an observer, by `reconfig`
+//!   through a running member, then starts it; `remove N` takes member N out by
+//!   `reconfig` and stops it (the leader too: the others elect a new one). Both
+//!   return once the cluster serves again. Members run with `reconfigEnabled=true`
+//!   and a superuser whose password is [`CLUSTER_SUPER_PASSWORD`] (a local demo on
+//!   loopback, not a secret), which these verbs authenticate as.
 //!
 //! The plan, config text and state file are pure and unit-tested; the verbs are tested
 //! against real processes in `tests/cluster.rs`.
@@ -40,14 +46,22 @@ pub const CLUSTER_TICK_MS: u32 = 200;
 /// `preAllocSize` (KiB) of a local cluster's members: 8 MiB WAL segments, not 64 MiB,
 /// since all of them pre-write segments on one disk.
 pub const CLUSTER_PREALLOC_KIB: u64 = 8 << 10;
+/// The superuser's password in a local cluster (`add` and `remove` reconfigure as
+/// it; `ckctl --auth digest:super:ckctl` does the same by hand).
+pub const CLUSTER_SUPER_PASSWORD: &str = "ckctl";
+/// Longest wait for a reconfig that the leader refuses while a new member syncs.
+pub const CLUSTER_RECONFIG_MS_MAX: u64 = 30_000;
 const STATE_FILE: &str = "cluster.txt";
+/// `up`'s `--set` lines, for the members `add` writes later.
+const SETTINGS_FILE: &str = "settings";
 const POLL: Duration = Duration::from_millis(50);
 
 pub const USAGE: &str = "\
 usage: ckctl cluster up [--nodes N] [--observers M] [--dir DIR] [--bin PATH [--bin-arg A]...]
                        [--set KEY=VALUE]... [--zookeeper]
        ckctl cluster status|down [--purge] [--dir DIR]
-       ckctl cluster kill|restart|pause|resume N [--dir DIR]
+       ckctl cluster kill|restart|pause|resume|remove N [--dir DIR]
+       ckctl cluster add [--observer] [--dir DIR]
 
 A local corekeeper ensemble on 127.0.0.41.. (default 3 voters, in ./ck-cluster);
 --zookeeper runs Apache ZooKeeper 3.8's QuorumPeerMain instead (Debian's jars), to compare.
@@ -191,6 +205,8 @@ struct Opts {
     target: Option<u32>,
     /// Apache ZooKeeper 3.8's `QuorumPeerMain` instead of corekeeper (for comparisons).
     zookeeper: bool,
+    /// `add`: the new member observes.
+    observer: bool,
 }
 
 fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
@@ -204,6 +220,7 @@ fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
         purge: false,
         target: None,
         zookeeper: false,
+        observer: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -221,6 +238,7 @@ fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
             "--set" => o.settings.push(val("--set")?),
             "--purge" => o.purge = true,
             "--zookeeper" => o.zookeeper = true,
+            "--observer" => o.observer = true,
             n if o.target.is_none() && n.parse::<u32>().is_ok() => o.target = n.parse().ok(),
             other => return Err(format!("cluster {verb}: unexpected {other:?}")),
         }
@@ -231,7 +249,7 @@ fn parse(verb: &str, args: &[String]) -> Result<Opts, String> {
             o.nodes, o.observers
         ));
     }
-    let needs_target = matches!(verb, "kill" | "restart" | "pause" | "resume");
+    let needs_target = matches!(verb, "kill" | "restart" | "pause" | "resume" | "remove");
     if needs_target != o.target.is_some() {
         return Err(format!(
             "cluster {verb}: {}",
@@ -269,6 +287,8 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         "kill" | "restart" | "pause" | "resume" => {
             member_verb(verb, &o, o.target.unwrap_or(0), out)
         }
+        "add" => add(&o, out),
+        "remove" => remove(&o, o.target.unwrap_or(0), out),
         "help" | "--help" => writeln!(out, "{USAGE}").map_err(|e| e.to_string()),
         other => Err(format!("cluster: unknown verb {other:?}\n{USAGE}")),
     };
@@ -346,7 +366,7 @@ fn up(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
         std::fs::write(data.join("myid"), format!("{}\n", members[i].id))
             .map_err(|e| format!("writing myid: {e}"))?;
         let data = std::fs::canonicalize(&data).map_err(|e| e.to_string())?;
-        let mut settings = o.settings.clone();
+        let mut settings = settings_of(o);
         if o.zookeeper {
             // ZooKeeper's own keys for what corekeeper does by default.
             settings.extend(["admin.enableServer=false".into(), "forceSync=yes".into()]);
@@ -363,6 +383,8 @@ fn up(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
         launch
     };
     std::fs::write(o.dir.join("launch"), launch.join("\n")).map_err(|e| e.to_string())?;
+    std::fs::write(o.dir.join(SETTINGS_FILE), settings_of(o).join("\n"))
+        .map_err(|e| e.to_string())?;
     for m in &mut members {
         m.pid = spawn(&o.dir, m.id, &launch)?;
     }
@@ -374,7 +396,11 @@ fn up(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
 /// `sh -c 'exec java ... QuorumPeerMain "$1"' --config CFG`: spawn appends
 /// `--config CFG`, which QuorumPeerMain does not take, so a shell drops the flag.
 fn zookeeper_launch() -> Result<Vec<String>, String> {
-    let java = bench::servers::zookeeper_java(&["-Xmx512m", "-Dzookeeper.forceSync=yes"])?;
+    let digest = format!(
+        "-Dzookeeper.DigestAuthenticationProvider.superDigest={}",
+        super_digest()
+    );
+    let java = bench::servers::zookeeper_java(&["-Xmx512m", "-Dzookeeper.forceSync=yes", &digest])?;
     let mut cmd: Vec<String> = vec![java.get_program().to_string_lossy().into_owned()];
     cmd.extend(java.get_args().map(|a| a.to_string_lossy().into_owned()));
     cmd.push(bench::ensemble::QUORUM_MAIN.to_string());
@@ -551,6 +577,158 @@ fn member_verb(verb: &str, o: &Opts, id: u32, out: &mut dyn Write) -> Result<(),
             wait_ready(&members)?;
         }
     }
+    status(&o.dir, out)
+}
+
+/// `superDigest` for [`CLUSTER_SUPER_PASSWORD`].
+fn super_digest() -> String {
+    engine::tree::acl::digest(&format!("super:{CLUSTER_SUPER_PASSWORD}"))
+}
+
+/// The members' settings: `--set`'s, after reconfig enabled for `add` and `remove`
+/// (with corekeeper's `superDigest`; ZooKeeper takes it as a JVM property).
+fn settings_of(o: &Opts) -> Vec<String> {
+    let mut s = vec!["reconfigEnabled=true".to_string()];
+    if !o.zookeeper {
+        s.push(format!("superDigest={}", super_digest()));
+    }
+    s.extend(o.settings.iter().cloned());
+    s
+}
+
+/// Sends `reconfig` (as the superuser) through the first running member that takes
+/// it; waits out NEWCONFIGNOQUORUM (a member still synchronising).
+fn reconfigure(
+    members: &[Member],
+    joining: Option<&str>,
+    leaving: Option<&str>,
+) -> Result<String, String> {
+    use transport::client::Client;
+    use transport::jute::{AuthPacket, ErrorCode, ReconfigRequest, Request, Response};
+    let deadline = Instant::now() + Duration::from_millis(CLUSTER_RECONFIG_MS_MAX);
+    let mut last = "no running member takes clients".to_string();
+    loop {
+        for m in members
+            .iter()
+            .filter(|m| proc_state(m.pid) == ProcState::Running)
+        {
+            let Ok(mut c) = Client::connect(m.client_addr(), 10_000) else {
+                continue;
+            };
+            let auth = Request::Auth(AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: Some(format!("super:{CLUSTER_SUPER_PASSWORD}").into_bytes()),
+            });
+            if c.call(&auth).map(|(h, _)| h.err).unwrap_or(-1) != 0 {
+                continue;
+            }
+            let req = Request::Reconfig(ReconfigRequest {
+                joining_servers: joining.map(str::to_string),
+                leaving_servers: leaving.map(str::to_string),
+                new_members: None,
+                cur_config_id: -1,
+            });
+            match c.call(&req) {
+                Ok((h, Response::GetData(d))) if h.err == 0 => {
+                    let _ = c.close();
+                    return Ok(String::from_utf8_lossy(&d.data.unwrap_or_default()).into_owned());
+                }
+                Ok((h, _)) if h.err == ErrorCode::NewConfigNoQuorum as i32 => {
+                    last = crate::format::keeper_error(h.err, "");
+                }
+                Ok((h, _)) => {
+                    return Err(format!(
+                        "reconfig refused by member {}: {}",
+                        m.id,
+                        crate::format::keeper_error(h.err, "")
+                    ));
+                }
+                Err(e) => last = format!("member {}: {e}", m.id),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("reconfig not taken: {last}"));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn add(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
+    let mut members = load(&o.dir)?;
+    let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+    if id as usize > CLUSTER_NODES_MAX {
+        return Err(format!(
+            "a local cluster has at most {CLUSTER_NODES_MAX} members"
+        ));
+    }
+    let plan = bench::ensemble::plan_at(
+        id as usize,
+        CLUSTER_HOST_OCTET_BASE,
+        bench::ensemble::port_or_free,
+    )?;
+    let p = plan.last().ok_or("no address for the new member")?;
+    let new = Member {
+        id,
+        host: p.host.clone(),
+        client_port: p.client_port,
+        quorum_port: p.quorum_port,
+        election_port: p.election_port,
+        observer: o.observer,
+        pid: 0,
+    };
+    let role = if o.observer {
+        "observer"
+    } else {
+        "participant"
+    };
+    let joining = format!(
+        "server.{id}={}:{}:{}:{role};{}",
+        new.host,
+        new.quorum_port,
+        new.election_port,
+        new.client_addr()
+    );
+    reconfigure(&members, Some(&joining), None)?;
+    members.push(new);
+    let settings: Vec<String> = std::fs::read_to_string(o.dir.join(SETTINGS_FILE))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let node = o.dir.join(format!("node{id}"));
+    let data = node.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    std::fs::write(data.join("myid"), format!("{id}\n")).map_err(|e| e.to_string())?;
+    let data = std::fs::canonicalize(&data).map_err(|e| e.to_string())?;
+    let me = members.len() - 1;
+    std::fs::write(
+        node.join("zoo.cfg"),
+        zoo_cfg(&members, me, &data, &settings),
+    )
+    .map_err(|e| format!("writing zoo.cfg: {e}"))?;
+    let text = std::fs::read_to_string(o.dir.join("launch")).map_err(|e| e.to_string())?;
+    let launch: Vec<String> = text.lines().map(str::to_string).collect();
+    members[me].pid = spawn(&o.dir, id, &launch)?;
+    save(&o.dir, &members)?;
+    wait_ready(&members)?;
+    status(&o.dir, out)
+}
+
+fn remove(o: &Opts, id: u32, out: &mut dyn Write) -> Result<(), String> {
+    let mut members = load(&o.dir)?;
+    let i = members
+        .iter()
+        .position(|m| m.id == id)
+        .ok_or_else(|| format!("no member {id}"))?;
+    reconfigure(&members, None, Some(&id.to_string()))?;
+    let gone = members.remove(i);
+    if proc_state(gone.pid) == ProcState::Paused {
+        let _ = signal(gone.pid, libc::SIGCONT);
+    }
+    kill_and_wait(gone.pid)?;
+    save(&o.dir, &members)?;
+    wait_ready(&members)?;
     status(&o.dir, out)
 }
 

@@ -1,7 +1,8 @@
 //! `ckctl cluster` against real processes (corekeeper run as `ckjepsen serve`): up
 //! elects a leader, status shows every member, a killed leader is replaced and comes
 //! back as a follower on restart, a paused member shows as paused and serves again
-//! once resumed, down stops them all.
+//! once resumed, a voter and an observer are added and the leader removed by
+//! reconfig, down stops them all.
 
 use std::path::Path;
 
@@ -86,6 +87,22 @@ fn a_local_cluster_comes_up_fails_over_and_goes_down() {
     let paused = ok(&["pause", follower, "--dir", &d]);
     assert!(paused.contains("stopped (SIGSTOP)"), "{paused}");
     ok(&["resume", follower, "--dir", &d]);
+
+    // Membership by reconfig: a fourth voter joins (and follows); the leader is
+    // removed and the other three elect one; an observer joins.
+    let grown = ok(&["add", "--dir", &d]);
+    assert_eq!(modes(&grown).len(), 4, "{grown}");
+    assert_eq!(modes(&grown)[3], ("4".into(), "follower".into()), "{grown}");
+    let lead = leader(&grown);
+    let shrunk = ok(&["remove", &lead, "--dir", &d]);
+    assert_eq!(modes(&shrunk).len(), 3, "{shrunk}");
+    assert_ne!(leader(&shrunk), lead, "{shrunk}");
+    let watched = ok(&["add", "--observer", "--dir", &d]);
+    assert_eq!(
+        modes(&watched)[3],
+        ("5".into(), "observer".into()),
+        "{watched}"
+    );
 
     let (status, _, err) = ckctl(&["up", "--dir", &d, "--bin", bin]);
     assert_eq!(status, 1);
