@@ -71,6 +71,13 @@ pub fn election_timing_with(
 }
 
 type OnDecided = Box<dyn Fn(&Decision)>;
+
+/// What the election port delivers to the election, in arrival order.
+enum Inbound {
+    Vote(ServerId, Notification),
+    /// Members (version, text) another server sent (`ElectionAction::SendConfig`).
+    Members(i64, String),
+}
 type OnMembers = Rc<RefCell<Option<Box<dyn Fn(i64, String)>>>>;
 
 /// One server's election, running.
@@ -105,23 +112,21 @@ impl ElectionRunner {
             "votes travel on the election port"
         );
         let election = Election::new(cfg).map_err(|e| e.to_string())?;
-        let inbox: Rc<Mailbox<(ServerId, Notification)>> = Rc::new(Mailbox::new());
+        let inbox: Rc<Mailbox<Inbound>> = Rc::new(Mailbox::new());
         let ignored = Rc::new(Cell::new(0u64));
         let on_members: OnMembers = Rc::default();
         let net = {
-            let (inbox, ignored, members) = (inbox.clone(), ignored.clone(), on_members.clone());
+            let (inbox, ignored) = (inbox.clone(), ignored.clone());
             PeerNet::start(spec.clone(), move |e| {
                 if let NetEvent::Msg(link, m, _) = e {
-                    if let ArchivedPeerMsg::Members(c) = m {
-                        if let Some(f) = members.borrow().as_ref()
-                            && c.text.len() <= MEMBERS_TEXT_BYTES_MAX
-                        {
-                            f(c.version.to_native(), c.text.to_string());
+                    let item = match m {
+                        ArchivedPeerMsg::Members(c) if c.text.len() <= MEMBERS_TEXT_BYTES_MAX => {
+                            Some(Inbound::Members(c.version.to_native(), c.text.to_string()))
                         }
-                        return;
-                    }
-                    match vote_of(link.peer, m) {
-                        Some(n) if inbox.len() < ELECTION_INBOX_MAX => inbox.push((link.peer, n)),
+                        _ => vote_of(link.peer, m).map(|n| Inbound::Vote(link.peer, n)),
+                    };
+                    match item {
+                        Some(i) if inbox.len() < ELECTION_INBOX_MAX => inbox.push(i),
                         _ => ignored.set(ignored.get() + 1),
                     }
                 }
@@ -191,8 +196,43 @@ impl ElectionRunner {
         r
     }
 
-    /// Members (version, text) other servers sent this one go to `f`; it decides
-    /// whether they are newer than its own.
+    /// Newer members than this server's, from another server: the election counts
+    /// them at once (before the votes that came after them; the driver carries
+    /// them out when it gets to them), and they go to [`ElectionRunner::on_members`].
+    fn take_members(
+        &self,
+        e: &mut Election,
+        version: i64,
+        text: String,
+        out: &mut Vec<ElectionAction>,
+    ) {
+        let current = self.members.borrow().as_ref().map_or(0, |m| m.0);
+        if version <= current {
+            return;
+        }
+        let Some(c) = crate::config::dynamic::DynamicConfig::parse(&text)
+            .filter(|c| c.version == version && c.voters().next().is_some())
+        else {
+            tracing::warn!("members of version {version:x} that do not parse: ignored");
+            return;
+        };
+        let role = c
+            .servers
+            .iter()
+            .find(|s| s.id == self.me)
+            .map_or(Role::Observer, |s| s.role);
+        if let Err(err) = e.set_voters(role, c.voters().collect(), version, out) {
+            tracing::warn!("members of version {version:x}: {err}");
+            return;
+        }
+        *self.members.borrow_mut() = Some((version, text.clone()));
+        if let Some(f) = self.on_members.borrow().as_ref() {
+            f(version, text);
+        }
+    }
+
+    /// Members (version, text) other servers sent this one go to `f` (the driver
+    /// carries them out), once the election took them.
     pub fn on_members(&self, f: impl Fn(i64, String) + 'static) {
         *self.on_members.borrow_mut() = Some(Box::new(f));
     }
@@ -255,7 +295,7 @@ fn vote_of(from: ServerId, m: &ArchivedPeerMsg) -> Option<Notification> {
     }
 }
 
-async fn run(runner: std::rc::Weak<ElectionRunner>, inbox: Rc<Mailbox<(ServerId, Notification)>>) {
+async fn run(runner: std::rc::Weak<ElectionRunner>, inbox: Rc<Mailbox<Inbound>>) {
     let period = Duration::from_millis(ELECTION_TICK_MS);
     let mut next_tick = Instant::now() + period;
     let mut batch = Vec::new();
@@ -272,8 +312,13 @@ async fn run(runner: std::rc::Weak<ElectionRunner>, inbox: Rc<Mailbox<(ServerId,
         let mut out = Vec::new();
         {
             let mut e = r.election.borrow_mut();
-            for (from, n) in batch.drain(..) {
-                e.step(from, n, &mut out);
+            for item in batch.drain(..) {
+                match item {
+                    Inbound::Vote(from, n) => e.step(from, n, &mut out),
+                    Inbound::Members(version, text) => {
+                        r.take_members(&mut e, version, text, &mut out);
+                    }
+                }
             }
             let now = Instant::now();
             if now >= next_tick {

@@ -243,6 +243,9 @@ impl Node {
         if !matches!(self.phase, Phase::Looking) {
             return; // a late decision of a round already acted on
         }
+        if !self.cfg.members.iter().any(|m| m.id == self.cfg.id) {
+            return; // removed by a reconfig: it leads and follows no one
+        }
         let now = self.ticks;
         match d.state {
             PeerState::Leading => {
@@ -679,7 +682,8 @@ impl Node {
             if let Some(l) = core
                 && let Err(e) = l.set_member(id, role, &mut zout)
             {
-                tracing::warn!(id, "reconfig not carried out by the leader: {e}");
+                // Its quorum would no longer be the ensemble's: lead no more.
+                return self.look(format!("reconfig of {id} refused by the leader: {e}"), out);
             }
         }
         zab(out, zout);

@@ -116,9 +116,12 @@ impl<O: Outlet> Driver<O> {
         Ok((ens.clone(), 0))
     }
 
-    /// After each message: a reconfig that was applied here since is carried out
-    /// before anything else is prepped, so the next reconfig is proposed only under
-    /// the members this one made (`Leader::set_member`'s safety rules).
+    /// After each message: a reconfig applied while handling it is carried out
+    /// before the next message is handled. The leader decides commits on acks,
+    /// which come in later messages, so every commit after the one that applied a
+    /// reconfig counts its voters (`Leader::set_member`'s safety rules); a next
+    /// reconfig prepped in that same message (a queued request released by the
+    /// apply) is proposed then, but it too commits under the new voters.
     pub(super) fn maybe_reconfigure(&mut self) {
         let Some(r) = &self.repl else { return };
         let changed = self
@@ -207,17 +210,21 @@ impl<O: Outlet> Driver<O> {
         if let Err(e) = self.node_actions(acts) {
             tracing::error!("after a reconfig: {e}");
         }
+        if new.contains_key(&me) && !old.contains_key(&me) {
+            // Back in after a removal: its election had decided to follow no one.
+            if let Err(e) = self.look("this server rejoined the ensemble (reconfig)") {
+                tracing::error!("after a reconfig: {e}");
+            }
+        }
         if !new.contains_key(&me) {
-            // Out of the ensemble: no election either (its votes would only
-            // distract servers that have not applied this reconfig yet).
+            // Its election keeps answering (as an observer: it never proposes), so
+            // that servers which missed this reconfig learn it from here, since it
+            // may be the only one that has carried it out.
             tracing::warn!(
                 id = me,
                 "this server was removed from the ensemble by reconfig: it takes no \
-                 clients and no part in elections; remove its dataDir to join anew"
+                 clients and follows no leader; remove its dataDir to join anew"
             );
-            if let Some(r) = &self.repl {
-                r.election.stop();
-            }
         }
     }
 }

@@ -785,7 +785,7 @@ impl<O: Outlet> Driver<O> {
     }
 
     /// Back to election (see the module docs).
-    fn look(&mut self, reason: &str) -> Result<(), String> {
+    pub(super) fn look(&mut self, reason: &str) -> Result<(), String> {
         let mut out = Vec::new();
         // No reply for what was in flight (its outcome is unknown): every client
         // connection closes, those with queued requests included.

@@ -318,7 +318,10 @@ impl Election {
                 n: self.notification(),
             });
         } else if n.config > self.config {
+            // Not counted until its members are here: counted among older voters
+            // it could help a majority those voters no longer make.
             self.reply(from, out);
+            return;
         }
         if !self.is_voter(from) {
             // An observer asking who leads: answer, never count it. Only a looking one:

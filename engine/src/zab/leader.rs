@@ -209,6 +209,9 @@ pub enum SyncKind {
     Diff,
     Trunc,
     Snap,
+    /// An observer's sync waits until the leader is ready (its commit point is
+    /// known only then, and an observer's stream carries committed txns only).
+    Deferred,
 }
 
 /// Counters of what the leader did and ignored.
@@ -304,6 +307,8 @@ pub struct Leader {
     /// A majority of voters (the leader included) holds the history and the epoch:
     /// only from then on does the leader commit or propose.
     ready: bool,
+    /// Observer-stream syncs that wait for `ready`: (learner, last zxid, link epoch).
+    deferred_syncs: Vec<(ServerId, Zxid, Epoch)>,
     stats: LeaderStats,
 }
 
@@ -378,6 +383,7 @@ impl Leader {
             last_zxid: prev,
             durable: prev,
             ready: false,
+            deferred_syncs: Vec::new(),
             stats: LeaderStats::default(),
         })
     }
@@ -515,6 +521,12 @@ impl Leader {
             self.current = self.epoch;
             out.push(Action::SetCurrentEpoch(self.epoch));
             self.try_commit(out);
+            for (id, last_zxid, link_epoch) in std::mem::take(&mut self.deferred_syncs) {
+                let r = self.follower_connected_at(id, last_zxid, link_epoch, Role::Observer, out);
+                if r.is_err() {
+                    out.push(Action::Disconnect { to: id });
+                }
+            }
         }
     }
 
@@ -731,7 +743,7 @@ impl Leader {
     fn on_ack(&mut self, i: usize, zxid: Zxid, out: &mut Vec<Action>) {
         let last = self.last_zxid;
         let p = &mut self.peers[i];
-        if !p.votes() {
+        if p.stream != Role::Participant {
             self.stats.msgs_unexpected += 1;
         } else if !p.synced {
             self.stats.acks_unsynced += 1;
@@ -740,8 +752,12 @@ impl Leader {
         } else if zxid > last {
             self.stats.acks_beyond_log += 1;
         } else {
+            // Kept even while its config role does not vote (yet): durable data,
+            // counted from the moment a reconfig makes it a voter here.
             p.acked = zxid;
-            self.try_commit(out);
+            if p.votes() {
+                self.try_commit(out);
+            }
         }
     }
 
@@ -910,6 +926,12 @@ impl Leader {
         }
         self.peers[i].link_epoch = link_epoch;
         self.peers[i].stream = role;
+        self.deferred_syncs.retain(|d| d.0 != id);
+        if role == Role::Observer && !self.ready {
+            self.peers[i].synced = false;
+            self.deferred_syncs.push((id, last_zxid, link_epoch));
+            return Ok(SyncKind::Deferred);
+        }
         if last_zxid < 0 || (epoch_of(last_zxid) >= self.first_epoch && last_zxid > self.last_zxid)
         {
             return Err(LeaderError::FollowerAhead {
@@ -1060,6 +1082,7 @@ impl Leader {
         match (i, role) {
             (Some(i), None) => {
                 self.peers.remove(i);
+                self.deferred_syncs.retain(|d| d.0 != id);
             }
             (Some(i), Some(role)) => self.peers[i].role = role,
             (None, Some(role)) => self.peers.push(Peer {
@@ -1092,6 +1115,7 @@ impl Leader {
     pub fn follower_disconnected(&mut self, id: ServerId) -> Result<(), LeaderError> {
         let i = self.peer(id).ok_or(LeaderError::UnknownMember(id))?;
         self.peers[i].synced = false;
+        self.deferred_syncs.retain(|d| d.0 != id);
         Ok(())
     }
 }

@@ -78,16 +78,26 @@ fn leader_with(limits: Limits) -> Leader {
     cfg.limits = limits;
     let mut l = Leader::new(cfg, 0, 0, Vec::new()).unwrap();
     let mut out = Vec::new();
-    for id in [2, 3, 4] {
+    for id in [2, 3] {
         assert_eq!(
             l.follower_connected(id, 0, &mut out).unwrap(),
             SyncKind::Diff
         );
     }
+    assert_eq!(
+        l.follower_connected(4, 0, &mut out).unwrap(),
+        SyncKind::Deferred,
+        "an observer is synchronised once the commit point is known"
+    );
     assert!(!l.is_ready());
-    newleader_ack(&mut l, 2);
-    assert_eq!(newleader_ack(&mut l, 3), vec![], "ready with the first");
-    assert!(l.is_ready());
+    let first = newleader_ack(&mut l, 2);
+    assert_eq!(
+        sent_to(&first, 4),
+        vec![Body::Diff { from: 0 }],
+        "ready with the first: the observer's sync follows"
+    );
+    assert!(l.is_ready() && l.is_synced(4));
+    assert_eq!(newleader_ack(&mut l, 3), vec![]);
     l
 }
 
@@ -615,24 +625,24 @@ fn the_initial_history_commits_only_once_a_majority_has_it() {
         commits(&out).is_empty(),
         "nothing new is committed by a sync"
     );
-    let informed: Vec<Zxid> = out
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send {
-                to: 4,
-                msg:
-                    Msg {
-                        body: Body::Inform { zxid, .. },
-                        ..
-                    },
-            } => Some(*zxid),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        informed,
-        vec![z(1), z(2)],
-        "observers learn only committed txns"
+    let informed = |out: &[Action]| -> Vec<Zxid> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    to: 4,
+                    msg:
+                        Msg {
+                            body: Body::Inform { zxid, .. },
+                            ..
+                        },
+                } => Some(*zxid),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        sent_to(&out, 4).is_empty(),
+        "an observer waits until the history is committed"
     );
     let to_3: Vec<&Body> = out
         .iter()
@@ -668,6 +678,11 @@ fn the_initial_history_commits_only_once_a_majority_has_it() {
     l.step(2, msg, &mut out).unwrap();
     assert_eq!(out[0], Action::SetCurrentEpoch(2));
     assert_eq!(commits(&out), vec![z(4)], "the initial history commits");
+    assert_eq!(
+        informed(&out),
+        vec![z(1), z(2), z(3), z(4)],
+        "then the observer learns it, committed txns only"
+    );
     let zxid = propose(&mut l, txn(9), &mut out).unwrap();
     assert_eq!(zxid, make_zxid(2, 1));
     let out = ack_in(&mut l, 2, 3, make_zxid(2, 1));
