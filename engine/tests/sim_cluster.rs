@@ -24,8 +24,8 @@
 //! leader, like an established one.
 //!
 //! In half the seeds leaders also propose reconfigs, as prep allows them: one server
-//! becomes a voter or an observer (2..=5 voters), the next only once the leader has
-//! carried out the last. Every server carries out a reconfig once it applied it (the
+//! becomes a voter or an observer (2..=5 voters), the next only once the leader and
+//! a majority of its voters have carried out the last. Every server carries out a reconfig once it applied it (the
 //! election's voters, the leader's members and quorum, its own role: back to
 //! election when that changed) and keeps the members durably; a looking server
 //! whose members are older than a peer's gets the peer's through the election
@@ -1209,6 +1209,16 @@ impl Sim {
         let s = &self.servers[&id];
         if s.reconfig_proposed > s.config {
             return; // one in flight (it may be held by a rollover, not logged yet)
+        }
+        // A majority of the voters carried out the current members (the runtime
+        // learns it from pings).
+        let voters = voters_of(&s.members);
+        let carried = voters
+            .iter()
+            .filter(|v| self.servers[v].config >= s.config)
+            .count();
+        if carried < majority(voters.len()) {
+            return;
         }
         let n = if self.plant.reconfig_two_at_once {
             2

@@ -184,6 +184,7 @@ fn the_largest_payloads_fit_a_frame() {
                 };
                 PING_SESSIONS_MAX
             ],
+            config: i64::MAX,
         }),
     ];
     for m in big {

@@ -97,6 +97,8 @@ pub struct Prep {
     check_sessions: bool,
     /// See [`Prep::set_synced_voters`].
     synced_voters: BTreeSet<u64>,
+    /// See [`Prep::set_carried_out`].
+    carried_out: std::collections::BTreeMap<u64, i64>,
 }
 
 /// The view one request validates against: its own staged changes, then the
@@ -179,6 +181,7 @@ struct Ctx<'c> {
     req: &'c RequestCtx<'c>,
     cfg: &'c PrepConfig,
     synced: &'c BTreeSet<u64>,
+    carried: &'c std::collections::BTreeMap<u64, i64>,
     zxid: i64,
     now_ms: i64,
 }
@@ -195,6 +198,7 @@ impl Prep {
             sessions: HashMap::new(),
             check_sessions: true,
             synced_voters: BTreeSet::new(),
+            carried_out: std::collections::BTreeMap::new(),
         }
     }
 
@@ -211,6 +215,17 @@ impl Prep {
     /// with NEWCONFIGNOQUORUM, as ZooKeeper's leader refuses it.
     pub fn set_synced_voters(&mut self, voters: BTreeSet<u64>) {
         self.synced_voters = voters;
+    }
+
+    /// The version of the members each server has carried out and stored, as it
+    /// last reported (`Ping::config`; this leader's own included): a reconfig that
+    /// changes the voters waits (NEWCONFIGNOQUORUM) until a majority of the current
+    /// voters carried out the current members. Then every majority of the voters before
+    /// them holds a server that knows them, so a server that missed a reconfig can
+    /// never be elected by voters two reconfigs old (`zab::election` counts no vote
+    /// of newer members until it has them).
+    pub fn set_carried_out(&mut self, versions: std::collections::BTreeMap<u64, i64>) {
+        self.carried_out = versions;
     }
 
     /// The zxid of the last prepped txn.
@@ -350,6 +365,7 @@ impl Prep {
             req,
             cfg: &self.config,
             synced: &self.synced_voters,
+            carried: &self.carried_out,
             zxid,
             now_ms,
         };
@@ -376,6 +392,7 @@ impl Prep {
             req,
             cfg: &self.config,
             synced: &self.synced_voters,
+            carried: &self.carried_out,
             zxid,
             now_ms,
         };
@@ -600,6 +617,18 @@ fn reconfig(
     let voters: Vec<u64> = next.voters().collect();
     let synced = voters.iter().filter(|v| ctx.synced.contains(v)).count();
     if synced < crate::zab::quorum::majority(voters.len()) {
+        return Err(ErrorCode::NewConfigNoQuorum);
+    }
+    // A change of the voters waits until a majority of the voters carried out the
+    // current members (`Prep::set_carried_out`); observers alone change the
+    // voters of no election, so they need not wait (kazoo's TestReconfig adds and
+    // removes an observer back to back, as ZooKeeper allows).
+    let now: Vec<u64> = current.voters().collect();
+    let carried = now
+        .iter()
+        .filter(|v| ctx.carried.get(v).is_some_and(|&c| c >= current.version))
+        .count();
+    if voter_changes > 0 && carried < crate::zab::quorum::majority(now.len()) {
         return Err(ErrorCode::NewConfigNoQuorum);
     }
     node.stat.version = -1;

@@ -609,6 +609,9 @@ fn reconfig_harness(enabled: bool) -> H {
     let text = "server.1=127.0.0.1:2001:3001:participant\nserver.2=127.0.0.1:2002:3002:participant\nserver.3=127.0.0.1:2003:3003:participant\nversion=0";
     h.db.tree
         .set_system_data(crate::tree::CONFIG_PATH, text.as_bytes().to_vec());
+    // Every voter carried out these members (version 0).
+    h.prep
+        .set_carried_out([(1, 0), (2, 0), (3, 0)].into_iter().collect());
     h
 }
 
@@ -708,11 +711,22 @@ fn reconfig_checks_in_zookeepers_order_and_writes_the_config() {
         }
         other => panic!("{other:?}"),
     }
-    // Without a synchronised majority of the voters, refused.
+    // A change of the voters waits until a majority of the voters carried this
+    // one out (an observer's does not).
+    let next = reconfig_op(None, Some("3"), -1);
+    h.prep
+        .set_carried_out([(1, zxid), (2, 0), (3, 0)].into_iter().collect());
+    assert_eq!(h.err(S1, &su, &next), ErrorCode::NewConfigNoQuorum);
+    h.prep
+        .set_carried_out([(1, zxid), (2, zxid), (3, 0)].into_iter().collect());
+    // Without a synchronised majority of the new voters, refused.
     h.prep.set_synced_voters([1].into_iter().collect());
-    assert_eq!(
-        h.err(S1, &su, &reconfig_op(None, Some("4"), -1)),
-        ErrorCode::NewConfigNoQuorum
+    assert_eq!(h.err(S1, &su, &next), ErrorCode::NewConfigNoQuorum);
+    h.prep.set_synced_voters([1, 2].into_iter().collect());
+    let t = h.prep_as(S1, &su, &next);
+    assert!(
+        matches!(t.body, TxnBody::Op(TxnOp::SetData { .. })),
+        "{t:?}"
     );
 }
 

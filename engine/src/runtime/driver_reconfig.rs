@@ -198,10 +198,26 @@ impl<O: Outlet> Driver<O> {
             r.node.set_member(*id, Some(s.role), &mut acts);
         }
         r.servers = c.servers.clone();
-        if let Err(e) = store_config(&r.data_dir, &c) {
-            // The members carried out stand; a restart before the next reconfig
-            // starts from the older file and catches up when it syncs.
-            tracing::error!(dir = %r.data_dir.display(), "cannot store the members: {e}");
+        match store_config(&r.data_dir, &c) {
+            Ok(()) => {
+                r.config_stored = zxid;
+                // Reported at once, not at the next tick: the leader's next change
+                // of the voters waits for a majority to have carried this out.
+                if let Some(leader) = r.node.leader().filter(|&l| l != me) {
+                    let ping = transport::peer::PeerMsg::Ping(transport::peer::Ping {
+                        zxid: self.core.logged_zxid(),
+                        sessions: Vec::new(),
+                        config: zxid,
+                    });
+                    let _ = r.net.send(leader, &ping);
+                }
+            }
+            // The members carried out stand, but are not reported as carried out
+            // (pings), so the next reconfig waits; a restart starts from the older
+            // file and catches up when it syncs.
+            Err(e) => {
+                tracing::error!(dir = %r.data_dir.display(), "cannot store the members: {e}")
+            }
         }
         tracing::info!(
             version = format_args!("{:x}", c.version),

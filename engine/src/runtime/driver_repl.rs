@@ -179,7 +179,10 @@ impl<O: Outlet> Driver<O> {
             .filter(|&id| r.node.role_of(id) == crate::zab::Role::Participant)
             .collect();
         voters.insert(r.node.id());
+        let mut carried = r.carried_out.clone();
+        carried.insert(r.node.id(), r.config_stored);
         self.core.set_synced_voters(voters);
+        self.core.set_carried_out(carried);
     }
 
     pub(super) fn repl_tick(&mut self) -> Result<(), String> {
@@ -198,6 +201,7 @@ impl<O: Outlet> Driver<O> {
                 let ping = PeerMsg::Ping(peer::Ping {
                     zxid,
                     sessions: Vec::new(),
+                    config: r.config_stored,
                 });
                 if let Some(frame) = encode(&ping) {
                     for to in r.node.synced_learners() {
@@ -216,6 +220,7 @@ impl<O: Outlet> Driver<O> {
                 let ping = PeerMsg::Ping(peer::Ping {
                     zxid: self.core.logged_zxid(),
                     sessions,
+                    config: r.config_stored,
                 });
                 let _ = r.net.send(leader, &ping);
             }
@@ -325,6 +330,8 @@ impl<O: Outlet> Driver<O> {
         let sync_may_change = match &ev {
             PeerIn::Zab(msg) => !matches!(msg.body, Body::Ack { .. }),
             PeerIn::Up | PeerIn::Down | PeerIn::Bad(_) => true,
+            // A learner that carried out new members says so at once.
+            PeerIn::Ping { config, .. } => r.carried_out.get(&from) != Some(config),
             _ => false,
         };
         let mut acts = Vec::new();
@@ -395,8 +402,11 @@ impl<O: Outlet> Driver<O> {
             PeerIn::UpToDate => r.node.up_to_date(from, &mut acts),
             PeerIn::Chain(m, frame) => return self.chain_in(from, m, frame),
             PeerIn::ChainConfig(cfg) => return self.chain_config_in(from, cfg),
-            PeerIn::Ping { sessions, .. } => {
+            PeerIn::Ping {
+                sessions, config, ..
+            } => {
                 if matches!(r.node.mode(), Mode::Leading { .. }) {
+                    r.carried_out.insert(from, config);
                     let db = self.core.db_mut();
                     for (s, _) in sessions {
                         db.sessions.touch(s, now.mono_ms);

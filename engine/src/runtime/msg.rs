@@ -81,6 +81,8 @@ pub enum PeerIn {
     Ping {
         zxid: i64,
         sessions: Vec<(i64, i32)>,
+        /// The members' version the sender carried out (`peer::Ping::config`).
+        config: i64,
     },
     /// A learner's client write (`peer::forward` body).
     Request {

@@ -116,6 +116,11 @@ pub struct Replica {
     /// the `/zookeeper/config` they come from.
     pub servers: Vec<crate::config::ensemble::ServerSpec>,
     pub config_zxid: Zxid,
+    /// The version of the members carried out and stored durably (what pings
+    /// report; it lags `config_zxid` only while a store failed).
+    pub config_stored: Zxid,
+    /// Leader: the members' version each learner last reported (`Ping::config`).
+    pub carried_out: std::collections::BTreeMap<ServerId, Zxid>,
     /// Where [`super::driver_reconfig::CONFIG_FILE`] lives.
     pub data_dir: std::path::PathBuf,
     /// A SNAP being made durable and loaded off the core, and the quorum-link events
@@ -183,6 +188,7 @@ fn runtime_msg(m: &ArchivedPeerMsg) -> PeerIn {
         ArchivedPeerMsg::UpToDate => PeerIn::UpToDate,
         ArchivedPeerMsg::Ping(p) => PeerIn::Ping {
             zxid: p.zxid.to_native(),
+            config: p.config.to_native(),
             sessions: p
                 .sessions
                 .iter()
@@ -352,6 +358,8 @@ pub fn start(
         serve_epoch: None,
         servers: ens.servers.clone(),
         config_zxid,
+        config_stored: config_zxid,
+        carried_out: Default::default(),
         data_dir: cfg.data_dir.clone(),
         installing: None,
     })

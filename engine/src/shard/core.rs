@@ -332,6 +332,11 @@ impl ShardCore {
         self.prep.set_synced_voters(voters);
     }
 
+    /// Leader: the members' versions each server carried out (`Prep::set_carried_out`).
+    pub fn set_carried_out(&mut self, versions: std::collections::BTreeMap<u64, i64>) {
+        self.prep.set_carried_out(versions);
+    }
+
     /// The zxid the next prepped txn gets.
     pub fn next_zxid(&self) -> i64 {
         self.prep.next_zxid()

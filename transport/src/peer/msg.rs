@@ -241,6 +241,10 @@ pub struct Ping {
     pub zxid: i64,
     /// Sessions touched since the last ping (empty from the leader).
     pub sessions: Vec<SessionTouch>,
+    /// The version of the members the sender carried out and stored (learner →
+    /// leader; a reconfig waits for a majority of the voters to report the current
+    /// one).
+    pub config: i64,
 }
 
 /// Learner → leader: a client's write (or session create/close), forwarded for the

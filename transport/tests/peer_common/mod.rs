@@ -113,8 +113,13 @@ pub fn peer_msg() -> impl Strategy<Value = PeerMsg> {
         z().prop_map(|zxid| PeerMsg::Ack(Ack { zxid })),
         z().prop_map(|zxid| PeerMsg::Commit(Commit { zxid })),
         (z(), bytes(300)).prop_map(|(zxid, txn)| PeerMsg::Inform(Inform { zxid, txn })),
-        (z(), prop::collection::vec(session_touch(), 0..20))
-            .prop_map(|(zxid, sessions)| PeerMsg::Ping(Ping { zxid, sessions })),
+        (z(), prop::collection::vec(session_touch(), 0..20), z()).prop_map(
+            |(zxid, sessions, config)| PeerMsg::Ping(Ping {
+                zxid,
+                sessions,
+                config
+            })
+        ),
         (any::<i64>(), any::<i32>(), any::<i32>(), bytes(300)).prop_map(
             |(session, cxid, op, body)| PeerMsg::Request(Request {
                 session,
@@ -209,6 +214,7 @@ pub fn one_of_each() -> Vec<PeerMsg> {
                     timeout_ms: 4_000,
                 },
             ],
+            config: zxid(3, 9),
         }),
         PeerMsg::Request(Request {
             session: 0x100,
