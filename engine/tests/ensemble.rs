@@ -1013,16 +1013,7 @@ fn reconfig_adds_and_removes_an_observer() {
         reconfig(&mut c, Some(&joining), None, -1).err(),
         Some(NO_AUTH)
     );
-    let (h, _) = c
-        .call(&transport::jute::Request::Auth(
-            transport::jute::AuthPacket {
-                auth_type: 0,
-                scheme: "digest".into(),
-                auth: Some(b"super:test".to_vec()),
-            },
-        ))
-        .unwrap();
-    assert_eq!(h.err, 0);
+    auth_super(&mut c);
     assert_eq!(
         reconfig(&mut c, Some(&joining), None, 12345).err(),
         Some(BAD_VERSION)
@@ -1111,9 +1102,8 @@ fn reconfig_adds_and_removes_an_observer() {
     }
 }
 
-/// A client authenticated as the superuser (`SUPER_DIGEST`), who may reconfig.
-fn super_client(node: &Node) -> Client {
-    let mut c = client(node);
+/// Authenticates `c` as the superuser (`SUPER_DIGEST`), who may reconfig.
+fn auth_super(c: &mut Client) {
     let (h, _) = c
         .call(&transport::jute::Request::Auth(
             transport::jute::AuthPacket {
@@ -1124,6 +1114,12 @@ fn super_client(node: &Node) -> Client {
         ))
         .unwrap();
     assert_eq!(h.err, 0);
+}
+
+/// A client authenticated as the superuser.
+fn super_client(node: &Node) -> Client {
+    let mut c = client(node);
+    auth_super(&mut c);
     c
 }
 

@@ -570,14 +570,19 @@ fn member_verb(verb: &str, o: &Opts, id: u32, out: &mut dyn Write) -> Result<(),
         }
         _ => {
             kill_and_wait(pid)?;
-            let text = std::fs::read_to_string(o.dir.join("launch")).map_err(|e| e.to_string())?;
-            let launch: Vec<String> = text.lines().map(str::to_string).collect();
+            let launch = launch_of(&o.dir)?;
             members[i].pid = spawn(&o.dir, id, &launch)?;
             save(&o.dir, &members)?;
             wait_ready(&members)?;
         }
     }
     status(&o.dir, out)
+}
+
+/// The command `up` started the members with (`DIR/launch`).
+fn launch_of(dir: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(dir.join("launch")).map_err(|e| e.to_string())?;
+    Ok(text.lines().map(str::to_string).collect())
 }
 
 /// `superDigest` for [`CLUSTER_SUPER_PASSWORD`].
@@ -707,8 +712,7 @@ fn add(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
         zoo_cfg(&members, me, &data, &settings),
     )
     .map_err(|e| format!("writing zoo.cfg: {e}"))?;
-    let text = std::fs::read_to_string(o.dir.join("launch")).map_err(|e| e.to_string())?;
-    let launch: Vec<String> = text.lines().map(str::to_string).collect();
+    let launch = launch_of(&o.dir)?;
     members[me].pid = spawn(&o.dir, id, &launch)?;
     save(&o.dir, &members)?;
     wait_ready(&members)?;
