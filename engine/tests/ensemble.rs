@@ -1166,7 +1166,7 @@ fn wait_mode(node: &Node, pred: impl Fn(&str) -> bool, what: &str) {
 }
 
 /// Voters change by `reconfig`, one per request, under writes: a new voter joins
-/// (added before its process runs, as a majority of the new voters is in sync) and
+/// (started first, then added: a majority of the new voters is in sync without it) and
 /// counts toward quorums at once: with an old follower down, only it makes the
 /// majority. Then a follower leaves, then the leader itself: it steps down and the
 /// two voters left elect a leader among themselves. No acknowledged write is lost
@@ -1181,12 +1181,12 @@ fn reconfig_changes_the_voters_one_at_a_time() {
     let mut acked = Vec::new();
     write_some(&mut client(&nodes[f2]), "three-voters", 10, &mut acked);
 
-    // Server 4 joins as a voter, then starts (its zoo.cfg lists itself).
+    // Server 4 starts (its zoo.cfg lists the members and itself), then joins as a
+    // voter: ZooKeeper's documented order. Until the reconfig commits no leader
+    // takes it.
     let (q, e, cl) = (free_addr(), free_addr(), free_addr());
     let spec = format!("127.0.0.1:{}:{}:participant", q.port(), e.port());
     let joining = format!("server.4={spec};127.0.0.1:{}", cl.port());
-    let text = reconfig_retrying(&nodes, f2, Some(&joining), None);
-    assert!(text.contains(&format!("{joining}\n")), "{text}");
     let dir = root.path().join("n4");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("myid"), "4\n").unwrap();
@@ -1206,6 +1206,8 @@ fn reconfig_changes_the_voters_one_at_a_time() {
     };
     start(&mut four);
     nodes.push(four);
+    let text = reconfig_retrying(&nodes, f2, Some(&joining), None);
+    assert!(text.contains(&format!("{joining}\n")), "{text}");
     wait_mode(&nodes[3], |m| m == "follower", "a follower");
     write_some(&mut client(&nodes[f2]), "four-voters", 10, &mut acked);
 
@@ -1221,6 +1223,19 @@ fn reconfig_changes_the_voters_one_at_a_time() {
     let f1_id = nodes[f1].id.to_string();
     let text = reconfig_retrying(&nodes, f2, None, Some(&f1_id));
     assert!(!text.contains(&format!("server.{f1_id}=")), "{text}");
+    wait_mode(&nodes[f1], |m| m != "follower", "out of the ensemble");
+    // Added back while it runs: it learns so in its election and follows again;
+    // then it leaves for good.
+    let line = nodes[0]
+        .cfg
+        .lines()
+        .find(|l| l.starts_with(&format!("server.{f1_id}=")))
+        .unwrap()
+        .to_string();
+    let back = format!("{line}:participant;127.0.0.1:{}", nodes[f1].client.port());
+    reconfig_retrying(&nodes, f2, Some(&back), None);
+    wait_mode(&nodes[f1], |m| m == "follower", "back in the ensemble");
+    reconfig_retrying(&nodes, f2, None, Some(&f1_id));
     wait_mode(&nodes[f1], |m| m != "follower", "out of the ensemble");
     nodes[f1].server.as_mut().unwrap().kill();
     nodes[f1].server = None;

@@ -183,6 +183,16 @@ impl ElectionRunner {
         version: i64,
         text: String,
     ) -> Result<(), String> {
+        if self
+            .members
+            .borrow()
+            .as_ref()
+            .is_some_and(|m| m.0 > version)
+        {
+            // It took newer members already (`take_members`); the driver's catch
+            // up to them comes next.
+            return Ok(());
+        }
         let mut out = Vec::new();
         let r = self
             .election

@@ -220,6 +220,11 @@ impl Node {
         }
     }
 
+    /// Whether this server is a member (a reconfig may have removed it).
+    pub fn is_member(&self) -> bool {
+        self.cfg.members.iter().any(|m| m.id == self.cfg.id)
+    }
+
     /// The voting members (participants), this server included if it is one.
     pub fn voters(&self) -> Vec<ServerId> {
         self.cfg
@@ -243,7 +248,7 @@ impl Node {
         if !matches!(self.phase, Phase::Looking) {
             return; // a late decision of a round already acted on
         }
-        if !self.cfg.members.iter().any(|m| m.id == self.cfg.id) {
+        if !self.is_member() {
             return; // removed by a reconfig: it leads and follows no one
         }
         let now = self.ticks;

@@ -86,7 +86,7 @@ impl<O: Outlet> Driver<O> {
             if !c.servers.iter().any(|s| s.id == ens.my_id) {
                 return Err(format!(
                     "server {} is not a member of the ensemble since reconfig version {:x} \
-                     (/zookeeper/config); remove its dataDir to join anew",
+                     (/zookeeper/config); it may join again under a new id (with a new dataDir): under its old id, a wiped dataDir would forget the members it carried out",
                     ens.my_id, c.version
                 ));
             }
@@ -136,6 +136,18 @@ impl<O: Outlet> Driver<O> {
         let Some((c, zxid)) = self.tree_config() else {
             return;
         };
+        if c.version != zxid {
+            // Not a reconfig's (a superuser's setData of the node): members whose
+            // version is not their zxid would be refused by every peer.
+            tracing::warn!(
+                version = format_args!("{:x}", c.version),
+                "/zookeeper/config written other than by reconfig: not carried out"
+            );
+            if let Some(r) = self.repl.as_mut() {
+                r.config_zxid = zxid;
+            }
+            return;
+        }
         self.carry_out_config(c, zxid);
     }
 
@@ -239,7 +251,7 @@ impl<O: Outlet> Driver<O> {
             tracing::warn!(
                 id = me,
                 "this server was removed from the ensemble by reconfig: it takes no \
-                 clients and follows no leader; remove its dataDir to join anew"
+                 clients and follows no leader; it may join again under a new id (with a new dataDir): under its old id, a wiped dataDir would forget the members it carried out"
             );
         }
     }

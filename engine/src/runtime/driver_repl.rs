@@ -39,6 +39,9 @@ use crate::txn::Db;
 use crate::zab::election::Decision;
 use crate::zab::{Action as ZabAction, Body, History, Msg, ServerId, TxnBytes, Zxid, make_zxid};
 
+/// Ticks between the election rounds of a server that is not a member.
+pub const NON_MEMBER_LOOK_TICKS: u64 = 10;
+
 impl<O: Outlet> Driver<O> {
     /// Whether clients may be served: standalone always; a member once in broadcast.
     pub(super) fn serving(&self) -> bool {
@@ -191,6 +194,14 @@ impl<O: Outlet> Driver<O> {
         };
         let mut acts = Vec::new();
         r.node.tick(&mut acts);
+        if !r.node.is_member() && self.ticks.is_multiple_of(NON_MEMBER_LOOK_TICKS) {
+            // Out of the members (removed, or started before the reconfig that adds
+            // it): it asks again now and then, so the push of newer members tells it
+            // when it is in.
+            let own = self.history();
+            let r = self.repl.as_mut().expect("checked above");
+            r.election.look(own.last_zxid, own.current_epoch);
+        }
         self.refresh_synced_voters();
         let r = self.repl.as_mut().expect("checked above");
         // Pings: the leader to every synchronised learner, a learner to its leader

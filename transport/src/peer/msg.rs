@@ -365,7 +365,7 @@ pub const CHAIN_KEYS_MAX: usize = 1_024;
 pub const CHAIN_CONFIG_MEMBERS_MAX: usize = 64;
 
 /// The peer protocol's version, in [`Hello::protocol`].
-pub const HELLO_PROTOCOL: u32 = 3;
+pub const HELLO_PROTOCOL: u32 = 4;
 /// [`Hello::port`]: the election port.
 pub const HELLO_PORT_ELECTION: u8 = 1;
 /// [`Hello::port`]: the quorum port.
