@@ -936,6 +936,40 @@ const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
 
 type ReconfigAnswer = Result<(String, transport::jute::Stat), i32>;
 
+/// zoo.cfg lines that let the superuser (`SUPER_DIGEST`) reconfigure.
+fn reconfig_extra() -> String {
+    format!("reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n")
+}
+
+/// The `server.{id}=` line of the ensemble's zoo.cfg.
+fn server_line(nodes: &[Node], id: u64) -> String {
+    let key = format!("server.{id}=");
+    let line = nodes[0].cfg.lines().find(|l| l.starts_with(&key));
+    line.unwrap_or_else(|| panic!("no {key} line")).to_string()
+}
+
+/// Server 4, not started: zoo.cfg with the ensemble's `server.N` lines, then `lines`
+/// (its own `server.4` line among them), data under `root/n4`.
+fn joining_node(root: &Path, nodes: &[Node], client: SocketAddr, lines: &str) -> Node {
+    let dir = root.join("n4");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("myid"), "4\n").unwrap();
+    let servers: String = nodes[0]
+        .cfg
+        .lines()
+        .filter(|l| l.starts_with("server."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = ensemble_config(&dir, client, &format!("{servers}{lines}"));
+    Node {
+        id: 4,
+        dir,
+        client,
+        cfg,
+        server: None,
+    }
+}
+
 /// Sends `reconfig`; the new config's text and its stat, or the error code.
 fn reconfig(
     c: &mut Client,
@@ -982,7 +1016,7 @@ fn config_text(c: &mut Client) -> String {
 #[test]
 fn reconfig_adds_and_removes_an_observer() {
     let root = tempfile::tempdir().unwrap();
-    let extra = format!("reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n");
+    let extra = reconfig_extra();
     let mut nodes = start_ensemble_with(root.path(), 3, 0, &extra);
     let leader = settled(&nodes);
     let follower = (leader + 1) % 3;
@@ -1041,28 +1075,13 @@ fn reconfig_adds_and_removes_an_observer() {
     assert_eq!(stat.version, -1);
     let mut acked = Vec::new();
     write_some(&mut c, "before-observer", 10, &mut acked);
-    let dir = root.path().join("n4");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("myid"), "4\n").unwrap();
-    let servers: String = nodes[0]
-        .cfg
-        .lines()
-        .filter(|l| l.starts_with("server."))
-        .map(|l| format!("{l}\n"))
-        .collect();
     let q_e = format!("server.4=127.0.0.1:{}:{}:observer\n", q.port(), e.port());
-    let cfg = ensemble_config(
-        &dir,
+    let mut observer = joining_node(
+        root.path(),
+        &nodes,
         cl,
-        &format!("{extra}{servers}{q_e}peerType=observer\n"),
+        &format!("{extra}{q_e}peerType=observer\n"),
     );
-    let mut observer = Node {
-        id: 4,
-        dir,
-        client: cl,
-        cfg,
-        server: None,
-    };
     start(&mut observer);
     let start_wait = Instant::now();
     while mode(&observer) != "observer" {
@@ -1174,7 +1193,7 @@ fn wait_mode(node: &Node, pred: impl Fn(&str) -> bool, what: &str) {
 #[test]
 fn reconfig_changes_the_voters_one_at_a_time() {
     let root = tempfile::tempdir().unwrap();
-    let extra = format!("reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n");
+    let extra = reconfig_extra();
     let mut nodes = start_ensemble_with(root.path(), 3, 0, &extra);
     let leader = settled(&nodes);
     let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
@@ -1187,23 +1206,12 @@ fn reconfig_changes_the_voters_one_at_a_time() {
     let (q, e, cl) = (free_addr(), free_addr(), free_addr());
     let spec = format!("127.0.0.1:{}:{}:participant", q.port(), e.port());
     let joining = format!("server.4={spec};127.0.0.1:{}", cl.port());
-    let dir = root.path().join("n4");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("myid"), "4\n").unwrap();
-    let servers: String = nodes[0]
-        .cfg
-        .lines()
-        .filter(|l| l.starts_with("server."))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let cfg = ensemble_config(&dir, cl, &format!("{extra}{servers}server.4={spec}\n"));
-    let mut four = Node {
-        id: 4,
-        dir,
-        client: cl,
-        cfg,
-        server: None,
-    };
+    let mut four = joining_node(
+        root.path(),
+        &nodes,
+        cl,
+        &format!("{extra}server.4={spec}\n"),
+    );
     start(&mut four);
     nodes.push(four);
     let text = reconfig_retrying(&nodes, f2, Some(&joining), None);
@@ -1226,12 +1234,7 @@ fn reconfig_changes_the_voters_one_at_a_time() {
     wait_mode(&nodes[f1], |m| m != "follower", "out of the ensemble");
     // Added back while it runs: it learns so in its election and follows again;
     // then it leaves for good.
-    let line = nodes[0]
-        .cfg
-        .lines()
-        .find(|l| l.starts_with(&format!("server.{f1_id}=")))
-        .unwrap()
-        .to_string();
+    let line = server_line(&nodes, nodes[f1].id);
     let back = format!("{line}:participant;127.0.0.1:{}", nodes[f1].client.port());
     reconfig_retrying(&nodes, f2, Some(&back), None);
     wait_mode(&nodes[f1], |m| m == "follower", "back in the ensemble");
@@ -1282,7 +1285,7 @@ fn reconfig_changes_the_voters_one_at_a_time() {
 #[test]
 fn a_voter_that_missed_its_promotion_learns_it_in_the_election() {
     let root = tempfile::tempdir().unwrap();
-    let extra = format!("reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n");
+    let extra = reconfig_extra();
     let mut nodes = start_ensemble_with(root.path(), 3, 1, &extra);
     let leader = settled(&nodes);
     let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
@@ -1292,12 +1295,7 @@ fn a_voter_that_missed_its_promotion_learns_it_in_the_election() {
     // Observer 4 goes down; it is made a voter meanwhile, and f1 leaves.
     nodes[3].server.as_mut().unwrap().kill();
     nodes[3].server = None;
-    let line = nodes[0]
-        .cfg
-        .lines()
-        .find(|l| l.starts_with("server.4="))
-        .unwrap()
-        .to_string();
+    let line = server_line(&nodes, 4);
     let spec = line.trim_end_matches(":observer");
     let joining = format!("{spec}:participant;127.0.0.1:{}", nodes[3].client.port());
     reconfig_retrying(&nodes, leader, Some(&joining), None);

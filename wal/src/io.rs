@@ -99,6 +99,43 @@ pub trait Region: Send + Sync {
     fn prefault(&self, _offset: usize, _len: usize) {}
 }
 
+/// A step of [`replace_durably`] that failed: what it was doing, to which path.
+#[derive(Debug)]
+pub struct ReplaceError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old or the new file,
+/// whole (ZooKeeper's `AtomicFileOutputStream`): writes `dir/name{tmp_suffix}`, makes
+/// it durable, renames it over `name`, makes the rename durable. A leftover temporary
+/// file is the caller's to ignore.
+pub fn replace_durably(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    tmp_suffix: &str,
+    bytes: &[u8],
+) -> Result<(), ReplaceError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}{tmp_suffix}"));
+    let fail = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReplaceError { op, path, source }
+    };
+    let file = storage.create(&tmp).map_err(fail("create", &tmp))?;
+    write_all_at(&*file, bytes, 0).map_err(fail("write", &tmp))?;
+    file.sync_data().map_err(fail("sync", &tmp))?;
+    drop(file);
+    storage
+        .rename(&tmp, &path)
+        .map_err(fail("rename over", &path))?;
+    storage
+        .sync_dir(dir)
+        .map_err(fail("sync the directory of", dir))
+}
+
 /// Writes all of `buf` at `offset`, looping over short writes and `EINTR`.
 pub fn write_all_at(file: &dyn StorageFile, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {

@@ -165,6 +165,15 @@ impl DynamicConfig {
             .collect()
     }
 
+    /// What server `id` is in these members (an observer when not among them: it
+    /// takes no part in a vote).
+    pub fn role_of(&self, id: u64) -> Role {
+        self.servers
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(Role::Observer, |s| s.role)
+    }
+
     /// The voters' ids.
     pub fn voters(&self) -> impl Iterator<Item = u64> + '_ {
         self.servers

@@ -226,12 +226,7 @@ impl ElectionRunner {
             tracing::warn!("members of version {version:x} that do not parse: ignored");
             return;
         };
-        let role = c
-            .servers
-            .iter()
-            .find(|s| s.id == self.me)
-            .map_or(Role::Observer, |s| s.role);
-        if let Err(err) = e.set_voters(role, c.voters().collect(), version, out) {
+        if let Err(err) = e.set_voters(c.role_of(self.me), c.voters().collect(), version, out) {
             tracing::warn!("members of version {version:x}: {err}");
             return;
         }

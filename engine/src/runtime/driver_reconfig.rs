@@ -22,14 +22,16 @@
 //! through an election (ZooKeeper's designated successor avoids it).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use super::{Driver, Outlet};
 use crate::config::dynamic::DynamicConfig;
 use crate::config::ensemble::{Ensemble, ServerSpec};
 use crate::tree::CONFIG_PATH;
-use crate::zab::Role;
+
+/// What a removed server is told about joining again.
+const REJOIN_HINT: &str = "it may join again under a new id, with a new dataDir (under its \
+     old id, a wiped dataDir would forget the members it carried out)";
 
 /// The members this server last carried out, in dataDir (module docs).
 pub const CONFIG_FILE: &str = "zoo.cfg.dynamic";
@@ -38,15 +40,16 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
 
 /// Writes `c` to [`CONFIG_FILE`] durably: a temporary file, fdatasync, rename, fsync
 /// of the directory (a crash leaves the old or the new file, whole).
-pub fn store_config(dir: &Path, c: &DynamicConfig) -> std::io::Result<()> {
-    let path = dir.join(CONFIG_FILE);
-    let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(c.render().as_bytes())?;
-    f.sync_data()?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()
+pub fn store_config(dir: &Path, c: &DynamicConfig) -> Result<(), String> {
+    let text = c.render();
+    wal::io::replace_durably(
+        &wal::io::OsStorage,
+        dir,
+        CONFIG_FILE,
+        ".tmp",
+        text.as_bytes(),
+    )
+    .map_err(|e| format!("cannot {} {}: {}", e.op, e.path.display(), e.source))
 }
 
 /// [`CONFIG_FILE`] in `dir`, if there is one; a file that is too large or does not
@@ -86,7 +89,7 @@ impl<O: Outlet> Driver<O> {
             if !c.servers.iter().any(|s| s.id == ens.my_id) {
                 return Err(format!(
                     "server {} is not a member of the ensemble since reconfig version {:x} \
-                     (/zookeeper/config); it may join again under a new id (with a new dataDir): under its old id, a wiped dataDir would forget the members it carried out",
+                     (/zookeeper/config); {REJOIN_HINT}",
                     ens.my_id, c.version
                 ));
             }
@@ -123,7 +126,13 @@ impl<O: Outlet> Driver<O> {
     /// reconfig prepped in that same message (a queued request released by the
     /// apply) is proposed then, but it too commits under the new voters.
     pub(super) fn maybe_reconfigure(&mut self) {
-        let Some(r) = &self.repl else { return };
+        let applied = self.core.db().last_zxid();
+        let Some(r) = self.repl.as_mut() else { return };
+        // Only a message that applied something can have changed the members.
+        if applied == r.config_checked_at {
+            return;
+        }
+        r.config_checked_at = applied;
         let changed = self
             .core
             .db()
@@ -185,9 +194,10 @@ impl<O: Outlet> Driver<O> {
         let new: BTreeMap<u64, ServerSpec> = c.servers.iter().map(|s| (s.id, s.clone())).collect();
         // The election first: a role change of this server sends it there.
         let voters: Vec<u64> = c.voters().collect();
-        let my_role = new.get(&me).map_or(Role::Observer, |s| s.role);
         if !voters.is_empty()
-            && let Err(e) = r.election.set_voters(my_role, voters, zxid, c.render())
+            && let Err(e) = r
+                .election
+                .set_voters(c.role_of(me), voters, zxid, c.render())
         {
             tracing::warn!("reconfig: the election keeps its voters: {e}");
         }
@@ -216,11 +226,7 @@ impl<O: Outlet> Driver<O> {
                 // Reported at once, not at the next tick: the leader's next change
                 // of the voters waits for a majority to have carried this out.
                 if let Some(leader) = r.node.leader().filter(|&l| l != me) {
-                    let ping = transport::peer::PeerMsg::Ping(transport::peer::Ping {
-                        zxid: self.core.logged_zxid(),
-                        sessions: Vec::new(),
-                        config: zxid,
-                    });
+                    let ping = super::repl::ping(self.core.logged_zxid(), Vec::new(), zxid);
                     let _ = r.net.send(leader, &ping);
                 }
             }
@@ -251,7 +257,7 @@ impl<O: Outlet> Driver<O> {
             tracing::warn!(
                 id = me,
                 "this server was removed from the ensemble by reconfig: it takes no \
-                 clients and follows no leader; it may join again under a new id (with a new dataDir): under its old id, a wiped dataDir would forget the members it carried out"
+                 clients and follows no leader; {REJOIN_HINT}"
             );
         }
     }

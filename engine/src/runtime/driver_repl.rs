@@ -209,11 +209,7 @@ impl<O: Outlet> Driver<O> {
         match r.node.mode() {
             Mode::Leading { .. } => {
                 let zxid = r.node.leader_core().map_or(0, |l| l.committed_zxid());
-                let ping = PeerMsg::Ping(peer::Ping {
-                    zxid,
-                    sessions: Vec::new(),
-                    config: r.config_stored,
-                });
+                let ping = ping(zxid, Vec::new(), r.config_stored);
                 if let Some(frame) = encode(&ping) {
                     for to in r.node.synced_learners() {
                         send_held(r, to, frame.clone());
@@ -228,11 +224,7 @@ impl<O: Outlet> Driver<O> {
                         timeout_ms,
                     })
                     .collect();
-                let ping = PeerMsg::Ping(peer::Ping {
-                    zxid: self.core.logged_zxid(),
-                    sessions,
-                    config: r.config_stored,
-                });
+                let ping = ping(self.core.logged_zxid(), sessions, r.config_stored);
                 let _ = r.net.send(leader, &ping);
             }
             Mode::Looking => {}
@@ -848,6 +840,16 @@ impl<O: Outlet> Driver<O> {
         self.publish_mode();
         Ok(())
     }
+}
+
+/// A ping (`peer::Ping`): the sender's last zxid, the sessions its clients touched
+/// (a learner's) and the version of the members it carried out.
+pub(super) fn ping(zxid: Zxid, sessions: Vec<peer::SessionTouch>, config: Zxid) -> PeerMsg {
+    PeerMsg::Ping(peer::Ping {
+        zxid,
+        sessions,
+        config,
+    })
 }
 
 /// A frame for `to`: held behind a snapshot on its way to it, else queued.

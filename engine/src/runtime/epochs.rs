@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
-use wal::io::{Storage, read_all, write_all_at};
+use wal::io::{Storage, read_all, replace_durably};
 
 use crate::zab::{EPOCH_MAX, Epoch};
 
@@ -188,22 +188,19 @@ impl EpochFiles {
     /// Write a temporary file, make it durable, rename it over `name`, make the
     /// rename durable.
     fn write(&self, name: &str, epoch: Epoch) -> Result<(), EpochError> {
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}{EPOCH_TMP_SUFFIX}"));
-        let io = |path: &Path, op| {
-            let path = path.to_path_buf();
-            move |source| EpochError::Io { path, op, source }
-        };
-        let file = self.storage.create(&tmp).map_err(io(&tmp, "create"))?;
-        write_all_at(&*file, epoch.to_string().as_bytes(), 0).map_err(io(&tmp, "write"))?;
-        file.sync_data().map_err(io(&tmp, "sync"))?;
-        drop(file);
-        self.storage
-            .rename(&tmp, &path)
-            .map_err(io(&path, "rename over"))?;
-        self.storage
-            .sync_dir(&self.dir)
-            .map_err(io(&self.dir, "sync the directory of"))
+        let bytes = epoch.to_string();
+        replace_durably(
+            &*self.storage,
+            &self.dir,
+            name,
+            EPOCH_TMP_SUFFIX,
+            bytes.as_bytes(),
+        )
+        .map_err(|e| EpochError::Io {
+            path: e.path,
+            op: e.op,
+            source: e.source,
+        })
     }
 }
 

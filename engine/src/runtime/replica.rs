@@ -119,6 +119,8 @@ pub struct Replica {
     /// The version of the members carried out and stored durably (what pings
     /// report; it lags `config_zxid` only while a store failed).
     pub config_stored: Zxid,
+    /// The applied zxid `maybe_reconfigure` last looked at the members for.
+    pub config_checked_at: Zxid,
     /// Leader: the members' version each learner last reported (`Ping::config`).
     pub carried_out: std::collections::BTreeMap<ServerId, Zxid>,
     /// Where [`super::driver_reconfig::CONFIG_FILE`] lives.
@@ -359,6 +361,7 @@ pub fn start(
         servers: ens.servers.clone(),
         config_zxid,
         config_stored: config_zxid,
+        config_checked_at: -1,
         carried_out: Default::default(),
         data_dir: cfg.data_dir.clone(),
         installing: None,
