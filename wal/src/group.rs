@@ -234,8 +234,22 @@ impl Syncer {
         if claim.zxid > shared.durable_zxid.load(Ordering::Acquire) {
             shared.publish_durable(claim.zxid);
         }
-        pending.retain(|p| !(p.seg.sealed.load(Ordering::Acquire) && p.synced >= p.seg.end()));
-        Ok(shared.durable_zxid.load(Ordering::Acquire))
+        let mut retired = Vec::new();
+        pending.retain(|p| {
+            let done = p.seg.sealed.load(Ordering::Acquire) && p.synced >= p.seg.end();
+            if done {
+                retired.push(p.seg.clone());
+            }
+            !done
+        });
+        let durable = shared.durable_zxid.load(Ordering::Acquire);
+        drop(pending);
+        // A sealed, durable segment is read again only by a learner's DIFF: its pages
+        // leave the resident set (off the appender's core, outside the lock).
+        for seg in retired {
+            seg.region.release();
+        }
+        Ok(durable)
     }
 
     /// The highest zxid known durable (0: none). Never blocks.

@@ -97,6 +97,11 @@ pub trait Region: Send + Sync {
     /// Hint: take the write faults of `offset..offset + len` now (without changing a
     /// byte), so that the appender does not take them. Best effort; errors are ignored.
     fn prefault(&self, _offset: usize, _len: usize) {}
+    /// Hint: the process will not touch this map for a while (a sealed segment, read
+    /// again only by a learner's DIFF), so its pages may leave the process's resident
+    /// set; they stay in the page cache and fault back in on the next read, with the
+    /// same bytes. Never changes what the map reads. Best effort.
+    fn release(&self) {}
 }
 
 /// A step of [`replace_durably`] that failed: what it was doing, to which path.
@@ -325,6 +330,22 @@ impl Region for OsRegion {
                 self.map.as_mut_ptr().add(start).cast(),
                 end - start,
                 libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+
+    fn release(&self) {
+        // SAFETY: MADV_DONTNEED on a shared file mapping only drops this process's page
+        // table entries: the pages (dirty ones included, whose state moves to the page
+        // cache) stay in the file's page cache, later reads fault the same bytes back
+        // in, and flushes (fdatasync, or msync, which syncs the file's range) still
+        // write every dirty page. 1.1M records of a 1M-znode tree left 390 MB of sealed
+        // segments resident after a restart.
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().cast(),
+                self.map.len(),
+                libc::MADV_DONTNEED,
             );
         }
     }

@@ -160,12 +160,15 @@ impl SegShared {
 
 /// Creates segment `seq`: zero-filled temp file, header, fdatasync, rename, fsync dir; then
 /// maps it. ENOSPC is reported as [`WalError::DiskFull`]; the temp file is removed on error.
+/// `resident`: keep the map's pages faulted in (appends through the map); otherwise the
+/// map is only read (records for a DIFF) and its pages need not be resident.
 pub(crate) fn prewrite(
     storage: &dyn Storage,
     dir: &Path,
     seq: u64,
     segment_bytes: u64,
     method: FlushMethod,
+    resident: bool,
 ) -> Result<SegShared> {
     let path = dir.join(segment_file_name(seq));
     let tmp = dir.join(format!("{}.tmp", segment_file_name(seq)));
@@ -180,7 +183,12 @@ pub(crate) fn prewrite(
             .map_err(|e| WalError::io("map segment", &path, e))
     });
     match made {
-        Ok(region) => Ok(SegShared::new(seq, path, region, SEGMENT_HEADER_BYTES)),
+        Ok(region) => {
+            if !resident {
+                region.release();
+            }
+            Ok(SegShared::new(seq, path, region, SEGMENT_HEADER_BYTES))
+        }
         Err(e) => {
             let _ = storage.remove(&tmp);
             Err(e)

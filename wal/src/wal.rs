@@ -124,7 +124,14 @@ impl Wal {
             })
             .collect();
         if segments.is_empty() {
-            let first = prewrite(&*storage, &dir, 1, opts.segment_bytes, opts.flush_method)?;
+            let first = prewrite(
+                &*storage,
+                &dir,
+                1,
+                opts.segment_bytes,
+                opts.flush_method,
+                resident(&opts),
+            )?;
             segments.push(Segment {
                 shared: Arc::new(first),
                 first_zxid: 0,
@@ -134,6 +141,12 @@ impl Wal {
         if opts.sync != SyncMode::Never {
             make_durable(&segments)?;
         }
+        // Recovery read every segment; only the active one may be touched again soon,
+        // and only when appends go through the map.
+        let keep = usize::from(resident(&opts));
+        for seg in &segments[..segments.len() - keep] {
+            seg.shared.region.release();
+        }
         let active = segments
             .last()
             .expect("at least one segment")
@@ -141,6 +154,9 @@ impl Wal {
             .clone();
         let end = active.end();
         lock_pending(&shared).push(PendingSeg::durable_to(active, end));
+        if let Some(spare) = recovered.spare.as_ref().filter(|_| keep == 0) {
+            spare.region.release();
+        }
         let spare = recovered.spare.map_or(Spare::None, Spare::Ready);
         let mut wal = Wal {
             dir,
@@ -640,6 +656,7 @@ impl Wal {
             self.active().shared.seq + 1,
             self.opts.segment_bytes,
             self.opts.flush_method,
+            resident(&self.opts),
         )
     }
 
@@ -654,9 +671,10 @@ impl Wal {
             self.active().shared.seq + 1,
         );
         let (bytes, method) = (self.opts.segment_bytes, self.opts.flush_method);
+        let resident = resident(&self.opts);
         let spawned = std::thread::Builder::new()
             .name("wal-prewrite".into())
-            .spawn(move || prewrite(&*storage, &dir, seq, bytes, method));
+            .spawn(move || prewrite(&*storage, &dir, seq, bytes, method, resident));
         // If no thread can be spawned, the next roll pre-writes synchronously.
         self.spare = spawned.map_or(Spare::None, Spare::Building);
     }
@@ -682,6 +700,13 @@ impl Drop for Wal {
             let _ = handle.join();
         }
     }
+}
+
+/// Whether the active segment's pages are kept resident: only appends through the map
+/// write to them (a `pwrite` append goes to the page cache; the map is then only read,
+/// for a DIFF). A 64 MiB segment is 64 MiB of the process's RSS when resident.
+fn resident(opts: &WalOptions) -> bool {
+    opts.append_method == AppendMethod::Map
 }
 
 /// Pre-faulting helps only appends through the map (pwrite appends take no write faults).
