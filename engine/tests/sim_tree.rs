@@ -126,7 +126,11 @@ impl Model {
                     cversion: n.client_stat().cversion,
                     creates: n.stat.cversion,
                     kind: n.kind,
-                    children: n.children.iter().cloned().collect(),
+                    children: n
+                        .children
+                        .iter()
+                        .map(|c| path::name(c).to_string())
+                        .collect(),
                     acl: n.acl.to_vec(),
                 },
             );
@@ -853,7 +857,10 @@ impl Sim {
                 && n.stat.cversion == m.creates
                 && n.client_stat().cversion == m.cversion
                 && n.kind == m.kind
-                && n.children.iter().eq(m.children.iter())
+                && n.children
+                    .iter()
+                    .map(|c| path::name(c))
+                    .eq(m.children.iter().map(|c| c.as_str()))
                 && *n.acl == *m.acl;
             if !same {
                 return Err(format!("{p}: engine {n:?}\nmodel {m:?}"));

@@ -2,16 +2,25 @@
 //! `Arc`-shared std `HashMap`, so a clone costs O(shards) (pointer copies), not O(n).
 //!
 //! Contract: [`CowMap::clone`] is a frozen copy; a later change to either side first
-//! makes the touched shard unique (`Arc::make_mut`: clones that shard's entries, about
-//! `SHARD_LEN_MAX` of them, once per shard per clone; keys are `Arc<str>` and values
-//! should be cheap to clone too), so neither side ever sees the other's changes. Lookups cost one std hash-map probe plus
-//! one hash to pick the shard, so reads stay as fast as a plain `HashMap` (a persistent
-//! hash trie, measured first, was 1.5-2x slower on lookups at 100k-1M entries).
+//! makes the touched shard unique (`Arc::make_mut`: copies that shard's slots, about
+//! `SHARD_LEN_MAX` key and value pointers, once per shard per clone) and then the
+//! touched value (one `Arc::make_mut` of it), so neither side ever sees the other's
+//! changes. Lookups cost one hash to pick the shard, one std hash-map probe and one
+//! pointer to the value (a persistent hash trie, measured first, was 1.5-2x slower on
+//! lookups at 100k-1M entries). Values behind their own pointer cost that pointer per
+//! lookup, but a slot is 24 bytes instead of the value's size: a 1M-znode restore moves
+//! and faults in a seventh of the bytes, and a shard copy copies no value.
 //!
 //! Invariants: `len` is the sum of the shards' lengths; a key lives in shard
-//! `shard_of(key)`; the shard count is `1 << bits`; no shard holds more than
-//! `SHARD_LEN_MAX` on average (growth splits every shard in two, O(n), as a std
-//! `HashMap`'s own resize is).
+//! `shard_of(key)`; no shard holds more than `SHARD_LEN_MAX` on average (growth splits
+//! every shard in two, O(n), as a std `HashMap`'s own resize is).
+//!
+//! The shard count need not be a power of two: a key's shard is its hash's top 32 bits
+//! scaled to the count (multiply and shift), which still sends shard `i`'s keys to `2i`
+//! and `2i + 1` when the count doubles. A map built at once ([`CowMap::from_entries`],
+//! a restore) picks the count that fills each shard's table to about 70%: with a power
+//! of two, 1M znodes made 4096 shards of ~244 entries, each in a 512-bucket table
+//! (48% full; 338 of the ~580 bytes a znode took were table slots).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -23,20 +32,31 @@ use std::sync::Arc;
 /// Average entries per shard above which the shard count doubles: a shard copy (the
 /// first change to a shard after a snapshot) stays a few microseconds.
 const SHARD_LEN_MAX: usize = 256;
-/// Shards of an empty map (log2).
-const SHARD_BITS_MIN: u32 = 4;
-/// The most shards (log2): beyond 2^16 shards a snapshot's O(shards) clone would no
-/// longer be negligible; shards then grow past `SHARD_LEN_MAX` instead.
-const SHARD_BITS_MAX: u32 = 16;
+/// Shards of an empty map.
+const SHARD_COUNT_MIN: usize = 16;
+/// The most shards: beyond 2^16 shards a snapshot's O(shards) clone would no longer be
+/// negligible; shards then grow past `SHARD_LEN_MAX` instead.
+const SHARD_COUNT_MAX: usize = 1 << 16;
+/// Entries per shard a built map aims at: std's table holds at most 7/8 of its
+/// (power-of-two) buckets, 224 of 256, and a shard's length varies around the mean by
+/// about its square root, so 180 keeps nearly every shard within 256 buckets (~70% full).
+const SHARD_LEN_BUILT: usize = 180;
+const _: () = assert!(SHARD_LEN_BUILT < SHARD_LEN_MAX && SHARD_COUNT_MIN <= SHARD_COUNT_MAX);
+const _: () = assert!(
+    SHARD_COUNT_MAX <= 1 << 32,
+    "shard_index scales 32 hash bits"
+);
 
-type Map<V> = HashMap<Arc<str>, V, RandomState>;
+/// Values sit behind their own `Arc`: a shard copy (the first change to a shard after
+/// a snapshot image) copies pointers, a later change to one value copies that value
+/// only (`Arc::make_mut`), and building a map moves 24-byte slots, not the values.
+type Map<V> = HashMap<Arc<str>, Arc<V>, RandomState>;
 type Shard<V> = Arc<Map<V>>;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct CowMap<V> {
     shards: Vec<Shard<V>>,
-    bits: u32,
     len: usize,
     /// Random keys: clients cannot aim paths at one shard.
     hasher: RandomState,
@@ -51,10 +71,7 @@ impl<V: Clone> Default for CowMap<V> {
 impl<V: Clone> CowMap<V> {
     pub(crate) fn new() -> Self {
         CowMap {
-            shards: (0..1usize << SHARD_BITS_MIN)
-                .map(|_| Arc::default())
-                .collect(),
-            bits: SHARD_BITS_MIN,
+            shards: (0..SHARD_COUNT_MIN).map(|_| Arc::default()).collect(),
             len: 0,
             hasher: RandomState::default(),
         }
@@ -65,20 +82,17 @@ impl<V: Clone> CowMap<V> {
     /// in the cache instead of every insert landing on a random one of them (a 1M
     /// entry restore spent a third of its time in cache-missing inserts), and the
     /// shards are filled on up to `threads` threads.
-    pub(crate) fn from_entries(entries: Vec<(Arc<str>, V)>, threads: usize) -> Self
+    pub(crate) fn from_entries(entries: Vec<(Arc<str>, Arc<V>)>, threads: usize) -> Self
     where
         V: Send + Sync,
     {
-        // The shards are made below; the skeleton only places keys.
-        let mut m = CowMap {
-            shards: Vec::new(),
-            bits: bits_for(entries.len()),
-            len: 0,
-            hasher: RandomState::default(),
-        };
-        let shard_count = 1usize << m.bits;
-        let mut buckets: Vec<Vec<(Arc<str>, V)>> = {
-            let shard: Vec<u32> = entries.iter().map(|(k, _)| m.shard_of(k) as u32).collect();
+        let shard_count = count_for(entries.len());
+        let hasher = RandomState::default();
+        let mut buckets: Vec<Vec<(Arc<str>, Arc<V>)>> = {
+            let shard: Vec<u32> = entries
+                .iter()
+                .map(|(k, _)| shard_index(hasher.hash_one(&**k), shard_count) as u32)
+                .collect();
             let mut counts = vec![0usize; shard_count];
             shard.iter().for_each(|&i| counts[i as usize] += 1);
             let mut buckets: Vec<Vec<_>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
@@ -87,7 +101,7 @@ impl<V: Clone> CowMap<V> {
             }
             buckets
         };
-        let fill = |bucket: &mut Vec<(Arc<str>, V)>| {
+        let fill = |bucket: &mut Vec<(Arc<str>, Arc<V>)>| {
             let mut map = Map::with_capacity_and_hasher(bucket.len(), RandomState::default());
             map.extend(bucket.drain(..));
             Arc::new(map)
@@ -114,14 +128,18 @@ impl<V: Clone> CowMap<V> {
                 filled[k] = Some(chunk.iter_mut().map(fill).collect());
             }
         }
-        m.shards = filled.into_iter().flatten().flatten().collect();
-        debug_assert!(m.shards.len() == shard_count, "every shard filled");
-        m.len = m.shards.iter().map(|s| s.len()).sum();
-        m
+        let shards: Vec<Shard<V>> = filled.into_iter().flatten().flatten().collect();
+        debug_assert!(shards.len() == shard_count, "every shard filled");
+        let len = shards.iter().map(|s| s.len()).sum();
+        CowMap {
+            shards,
+            len,
+            hasher,
+        }
     }
 
     fn shard_of(&self, key: &str) -> usize {
-        shard_index(self.hasher.hash_one(key), self.bits)
+        shard_index(self.hasher.hash_one(key), self.shards.len())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -133,14 +151,15 @@ impl<V: Clone> CowMap<V> {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&V> {
-        self.shards[self.shard_of(key)].get(key)
+        self.shards[self.shard_of(key)].get(key).map(|v| &**v)
     }
 
     pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
-    /// The value at `key`, its shard made unique first (only when the key is there).
+    /// The value at `key`, its shard and then the value made unique first (only when
+    /// the key is there).
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let i = self.shard_of(key);
         let shard = &mut self.shards[i];
@@ -148,12 +167,14 @@ impl<V: Clone> CowMap<V> {
         if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
-        Arc::make_mut(shard).get_mut(key)
+        Arc::make_mut(shard).get_mut(key).map(Arc::make_mut)
     }
 
     pub(crate) fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
         let i = self.shard_of(&key);
-        let old = Arc::make_mut(&mut self.shards[i]).insert(key, value);
+        let old = Arc::make_mut(&mut self.shards[i])
+            .insert(key, Arc::new(value))
+            .map(Arc::unwrap_or_clone);
         if old.is_none() {
             self.len += 1;
             self.grow_if_full();
@@ -167,13 +188,15 @@ impl<V: Clone> CowMap<V> {
         if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
-        let old = Arc::make_mut(shard).remove(key);
+        let old = Arc::make_mut(shard).remove(key).map(Arc::unwrap_or_clone);
         self.len -= usize::from(old.is_some());
         old
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, v)| (k, &**v)))
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
@@ -181,18 +204,20 @@ impl<V: Clone> CowMap<V> {
     }
 
     /// Doubles the shards when they are full on average: shard `i` splits into `2i`
-    /// and `2i + 1` by the next hash bit. New maps are built, so clones sharing the
+    /// and `2i + 1` (see the module docs). New maps are built, so clones sharing the
     /// old shards are untouched.
     fn grow_if_full(&mut self) {
-        if self.bits >= SHARD_BITS_MAX || self.len <= self.shards.len() * SHARD_LEN_MAX {
+        let count = self.shards.len();
+        if count * 2 > SHARD_COUNT_MAX || self.len <= count * SHARD_LEN_MAX {
             return;
         }
-        let bits = self.bits + 1;
-        let mut shards: Vec<Map<V>> = Vec::with_capacity(1 << bits);
-        for old in &self.shards {
+        let mut shards: Vec<Map<V>> = Vec::with_capacity(count * 2);
+        for (i, old) in self.shards.iter().enumerate() {
             let (mut lo, mut hi) = (Map::default(), Map::default());
             for (k, v) in old.iter() {
-                let half = if shard_index(self.hasher.hash_one(&**k), bits).is_multiple_of(2) {
+                let j = shard_index(self.hasher.hash_one(&**k), count * 2);
+                debug_assert!(j / 2 == i, "a split sends shard i's keys to 2i and 2i + 1");
+                let half = if j.is_multiple_of(2) {
                     &mut lo
                 } else {
                     &mut hi
@@ -203,7 +228,6 @@ impl<V: Clone> CowMap<V> {
             shards.push(hi);
         }
         self.shards = shards.into_iter().map(Arc::new).collect();
-        self.bits = bits;
         debug_assert!(
             self.shards.iter().map(|s| s.len()).sum::<usize>() == self.len,
             "a split keeps every entry"
@@ -211,20 +235,21 @@ impl<V: Clone> CowMap<V> {
     }
 }
 
-/// The shard bits growth from empty reaches at `n` entries.
-fn bits_for(n: usize) -> u32 {
-    let mut bits = SHARD_BITS_MIN;
-    while bits < SHARD_BITS_MAX && n > (1usize << bits) * SHARD_LEN_MAX {
-        bits += 1;
-    }
-    bits
+/// The shard count of a map built with `n` entries (see `SHARD_LEN_BUILT`).
+fn count_for(n: usize) -> usize {
+    n.div_ceil(SHARD_LEN_BUILT)
+        .clamp(SHARD_COUNT_MIN, SHARD_COUNT_MAX)
 }
 
-/// The shard of a key with hash `h` among `1 << bits` (the top bits, so a split
-/// sends shard `i`'s keys to `2i` and `2i + 1`).
-fn shard_index(h: u64, bits: u32) -> usize {
-    debug_assert!((1..64).contains(&bits), "shard bits in range");
-    (h >> (64 - bits)) as usize
+/// The shard of a key with hash `h` among `count`: the top 32 bits scaled to the count,
+/// so that doubling the count sends shard `i`'s keys to `2i` and `2i + 1`
+/// (`floor(2x)` is `2 floor(x)` or one more).
+fn shard_index(h: u64, count: usize) -> usize {
+    debug_assert!(
+        (1..=SHARD_COUNT_MAX).contains(&count),
+        "shard count in range"
+    );
+    (((h >> 32) * count as u64) >> 32) as usize
 }
 
 #[cfg(test)]
@@ -234,7 +259,7 @@ mod tests {
     #[test]
     fn clones_are_frozen_and_growth_keeps_entries() {
         let mut m: CowMap<u32> = CowMap::new();
-        let n = (16 << SHARD_BITS_MIN) * SHARD_LEN_MAX / 8;
+        let n = 16 * SHARD_COUNT_MIN * SHARD_LEN_MAX / 8;
         for i in 0..n as u32 {
             assert!(m.insert(format!("/k{i}").into(), i).is_none());
         }
@@ -250,7 +275,7 @@ mod tests {
         for i in n as u32..2 * n as u32 {
             m.insert(format!("/k{i}").into(), i);
         }
-        assert!(m.bits > SHARD_BITS_MIN, "grew");
+        assert!(m.shards.len() > SHARD_COUNT_MIN, "grew");
         assert_eq!(frozen.len(), n);
         for i in 0..n as u32 {
             assert_eq!(frozen.get(&format!("/k{i}")), Some(&i));
@@ -265,7 +290,9 @@ mod tests {
     #[test]
     fn a_map_built_from_entries_holds_them_all_in_their_shards() {
         for (n, threads) in [(0, 1), (1, 4), (5000, 1), (300_000, 3)] {
-            let entries = (0..n).map(|i| (format!("/k{i}").into(), i)).collect();
+            let entries = (0..n)
+                .map(|i| (format!("/k{i}").into(), Arc::new(i)))
+                .collect();
             let mut m: CowMap<usize> = CowMap::from_entries(entries, threads);
             assert_eq!(m.len(), n);
             assert!((0..n).all(|i| m.get(&format!("/k{i}")) == Some(&i)));
@@ -279,19 +306,42 @@ mod tests {
     }
 
     #[test]
-    fn a_built_map_has_the_shards_growth_from_empty_reaches() {
-        for n in [0, 1, 4096, 4097, 5000, 300_000] {
-            let mut grown: CowMap<usize> = CowMap::new();
-            for i in 0..n {
-                grown.insert(format!("/k{i}").into(), i);
-            }
-            let entries = (0..n).map(|i| (format!("/k{i}").into(), i)).collect();
-            let built: CowMap<usize> = CowMap::from_entries(entries, 2);
-            assert_eq!(
-                (bits_for(n), built.bits),
-                (grown.bits, grown.bits),
-                "n = {n}"
-            );
+    fn a_built_map_fills_its_shard_tables() {
+        let n = 300_000;
+        let entries = (0..n)
+            .map(|i| (format!("/k{i}").into(), Arc::new(i)))
+            .collect();
+        let built: CowMap<usize> = CowMap::from_entries(entries, 2);
+        assert_eq!(built.shards.len(), n.div_ceil(SHARD_LEN_BUILT));
+        let (len, capacity) = built
+            .shards
+            .iter()
+            .fold((0, 0), |(l, c), s| (l + s.len(), c + s.capacity()));
+        // capacity() is 7/8 of the buckets: 0.6 of it is ~53% of the buckets used.
+        assert!(
+            len * 10 >= capacity * 6,
+            "{len} entries in room for {capacity}"
+        );
+    }
+
+    #[test]
+    fn growth_from_a_built_map_splits_shards_in_place() {
+        let entries = (0..5000)
+            .map(|i| (format!("/k{i}").into(), Arc::new(i)))
+            .collect();
+        let mut m: CowMap<usize> = CowMap::from_entries(entries, 1);
+        let count = m.shards.len();
+        assert!(
+            !count.is_power_of_two(),
+            "{count}: the test wants an odd count"
+        );
+        for i in 5000..count * SHARD_LEN_MAX + 1 {
+            m.insert(format!("/k{i}").into(), i);
         }
+        assert_eq!(m.shards.len(), count * 2);
+        for (i, shard) in m.shards.iter().enumerate() {
+            assert!(shard.keys().all(|k| m.shard_of(k) == i));
+        }
+        assert!((0..m.len()).all(|i| m.get(&format!("/k{i}")) == Some(&i)));
     }
 }

@@ -86,10 +86,13 @@ impl NodeKind {
 /// nodes carry one of a handful of ACLs).
 pub type AclList = Arc<[Acl]>;
 
-/// A node's child names, sorted (deterministic iteration and digests). Persistent: a
-/// clone is O(1) and shares structure, so copying a node with a million children (the
-/// first change to it after a snapshot) costs O(log n), not O(n).
-pub type Children = OrdSet<String>;
+/// A node's children, sorted (deterministic iteration and digests), each by its full
+/// path: the same allocation as the child's key in the path map (no string of its
+/// own, 40 bytes a znode less), and as every child shares the parent's prefix, paths
+/// sort as names do. [`path::name`] gives a child's name. Persistent: a clone is O(1)
+/// and shares structure, so copying a node with a million children (the first change
+/// to it after a snapshot) costs O(log n), not O(n).
+pub type Children = OrdSet<Arc<str>>;
 
 /// The path map: shared, copy-on-write (see the module docs).
 type NodeMap = CowMap<Node>;
@@ -237,7 +240,7 @@ impl DataTree {
     /// it, and its kind indexed. Returns the offending path and why otherwise.
     pub(crate) fn fill_sorted(
         &mut self,
-        mut nodes: Vec<(Arc<str>, Node)>,
+        mut nodes: Vec<(Arc<str>, Arc<Node>)>,
         threads: usize,
     ) -> Result<(), (String, &'static str)> {
         debug_assert!(self.is_empty(), "restoring into an empty tree");
@@ -251,36 +254,45 @@ impl DataTree {
         if &*first.0 != "/" {
             return Err((first.0.to_string(), "root missing"));
         }
+        let started = std::time::Instant::now();
         let parents = parents_of_sorted(&nodes)?;
         // Each node is listed under its parent, which comes before it.
         for (i, &p) in parents.iter().enumerate().skip(1) {
             let (before, from_i) = nodes.split_at_mut(i);
-            let name = path::name(&from_i[0].0).to_string();
-            before[p as usize].1.children.insert(name);
+            let child = from_i[0].0.clone();
+            unique(&mut before[p as usize].1).children.insert(child);
         }
         for (_, n) in nodes.iter_mut().filter(|(_, n)| !n.children.is_empty()) {
-            n.fix_lengths();
+            unique(n).fix_lengths();
         }
+        let listed = started.elapsed();
         for (p, n) in &nodes {
             self.index(p, n.kind);
         }
         self.nodes = NodeMap::from_entries(nodes, threads);
+        tracing::debug!(
+            nodes = self.nodes.len(),
+            children_ms = listed.as_millis() as u64,
+            map_ms = (started.elapsed() - listed).as_millis() as u64,
+            "tree rebuilt"
+        );
         Ok(())
     }
 
     /// Adds a node below an existing parent without touching the parent's stat (the
     /// way ZooKeeper builds its system nodes).
     pub(crate) fn insert_system(&mut self, p: &str, node: Node) {
+        let key: Arc<str> = p.into();
         if let Some(parent) = path::parent(p) {
             let parent = self.node_mut(parent);
             debug_assert!(parent.is_some(), "parents are inserted first");
             if let Some(parent) = parent {
-                parent.children.insert(path::name(p).to_string());
+                parent.children.insert(key.clone());
                 parent.fix_lengths();
             }
         }
         self.index(p, node.kind);
-        self.nodes.insert(p.into(), node);
+        self.nodes.insert(key, node);
     }
 
     /// The node at `p`, its shard made unique first if a snapshot image shares it.
@@ -409,9 +421,8 @@ impl DataTree {
         events: &mut Vec<WatchEvent>,
     ) -> Result<Stat, ErrorCode> {
         let parent_path = path::parent(p).ok_or(ErrorCode::NodeExists)?;
-        let name = path::name(p);
         let parent = self.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        if parent.children.contains(name) {
+        if parent.children.contains(p) {
             return Err(ErrorCode::NodeExists);
         }
         debug_assert!(
@@ -422,7 +433,8 @@ impl DataTree {
             parent.stat.cversion = parent_cversion;
             parent.stat.pzxid = zxid;
         }
-        parent.children.insert(name.to_string());
+        let key: Arc<str> = p.into();
+        parent.children.insert(key.clone());
         parent.fix_lengths();
         let parent_acl = parent.acl.clone();
         let stat = Stat {
@@ -438,7 +450,7 @@ impl DataTree {
         let node = Node::new(data, acl.clone(), stat, kind);
         let stat = node.client_stat();
         self.index(p, kind);
-        self.nodes.insert(p.into(), node);
+        self.nodes.insert(key, node);
         self.watches.created(p, &acl, &parent_acl, events);
         Ok(stat)
     }
@@ -461,7 +473,7 @@ impl DataTree {
         self.unindex(p, kind);
         let mut parent_acl = None;
         if let Some(parent) = self.node_mut(parent_path) {
-            parent.children.remove(path::name(p));
+            parent.children.remove(p);
             // ZooKeeper moves pzxid forward only (a replayed older delete must not move
             // it back). The stored cversion counts creates, so it stays; clients still
             // see the delete as one more change (`Node::client_stat`).
@@ -592,7 +604,12 @@ fn sorted(nodes: &NodeMap) -> Vec<(&str, &Node)> {
 /// root first: through the previous node when it is the parent or a sibling (most
 /// nodes), else by binary search (a step back up the tree). A parent missing or
 /// ephemeral is an error naming the node.
-fn parents_of_sorted(nodes: &[(Arc<str>, Node)]) -> Result<Vec<u32>, (String, &'static str)> {
+/// A node being restored: nothing else holds it yet.
+fn unique(node: &mut Arc<Node>) -> &mut Node {
+    Arc::get_mut(node).expect("a node being restored is not shared yet")
+}
+
+fn parents_of_sorted(nodes: &[(Arc<str>, Arc<Node>)]) -> Result<Vec<u32>, (String, &'static str)> {
     let mut parents = vec![0u32; nodes.len()];
     for i in 1..nodes.len() {
         let p = &*nodes[i].0;
@@ -692,13 +709,13 @@ impl DataTree {
                 let ok = self
                     .nodes
                     .get(parent)
-                    .is_some_and(|pn| pn.children.contains(path::name(p)));
+                    .is_some_and(|pn| pn.children.contains(p));
                 if !ok {
                     return Err(format!("{p}: not listed under its parent"));
                 }
             }
             for c in &n.children {
-                if !self.nodes.contains_key(path::join(p, c).as_str()) {
+                if path::parent(c) != Some(p) || !self.nodes.contains_key(c) {
                     return Err(format!("{p}: child {c} missing"));
                 }
             }

@@ -178,7 +178,8 @@ fn get_children(
 ) -> Result<(Vec<String>, Stat), ErrorCode> {
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     acl::require(&node.acl, perms::READ, auth)?;
-    let out = (node.children.iter().cloned().collect(), node.client_stat());
+    let names = node.children.iter().map(|c| path::name(c).to_string());
+    let out = (names.collect(), node.client_stat());
     if watch {
         tree.watches
             .add(WatchTable::Child, p, session, WatchMode::Standard)?;
