@@ -114,6 +114,23 @@ const _: () = assert!(
     "snapshot payloads are read in place (Db::restore copies a misaligned one)"
 );
 
+/// The newest valid snapshot's state, or a fresh one.
+fn load_snapshot(
+    snapshots: &SnapshotStore,
+    snap_dir: &Path,
+    scfg: SessionConfig,
+) -> Result<Db, String> {
+    Ok(match snapshots.load_newest().map_err(|e| e.to_string())? {
+        Some((zxid, file)) => {
+            let bytes = file.payload();
+            tracing::info!(zxid, bytes = bytes.len(), "loading snapshot");
+            Db::restore(bytes, scfg, super::clock::mono_ms())
+                .map_err(|e| format!("snapshot {zxid:#x} in {}: {e}", snap_dir.display()))?
+        }
+        None => Db::new(scfg),
+    })
+}
+
 /// Loads the newest valid snapshot and replays the WAL after it.
 pub fn recover(cfg: &Config) -> Result<Recovered, String> {
     let started = Instant::now();
@@ -122,21 +139,26 @@ pub fn recover(cfg: &Config) -> Result<Recovered, String> {
     ensure_dir(&log_dir)?;
     let snapshots = SnapshotStore::open(&snap_dir).map_err(|e| e.to_string())?;
     let scfg = session_config(cfg);
-    let mut db = match snapshots.load_newest().map_err(|e| e.to_string())? {
-        Some((zxid, file)) => {
-            let bytes = file.payload();
-            tracing::info!(zxid, bytes = bytes.len(), "loading snapshot");
-            Db::restore(bytes, scfg, super::clock::mono_ms())
-                .map_err(|e| format!("snapshot {zxid:#x} in {}: {e}", snap_dir.display()))?
-        }
-        None => Db::new(scfg),
-    };
     let opts = WalOptions {
         sync: wal_sync(cfg.sync),
         segment_bytes: cfg.wal_segment_bytes,
         ..WalOptions::default()
     };
-    let (mut wal, recovery) = Wal::open(&log_dir, opts).map_err(|e| e.to_string())?;
+    // The log is opened (every segment scanned, 0.1 s at 1M records) beside the
+    // snapshot's load, which leaves a CPU idle for most of its time.
+    let (db, opened) = std::thread::scope(|scope| {
+        let log = std::thread::Builder::new()
+            .name("wal-open".into())
+            .spawn_scoped(scope, || Wal::open(&log_dir, opts.clone()));
+        let db = load_snapshot(&snapshots, &snap_dir, scfg);
+        let opened = match log {
+            Ok(job) => job.join().expect("opening the WAL does not panic"),
+            Err(_) => Wal::open(&log_dir, opts.clone()),
+        };
+        (db, opened)
+    });
+    let mut db = db?;
+    let (mut wal, recovery) = opened.map_err(|e| e.to_string())?;
     if (wal.last_zxid() as i64) < db.last_zxid() {
         // The log ends before the snapshot (a learner installed its leader's image,
         // or old segments were purged): it continues from the snapshot, and the

@@ -53,6 +53,18 @@ pub fn probe_bind(addr: SocketAddr) -> Result<(), String> {
 
 /// [`probe_bind`] for an address that errors call `what` ("quorum address", ...).
 pub fn probe_bind_as(what: &str, addr: SocketAddr) -> Result<(), String> {
+    probe(what, addr, true)
+}
+
+/// Refuses `addr` when a live process listens on it, but does not wait for a dead
+/// one's listeners: start-up asks this first, recovers its state meanwhile (a second
+/// at 1M znodes, while a `kill -9`ed predecessor's sockets go away) and calls
+/// [`probe_bind`] just before it binds.
+pub fn probe_owner(what: &str, addr: SocketAddr) -> Result<(), String> {
+    probe(what, addr, false)
+}
+
+fn probe(what: &str, addr: SocketAddr, wait: bool) -> Result<(), String> {
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_millis(ORPHAN_LISTENER_WAIT_MS_MAX);
     let mut announced = false;
@@ -65,6 +77,9 @@ pub fn probe_bind_as(what: &str, addr: SocketAddr) -> Result<(), String> {
             return Err(format!(
                 "{what} {addr} is already in use by another process (pid {pid})"
             ));
+        }
+        if !wait {
+            return Ok(());
         }
         if std::time::Instant::now() > deadline {
             return Err(format!(

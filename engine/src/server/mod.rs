@@ -29,7 +29,7 @@ use crate::runtime::mailbox::Mailbox;
 use crate::runtime::msg::{ToConn, ToShard};
 use crate::runtime::stats::Stats;
 use conn::CoreCtx;
-use listen::{ConnLimiter, probe_bind, probe_bind_as};
+use listen::{ConnLimiter, probe_bind, probe_bind_as, probe_owner};
 
 /// Batches in flight on one cross-core link before the sender waits.
 pub const LINK_BATCHES_MAX: usize = 1024;
@@ -100,14 +100,27 @@ pub fn default_cores(cpus: usize) -> usize {
 
 /// Runs the server until it fails. Start-up errors come back before anything is served.
 pub fn run(cfg: Config) -> Result<(), String> {
-    probe_bind(cfg.client_addr)?;
-    if let Some(port) = cfg.admin_port {
-        probe_bind(std::net::SocketAddr::new(cfg.client_addr.ip(), port))?;
+    let admin = cfg
+        .admin_port
+        .map(|port| std::net::SocketAddr::new(cfg.client_addr.ip(), port));
+    // Ports a live process holds fail at once; a dead one's are waited for only after
+    // the recovery, which overlaps the kernel tearing them down.
+    probe_owner("client address", cfg.client_addr)?;
+    if let Some(admin) = admin {
+        probe_owner("client address", admin)?;
     }
-    if let Some(ensemble) = &cfg.ensemble {
-        check_ensemble_start(&cfg, ensemble)?;
-    }
+    let peer_ports = match &cfg.ensemble {
+        Some(ensemble) => check_ensemble_start(&cfg, ensemble)?,
+        None => Vec::new(),
+    };
     let recovered = recover(&cfg)?;
+    probe_bind(cfg.client_addr)?;
+    if let Some(admin) = admin {
+        probe_bind(admin)?;
+    }
+    for (what, addr) in peer_ports {
+        probe_bind_as(what, addr)?;
+    }
     let cores = core_count(&cfg);
     let spin_us = cfg.spin_before_park_us.unwrap_or_else(|| {
         crate::runtime::exec::spin_before_park_us_default(cfg.ensemble.is_some())
@@ -138,13 +151,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
     results.into_iter().collect()
 }
 
-/// What an ensemble member can check before replicating: its quorum and election
-/// ports are free (ZooKeeper binds them at start too) and its epoch files are
-/// readable.
+/// What an ensemble member can check before replicating: no live process holds its
+/// quorum and election ports (ZooKeeper binds them at start too; the caller waits out
+/// a dead one's after the recovery) and its epoch files are readable. Returns the
+/// ports to bind.
 fn check_ensemble_start(
     cfg: &Config,
     ensemble: &crate::config::ensemble::Ensemble,
-) -> Result<(), String> {
+) -> Result<Vec<(&'static str, std::net::SocketAddr)>, String> {
+    let mut ports = Vec::new();
     let me = ensemble.me();
     // ZooKeeper's quorumListenOnAllIPs binds the peer ports on every address.
     let all_ips = cfg
@@ -163,12 +178,12 @@ fn check_ensemble_start(
         } else {
             resolved
         };
-        probe_bind_as(what, bind)?;
+        probe_owner(what, bind)?;
+        ports.push((what, bind));
     }
     let storage = Arc::new(wal::io::OsStorage);
-    crate::runtime::epochs::EpochFiles::open(storage, &cfg.data_dir)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    crate::runtime::epochs::EpochFiles::open(storage, &cfg.data_dir).map_err(|e| e.to_string())?;
+    Ok(ports)
 }
 
 async fn core_main(i: usize, shared: Arc<Shared>) -> Result<(), String> {
