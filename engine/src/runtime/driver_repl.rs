@@ -767,9 +767,19 @@ impl<O: Outlet> Driver<O> {
         self.commit.reset(zxid, zxid);
         let mut core = ShardCore::new(*db, self.prep_config.clone());
         core.set_role(ShardRole::Learner);
-        self.core = core; // the old tree is freed here
+        let old = std::mem::replace(&mut self.core, core);
         self.snapshot_installed(zxid);
-        super::super::driver::release_freed_heap();
+        // Freeing the old tree and trimming the heap took 1.3 s at 1M znodes, during
+        // which this core answered nothing: the blocking pool does it.
+        glommio::spawn_local(async move {
+            let _ = glommio::executor()
+                .spawn_blocking(move || {
+                    drop(old);
+                    super::super::driver::release_freed_heap();
+                })
+                .await;
+        })
+        .detach();
         self.stats.shard.publish_db(self.core.db());
         tracing::info!(
             zxid = format_args!("{zxid:#x}"),
