@@ -351,28 +351,6 @@ pub fn wait_for_writes(addrs: &[String], deadline: Instant, poll: Duration) -> R
     }
 }
 
-/// Creates and deletes one znode through some address, retried every `poll` until
-/// one takes it or `deadline` passes.
-fn wait_for_write_anywhere(
-    addrs: &[String],
-    deadline: Instant,
-    poll: Duration,
-) -> Result<(), String> {
-    loop {
-        let mut err = String::new();
-        for a in addrs {
-            match write_through_each(std::slice::from_ref(a)) {
-                Ok(()) => return Ok(()),
-                Err(e) => err = e,
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no member took a write: {err}"));
-        }
-        std::thread::sleep(poll);
-    }
-}
-
 fn write_through_each(addrs: &[String]) -> Result<(), String> {
     let plans: Vec<SessionPlan> = addrs
         .iter()
@@ -515,16 +493,13 @@ pub fn start_corekeeper_with(
             log,
         )?);
     }
-    let d = ready_with(
-        Deployment {
-            system: System::Corekeeper,
-            nodes,
-            leader: None,
-            lab,
-            disks,
-        },
-        o.replication == "chain",
-    )?;
+    let d = ready(Deployment {
+        system: System::Corekeeper,
+        nodes,
+        leader: None,
+        lab,
+        disks,
+    })?;
     Ok((d, mesh))
 }
 
@@ -563,26 +538,13 @@ fn member_disks(
 }
 
 /// Waits for one leader and a write through every member.
-fn ready(d: Deployment) -> Result<Deployment, String> {
-    ready_with(d, false)
-}
-
-/// As [`ready`]; `tail_only` (corekeeper's `replication=chain`, where only the chain's
-/// tail takes clients): a write through any one member.
-fn ready_with(mut d: Deployment, tail_only: bool) -> Result<Deployment, String> {
+fn ready(mut d: Deployment) -> Result<Deployment, String> {
     let addrs = d.servers();
     let deadline = Instant::now() + Duration::from_millis(ENSEMBLE_READY_TIMEOUT_MS_MAX);
     let poll = Duration::from_millis(READY_POLL_MS);
     let nodes = &mut d.nodes;
     let leader = wait_for_leader(&addrs, deadline, poll, || exited(nodes));
-    let writes = |l| {
-        if tail_only {
-            wait_for_write_anywhere(&addrs, deadline, poll).map(|()| l)
-        } else {
-            wait_for_writes(&addrs, deadline, poll).map(|()| l)
-        }
-    };
-    let ready = leader.and_then(writes);
+    let ready = leader.and_then(|l| wait_for_writes(&addrs, deadline, poll).map(|()| l));
     match ready {
         Ok(l) => {
             d.leader = Some(l);

@@ -756,71 +756,59 @@ fn restart_all(nodes: &mut [Node]) {
     settled(nodes);
 }
 
-/// Every acknowledged `(path, data)` reads back at `node`.
-fn check_at(node: &Node, acked: &[(String, Vec<u8>)]) {
-    let mut c = client(node);
-    for (p, d) in acked {
-        match c.get_data(p, false) {
-            Ok((Some(got), _)) if &got == d => {}
-            other => panic!("server {} lost {p}: {other:?}", node.id),
-        }
-    }
-    let _ = c.close();
-}
-
-/// The chain's tail once it has `n` members, and every other member refusing clients
-/// (the connection closed, as by a server without a quorum).
-fn tail_only(nodes: &[Node], n: u64) -> usize {
-    wait_chain_members(nodes, n);
-    let order = chain_order(nodes);
-    for &i in &order[..order.len() - 1] {
-        assert!(
-            Client::connect(nodes[i].client, SESSION_MS).is_err(),
-            "server {} (chain position {:?}) took a client in plain chain replication",
-            nodes[i].id,
-            order.iter().position(|&x| x == i)
-        );
-    }
-    order[order.len() - 1]
-}
-
-/// `replication=chain` (plain chain replication, the CRAQ paper's baseline): only the
-/// tail takes clients; a killed tail's predecessor becomes tail without an election
-/// and holds every acknowledged write; the member back from the kill joins at the
-/// tail and takes the clients; a restart of every node loses nothing.
+/// `replication=chain` (plain chain replication, the CRAQ paper's baseline): every
+/// server takes clients, but the tail orders every read: a member that is not the
+/// tail asks the tail's commit point for each read (`ck_chain_queries`), so a write
+/// acknowledged anywhere is read everywhere right after. A killed tail's predecessor
+/// becomes tail without an election and holds every acknowledged write; the member
+/// back from the kill joins at the tail; a restart of every node loses nothing.
 #[test]
-fn plain_chain_replication_serves_clients_only_at_the_tail() {
+fn plain_chain_replication_orders_every_read_at_the_tail() {
     let root = tempfile::tempdir().unwrap();
     let mut nodes = start_ensemble_with(root.path(), 3, 0, "replication=chain\n");
     let leader = settled(&nodes);
-    let tail = tail_only(&nodes, 3);
-    assert_ne!(tail, leader, "the head is the leader");
+    wait_chain_members(&nodes, 3);
+    let order = chain_order(&nodes);
+    assert_eq!(order[0], leader, "the head is the leader");
     let mut acked = Vec::new();
-    let mut c = client(&nodes[tail]);
-    write_some(&mut c, "chain", 20, &mut acked);
-    drop(c);
-    check_at(&nodes[tail], &acked);
+    let n = 10;
+    craq_round(&nodes, "chain", n, &mut acked);
+    // craq_round reads each path twice at every server, one read at a time.
+    for (k, &i) in order.iter().enumerate() {
+        let queries = mntr(&nodes[i], "ck_chain_queries").unwrap();
+        if k + 1 == order.len() {
+            assert_eq!(queries, 0, "the tail answers its reads itself");
+        } else {
+            assert!(
+                queries >= 2 * n as u64,
+                "server {} (chain position {k}) asked the tail {queries} times for {} reads",
+                nodes[i].id,
+                2 * n
+            );
+        }
+    }
 
+    let tail = order[2];
     nodes[tail].server.as_mut().unwrap().kill();
     nodes[tail].server = None;
-    let next = tail_only(&nodes, 2);
+    wait_chain_members(&nodes, 2);
     assert_eq!(settled(&nodes), leader, "a lost tail needs no election");
-    check_at(&nodes[next], &acked);
-    let mut c = client(&nodes[next]);
-    write_some(&mut c, "chain-two", 10, &mut acked);
-    drop(c);
+    check_everywhere(&nodes, &acked);
+    craq_round(&nodes, "chain-two", n, &mut acked);
 
     start(&mut nodes[tail]);
+    wait_chain_members(&nodes, 3);
     assert_eq!(
-        tail_only(&nodes, 3),
+        chain_order(&nodes)[2],
         tail,
         "a returning member joins at the tail"
     );
-    check_at(&nodes[tail], &acked);
+    check_everywhere(&nodes, &acked);
 
     restart_all(&mut nodes);
-    let tail = tail_only(&nodes, 3);
-    check_at(&nodes[tail], &acked);
+    wait_chain_members(&nodes, 3);
+    check_everywhere(&nodes, &acked);
+    craq_round(&nodes, "chain-restart", n, &mut acked);
 }
 
 /// The last zxid a server reports (`srvr`'s `Zxid: 0x...`).

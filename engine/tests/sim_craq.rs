@@ -5,8 +5,8 @@
 //! and a configuration manager (an oracle standing in for the Zab leader) that
 //! removes a member it cannot reach only after the member's read lease ran out, and
 //! adds returning members at the tail; now and then a power loss takes every member
-//! down at once. Even seeds run CRAQ reads, odd seeds plain chain replication (reads
-//! forwarded to the tail). Clients write through the head and read at
+//! down at once. Even seeds run CRAQ reads, odd seeds plain chain replication (every
+//! read ordered by the tail's commit point). Clients write through the head and read at
 //! every member.
 //!
 //! Checked after every step:
@@ -46,12 +46,6 @@ const SETTLE_STEPS_MAX: usize = 200_000;
 #[derive(Clone, Debug)]
 enum Wire {
     Chain(ChainMsg),
-    /// Plain chain mode: a read forwarded to the tail, invoked when the global
-    /// sequence had `at_invoke` txns.
-    Read {
-        key: u64,
-        at_invoke: usize,
-    },
     /// A snapshot of the sender's applied state.
     Snap {
         version: u64,
@@ -125,7 +119,7 @@ impl World {
         let mut rng = Rng(seed);
         let n = 3 + rng.below(3);
         let mode = if seed % 2 == 1 {
-            ReadMode::TailOnly
+            ReadMode::TailOrdered
         } else {
             ReadMode::Craq
         };
@@ -365,11 +359,6 @@ impl World {
                     }
                 }
                 ChainAction::ReadReady { id: rid } => self.answer_read(id, rid)?,
-                ChainAction::ReadAtTail { id: rid, tail } => {
-                    if let Some((key, at_invoke)) = self.servers[i].reads.remove(&rid) {
-                        self.send(id, tail, Wire::Read { key, at_invoke });
-                    }
-                }
                 ChainAction::ReadRefused { id: rid, .. } => {
                     self.servers[i].reads.remove(&rid);
                     self.reads_refused += 1;
@@ -486,14 +475,6 @@ impl World {
                         .push(format!("t{} node{from}->node{to} {m:?}", self.now));
                 }
                 self.servers[i].node.step(from, m, &mut out)
-            }
-            Wire::Read { key, at_invoke } => {
-                let rid = self.next_read;
-                self.next_read += 1;
-                self.servers[i].reads.insert(rid, (key, at_invoke));
-                self.servers[i]
-                    .node
-                    .read(rid, &Keys::Some(vec![key]), &mut out);
             }
             Wire::Snap {
                 version,

@@ -20,13 +20,19 @@ use super::{
     ChainConfig, ChainMsg, Entry, Keys, ServerId, Zxid,
 };
 
-/// Where reads are answered: CRAQ (any member; dirty keys ask the tail) or plain
-/// chain replication (only the tail; the baseline the CRAQ paper compares with).
+/// How reads are ordered: CRAQ (a member answers a clean key at once, and asks the
+/// tail's commit point for a dirty one) or plain chain replication (the tail orders
+/// every read: the baseline the CRAQ paper compares with). In both, a read is
+/// answered where its client is connected, from state this member applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadMode {
     #[default]
     Craq,
-    TailOnly,
+    /// Every read at a member other than the tail waits for the tail's commit point,
+    /// as a dirty one does in CRAQ: a client may connect anywhere (ZooKeeper clients
+    /// pick a server of their connect string at random) and reads what the tail had
+    /// committed when the query reached it.
+    TailOrdered,
 }
 
 /// A member's place in the current chain.
@@ -463,12 +469,29 @@ impl ChainNode {
             // sends again). Synced once what follows has arrived (a returning member
             // lost entries committed meanwhile: until they are back it could not
             // answer a clean read).
+            //
+            // The predecessor cannot tell which of its entries this member holds past
+            // what the member said; it offers its latest entry at or below `after`.
+            // Held here: the histories match up to it (zxids are unique, and entries
+            // chain by `prev`). Not held: this member says its latest entry below
+            // it, and the two step back until they meet, so that no entry both hold
+            // is dropped here. (Falling back straight to the commit point a restarted
+            // member knows, often 0, dropped entries it had reported durable, on
+            // which a cut-off tail of an older configuration could still commit.)
             ChainMsg::Resend { after, upto, .. }
                 if pred == Some(from)
                     && !self.synced
                     && after >= self.committed
                     && after <= self.received =>
             {
+                if !self.holds(after) {
+                    let version = self.version();
+                    let before = self.held_below(after);
+                    return out.push(ChainAction::Send {
+                        to: from,
+                        msg: self.need(version, before),
+                    });
+                }
                 self.truncate_after(after, out);
                 self.sync_upto = Some(upto);
                 self.check_synced(out);
@@ -556,14 +579,7 @@ impl ChainNode {
             } else {
                 self.tail_reads.push(id);
             }
-        } else if self.read_mode == ReadMode::TailOnly {
-            let tail = self
-                .cfg
-                .as_ref()
-                .and_then(|c| c.tail())
-                .expect("in a chain");
-            out.push(ChainAction::ReadAtTail { id, tail });
-        } else if self.synced && !self.is_dirty(keys) {
+        } else if self.read_mode == ReadMode::Craq && self.synced && !self.is_dirty(keys) {
             self.read_ready(id, out);
         } else {
             self.next_reads.push(id);
@@ -694,6 +710,30 @@ impl ChainNode {
         self.advance(out);
     }
 
+    /// Whether `z` is a point of this member's history it can continue from: its
+    /// log's base (a snapshot, or 0) or an entry of its log.
+    fn holds(&self, z: Zxid) -> bool {
+        z <= self.received
+            && (z == self.log_base || self.log.binary_search_by_key(&z, |e| e.zxid).is_ok())
+    }
+
+    /// The latest point of this member's history at or below `z`, if the log reaches
+    /// down to it.
+    fn held_at_or_below(&self, z: Zxid) -> Option<Zxid> {
+        if z < self.log_base {
+            return None;
+        }
+        let i = self.log.partition_point(|e| e.zxid <= z);
+        Some(i.checked_sub(1).map_or(self.log_base, |i| self.log[i].zxid))
+    }
+
+    /// The latest point of this member's history below `z` (its log's base at least).
+    fn held_below(&self, z: Zxid) -> Zxid {
+        self.held_at_or_below(z.saturating_sub(1))
+            .unwrap_or(self.log_base)
+            .min(z)
+    }
+
     fn need(&self, version: u64, after: Zxid) -> ChainMsg {
         ChainMsg::Need {
             version,
@@ -749,13 +789,12 @@ impl ChainNode {
     /// snapshot first (it is too far behind for the log).
     fn resend(&mut self, to: ServerId, after: Zxid, committed: Zxid, out: &mut Vec<ChainAction>) {
         let version = self.version();
-        let in_log = |z: Zxid| {
-            z <= self.received
-                && (z == self.log_base || self.log.binary_search_by_key(&z, |e| e.zxid).is_ok())
-        };
-        let from = if in_log(after) {
+        let from = if self.holds(after) {
             after
-        } else if in_log(committed) {
+        } else if let Some(z) = self.held_at_or_below(after).filter(|&z| z >= committed) {
+            // The successor may hold it (see the `Resend` handler), else it steps back.
+            z
+        } else if self.holds(committed) {
             committed
         } else {
             debug_assert!(
@@ -1034,6 +1073,40 @@ mod tests {
             [1, 1, 1],
             "durable everywhere: answerable everywhere"
         );
+    }
+
+    /// A member back from a crash whose log forked from its predecessor's (it headed
+    /// a configuration whose last entries went nowhere) and which knows of no commit:
+    /// the two step back to the last entry both hold, and the member drops only what
+    /// follows it, not the entries both hold (which it may have reported durable).
+    #[test]
+    fn a_forked_successor_keeps_the_entries_both_hold() {
+        let common = [entry(1, 0, 1), entry(2, 1, 2), entry(3, 2, 3)];
+        let mut head_log = common.to_vec();
+        head_log.push(entry(0x10, 3, 4));
+        let mut forked = common.to_vec();
+        forked.extend([entry(0x20, 3, 5), entry(0x21, 0x20, 6)]);
+        let mut nodes = vec![
+            ChainNode::new(1),
+            ChainNode::recover(2, 0, head_log),
+            ChainNode::recover(3, 0, forked),
+        ];
+        let mut pending = Vec::new();
+        for n in &mut nodes[1..] {
+            let mut out = Vec::new();
+            n.configure(cfg(5, &[2, 3]), 1_000, &mut out);
+            pending.extend(out.into_iter().map(|a| (n.id(), a)));
+        }
+        let rest = pump(&mut nodes, pending);
+        let cuts: Vec<(ServerId, Zxid)> = rest
+            .iter()
+            .filter_map(|(n, a)| match a {
+                ChainAction::Truncate { after } => Some((*n, *after)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cuts, [(3, 3)], "only the forked entries go");
+        assert_eq!((nodes[2].received(), nodes[2].synced()), (0x10, true));
     }
 
     #[test]

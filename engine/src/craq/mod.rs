@@ -197,12 +197,6 @@ pub enum ChainAction {
     ReadReady {
         id: u64,
     },
-    /// Plain chain mode, not the tail: run read `id` at the tail instead (the tail
-    /// answers it as its own, once ready).
-    ReadAtTail {
-        id: u64,
-        tail: ServerId,
-    },
     /// Refuse read `id` with a retryable error.
     ReadRefused {
         id: u64,

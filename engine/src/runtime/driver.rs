@@ -355,11 +355,11 @@ impl<O: Outlet> Driver<O> {
         self.core.observe(now);
         let mut out = Vec::new();
         match msg {
-            ToShard::Connect { conn, .. } if !self.takes_clients() => {
+            ToShard::Connect { conn, .. } if !self.serving() => {
                 // Not in broadcast: ZooKeeper closes the socket; the client moves on.
                 out.push(ToConn::Close { conn });
             }
-            ToShard::Request { client, .. } if !self.takes_clients() => {
+            ToShard::Request { client, .. } if !self.serving() => {
                 out.push(ToConn::Close { conn: client.conn });
             }
             ToShard::Connect { conn, req, peer } => {

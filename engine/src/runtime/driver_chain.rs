@@ -1,5 +1,5 @@
 //! The shard driver's CRAQ side (`replication=craq`, and `chain`: the same chain with
-//! clients taken only at the tail, see `takes_clients`): the pure [`ChainNode`] of
+//! every read ordered by the tail, `ReadMode::TailOrdered`): the pure [`ChainNode`] of
 //! `engine::craq` carried out with the WAL, the quorum links and the shard core, on
 //! top of the Zab group of the same servers.
 //!
@@ -150,7 +150,7 @@ impl ChainRun {
 /// The chain core's read mode for `replication=chain` (reads at the tail) or `craq`.
 fn read_mode(replication: Replication) -> crate::craq::ReadMode {
     match replication {
-        Replication::Chain => crate::craq::ReadMode::TailOnly,
+        Replication::Chain => crate::craq::ReadMode::TailOrdered,
         _ => crate::craq::ReadMode::Craq,
     }
 }
@@ -168,27 +168,6 @@ impl<O: Outlet> Driver<O> {
             return true;
         }
         r.chain.as_ref().is_some_and(|c| c.leased(mono_ms() as u64))
-    }
-
-    /// Whether client connections and requests are taken here: while serving, and in
-    /// plain chain replication only at the tail (elsewhere the connection is closed
-    /// and the client tries its next server; a member that stops being tail, when a
-    /// returning one joins behind it, closes its clients' connections at their next
-    /// request).
-    pub(super) fn takes_clients(&self) -> bool {
-        if !self.serving() {
-            return false;
-        }
-        let Some(r) = self
-            .repl
-            .as_ref()
-            .filter(|r| r.replication == Replication::Chain)
-        else {
-            return true;
-        };
-        r.chain
-            .as_ref()
-            .is_some_and(|c| matches!(c.node.role(), NodeRole::Tail | NodeRole::Single))
     }
 
     fn lease_ms(&self) -> u64 {
@@ -677,6 +656,10 @@ impl<O: Outlet> Driver<O> {
         for a in acts {
             match a {
                 ChainAction::Send { to, msg } => {
+                    if matches!(msg, ChainMsg::Query { .. }) {
+                        let queries = &self.stats.shard.chain_queries;
+                        queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let r = self.repl.as_ref().expect("replicated");
                     // The entry that just arrived goes on as the bytes it came in.
                     let raw = match (&msg, r.chain.as_ref().and_then(|c| c.arrived.as_ref())) {
@@ -719,7 +702,6 @@ impl<O: Outlet> Driver<O> {
                     tracing::debug!(id, why, "CRAQ: read refused");
                     self.core.read_refused(id, &mut self.actions);
                 }
-                ChainAction::ReadAtTail { id, .. } => self.core.read_refused(id, &mut self.actions),
                 ChainAction::Truncate { after } => self.truncate(after)?,
                 ChainAction::SendSnapshot { to, .. } => {
                     return self.chain_look(format!(

@@ -102,8 +102,11 @@ pub struct ShardStats {
     /// members when it is in none.
     pub chain_position: AtomicU64,
     pub chain_members: AtomicU64,
-    /// CRAQ: reads that asked the tail (dirty keys) and chain entries in flight here.
+    /// CRAQ: chain entries in flight here.
     pub chain_uncommitted: AtomicU64,
+    /// CRAQ: commit-point queries this member sent the tail (for dirty keys; for
+    /// every read at a member other than the tail with `replication=chain`).
+    pub chain_queries: AtomicU64,
     /// Leader: learners synchronised by DIFF, TRUNC and SNAP (this epoch).
     pub syncs_diff: AtomicU64,
     pub syncs_trunc: AtomicU64,
@@ -154,6 +157,7 @@ impl Default for ShardStats {
             chain_position: AtomicU64::new(0),
             chain_members: AtomicU64::new(0),
             chain_uncommitted: AtomicU64::new(0),
+            chain_queries: AtomicU64::new(0),
             syncs_diff: AtomicU64::new(0),
             syncs_trunc: AtomicU64::new(0),
             syncs_snap: AtomicU64::new(0),

@@ -167,6 +167,7 @@ fn mntr(ctx: &CoreCtx) -> String {
             ("ck_chain_position", sh.chain_position.load(Relaxed)),
             ("ck_chain_members", chain_members),
             ("ck_chain_uncommitted", sh.chain_uncommitted.load(Relaxed)),
+            ("ck_chain_queries", sh.chain_queries.load(Relaxed)),
         ] {
             rows.push((k.to_string(), v.to_string()));
         }

@@ -258,7 +258,12 @@ cluster_down() { # $1 dir
   "$CKCTL" cluster down --dir "$1" >/dev/null 2>&1 </dev/null || true
 }
 
-step "5. kazoo client and recipes on 3-node corekeeper ensembles"
+step "5. kazoo client and recipes, and zkCli, on 3-node corekeeper ensembles"
+# zkCli gets the whole connect string: it connects to a member at random and runs its
+# piped script at once, so every member must take it (plain chain replication too).
+# Its second session checks that the first one's ephemeral is gone, which a Zab
+# follower may not have applied yet (ZooKeeper's reads are not linearizable), so only
+# the chain modes, whose reads are, run it.
 for mode in zab craq chain; do
   if ! cluster_up "$WORK/ensemble-$mode" --bin "$COREKEEPER" --set "replication=$mode" \
     --set "superDigest=$SUPER_DIGEST"; then
@@ -266,6 +271,10 @@ for mode in zab craq chain; do
     continue
   fi
   run_step "kazoo-ensemble-$mode" kazoo_client "$CONNECT" "$WORK/kazoo-ensemble-$mode.xml"
+  if [[ $mode != zab ]]; then
+    run_step "zkcli-ensemble-$mode" "$VENV/bin/python" "$HERE/zkcli_check.py" \
+      --server "$CONNECT" --classpath "$CLASSPATH_ZK" --label "ensemble-$mode"
+  fi
   cluster_down "$WORK/ensemble-$mode"
 done
 
