@@ -8,14 +8,15 @@
 //! triggers, in delivery order.
 //!
 //! Storage is copy-on-write: the path map is a sharded hash map whose shards are
-//! `Arc`-shared (`cowmap`), a node's data is an `Arc<[u8]>` and its children a
-//! persistent ordered set (`imbl`), so cloning a node is a few reference-count
-//! increments and [`DataTree::image`] copies shard pointers only (O(shards), 2^12 at
-//! 1M nodes). A later mutation copies only what it touches (one shard of a few
-//! hundred nodes, the B-tree path in one children set), never the whole tree or a
-//! whole children list: a snapshot's cost on the core that applies writes stays
-//! microseconds as the tree grows. Nodes sit in the shard maps themselves (no extra
-//! pointer per lookup), so reads cost what a plain `HashMap` costs.
+//! `Arc`-shared and whose nodes sit behind `Arc`s of their own (`cowmap`), a node's
+//! data is an `Arc<[u8]>` and its children a persistent ordered set (`imbl`) of their
+//! paths' `Arc<str>`s (the map keys' own allocations), so [`DataTree::image`] copies
+//! shard pointers only (O(shards), ~5600 at a restored 1M nodes). A later mutation
+//! copies only what it touches (one shard's slots, the one node, the B-tree path in
+//! one children set), never the whole tree or a whole children list: a snapshot's
+//! cost on the core that applies writes stays microseconds as the tree grows. A
+//! lookup costs a `HashMap` probe and one pointer to the node (measured: the same
+//! `get` at 1M nodes; README "Large trees").
 //!
 //! Invariants (checked by `debug_check` in tests): every node but `/` has its parent in
 //! the map and is listed among the parent's children; `stat.num_children` and
@@ -113,7 +114,7 @@ pub struct Node {
     /// nodes.
     pub stat: Stat,
     pub kind: NodeKind,
-    /// Child names, sorted.
+    /// The children's paths, sorted ([`Children`]).
     pub children: Children,
 }
 
