@@ -93,6 +93,10 @@ pub struct ChainNode {
     synced_at: Option<Zxid>,
     /// A `Need` from the successor that came while not synced (after, committed).
     pending_need: Option<(Zxid, Zxid)>,
+    /// Stepping back to meet the predecessor's history: the point the last `Need`
+    /// named after a `Resend` offered one this member does not hold (a `Floor` asks
+    /// from there too, not from `received` again). Cleared once a `Resend` is taken.
+    step_back: Option<Zxid>,
     /// Messages of configurations newer than this member's, for when it learns them.
     future: Vec<(ServerId, ChainMsg)>,
     read_mode: ReadMode,
@@ -137,6 +141,7 @@ impl ChainNode {
             need_sent: None,
             sync_upto: None,
             pending_need: None,
+            step_back: None,
             synced_at: None,
             future: Vec::new(),
             read_mode: ReadMode::Craq,
@@ -272,6 +277,7 @@ impl ChainNode {
         self.durable_sent = 0;
         self.sync_upto = None;
         self.pending_need = None;
+        self.step_back = None;
         self.hold_floor = None;
         self.synced = pred.is_none();
         self.floor_heard = pred.is_none();
@@ -429,6 +435,7 @@ impl ChainNode {
         self.synced_at = None;
         self.sync_upto = None;
         self.need_sent = None;
+        self.step_back = None;
         self.advance(out);
     }
 
@@ -487,11 +494,13 @@ impl ChainNode {
                 if !self.holds(after) {
                     let version = self.version();
                     let before = self.held_below(after);
+                    self.step_back = Some(before);
                     return out.push(ChainAction::Send {
                         to: from,
                         msg: self.need(version, before),
                     });
                 }
+                self.step_back = None;
                 self.truncate_after(after, out);
                 self.sync_upto = Some(upto);
                 self.check_synced(out);
@@ -502,7 +511,8 @@ impl ChainNode {
                 if !self.synced {
                     // The predecessor may not have known this configuration when the
                     // Need went out.
-                    let (version, after) = (self.version(), self.received);
+                    let after = self.step_back.unwrap_or(self.received);
+                    let version = self.version();
                     out.push(ChainAction::Send {
                         to: from,
                         msg: self.need(version, after),

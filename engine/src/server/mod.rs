@@ -107,7 +107,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // the recovery, which overlaps the kernel tearing them down.
     probe_owner("client address", cfg.client_addr)?;
     if let Some(admin) = admin {
-        probe_owner("client address", admin)?;
+        probe_owner("admin address", admin)?;
     }
     let peer_ports = match &cfg.ensemble {
         Some(ensemble) => check_ensemble_start(&cfg, ensemble)?,
@@ -116,7 +116,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let recovered = recover(&cfg)?;
     probe_bind(cfg.client_addr)?;
     if let Some(admin) = admin {
-        probe_bind(admin)?;
+        probe_bind_as("admin address", admin)?;
     }
     for (what, addr) in peer_ports {
         probe_bind_as(what, addr)?;
