@@ -64,8 +64,10 @@ pub trait StorageFile: Send + Sync {
     }
     /// `fdatasync`: makes the written data durable.
     fn sync_data(&self) -> io::Result<()>;
-    /// Maps the whole file, shared and writable; flushes use `method`.
-    fn map(&self, method: FlushMethod) -> io::Result<Arc<dyn Region>>;
+    /// Maps the whole file, shared and writable; flushes use `method`. `populate`:
+    /// fault every page in now (a map about to be read or appended to through), else
+    /// pages fault in as they are touched.
+    fn map(&self, method: FlushMethod, populate: bool) -> io::Result<Arc<dyn Region>>;
 }
 
 /// A shared, writable memory map of a whole file.
@@ -282,9 +284,12 @@ impl StorageFile for OsFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn map(&self, method: FlushMethod) -> io::Result<Arc<dyn Region>> {
-        // Populate: fault the (already cached, pre-written) pages in now, not on append.
-        let map = memmap2::MmapOptions::new().populate().map_raw(&self.0)?;
+    fn map(&self, method: FlushMethod, populate: bool) -> io::Result<Arc<dyn Region>> {
+        let mut options = memmap2::MmapOptions::new();
+        if populate {
+            options.populate();
+        }
+        let map = options.map_raw(&self.0)?;
         Ok(Arc::new(OsRegion {
             map,
             file: self.0.try_clone()?,
@@ -554,7 +559,7 @@ impl StorageFile for MemHandle {
         *lock(&self.file.durable) = self.file.contents();
         Ok(())
     }
-    fn map(&self, _method: FlushMethod) -> io::Result<Arc<dyn Region>> {
+    fn map(&self, _method: FlushMethod, _populate: bool) -> io::Result<Arc<dyn Region>> {
         let mut slot = lock(&self.file.region);
         if let Some(region) = slot.as_ref() {
             return Ok(region.clone());

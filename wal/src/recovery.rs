@@ -159,7 +159,7 @@ fn open_segment(
         .open(&path)
         .map_err(|e| WalError::io("open segment", &path, e))?;
     let region = file
-        .map(method)
+        .map(method, true)
         .map_err(|e| WalError::io("map segment", &path, e))?;
     // SAFETY: nothing writes to a segment during recovery.
     let bytes = unsafe { std::slice::from_raw_parts(region.as_ptr(), region.len()) };

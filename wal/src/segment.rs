@@ -160,8 +160,9 @@ impl SegShared {
 
 /// Creates segment `seq`: zero-filled temp file, header, fdatasync, rename, fsync dir; then
 /// maps it. ENOSPC is reported as [`WalError::DiskFull`]; the temp file is removed on error.
-/// `resident`: keep the map's pages faulted in (appends through the map); otherwise the
-/// map is only read (records for a DIFF) and its pages need not be resident.
+/// `resident`: fault the (cached, pre-written) pages in now, so appends through the map
+/// take no faults; otherwise the map is only read (records for a DIFF) and its pages
+/// come in as they are read.
 pub(crate) fn prewrite(
     storage: &dyn Storage,
     dir: &Path,
@@ -179,16 +180,11 @@ pub(crate) fn prewrite(
         storage
             .sync_dir(dir)
             .map_err(|e| WalError::io("fsync directory", dir, e))?;
-        file.map(method)
+        file.map(method, resident)
             .map_err(|e| WalError::io("map segment", &path, e))
     });
     match made {
-        Ok(region) => {
-            if !resident {
-                region.release();
-            }
-            Ok(SegShared::new(seq, path, region, SEGMENT_HEADER_BYTES))
-        }
+        Ok(region) => Ok(SegShared::new(seq, path, region, SEGMENT_HEADER_BYTES)),
         Err(e) => {
             let _ = storage.remove(&tmp);
             Err(e)

@@ -321,7 +321,7 @@ impl SnapshotStore {
             .storage
             .open(&path)
             .map_err(|e| WalError::io("open snapshot", &path, e))?;
-        let bytes = match file.map(crate::options::FlushMethod::Msync) {
+        let bytes = match file.map(crate::options::FlushMethod::Msync, true) {
             Ok(region) if region.len() >= SNAPSHOT_HEADER_BYTES => FileBytes::Mapped(region),
             _ => read_aligned(&*file).map_err(|e| WalError::io("read snapshot", &path, e))?,
         };

@@ -127,7 +127,7 @@ fn zero_from(storage: &dyn Storage, path: &Path, offset: u64, method: FlushMetho
         .open(path)
         .map_err(|e| WalError::io("open segment to truncate", path, e))?;
     let region = file
-        .map(method)
+        .map(method, true)
         .map_err(|e| WalError::io("map segment", path, e))?;
     let start = usize::try_from(offset)
         .unwrap_or(usize::MAX)

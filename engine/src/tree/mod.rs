@@ -623,8 +623,9 @@ fn path_prefix(p: &str) -> u128 {
 /// root first: through the previous node when it is the parent or a sibling (most
 /// nodes), else by binary search (a step back up the tree). A parent missing or
 /// ephemeral is an error naming the node.
-/// A node being restored: nothing else holds it yet.
-fn unique(node: &mut Arc<Node>) -> &mut Node {
+/// A node being restored (decoded, or listed under its parent): nothing else holds it
+/// yet.
+pub(crate) fn unique(node: &mut Arc<Node>) -> &mut Node {
     Arc::get_mut(node).expect("a node being restored is not shared yet")
 }
 

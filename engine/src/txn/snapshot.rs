@@ -283,7 +283,7 @@ fn decode_nodes(
 /// previous node's list with its interned one.
 fn intern_acls(tree: &mut DataTree, part: &mut Decoded, last: &mut Option<(AclList, AclList)>) {
     for (_, node) in part.iter_mut() {
-        let node = Arc::get_mut(node).expect("a decoded node is not shared yet");
+        let node = crate::tree::unique(node);
         node.acl = match &*last {
             Some((run_list, interned)) if Arc::ptr_eq(run_list, &node.acl) => interned.clone(),
             _ => {
