@@ -15,18 +15,22 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+step "apt packages the build and the tests use"
+# make: the jemalloc allocator's build (tikv-jemalloc-sys runs its configure and make).
+# nftables: ckjepsen's partitions between network namespaces (tools/tests/histories.rs).
+missing=""
+command -v make >/dev/null || missing+=" make"
+command -v nft >/dev/null || missing+=" nftables"
+if [ -n "$missing" ]; then
+  apt-get update -q </dev/null
+  apt-get install -y -q $missing </dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-
-step "apt packages the tests use"
-# nftables: ckjepsen's partitions between network namespaces (tools/tests/histories.rs).
-if ! command -v nft >/dev/null; then
-  apt-get update -q </dev/null
-  apt-get install -y -q nftables </dev/null
-fi
 
 step "cargo test"
 cargo test --workspace --locked

@@ -23,7 +23,7 @@ JARS="zookeeper zookeeper-jute netty-codec netty-resolver netty-transport-native
 CP=""; for j in $JARS; do CP+="/usr/share/java/$j.jar:"; done
 start() {
   if [ "$SYS" = corekeeper ]; then
-    $T/corekeeper --config $WORK/zoo.cfg >>$WORK/server.log 2>&1 &
+    ${CK:-$T/corekeeper} --config $WORK/zoo.cfg >>$WORK/server.log 2>&1 &
   else
     java -Xmx4g -Dzookeeper.forceSync=yes -Dlog4j.configuration=file:/dev/null -cp "${CP%:}" \
       org.apache.zookeeper.server.ZooKeeperServerMain $WORK/zoo.cfg >>$WORK/server.log 2>&1 &
@@ -44,10 +44,11 @@ S0=$(date +%s.%N)
 $T/ckbench run --target $SYS --connect $HOST:$PORT --workload set --keys $KEYS --sessions 8 \
   --inflight 16 --warmup-s 0 --duration-s 1 --no-cleanup >$WORK/load.txt 2>&1
 echo "loaded in $(echo "$(date +%s.%N) - $S0" | bc) s; RSS $(rss_mb) MB; data $(du -sm $WORK/data | cut -f1) MB"
-sleep 2
+sleep 10; echo "RSS 10 s after the load: $(rss_mb) MB"
 kill -9 $PID; wait $PID 2>/dev/null || true
 S0=$(date +%s.%N); start
 until serving $LAST; do sleep 0.01; done
 echo "restart to serving: $(echo "$(date +%s.%N) - $S0" | bc) s; RSS $(rss_mb) MB"
+sleep 10; echo "RSS 10 s after serving: $(rss_mb) MB"
 # Where the restart's time went (corekeeper's recovery log lines).
 [ "$SYS" = corekeeper ] && grep -E "wal opened|snapshot loaded|loaded snapshot|recovered" $WORK/server.log | tail -3 | cut -c1-220 || true
