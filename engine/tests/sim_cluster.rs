@@ -24,8 +24,12 @@
 //! leader, like an established one.
 //!
 //! In half the seeds leaders also propose reconfigs, as prep allows them: one server
-//! becomes a voter or an observer (2..=5 voters), the next only once the leader and
-//! a majority of its voters have carried out the last. Every server carries out a reconfig once it applied it (the
+//! becomes a voter or an observer, leaves the members, or joins them (2..=5 voters),
+//! the next only once the leader and a majority of its voters have carried out the
+//! last. Those seeds run server 7 from the start out of the members (a new id, as
+//! `ckctl cluster add` starts one): it looks now and then, the leader ignores it
+//! until a reconfig adds it, and then it syncs (SNAP, DIFF) like any learner; a
+//! removed server keeps its log, and may be added back with it (TRUNC included). Every server carries out a reconfig once it applied it (the
 //! election's voters, the leader's members and quorum, its own role: back to
 //! election when that changed) and keeps the members durably; a looking server
 //! whose members are older than a peer's gets the peer's through the election
@@ -78,6 +82,11 @@ const RESEND_TICKS_MAX: u32 = 40;
 /// Ticks a leader may go without a synchronised majority, or wait to establish.
 const QUORUM_LOST_TICKS_MAX: u64 = 30;
 const DELAY_TICKS_MAX: u64 = 3;
+/// The server that reconfig seeds start out of the members.
+const NEW_ID: ServerId = 7;
+
+/// One member change of a reconfig: `id` takes `role`, or leaves (`None`).
+type Change = (ServerId, Option<Role>);
 
 type Check = Result<(), String>;
 
@@ -119,8 +128,9 @@ enum Role2 {
 
 struct Server {
     id: ServerId,
-    /// What its carried-out config makes it (kept in step with `members`).
-    role: Role,
+    /// What its carried-out config makes it (kept in step with `members`): `None`
+    /// out of the members (removed, or a new id not added yet).
+    role: Option<Role>,
     /// The members it carried out last: durable (the runtime's `zoo.cfg.dynamic`),
     /// and their version (the reconfig's zxid; 0 for the initial ones).
     members: Vec<Member>,
@@ -192,6 +202,11 @@ struct Counts {
     /// Reconfigs applied (first anywhere) and servers that changed role on one.
     reconfigs: u64,
     role_changes: u64,
+    /// Reconfigs (first applied anywhere) that added a non-member / removed a member.
+    joins: u64,
+    departures: u64,
+    /// The last txn applied by a server that had been out of the members.
+    outsider_applied_last: u64,
     /// Members a server took from another's election message.
     members_learned: u64,
 }
@@ -247,12 +262,16 @@ struct Sim {
     /// The runtime carries them out once the message that applied them is handled
     /// (`Driver::maybe_reconfigure`), so the sim does too ([`Sim::carry_out_pending`]).
     to_carry_out: VecDeque<(ServerId, usize, usize)>,
+    /// Servers that were out of the members at some point (the new id, removed ones).
+    ever_out: BTreeSet<ServerId>,
 }
 
-fn election_config(id: ServerId, voters: &[ServerId], role: Role) -> ElectionConfig {
+/// A non-member takes part in elections as an observer does: it learns who leads,
+/// and a peer with newer members pushes them to it (`ElectionAction::SendConfig`).
+fn election_config(id: ServerId, voters: &[ServerId], role: Option<Role>) -> ElectionConfig {
     ElectionConfig {
         id,
-        role,
+        role: role.unwrap_or(Role::Observer),
         voters: voters.to_vec(),
         finalize_ticks: FINALIZE_TICKS,
         resend_ticks_min: RESEND_TICKS_MIN,
@@ -302,17 +321,22 @@ impl Sim {
                 u32::MAX
             },
         };
+        // In reconfig seeds server 7 runs from the start out of the members (a new id
+        // that a reconfig may add, as `ckctl cluster add` starts one).
+        let outsiders: &[ServerId] = if reconfig { &[NEW_ID] } else { &[] };
         let servers = members
             .iter()
-            .map(|m| {
+            .map(|m| (m.id, Some(m.role)))
+            .chain(outsiders.iter().map(|&id| (id, None)))
+            .map(|(id, role)| {
                 let s = Server {
-                    id: m.id,
-                    role: m.role,
+                    id,
+                    role,
                     members: members.clone(),
                     config: 0,
                     reconfig_proposed: 0,
                     up: true,
-                    election: Election::new(election_config(m.id, &voters, m.role)).unwrap(),
+                    election: Election::new(election_config(id, &voters, role)).unwrap(),
                     zab: Role2::Looking,
                     log: Vec::new(),
                     durable: 0,
@@ -321,7 +345,7 @@ impl Sim {
                     current_epoch: 0,
                     late_promise: 0,
                 };
-                (m.id, s)
+                (id, s)
             })
             .collect();
         let mut sim = Sim {
@@ -344,6 +368,7 @@ impl Sim {
             violation: None,
             txn_no: 0,
             to_carry_out: VecDeque::new(),
+            ever_out: outsiders.iter().copied().collect(),
         };
         let ids: Vec<ServerId> = sim.servers.keys().copied().collect();
         for id in ids {
@@ -505,7 +530,7 @@ impl Sim {
                         id,
                         leader: *leader,
                         epoch,
-                        role: s.role,
+                        role: s.role.unwrap_or(Role::Observer),
                         zxid_counter_max: counter_max,
                     };
                     let mut f = Follower::new(cfg, last, committed).expect("a valid restore");
@@ -799,14 +824,22 @@ impl Sim {
         if let Err(why) = r {
             return self.fail(why);
         }
-        let changes: Vec<Vec<Member>> = self.chosen[before..]
+        let changes: Vec<Vec<Change>> = self.chosen[before..]
             .iter()
             .filter_map(|e| reconfig_of(&e.1))
             .collect();
         for c in changes {
             self.counts.reconfigs += 1;
-            for m in c {
-                set_role(&mut self.members, m.id, m.role);
+            for (m, role) in c {
+                match (role_in(&self.members, m), role) {
+                    (None, Some(_)) => self.counts.joins += 1,
+                    (Some(_), None) => {
+                        self.counts.departures += 1;
+                        self.ever_out.insert(m);
+                    }
+                    _ => {}
+                }
+                set_role(&mut self.members, m, role);
             }
         }
         let s = self.srv(id);
@@ -827,7 +860,7 @@ impl Sim {
     /// as the runtime does (`runtime::driver_reconfig`): the election's voters, the
     /// leader's members and quorum, and its own role (back to election if changed).
     fn carry_out(&mut self, id: ServerId, from: usize, to: usize) {
-        let changes: Vec<(Vec<Member>, Zxid)> = self.servers[&id].log[from..to]
+        let changes: Vec<(Vec<Change>, Zxid)> = self.servers[&id].log[from..to]
             .iter()
             .filter_map(|e| reconfig_of(&e.1).map(|c| (c, e.0)))
             .collect();
@@ -836,8 +869,8 @@ impl Sim {
                 continue; // learned through the election already
             }
             let mut members = self.servers[&id].members.clone();
-            for m in changes {
-                set_role(&mut members, m.id, m.role);
+            for (m, role) in changes {
+                set_role(&mut members, m, role);
             }
             self.adopt(id, &members, version);
         }
@@ -853,10 +886,12 @@ impl Sim {
             );
         }
         let s = self.srv(id);
-        let changes: Vec<Member> = members
-            .iter()
-            .filter(|m| role_in(&s.members, m.id) != m.role)
-            .copied()
+        // Joins, role changes and departures alike.
+        let ids: BTreeSet<ServerId> = members.iter().chain(&s.members).map(|m| m.id).collect();
+        let changes: Vec<Change> = ids
+            .into_iter()
+            .map(|m| (m, role_in(members, m)))
+            .filter(|&(m, role)| role_in(&s.members, m) != role)
             .collect();
         s.members = members.to_vec();
         s.config = version;
@@ -864,15 +899,14 @@ impl Sim {
         let voters = voters_of(&s.members);
         let mut eout = Vec::new();
         s.election
-            .set_voters(mine, voters, version, &mut eout)
+            .set_voters(mine.unwrap_or(Role::Observer), voters, version, &mut eout)
             .expect("at least one voter");
         let mut out = Vec::new();
         if let Role2::Leading { disc, core, .. } = &mut s.zab {
-            for m in changes.iter().filter(|m| m.id != id) {
-                disc.set_member(m.id, Some(m.role));
+            for &(m, role) in changes.iter().filter(|c| c.0 != id) {
+                disc.set_member(m, role);
                 if let Some(l) = core {
-                    l.set_member(m.id, Some(m.role), &mut out)
-                        .expect("within the limits");
+                    l.set_member(m, role, &mut out).expect("within the limits");
                 }
             }
         }
@@ -995,7 +1029,12 @@ impl Sim {
         s.up = true;
         s.election = Election::new(election_config(id, &voters, s.role)).unwrap();
         s.election
-            .set_voters(s.role, voters, s.config, &mut Vec::new())
+            .set_voters(
+                s.role.unwrap_or(Role::Observer),
+                voters,
+                s.config,
+                &mut Vec::new(),
+            )
             .unwrap();
         self.look(id);
     }
@@ -1173,14 +1212,14 @@ impl Sim {
             Role2::Learning {
                 leader,
                 disc,
+                core,
                 since,
-                ..
             } => {
                 let leader = *leader;
                 let listening = matches!(self.servers[&leader].zab, Role2::Leading { .. });
                 if disc.is_none() && listening && self.connected(id, leader) {
                     let own = self.servers[&id].history();
-                    let role = self.servers[&id].role;
+                    let role = self.servers[&id].role.unwrap_or(Role::Observer);
                     let mut out = Vec::new();
                     let d = LearnerDiscovery::new(leader, own, role, &mut out);
                     if let Role2::Learning { disc, .. } = &mut self.srv(id).zab {
@@ -1188,6 +1227,14 @@ impl Sim {
                     }
                     self.discovery_actions(id, out);
                 } else if disc.is_none() && now - since > QUORUM_LOST_TICKS_MAX {
+                    self.look(id);
+                } else if core.is_none()
+                    && self.servers[&id].role.is_none()
+                    && now - since > QUORUM_LOST_TICKS_MAX
+                {
+                    // Out of the members: the leader ignores it, so it asks the
+                    // election again now and then, which pushes it newer members
+                    // once some reconfig adds it (the runtime's `NON_MEMBER_LOOK_TICKS`).
                     self.look(id);
                 }
             }
@@ -1227,16 +1274,23 @@ impl Sim {
         };
         let mut members = s.members.clone();
         let mut changes = Vec::new();
+        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
         for _ in 0..n {
-            let i = self.rng.random_range(0..members.len());
+            let m = ids[self.rng.random_range(0..ids.len())];
             let voters = voters_of(&members).len();
-            let role = match members[i].role {
-                Role::Participant if voters > 2 => Role::Observer,
-                Role::Observer if voters < 5 => Role::Participant,
+            let leave = self.rng.random_bool(0.5);
+            // A voter becomes an observer or leaves, an observer becomes a voter or
+            // leaves, a non-member (removed, or the new id) joins as either.
+            let role = match role_in(&members, m) {
+                Some(Role::Participant) if voters > 2 => (!leave).then_some(Role::Observer),
+                Some(Role::Observer) if leave => None,
+                Some(Role::Observer) if voters < 5 => Some(Role::Participant),
+                None if leave || voters >= 5 => Some(Role::Observer),
+                None => Some(Role::Participant),
                 _ => return,
             };
-            members[i].role = role;
-            changes.push(members[i]);
+            set_role(&mut members, m, role);
+            changes.push((m, role));
         }
         self.txn_no += 1;
         if std::env::var_os("SIM_TRACE").is_some() {
@@ -1381,10 +1435,15 @@ impl Sim {
 /// A reconfig txn (17 bytes, unlike any other txn of the sim: those have 8..=16):
 /// server `id` becomes a `role`.
 /// (Only `Plant::reconfig_two_at_once` makes two changes.)
-fn reconfig_txn(changes: &[Member], no: u64) -> TxnBytes {
+fn reconfig_txn(changes: &[Change], no: u64) -> TxnBytes {
     let mut b = vec![0xFF];
-    for m in changes {
-        b.extend([m.id as u8, u8::from(m.role == Role::Participant)]);
+    for &(id, role) in changes {
+        let code = match role {
+            Some(Role::Observer) => 0,
+            Some(Role::Participant) => 1,
+            None => 2,
+        };
+        b.extend([id as u8, code]);
     }
     b.resize(5, 0);
     b.extend_from_slice(&no.to_le_bytes());
@@ -1392,34 +1451,34 @@ fn reconfig_txn(changes: &[Member], no: u64) -> TxnBytes {
     Arc::from(b)
 }
 
-fn reconfig_of(txn: &[u8]) -> Option<Vec<Member>> {
+fn reconfig_of(txn: &[u8]) -> Option<Vec<Change>> {
     (txn.len() == 17 && txn[0] == 0xFF).then(|| {
         txn[1..5]
             .chunks(2)
             .filter(|c| c[0] != 0)
-            .map(|c| Member {
-                id: ServerId::from(c[0]),
-                role: if c[1] == 1 {
-                    Role::Participant
-                } else {
-                    Role::Observer
-                },
+            .map(|c| {
+                let role = match c[1] {
+                    0 => Some(Role::Observer),
+                    1 => Some(Role::Participant),
+                    _ => None,
+                };
+                (ServerId::from(c[0]), role)
             })
             .collect()
     })
 }
 
-fn set_role(members: &mut [Member], id: ServerId, role: Role) {
-    if let Some(m) = members.iter_mut().find(|m| m.id == id) {
-        m.role = role;
+/// `id` takes `role` (joining if new) or leaves; members stay sorted by id.
+fn set_role(members: &mut Vec<Member>, id: ServerId, role: Option<Role>) {
+    members.retain(|m| m.id != id);
+    if let Some(role) = role {
+        members.push(Member { id, role });
+        members.sort_by_key(|m| m.id);
     }
 }
 
-fn role_in(members: &[Member], id: ServerId) -> Role {
-    members
-        .iter()
-        .find(|m| m.id == id)
-        .map_or(Role::Observer, |m| m.role)
+fn role_in(members: &[Member], id: ServerId) -> Option<Role> {
+    members.iter().find(|m| m.id == id).map(|m| m.role)
 }
 
 fn voters_of(members: &[Member]) -> Vec<ServerId> {
@@ -1449,7 +1508,11 @@ fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
     // One more txn must reach every server's state.
     let target = sim.chosen.len() + 1;
     sim.propose(leader);
-    while sim.servers.values().any(|s| s.applied < target) {
+    while sim
+        .servers
+        .values()
+        .any(|s| s.applied < target && role_in(&sim.members, s.id).is_some())
+    {
         if sim.now - start > SETTLE_TICKS_MAX {
             return Err(format!(
                 "the last txn was not applied everywhere: {}",
@@ -1458,6 +1521,11 @@ fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
         }
         sim.step()?;
     }
+    sim.counts.outsider_applied_last = sim
+        .ever_out
+        .iter()
+        .filter(|&&id| role_in(&sim.members, id).is_some())
+        .count() as u64;
     Ok(sim.counts)
 }
 
@@ -1478,6 +1546,9 @@ fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
         total.reconfigs += c.reconfigs;
         total.role_changes += c.role_changes;
         total.members_learned += c.members_learned;
+        total.joins += c.joins;
+        total.departures += c.departures;
+        total.outsider_applied_last += c.outsider_applied_last;
     }
     eprintln!("sim_cluster: {total:?}");
     assert!(
@@ -1486,7 +1557,7 @@ fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
     );
     assert!(total.rollovers > 0, "no counter rollover exercised");
     assert!(
-        total.reconfigs > 0 && total.role_changes > 0,
+        total.reconfigs > 0 && total.role_changes > 0 && total.joins > 0 && total.departures > 0,
         "no reconfig exercised"
     );
 }
