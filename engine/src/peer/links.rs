@@ -7,7 +7,11 @@
 //!   by the higher id (ZooKeeper's QuorumCnxManager rule): a server dials every peer
 //!   with a smaller id and accepts only peers with a larger one; a smaller id that
 //!   dials anyway is refused, and the book dials it back at once (it may have come back
-//!   after a restart; waiting for the backoff would delay an election). The quorum
+//!   after a restart; waiting for the backoff would delay an election). So a server
+//!   with no link to a peer of a higher id **knocks** ([`LinkAction::Knock`]: connect,
+//!   hello, close) at once and then with the retry backoff, as ZooKeeper's lower id
+//!   connects only to be called back: a restarted server 1 otherwise waited for its
+//!   peers' backoff, up to [`LINK_RETRY_MS_MAX`] (its election took 1.6 s). The quorum
 //!   port links learners to their leader only: a learner dials the leader it follows,
 //!   the leader accepts every member, and a server that is looking has no quorum
 //!   links (changing the policy closes the links that no longer fit, as ZooKeeper
@@ -53,6 +57,10 @@ pub struct LinkId {
 pub enum LinkAction {
     /// Open a TCP connection to `peer` (then report [`LinkBook::dialed`]).
     Dial { peer: ServerId, attempt: u64 },
+    /// Connect to `peer`, send the hello and close, reporting nothing: `peer` dials
+    /// this server for the link, and on a hello from it dials back at once (module
+    /// docs, "knocks").
+    Knock { peer: ServerId },
     /// The link is up: hand it to its reader and writer tasks, tell the protocol.
     Up(LinkId),
     /// Close this link's socket (a replaced, failed or overfull link); `Down` follows
@@ -221,17 +229,24 @@ impl LinkBook {
         })
     }
 
-    /// Dials that are due at `now_ms`.
+    /// Dials and knocks that are due at `now_ms`.
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<LinkAction>) {
         let (me, policy) = (self.me, self.policy);
         for p in self.peers.iter_mut() {
-            if dials(policy, me, p.id) && p.state == State::Idle && now_ms >= p.retry_at_ms {
+            if p.state != State::Idle || now_ms < p.retry_at_ms {
+                continue;
+            }
+            if dials(policy, me, p.id) {
                 p.attempts += 1;
                 p.state = State::Dialing(p.attempts);
                 out.push(LinkAction::Dial {
                     peer: p.id,
                     attempt: p.attempts,
                 });
+            } else if knocks(policy, me, p.id) {
+                // Stays idle: the peer's dial brings the link (`accepted`).
+                Self::idle(p, now_ms);
+                out.push(LinkAction::Knock { peer: p.id });
             }
         }
     }
@@ -441,6 +456,16 @@ impl LinkBook {
 
     fn peer_mut(&mut self, id: ServerId) -> Option<&mut Peer> {
         self.peers.iter_mut().find(|p| p.id == id)
+    }
+}
+
+/// Whether `me` knocks on `peer` under `policy` while it has no link to it: a link of
+/// every pair that `peer` dials (module docs).
+fn knocks(policy: Policy, me: ServerId, peer: ServerId) -> bool {
+    match policy {
+        Policy::HigherDials => peer > me,
+        Policy::ToLeaderAndPeers(Some(l)) => l != me && l != peer && peer > me,
+        Policy::ToLeader(_) | Policy::ToLeaderAndPeers(None) => false,
     }
 }
 

@@ -328,3 +328,70 @@ fn in_craq_learners_also_link_among_themselves_higher_id_dialling() {
         assert!(l.accepted(p, 0, &mut out).is_ok());
     }
 }
+
+fn knocks(out: &[LinkAction]) -> Vec<u64> {
+    out.iter()
+        .filter_map(|a| match a {
+            LinkAction::Knock { peer } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_lower_id_knocks_on_the_peers_that_dial_it_until_one_does() {
+    // Server 1 restarted: 2 and 3 dial it, after their own backoff. It knocks at
+    // once, then backs off while nobody dials, and stops once the link is up.
+    let mut b = LinkBook::new(1, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    b.tick(0, &mut out);
+    assert_eq!((dials(&out), knocks(&out)), (vec![], vec![2, 3]));
+    out.clear();
+    b.tick(LINK_RETRY_MS_MIN - 1, &mut out);
+    assert!(out.is_empty(), "a knock backs off as a dial does");
+    b.tick(LINK_RETRY_MS_MIN, &mut out);
+    assert_eq!(knocks(&out), [2, 3]);
+    out.clear();
+    let l2 = b.accepted(2, LINK_RETRY_MS_MIN + 1, &mut out).unwrap();
+    b.heard(l2);
+    out.clear();
+    b.tick(10 * LINK_RETRY_MS_MAX, &mut out);
+    assert_eq!(knocks(&out), [3], "no knock on a peer with a link");
+    // The knocked peer's side: a hello from the lower id makes it dial now.
+    let mut b3 = LinkBook::new(3, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    b3.tick(0, &mut out);
+    b3.dialed(1, 1, false, 0, &mut out);
+    out.clear();
+    assert_eq!(b3.accepted(1, 1, &mut out), Err(Refusal::WeDial(1)));
+    b3.tick(1, &mut out);
+    assert_eq!(
+        dials(&out),
+        [(1, 2)],
+        "dialled back without waiting for the backoff"
+    );
+    assert!(knocks(&out).is_empty(), "the higher id never knocks");
+}
+
+#[test]
+fn leaders_and_learners_of_the_quorum_port_do_not_knock() {
+    let mut out = Vec::new();
+    for policy in [
+        Policy::ToLeader(Some(1)),
+        Policy::ToLeader(None),
+        Policy::ToLeaderAndPeers(None),
+    ] {
+        for me in [1, 2] {
+            let mut b = LinkBook::new(me, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+            b.set_policy(policy, 0, &mut out);
+            b.tick(0, &mut out);
+        }
+    }
+    assert!(knocks(&out).is_empty(), "{out:?}");
+    // CRAQ: learners link among themselves, dialled by the higher id; the lower
+    // one knocks (never on the leader, which it dials).
+    let mut b = LinkBook::new(2, &[1, 2, 3, 4], LINK_QUEUE_BYTES_MAX);
+    b.set_policy(Policy::ToLeaderAndPeers(Some(3)), 0, &mut out);
+    out.clear();
+    b.tick(0, &mut out);
+    assert_eq!((dials(&out), knocks(&out)), (vec![(1, 1), (3, 1)], vec![4]));
+}

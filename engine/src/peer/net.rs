@@ -278,6 +278,7 @@ impl PeerNet {
         for a in acts {
             match a {
                 LinkAction::Dial { peer, attempt } => self.dial(peer, attempt),
+                LinkAction::Knock { peer } => self.knock(peer),
                 LinkAction::Up(link) => self.events.borrow_mut().push_back((true, link)),
                 LinkAction::Close { link, reason } => {
                     tracing::info!(peer = link.peer, port = self.spec.port, %reason, "peer link closed");
@@ -332,10 +333,28 @@ impl PeerNet {
         true
     }
 
-    fn dial(self: &Rc<Self>, peer: ServerId, attempt: u64) {
+    /// Connects to `peer`, says hello and hangs up (`LinkAction::Knock`): it refuses
+    /// the connection and dials this server back.
+    fn knock(self: &Rc<Self>, peer: ServerId) {
         let Some(addr) = self.addrs.borrow().get(&peer).copied() else {
             return;
         };
+        let frame = self.hello_frame();
+        spawn_local(async move {
+            let knocked = within(DIAL_MS_MAX, async {
+                let mut s = TcpStream::connect(addr).await.map_err(io_err)?;
+                s.write_all(&frame).await.map_err(io_err)?;
+                s.close().await.map_err(io_err)
+            })
+            .await;
+            if let Err(e) = knocked {
+                tracing::debug!(peer, %addr, error = %e, "peer knock failed");
+            }
+        })
+        .detach();
+    }
+
+    fn hello_frame(&self) -> AlignedVec<16> {
         let hello = PeerMsg::Hello(Hello {
             protocol: HELLO_PROTOCOL,
             server_id: self.spec.me,
@@ -343,6 +362,14 @@ impl PeerNet {
         });
         let mut frame = AlignedVec::<16>::new();
         encode_frame(&hello, &mut frame).expect("a hello always encodes");
+        frame
+    }
+
+    fn dial(self: &Rc<Self>, peer: ServerId, attempt: u64) {
+        let Some(addr) = self.addrs.borrow().get(&peer).copied() else {
+            return;
+        };
+        let frame = self.hello_frame();
         let net = Rc::downgrade(self);
         spawn_local(async move {
             let connected = within(DIAL_MS_MAX, async {
