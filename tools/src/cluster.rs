@@ -174,6 +174,11 @@ pub enum ProcState {
     Gone,
 }
 
+/// Threads of `pid` still listed (0 once it is gone).
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
 fn proc_state(pid: u32) -> ProcState {
     if pid == 0 {
         return ProcState::Gone;
@@ -185,6 +190,10 @@ fn proc_state(pid: u32) -> ProcState {
             .and_then(|(_, r)| r.split_whitespace().next())
         {
             Some("T") | Some("t") => ProcState::Paused,
+            // A zombie leader whose other threads still exit (a big heap takes a
+            // while to unmap) keeps the process's files open, the WAL's lock
+            // included: a restart then found "wal directory is in use".
+            Some("Z") | Some("X") if threads(pid) > 1 => ProcState::Running,
             Some("Z") | Some("X") | None => ProcState::Gone,
             Some(_) => ProcState::Running,
         },

@@ -17,8 +17,13 @@
 //!   server led or followed is over": the driver stops serving clients, answers what
 //!   was in flight with `ConnectionLoss`, makes its WAL durable and starts a new
 //!   election round.
-//! - Timers: a learner that has not synchronised within `init_ticks` of its decision,
-//!   or has heard nothing from its leader for `sync_ticks`, looks again; a leader that
+//! - Timers: a learner still synchronising that has heard nothing from its leader for
+//!   `init_ticks` (ZooKeeper's learner: a socket timeout of initLimit while it syncs,
+//!   not a deadline: a 1M-znode SNAP takes longer than 5 s to prepare, send, write and
+//!   load, all the while with messages flowing), or has not synchronised within
+//!   [`LEARNER_SYNC_INIT_LIMITS_MAX`] times `init_ticks` of its decision (a backstop
+//!   against a sync that makes no progress while the leader talks), or a synchronised
+//!   one that has heard nothing for `sync_ticks`, looks again; a leader that
 //!   has not established within `init_ticks`, or has had no synchronised majority for
 //!   `sync_ticks`, steps down; a leader drops a learner it has not heard from for
 //!   `sync_ticks`, `init_ticks` while it is still synchronising (a paused process keeps
@@ -34,6 +39,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::links::Policy;
+
+/// A learner that has not synchronised within this many `initLimit`s of its decision
+/// gives up and looks again, however alive its leader is (module docs, "Timers").
+pub const LEARNER_SYNC_INIT_LIMITS_MAX: u64 = 4;
 use crate::zab::election::{Decision, PeerState};
 use crate::zab::quorum::majority;
 use crate::zab::{
@@ -794,13 +803,22 @@ impl Node {
                 serving,
                 ..
             } => {
-                if !*serving && now - *since > init {
+                if !*serving {
                     let what = if core.is_some() {
                         "synchronise"
                     } else {
                         "connect"
                     };
-                    return self.look(format!("could not {what} within initLimit"), out);
+                    if now - *heard > init {
+                        let why = format!("could not {what}: the leader silent for initLimit");
+                        return self.look(why, out);
+                    }
+                    if now - *since > init * LEARNER_SYNC_INIT_LIMITS_MAX {
+                        let why = format!(
+                            "could not {what} within {LEARNER_SYNC_INIT_LIMITS_MAX} x initLimit"
+                        );
+                        return self.look(why, out);
+                    }
                 }
                 if *serving && now - *heard > sync {
                     self.look("the leader is silent".into(), out);
@@ -818,5 +836,85 @@ impl Node {
         self.phase = Phase::Looking;
         out.push(NodeAction::Policy(Policy::ToLeader(None)));
         out.push(NodeAction::Look { reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zab::Vote;
+
+    const INIT: u64 = 10;
+
+    fn learner() -> Node {
+        let members = [1, 2, 3]
+            .map(|id| Member {
+                id,
+                role: Role::Participant,
+            })
+            .to_vec();
+        let mut n = Node::new(NodeConfig {
+            id: 1,
+            role: Role::Participant,
+            members,
+            limits: Limits::default(),
+            init_ticks: INIT,
+            sync_ticks: 2,
+        });
+        let d = Decision {
+            state: PeerState::Following,
+            vote: Vote {
+                leader: 2,
+                zxid: 0,
+                epoch: 0,
+            },
+            round: 1,
+            quorum: vec![2, 3],
+        };
+        let own = History {
+            accepted_epoch: 0,
+            current_epoch: 0,
+            last_zxid: 0,
+        };
+        n.decided(&d, own, &mut Vec::new());
+        n
+    }
+
+    fn looked(out: &[NodeAction]) -> Option<&str> {
+        out.iter().find_map(|a| match a {
+            NodeAction::Look { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_synchronising_learner_gives_up_on_silence_not_on_a_slow_sync() {
+        // Hearing its leader every few ticks (a big SNAP being prepared and sent),
+        // it keeps going past initLimit ...
+        let mut n = learner();
+        let mut out = Vec::new();
+        for t in 1..INIT * LEARNER_SYNC_INIT_LIMITS_MAX {
+            if t % (INIT / 2) == 0 {
+                n.heard(2);
+            }
+            n.tick(&mut out);
+            assert_eq!(looked(&out), None, "tick {t}");
+        }
+        // ... up to the backstop.
+        n.heard(2);
+        n.tick(&mut out);
+        n.tick(&mut out);
+        let why = looked(&out).expect("the backstop");
+        assert!(why.contains("4 x initLimit"), "{why}");
+        // Silent for initLimit: it looks then.
+        let mut n = learner();
+        let mut out = Vec::new();
+        for _ in 0..INIT {
+            n.tick(&mut out);
+        }
+        assert_eq!(looked(&out), None);
+        n.tick(&mut out);
+        let why = looked(&out).expect("silent for initLimit");
+        assert!(why.contains("silent for initLimit"), "{why}");
     }
 }
