@@ -26,10 +26,14 @@
 //! In half the seeds leaders also propose reconfigs, as prep allows them: one server
 //! becomes a voter or an observer, leaves the members, or joins them (2..=5 voters),
 //! the next only once the leader and a majority of its voters have carried out the
-//! last. Those seeds run server 7 from the start out of the members (a new id, as
-//! `ckctl cluster add` starts one): it looks now and then, the leader ignores it
-//! until a reconfig adds it, and then it syncs (SNAP, DIFF) like any learner; a
-//! removed server keeps its log, and may be added back with it (TRUNC included). Every server carries out a reconfig once it applied it (the
+//! last, and only with a majority of the new voters synchronised (prep's
+//! NEWCONFIG_NO_QUORUM). Those seeds run server 7 from the start out of the members.
+//! As in the runtime (`Node::decided`, `NON_MEMBER_LOOK_TICKS`), a non-member acts
+//! on no election decision and starts a new round every 10 ticks, in which a peer
+//! with newer members pushes them; once a reconfig adds it, it syncs (SNAP, DIFF)
+//! like any learner. A removed server keeps its log while it runs and may be added
+//! back with it (TRUNC included); once down it does not start again (the runtime
+//! refuses), so the settle does not wait for it. Every server carries out a reconfig once it applied it (the
 //! election's voters, the leader's members and quorum, its own role: back to
 //! election when that changed) and keeps the members durably; a looking server
 //! whose members are older than a peer's gets the peer's through the election
@@ -84,6 +88,8 @@ const QUORUM_LOST_TICKS_MAX: u64 = 30;
 const DELAY_TICKS_MAX: u64 = 3;
 /// The server that reconfig seeds start out of the members.
 const NEW_ID: ServerId = 7;
+/// Ticks between a non-member's election rounds (`driver_repl::NON_MEMBER_LOOK_TICKS`).
+const NON_MEMBER_LOOK_TICKS: u64 = 10;
 
 /// One member change of a reconfig: `id` takes `role`, or leaves (`None`).
 type Change = (ServerId, Option<Role>);
@@ -205,8 +211,11 @@ struct Counts {
     /// Reconfigs (first applied anywhere) that added a non-member / removed a member.
     joins: u64,
     departures: u64,
-    /// The last txn applied by a server that had been out of the members.
-    outsider_applied_last: u64,
+    /// Joins of the server that started out of the members.
+    new_id_joins: u64,
+    /// Servers out of the members at some point (the new id, removed ones) that are
+    /// members at the end, so the settle made them apply its last txn.
+    outsiders_in_at_end: u64,
     /// Members a server took from another's election message.
     members_learned: u64,
 }
@@ -321,8 +330,10 @@ impl Sim {
                 u32::MAX
             },
         };
-        // In reconfig seeds server 7 runs from the start out of the members (a new id
-        // that a reconfig may add, as `ckctl cluster add` starts one).
+        // In reconfig seeds server 7 runs from the start out of the members: a server
+        // started before the reconfig that adds it, once it has learned members that
+        // leave it out (its zoo.cfg must list it; `ckctl cluster add` reconfigures
+        // first and starts it after).
         let outsiders: &[ServerId] = if reconfig { &[NEW_ID] } else { &[] };
         let servers = members
             .iter()
@@ -450,6 +461,10 @@ impl Sim {
                             n,
                         },
                     );
+                }
+                ElectionAction::Decided(_) if self.servers[&id].role.is_none() => {
+                    // Out of the members: it leads and follows no one (`Node::decided`)
+                    // and asks the election again now and then (`step`).
                 }
                 ElectionAction::Decided(d) => {
                     let now = self.now;
@@ -832,7 +847,10 @@ impl Sim {
             self.counts.reconfigs += 1;
             for (m, role) in c {
                 match (role_in(&self.members, m), role) {
-                    (None, Some(_)) => self.counts.joins += 1,
+                    (None, Some(_)) => {
+                        self.counts.joins += 1;
+                        self.counts.new_id_joins += u64::from(m == NEW_ID);
+                    }
                     (Some(_), None) => {
                         self.counts.departures += 1;
                         self.ever_out.insert(m);
@@ -1059,6 +1077,11 @@ impl Sim {
             self.carry_out_pending();
             self.drive(id);
             self.carry_out_pending();
+            if self.servers[&id].role.is_none() && self.now.is_multiple_of(NON_MEMBER_LOOK_TICKS) {
+                // As the runtime's non-members: a new round now and then, in which a
+                // peer with newer members pushes them (`ElectionAction::SendConfig`).
+                self.look(id);
+            }
         }
         self.violation.take().map_or(Ok(()), Err)
     }
@@ -1212,8 +1235,8 @@ impl Sim {
             Role2::Learning {
                 leader,
                 disc,
-                core,
                 since,
+                ..
             } => {
                 let leader = *leader;
                 let listening = matches!(self.servers[&leader].zab, Role2::Leading { .. });
@@ -1227,14 +1250,6 @@ impl Sim {
                     }
                     self.discovery_actions(id, out);
                 } else if disc.is_none() && now - since > QUORUM_LOST_TICKS_MAX {
-                    self.look(id);
-                } else if core.is_none()
-                    && self.servers[&id].role.is_none()
-                    && now - since > QUORUM_LOST_TICKS_MAX
-                {
-                    // Out of the members: the leader ignores it, so it asks the
-                    // election again now and then, which pushes it newer members
-                    // once some reconfig adds it (the runtime's `NON_MEMBER_LOOK_TICKS`).
                     self.look(id);
                 }
             }
@@ -1277,6 +1292,9 @@ impl Sim {
         let ids: Vec<ServerId> = self.servers.keys().copied().collect();
         for _ in 0..n {
             let m = ids[self.rng.random_range(0..ids.len())];
+            if role_in(&members, m).is_none() && !self.servers[&m].up {
+                return; // an operator adds a running server (a down one cannot start)
+            }
             let voters = voters_of(&members).len();
             let leave = self.rng.random_bool(0.5);
             // A voter becomes an observer or leaves, an observer becomes a voter or
@@ -1291,6 +1309,20 @@ impl Sim {
             };
             set_role(&mut members, m, role);
             changes.push((m, role));
+        }
+        // Prep's NEWCONFIG_NO_QUORUM: a majority of the new voters is synchronised
+        // with this leader (a voter that cannot sync, e.g. a removed server that
+        // will not start again, is not made one while it would be needed).
+        let Role2::Leading { core: Some(l), .. } = &self.servers[&id].zab else {
+            return;
+        };
+        let next = voters_of(&members);
+        let synced = next
+            .iter()
+            .filter(|&&v| v == id || (l.is_synced(v) && self.connected(id, v)))
+            .count();
+        if synced < majority(next.len()) {
+            return;
         }
         self.txn_no += 1;
         if std::env::var_os("SIM_TRACE").is_some() {
@@ -1338,7 +1370,12 @@ impl Sim {
                 self.crash(id);
             }
         } else if r < 10 {
-            if let Some(id) = self.servers.values().find(|s| !s.up).map(|s| s.id) {
+            if let Some(id) = self
+                .servers
+                .values()
+                .find(|s| !s.up && s.role.is_some())
+                .map(|s| s.id)
+            {
                 self.restart(id);
             }
         } else if r < 15 {
@@ -1363,10 +1400,12 @@ impl Sim {
     fn heal(&mut self) {
         self.faults = false;
         self.cut.clear();
+        // A server whose durable members leave it out refuses to start (the runtime's
+        // "removed by a reconfig"), so it stays down.
         let down: Vec<ServerId> = self
             .servers
             .values()
-            .filter(|s| !s.up)
+            .filter(|s| !s.up && s.role.is_some())
             .map(|s| s.id)
             .collect();
         for id in down {
@@ -1381,8 +1420,19 @@ impl Sim {
             _ => None,
         })?;
         let voters = voters_of(&self.servers[&id].members);
-        let all = voters.iter().all(|&v| v == id || l.is_synced(v));
+        let all = voters
+            .iter()
+            .all(|&v| v == id || l.is_synced(v) || self.cannot_start(v));
         all.then_some(id)
+    }
+
+    /// Down, and its durable members leave it out: the runtime refuses to start it
+    /// (a server removed by a reconfig), even if a later reconfig, which it never
+    /// learned, added it back: an operator's mistake the ensemble survives while a
+    /// majority of the voters can run.
+    fn cannot_start(&self, id: ServerId) -> bool {
+        let s = &self.servers[&id];
+        !s.up && s.role.is_none()
     }
 
     fn describe(&self) -> String {
@@ -1508,11 +1558,9 @@ fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
     // One more txn must reach every server's state.
     let target = sim.chosen.len() + 1;
     sim.propose(leader);
-    while sim
-        .servers
-        .values()
-        .any(|s| s.applied < target && role_in(&sim.members, s.id).is_some())
-    {
+    while sim.servers.values().any(|s| {
+        s.applied < target && role_in(&sim.members, s.id).is_some() && !sim.cannot_start(s.id)
+    }) {
         if sim.now - start > SETTLE_TICKS_MAX {
             return Err(format!(
                 "the last txn was not applied everywhere: {}",
@@ -1521,7 +1569,7 @@ fn run_seed(seed: u64, ticks: u64, plant: Plant) -> Result<Counts, String> {
         }
         sim.step()?;
     }
-    sim.counts.outsider_applied_last = sim
+    sim.counts.outsiders_in_at_end = sim
         .ever_out
         .iter()
         .filter(|&&id| role_in(&sim.members, id).is_some())
@@ -1548,7 +1596,8 @@ fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
         total.members_learned += c.members_learned;
         total.joins += c.joins;
         total.departures += c.departures;
-        total.outsider_applied_last += c.outsider_applied_last;
+        total.new_id_joins += c.new_id_joins;
+        total.outsiders_in_at_end += c.outsiders_in_at_end;
     }
     eprintln!("sim_cluster: {total:?}");
     assert!(
@@ -1557,7 +1606,11 @@ fn an_ensemble_agrees_and_keeps_commits_through_leader_changes() {
     );
     assert!(total.rollovers > 0, "no counter rollover exercised");
     assert!(
-        total.reconfigs > 0 && total.role_changes > 0 && total.joins > 0 && total.departures > 0,
+        total.reconfigs > 0
+            && total.role_changes > 0
+            && total.departures > 0
+            && total.new_id_joins > 0
+            && total.outsiders_in_at_end > 0,
         "no reconfig exercised"
     );
 }

@@ -459,14 +459,13 @@ impl LinkBook {
     }
 }
 
-/// Whether `me` knocks on `peer` under `policy` while it has no link to it: a link of
-/// every pair that `peer` dials (module docs).
+/// Whether `me` knocks on `peer` under `policy` while it has no link to it: on the
+/// election port, where `peer` has the higher id and dials (module docs). Not on the
+/// quorum port: there servers' views of who leads differ during a change, and a
+/// leader accepts every member, so a knock would come up as a link (and a late one
+/// replace a learner's fresh one); chain neighbours are linked after the election.
 fn knocks(policy: Policy, me: ServerId, peer: ServerId) -> bool {
-    match policy {
-        Policy::HigherDials => peer > me,
-        Policy::ToLeaderAndPeers(Some(l)) => l != me && l != peer && peer > me,
-        Policy::ToLeader(_) | Policy::ToLeaderAndPeers(None) => false,
-    }
+    policy == Policy::HigherDials && peer > me
 }
 
 /// Whether `me` dials `peer` under `policy`.

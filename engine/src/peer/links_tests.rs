@@ -387,11 +387,31 @@ fn leaders_and_learners_of_the_quorum_port_do_not_knock() {
         }
     }
     assert!(knocks(&out).is_empty(), "{out:?}");
-    // CRAQ: learners link among themselves, dialled by the higher id; the lower
-    // one knocks (never on the leader, which it dials).
+    // CRAQ's learners link among themselves, dialled by the higher id, and do not
+    // knock either: a leader (in some view) would take a knock as a link.
     let mut b = LinkBook::new(2, &[1, 2, 3, 4], LINK_QUEUE_BYTES_MAX);
     b.set_policy(Policy::ToLeaderAndPeers(Some(3)), 0, &mut out);
     out.clear();
     b.tick(0, &mut out);
-    assert_eq!((dials(&out), knocks(&out)), (vec![(1, 1), (3, 1)], vec![4]));
+    assert_eq!((dials(&out), knocks(&out)), (vec![(1, 1), (3, 1)], vec![]));
+}
+
+#[test]
+fn knocks_follow_policy_changes_and_membership() {
+    let mut b = LinkBook::new(1, &[1, 2, 3], LINK_QUEUE_BYTES_MAX);
+    let mut out = Vec::new();
+    b.tick(0, &mut out);
+    assert_eq!(knocks(&out), [2, 3]);
+    // A joined peer is knocked on at once; a removed one never again.
+    assert!(b.add_peer(4));
+    b.remove_peer(3, &mut out);
+    out.clear();
+    b.tick(1, &mut out);
+    assert_eq!(knocks(&out), [4]);
+    // A knock answered by the peer's dial while ours is out: the link is the peer's.
+    let l2 = b.accepted(2, 2, &mut out).unwrap();
+    assert_eq!(b.link(2), Some(l2));
+    out.clear();
+    b.tick(10 * LINK_RETRY_MS_MAX, &mut out);
+    assert_eq!(knocks(&out), [4], "not on 2, which has a link");
 }

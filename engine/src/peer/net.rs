@@ -551,6 +551,11 @@ async fn greet(mut stream: TcpStream, net: Weak<PeerNet>) {
         .accepted(hello.server_id, net.now_ms(), &mut acts);
     match accepted {
         Ok(link) => net.run_link(stream, link, acts, decoder, rest),
+        // A knock (`LinkAction::Knock`) is refused by design: the book dials back.
+        Err(refusal @ super::links::Refusal::WeDial(_)) => {
+            net.apply(acts);
+            tracing::debug!(?from, peer = hello.server_id, reason = %refusal, "peer knocked: dialling it");
+        }
         Err(refusal) => {
             net.apply(acts);
             tracing::info!(?from, peer = hello.server_id, reason = %refusal, "peer connection refused");

@@ -193,6 +193,13 @@ impl<O: Outlet> Driver<O> {
             return Ok(());
         };
         let mut acts = Vec::new();
+        if r.installing.is_some()
+            && let Some(leader) = r.node.leader()
+        {
+            // Loading its leader's SNAP, the learner reads nothing new (its inbox may
+            // pause the links): its own work is not the leader's silence.
+            r.node.heard(leader);
+        }
         r.node.tick(&mut acts);
         if !r.node.is_member() && self.ticks.is_multiple_of(NON_MEMBER_LOOK_TICKS) {
             // Out of the members (removed, or started before the reconfig that adds
@@ -212,7 +219,15 @@ impl<O: Outlet> Driver<O> {
                 let ping = ping(zxid, Vec::new(), r.config_stored);
                 if let Some(frame) = encode(&ping) {
                     for to in r.node.synced_learners() {
-                        send_held(r, to, frame.clone());
+                        let preparing = r.snap_out.borrow().get(&to).is_some_and(|o| !o.streaming);
+                        if preparing {
+                            // Nothing of its SNAP is out yet (serialising a big tree
+                            // takes seconds): a ping keeps its initLimit from running
+                            // out; the learner only notes that it heard us.
+                            let _ = r.net.send_frame(to, frame.clone());
+                        } else {
+                            send_held(r, to, frame.clone());
+                        }
                     }
                 }
             }
@@ -917,6 +932,9 @@ async fn stream_snapshot(
         bytes = bytes.len(),
         "sending a snapshot"
     );
+    if let Some(o) = outs.borrow_mut().get_mut(&to).filter(|o| o.token == token) {
+        o.streaming = true; // pings queue behind the chunks from now on
+    }
     let head = crate::zab::wire::snap_to_peer(zxid, bytes.len() as u64);
     if !ours(&outs) || !live(&net) || !net.send(to, &head) {
         return give_up(&outs);

@@ -68,6 +68,9 @@ pub struct SnapOut {
     pub token: u64,
     pub held: Vec<Rc<rkyv::util::AlignedVec<16>>>,
     pub held_bytes: usize,
+    /// The head has gone out; before, the image is still being serialised and
+    /// pings go straight to the learner (`Driver::repl_tick`).
+    pub streaming: bool,
 }
 
 /// Leader: the snapshots on their way out, by learner.
