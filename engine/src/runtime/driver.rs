@@ -744,8 +744,8 @@ fn fill_random(buf: &mut [u8]) {
 /// and a deserialised copy beside the tree being built; glibc keeps those pages once
 /// freed (hundreds of MB of RSS at 1M znodes) unless asked. The `corekeeper` binary
 /// allocates with jemalloc, whose background thread returns freed pages within a
-/// second on its own (`src/bin/corekeeper.rs`); this matters where the library runs on
-/// glibc's malloc (tests, embedders).
+/// second on its own (`crate::server_allocator`); this matters where the library runs
+/// on glibc's malloc (unit tests, embedders).
 pub(super) fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks and trims glibc's own arenas; it takes their
