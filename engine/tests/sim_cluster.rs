@@ -33,11 +33,11 @@
 //! with newer members pushes them; once a reconfig adds it, it syncs (SNAP, DIFF)
 //! like any learner. A removed server keeps its log while it runs and may be added
 //! back with it (TRUNC included); once down it does not start again (the runtime
-//! refuses), so the settle does not wait for it. Every server carries out a reconfig once it applied it (the
-//! election's voters, the leader's members and quorum, its own role: back to
-//! election when that changed) and keeps the members durably; a looking server
-//! whose members are older than a peer's gets the peer's through the election
-//! (`ElectionAction::SendConfig`). Quorums are checked against the voters of the
+//! refuses), so the settle does not wait for it. Every server carries out a reconfig
+//! once it applied it (the election's voters, the leader's members and quorum, its
+//! own role: back to election when that changed) and keeps the members durably; a
+//! looking server whose members are older than a peer's gets the peer's through the
+//! election (`ElectionAction::SendConfig`). Quorums are checked against the voters of the
 //! server that counts them.
 //!
 //! Checked after every action:

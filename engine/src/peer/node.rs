@@ -40,7 +40,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::links::Policy;
-
 use crate::zab::election::{Decision, PeerState};
 use crate::zab::quorum::majority;
 use crate::zab::{
@@ -798,19 +797,14 @@ impl Node {
                 serving,
                 ..
             } => {
-                if !*serving {
-                    let what = if core.is_some() {
-                        "synchronise"
-                    } else {
-                        "connect"
+                let limit = if *serving { sync } else { init };
+                if now - *heard > limit {
+                    let why = match (*serving, core.is_some()) {
+                        (true, _) => "the leader is silent",
+                        (false, true) => "could not synchronise: the leader silent for initLimit",
+                        (false, false) => "could not connect: the leader silent for initLimit",
                     };
-                    if now - *heard > init {
-                        let why = format!("could not {what}: the leader silent for initLimit");
-                        return self.look(why, out);
-                    }
-                }
-                if *serving && now - *heard > sync {
-                    self.look("the leader is silent".into(), out);
+                    self.look(why.into(), out);
                 }
             }
         }
